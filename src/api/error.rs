@@ -1,0 +1,111 @@
+//! The one error model of the API: `{"code": ..., "message": "..."}` with a fitting status.
+//! Internal causes are logged, never sent to the client.
+
+use axum::Json;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+
+use crate::store::StoreError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// 400: the body or query could not be read.
+    #[error("{0}")]
+    BadRequest(String),
+    /// 401: no key, or a key that is not valid.
+    #[error("missing or invalid API key")]
+    Unauthorized,
+    /// 402: a card charge failed.
+    #[error("{0}")]
+    PaymentFailed(String),
+    /// 403: the key's team may not act on what the body names.
+    #[error("{0}")]
+    Forbidden(String),
+    /// 404: no such thing for this key.
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    /// 409: the request conflicts with the current state.
+    #[error("{0}")]
+    Conflict(String),
+    /// 422: a field is invalid; the message names it.
+    #[error("{field}: {problem}")]
+    Invalid { field: String, problem: String },
+    /// 503: a dependency (price, database, node) is unavailable right now.
+    #[error("{0}")]
+    Unavailable(String),
+    /// 500: a bug or an unexpected failure; logged, not described.
+    #[error("internal error")]
+    Internal(#[source] anyhow::Error),
+}
+
+#[derive(Serialize)]
+struct ErrorBody<'a> {
+    code: &'a str,
+    message: String,
+}
+
+impl ApiError {
+    pub fn invalid(field: impl Into<String>, problem: impl Into<String>) -> Self {
+        ApiError::Invalid {
+            field: field.into(),
+            problem: problem.into(),
+        }
+    }
+
+    fn status_and_code(&self) -> (StatusCode, &'static str) {
+        match self {
+            ApiError::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
+            ApiError::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
+            ApiError::PaymentFailed(_) => (StatusCode::PAYMENT_REQUIRED, "payment_failed"),
+            ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
+            ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
+            ApiError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
+            ApiError::Invalid { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "invalid"),
+            ApiError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+            ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, code) = self.status_and_code();
+        if let ApiError::Internal(cause) = &self {
+            tracing::error!(error = format!("{cause:#}"), "request failed");
+        }
+        (
+            status,
+            Json(ErrorBody {
+                code,
+                message: self.to_string(),
+            }),
+        )
+            .into_response()
+    }
+}
+
+impl From<StoreError> for ApiError {
+    /// A unique-constraint refusal is a conflict; a pool that cannot hand out a connection is
+    /// an unavailable database; anything else is internal.
+    fn from(e: StoreError) -> Self {
+        if e.is_unique_violation() {
+            return ApiError::Conflict("that already exists".into());
+        }
+        match e {
+            StoreError::Sqlx(
+                sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed,
+            ) => ApiError::Unavailable("the database is unavailable".into()),
+            other => ApiError::Internal(other.into()),
+        }
+    }
+}
+
+pub async fn not_found() -> ApiError {
+    ApiError::NotFound("route")
+}
+
+pub fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    tracing::error!("a handler panicked");
+    ApiError::Internal(anyhow::anyhow!("handler panicked")).into_response()
+}

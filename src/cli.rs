@@ -1,0 +1,221 @@
+//! The command line. Every command ends with exit code 1 and one line on stderr when it fails.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use alloy::primitives::Address;
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use secrecy::ExposeSecret;
+use tokio_util::sync::CancellationToken;
+
+use crate::chain::{deploy, rpc};
+use crate::config::Config;
+use crate::store::{Store, teams};
+use crate::{devnet, startup};
+
+#[derive(Parser)]
+#[command(
+    name = "paywatch",
+    version,
+    about = "Self-hosted payment watcher for ERC20 tokens"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Runs the API, the chain watcher and the scheduled jobs.
+    Serve(ConfigArg),
+    /// The newcomer's demo: anvil, contracts, a demo team and catalog, served on SQLite.
+    Devnet {
+        /// API port (0 picks a free one).
+        #[arg(long, default_value_t = 8080)]
+        port: u16,
+        /// anvil's port (0 picks a free one).
+        #[arg(long, default_value_t = 8545)]
+        anvil_port: u16,
+        /// Where devnet.json, paywatch.toml and the database go.
+        #[arg(long, default_value = ".devnet")]
+        dir: PathBuf,
+    },
+    /// Applies the database migrations and exits.
+    Migrate(ConfigArg),
+    /// Teams and their API keys.
+    Team {
+        #[command(subcommand)]
+        command: TeamCommand,
+    },
+    /// The project's contracts.
+    Contracts {
+        #[command(subcommand)]
+        command: ContractsCommand,
+    },
+    /// Validates the configuration and reaches the database and the RPC node.
+    Check(ConfigArg),
+}
+
+#[derive(clap::Args)]
+struct ConfigArg {
+    #[arg(long, env = "PAYWATCH_CONFIG")]
+    config: PathBuf,
+}
+
+#[derive(Subcommand)]
+enum TeamCommand {
+    /// Creates a team and prints its id and a new API key (shown once).
+    Create {
+        #[arg(long)]
+        name: String,
+        #[command(flatten)]
+        config: ConfigArg,
+    },
+}
+
+#[derive(Subcommand)]
+enum ContractsCommand {
+    /// Deploys the deposit factory with the [signer] key; --mocks adds mock tokens and a feed.
+    Deploy {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// Also deploy the mock tokens and price feed (devnets only).
+        #[arg(long)]
+        mocks: bool,
+        /// Treasury for the factory; defaults to [deposits] treasury, then the signer's address.
+        #[arg(long)]
+        treasury: Option<Address>,
+    },
+}
+
+pub async fn main() -> ExitCode {
+    init_tracing();
+    let cli = Cli::parse();
+    match run(cli.command).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            // One line, the whole cause chain.
+            eprintln!("paywatch: {}", format!("{e:#}").replace('\n', " "));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_tracing() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_env("PAYWATCH_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if std::env::var("PAYWATCH_LOG_FORMAT").as_deref() == Ok("json") {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+async fn run(command: Command) -> anyhow::Result<()> {
+    match command {
+        Command::Serve(c) => {
+            let config = Config::load(&c.config)?;
+            let listener = tokio::net::TcpListener::bind(config.server.listen)
+                .await
+                .with_context(|| format!("server.listen {}", config.server.listen))?;
+            let shutdown = CancellationToken::new();
+            startup::cancel_on_signal(shutdown.clone());
+            startup::run(config, listener, shutdown).await
+        }
+        Command::Devnet {
+            port,
+            anvil_port,
+            dir,
+        } => {
+            devnet::run(devnet::Options {
+                port,
+                anvil_port,
+                dir,
+            })
+            .await
+        }
+        Command::Migrate(c) => {
+            let config = Config::load(&c.config)?;
+            let store = Store::connect(config.database_url())
+                .await
+                .context("database")?;
+            store.migrate().await.context("database")?;
+            println!("{}", serde_json::json!({"migrated": true}));
+            Ok(())
+        }
+        Command::Team {
+            command: TeamCommand::Create { name, config },
+        } => {
+            let config = Config::load(&config.config)?;
+            let store = Store::connect(config.database_url())
+                .await
+                .context("database")?;
+            store.migrate().await.context("database")?;
+            let (team, key) = create_team(&store, &name).await?;
+            println!(
+                "{}",
+                serde_json::json!({"team_id": team.team_id, "api_key": key.api_key, "key_id": key.key_id})
+            );
+            Ok(())
+        }
+        Command::Contracts {
+            command:
+                ContractsCommand::Deploy {
+                    config,
+                    mocks,
+                    treasury,
+                },
+        } => {
+            let config = Config::load(&config.config)?;
+            let signer = config
+                .signer
+                .as_ref()
+                .context("config: `signer.private_key` is needed to deploy")?
+                .private_key
+                .expose_secret()
+                .parse::<alloy::signers::local::PrivateKeySigner>()
+                .context("config: `signer.private_key`")?;
+            let treasury = treasury
+                .or_else(|| config.deposits.as_ref().map(|d| d.treasury))
+                .unwrap_or_else(|| signer.address());
+            let provider = rpc::signing_provider(&config.chain.rpc_http, signer)?;
+            rpc::check_chain_id(&provider, &config.chain.rpc_http, config.chain.chain_id).await?;
+            let deployment = deploy::deploy_all(&provider, treasury, mocks)
+                .await
+                .context("deploy")?;
+            println!("{}", serde_json::to_string(&deployment)?);
+            Ok(())
+        }
+        Command::Check(c) => {
+            let config = Config::load(&c.config)?;
+            let (store, _) = startup::connect(&config).await?;
+            store.close().await;
+            println!(
+                "{}",
+                serde_json::json!({"config": "ok", "database": "ok", "rpc": "ok"})
+            );
+            Ok(())
+        }
+    }
+}
+
+/// A team with its first key, in one transaction.
+pub async fn create_team(
+    store: &Store,
+    name: &str,
+) -> anyhow::Result<(teams::Team, teams::IssuedKey)> {
+    let name = name.trim();
+    anyhow::ensure!(
+        !name.is_empty() && name.len() <= 200,
+        "team name must be 1 to 200 characters"
+    );
+    let mut tx = store.begin().await?;
+    let team = teams::create_team(&mut *tx, name).await?;
+    let key = teams::issue_key(&mut *tx, &team.team_id).await?;
+    tx.commit().await?;
+    Ok((team, key))
+}

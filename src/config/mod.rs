@@ -1,0 +1,343 @@
+//! The configuration: embedded defaults, then the TOML file, then `PAYWATCH__SECTION__KEY`
+//! environment variables. Every section denies unknown keys, so a typo is an error, and
+//! [`Config::load`] validates what serde cannot check, naming the offending key.
+
+mod decimal;
+mod load;
+mod validate;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+
+use alloy::primitives::Address;
+use secrecy::SecretString;
+use serde::Deserialize;
+
+pub use decimal::ExactDecimal;
+pub use load::{ConfigError, load_file};
+
+use crate::money::Token;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[serde(default)]
+    pub server: ServerConfig,
+    #[serde(default)]
+    pub database: DatabaseConfig,
+    pub chain: ChainConfig,
+    #[serde(default)]
+    pub tokens: BTreeMap<Token, TokenConfig>,
+    pub deposits: Option<DepositsConfig>,
+    #[serde(default)]
+    pub prices: BTreeMap<Token, PriceConfig>,
+    #[serde(default)]
+    pub orders: OrdersConfig,
+    #[serde(default)]
+    pub pricing: PricingConfig,
+    #[serde(default)]
+    pub auth: AuthConfig,
+    #[serde(default)]
+    pub cards: CardsConfig,
+    #[serde(default)]
+    pub catalog: CatalogConfig,
+    #[serde(default)]
+    pub jobs: JobsConfig,
+    pub webhooks: Option<WebhooksConfig>,
+    pub signer: Option<SignerConfig>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    #[serde(default = "default_listen")]
+    pub listen: SocketAddr,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            listen: default_listen(),
+        }
+    }
+}
+
+fn default_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 8080))
+}
+
+/// The URL may carry a password, so it is a secret.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatabaseConfig {
+    #[serde(default = "default_database_url")]
+    pub url: SecretString,
+}
+
+impl Default for DatabaseConfig {
+    fn default() -> Self {
+        Self {
+            url: default_database_url(),
+        }
+    }
+}
+
+fn default_database_url() -> SecretString {
+    SecretString::from("sqlite://data/paywatch.db")
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChainConfig {
+    pub chain_id: u64,
+    pub rpc_http: String,
+    pub rpc_ws: Option<String>,
+    #[serde(default = "default_confirmations")]
+    pub confirmations: Confirmations,
+    #[serde(default = "default_poll_interval_ms")]
+    pub poll_interval_ms: u64,
+    #[serde(default)]
+    pub start_block: u64,
+}
+
+fn default_confirmations() -> Confirmations {
+    Confirmations::Blocks(12)
+}
+
+fn default_poll_interval_ms() -> u64 {
+    2000
+}
+
+/// How deep a transfer must be to count: a block count, or the node's `finalized` tag.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Confirmations {
+    Blocks(u64),
+    Finalized,
+}
+
+impl<'de> Deserialize<'de> for Confirmations {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Blocks(u64),
+            Word(String),
+        }
+        match Raw::deserialize(d)? {
+            Raw::Blocks(0) => Err(serde::de::Error::custom("must be at least 1")),
+            Raw::Blocks(n) => Ok(Self::Blocks(n)),
+            Raw::Word(w) if w == "finalized" => Ok(Self::Finalized),
+            Raw::Word(w) => match w.parse::<u64>() {
+                Ok(n) if n > 0 => Ok(Self::Blocks(n)),
+                _ => Err(serde::de::Error::custom(format!(
+                    "expected a block count of at least 1 or \"finalized\", got {w:?}"
+                ))),
+            },
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenConfig {
+    pub address: Address,
+    pub decimals: u8,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DepositsConfig {
+    pub factory: Address,
+    pub treasury: Address,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, tag = "source", rename_all = "lowercase")]
+pub enum PriceConfig {
+    /// USD per whole token, fixed by the operator.
+    Fixed { usd: ExactDecimal },
+    /// A Chainlink AggregatorV3 proxy read on chain; answers older than `max_age_s` are refused.
+    Chainlink {
+        feed: Address,
+        #[serde(default = "default_max_age_s")]
+        max_age_s: u64,
+    },
+}
+
+fn default_max_age_s() -> u64 {
+    86_400
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OrdersConfig {
+    #[serde(default = "default_ttl_minutes")]
+    pub ttl_minutes: u64,
+    #[serde(default = "default_late_window_hours")]
+    pub late_window_hours: u64,
+    #[serde(default)]
+    pub underpayment_tolerance: ExactDecimal,
+}
+
+impl Default for OrdersConfig {
+    fn default() -> Self {
+        Self {
+            ttl_minutes: default_ttl_minutes(),
+            late_window_hours: default_late_window_hours(),
+            underpayment_tolerance: ExactDecimal::default(),
+        }
+    }
+}
+
+fn default_ttl_minutes() -> u64 {
+    60
+}
+
+fn default_late_window_hours() -> u64 {
+    24
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PricingConfig {
+    #[serde(default)]
+    pub default: ResourcePrices,
+    /// Per-cluster tables, keyed by cluster id.
+    #[serde(default)]
+    pub clusters: BTreeMap<String, ResourcePrices>,
+    /// Flat monthly fee per chart name.
+    #[serde(default)]
+    pub charts: BTreeMap<String, ExactDecimal>,
+    /// Months (1..12) → fraction off.
+    #[serde(default)]
+    pub discounts: BTreeMap<String, ExactDecimal>,
+}
+
+/// USD per month for one core, one GiB of memory and one GiB of storage.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResourcePrices {
+    #[serde(default)]
+    pub cpu_per_core_month: ExactDecimal,
+    #[serde(default)]
+    pub mem_per_gib_month: ExactDecimal,
+    #[serde(default)]
+    pub storage_per_gib_month: ExactDecimal,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthConfig {
+    pub admin_token: Option<SecretString>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CardsConfig {
+    #[serde(default = "default_processor")]
+    pub processor: CardProcessorKind,
+}
+
+impl Default for CardsConfig {
+    fn default() -> Self {
+        Self {
+            processor: default_processor(),
+        }
+    }
+}
+
+fn default_processor() -> CardProcessorKind {
+    CardProcessorKind::Sandbox
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CardProcessorKind {
+    /// The built-in test processor that answers like Stripe's test payment methods.
+    Sandbox,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CatalogConfig {
+    #[serde(default = "default_currency")]
+    pub currency: String,
+    #[serde(default = "default_markup")]
+    pub markup: ExactDecimal,
+    #[serde(default = "default_discount")]
+    pub discount: ExactDecimal,
+}
+
+impl Default for CatalogConfig {
+    fn default() -> Self {
+        Self {
+            currency: default_currency(),
+            markup: default_markup(),
+            discount: default_discount(),
+        }
+    }
+}
+
+fn default_currency() -> String {
+    "USD".into()
+}
+
+fn default_markup() -> ExactDecimal {
+    ExactDecimal(rust_decimal::Decimal::ONE)
+}
+
+fn default_discount() -> ExactDecimal {
+    ExactDecimal(rust_decimal::Decimal::ONE)
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JobsConfig {
+    #[serde(default = "default_expiring_notice_days")]
+    pub expiring_notice_days: u64,
+    #[serde(default = "default_sweep_batch")]
+    pub sweep_batch: u64,
+}
+
+impl Default for JobsConfig {
+    fn default() -> Self {
+        Self {
+            expiring_notice_days: default_expiring_notice_days(),
+            sweep_batch: default_sweep_batch(),
+        }
+    }
+}
+
+fn default_expiring_notice_days() -> u64 {
+    7
+}
+
+fn default_sweep_batch() -> u64 {
+    50
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhooksConfig {
+    pub url: String,
+    pub secret: SecretString,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SignerConfig {
+    pub private_key: SecretString,
+}
+
+impl Config {
+    /// Loads and validates the file at `path` with `PAYWATCH__` overrides.
+    pub fn load(path: &std::path::Path) -> Result<Self, ConfigError> {
+        let config = load_file(path)?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    pub fn database_url(&self) -> &str {
+        secrecy::ExposeSecret::expose_secret(&self.database.url)
+    }
+}

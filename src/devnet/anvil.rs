@@ -1,0 +1,191 @@
+//! Finding and running anvil, for `paywatch devnet` and the tests. The child dies with us:
+//! it is killed on drop, and on Linux also when this process dies (parent-death signal).
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use tokio::process::{Child, Command};
+
+/// The version `make` pins into tools/ (npm `@foundry-rs/anvil`).
+pub const PINNED_VERSION: &str = "1.7.1";
+
+/// `$ANVIL_BIN` when set, then `anvil` on PATH, then the project's pinned tools folder.
+pub fn find() -> anyhow::Result<PathBuf> {
+    if let Some(bin) = std::env::var_os("ANVIL_BIN") {
+        let bin = PathBuf::from(bin);
+        if bin.is_file() {
+            return Ok(bin);
+        }
+        bail!("ANVIL_BIN={} is not a file", bin.display());
+    }
+    if let Some(path) = std::env::var_os("PATH") {
+        for dir in std::env::split_paths(&path) {
+            let candidate = dir.join("anvil");
+            if candidate.is_file() {
+                return Ok(candidate);
+            }
+        }
+    }
+    let pinned = [
+        "tools/node_modules/.bin/anvil",
+        concat!(env!("CARGO_MANIFEST_DIR"), "/tools/node_modules/.bin/anvil"),
+    ];
+    for p in pinned {
+        if Path::new(p).is_file() {
+            return Ok(PathBuf::from(p));
+        }
+    }
+    bail!(
+        "anvil not found: set ANVIL_BIN, put anvil on PATH, or run `make tools` (npm @foundry-rs/anvil@{PINNED_VERSION})"
+    )
+}
+
+/// A running anvil on 127.0.0.1.
+pub struct Anvil {
+    child: Child,
+    port: u16,
+    chain_id: u64,
+}
+
+#[derive(Debug, Clone)]
+pub struct AnvilOptions {
+    /// 0 picks a free port.
+    pub port: u16,
+    pub chain_id: u64,
+    /// Seconds between blocks; `None` mines one block per transaction.
+    pub block_time: Option<u64>,
+    /// Load and dump state here (survives an anvil restart).
+    pub state: Option<PathBuf>,
+}
+
+impl Default for AnvilOptions {
+    fn default() -> Self {
+        Self {
+            port: 0,
+            chain_id: 31337,
+            block_time: None,
+            state: None,
+        }
+    }
+}
+
+impl Anvil {
+    pub async fn spawn(options: AnvilOptions) -> anyhow::Result<Self> {
+        let bin = find()?;
+        let port = if options.port == 0 {
+            free_port()?
+        } else {
+            options.port
+        };
+        let mut cmd = Command::new(&bin);
+        cmd.args([
+            "--host",
+            "127.0.0.1",
+            "--port",
+            &port.to_string(),
+            "--chain-id",
+            &options.chain_id.to_string(),
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+        if let Some(secs) = options.block_time {
+            cmd.args(["--block-time", &secs.to_string()]);
+        }
+        if let Some(state) = &options.state {
+            cmd.arg("--state").arg(state);
+        }
+        #[cfg(target_os = "linux")]
+        // SAFETY: prctl is async-signal-safe and touches only the child being set up.
+        unsafe {
+            cmd.pre_exec(|| {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
+                Ok(())
+            });
+        }
+        let child = cmd
+            .spawn()
+            .with_context(|| format!("starting {}", bin.display()))?;
+        let mut anvil = Self {
+            child,
+            port,
+            chain_id: options.chain_id,
+        };
+        anvil.wait_ready().await?;
+        Ok(anvil)
+    }
+
+    async fn wait_ready(&mut self) -> anyhow::Result<()> {
+        let provider = crate::chain::rpc::http_provider(&self.rpc_url())?;
+        for _ in 0..300 {
+            if let Some(status) = self.child.try_wait()? {
+                bail!(
+                    "anvil exited at start ({status}); is port {} taken?",
+                    self.port
+                );
+            }
+            if alloy::providers::Provider::get_chain_id(&provider)
+                .await
+                .is_ok()
+            {
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        bail!("anvil did not answer on port {} within 30 s", self.port)
+    }
+
+    pub fn rpc_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    pub fn ws_url(&self) -> String {
+        format!("ws://127.0.0.1:{}", self.port)
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn chain_id(&self) -> u64 {
+        self.chain_id
+    }
+
+    /// Stops anvil with SIGTERM (so `--state` is dumped) and waits for it.
+    pub async fn stop(mut self) -> anyhow::Result<()> {
+        if let Some(pid) = self.child.id() {
+            // SAFETY: sending a signal to our own child's pid.
+            unsafe {
+                libc::kill(pid as i32, libc::SIGTERM);
+            }
+        }
+        match tokio::time::timeout(Duration::from_secs(10), self.child.wait()).await {
+            Ok(status) => {
+                status?;
+            }
+            Err(_) => self.child.kill().await?,
+        }
+        Ok(())
+    }
+}
+
+/// A port that was free a moment ago.
+pub fn free_port() -> anyhow::Result<u16> {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    Ok(listener.local_addr()?.port())
+}
+
+/// anvil's well-known development accounts (mnemonic "test test … junk"): public test keys.
+pub mod accounts {
+    pub const DEPLOYER_KEY: &str =
+        "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80";
+    pub const PAYER_KEY: &str =
+        "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d";
+    pub const TREASURY_KEY: &str =
+        "0x5de4111afa1a4b94908f83103eb1f1706367c2e68ca870fc3fb9a804cdab365a";
+    pub const OTHER_PAYER_KEY: &str =
+        "0x7c852118294e51e653712a81e05800f419141751be58f605c371e15141b007a6";
+}

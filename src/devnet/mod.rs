@@ -1,0 +1,266 @@
+//! `paywatch devnet`: a complete local setup in one command. Starts anvil (a block a second),
+//! deploys the contracts with mocks, funds a payer, writes a config, creates a demo team and
+//! catalog, writes `devnet.json` and serves on SQLite until SIGINT/SIGTERM, then stops anvil.
+//! Each run starts from a fresh chain and database in its folder.
+
+pub mod anvil;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use alloy::primitives::{Address, U256};
+use alloy::signers::local::PrivateKeySigner;
+use anyhow::Context;
+use rand::RngCore;
+use serde::Serialize;
+use tokio_util::sync::CancellationToken;
+
+use crate::chain::{deploy, rpc};
+use crate::config::Config;
+use crate::money::Token;
+use crate::store::Store;
+use anvil::{Anvil, AnvilOptions, accounts};
+
+pub const CHAIN_ID: u64 = 31337;
+pub const CONFIRMATIONS: u64 = 2;
+/// What the payer starts with, in whole tokens of each kind.
+const PAYER_FUNDS: u64 = 1_000_000;
+
+pub struct Options {
+    pub port: u16,
+    pub anvil_port: u16,
+    pub dir: PathBuf,
+}
+
+/// The file a newcomer (or a test) reads to talk to the devnet.
+#[derive(Debug, Serialize)]
+pub struct DevnetInfo {
+    pub api_url: String,
+    pub rpc_url: String,
+    pub chain_id: u64,
+    pub tokens: BTreeMap<Token, Address>,
+    pub factory: Address,
+    pub treasury: Address,
+    pub price_feed: Option<Address>,
+    pub confirmations: u64,
+    pub payer_private_key: String,
+    pub payer_address: Address,
+    pub team_id: String,
+    pub api_key: String,
+    pub admin_token: String,
+    pub config: String,
+}
+
+pub async fn run(options: Options) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&options.dir)
+        .with_context(|| format!("creating {}", options.dir.display()))?;
+    let dir = options.dir.canonicalize()?;
+    for stale in ["devnet.db", "devnet.db-wal", "devnet.db-shm", "devnet.json"] {
+        let _ = std::fs::remove_file(dir.join(stale));
+    }
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", options.port))
+        .await
+        .with_context(|| format!("port {} for the API", options.port))?;
+    let api_addr = listener.local_addr()?;
+
+    let anvil = Anvil::spawn(AnvilOptions {
+        port: options.anvil_port,
+        chain_id: CHAIN_ID,
+        block_time: Some(1),
+        state: None,
+    })
+    .await?;
+    tracing::info!(rpc = anvil.rpc_url(), "anvil started");
+    let shutdown = CancellationToken::new();
+    crate::startup::cancel_on_signal(shutdown.clone());
+
+    let result = async {
+        let (config, info) = prepare(&anvil, &dir, api_addr).await?;
+        let info_path = dir.join("devnet.json");
+        std::fs::write(&info_path, serde_json::to_string_pretty(&info)? + "\n")?;
+        tracing::info!(api = info.api_url, file = %info_path.display(), "devnet ready");
+        crate::startup::run(config, listener, shutdown).await
+    }
+    .await;
+    anvil.stop().await?;
+    result
+}
+
+/// Deploys, funds, writes the config and seeds the database.
+async fn prepare(
+    anvil: &Anvil,
+    dir: &Path,
+    api_addr: std::net::SocketAddr,
+) -> anyhow::Result<(Config, DevnetInfo)> {
+    let deployer: PrivateKeySigner = accounts::DEPLOYER_KEY.parse()?;
+    let payer: PrivateKeySigner = accounts::PAYER_KEY.parse()?;
+    let treasury = accounts::TREASURY_KEY
+        .parse::<PrivateKeySigner>()?
+        .address();
+    let provider = rpc::signing_provider(&anvil.rpc_url(), deployer)?;
+    let deployment = deploy::deploy_all(&provider, treasury, true)
+        .await
+        .context("deploying contracts")?;
+    for (token, address) in &deployment.tokens {
+        let decimals = token_decimals(*token);
+        let amount = U256::from(PAYER_FUNDS) * U256::from(10u8).pow(U256::from(decimals));
+        deploy::mint_mock(&provider, *token, *address, payer.address(), amount)
+            .await
+            .context("funding the payer")?;
+    }
+
+    let mut secret = [0u8; 24];
+    rand::rng().fill_bytes(&mut secret);
+    let admin_token = hex::encode(secret);
+    let config_path = dir.join("paywatch.toml");
+    std::fs::write(
+        &config_path,
+        config_toml(anvil, dir, api_addr, &deployment, treasury, &admin_token),
+    )?;
+    let config = Config::load(&config_path)?;
+
+    let store = Store::connect(config.database_url()).await?;
+    store.migrate().await?;
+    let (team, key) = crate::cli::create_team(&store, "demo").await?;
+    seed_catalog(&store).await?;
+    store.close().await;
+
+    let info = DevnetInfo {
+        api_url: format!("http://{api_addr}"),
+        rpc_url: anvil.rpc_url(),
+        chain_id: CHAIN_ID,
+        tokens: deployment.tokens.clone(),
+        factory: deployment.factory,
+        treasury,
+        price_feed: deployment.price_feed,
+        confirmations: CONFIRMATIONS,
+        payer_private_key: accounts::PAYER_KEY.to_string(),
+        payer_address: payer.address(),
+        team_id: team.team_id,
+        api_key: key.api_key,
+        admin_token,
+        config: config_path.display().to_string(),
+    };
+    Ok((config, info))
+}
+
+pub fn token_decimals(token: Token) -> u8 {
+    match token {
+        Token::AnkrErc20 => 18,
+        Token::UsdtErc20 => 6,
+    }
+}
+
+fn config_toml(
+    anvil: &Anvil,
+    dir: &Path,
+    api_addr: std::net::SocketAddr,
+    deployment: &deploy::Deployment,
+    treasury: Address,
+    admin_token: &str,
+) -> String {
+    let mut toml = format!(
+        r#"# Written by `paywatch devnet`; every run starts from a fresh chain and database.
+[server]
+listen = "{api_addr}"
+
+[database]
+url = "sqlite://{db}"
+
+[chain]
+chain_id = {CHAIN_ID}
+rpc_http = "{rpc}"
+rpc_ws = "{ws}"
+confirmations = {CONFIRMATIONS}
+poll_interval_ms = 500
+start_block = 0
+
+[deposits]
+factory = "{factory}"
+treasury = "{treasury}"
+
+[prices.ANKR_ERC20]
+source = "fixed"
+usd = "0.025"
+
+[orders]
+ttl_minutes = 60
+late_window_hours = 24
+underpayment_tolerance = "0"
+
+[pricing.default]
+cpu_per_core_month = "10"
+mem_per_gib_month = "4"
+storage_per_gib_month = "0.1"
+
+[pricing.charts]
+boinc = "1"
+
+[pricing.discounts]
+3 = "0.05"
+6 = "0.10"
+12 = "0.20"
+
+[auth]
+admin_token = "{admin_token}"
+
+[catalog]
+currency = "USD"
+markup = "1.4526"
+discount = "0.78"
+
+[signer]
+private_key = "{deployer}"
+"#,
+        db = dir.join("devnet.db").display(),
+        rpc = anvil.rpc_url(),
+        ws = anvil.ws_url(),
+        factory = deployment.factory,
+        deployer = accounts::DEPLOYER_KEY,
+    );
+    for (token, address) in &deployment.tokens {
+        toml.push_str(&format!(
+            "\n[tokens.{token}]\naddress = \"{address}\"\ndecimals = {}\n",
+            token_decimals(*token)
+        ));
+    }
+    toml
+}
+
+/// The seed's goods item, so the catalog endpoints have something to show.
+async fn seed_catalog(store: &Store) -> anyhow::Result<()> {
+    use crate::store::catalog::{
+        GoodsSpecification, SpecCell, SpecPicture, replace_goods_specification,
+    };
+    let cell = |main: &str, second: &str, cost: i64| SpecCell {
+        main_specification: main.into(),
+        second_specification: second.into(),
+        purchasing_cost: cost.into(),
+    };
+    let goods = GoodsSpecification {
+        goods_id: 1,
+        main_specification_name: "颜色".into(),
+        second_specification_name: "鞋码".into(),
+        cells: vec![
+            cell("蓝色", "37", 23),
+            cell("蓝色", "38", 24),
+            cell("蓝色", "39", 21),
+            cell("绿色", "37", 23),
+            cell("绿色", "42", 21),
+        ],
+        pics: vec![
+            SpecPicture {
+                main_specification: "蓝色".into(),
+                image_url: "https://example.com/blue.png".into(),
+            },
+            SpecPicture {
+                main_specification: "绿色".into(),
+                image_url: "https://example.com/green.png".into(),
+            },
+        ],
+    };
+    let mut tx = store.begin().await?;
+    replace_goods_specification(&mut tx, &goods).await?;
+    tx.commit().await?;
+    Ok(())
+}

@@ -1,0 +1,11 @@
+//! paywatch: a self-hosted payment watcher for ERC20 tokens. See docs/ARCHITECTURE.md for the map.
+
+pub mod api;
+pub mod chain;
+pub mod cli;
+pub mod config;
+pub mod devnet;
+pub mod jobs;
+pub mod money;
+pub mod startup;
+pub mod store;

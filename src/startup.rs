@@ -1,0 +1,102 @@
+//! Builds the pieces from the configuration and runs the API, the watcher and the jobs as
+//! sibling tasks under one shutdown token. Whichever task ends first (or a signal) stops all.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::api::{self, AppState};
+use crate::chain::{rpc, watcher};
+use crate::config::Config;
+use crate::jobs;
+use crate::store::Store;
+
+/// Connects the store (migrating it) and the RPC node, refusing a wrong chain id.
+pub async fn connect(config: &Config) -> anyhow::Result<(Store, alloy::providers::DynProvider)> {
+    let store = Store::connect(config.database_url())
+        .await
+        .context("database")?;
+    store.migrate().await.context("database")?;
+    let provider = rpc::http_provider(&config.chain.rpc_http)?;
+    rpc::check_chain_id(&provider, &config.chain.rpc_http, config.chain.chain_id).await?;
+    Ok((store, provider))
+}
+
+/// Serves until `shutdown` is cancelled or one of the tasks ends.
+pub async fn run(
+    config: Config,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let (store, provider) = connect(&config).await?;
+    let config = Arc::new(config);
+    let state = AppState {
+        config: config.clone(),
+        store: store.clone(),
+        rpc: provider.clone(),
+    };
+    let addr = listener.local_addr()?;
+    tracing::info!(%addr, "serving");
+
+    let mut tasks = JoinSet::new();
+    let token = shutdown.clone();
+    tasks.spawn(async move {
+        axum::serve(listener, api::router(state))
+            .with_graceful_shutdown(token.cancelled_owned())
+            .await
+            .context("api")
+    });
+    let poll = Duration::from_millis(config.chain.poll_interval_ms);
+    tasks.spawn(watcher::run(provider, poll, shutdown.clone()));
+    tasks.spawn(jobs::run(store.clone(), shutdown.clone()));
+
+    // The first task to end, for whatever reason, brings the others down.
+    let first = tasks.join_next().await;
+    shutdown.cancel();
+    let mut result = flatten(first);
+    while let Some(next) = tasks.join_next().await {
+        if let (Ok(()), Err(e)) = (&result, flatten(Some(next))) {
+            result = Err(e);
+        }
+    }
+    store.close().await;
+    result
+}
+
+fn flatten(
+    joined: Option<Result<anyhow::Result<()>, tokio::task::JoinError>>,
+) -> anyhow::Result<()> {
+    match joined {
+        None | Some(Ok(Ok(()))) => Ok(()),
+        Some(Ok(Err(e))) => Err(e),
+        Some(Err(e)) => Err(anyhow::anyhow!("task failed: {e}")),
+    }
+}
+
+/// Cancels `token` on SIGINT or SIGTERM.
+pub fn cancel_on_signal(token: CancellationToken) {
+    tokio::spawn(async move {
+        let ctrl_c = tokio::signal::ctrl_c();
+        #[cfg(unix)]
+        let term = async {
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(mut s) => {
+                    s.recv().await;
+                }
+                Err(_) => std::future::pending::<()>().await,
+            }
+        };
+        #[cfg(not(unix))]
+        let term = std::future::pending::<()>();
+        tokio::select! {
+            _ = ctrl_c => {},
+            _ = term => {},
+        }
+        tracing::info!("shutting down");
+        token.cancel();
+    });
+}

@@ -1,0 +1,104 @@
+//! Where the watcher stands: the last processed block per chain, and recent block hashes to
+//! find the common ancestor after a reorg.
+
+use alloy::primitives::B256;
+use sqlx::Row;
+use sqlx::any::AnyExecutor;
+
+use super::{StoreError, StoreResult, unix_now};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cursor {
+    pub block_number: u64,
+    pub block_hash: B256,
+}
+
+pub async fn get<'e>(db: impl AnyExecutor<'e>, chain_id: u64) -> StoreResult<Option<Cursor>> {
+    let row = sqlx::query("SELECT block_number, block_hash FROM chain_cursor WHERE chain_id = $1")
+        .bind(chain_id as i64)
+        .fetch_optional(db)
+        .await?;
+    row.map(|r| {
+        let hash: String = r.try_get("block_hash")?;
+        Ok(Cursor {
+            block_number: r.try_get::<i64, _>("block_number")? as u64,
+            block_hash: hash
+                .parse()
+                .map_err(|_| StoreError::Corrupt(format!("cursor hash {hash:?}")))?,
+        })
+    })
+    .transpose()
+}
+
+pub async fn set<'e>(db: impl AnyExecutor<'e>, chain_id: u64, cursor: Cursor) -> StoreResult<()> {
+    sqlx::query(
+        "INSERT INTO chain_cursor (chain_id, block_number, block_hash, updated_at) VALUES ($1, $2, $3, $4) \
+         ON CONFLICT (chain_id) DO UPDATE SET block_number = excluded.block_number, \
+         block_hash = excluded.block_hash, updated_at = excluded.updated_at",
+    )
+    .bind(chain_id as i64)
+    .bind(cursor.block_number as i64)
+    .bind(format!("{:#x}", cursor.block_hash))
+    .bind(unix_now())
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
+pub async fn record_block<'e>(
+    db: impl AnyExecutor<'e>,
+    chain_id: u64,
+    number: u64,
+    hash: B256,
+    parent: B256,
+) -> StoreResult<()> {
+    sqlx::query(
+        "INSERT INTO chain_blocks (chain_id, block_number, block_hash, parent_hash) VALUES ($1, $2, $3, $4) \
+         ON CONFLICT (chain_id, block_number) DO UPDATE SET block_hash = excluded.block_hash, parent_hash = excluded.parent_hash",
+    )
+    .bind(chain_id as i64)
+    .bind(number as i64)
+    .bind(format!("{hash:#x}"))
+    .bind(format!("{parent:#x}"))
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
+pub async fn block_hash<'e>(
+    db: impl AnyExecutor<'e>,
+    chain_id: u64,
+    number: u64,
+) -> StoreResult<Option<B256>> {
+    let row = sqlx::query(
+        "SELECT block_hash FROM chain_blocks WHERE chain_id = $1 AND block_number = $2",
+    )
+    .bind(chain_id as i64)
+    .bind(number as i64)
+    .fetch_optional(db)
+    .await?;
+    row.map(|r| {
+        let hash: String = r.try_get("block_hash")?;
+        hash.parse()
+            .map_err(|_| StoreError::Corrupt(format!("block hash {hash:?}")))
+    })
+    .transpose()
+}
+
+/// Forgets blocks above `number` (after a reorg) and below `keep_from` (old history).
+pub async fn prune_blocks<'e>(
+    db: impl AnyExecutor<'e>,
+    chain_id: u64,
+    above: u64,
+    below: u64,
+) -> StoreResult<u64> {
+    let done = sqlx::query(
+        "DELETE FROM chain_blocks WHERE chain_id = $1 AND (block_number > $2 OR block_number < $3)",
+    )
+    .bind(chain_id as i64)
+    .bind(above as i64)
+    .bind(below as i64)
+    .execute(db)
+    .await?;
+    Ok(done.rows_affected())
+}

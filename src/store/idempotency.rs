@@ -1,0 +1,100 @@
+//! Idempotency-Key records. A key is claimed before the work (the primary key makes one claim
+//! win under concurrency) and completed with the answer that later calls replay.
+
+use sqlx::Row;
+use sqlx::any::AnyExecutor;
+
+use super::{StoreError, StoreResult, unix_now};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Claim {
+    /// This call owns the key: do the work, then `complete`.
+    Fresh,
+    /// The key was used with the same body and answered: replay the answer.
+    Replay { status: u16, body: String },
+    /// The key was used with the same body and is still being worked on.
+    InFlight,
+    /// The key was used with a different body.
+    Mismatch,
+}
+
+pub async fn claim<'e>(
+    db: impl AnyExecutor<'e> + Copy,
+    team_id: &str,
+    key: &str,
+    request_hash: &str,
+) -> StoreResult<Claim> {
+    let inserted = sqlx::query(
+        "INSERT INTO idempotency_keys (team_id, idempotency_key, request_hash, created_at) VALUES ($1, $2, $3, $4) \
+         ON CONFLICT (team_id, idempotency_key) DO NOTHING",
+    )
+    .bind(team_id)
+    .bind(key)
+    .bind(request_hash)
+    .bind(unix_now())
+    .execute(db)
+    .await?;
+    if inserted.rows_affected() == 1 {
+        return Ok(Claim::Fresh);
+    }
+    let row = sqlx::query(
+        "SELECT request_hash, response_status, response_body FROM idempotency_keys WHERE team_id = $1 AND idempotency_key = $2",
+    )
+    .bind(team_id)
+    .bind(key)
+    .fetch_one(db)
+    .await?;
+    let stored_hash: String = row.try_get("request_hash")?;
+    if stored_hash != request_hash {
+        return Ok(Claim::Mismatch);
+    }
+    match (
+        row.try_get::<Option<i64>, _>("response_status")?,
+        row.try_get::<Option<String>, _>("response_body")?,
+    ) {
+        (Some(status), Some(body)) => Ok(Claim::Replay {
+            status: u16::try_from(status)
+                .map_err(|_| StoreError::Corrupt(format!("idempotency status {status}")))?,
+            body,
+        }),
+        _ => Ok(Claim::InFlight),
+    }
+}
+
+pub async fn complete<'e>(
+    db: impl AnyExecutor<'e>,
+    team_id: &str,
+    key: &str,
+    status: u16,
+    body: &str,
+) -> StoreResult<()> {
+    sqlx::query(
+        "UPDATE idempotency_keys SET response_status = $1, response_body = $2 WHERE team_id = $3 AND idempotency_key = $4",
+    )
+    .bind(status as i64)
+    .bind(body)
+    .bind(team_id)
+    .bind(key)
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
+/// Drops a claim whose work failed, so the client may retry with the same key.
+pub async fn release<'e>(db: impl AnyExecutor<'e>, team_id: &str, key: &str) -> StoreResult<()> {
+    sqlx::query("DELETE FROM idempotency_keys WHERE team_id = $1 AND idempotency_key = $2 AND response_status IS NULL")
+        .bind(team_id)
+        .bind(key)
+        .execute(db)
+        .await?;
+    Ok(())
+}
+
+/// Forgets keys older than `before` (unix seconds).
+pub async fn purge_older_than<'e>(db: impl AnyExecutor<'e>, before: i64) -> StoreResult<u64> {
+    let done = sqlx::query("DELETE FROM idempotency_keys WHERE created_at < $1")
+        .bind(before)
+        .execute(db)
+        .await?;
+    Ok(done.rows_affected())
+}

@@ -1,0 +1,224 @@
+//! Orders: what someone owes, with the quote locked in. Crypto orders carry their own deposit
+//! address; received amounts are kept in base units as seen and confirmed sums.
+
+use std::str::FromStr;
+
+use alloy::primitives::{Address, B256, U256};
+use rust_decimal::Decimal;
+use sqlx::Row;
+use sqlx::any::{AnyExecutor, AnyRow};
+use uuid::Uuid;
+
+use super::{StoreError, StoreResult, unix_now};
+use crate::money::{PayMethod, parse_base_units};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OrderKind {
+    Create,
+    Extend,
+    Catalog,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OrderStatus {
+    AwaitingPayment,
+    PartiallyPaid,
+    Paid,
+    Expired,
+}
+
+macro_rules! text_enum {
+    ($ty:ident { $($variant:ident => $text:literal),+ $(,)? }) => {
+        impl $ty {
+            pub fn as_str(self) -> &'static str {
+                match self { $($ty::$variant => $text),+ }
+            }
+            pub fn parse(s: &str) -> StoreResult<Self> {
+                match s {
+                    $($text => Ok($ty::$variant),)+
+                    other => Err(StoreError::Corrupt(format!(concat!(stringify!($ty), " {:?}"), other))),
+                }
+            }
+        }
+    };
+}
+
+text_enum!(OrderKind { Create => "create", Extend => "extend", Catalog => "catalog" });
+text_enum!(OrderStatus {
+    AwaitingPayment => "awaiting_payment",
+    PartiallyPaid => "partially_paid",
+    Paid => "paid",
+    Expired => "expired",
+});
+
+/// The on-chain side of a crypto order, fixed when the order is created.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CryptoTerms {
+    pub amount_base: U256,
+    pub token_price_usd: Decimal,
+    pub token_address: Address,
+    pub chain_id: u64,
+    pub salt: B256,
+    pub deposit_address: Address,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewOrder {
+    pub team_id: String,
+    pub app_id: Option<String>,
+    pub kind: OrderKind,
+    pub pay_method: PayMethod,
+    pub period_months: i64,
+    pub usd: Decimal,
+    /// Tokens for a crypto order, USD for a card order.
+    pub amount: Decimal,
+    pub crypto: Option<CryptoTerms>,
+    pub card_id: Option<String>,
+    pub expires_at: i64,
+}
+
+#[derive(Debug, Clone)]
+pub struct Order {
+    pub order_id: String,
+    pub new: NewOrder,
+    pub status: OrderStatus,
+    pub seen_base: U256,
+    pub confirmed_base: U256,
+    pub overpaid_base: U256,
+    pub late: bool,
+    pub paid_at: Option<i64>,
+    pub created_at: i64,
+}
+
+const COLUMNS: &str = "order_id, team_id, app_id, kind, pay_method, period_months, usd, amount, amount_base, \
+    token_price_usd, token_address, chain_id, salt, deposit_address, status, seen_base, confirmed_base, \
+    overpaid_base, late, card_id, paid_at, expires_at, created_at";
+
+pub fn address_text(a: &Address) -> String {
+    format!("{a:#x}")
+}
+
+pub async fn insert_order<'e>(db: impl AnyExecutor<'e>, new: &NewOrder) -> StoreResult<Order> {
+    let now = unix_now();
+    let order_id = Uuid::new_v4().to_string();
+    let c = new.crypto.as_ref();
+    sqlx::query(
+        "INSERT INTO orders (order_id, team_id, app_id, kind, pay_method, period_months, usd, amount, amount_base, \
+         token_price_usd, token_address, chain_id, salt, deposit_address, status, card_id, expires_at, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $18)",
+    )
+    .bind(&order_id)
+    .bind(&new.team_id)
+    .bind(new.app_id.as_deref())
+    .bind(new.kind.as_str())
+    .bind(new.pay_method.as_str())
+    .bind(new.period_months)
+    .bind(new.usd.to_string())
+    .bind(new.amount.to_string())
+    .bind(c.map(|c| c.amount_base.to_string()))
+    .bind(c.map(|c| c.token_price_usd.to_string()))
+    .bind(c.map(|c| address_text(&c.token_address)))
+    .bind(c.map(|c| c.chain_id as i64))
+    .bind(c.map(|c| format!("{:#x}", c.salt)))
+    .bind(c.map(|c| address_text(&c.deposit_address)))
+    .bind(OrderStatus::AwaitingPayment.as_str())
+    .bind(new.card_id.as_deref())
+    .bind(new.expires_at)
+    .bind(now)
+    .execute(db)
+    .await?;
+    Ok(Order {
+        order_id,
+        new: new.clone(),
+        status: OrderStatus::AwaitingPayment,
+        seen_base: U256::ZERO,
+        confirmed_base: U256::ZERO,
+        overpaid_base: U256::ZERO,
+        late: false,
+        paid_at: None,
+        created_at: now,
+    })
+}
+
+/// The order if it belongs to `team_id`.
+pub async fn get_order<'e>(
+    db: impl AnyExecutor<'e>,
+    team_id: &str,
+    order_id: &str,
+) -> StoreResult<Option<Order>> {
+    let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM orders WHERE order_id = $1 AND team_id = $2"
+    )))
+    .bind(order_id)
+    .bind(team_id)
+    .fetch_optional(db)
+    .await?;
+    row.map(|r| from_row(&r)).transpose()
+}
+
+/// The order paying into `deposit_address`, whatever its team.
+pub async fn find_by_deposit_address<'e>(
+    db: impl AnyExecutor<'e>,
+    deposit_address: &Address,
+) -> StoreResult<Option<Order>> {
+    let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM orders WHERE deposit_address = $1"
+    )))
+    .bind(address_text(deposit_address))
+    .fetch_optional(db)
+    .await?;
+    row.map(|r| from_row(&r)).transpose()
+}
+
+fn from_row(r: &AnyRow) -> StoreResult<Order> {
+    let decimal = |col: &str| -> StoreResult<Decimal> {
+        let s: String = r.try_get(col)?;
+        Decimal::from_str(&s).map_err(|_| StoreError::Corrupt(format!("{col} {s:?}")))
+    };
+    let units = |col: &str| -> StoreResult<U256> {
+        let s: String = r.try_get(col)?;
+        parse_base_units(&s).ok_or_else(|| StoreError::Corrupt(format!("{col} {s:?}")))
+    };
+    let corrupt = |what: &str| StoreError::Corrupt(what.to_string());
+    let crypto = match r.try_get::<Option<String>, _>("deposit_address")? {
+        None => None,
+        Some(deposit) => Some(CryptoTerms {
+            amount_base: units("amount_base")?,
+            token_price_usd: decimal("token_price_usd")?,
+            token_address: r
+                .try_get::<String, _>("token_address")?
+                .parse()
+                .map_err(|_| corrupt("token_address"))?,
+            chain_id: r.try_get::<i64, _>("chain_id")? as u64,
+            salt: r
+                .try_get::<String, _>("salt")?
+                .parse()
+                .map_err(|_| corrupt("salt"))?,
+            deposit_address: deposit.parse().map_err(|_| corrupt("deposit_address"))?,
+        }),
+    };
+    let pay_method: String = r.try_get("pay_method")?;
+    Ok(Order {
+        order_id: r.try_get("order_id")?,
+        new: NewOrder {
+            team_id: r.try_get("team_id")?,
+            app_id: r.try_get("app_id")?,
+            kind: OrderKind::parse(&r.try_get::<String, _>("kind")?)?,
+            pay_method: PayMethod::from_str(&pay_method)
+                .map_err(|e| StoreError::Corrupt(e.to_string()))?,
+            period_months: r.try_get("period_months")?,
+            usd: decimal("usd")?,
+            amount: decimal("amount")?,
+            crypto,
+            card_id: r.try_get("card_id")?,
+            expires_at: r.try_get("expires_at")?,
+        },
+        status: OrderStatus::parse(&r.try_get::<String, _>("status")?)?,
+        seen_base: units("seen_base")?,
+        confirmed_base: units("confirmed_base")?,
+        overpaid_base: units("overpaid_base")?,
+        late: r.try_get::<i64, _>("late")? != 0,
+        paid_at: r.try_get("paid_at")?,
+        created_at: r.try_get("created_at")?,
+    })
+}

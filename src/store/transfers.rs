@@ -1,0 +1,89 @@
+//! ERC20 transfers into deposit addresses. (chain_id, tx_hash, log_index) is the primary key:
+//! inserting a transfer twice is a no-op, which makes replaying a block range harmless.
+
+use alloy::primitives::{Address, B256, U256};
+use sqlx::Row;
+use sqlx::any::AnyExecutor;
+
+use super::orders::address_text;
+use super::{StoreError, StoreResult, unix_now};
+use crate::money::parse_base_units;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Transfer {
+    pub chain_id: u64,
+    pub tx_hash: B256,
+    pub log_index: u64,
+    pub block_number: u64,
+    pub block_hash: B256,
+    pub token: Address,
+    pub from: Address,
+    pub to: Address,
+    pub amount_base: U256,
+    pub order_id: Option<String>,
+}
+
+/// Records a transfer as `seen`; false when it was already there.
+pub async fn insert_seen<'e>(db: impl AnyExecutor<'e>, t: &Transfer) -> StoreResult<bool> {
+    let done = sqlx::query(
+        "INSERT INTO chain_transfers (chain_id, tx_hash, log_index, block_number, block_hash, token_address, \
+         from_address, to_address, amount_base, order_id, state, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'seen', $11) \
+         ON CONFLICT (chain_id, tx_hash, log_index) DO NOTHING",
+    )
+    .bind(t.chain_id as i64)
+    .bind(format!("{:#x}", t.tx_hash))
+    .bind(t.log_index as i64)
+    .bind(t.block_number as i64)
+    .bind(format!("{:#x}", t.block_hash))
+    .bind(address_text(&t.token))
+    .bind(address_text(&t.from))
+    .bind(address_text(&t.to))
+    .bind(t.amount_base.to_string())
+    .bind(t.order_id.as_deref())
+    .bind(unix_now())
+    .execute(db)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// The transfers recorded for an order, oldest first.
+pub async fn for_order<'e>(
+    db: impl AnyExecutor<'e>,
+    order_id: &str,
+) -> StoreResult<Vec<(Transfer, String)>> {
+    let rows = sqlx::query(
+        "SELECT chain_id, tx_hash, log_index, block_number, block_hash, token_address, from_address, to_address, \
+         amount_base, order_id, state FROM chain_transfers WHERE order_id = $1 ORDER BY block_number, log_index",
+    )
+    .bind(order_id)
+    .fetch_all(db)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            let corrupt = |c: &str| StoreError::Corrupt(format!("chain_transfers.{c}"));
+            let parse_hash = |c: &str| -> StoreResult<B256> {
+                r.try_get::<String, _>(c)?.parse().map_err(|_| corrupt(c))
+            };
+            let parse_addr = |c: &str| -> StoreResult<Address> {
+                r.try_get::<String, _>(c)?.parse().map_err(|_| corrupt(c))
+            };
+            let amount: String = r.try_get("amount_base")?;
+            Ok((
+                Transfer {
+                    chain_id: r.try_get::<i64, _>("chain_id")? as u64,
+                    tx_hash: parse_hash("tx_hash")?,
+                    log_index: r.try_get::<i64, _>("log_index")? as u64,
+                    block_number: r.try_get::<i64, _>("block_number")? as u64,
+                    block_hash: parse_hash("block_hash")?,
+                    token: parse_addr("token_address")?,
+                    from: parse_addr("from_address")?,
+                    to: parse_addr("to_address")?,
+                    amount_base: parse_base_units(&amount).ok_or_else(|| corrupt("amount_base"))?,
+                    order_id: r.try_get("order_id")?,
+                },
+                r.try_get::<String, _>("state")?,
+            ))
+        })
+        .collect()
+}
