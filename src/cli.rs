@@ -15,11 +15,7 @@ use crate::store::{Store, teams};
 use crate::{devnet, startup};
 
 #[derive(Parser)]
-#[command(
-    name = "paywatch",
-    version,
-    about = "Self-hosted payment watcher for ERC20 tokens"
-)]
+#[command(name = "paywatch", version, about = "Self-hosted payment watcher for ERC20 tokens")]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -105,9 +101,7 @@ pub async fn main() -> ExitCode {
 fn init_tracing() {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_env("PAYWATCH_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
     if std::env::var("PAYWATCH_LOG_FORMAT").as_deref() == Ok("json") {
         builder.json().init();
     } else {
@@ -126,50 +120,23 @@ async fn run(command: Command) -> anyhow::Result<()> {
             startup::cancel_on_signal(shutdown.clone());
             startup::run(config, listener, shutdown).await
         }
-        Command::Devnet {
-            port,
-            anvil_port,
-            dir,
-        } => {
-            devnet::run(devnet::Options {
-                port,
-                anvil_port,
-                dir,
-            })
-            .await
-        }
+        Command::Devnet { port, anvil_port, dir } => devnet::run(devnet::Options { port, anvil_port, dir }).await,
         Command::Migrate(c) => {
             let config = Config::load(&c.config)?;
-            let store = Store::connect(config.database_url())
-                .await
-                .context("database")?;
+            let store = Store::connect(config.database_url()).await.context("database")?;
             store.migrate().await.context("database")?;
             println!("{}", serde_json::json!({"migrated": true}));
             Ok(())
         }
-        Command::Team {
-            command: TeamCommand::Create { name, config },
-        } => {
+        Command::Team { command: TeamCommand::Create { name, config } } => {
             let config = Config::load(&config.config)?;
-            let store = Store::connect(config.database_url())
-                .await
-                .context("database")?;
+            let store = Store::connect(config.database_url()).await.context("database")?;
             store.migrate().await.context("database")?;
             let (team, key) = create_team(&store, &name).await?;
-            println!(
-                "{}",
-                serde_json::json!({"team_id": team.team_id, "api_key": key.api_key, "key_id": key.key_id})
-            );
+            println!("{}", serde_json::json!({"team_id": team.team_id, "api_key": key.api_key, "key_id": key.key_id}));
             Ok(())
         }
-        Command::Contracts {
-            command:
-                ContractsCommand::Deploy {
-                    config,
-                    mocks,
-                    treasury,
-                },
-        } => {
+        Command::Contracts { command: ContractsCommand::Deploy { config, mocks, treasury } } => {
             let config = Config::load(&config.config)?;
             let signer = config
                 .signer
@@ -179,14 +146,11 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 .expose_secret()
                 .parse::<alloy::signers::local::PrivateKeySigner>()
                 .context("config: `signer.private_key`")?;
-            let treasury = treasury
-                .or_else(|| config.deposits.as_ref().map(|d| d.treasury))
-                .unwrap_or_else(|| signer.address());
+            let treasury =
+                treasury.or_else(|| config.deposits.as_ref().map(|d| d.treasury)).unwrap_or_else(|| signer.address());
             let provider = rpc::signing_provider(&config.chain.rpc_http, signer)?;
             rpc::check_chain_id(&provider, &config.chain.rpc_http, config.chain.chain_id).await?;
-            let deployment = deploy::deploy_all(&provider, treasury, mocks)
-                .await
-                .context("deploy")?;
+            let deployment = deploy::deploy_all(&provider, treasury, mocks).await.context("deploy")?;
             println!("{}", serde_json::to_string(&deployment)?);
             Ok(())
         }
@@ -194,25 +158,16 @@ async fn run(command: Command) -> anyhow::Result<()> {
             let config = Config::load(&c.config)?;
             let (store, _) = startup::connect(&config).await?;
             store.close().await;
-            println!(
-                "{}",
-                serde_json::json!({"config": "ok", "database": "ok", "rpc": "ok"})
-            );
+            println!("{}", serde_json::json!({"config": "ok", "database": "ok", "rpc": "ok"}));
             Ok(())
         }
     }
 }
 
 /// A team with its first key, in one transaction.
-pub async fn create_team(
-    store: &Store,
-    name: &str,
-) -> anyhow::Result<(teams::Team, teams::IssuedKey)> {
+pub async fn create_team(store: &Store, name: &str) -> anyhow::Result<(teams::Team, teams::IssuedKey)> {
     let name = name.trim();
-    anyhow::ensure!(
-        !name.is_empty() && name.len() <= 200,
-        "team name must be 1 to 200 characters"
-    );
+    anyhow::ensure!(!name.is_empty() && name.len() <= 200, "team name must be 1 to 200 characters");
     let mut tx = store.begin().await?;
     let team = teams::create_team(&mut *tx, name).await?;
     let key = teams::issue_key(&mut *tx, &team.team_id).await?;

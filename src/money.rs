@@ -38,10 +38,7 @@ impl fmt::Display for Token {
 impl FromStr for Token {
     type Err = UnknownName;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Token::ALL
-            .into_iter()
-            .find(|t| t.as_str() == s)
-            .ok_or_else(|| UnknownName(s.to_string()))
+        Token::ALL.into_iter().find(|t| t.as_str() == s).ok_or_else(|| UnknownName(s.to_string()))
     }
 }
 
@@ -83,14 +80,10 @@ impl fmt::Display for PayMethod {
 impl FromStr for PayMethod {
     type Err = UnknownName;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        [
-            PayMethod::CreditCard,
-            PayMethod::AnkrErc20,
-            PayMethod::UsdtErc20,
-        ]
-        .into_iter()
-        .find(|m| m.as_str() == s)
-        .ok_or_else(|| UnknownName(s.to_string()))
+        [PayMethod::CreditCard, PayMethod::AnkrErc20, PayMethod::UsdtErc20]
+            .into_iter()
+            .find(|m| m.as_str() == s)
+            .ok_or_else(|| UnknownName(s.to_string()))
     }
 }
 
@@ -108,9 +101,7 @@ pub enum AmountError {
 
 /// Rounds a token amount up to the token's decimals (the payer never pays less than the quote).
 pub fn round_up_to_decimals(amount: Decimal, decimals: u8) -> Decimal {
-    amount
-        .round_dp_with_strategy(decimals as u32, RoundingStrategy::AwayFromZero)
-        .normalize()
+    amount.round_dp_with_strategy(decimals as u32, RoundingStrategy::AwayFromZero).normalize()
 }
 
 /// Decimal token amount → integer base units. Refuses amounts finer than the token allows.
@@ -140,11 +131,7 @@ pub fn format_base_units(units: U256, decimals: u8) -> String {
         ("0".to_string(), format!("{digits:0>d$}"))
     };
     let frac = frac.trim_end_matches('0');
-    if frac.is_empty() {
-        whole
-    } else {
-        format!("{whole}.{frac}")
-    }
+    if frac.is_empty() { whole } else { format!("{whole}.{frac}") }
 }
 
 /// Parses a stored base-unit string (a decimal integer).
@@ -174,10 +161,7 @@ mod tests {
 
     #[test]
     fn too_precise_or_negative_amounts_are_refused() {
-        assert_eq!(
-            to_base_units(d("0.0000001"), 6),
-            Err(AmountError::TooPrecise(6))
-        );
+        assert_eq!(to_base_units(d("0.0000001"), 6), Err(AmountError::TooPrecise(6)));
         assert_eq!(to_base_units(d("-1"), 6), Err(AmountError::Negative));
     }
 

@@ -17,9 +17,7 @@ use crate::store::Store;
 
 /// Connects the store (migrating it) and the RPC node, refusing a wrong chain id.
 pub async fn connect(config: &Config) -> anyhow::Result<(Store, alloy::providers::DynProvider)> {
-    let store = Store::connect(config.database_url())
-        .await
-        .context("database")?;
+    let store = Store::connect(config.database_url()).await.context("database")?;
     store.migrate().await.context("database")?;
     let provider = rpc::http_provider(&config.chain.rpc_http)?;
     rpc::check_chain_id(&provider, &config.chain.rpc_http, config.chain.chain_id).await?;
@@ -27,28 +25,17 @@ pub async fn connect(config: &Config) -> anyhow::Result<(Store, alloy::providers
 }
 
 /// Serves until `shutdown` is cancelled or one of the tasks ends.
-pub async fn run(
-    config: Config,
-    listener: TcpListener,
-    shutdown: CancellationToken,
-) -> anyhow::Result<()> {
+pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationToken) -> anyhow::Result<()> {
     let (store, provider) = connect(&config).await?;
     let config = Arc::new(config);
-    let state = AppState {
-        config: config.clone(),
-        store: store.clone(),
-        rpc: provider.clone(),
-    };
+    let state = AppState { config: config.clone(), store: store.clone(), rpc: provider.clone() };
     let addr = listener.local_addr()?;
     tracing::info!(%addr, "serving");
 
     let mut tasks = JoinSet::new();
     let token = shutdown.clone();
     tasks.spawn(async move {
-        axum::serve(listener, api::router(state))
-            .with_graceful_shutdown(token.cancelled_owned())
-            .await
-            .context("api")
+        axum::serve(listener, api::router(state)).with_graceful_shutdown(token.cancelled_owned()).await.context("api")
     });
     let poll = Duration::from_millis(config.chain.poll_interval_ms);
     tasks.spawn(watcher::run(provider, poll, shutdown.clone()));
@@ -67,9 +54,7 @@ pub async fn run(
     result
 }
 
-fn flatten(
-    joined: Option<Result<anyhow::Result<()>, tokio::task::JoinError>>,
-) -> anyhow::Result<()> {
+fn flatten(joined: Option<Result<anyhow::Result<()>, tokio::task::JoinError>>) -> anyhow::Result<()> {
     match joined {
         None | Some(Ok(Ok(()))) => Ok(()),
         Some(Ok(Err(e))) => Err(e),

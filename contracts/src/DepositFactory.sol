@@ -30,7 +30,7 @@ contract DepositFactory {
     }
 
     /// Deploys the forwarder of `salt` unless it is already there; returns its address.
-    function deploy(bytes32 salt) public returns (address forwarder) {
+    function deployForwarder(bytes32 salt) public returns (address forwarder) {
         forwarder = addressOf(salt);
         if (forwarder.code.length == 0) {
             bytes memory code = _cloneCode(implementation);
@@ -46,7 +46,7 @@ contract DepositFactory {
     function sweep(address token, bytes32[] calldata salts) external returns (uint256 total) {
         address to = treasury;
         for (uint256 i; i < salts.length; ++i) {
-            address forwarder = deploy(salts[i]);
+            address forwarder = deployForwarder(salts[i]);
             uint256 amount = DepositForwarder(forwarder).sweep(token, to);
             if (amount > 0) {
                 emit Swept(token, forwarder, amount);

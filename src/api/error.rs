@@ -47,10 +47,7 @@ struct ErrorBody<'a> {
 
 impl ApiError {
     pub fn invalid(field: impl Into<String>, problem: impl Into<String>) -> Self {
-        ApiError::Invalid {
-            field: field.into(),
-            problem: problem.into(),
-        }
+        ApiError::Invalid { field: field.into(), problem: problem.into() }
     }
 
     fn status_and_code(&self) -> (StatusCode, &'static str) {
@@ -74,14 +71,7 @@ impl IntoResponse for ApiError {
         if let ApiError::Internal(cause) = &self {
             tracing::error!(error = format!("{cause:#}"), "request failed");
         }
-        (
-            status,
-            Json(ErrorBody {
-                code,
-                message: self.to_string(),
-            }),
-        )
-            .into_response()
+        (status, Json(ErrorBody { code, message: self.to_string() })).into_response()
     }
 }
 
@@ -93,9 +83,9 @@ impl From<StoreError> for ApiError {
             return ApiError::Conflict("that already exists".into());
         }
         match e {
-            StoreError::Sqlx(
-                sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed,
-            ) => ApiError::Unavailable("the database is unavailable".into()),
+            StoreError::Sqlx(sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed) => {
+                ApiError::Unavailable("the database is unavailable".into())
+            }
             other => ApiError::Internal(other.into()),
         }
     }

@@ -11,9 +11,7 @@ use super::AppState;
 use super::error::ApiError;
 
 pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
+    Router::new().route("/healthz", get(healthz)).route("/readyz", get(readyz))
 }
 
 async fn healthz() -> Json<Value> {
@@ -21,15 +19,7 @@ async fn healthz() -> Json<Value> {
 }
 
 async fn readyz(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
-    state
-        .store
-        .ping()
-        .await
-        .map_err(|_| ApiError::Unavailable("database unreachable".into()))?;
-    let head = state
-        .rpc
-        .get_block_number()
-        .await
-        .map_err(|_| ApiError::Unavailable("rpc unreachable".into()))?;
+    state.store.ping().await.map_err(|_| ApiError::Unavailable("database unreachable".into()))?;
+    let head = state.rpc.get_block_number().await.map_err(|_| ApiError::Unavailable("rpc unreachable".into()))?;
     Ok(Json(json!({"status": "ready", "chain_head": head})))
 }

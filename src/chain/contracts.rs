@@ -4,37 +4,25 @@
 alloy::sol!(
     #[sol(rpc)]
     DepositFactory,
-    concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/contracts/out/DepositFactory.sol/DepositFactory.json"
-    )
+    concat!(env!("CARGO_MANIFEST_DIR"), "/contracts/out/DepositFactory.sol/DepositFactory.json")
 );
 
 alloy::sol!(
     #[sol(rpc)]
     MockERC20,
-    concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/contracts/out/MockERC20.sol/MockERC20.json"
-    )
+    concat!(env!("CARGO_MANIFEST_DIR"), "/contracts/out/MockERC20.sol/MockERC20.json")
 );
 
 alloy::sol!(
     #[sol(rpc)]
     MockUSDT,
-    concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/contracts/out/MockUSDT.sol/MockUSDT.json"
-    )
+    concat!(env!("CARGO_MANIFEST_DIR"), "/contracts/out/MockUSDT.sol/MockUSDT.json")
 );
 
 alloy::sol!(
     #[sol(rpc)]
     MockPriceFeed,
-    concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/contracts/out/MockPriceFeed.sol/MockPriceFeed.json"
-    )
+    concat!(env!("CARGO_MANIFEST_DIR"), "/contracts/out/MockPriceFeed.sol/MockPriceFeed.json")
 );
 
 alloy::sol! {
@@ -47,3 +35,9 @@ alloy::sol! {
         function transfer(address to, uint256 value) external;
     }
 }
+
+alloy::sol!(
+    #[sol(rpc)]
+    DepositForwarder,
+    concat!(env!("CARGO_MANIFEST_DIR"), "/contracts/out/DepositForwarder.sol/DepositForwarder.json")
+);

@@ -21,27 +21,19 @@ pub struct Deployment {
 pub const MOCK_FEED_DECIMALS: u8 = 8;
 pub const MOCK_FEED_ANSWER: i64 = 2_500_000;
 
-pub async fn deploy_factory(
-    provider: &DynProvider,
-    treasury: Address,
-) -> alloy::contract::Result<Address> {
+pub async fn deploy_factory(provider: &DynProvider, treasury: Address) -> alloy::contract::Result<Address> {
     let factory = DepositFactory::deploy(provider.clone(), treasury).await?;
     Ok(*factory.address())
 }
 
 /// The factory, then (with `mocks`) an 18-decimal ANKR-like token, a no-return 6-decimal
 /// USDT-like token and an ANKR/USD feed.
-pub async fn deploy_all(
-    provider: &DynProvider,
-    treasury: Address,
-    mocks: bool,
-) -> alloy::contract::Result<Deployment> {
+pub async fn deploy_all(provider: &DynProvider, treasury: Address, mocks: bool) -> alloy::contract::Result<Deployment> {
     let factory = deploy_factory(provider, treasury).await?;
     let mut tokens = BTreeMap::new();
     let mut price_feed = None;
     if mocks {
-        let ankr =
-            MockERC20::deploy(provider.clone(), "Ankr (mock)".into(), "ANKR".into(), 18).await?;
+        let ankr = MockERC20::deploy(provider.clone(), "Ankr (mock)".into(), "ANKR".into(), 18).await?;
         tokens.insert(Token::AnkrErc20, *ankr.address());
         let usdt = MockUSDT::deploy(provider.clone()).await?;
         tokens.insert(Token::UsdtErc20, *usdt.address());
@@ -54,11 +46,7 @@ pub async fn deploy_all(
         .await?;
         price_feed = Some(*feed.address());
     }
-    Ok(Deployment {
-        factory,
-        tokens,
-        price_feed,
-    })
+    Ok(Deployment { factory, tokens, price_feed })
 }
 
 /// Mints mock tokens (devnet only: the mocks let anyone mint).
@@ -71,20 +59,10 @@ pub async fn mint_mock(
 ) -> alloy::contract::Result<()> {
     match token {
         Token::AnkrErc20 => {
-            MockERC20::new(address, provider.clone())
-                .mint(to, amount)
-                .send()
-                .await?
-                .get_receipt()
-                .await?;
+            MockERC20::new(address, provider.clone()).mint(to, amount).send().await?.get_receipt().await?;
         }
         Token::UsdtErc20 => {
-            MockUSDT::new(address, provider.clone())
-                .mint(to, amount)
-                .send()
-                .await?
-                .get_receipt()
-                .await?;
+            MockUSDT::new(address, provider.clone()).mint(to, amount).send().await?.get_receipt().await?;
         }
     }
     Ok(())

@@ -22,10 +22,7 @@ impl DepositAddresses {
         code.extend_from_slice(&CLONE_PREFIX);
         code.extend_from_slice(implementation.as_slice());
         code.extend_from_slice(&CLONE_SUFFIX);
-        Self {
-            factory,
-            clone_code_hash: keccak256(&code),
-        }
+        Self { factory, clone_code_hash: keccak256(&code) }
     }
 
     pub fn factory(&self) -> Address {

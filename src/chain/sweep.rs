@@ -21,12 +21,7 @@ pub async fn sweep_batch(
     salts: Vec<B256>,
 ) -> alloy::contract::Result<SweepReceipt> {
     let factory = DepositFactory::new(factory, provider.clone());
-    let receipt = factory
-        .sweep(token, salts)
-        .send()
-        .await?
-        .get_receipt()
-        .await?;
+    let receipt = factory.sweep(token, salts).send().await?.get_receipt().await?;
     let total = receipt
         .inner
         .logs()
@@ -35,16 +30,9 @@ pub async fn sweep_batch(
         .map(|swept| swept.inner.data.amount)
         .fold(U256::ZERO, |acc, amount| acc + amount);
     if !receipt.status() {
-        return Err(alloy::contract::Error::TransportError(
-            alloy::transports::TransportErrorKind::custom_str(&format!(
-                "sweep transaction {} reverted",
-                receipt.transaction_hash
-            )),
-        ));
+        return Err(alloy::contract::Error::TransportError(alloy::transports::TransportErrorKind::custom_str(
+            &format!("sweep transaction {} reverted", receipt.transaction_hash),
+        )));
     }
-    Ok(SweepReceipt {
-        tx_hash: receipt.transaction_hash,
-        gas_used: receipt.gas_used,
-        total,
-    })
+    Ok(SweepReceipt { tx_hash: receipt.transaction_hash, gas_used: receipt.gas_used, total })
 }

@@ -6,11 +6,7 @@ use std::time::Duration;
 use alloy::providers::{DynProvider, Provider};
 use tokio_util::sync::CancellationToken;
 
-pub async fn run(
-    provider: DynProvider,
-    poll_interval: Duration,
-    shutdown: CancellationToken,
-) -> anyhow::Result<()> {
+pub async fn run(provider: DynProvider, poll_interval: Duration, shutdown: CancellationToken) -> anyhow::Result<()> {
     let mut ticker = tokio::time::interval(poll_interval);
     loop {
         tokio::select! {

@@ -50,17 +50,12 @@ mod tests {
         struct W {
             v: ExactDecimal,
         }
-        toml::from_str::<W>(&format!("v = {toml_value}"))
-            .map(|w| w.v)
-            .map_err(|e| e.to_string())
+        toml::from_str::<W>(&format!("v = {toml_value}")).map(|w| w.v).map_err(|e| e.to_string())
     }
 
     #[test]
     fn strings_integers_and_short_floats_are_exact() {
-        assert_eq!(
-            parse("\"0.025\"").unwrap().0,
-            Decimal::from_str("0.025").unwrap()
-        );
+        assert_eq!(parse("\"0.025\"").unwrap().0, Decimal::from_str("0.025").unwrap());
         assert_eq!(parse("12").unwrap().0, Decimal::from(12));
         assert_eq!(parse("0.1").unwrap().0, Decimal::from_str("0.1").unwrap());
     }
@@ -68,10 +63,6 @@ mod tests {
     #[test]
     fn garbage_and_overlong_floats_are_refused() {
         assert!(parse("\"ten\"").unwrap_err().contains("not a decimal"));
-        assert!(
-            parse("0.12345678901234567")
-                .unwrap_err()
-                .contains("write it as a string")
-        );
+        assert!(parse("0.12345678901234567").unwrap_err().contains("write it as a string"));
     }
 }

@@ -32,26 +32,17 @@ pub fn load_file(path: &Path) -> Result<Config, ConfigError> {
 
 fn one_line(err: figment::Error, path: &Path) -> ConfigError {
     // figment may carry several errors; the first is enough to act on.
-    let first = err.into_iter().next();
-    let Some(e) = first else {
+    let Some(e) = err.into_iter().next() else {
         return ConfigError(format!("{} could not be read", path.display()));
     };
-    let mut key = e.path.join(".");
-    if let figment::error::Kind::UnknownField(field, _) = &e.kind {
-        key = if key.is_empty() {
-            field.clone()
-        } else {
-            format!("{key}.{field}")
-        };
-    }
-    let origin = match &e.metadata {
-        Some(md) if md.name.contains("environment") || md.name.contains("PAYWATCH") => {
-            format!(
-                " (from env {})",
-                md.interpolate(&e.profile.clone().unwrap_or_default(), &e.path)
-            )
-        }
-        _ => format!(" (in {})", path.display()),
+    // For an unknown field the path already ends with the field's name.
+    let key = e.path.join(".");
+    let from_env = e.metadata.as_ref().is_some_and(|md| md.name.contains("PAYWATCH"));
+    let origin = if from_env {
+        let var = e.path.iter().map(|k| k.to_ascii_uppercase()).collect::<Vec<_>>().join("__");
+        format!(" (from env PAYWATCH__{var})")
+    } else {
+        format!(" (in {})", path.display())
     };
     let kind = e.kind.to_string().replace('\n', " ");
     if key.is_empty() {

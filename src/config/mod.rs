@@ -56,9 +56,7 @@ pub struct ServerConfig {
 
 impl Default for ServerConfig {
     fn default() -> Self {
-        Self {
-            listen: default_listen(),
-        }
+        Self { listen: default_listen() }
     }
 }
 
@@ -76,9 +74,7 @@ pub struct DatabaseConfig {
 
 impl Default for DatabaseConfig {
     fn default() -> Self {
-        Self {
-            url: default_database_url(),
-        }
+        Self { url: default_database_url() }
     }
 }
 
@@ -240,9 +236,7 @@ pub struct CardsConfig {
 
 impl Default for CardsConfig {
     fn default() -> Self {
-        Self {
-            processor: default_processor(),
-        }
+        Self { processor: default_processor() }
     }
 }
 
@@ -270,11 +264,7 @@ pub struct CatalogConfig {
 
 impl Default for CatalogConfig {
     fn default() -> Self {
-        Self {
-            currency: default_currency(),
-            markup: default_markup(),
-            discount: default_discount(),
-        }
+        Self { currency: default_currency(), markup: default_markup(), discount: default_discount() }
     }
 }
 
@@ -301,10 +291,7 @@ pub struct JobsConfig {
 
 impl Default for JobsConfig {
     fn default() -> Self {
-        Self {
-            expiring_notice_days: default_expiring_notice_days(),
-            sweep_batch: default_sweep_batch(),
-        }
+        Self { expiring_notice_days: default_expiring_notice_days(), sweep_batch: default_sweep_batch() }
     }
 }
 

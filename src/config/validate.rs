@@ -11,35 +11,20 @@ const MAX_TOKEN_DECIMALS: u8 = 28;
 impl Config {
     pub fn validate(&self) -> Result<(), ConfigError> {
         let url = self.database_url();
-        if !(url.starts_with("sqlite:")
-            || url.starts_with("postgres://")
-            || url.starts_with("postgresql://"))
-        {
-            return Err(ConfigError::key(
-                "database.url",
-                "must start with sqlite:, postgres:// or postgresql://",
-            ));
+        if !(url.starts_with("sqlite:") || url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+            return Err(ConfigError::key("database.url", "must start with sqlite:, postgres:// or postgresql://"));
         }
         let chain = &self.chain;
         if !(chain.rpc_http.starts_with("http://") || chain.rpc_http.starts_with("https://")) {
-            return Err(ConfigError::key(
-                "chain.rpc_http",
-                "must be an http:// or https:// URL",
-            ));
+            return Err(ConfigError::key("chain.rpc_http", "must be an http:// or https:// URL"));
         }
         if let Some(ws) = &chain.rpc_ws
             && !(ws.starts_with("ws://") || ws.starts_with("wss://"))
         {
-            return Err(ConfigError::key(
-                "chain.rpc_ws",
-                "must be a ws:// or wss:// URL",
-            ));
+            return Err(ConfigError::key("chain.rpc_ws", "must be a ws:// or wss:// URL"));
         }
         if chain.poll_interval_ms < 50 {
-            return Err(ConfigError::key(
-                "chain.poll_interval_ms",
-                "must be at least 50",
-            ));
+            return Err(ConfigError::key("chain.poll_interval_ms", "must be at least 50"));
         }
         for (token, t) in &self.tokens {
             if t.decimals > MAX_TOKEN_DECIMALS {
@@ -54,16 +39,10 @@ impl Config {
                 positive(&format!("prices.{token}.usd"), usd)?;
             }
             if !self.tokens.contains_key(token) {
-                return Err(ConfigError::key(
-                    &format!("prices.{token}"),
-                    "has no [tokens] entry",
-                ));
+                return Err(ConfigError::key(&format!("prices.{token}"), "has no [tokens] entry"));
             }
         }
-        fraction(
-            "orders.underpayment_tolerance",
-            &self.orders.underpayment_tolerance,
-        )?;
+        fraction("orders.underpayment_tolerance", &self.orders.underpayment_tolerance)?;
         if self.orders.ttl_minutes == 0 {
             return Err(ConfigError::key("orders.ttl_minutes", "must be at least 1"));
         }
@@ -71,41 +50,26 @@ impl Config {
         not_negative("catalog.markup", &self.catalog.markup)?;
         not_negative("catalog.discount", &self.catalog.discount)?;
         if !(1..=500).contains(&self.jobs.sweep_batch) {
-            return Err(ConfigError::key(
-                "jobs.sweep_batch",
-                "must be between 1 and 500",
-            ));
+            return Err(ConfigError::key("jobs.sweep_batch", "must be between 1 and 500"));
         }
         if let Some(w) = &self.webhooks {
             if !(w.url.starts_with("http://") || w.url.starts_with("https://")) {
-                return Err(ConfigError::key(
-                    "webhooks.url",
-                    "must be an http:// or https:// URL",
-                ));
+                return Err(ConfigError::key("webhooks.url", "must be an http:// or https:// URL"));
             }
             if w.secret.expose_secret().is_empty() {
                 return Err(ConfigError::key("webhooks.secret", "must not be empty"));
             }
         }
         if let Some(s) = &self.signer
-            && s.private_key
-                .expose_secret()
-                .parse::<alloy::signers::local::PrivateKeySigner>()
-                .is_err()
+            && s.private_key.expose_secret().parse::<alloy::signers::local::PrivateKeySigner>().is_err()
         {
             // Never echo the value: it is a key.
-            return Err(ConfigError::key(
-                "signer.private_key",
-                "is not a 32-byte hex private key",
-            ));
+            return Err(ConfigError::key("signer.private_key", "is not a 32-byte hex private key"));
         }
         if let Some(t) = &self.auth.admin_token
             && t.expose_secret().len() < 16
         {
-            return Err(ConfigError::key(
-                "auth.admin_token",
-                "must be at least 16 characters",
-            ));
+            return Err(ConfigError::key("auth.admin_token", "must be at least 16 characters"));
         }
         Ok(())
     }
@@ -124,10 +88,7 @@ impl Config {
             match months.parse::<u8>() {
                 Ok(1..=12) => fraction(&key, off)?,
                 _ => {
-                    return Err(ConfigError::key(
-                        &key,
-                        "the period must be a whole number of months from 1 to 12",
-                    ));
+                    return Err(ConfigError::key(&key, "the period must be a whole number of months from 1 to 12"));
                 }
             }
         }
@@ -136,15 +97,9 @@ impl Config {
 }
 
 fn resource_prices(prefix: &str, p: &ResourcePrices) -> Result<(), ConfigError> {
-    not_negative(
-        &format!("{prefix}.cpu_per_core_month"),
-        &p.cpu_per_core_month,
-    )?;
+    not_negative(&format!("{prefix}.cpu_per_core_month"), &p.cpu_per_core_month)?;
     not_negative(&format!("{prefix}.mem_per_gib_month"), &p.mem_per_gib_month)?;
-    not_negative(
-        &format!("{prefix}.storage_per_gib_month"),
-        &p.storage_per_gib_month,
-    )
+    not_negative(&format!("{prefix}.storage_per_gib_month"), &p.storage_per_gib_month)
 }
 
 fn not_negative(key: &str, v: &ExactDecimal) -> Result<(), ConfigError> {
@@ -164,10 +119,7 @@ fn positive(key: &str, v: &ExactDecimal) -> Result<(), ConfigError> {
 /// A fraction in [0, 1).
 fn fraction(key: &str, v: &ExactDecimal) -> Result<(), ConfigError> {
     if v.0 < Decimal::ZERO || v.0 >= Decimal::ONE {
-        return Err(ConfigError::key(
-            key,
-            "must be a fraction from 0 up to (not including) 1",
-        ));
+        return Err(ConfigError::key(key, "must be a fraction from 0 up to (not including) 1"));
     }
     Ok(())
 }

@@ -28,10 +28,8 @@ pub fn find() -> anyhow::Result<PathBuf> {
             }
         }
     }
-    let pinned = [
-        "tools/node_modules/.bin/anvil",
-        concat!(env!("CARGO_MANIFEST_DIR"), "/tools/node_modules/.bin/anvil"),
-    ];
+    let pinned =
+        ["tools/node_modules/.bin/anvil", concat!(env!("CARGO_MANIFEST_DIR"), "/tools/node_modules/.bin/anvil")];
     for p in pinned {
         if Path::new(p).is_file() {
             return Ok(PathBuf::from(p));
@@ -62,36 +60,20 @@ pub struct AnvilOptions {
 
 impl Default for AnvilOptions {
     fn default() -> Self {
-        Self {
-            port: 0,
-            chain_id: 31337,
-            block_time: None,
-            state: None,
-        }
+        Self { port: 0, chain_id: 31337, block_time: None, state: None }
     }
 }
 
 impl Anvil {
     pub async fn spawn(options: AnvilOptions) -> anyhow::Result<Self> {
         let bin = find()?;
-        let port = if options.port == 0 {
-            free_port()?
-        } else {
-            options.port
-        };
+        let port = if options.port == 0 { free_port()? } else { options.port };
         let mut cmd = Command::new(&bin);
-        cmd.args([
-            "--host",
-            "127.0.0.1",
-            "--port",
-            &port.to_string(),
-            "--chain-id",
-            &options.chain_id.to_string(),
-        ])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true);
+        cmd.args(["--host", "127.0.0.1", "--port", &port.to_string(), "--chain-id", &options.chain_id.to_string()])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
         if let Some(secs) = options.block_time {
             cmd.args(["--block-time", &secs.to_string()]);
         }
@@ -106,14 +88,8 @@ impl Anvil {
                 Ok(())
             });
         }
-        let child = cmd
-            .spawn()
-            .with_context(|| format!("starting {}", bin.display()))?;
-        let mut anvil = Self {
-            child,
-            port,
-            chain_id: options.chain_id,
-        };
+        let child = cmd.spawn().with_context(|| format!("starting {}", bin.display()))?;
+        let mut anvil = Self { child, port, chain_id: options.chain_id };
         anvil.wait_ready().await?;
         Ok(anvil)
     }
@@ -122,15 +98,9 @@ impl Anvil {
         let provider = crate::chain::rpc::http_provider(&self.rpc_url())?;
         for _ in 0..300 {
             if let Some(status) = self.child.try_wait()? {
-                bail!(
-                    "anvil exited at start ({status}); is port {} taken?",
-                    self.port
-                );
+                bail!("anvil exited at start ({status}); is port {} taken?", self.port);
             }
-            if alloy::providers::Provider::get_chain_id(&provider)
-                .await
-                .is_ok()
-            {
+            if alloy::providers::Provider::get_chain_id(&provider).await.is_ok() {
                 return Ok(());
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
@@ -180,12 +150,8 @@ pub fn free_port() -> anyhow::Result<u16> {
 
 /// anvil's well-known development accounts (mnemonic "test test … junk"): public test keys.
 pub mod accounts {
-    pub const DEPLOYER_KEY: &str =
-        "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80";
-    pub const PAYER_KEY: &str =
-        "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d";
-    pub const TREASURY_KEY: &str =
-        "0x5de4111afa1a4b94908f83103eb1f1706367c2e68ca870fc3fb9a804cdab365a";
-    pub const OTHER_PAYER_KEY: &str =
-        "0x7c852118294e51e653712a81e05800f419141751be58f605c371e15141b007a6";
+    pub const DEPLOYER_KEY: &str = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80";
+    pub const PAYER_KEY: &str = "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d";
+    pub const TREASURY_KEY: &str = "0x5de4111afa1a4b94908f83103eb1f1706367c2e68ca870fc3fb9a804cdab365a";
+    pub const OTHER_PAYER_KEY: &str = "0x7c852118294e51e653712a81e05800f419141751be58f605c371e15141b007a6";
 }

@@ -52,8 +52,7 @@ pub struct DevnetInfo {
 }
 
 pub async fn run(options: Options) -> anyhow::Result<()> {
-    std::fs::create_dir_all(&options.dir)
-        .with_context(|| format!("creating {}", options.dir.display()))?;
+    std::fs::create_dir_all(&options.dir).with_context(|| format!("creating {}", options.dir.display()))?;
     let dir = options.dir.canonicalize()?;
     for stale in ["devnet.db", "devnet.db-wal", "devnet.db-shm", "devnet.json"] {
         let _ = std::fs::remove_file(dir.join(stale));
@@ -63,13 +62,9 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
         .with_context(|| format!("port {} for the API", options.port))?;
     let api_addr = listener.local_addr()?;
 
-    let anvil = Anvil::spawn(AnvilOptions {
-        port: options.anvil_port,
-        chain_id: CHAIN_ID,
-        block_time: Some(1),
-        state: None,
-    })
-    .await?;
+    let anvil =
+        Anvil::spawn(AnvilOptions { port: options.anvil_port, chain_id: CHAIN_ID, block_time: Some(1), state: None })
+            .await?;
     tracing::info!(rpc = anvil.rpc_url(), "anvil started");
     let shutdown = CancellationToken::new();
     crate::startup::cancel_on_signal(shutdown.clone());
@@ -87,36 +82,23 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
 }
 
 /// Deploys, funds, writes the config and seeds the database.
-async fn prepare(
-    anvil: &Anvil,
-    dir: &Path,
-    api_addr: std::net::SocketAddr,
-) -> anyhow::Result<(Config, DevnetInfo)> {
+async fn prepare(anvil: &Anvil, dir: &Path, api_addr: std::net::SocketAddr) -> anyhow::Result<(Config, DevnetInfo)> {
     let deployer: PrivateKeySigner = accounts::DEPLOYER_KEY.parse()?;
     let payer: PrivateKeySigner = accounts::PAYER_KEY.parse()?;
-    let treasury = accounts::TREASURY_KEY
-        .parse::<PrivateKeySigner>()?
-        .address();
+    let treasury = accounts::TREASURY_KEY.parse::<PrivateKeySigner>()?.address();
     let provider = rpc::signing_provider(&anvil.rpc_url(), deployer)?;
-    let deployment = deploy::deploy_all(&provider, treasury, true)
-        .await
-        .context("deploying contracts")?;
+    let deployment = deploy::deploy_all(&provider, treasury, true).await.context("deploying contracts")?;
     for (token, address) in &deployment.tokens {
         let decimals = token_decimals(*token);
         let amount = U256::from(PAYER_FUNDS) * U256::from(10u8).pow(U256::from(decimals));
-        deploy::mint_mock(&provider, *token, *address, payer.address(), amount)
-            .await
-            .context("funding the payer")?;
+        deploy::mint_mock(&provider, *token, *address, payer.address(), amount).await.context("funding the payer")?;
     }
 
     let mut secret = [0u8; 24];
     rand::rng().fill_bytes(&mut secret);
     let admin_token = hex::encode(secret);
     let config_path = dir.join("paywatch.toml");
-    std::fs::write(
-        &config_path,
-        config_toml(anvil, dir, api_addr, &deployment, treasury, &admin_token),
-    )?;
+    std::fs::write(&config_path, config_toml(anvil, dir, api_addr, &deployment, treasury, &admin_token))?;
     let config = Config::load(&config_path)?;
 
     let store = Store::connect(config.database_url()).await?;
@@ -219,19 +201,14 @@ private_key = "{deployer}"
         deployer = accounts::DEPLOYER_KEY,
     );
     for (token, address) in &deployment.tokens {
-        toml.push_str(&format!(
-            "\n[tokens.{token}]\naddress = \"{address}\"\ndecimals = {}\n",
-            token_decimals(*token)
-        ));
+        toml.push_str(&format!("\n[tokens.{token}]\naddress = \"{address}\"\ndecimals = {}\n", token_decimals(*token)));
     }
     toml
 }
 
 /// The seed's goods item, so the catalog endpoints have something to show.
 async fn seed_catalog(store: &Store) -> anyhow::Result<()> {
-    use crate::store::catalog::{
-        GoodsSpecification, SpecCell, SpecPicture, replace_goods_specification,
-    };
+    use crate::store::catalog::{GoodsSpecification, SpecCell, SpecPicture, replace_goods_specification};
     let cell = |main: &str, second: &str, cost: i64| SpecCell {
         main_specification: main.into(),
         second_specification: second.into(),
@@ -249,14 +226,8 @@ async fn seed_catalog(store: &Store) -> anyhow::Result<()> {
             cell("绿色", "42", 21),
         ],
         pics: vec![
-            SpecPicture {
-                main_specification: "蓝色".into(),
-                image_url: "https://example.com/blue.png".into(),
-            },
-            SpecPicture {
-                main_specification: "绿色".into(),
-                image_url: "https://example.com/green.png".into(),
-            },
+            SpecPicture { main_specification: "蓝色".into(), image_url: "https://example.com/blue.png".into() },
+            SpecPicture { main_specification: "绿色".into(), image_url: "https://example.com/green.png".into() },
         ],
     };
     let mut tx = store.begin().await?;

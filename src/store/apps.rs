@@ -123,18 +123,13 @@ pub async fn insert_app<'e>(
 }
 
 /// The app if it belongs to `team_id`; another team's app is "not found".
-pub async fn get_app<'e>(
-    db: impl AnyExecutor<'e>,
-    team_id: &str,
-    app_id: &str,
-) -> StoreResult<Option<App>> {
-    let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-        "SELECT {COLUMNS} FROM apps WHERE app_id = $1 AND team_id = $2"
-    )))
-    .bind(app_id)
-    .bind(team_id)
-    .fetch_optional(db)
-    .await?;
+pub async fn get_app<'e>(db: impl AnyExecutor<'e>, team_id: &str, app_id: &str) -> StoreResult<Option<App>> {
+    let row =
+        sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {COLUMNS} FROM apps WHERE app_id = $1 AND team_id = $2")))
+            .bind(app_id)
+            .bind(team_id)
+            .fetch_optional(db)
+            .await?;
     row.map(|r| from_row(&r)).transpose()
 }
 
@@ -180,8 +175,7 @@ fn from_row(r: &AnyRow) -> StoreResult<App> {
             mem_limit: r.try_get("mem_limit")?,
             storage_limit: r.try_get("storage_limit")?,
         },
-        pay_method: PayMethod::from_str(&pay_method)
-            .map_err(|e| StoreError::Corrupt(e.to_string()))?,
+        pay_method: PayMethod::from_str(&pay_method).map_err(|e| StoreError::Corrupt(e.to_string()))?,
         status: AppStatus::parse(&status)?,
         start_time: r.try_get("start_time")?,
         end_time: r.try_get("end_time")?,

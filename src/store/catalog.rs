@@ -49,10 +49,7 @@ pub async fn replace_goods_specification(tx: &mut Tx, g: &GoodsSpecification) ->
         .bind(g.goods_id)
         .execute(&mut **tx)
         .await?;
-    sqlx::query("DELETE FROM goods_specification_pics WHERE goods_id = $1")
-        .bind(g.goods_id)
-        .execute(&mut **tx)
-        .await?;
+    sqlx::query("DELETE FROM goods_specification_pics WHERE goods_id = $1").bind(g.goods_id).execute(&mut **tx).await?;
     for (position, cell) in g.cells.iter().enumerate() {
         sqlx::query(
             "INSERT INTO goods_specification_cells (goods_id, position, main_specification, second_specification, purchasing_cost) \
@@ -67,20 +64,19 @@ pub async fn replace_goods_specification(tx: &mut Tx, g: &GoodsSpecification) ->
         .await?;
     }
     for pic in &g.pics {
-        sqlx::query("INSERT INTO goods_specification_pics (goods_id, main_specification, image_url) VALUES ($1, $2, $3)")
-            .bind(g.goods_id)
-            .bind(&pic.main_specification)
-            .bind(&pic.image_url)
-            .execute(&mut **tx)
-            .await?;
+        sqlx::query(
+            "INSERT INTO goods_specification_pics (goods_id, main_specification, image_url) VALUES ($1, $2, $3)",
+        )
+        .bind(g.goods_id)
+        .bind(&pic.main_specification)
+        .bind(&pic.image_url)
+        .execute(&mut **tx)
+        .await?;
     }
     Ok(())
 }
 
-pub async fn get_goods_specification(
-    tx: &mut Tx,
-    goods_id: i64,
-) -> StoreResult<Option<GoodsSpecification>> {
+pub async fn get_goods_specification(tx: &mut Tx, goods_id: i64) -> StoreResult<Option<GoodsSpecification>> {
     let Some(head) = sqlx::query(
         "SELECT main_specification_name, second_specification_name FROM goods_specifications WHERE goods_id = $1",
     )
@@ -103,7 +99,8 @@ pub async fn get_goods_specification(
         Ok(SpecCell {
             main_specification: r.try_get("main_specification")?,
             second_specification: r.try_get("second_specification")?,
-            purchasing_cost: Decimal::from_str(&cost).map_err(|_| StoreError::Corrupt(format!("purchasing_cost {cost:?}")))?,
+            purchasing_cost: Decimal::from_str(&cost)
+                .map_err(|_| StoreError::Corrupt(format!("purchasing_cost {cost:?}")))?,
         })
     })
     .collect::<StoreResult<Vec<_>>>()?;

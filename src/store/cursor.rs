@@ -22,9 +22,7 @@ pub async fn get<'e>(db: impl AnyExecutor<'e>, chain_id: u64) -> StoreResult<Opt
         let hash: String = r.try_get("block_hash")?;
         Ok(Cursor {
             block_number: r.try_get::<i64, _>("block_number")? as u64,
-            block_hash: hash
-                .parse()
-                .map_err(|_| StoreError::Corrupt(format!("cursor hash {hash:?}")))?,
+            block_hash: hash.parse().map_err(|_| StoreError::Corrupt(format!("cursor hash {hash:?}")))?,
         })
     })
     .transpose()
@@ -65,40 +63,26 @@ pub async fn record_block<'e>(
     Ok(())
 }
 
-pub async fn block_hash<'e>(
-    db: impl AnyExecutor<'e>,
-    chain_id: u64,
-    number: u64,
-) -> StoreResult<Option<B256>> {
-    let row = sqlx::query(
-        "SELECT block_hash FROM chain_blocks WHERE chain_id = $1 AND block_number = $2",
-    )
-    .bind(chain_id as i64)
-    .bind(number as i64)
-    .fetch_optional(db)
-    .await?;
+pub async fn block_hash<'e>(db: impl AnyExecutor<'e>, chain_id: u64, number: u64) -> StoreResult<Option<B256>> {
+    let row = sqlx::query("SELECT block_hash FROM chain_blocks WHERE chain_id = $1 AND block_number = $2")
+        .bind(chain_id as i64)
+        .bind(number as i64)
+        .fetch_optional(db)
+        .await?;
     row.map(|r| {
         let hash: String = r.try_get("block_hash")?;
-        hash.parse()
-            .map_err(|_| StoreError::Corrupt(format!("block hash {hash:?}")))
+        hash.parse().map_err(|_| StoreError::Corrupt(format!("block hash {hash:?}")))
     })
     .transpose()
 }
 
 /// Forgets blocks above `number` (after a reorg) and below `keep_from` (old history).
-pub async fn prune_blocks<'e>(
-    db: impl AnyExecutor<'e>,
-    chain_id: u64,
-    above: u64,
-    below: u64,
-) -> StoreResult<u64> {
-    let done = sqlx::query(
-        "DELETE FROM chain_blocks WHERE chain_id = $1 AND (block_number > $2 OR block_number < $3)",
-    )
-    .bind(chain_id as i64)
-    .bind(above as i64)
-    .bind(below as i64)
-    .execute(db)
-    .await?;
+pub async fn prune_blocks<'e>(db: impl AnyExecutor<'e>, chain_id: u64, above: u64, below: u64) -> StoreResult<u64> {
+    let done = sqlx::query("DELETE FROM chain_blocks WHERE chain_id = $1 AND (block_number > $2 OR block_number < $3)")
+        .bind(chain_id as i64)
+        .bind(above as i64)
+        .bind(below as i64)
+        .execute(db)
+        .await?;
     Ok(done.rows_affected())
 }

@@ -48,13 +48,9 @@ pub async fn claim<'e>(
     if stored_hash != request_hash {
         return Ok(Claim::Mismatch);
     }
-    match (
-        row.try_get::<Option<i64>, _>("response_status")?,
-        row.try_get::<Option<String>, _>("response_body")?,
-    ) {
+    match (row.try_get::<Option<i64>, _>("response_status")?, row.try_get::<Option<String>, _>("response_body")?) {
         (Some(status), Some(body)) => Ok(Claim::Replay {
-            status: u16::try_from(status)
-                .map_err(|_| StoreError::Corrupt(format!("idempotency status {status}")))?,
+            status: u16::try_from(status).map_err(|_| StoreError::Corrupt(format!("idempotency status {status}")))?,
             body,
         }),
         _ => Ok(Claim::InFlight),
@@ -92,9 +88,6 @@ pub async fn release<'e>(db: impl AnyExecutor<'e>, team_id: &str, key: &str) -> 
 
 /// Forgets keys older than `before` (unix seconds).
 pub async fn purge_older_than<'e>(db: impl AnyExecutor<'e>, before: i64) -> StoreResult<u64> {
-    let done = sqlx::query("DELETE FROM idempotency_keys WHERE created_at < $1")
-        .bind(before)
-        .execute(db)
-        .await?;
+    let done = sqlx::query("DELETE FROM idempotency_keys WHERE created_at < $1").bind(before).execute(db).await?;
     Ok(done.rows_affected())
 }

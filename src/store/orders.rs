@@ -141,18 +141,13 @@ pub async fn insert_order<'e>(db: impl AnyExecutor<'e>, new: &NewOrder) -> Store
 }
 
 /// The order if it belongs to `team_id`.
-pub async fn get_order<'e>(
-    db: impl AnyExecutor<'e>,
-    team_id: &str,
-    order_id: &str,
-) -> StoreResult<Option<Order>> {
-    let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-        "SELECT {COLUMNS} FROM orders WHERE order_id = $1 AND team_id = $2"
-    )))
-    .bind(order_id)
-    .bind(team_id)
-    .fetch_optional(db)
-    .await?;
+pub async fn get_order<'e>(db: impl AnyExecutor<'e>, team_id: &str, order_id: &str) -> StoreResult<Option<Order>> {
+    let row =
+        sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {COLUMNS} FROM orders WHERE order_id = $1 AND team_id = $2")))
+            .bind(order_id)
+            .bind(team_id)
+            .fetch_optional(db)
+            .await?;
     row.map(|r| from_row(&r)).transpose()
 }
 
@@ -161,12 +156,10 @@ pub async fn find_by_deposit_address<'e>(
     db: impl AnyExecutor<'e>,
     deposit_address: &Address,
 ) -> StoreResult<Option<Order>> {
-    let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-        "SELECT {COLUMNS} FROM orders WHERE deposit_address = $1"
-    )))
-    .bind(address_text(deposit_address))
-    .fetch_optional(db)
-    .await?;
+    let row = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {COLUMNS} FROM orders WHERE deposit_address = $1")))
+        .bind(address_text(deposit_address))
+        .fetch_optional(db)
+        .await?;
     row.map(|r| from_row(&r)).transpose()
 }
 
@@ -185,15 +178,9 @@ fn from_row(r: &AnyRow) -> StoreResult<Order> {
         Some(deposit) => Some(CryptoTerms {
             amount_base: units("amount_base")?,
             token_price_usd: decimal("token_price_usd")?,
-            token_address: r
-                .try_get::<String, _>("token_address")?
-                .parse()
-                .map_err(|_| corrupt("token_address"))?,
+            token_address: r.try_get::<String, _>("token_address")?.parse().map_err(|_| corrupt("token_address"))?,
             chain_id: r.try_get::<i64, _>("chain_id")? as u64,
-            salt: r
-                .try_get::<String, _>("salt")?
-                .parse()
-                .map_err(|_| corrupt("salt"))?,
+            salt: r.try_get::<String, _>("salt")?.parse().map_err(|_| corrupt("salt"))?,
             deposit_address: deposit.parse().map_err(|_| corrupt("deposit_address"))?,
         }),
     };
@@ -204,8 +191,7 @@ fn from_row(r: &AnyRow) -> StoreResult<Order> {
             team_id: r.try_get("team_id")?,
             app_id: r.try_get("app_id")?,
             kind: OrderKind::parse(&r.try_get::<String, _>("kind")?)?,
-            pay_method: PayMethod::from_str(&pay_method)
-                .map_err(|e| StoreError::Corrupt(e.to_string()))?,
+            pay_method: PayMethod::from_str(&pay_method).map_err(|e| StoreError::Corrupt(e.to_string()))?,
             period_months: r.try_get("period_months")?,
             usd: decimal("usd")?,
             amount: decimal("amount")?,

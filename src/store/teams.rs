@@ -41,11 +41,7 @@ fn new_api_key() -> String {
 }
 
 pub async fn create_team<'e>(db: impl AnyExecutor<'e>, name: &str) -> StoreResult<Team> {
-    let team = Team {
-        team_id: Uuid::new_v4().to_string(),
-        name: name.to_string(),
-        created_at: unix_now(),
-    };
+    let team = Team { team_id: Uuid::new_v4().to_string(), name: name.to_string(), created_at: unix_now() };
     sqlx::query("INSERT INTO teams (team_id, name, created_at) VALUES ($1, $2, $3)")
         .bind(&team.team_id)
         .bind(&team.name)
@@ -56,19 +52,14 @@ pub async fn create_team<'e>(db: impl AnyExecutor<'e>, name: &str) -> StoreResul
 }
 
 pub async fn issue_key<'e>(db: impl AnyExecutor<'e>, team_id: &str) -> StoreResult<IssuedKey> {
-    let issued = IssuedKey {
-        key_id: Uuid::new_v4().to_string(),
-        api_key: new_api_key(),
-    };
-    sqlx::query(
-        "INSERT INTO api_keys (key_id, team_id, key_hash, created_at) VALUES ($1, $2, $3, $4)",
-    )
-    .bind(&issued.key_id)
-    .bind(team_id)
-    .bind(hash_key(&issued.api_key))
-    .bind(unix_now())
-    .execute(db)
-    .await?;
+    let issued = IssuedKey { key_id: Uuid::new_v4().to_string(), api_key: new_api_key() };
+    sqlx::query("INSERT INTO api_keys (key_id, team_id, key_hash, created_at) VALUES ($1, $2, $3, $4)")
+        .bind(&issued.key_id)
+        .bind(team_id)
+        .bind(hash_key(&issued.api_key))
+        .bind(unix_now())
+        .execute(db)
+        .await?;
     Ok(issued)
 }
 
@@ -77,41 +68,26 @@ pub async fn get_team<'e>(db: impl AnyExecutor<'e>, team_id: &str) -> StoreResul
         .bind(team_id)
         .fetch_optional(db)
         .await?;
-    Ok(row.map(|r| Team {
-        team_id: r.get("team_id"),
-        name: r.get("name"),
-        created_at: r.get("created_at"),
-    }))
+    Ok(row.map(|r| Team { team_id: r.get("team_id"), name: r.get("name"), created_at: r.get("created_at") }))
 }
 
 /// The team a live (not revoked) key belongs to.
-pub async fn find_key_owner<'e>(
-    db: impl AnyExecutor<'e>,
-    api_key: &str,
-) -> StoreResult<Option<KeyOwner>> {
-    let row = sqlx::query(
-        "SELECT team_id, key_id FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL",
-    )
-    .bind(hash_key(api_key))
-    .fetch_optional(db)
-    .await?;
-    Ok(row.map(|r| KeyOwner {
-        team_id: r.get("team_id"),
-        key_id: r.get("key_id"),
-    }))
+pub async fn find_key_owner<'e>(db: impl AnyExecutor<'e>, api_key: &str) -> StoreResult<Option<KeyOwner>> {
+    let row = sqlx::query("SELECT team_id, key_id FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL")
+        .bind(hash_key(api_key))
+        .fetch_optional(db)
+        .await?;
+    Ok(row.map(|r| KeyOwner { team_id: r.get("team_id"), key_id: r.get("key_id") }))
 }
 
 /// Revokes a key of the team; false when the team has no such live key.
-pub async fn revoke_key<'e>(
-    db: impl AnyExecutor<'e>,
-    team_id: &str,
-    key_id: &str,
-) -> StoreResult<bool> {
-    let done = sqlx::query("UPDATE api_keys SET revoked_at = $1 WHERE key_id = $2 AND team_id = $3 AND revoked_at IS NULL")
-        .bind(unix_now())
-        .bind(key_id)
-        .bind(team_id)
-        .execute(db)
-        .await?;
+pub async fn revoke_key<'e>(db: impl AnyExecutor<'e>, team_id: &str, key_id: &str) -> StoreResult<bool> {
+    let done =
+        sqlx::query("UPDATE api_keys SET revoked_at = $1 WHERE key_id = $2 AND team_id = $3 AND revoked_at IS NULL")
+            .bind(unix_now())
+            .bind(key_id)
+            .bind(team_id)
+            .execute(db)
+            .await?;
     Ok(done.rows_affected() == 1)
 }

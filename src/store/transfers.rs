@@ -48,10 +48,7 @@ pub async fn insert_seen<'e>(db: impl AnyExecutor<'e>, t: &Transfer) -> StoreRes
 }
 
 /// The transfers recorded for an order, oldest first.
-pub async fn for_order<'e>(
-    db: impl AnyExecutor<'e>,
-    order_id: &str,
-) -> StoreResult<Vec<(Transfer, String)>> {
+pub async fn for_order<'e>(db: impl AnyExecutor<'e>, order_id: &str) -> StoreResult<Vec<(Transfer, String)>> {
     let rows = sqlx::query(
         "SELECT chain_id, tx_hash, log_index, block_number, block_hash, token_address, from_address, to_address, \
          amount_base, order_id, state FROM chain_transfers WHERE order_id = $1 ORDER BY block_number, log_index",
@@ -62,12 +59,10 @@ pub async fn for_order<'e>(
     rows.iter()
         .map(|r| {
             let corrupt = |c: &str| StoreError::Corrupt(format!("chain_transfers.{c}"));
-            let parse_hash = |c: &str| -> StoreResult<B256> {
-                r.try_get::<String, _>(c)?.parse().map_err(|_| corrupt(c))
-            };
-            let parse_addr = |c: &str| -> StoreResult<Address> {
-                r.try_get::<String, _>(c)?.parse().map_err(|_| corrupt(c))
-            };
+            let parse_hash =
+                |c: &str| -> StoreResult<B256> { r.try_get::<String, _>(c)?.parse().map_err(|_| corrupt(c)) };
+            let parse_addr =
+                |c: &str| -> StoreResult<Address> { r.try_get::<String, _>(c)?.parse().map_err(|_| corrupt(c)) };
             let amount: String = r.try_get("amount_base")?;
             Ok((
                 Transfer {

@@ -1,0 +1,40 @@
+# paywatch: `make run` for the devnet demo, `make test` for the whole suite.
+# Both install what they need: anvil (npm, pinned in tools/), and for tests PostgreSQL.
+
+TOOLS := $(CURDIR)/tools
+ANVIL := $(TOOLS)/node_modules/.bin/anvil
+CARGO ?= cargo
+export ANVIL_BIN := $(ANVIL)
+export PAYWATCH_TEST_POSTGRES ?= postgres://postgres@127.0.0.1:5432/postgres
+
+.PHONY: run test tools postgres contracts lint clean
+
+## Builds paywatch and runs the devnet demo (anvil + contracts + API on :8080).
+run: tools
+	$(CARGO) run --locked -- devnet --dir .devnet
+
+## Every test, on SQLite and on PostgreSQL, against a real anvil.
+test: tools postgres
+	./scripts/test.sh
+
+## anvil (and solc, for `make contracts`) from npm, pinned by tools/package-lock.json.
+tools: $(ANVIL)
+
+$(ANVIL): $(TOOLS)/package.json $(TOOLS)/package-lock.json
+	npm install --prefix $(TOOLS) --no-audit --no-fund
+	$(ANVIL) --version
+	touch $(ANVIL)
+
+postgres:
+	./scripts/ensure-postgres.sh
+
+## Rebuilds contracts/out/ from contracts/src/ with the npm solc (offline).
+contracts: tools
+	node contracts/build.mjs
+
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --locked --all-targets -- -D warnings
+
+clean:
+	rm -rf target .devnet

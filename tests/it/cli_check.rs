@@ -1,0 +1,130 @@
+//! `paywatch check` on good and bad configurations: each problem is one line naming it, exit 1.
+
+use crate::support::chain::TestChain;
+use crate::support::{paywatch, write_file};
+
+fn config(rpc: &str, chain_id: u64, db: &str, extra: &str) -> String {
+    format!(
+        r#"
+[server]
+listen = "127.0.0.1:0"
+
+[database]
+url = "{db}"
+
+[chain]
+chain_id = {chain_id}
+rpc_http = "{rpc}"
+confirmations = 2
+
+[tokens.ANKR_ERC20]
+address = "0x8290333ceF9e6D528dD5618Fb97a76f268f3EDD4"
+decimals = 18
+
+[auth]
+admin_token = "a-very-secret-admin-token-value"
+{extra}
+"#
+    )
+}
+
+/// Runs `paywatch check` and returns (exit code, stderr lines).
+fn check(dir: &std::path::Path, text: &str, envs: &[(&str, &str)]) -> (i32, Vec<String>) {
+    let path = write_file(dir, "paywatch.toml", text);
+    let out = paywatch(&["check", "--config", path.to_str().unwrap()], envs);
+    let stderr = String::from_utf8_lossy(&out.stderr).lines().map(str::to_string).collect();
+    (out.status.code().unwrap_or(-1), stderr)
+}
+
+fn assert_one_line_failure((code, lines): (i32, Vec<String>), needle: &str) {
+    assert_eq!(code, 1, "exit code; stderr: {lines:?}");
+    assert_eq!(lines.len(), 1, "exactly one line: {lines:?}");
+    assert!(lines[0].contains(needle), "{:?} should name {needle:?}", lines[0]);
+}
+
+#[tokio::test]
+async fn a_good_config_passes_check() {
+    let chain = TestChain::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}/db/paywatch.db", dir.path().display());
+    let (code, lines) = check(dir.path(), &config(&chain.anvil.rpc_url(), 31337, &db, ""), &[]);
+    assert_eq!(code, 0, "stderr: {lines:?}");
+}
+
+#[test]
+fn an_unknown_key_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = config("http://127.0.0.1:1", 1, "sqlite://x.db", "").replace("confirmations = 2", "confirmation = 2");
+    assert_one_line_failure(check(dir.path(), &text, &[]), "chain.confirmation");
+}
+
+#[test]
+fn a_malformed_address_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = config("http://127.0.0.1:1", 1, "sqlite://x.db", "")
+        .replace("0x8290333ceF9e6D528dD5618Fb97a76f268f3EDD4", "0x8290");
+    assert_one_line_failure(check(dir.path(), &text, &[]), "tokens.ANKR_ERC20.address");
+}
+
+#[test]
+fn a_bad_decimal_and_a_period_outside_1_to_12_are_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = config("http://127.0.0.1:1", 1, "sqlite://x.db", "");
+    let bad_decimal = format!("{base}\n[pricing.default]\ncpu_per_core_month = \"ten\"\n");
+    assert_one_line_failure(check(dir.path(), &bad_decimal, &[]), "pricing.default.cpu_per_core_month");
+    let bad_period = format!("{base}\n[pricing.discounts]\n13 = \"0.5\"\n");
+    assert_one_line_failure(check(dir.path(), &bad_period, &[]), "pricing.discounts.13");
+}
+
+#[test]
+fn an_env_override_is_applied_and_checked() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = config("http://127.0.0.1:1", 1, "sqlite://x.db", "");
+    let result = check(dir.path(), &text, &[("PAYWATCH__CHAIN__CONFIRMATIONS", "soon")]);
+    assert_one_line_failure(result, "chain.confirmations");
+}
+
+#[test]
+fn an_unreachable_rpc_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = paywatch::devnet::anvil::free_port().unwrap();
+    let db = format!("sqlite://{}/paywatch.db", dir.path().display());
+    let text = config(&format!("http://127.0.0.1:{port}"), 1, &db, "");
+    assert_one_line_failure(check(dir.path(), &text, &[]), "cannot reach");
+}
+
+#[test]
+fn an_unreachable_database_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = paywatch::devnet::anvil::free_port().unwrap();
+    let text = config("http://127.0.0.1:1", 1, &format!("postgres://nobody@127.0.0.1:{port}/none"), "");
+    assert_one_line_failure(check(dir.path(), &text, &[]), "database");
+}
+
+#[tokio::test]
+async fn a_chain_id_mismatch_is_named() {
+    let chain = TestChain::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}/paywatch.db", dir.path().display());
+    let (code, lines) = check(dir.path(), &config(&chain.anvil.rpc_url(), 1, &db, ""), &[]);
+    assert_one_line_failure((code, lines.clone()), "chain id 31337");
+    assert!(lines[0].contains("chain.chain_id is 1"), "{lines:?}");
+}
+
+#[test]
+fn secrets_never_reach_the_error_line_or_debug_output() {
+    let dir = tempfile::tempdir().unwrap();
+    let secret = "0xnot-a-key-but-still-a-secret-value";
+    let text = config("http://127.0.0.1:1", 1, "sqlite://x.db", &format!("[signer]\nprivate_key = \"{secret}\"\n"));
+    let (code, lines) = check(dir.path(), &text, &[]);
+    assert_eq!(code, 1);
+    assert!(lines[0].contains("signer.private_key"), "{lines:?}");
+    assert!(!lines.join("\n").contains(secret), "the key leaked: {lines:?}");
+
+    let good = config("http://127.0.0.1:1", 1, "postgres://u:hunter2pass@127.0.0.1/db", "");
+    let path = write_file(dir.path(), "good.toml", &good);
+    let loaded = paywatch::config::Config::load(&path).expect("valid config");
+    let debug = format!("{loaded:?}");
+    assert!(!debug.contains("a-very-secret-admin-token-value"), "admin token in Debug");
+    assert!(!debug.contains("hunter2pass"), "database password in Debug");
+}

@@ -1,0 +1,75 @@
+//! `paywatch devnet` as a newcomer runs it: it comes up, writes a usable devnet.json, answers
+//! /healthz, and on SIGTERM stops anvil with it.
+
+use std::time::{Duration, Instant};
+
+use alloy::primitives::{Address, U256};
+use alloy::providers::Provider;
+use alloy::signers::local::PrivateKeySigner;
+use paywatch::chain::contracts::IERC20;
+use paywatch::chain::rpc;
+use paywatch::store::{Store, teams};
+use serde_json::Value;
+
+#[tokio::test]
+async fn devnet_comes_up_with_a_usable_devnet_json_and_leaves_no_anvil_behind() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_paywatch"))
+        .args(["devnet", "--port", "0", "--anvil-port", "0", "--dir"])
+        .arg(dir.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("paywatch devnet starts");
+
+    let info_path = dir.path().join("devnet.json");
+    let started = Instant::now();
+    while !info_path.exists() {
+        assert!(child.try_wait().unwrap().is_none(), "devnet exited before writing devnet.json");
+        assert!(started.elapsed() < Duration::from_secs(120), "devnet.json not written within two minutes");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await; // the file is written in one call; let it land
+    let info: Value = serde_json::from_str(&std::fs::read_to_string(&info_path).unwrap()).unwrap();
+
+    let api = info["api_url"].as_str().unwrap();
+    let health = reqwest::get(format!("{api}/healthz")).await.expect("API answers");
+    assert_eq!(health.status(), 200);
+
+    // The chain in devnet.json is the one anvil serves, with the contracts and a funded payer.
+    let rpc_url = info["rpc_url"].as_str().unwrap();
+    let provider = rpc::http_provider(rpc_url).unwrap();
+    assert_eq!(provider.get_chain_id().await.unwrap(), info["chain_id"].as_u64().unwrap());
+    let address = |v: &Value| v.as_str().unwrap().parse::<Address>().unwrap();
+    assert!(!provider.get_code_at(address(&info["factory"])).await.unwrap().is_empty(), "factory deployed");
+    assert!(!provider.get_code_at(address(&info["price_feed"])).await.unwrap().is_empty(), "feed deployed");
+    let payer: PrivateKeySigner = info["payer_private_key"].as_str().unwrap().parse().unwrap();
+    assert_eq!(payer.address(), address(&info["payer_address"]));
+    for token in ["ANKR_ERC20", "USDT_ERC20"] {
+        let balance = IERC20::new(address(&info["tokens"][token]), provider.clone())
+            .balanceOf(payer.address())
+            .call()
+            .await
+            .unwrap();
+        assert!(balance > U256::ZERO, "payer holds {token}");
+    }
+    assert!(provider.get_balance(payer.address()).await.unwrap() > U256::ZERO, "payer has gas money");
+    assert_ne!(address(&info["treasury"]), Address::ZERO);
+    assert_eq!(info["confirmations"].as_u64(), Some(2));
+    assert!(info["admin_token"].as_str().unwrap().len() >= 16);
+
+    // The demo team's key is live in the devnet's database.
+    let config = paywatch::config::Config::load(std::path::Path::new(info["config"].as_str().unwrap())).unwrap();
+    let store = Store::connect(config.database_url()).await.unwrap();
+    let owner = teams::find_key_owner(store.pool(), info["api_key"].as_str().unwrap()).await.unwrap();
+    assert_eq!(owner.map(|o| o.team_id).as_deref(), info["team_id"].as_str());
+    store.close().await;
+
+    // SIGTERM stops the server and anvil.
+    let pid = child.id().unwrap() as i32;
+    unsafe { libc::kill(pid, libc::SIGTERM) };
+    let status = tokio::time::timeout(Duration::from_secs(20), child.wait()).await.expect("devnet stops").unwrap();
+    assert!(status.success(), "devnet exits cleanly on SIGTERM: {status}");
+    assert!(provider.get_chain_id().await.is_err(), "anvil is gone after devnet stopped");
+}

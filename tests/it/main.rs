@@ -1,0 +1,9 @@
+//! paywatch's integration tests: one binary, real parts only (anvil, SQLite files, PostgreSQL).
+//! A part that cannot be reached fails the test with its name; nothing is skipped in silence.
+
+mod support;
+
+mod cli_check;
+mod contracts;
+mod devnet;
+mod storage;

@@ -1,0 +1,281 @@
+//! The storage suite: the same tests, unchanged, on SQLite and on PostgreSQL.
+
+use std::str::FromStr;
+
+use alloy::primitives::{Address, B256, U256};
+use paywatch::money::PayMethod;
+use paywatch::store::apps::{AppSpec, AppStatus, get_app, insert_app, set_lifetime};
+use paywatch::store::catalog::{GoodsSpecification, SpecCell, SpecPicture};
+use paywatch::store::idempotency::{self, Claim};
+use paywatch::store::orders::{
+    CryptoTerms, NewOrder, OrderKind, OrderStatus, find_by_deposit_address, get_order, insert_order,
+};
+use paywatch::store::transfers::{self, Transfer};
+use paywatch::store::{Store, catalog, cursor, teams};
+use rust_decimal::Decimal;
+
+use crate::support::db::TestDb;
+
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(#[tokio::test]
+            async fn $name() {
+                let db = crate::support::db::TestDb::by_backend("sqlite").await;
+                super::$name(&db.store).await;
+                db.cleanup().await;
+            })*
+        }
+        mod postgres {
+            $(#[tokio::test]
+            async fn $name() {
+                let db = crate::support::db::TestDb::by_backend("postgres").await;
+                super::$name(&db.store).await;
+                db.cleanup().await;
+            })*
+        }
+    };
+}
+
+on_both_backends!(
+    migrations_apply_again_without_change,
+    a_key_finds_its_team_until_it_is_revoked,
+    apps_and_orders_keep_exact_money_and_large_base_units,
+    another_teams_app_and_order_are_not_found,
+    a_transfer_is_recorded_once_per_tx_hash_and_log_index,
+    a_deposit_address_belongs_to_one_order_only,
+    the_cursor_and_recent_block_hashes_persist,
+    idempotency_keys_replay_and_refuse_a_different_body,
+    a_goods_specification_is_replaced_whole,
+    a_failed_transaction_leaves_nothing_behind,
+);
+
+fn d(s: &str) -> Decimal {
+    Decimal::from_str(s).unwrap()
+}
+
+async fn team(store: &Store) -> String {
+    teams::create_team(store.pool(), "acme").await.unwrap().team_id
+}
+
+fn spec() -> AppSpec {
+    AppSpec {
+        name: "xyh421--boinc-5".into(),
+        cluster_id: "cls-a91a7dbc-1a23-42f6-a66f-876094349f03".into(),
+        chart_name: "boinc".into(),
+        custom_values: r#"[{"key":"ankrCustomValues.ncpu","value":"1"}]"#.into(),
+        cpu_limit: 1000,
+        mem_limit: 2000,
+        storage_limit: 20000,
+        ..Default::default()
+    }
+}
+
+fn crypto_order(team_id: &str, app_id: &str, deposit: Address, salt: u8) -> NewOrder {
+    NewOrder {
+        team_id: team_id.into(),
+        app_id: Some(app_id.into()),
+        kind: OrderKind::Create,
+        pay_method: PayMethod::AnkrErc20,
+        period_months: 3,
+        usd: d("33.30"),
+        amount: d("123456789.123456789123456789"),
+        crypto: Some(CryptoTerms {
+            amount_base: U256::from_str("123456789123456789123456789").unwrap(),
+            token_price_usd: d("0.025"),
+            token_address: Address::repeat_byte(0xaa),
+            chain_id: 31337,
+            salt: B256::repeat_byte(salt),
+            deposit_address: deposit,
+        }),
+        card_id: None,
+        expires_at: 1_900_000_000,
+    }
+}
+
+async fn migrations_apply_again_without_change(store: &Store) {
+    store.migrate().await.expect("a second migrate is a no-op");
+    store.ping().await.unwrap();
+}
+
+async fn a_key_finds_its_team_until_it_is_revoked(store: &Store) {
+    let team = teams::create_team(store.pool(), "acme").await.unwrap();
+    let key = teams::issue_key(store.pool(), &team.team_id).await.unwrap();
+    let owner = teams::find_key_owner(store.pool(), &key.api_key).await.unwrap().expect("key resolves");
+    assert_eq!(owner.team_id, team.team_id);
+    assert!(teams::find_key_owner(store.pool(), "pw_not_a_key").await.unwrap().is_none());
+    // Only the hash is stored.
+    let stored: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM api_keys WHERE key_hash = $1")
+        .bind(&key.api_key)
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
+    assert_eq!(stored, 0, "the plain key must never be stored");
+    assert!(teams::revoke_key(store.pool(), &team.team_id, &key.key_id).await.unwrap());
+    assert!(teams::find_key_owner(store.pool(), &key.api_key).await.unwrap().is_none());
+    assert!(!teams::revoke_key(store.pool(), &team.team_id, &key.key_id).await.unwrap(), "revoking twice is a no-op");
+}
+
+async fn apps_and_orders_keep_exact_money_and_large_base_units(store: &Store) {
+    let team_id = team(store).await;
+    let app = insert_app(store.pool(), &team_id, &spec(), PayMethod::AnkrErc20).await.unwrap();
+    let deposit = Address::repeat_byte(0x42);
+    let order = insert_order(store.pool(), &crypto_order(&team_id, &app.app_id, deposit, 1)).await.unwrap();
+
+    let got = get_order(store.pool(), &team_id, &order.order_id).await.unwrap().expect("order found");
+    assert_eq!(got.new.usd, d("33.30"));
+    assert_eq!(got.new.amount, d("123456789.123456789123456789"));
+    assert_eq!(got.new.crypto, order.new.crypto);
+    assert_eq!(got.status, OrderStatus::AwaitingPayment);
+    assert_eq!(got.confirmed_base, U256::ZERO);
+    let by_address = find_by_deposit_address(store.pool(), &deposit).await.unwrap().expect("found by address");
+    assert_eq!(by_address.order_id, order.order_id);
+
+    let stored = get_app(store.pool(), &team_id, &app.app_id).await.unwrap().expect("app found");
+    assert_eq!(stored.status, AppStatus::PendingPayment);
+    assert_eq!(stored.spec.custom_values, spec().custom_values);
+    set_lifetime(store.pool(), &app.app_id, AppStatus::Active, Some(100), Some(200)).await.unwrap();
+    let active = get_app(store.pool(), &team_id, &app.app_id).await.unwrap().unwrap();
+    assert_eq!((active.status, active.start_time, active.end_time), (AppStatus::Active, Some(100), Some(200)));
+}
+
+async fn another_teams_app_and_order_are_not_found(store: &Store) {
+    let a = team(store).await;
+    let b = team(store).await;
+    let app = insert_app(store.pool(), &a, &spec(), PayMethod::UsdtErc20).await.unwrap();
+    let order = insert_order(store.pool(), &crypto_order(&a, &app.app_id, Address::repeat_byte(7), 7)).await.unwrap();
+    assert!(get_app(store.pool(), &b, &app.app_id).await.unwrap().is_none());
+    assert!(get_order(store.pool(), &b, &order.order_id).await.unwrap().is_none());
+}
+
+async fn a_transfer_is_recorded_once_per_tx_hash_and_log_index(store: &Store) {
+    let team_id = team(store).await;
+    let app = insert_app(store.pool(), &team_id, &spec(), PayMethod::AnkrErc20).await.unwrap();
+    let order =
+        insert_order(store.pool(), &crypto_order(&team_id, &app.app_id, Address::repeat_byte(9), 9)).await.unwrap();
+    let transfer = |log_index| Transfer {
+        chain_id: 31337,
+        tx_hash: B256::repeat_byte(0xee),
+        log_index,
+        block_number: 10,
+        block_hash: B256::repeat_byte(0x10),
+        token: Address::repeat_byte(0xaa),
+        from: Address::repeat_byte(0x01),
+        to: Address::repeat_byte(9),
+        amount_base: U256::MAX,
+        order_id: Some(order.order_id.clone()),
+    };
+    assert!(transfers::insert_seen(store.pool(), &transfer(0)).await.unwrap());
+    assert!(!transfers::insert_seen(store.pool(), &transfer(0)).await.unwrap(), "a replayed log is ignored");
+    assert!(transfers::insert_seen(store.pool(), &transfer(1)).await.unwrap(), "a second log of the same tx counts");
+    let rows = transfers::for_order(store.pool(), &order.order_id).await.unwrap();
+    assert_eq!(rows.len(), 2);
+    assert_eq!(rows[0].0, transfer(0));
+    assert_eq!(rows[0].1, "seen");
+    assert_eq!(rows[1].0.amount_base, U256::MAX, "uint256 amounts survive storage");
+}
+
+async fn a_deposit_address_belongs_to_one_order_only(store: &Store) {
+    let team_id = team(store).await;
+    let app = insert_app(store.pool(), &team_id, &spec(), PayMethod::AnkrErc20).await.unwrap();
+    let deposit = Address::repeat_byte(0x33);
+    insert_order(store.pool(), &crypto_order(&team_id, &app.app_id, deposit, 3)).await.unwrap();
+    let err = insert_order(store.pool(), &crypto_order(&team_id, &app.app_id, deposit, 4)).await.unwrap_err();
+    assert!(err.is_unique_violation(), "expected a unique violation, got {err}");
+}
+
+async fn the_cursor_and_recent_block_hashes_persist(store: &Store) {
+    assert_eq!(cursor::get(store.pool(), 1).await.unwrap(), None);
+    let c = cursor::Cursor { block_number: 18_000_000, block_hash: B256::repeat_byte(0xab) };
+    cursor::set(store.pool(), 1, c).await.unwrap();
+    let next = cursor::Cursor { block_number: 18_000_001, block_hash: B256::repeat_byte(0xcd) };
+    cursor::set(store.pool(), 1, next).await.unwrap();
+    assert_eq!(cursor::get(store.pool(), 1).await.unwrap(), Some(next));
+    assert_eq!(cursor::get(store.pool(), 2).await.unwrap(), None, "cursors are per chain");
+
+    for n in 1..=5u64 {
+        cursor::record_block(store.pool(), 1, n, B256::with_last_byte(n as u8), B256::with_last_byte(n as u8 - 1))
+            .await
+            .unwrap();
+    }
+    assert_eq!(cursor::block_hash(store.pool(), 1, 3).await.unwrap(), Some(B256::with_last_byte(3)));
+    let pruned = cursor::prune_blocks(store.pool(), 1, 4, 2).await.unwrap();
+    assert_eq!(pruned, 2, "block 5 (above 4) and block 1 (below 2) go");
+    assert_eq!(cursor::block_hash(store.pool(), 1, 5).await.unwrap(), None);
+    assert_eq!(cursor::block_hash(store.pool(), 1, 2).await.unwrap(), Some(B256::with_last_byte(2)));
+}
+
+async fn idempotency_keys_replay_and_refuse_a_different_body(store: &Store) {
+    let team_id = team(store).await;
+    let other = team(store).await;
+    let db = store.pool();
+    assert_eq!(idempotency::claim(db, &team_id, "k1", "hash-a").await.unwrap(), Claim::Fresh);
+    assert_eq!(idempotency::claim(db, &team_id, "k1", "hash-a").await.unwrap(), Claim::InFlight);
+    assert_eq!(idempotency::claim(db, &other, "k1", "hash-a").await.unwrap(), Claim::Fresh, "keys are per team");
+    idempotency::complete(db, &team_id, "k1", 200, r#"{"app_id":"x"}"#).await.unwrap();
+    assert_eq!(
+        idempotency::claim(db, &team_id, "k1", "hash-a").await.unwrap(),
+        Claim::Replay { status: 200, body: r#"{"app_id":"x"}"#.into() }
+    );
+    assert_eq!(idempotency::claim(db, &team_id, "k1", "hash-b").await.unwrap(), Claim::Mismatch);
+    assert_eq!(idempotency::claim(db, &team_id, "k2", "h").await.unwrap(), Claim::Fresh);
+    idempotency::release(db, &team_id, "k2").await.unwrap();
+    assert_eq!(
+        idempotency::claim(db, &team_id, "k2", "h").await.unwrap(),
+        Claim::Fresh,
+        "a released key can be used again"
+    );
+}
+
+async fn a_goods_specification_is_replaced_whole(store: &Store) {
+    let cell = |m: &str, s: &str, c: &str| SpecCell {
+        main_specification: m.into(),
+        second_specification: s.into(),
+        purchasing_cost: d(c),
+    };
+    let first = GoodsSpecification {
+        goods_id: 1,
+        main_specification_name: "颜色1".into(),
+        second_specification_name: "鞋码1".into(),
+        cells: vec![cell("蓝色", "37", "23"), cell("蓝色", "38", "24.5"), cell("绿色", "42", "21")],
+        pics: vec![SpecPicture { main_specification: "蓝色".into(), image_url: "https://example.com/b".into() }],
+    };
+    let mut tx = store.begin().await.unwrap();
+    catalog::replace_goods_specification(&mut tx, &first).await.unwrap();
+    tx.commit().await.unwrap();
+    let mut second = first.clone();
+    second.main_specification_name = "颜色".into();
+    second.cells.truncate(1);
+    let mut tx = store.begin().await.unwrap();
+    catalog::replace_goods_specification(&mut tx, &second).await.unwrap();
+    let got = catalog::get_goods_specification(&mut tx, 1).await.unwrap().expect("stored");
+    tx.commit().await.unwrap();
+    assert_eq!(got, second);
+    let mut tx = store.begin().await.unwrap();
+    assert_eq!(catalog::get_goods_specification(&mut tx, 2).await.unwrap(), None);
+}
+
+async fn a_failed_transaction_leaves_nothing_behind(store: &Store) {
+    let team_id = team(store).await;
+    let mut tx = store.begin().await.unwrap();
+    let app = insert_app(&mut *tx, &team_id, &spec(), PayMethod::AnkrErc20).await.unwrap();
+    insert_order(&mut *tx, &crypto_order(&team_id, &app.app_id, Address::repeat_byte(5), 5)).await.unwrap();
+    // The same deposit address again fails, and the caller rolls the whole thing back.
+    assert!(insert_order(&mut *tx, &crypto_order(&team_id, &app.app_id, Address::repeat_byte(5), 6)).await.is_err());
+    tx.rollback().await.unwrap();
+    assert!(get_app(store.pool(), &team_id, &app.app_id).await.unwrap().is_none());
+    let orders: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM orders").fetch_one(store.pool()).await.unwrap();
+    assert_eq!(orders, 0);
+}
+
+#[tokio::test]
+async fn a_sqlite_database_and_its_folder_are_created_when_missing() {
+    let db = TestDb::sqlite().await; // its URL points into folders that did not exist
+    let path = db.url.trim_start_matches("sqlite://").to_string();
+    assert!(std::path::Path::new(&path).is_file(), "{path} exists");
+    let mode: String = sqlx::query_scalar("PRAGMA journal_mode").fetch_one(db.store.pool()).await.unwrap();
+    assert_eq!(mode, "wal");
+    let fk: i64 = sqlx::query_scalar("PRAGMA foreign_keys").fetch_one(db.store.pool()).await.unwrap();
+    assert_eq!(fk, 1);
+    db.cleanup().await;
+}

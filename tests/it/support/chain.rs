@@ -1,0 +1,41 @@
+//! A fresh anvil per test (one block per transaction unless a test mines more), with the
+//! project's contracts deployed by the deployer account.
+
+use alloy::primitives::{Address, U256};
+use alloy::providers::DynProvider;
+use alloy::signers::local::PrivateKeySigner;
+use paywatch::chain::{deploy, rpc};
+use paywatch::devnet::anvil::{Anvil, AnvilOptions, accounts};
+
+pub struct TestChain {
+    pub anvil: Anvil,
+    /// Signs as the deployer (anvil account 0).
+    pub deployer: DynProvider,
+    pub treasury: Address,
+    pub deployment: deploy::Deployment,
+}
+
+impl TestChain {
+    pub async fn start() -> Self {
+        let anvil = Anvil::spawn(AnvilOptions::default())
+            .await
+            .unwrap_or_else(|e| panic!("anvil is needed for this test and did not start: {e:#}"));
+        let signer: PrivateKeySigner = accounts::DEPLOYER_KEY.parse().unwrap();
+        let deployer = rpc::signing_provider(&anvil.rpc_url(), signer).unwrap();
+        let treasury = accounts::TREASURY_KEY.parse::<PrivateKeySigner>().unwrap().address();
+        let deployment = deploy::deploy_all(&deployer, treasury, true).await.expect("contracts deploy on anvil");
+        Self { anvil, deployer, treasury, deployment }
+    }
+
+    pub fn token(&self, token: paywatch::money::Token) -> Address {
+        self.deployment.tokens[&token]
+    }
+
+    pub async fn balance_of(&self, token: Address, owner: Address) -> U256 {
+        paywatch::chain::contracts::IERC20::new(token, self.deployer.clone())
+            .balanceOf(owner)
+            .call()
+            .await
+            .expect("balanceOf answers")
+    }
+}

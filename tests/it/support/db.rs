@@ -1,0 +1,81 @@
+//! Fresh databases for tests: a SQLite file in a temp folder, or a new PostgreSQL database
+//! on the server named by PAYWATCH_TEST_POSTGRES (default: the local trust-auth server).
+
+use paywatch::store::Store;
+
+pub const DEFAULT_POSTGRES: &str = "postgres://postgres@127.0.0.1:5432/postgres";
+
+pub fn postgres_admin_url() -> String {
+    std::env::var("PAYWATCH_TEST_POSTGRES").unwrap_or_else(|_| DEFAULT_POSTGRES.to_string())
+}
+
+pub struct TestDb {
+    pub store: Store,
+    pub url: String,
+    cleanup: Cleanup,
+}
+
+enum Cleanup {
+    Sqlite(#[allow(dead_code)] tempfile::TempDir),
+    Postgres { admin_url: String, name: String },
+}
+
+impl TestDb {
+    pub async fn sqlite() -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let url = format!("sqlite://{}", dir.path().join("nested/folder/paywatch.db").display());
+        let store = Store::connect(&url).await.expect("SQLite file opens");
+        store.migrate().await.expect("SQLite migrations apply");
+        Self { store, url, cleanup: Cleanup::Sqlite(dir) }
+    }
+
+    pub async fn postgres() -> Self {
+        let admin_url = postgres_admin_url();
+        let admin = Store::connect(&admin_url)
+            .await
+            .unwrap_or_else(|e| panic!("PostgreSQL is not reachable at {admin_url} ({e}); `make test` starts it"));
+        let name = format!("paywatch_test_{}", uuid::Uuid::new_v4().simple());
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+            .execute(admin.pool())
+            .await
+            .expect("test database can be created");
+        admin.close().await;
+        let url = replace_db_name(&admin_url, &name);
+        let store = Store::connect(&url).await.expect("fresh PostgreSQL database opens");
+        store.migrate().await.expect("PostgreSQL migrations apply");
+        Self { store, url, cleanup: Cleanup::Postgres { admin_url, name } }
+    }
+
+    pub async fn by_backend(backend: &str) -> Self {
+        match backend {
+            "sqlite" => Self::sqlite().await,
+            "postgres" => Self::postgres().await,
+            other => panic!("unknown backend {other}"),
+        }
+    }
+
+    /// Drops a PostgreSQL test database (a SQLite folder goes with the value).
+    pub async fn cleanup(self) {
+        self.store.close().await;
+        if let Cleanup::Postgres { admin_url, name } = &self.cleanup
+            && let Ok(admin) = Store::connect(admin_url).await
+        {
+            let _ = sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")))
+                .execute(admin.pool())
+                .await;
+            admin.close().await;
+        }
+    }
+}
+
+fn replace_db_name(url: &str, name: &str) -> String {
+    let (base, query) = url.split_once('?').map(|(b, q)| (b, Some(q))).unwrap_or((url, None));
+    let prefix = match base.rfind('/') {
+        Some(i) if i > "postgres://".len() => &base[..i],
+        _ => base,
+    };
+    match query {
+        Some(q) => format!("{prefix}/{name}?{q}"),
+        None => format!("{prefix}/{name}"),
+    }
+}
