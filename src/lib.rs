@@ -7,5 +7,6 @@ pub mod config;
 pub mod devnet;
 pub mod jobs;
 pub mod money;
+pub mod payments;
 pub mod startup;
 pub mod store;

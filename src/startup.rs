@@ -10,7 +10,9 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::api::{self, AppState};
-use crate::chain::{rpc, watcher};
+use crate::chain::rpc;
+use crate::chain::status::ChainStatus;
+use crate::chain::watcher::Watcher;
 use crate::config::Config;
 use crate::jobs;
 use crate::store::Store;
@@ -28,7 +30,8 @@ pub async fn connect(config: &Config) -> anyhow::Result<(Store, alloy::providers
 pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationToken) -> anyhow::Result<()> {
     let (store, provider) = connect(&config).await?;
     let config = Arc::new(config);
-    let state = AppState { config: config.clone(), store: store.clone(), rpc: provider.clone() };
+    let status = Arc::new(ChainStatus::default());
+    let state = AppState { config: config.clone(), store: store.clone(), rpc: provider.clone(), chain: status.clone() };
     let addr = listener.local_addr()?;
     tracing::info!(%addr, "serving");
 
@@ -38,7 +41,8 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
         axum::serve(listener, api::router(state)).with_graceful_shutdown(token.cancelled_owned()).await.context("api")
     });
     let poll = Duration::from_millis(config.chain.poll_interval_ms);
-    tasks.spawn(watcher::run(provider, poll, shutdown.clone()));
+    let watcher = Watcher::new(&config, store.clone(), provider.clone(), status);
+    tasks.spawn(watcher.run(config.chain.rpc_ws.clone(), poll, shutdown.clone()));
     tasks.spawn(jobs::run(store.clone(), shutdown.clone()));
 
     // The first task to end, for whatever reason, brings the others down.

@@ -36,6 +36,14 @@ contract MockUSDT {
         _move(from, to, value);
     }
 
+    /// Several transfers in one transaction (tests: two deposits paid by one tx; bulk traffic).
+    function multiTransfer(address[] calldata to, uint256[] calldata values) external {
+        require(to.length == values.length, "length mismatch");
+        for (uint256 i; i < to.length; ++i) {
+            _move(msg.sender, to[i], values[i]);
+        }
+    }
+
     function _move(address from, address to, uint256 value) internal {
         require(balanceOf[from] >= value, "balance");
         balanceOf[from] -= value;

@@ -91,6 +91,19 @@ impl From<StoreError> for ApiError {
     }
 }
 
+impl From<crate::payments::checkout::CheckoutError> for ApiError {
+    fn from(e: crate::payments::checkout::CheckoutError) -> Self {
+        use crate::payments::checkout::CheckoutError as E;
+        match e {
+            E::Pricing(p) => ApiError::invalid(p.field(), p.to_string()),
+            E::Price(p) => ApiError::Unavailable(p.to_string()),
+            E::NoDepositFactory | E::TokenNotConfigured(_) => ApiError::Unavailable(e.to_string()),
+            E::Amount(_) => ApiError::invalid("amount", e.to_string()),
+            E::Store(s) => s.into(),
+        }
+    }
+}
+
 pub async fn not_found() -> ApiError {
     ApiError::NotFound("route")
 }

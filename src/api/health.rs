@@ -14,8 +14,9 @@ pub fn routes() -> Router<AppState> {
     Router::new().route("/healthz", get(healthz)).route("/readyz", get(readyz))
 }
 
-async fn healthz() -> Json<Value> {
-    Json(json!({"status": "ok"}))
+async fn healthz(State(state): State<AppState>) -> Json<Value> {
+    let watcher = if state.chain.is_leader() { "active" } else { "standby" };
+    Json(json!({"status": "ok", "watcher": watcher, "processed_block": state.chain.processed()}))
 }
 
 async fn readyz(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {

@@ -1,9 +1,14 @@
 //! Everything that talks to the chain: contract bindings, deposit-address derivation, the RPC
-//! connection, contract deployment, sweeping, and the watcher.
+//! connection, deployment, sweeping, and the watcher with its parts.
 
 pub mod contracts;
 pub mod deploy;
 pub mod deposit_address;
+pub mod leader;
+pub mod range;
+pub mod reorg;
 pub mod rpc;
+pub mod status;
 pub mod sweep;
+pub mod wake;
 pub mod watcher;

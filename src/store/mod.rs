@@ -5,8 +5,10 @@
 pub mod apps;
 pub mod catalog;
 pub mod cursor;
+pub mod deposits;
 pub mod idempotency;
 pub mod orders;
+pub mod outbox;
 pub mod teams;
 pub mod transfers;
 
@@ -104,8 +106,14 @@ impl Store {
         self.backend
     }
 
+    /// A write transaction. On SQLite it takes the write lock up front (`BEGIN IMMEDIATE`):
+    /// a deferred transaction that reads first and writes later fails with "database is
+    /// locked" when another writer got in between, instead of waiting its turn.
     pub async fn begin(&self) -> StoreResult<Tx> {
-        Ok(self.pool.begin().await?)
+        Ok(match self.backend {
+            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
+            Backend::Postgres => self.pool.begin().await?,
+        })
     }
 
     /// A cheap round trip, for readiness checks.

@@ -98,9 +98,14 @@ pub fn address_text(a: &Address) -> String {
     format!("{a:#x}")
 }
 
-pub async fn insert_order<'e>(db: impl AnyExecutor<'e>, new: &NewOrder) -> StoreResult<Order> {
+/// A fresh order id; crypto orders need it before insertion, as their salt derives from it.
+pub fn new_order_id() -> String {
+    Uuid::new_v4().to_string()
+}
+
+pub async fn insert_order<'e>(db: impl AnyExecutor<'e>, order_id: &str, new: &NewOrder) -> StoreResult<Order> {
     let now = unix_now();
-    let order_id = Uuid::new_v4().to_string();
+    let order_id = order_id.to_string();
     let c = new.crypto.as_ref();
     sqlx::query(
         "INSERT INTO orders (order_id, team_id, app_id, kind, pay_method, period_months, usd, amount, amount_base, \
@@ -207,4 +212,92 @@ fn from_row(r: &AnyRow) -> StoreResult<Order> {
         paid_at: r.try_get("paid_at")?,
         created_at: r.try_get("created_at")?,
     })
+}
+
+/// The newest order of an app paid with `pay_method` (its first order or latest extension).
+pub async fn latest_for_app<'e>(
+    db: impl AnyExecutor<'e>,
+    team_id: &str,
+    app_id: &str,
+    pay_method: PayMethod,
+) -> StoreResult<Option<Order>> {
+    let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM orders WHERE team_id = $1 AND app_id = $2 AND pay_method = $3 \
+         ORDER BY created_at DESC, order_id DESC LIMIT 1"
+    )))
+    .bind(team_id)
+    .bind(app_id)
+    .bind(pay_method.as_str())
+    .fetch_optional(db)
+    .await?;
+    row.map(|r| from_row(&r)).transpose()
+}
+
+/// Any order by id, whatever its team (for the watcher and the public checkout page).
+pub async fn get_any<'e>(db: impl AnyExecutor<'e>, order_id: &str) -> StoreResult<Option<Order>> {
+    let row = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {COLUMNS} FROM orders WHERE order_id = $1")))
+        .bind(order_id)
+        .fetch_optional(db)
+        .await?;
+    row.map(|r| from_row(&r)).transpose()
+}
+
+/// Payment progress, written by the crediting transaction.
+#[derive(Debug, Clone)]
+pub struct ProgressUpdate {
+    pub status: OrderStatus,
+    pub seen_base: U256,
+    pub confirmed_base: U256,
+    pub overpaid_base: U256,
+    pub late: bool,
+    pub paid_at: Option<i64>,
+}
+
+pub async fn update_progress<'e>(db: impl AnyExecutor<'e>, order_id: &str, p: &ProgressUpdate) -> StoreResult<()> {
+    sqlx::query(
+        "UPDATE orders SET status = $1, seen_base = $2, confirmed_base = $3, overpaid_base = $4, late = $5, \
+         paid_at = COALESCE(paid_at, $6), updated_at = $7 WHERE order_id = $8",
+    )
+    .bind(p.status.as_str())
+    .bind(p.seen_base.to_string())
+    .bind(p.confirmed_base.to_string())
+    .bind(p.overpaid_base.to_string())
+    .bind(p.late as i64)
+    .bind(p.paid_at)
+    .bind(unix_now())
+    .bind(order_id)
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
+/// A deposit address the watcher listens to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WatchedAddress {
+    pub deposit_address: Address,
+    pub order_id: String,
+    pub created_at: i64,
+}
+
+/// Crypto orders created at or after `since` (unix seconds), oldest first.
+pub async fn deposit_addresses_since<'e>(db: impl AnyExecutor<'e>, since: i64) -> StoreResult<Vec<WatchedAddress>> {
+    let rows = sqlx::query(
+        "SELECT deposit_address, order_id, created_at FROM orders \
+         WHERE deposit_address IS NOT NULL AND created_at >= $1 ORDER BY created_at",
+    )
+    .bind(since)
+    .fetch_all(db)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            let address: String = r.try_get("deposit_address")?;
+            Ok(WatchedAddress {
+                deposit_address: address
+                    .parse()
+                    .map_err(|_| StoreError::Corrupt(format!("deposit_address {address:?}")))?,
+                order_id: r.try_get("order_id")?,
+                created_at: r.try_get("created_at")?,
+            })
+        })
+        .collect()
 }

@@ -2,6 +2,7 @@
 //! inserting a transfer twice is a no-op, which makes replaying a block range harmless.
 
 use alloy::primitives::{Address, B256, U256};
+use sqlx::AnyConnection;
 use sqlx::Row;
 use sqlx::any::AnyExecutor;
 
@@ -81,4 +82,67 @@ pub async fn for_order<'e>(db: impl AnyExecutor<'e>, order_id: &str) -> StoreRes
             ))
         })
         .collect()
+}
+
+/// Marks seen transfers at or below `block` confirmed; returns the orders they belong to.
+pub async fn confirm_up_to(db: &mut AnyConnection, chain_id: u64, block: u64) -> StoreResult<Vec<String>> {
+    let orders: Vec<Option<String>> = sqlx::query_scalar(
+        "SELECT DISTINCT order_id FROM chain_transfers WHERE chain_id = $1 AND state = 'seen' AND block_number <= $2",
+    )
+    .bind(chain_id as i64)
+    .bind(block as i64)
+    .fetch_all(&mut *db)
+    .await?;
+    sqlx::query(
+        "UPDATE chain_transfers SET state = 'confirmed' WHERE chain_id = $1 AND state = 'seen' AND block_number <= $2",
+    )
+    .bind(chain_id as i64)
+    .bind(block as i64)
+    .execute(&mut *db)
+    .await?;
+    Ok(orders.into_iter().flatten().collect())
+}
+
+/// Transfers above `block` after a reorg: seen ones are deleted (they left the canonical
+/// chain); confirmed ones are returned, as the reorg was deeper than the confirmations.
+pub async fn remove_seen_above(
+    db: &mut AnyConnection,
+    chain_id: u64,
+    block: u64,
+) -> StoreResult<(Vec<String>, Vec<(Option<String>, String)>)> {
+    let touched: Vec<Option<String>> = sqlx::query_scalar(
+        "SELECT DISTINCT order_id FROM chain_transfers WHERE chain_id = $1 AND state = 'seen' AND block_number > $2",
+    )
+    .bind(chain_id as i64)
+    .bind(block as i64)
+    .fetch_all(&mut *db)
+    .await?;
+    sqlx::query("DELETE FROM chain_transfers WHERE chain_id = $1 AND state = 'seen' AND block_number > $2")
+        .bind(chain_id as i64)
+        .bind(block as i64)
+        .execute(&mut *db)
+        .await?;
+    let deep = sqlx::query(
+        "SELECT order_id, tx_hash FROM chain_transfers WHERE chain_id = $1 AND state = 'confirmed' AND block_number > $2",
+    )
+    .bind(chain_id as i64)
+    .bind(block as i64)
+    .fetch_all(&mut *db)
+    .await?
+    .iter()
+    .map(|r| Ok((r.try_get("order_id")?, r.try_get("tx_hash")?)))
+    .collect::<StoreResult<Vec<_>>>()?;
+    Ok((touched.into_iter().flatten().collect(), deep))
+}
+
+/// Marks an order's confirmed transfers of the order's token as counted.
+pub async fn mark_credited<'e>(db: impl AnyExecutor<'e>, order_id: &str, token: &Address) -> StoreResult<()> {
+    sqlx::query(
+        "UPDATE chain_transfers SET credited = 1 WHERE order_id = $1 AND state = 'confirmed' AND token_address = $2",
+    )
+    .bind(order_id)
+    .bind(address_text(token))
+    .execute(db)
+    .await?;
+    Ok(())
 }

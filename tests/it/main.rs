@@ -6,4 +6,5 @@ mod support;
 mod cli_check;
 mod contracts;
 mod devnet;
+mod payments;
 mod storage;

@@ -11,7 +11,7 @@ use paywatch::store::orders::{
     CryptoTerms, NewOrder, OrderKind, OrderStatus, find_by_deposit_address, get_order, insert_order,
 };
 use paywatch::store::transfers::{self, Transfer};
-use paywatch::store::{Store, catalog, cursor, teams};
+use paywatch::store::{Store, catalog, cursor, orders, teams};
 use rust_decimal::Decimal;
 
 use crate::support::db::TestDb;
@@ -120,7 +120,9 @@ async fn apps_and_orders_keep_exact_money_and_large_base_units(store: &Store) {
     let team_id = team(store).await;
     let app = insert_app(store.pool(), &team_id, &spec(), PayMethod::AnkrErc20).await.unwrap();
     let deposit = Address::repeat_byte(0x42);
-    let order = insert_order(store.pool(), &crypto_order(&team_id, &app.app_id, deposit, 1)).await.unwrap();
+    let order = insert_order(store.pool(), &orders::new_order_id(), &crypto_order(&team_id, &app.app_id, deposit, 1))
+        .await
+        .unwrap();
 
     let got = get_order(store.pool(), &team_id, &order.order_id).await.unwrap().expect("order found");
     assert_eq!(got.new.usd, d("33.30"));
@@ -143,7 +145,10 @@ async fn another_teams_app_and_order_are_not_found(store: &Store) {
     let a = team(store).await;
     let b = team(store).await;
     let app = insert_app(store.pool(), &a, &spec(), PayMethod::UsdtErc20).await.unwrap();
-    let order = insert_order(store.pool(), &crypto_order(&a, &app.app_id, Address::repeat_byte(7), 7)).await.unwrap();
+    let order =
+        insert_order(store.pool(), &orders::new_order_id(), &crypto_order(&a, &app.app_id, Address::repeat_byte(7), 7))
+            .await
+            .unwrap();
     assert!(get_app(store.pool(), &b, &app.app_id).await.unwrap().is_none());
     assert!(get_order(store.pool(), &b, &order.order_id).await.unwrap().is_none());
 }
@@ -151,8 +156,13 @@ async fn another_teams_app_and_order_are_not_found(store: &Store) {
 async fn a_transfer_is_recorded_once_per_tx_hash_and_log_index(store: &Store) {
     let team_id = team(store).await;
     let app = insert_app(store.pool(), &team_id, &spec(), PayMethod::AnkrErc20).await.unwrap();
-    let order =
-        insert_order(store.pool(), &crypto_order(&team_id, &app.app_id, Address::repeat_byte(9), 9)).await.unwrap();
+    let order = insert_order(
+        store.pool(),
+        &orders::new_order_id(),
+        &crypto_order(&team_id, &app.app_id, Address::repeat_byte(9), 9),
+    )
+    .await
+    .unwrap();
     let transfer = |log_index| Transfer {
         chain_id: 31337,
         tx_hash: B256::repeat_byte(0xee),
@@ -179,8 +189,12 @@ async fn a_deposit_address_belongs_to_one_order_only(store: &Store) {
     let team_id = team(store).await;
     let app = insert_app(store.pool(), &team_id, &spec(), PayMethod::AnkrErc20).await.unwrap();
     let deposit = Address::repeat_byte(0x33);
-    insert_order(store.pool(), &crypto_order(&team_id, &app.app_id, deposit, 3)).await.unwrap();
-    let err = insert_order(store.pool(), &crypto_order(&team_id, &app.app_id, deposit, 4)).await.unwrap_err();
+    insert_order(store.pool(), &orders::new_order_id(), &crypto_order(&team_id, &app.app_id, deposit, 3))
+        .await
+        .unwrap();
+    let err = insert_order(store.pool(), &orders::new_order_id(), &crypto_order(&team_id, &app.app_id, deposit, 4))
+        .await
+        .unwrap_err();
     assert!(err.is_unique_violation(), "expected a unique violation, got {err}");
 }
 
@@ -259,9 +273,19 @@ async fn a_failed_transaction_leaves_nothing_behind(store: &Store) {
     let team_id = team(store).await;
     let mut tx = store.begin().await.unwrap();
     let app = insert_app(&mut *tx, &team_id, &spec(), PayMethod::AnkrErc20).await.unwrap();
-    insert_order(&mut *tx, &crypto_order(&team_id, &app.app_id, Address::repeat_byte(5), 5)).await.unwrap();
+    insert_order(&mut *tx, &orders::new_order_id(), &crypto_order(&team_id, &app.app_id, Address::repeat_byte(5), 5))
+        .await
+        .unwrap();
     // The same deposit address again fails, and the caller rolls the whole thing back.
-    assert!(insert_order(&mut *tx, &crypto_order(&team_id, &app.app_id, Address::repeat_byte(5), 6)).await.is_err());
+    assert!(
+        insert_order(
+            &mut *tx,
+            &orders::new_order_id(),
+            &crypto_order(&team_id, &app.app_id, Address::repeat_byte(5), 6)
+        )
+        .await
+        .is_err()
+    );
     tx.rollback().await.unwrap();
     assert!(get_app(store.pool(), &team_id, &app.app_id).await.unwrap().is_none());
     let orders: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM orders").fetch_one(store.pool()).await.unwrap();

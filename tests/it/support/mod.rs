@@ -1,5 +1,6 @@
 //! Helpers shared by the integration tests.
 
+pub mod app;
 pub mod chain;
 pub mod db;
 

@@ -1,0 +1,210 @@
+//! CreateApp (`POST /v2alpha/app/v2/app`) and app status
+//! (`GET /v2alpha/teams/{team_id}/apps/{app_id}`).
+
+use std::str::FromStr;
+
+use axum::Json;
+use axum::extract::{Path, State};
+use serde::{Deserialize, Serialize};
+
+use super::AppState;
+use super::error::ApiError;
+use super::extract::{ApiJson, Team};
+use super::types::{Period, text_field};
+use crate::money::PayMethod;
+use crate::payments::checkout::{self, OrderFor};
+use crate::payments::pricing::Resources;
+use crate::store::apps::{self, App, AppSpec};
+use crate::store::orders::OrderKind;
+
+#[derive(Debug, Deserialize)]
+pub struct PrePayInfo {
+    pub pay_method: String,
+    pub period: Period,
+    #[serde(default)]
+    pub card_id: Option<String>,
+}
+
+#[derive(Debug, Deserialize, Serialize)]
+pub struct CustomValue {
+    pub key: String,
+    pub value: String,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct CreateAppRequest {
+    pub pre_pay_info: PrePayInfo,
+    pub name: String,
+    pub cluster_id: String,
+    #[serde(default)]
+    pub namespace_name: String,
+    #[serde(default)]
+    pub team_id: Option<String>,
+    pub chart_name: String,
+    #[serde(default)]
+    pub chart_repo: String,
+    #[serde(default)]
+    pub chart_ver: String,
+    #[serde(default)]
+    pub chart_desc: String,
+    #[serde(default)]
+    pub chart_icon_url: String,
+    #[serde(default)]
+    pub app_version: String,
+    #[serde(default)]
+    pub instance_type: String,
+    #[serde(default)]
+    pub enterprise: bool,
+    #[serde(default)]
+    pub custom_values: Vec<CustomValue>,
+    pub cpu_limit: i64,
+    pub mem_limit: i64,
+    pub storage_limit: i64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct CreateAppResponse {
+    pub app_id: String,
+    pub order_id: String,
+}
+
+impl CreateAppRequest {
+    fn validate(&self) -> Result<(), ApiError> {
+        text_field("name", &self.name, 128, true)?;
+        text_field("cluster_id", &self.cluster_id, 128, true)?;
+        text_field("chart_name", &self.chart_name, 128, true)?;
+        for (field, value) in [
+            ("namespace_name", &self.namespace_name),
+            ("chart_repo", &self.chart_repo),
+            ("chart_ver", &self.chart_ver),
+            ("app_version", &self.app_version),
+            ("instance_type", &self.instance_type),
+        ] {
+            text_field(field, value, 128, false)?;
+        }
+        text_field("chart_desc", &self.chart_desc, 2000, false)?;
+        text_field("chart_icon_url", &self.chart_icon_url, 2000, false)?;
+        if self.custom_values.len() > 200 {
+            return Err(ApiError::invalid("custom_values", "has more than 200 entries"));
+        }
+        for cv in &self.custom_values {
+            text_field("custom_values.key", &cv.key, 256, true)?;
+            text_field("custom_values.value", &cv.value, 4096, false)?;
+        }
+        Ok(())
+    }
+
+    fn spec(&self) -> AppSpec {
+        AppSpec {
+            name: self.name.clone(),
+            cluster_id: self.cluster_id.clone(),
+            namespace_name: self.namespace_name.clone(),
+            chart_name: self.chart_name.clone(),
+            chart_repo: self.chart_repo.clone(),
+            chart_ver: self.chart_ver.clone(),
+            chart_desc: self.chart_desc.clone(),
+            chart_icon_url: self.chart_icon_url.clone(),
+            app_version: self.app_version.clone(),
+            instance_type: self.instance_type.clone(),
+            enterprise: self.enterprise,
+            custom_values: serde_json::to_string(&self.custom_values).unwrap_or_else(|_| "[]".into()),
+            cpu_limit: self.cpu_limit,
+            mem_limit: self.mem_limit,
+            storage_limit: self.storage_limit,
+        }
+    }
+}
+
+pub fn resources_of(spec: &AppSpec, period: u32) -> Resources<'_> {
+    Resources {
+        cluster_id: &spec.cluster_id,
+        chart_name: &spec.chart_name,
+        cpu_limit: spec.cpu_limit,
+        mem_limit: spec.mem_limit,
+        storage_limit: spec.storage_limit,
+        period,
+    }
+}
+
+pub fn parse_pay_method(field: &str, value: &str) -> Result<PayMethod, ApiError> {
+    PayMethod::from_str(value)
+        .map_err(|_| ApiError::invalid(field, "must be one of CREDIT_CARD, ANKR_ERC20, USDT_ERC20"))
+}
+
+/// Creates the app (pending payment) and its first order, in one transaction.
+pub async fn create_app(
+    State(state): State<AppState>,
+    team: Team,
+    ApiJson(req): ApiJson<CreateAppRequest>,
+) -> Result<Json<CreateAppResponse>, ApiError> {
+    team.may_act_for(req.team_id.as_deref())?;
+    req.validate()?;
+    let pay_method = parse_pay_method("pre_pay_info.pay_method", &req.pre_pay_info.pay_method)?;
+    let spec = req.spec();
+    let period = req.pre_pay_info.period.0;
+    let quote = checkout::quote(&state.config, pay_method, &resources_of(&spec, period))?;
+    let Some(token) = pay_method.token() else {
+        return Err(ApiError::invalid(
+            "pre_pay_info.pay_method",
+            "CREDIT_CARD is not accepted here yet; pay with ANKR_ERC20 or USDT_ERC20",
+        ));
+    };
+    let mut tx = state.store.begin().await?;
+    let app = apps::insert_app(&mut *tx, &team.team_id, &spec, pay_method).await?;
+    let what = OrderFor {
+        team_id: &team.team_id,
+        app_id: Some(&app.app_id),
+        kind: OrderKind::Create,
+        period_months: period as i64,
+    };
+    let order = checkout::open_token_order(&mut tx, &state.config, what, token, quote).await?;
+    tx.commit().await.map_err(crate::store::StoreError::from)?;
+    Ok(Json(CreateAppResponse { app_id: app.app_id, order_id: order.order_id }))
+}
+
+#[derive(Debug, Serialize)]
+pub struct AppView {
+    pub app_id: String,
+    pub team_id: String,
+    pub name: String,
+    pub status: &'static str,
+    pub pay_method: &'static str,
+    pub cluster_id: String,
+    pub chart_name: String,
+    pub cpu_limit: i64,
+    pub mem_limit: i64,
+    pub storage_limit: i64,
+    pub app_start_time: Option<i64>,
+    pub app_end_time: Option<i64>,
+    pub create_time: i64,
+}
+
+impl From<App> for AppView {
+    fn from(a: App) -> Self {
+        AppView {
+            app_id: a.app_id,
+            team_id: a.team_id,
+            name: a.spec.name,
+            status: a.status.as_str(),
+            pay_method: a.pay_method.as_str(),
+            cluster_id: a.spec.cluster_id,
+            chart_name: a.spec.chart_name,
+            cpu_limit: a.spec.cpu_limit,
+            mem_limit: a.spec.mem_limit,
+            storage_limit: a.spec.storage_limit,
+            app_start_time: a.start_time,
+            app_end_time: a.end_time,
+            create_time: a.created_at,
+        }
+    }
+}
+
+pub async fn app_status(
+    State(state): State<AppState>,
+    team: Team,
+    Path((team_id, app_id)): Path<(String, String)>,
+) -> Result<Json<AppView>, ApiError> {
+    team.owns(&team_id)?;
+    let app = apps::get_app(state.store.pool(), &team_id, &app_id).await?.ok_or(ApiError::NotFound("app"))?;
+    Ok(Json(app.into()))
+}

@@ -1,0 +1,63 @@
+//! `POST /v2alpha/{type}/acquire_pre_amount`: what deploying would cost.
+
+use std::str::FromStr;
+
+use axum::Json;
+use axum::extract::{Path, State};
+use serde::{Deserialize, Serialize};
+
+use super::AppState;
+use super::error::ApiError;
+use super::extract::{ApiJson, Team};
+use super::types::{Period, text_field};
+use crate::money::PayMethod;
+use crate::payments::checkout;
+use crate::payments::pricing::Resources;
+
+#[derive(Debug, Deserialize)]
+pub struct QuoteRequest {
+    #[serde(default)]
+    pub cluster_id: String,
+    #[serde(default)]
+    pub chart_name: String,
+    pub cpu_limit: i64,
+    pub mem_limit: i64,
+    pub storage_limit: i64,
+    pub period: Period,
+}
+
+#[derive(Debug, Serialize)]
+pub struct QuoteResponse {
+    pub amount: String,
+    pub usd: String,
+}
+
+/// `USD` quotes card payments; the token names quote token payments.
+pub fn parse_quote_type(t: &str) -> Result<PayMethod, ApiError> {
+    match t {
+        "USD" => Ok(PayMethod::CreditCard),
+        "ANKR_ERC20" | "USDT_ERC20" => Ok(PayMethod::from_str(t).expect("known name")),
+        _ => Err(ApiError::invalid("type", "must be one of USD, ANKR_ERC20, USDT_ERC20")),
+    }
+}
+
+pub async fn acquire_pre_amount(
+    State(state): State<AppState>,
+    _team: Team,
+    Path(kind): Path<String>,
+    ApiJson(req): ApiJson<QuoteRequest>,
+) -> Result<Json<QuoteResponse>, ApiError> {
+    let pay_method = parse_quote_type(&kind)?;
+    text_field("cluster_id", &req.cluster_id, 128, false)?;
+    text_field("chart_name", &req.chart_name, 128, false)?;
+    let resources = Resources {
+        cluster_id: &req.cluster_id,
+        chart_name: &req.chart_name,
+        cpu_limit: req.cpu_limit,
+        mem_limit: req.mem_limit,
+        storage_limit: req.storage_limit,
+        period: req.period.0,
+    };
+    let quote = checkout::quote(&state.config, pay_method, &resources)?;
+    Ok(Json(QuoteResponse { amount: quote.amount.normalize().to_string(), usd: quote.usd.normalize().to_string() }))
+}

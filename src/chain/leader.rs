@@ -1,0 +1,75 @@
+//! One watcher per database. On PostgreSQL several `serve` processes may share the database;
+//! a session advisory lock, held on a connection kept out of the pool, picks the one that
+//! watches. When that process dies its session ends, the lock is released, and another takes
+//! over. SQLite is one process's file: the lease is always granted.
+
+use std::time::Duration;
+
+use sqlx::Acquire;
+use sqlx::AnyConnection;
+use tokio_util::sync::CancellationToken;
+
+use crate::store::{Backend, Store, StoreResult};
+
+/// An arbitrary constant naming paywatch's watcher lock ("paywatch" in ASCII).
+const LOCK_KEY: i64 = 0x7061_7977_6174_6368;
+const RETRY: Duration = Duration::from_secs(1);
+
+pub struct Lease {
+    conn: Option<AnyConnection>,
+}
+
+/// Waits until this process may watch; `None` when `shutdown` came first.
+pub async fn acquire(store: &Store, shutdown: &CancellationToken) -> Option<Lease> {
+    if shutdown.is_cancelled() {
+        return None;
+    }
+    if store.backend() == Backend::Sqlite {
+        return Some(Lease { conn: None });
+    }
+    loop {
+        match try_lock(store).await {
+            Ok(Some(lease)) => return Some(lease),
+            Ok(None) => {}
+            Err(e) => tracing::warn!(error = %e, "watcher lock unavailable"),
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return None,
+            _ = tokio::time::sleep(RETRY) => {}
+        }
+    }
+}
+
+async fn try_lock(store: &Store) -> StoreResult<Option<Lease>> {
+    let mut conn = store.pool().acquire().await?.detach();
+    let got: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)").bind(LOCK_KEY).fetch_one(&mut conn).await?;
+    Ok(got.then_some(Lease { conn: Some(conn) }))
+}
+
+impl Lease {
+    /// Cancels `lost` when the lock's session is gone (so the watcher stops acting).
+    pub async fn keep(mut self, lost: CancellationToken) {
+        let Some(conn) = self.conn.as_mut() else {
+            return lost.cancelled().await;
+        };
+        loop {
+            tokio::select! {
+                _ = lost.cancelled() => break,
+                _ = tokio::time::sleep(RETRY) => {
+                    let alive = match conn.acquire().await {
+                        Ok(c) => sqlx::query("SELECT 1").execute(c).await.is_ok(),
+                        Err(_) => false,
+                    };
+                    if !alive {
+                        tracing::error!("watcher lock session lost; standing down");
+                        lost.cancel();
+                        break;
+                    }
+                }
+            }
+        }
+        if let Some(conn) = self.conn.as_mut() {
+            let _ = sqlx::query("SELECT pg_advisory_unlock($1)").bind(LOCK_KEY).execute(&mut *conn).await;
+        }
+    }
+}

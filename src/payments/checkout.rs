@@ -1,0 +1,111 @@
+//! Quoting and opening orders. A quote is computed from the configuration; an order locks it
+//! in (USD, token amount, the price used, expiry) and, for tokens, gets its own deposit
+//! address derived from its id. Apps, extensions and catalog items all open orders here.
+
+use alloy::primitives::Address;
+use rust_decimal::Decimal;
+
+use super::prices::{PriceError, usd_price};
+use super::pricing::{PricingError, Resources, quote_usd, token_amount};
+use crate::chain::deposit_address::{DepositAddresses, salt_for_order};
+use crate::config::Config;
+use crate::money::{PayMethod, Token, to_base_units};
+use crate::store::orders::{self, CryptoTerms, NewOrder, Order, OrderKind};
+use crate::store::{StoreError, Tx, unix_now};
+
+#[derive(Debug, thiserror::Error)]
+pub enum CheckoutError {
+    #[error(transparent)]
+    Pricing(#[from] PricingError),
+    #[error(transparent)]
+    Price(#[from] PriceError),
+    #[error("token payments are not available: [deposits] factory is not configured")]
+    NoDepositFactory,
+    #[error("{0} is not configured under [tokens]")]
+    TokenNotConfigured(Token),
+    #[error("amount {0} cannot be paid in whole base units")]
+    Amount(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// What a quote answers: the USD and the amount in the pay method's unit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Quote {
+    pub usd: Decimal,
+    pub amount: Decimal,
+    /// USD per token, for token quotes.
+    pub token_price_usd: Option<Decimal>,
+}
+
+pub fn quote(config: &Config, pay_method: PayMethod, resources: &Resources) -> Result<Quote, CheckoutError> {
+    let usd = quote_usd(&config.pricing, resources)?;
+    price_usd_in(config, pay_method, usd)
+}
+
+/// Converts a USD total into the pay method's amount (cards: the same USD).
+pub fn price_usd_in(config: &Config, pay_method: PayMethod, usd: Decimal) -> Result<Quote, CheckoutError> {
+    let Some(token) = pay_method.token() else {
+        return Ok(Quote { usd, amount: usd, token_price_usd: None });
+    };
+    let decimals = config.tokens.get(&token).ok_or(CheckoutError::TokenNotConfigured(token))?.decimals;
+    let price = usd_price(config, token)?;
+    Ok(Quote { usd, amount: token_amount(usd, price, decimals), token_price_usd: Some(price) })
+}
+
+/// The parts of an order that are not about money.
+#[derive(Debug, Clone)]
+pub struct OrderFor<'a> {
+    pub team_id: &'a str,
+    pub app_id: Option<&'a str>,
+    pub kind: OrderKind,
+    pub period_months: i64,
+}
+
+/// Opens a token order with its own deposit address, inside the caller's transaction.
+pub async fn open_token_order(
+    tx: &mut Tx,
+    config: &Config,
+    what: OrderFor<'_>,
+    token: Token,
+    quote: Quote,
+) -> Result<Order, CheckoutError> {
+    let factory = config.deposits.as_ref().ok_or(CheckoutError::NoDepositFactory)?.factory;
+    let token_config = config.tokens.get(&token).ok_or(CheckoutError::TokenNotConfigured(token))?;
+    let amount_base = to_base_units(quote.amount, token_config.decimals)
+        .map_err(|_| CheckoutError::Amount(quote.amount.to_string()))?;
+    let order_id = orders::new_order_id();
+    let salt = salt_for_order(&order_id);
+    let new = NewOrder {
+        team_id: what.team_id.to_string(),
+        app_id: what.app_id.map(str::to_string),
+        kind: what.kind,
+        pay_method: pay_method_of(token),
+        period_months: what.period_months,
+        usd: quote.usd,
+        amount: quote.amount,
+        crypto: Some(CryptoTerms {
+            amount_base,
+            token_price_usd: quote.token_price_usd.unwrap_or(Decimal::ONE),
+            token_address: token_config.address,
+            chain_id: config.chain.chain_id,
+            salt,
+            deposit_address: DepositAddresses::new(factory).address_of(salt),
+        }),
+        card_id: None,
+        expires_at: unix_now() + (config.orders.ttl_minutes * 60) as i64,
+    };
+    Ok(orders::insert_order(&mut **tx, &order_id, &new).await?)
+}
+
+pub fn pay_method_of(token: Token) -> PayMethod {
+    match token {
+        Token::AnkrErc20 => PayMethod::AnkrErc20,
+        Token::UsdtErc20 => PayMethod::UsdtErc20,
+    }
+}
+
+/// EIP-681: `ethereum:<token>@<chain_id>/transfer?address=<deposit>&uint256=<base units>`.
+pub fn payment_uri(token: Address, chain_id: u64, deposit: Address, amount_base: alloy::primitives::U256) -> String {
+    format!("ethereum:{token}@{chain_id}/transfer?address={deposit}&uint256={amount_base}")
+}

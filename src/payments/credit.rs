@@ -1,0 +1,201 @@
+//! The crediting transaction. One watcher step commits atomically: the new transfers, the
+//! confirmations, each touched order's sums and status, the app's activation or extension,
+//! the deposit row, the webhook events and the cursor. A crash before commit loses nothing
+//! (the step is replayed from the old cursor); a replay changes nothing (transfers are keyed
+//! by chain id, tx hash and log index, and sums are recomputed from them).
+
+use std::collections::{BTreeSet, HashMap};
+
+use alloy::primitives::{Address, B256, U256};
+use rust_decimal::Decimal;
+use serde_json::json;
+
+use super::calendar::add_months;
+use super::order_state::{Terms, after_confirmation};
+use crate::money::format_base_units;
+use crate::store::apps::{self, AppStatus};
+use crate::store::orders::{self, Order, OrderKind, OrderStatus, ProgressUpdate};
+use crate::store::transfers::{self, Transfer};
+use crate::store::{StoreError, StoreResult, Tx, cursor, deposits, outbox};
+
+/// The rules that do not change between steps.
+#[derive(Debug, Clone)]
+pub struct Rules {
+    pub chain_id: u64,
+    pub tolerance: Decimal,
+    pub late_window_secs: i64,
+    /// Decimals of each watched token contract.
+    pub decimals: HashMap<Address, u8>,
+}
+
+/// What one watcher step found.
+#[derive(Debug, Clone, Default)]
+pub struct Step {
+    pub transfers: Vec<Transfer>,
+    /// Seen transfers at or below this block become confirmed.
+    pub confirm_up_to: Option<u64>,
+    /// The new cursor: the last block processed.
+    pub cursor: Option<cursor::Cursor>,
+    /// (number, hash, parent hash) of processed blocks near the head, kept for reorg checks.
+    pub blocks: Vec<(u64, B256, B256)>,
+    /// Forget stored block hashes below this number.
+    pub forget_blocks_below: u64,
+    /// The time used to judge expiry (unix seconds).
+    pub at: i64,
+}
+
+/// Orders whose state changed, and whether they became paid.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Outcome {
+    pub recorded: usize,
+    pub paid: Vec<String>,
+    pub touched: Vec<String>,
+}
+
+pub async fn commit_step(tx: &mut Tx, rules: &Rules, step: &Step) -> StoreResult<Outcome> {
+    let mut touched = BTreeSet::new();
+    let mut outcome = Outcome::default();
+    for t in &step.transfers {
+        if transfers::insert_seen(&mut **tx, t).await? {
+            outcome.recorded += 1;
+            if let Some(order_id) = &t.order_id {
+                touched.insert(order_id.clone());
+            }
+        }
+    }
+    if let Some(block) = step.confirm_up_to {
+        touched.extend(transfers::confirm_up_to(&mut **tx, rules.chain_id, block).await?);
+    }
+    for order_id in &touched {
+        if settle(tx, rules, order_id, step.at).await? {
+            outcome.paid.push(order_id.clone());
+        }
+    }
+    for (number, hash, parent) in &step.blocks {
+        cursor::record_block(&mut **tx, rules.chain_id, *number, *hash, *parent).await?;
+    }
+    if let Some(c) = step.cursor {
+        cursor::set(&mut **tx, rules.chain_id, c).await?;
+        cursor::prune_blocks(&mut **tx, rules.chain_id, u64::MAX >> 1, step.forget_blocks_below).await?;
+    }
+    outcome.touched = touched.into_iter().collect();
+    Ok(outcome)
+}
+
+/// After a reorg: forget what left the canonical chain above `ancestor` and move the cursor
+/// there. Returns (order id, tx hash) of confirmed transfers that the reorg went below: those
+/// were already credited and stay so; the caller reports them.
+pub async fn rewind(
+    tx: &mut Tx,
+    rules: &Rules,
+    ancestor: cursor::Cursor,
+    at: i64,
+) -> StoreResult<Vec<(Option<String>, String)>> {
+    let (touched, deep) = transfers::remove_seen_above(&mut **tx, rules.chain_id, ancestor.block_number).await?;
+    for order_id in &touched {
+        settle(tx, rules, order_id, at).await?;
+    }
+    cursor::prune_blocks(&mut **tx, rules.chain_id, ancestor.block_number, 0).await?;
+    cursor::set(&mut **tx, rules.chain_id, ancestor).await?;
+    Ok(deep)
+}
+
+/// Recomputes an order's sums from its transfers and applies the status rules; on the step
+/// that pays it, activates or extends its app and records the deposit. True when newly paid.
+async fn settle(tx: &mut Tx, rules: &Rules, order_id: &str, at: i64) -> StoreResult<bool> {
+    let order = orders::get_any(&mut **tx, order_id)
+        .await?
+        .ok_or_else(|| StoreError::Corrupt(format!("transfer for missing order {order_id}")))?;
+    let Some(crypto) = order.new.crypto.clone() else {
+        return Ok(false);
+    };
+    let mut seen = U256::ZERO;
+    let mut confirmed = U256::ZERO;
+    let mut last_tx = None;
+    for (t, state) in transfers::for_order(&mut **tx, order_id).await? {
+        // Another token sent to this address is recorded and shown, never counted.
+        if t.token != crypto.token_address {
+            continue;
+        }
+        seen += t.amount_base;
+        if state == "confirmed" {
+            confirmed += t.amount_base;
+            last_tx = Some(t.tx_hash);
+        }
+    }
+    let terms = Terms {
+        expected: crypto.amount_base,
+        tolerance: rules.tolerance,
+        expires_at: order.new.expires_at,
+        late_window_secs: rules.late_window_secs,
+    };
+    let progress = after_confirmation(order.status, &terms, confirmed, at);
+    let update = ProgressUpdate {
+        status: progress.status,
+        seen_base: seen,
+        confirmed_base: confirmed,
+        overpaid_base: progress.overpaid,
+        late: progress.late || order.late,
+        paid_at: progress.newly_paid.then_some(at),
+    };
+    orders::update_progress(&mut **tx, order_id, &update).await?;
+    let decimals = rules.decimals.get(&crypto.token_address).copied().unwrap_or(0);
+    if progress.newly_paid {
+        transfers::mark_credited(&mut **tx, order_id, &crypto.token_address).await?;
+        let data = json!({
+            "team_id": order.new.team_id, "app_id": order.new.app_id, "order_id": order.order_id,
+            "amount": format_base_units(confirmed, decimals), "late": progress.late,
+        });
+        outbox::emit(&mut **tx, "order.paid", order.new.app_id.as_deref(), data).await?;
+        // The app changes after the order, so its events follow the order's.
+        let end = apply_to_app(tx, &order, at).await?;
+        deposits::insert(
+            &mut **tx,
+            &deposits::NewDeposit {
+                team_id: order.new.team_id.clone(),
+                app_id: order.new.app_id.clone(),
+                order_id: order.order_id.clone(),
+                pay_method: order.new.pay_method.as_str().to_string(),
+                usd: order.new.usd.to_string(),
+                amount: order.new.amount.to_string(),
+                address: Some(orders::address_text(&crypto.deposit_address)),
+                transaction_hash: last_tx.map(|h| format!("{h:#x}")),
+                card_id: None,
+                app_end_time: end,
+                deposit_time: at,
+            },
+        )
+        .await?;
+    } else if progress.status == OrderStatus::PartiallyPaid && confirmed != order.confirmed_base {
+        let data = json!({
+            "team_id": order.new.team_id, "app_id": order.new.app_id, "order_id": order.order_id,
+            "confirmed": format_base_units(confirmed, decimals),
+            "expected": order.new.amount.to_string(),
+        });
+        outbox::emit(&mut **tx, "order.partially_paid", order.new.app_id.as_deref(), data).await?;
+    }
+    Ok(progress.newly_paid)
+}
+
+/// Activation (create) or extension (extend) of the order's app; returns the new end time.
+async fn apply_to_app(tx: &mut Tx, order: &Order, at: i64) -> StoreResult<Option<i64>> {
+    let Some(app_id) = &order.new.app_id else { return Ok(None) };
+    let app = apps::get_app(&mut **tx, &order.new.team_id, app_id)
+        .await?
+        .ok_or_else(|| StoreError::Corrupt(format!("order {} for missing app {app_id}", order.order_id)))?;
+    let months = order.new.period_months as u32;
+    let (start, end, event) = match order.new.kind {
+        OrderKind::Create | OrderKind::Catalog => (at, add_months(at, months), "app.activated"),
+        OrderKind::Extend => {
+            let base = app.end_time.map_or(at, |end| end.max(at));
+            (app.start_time.unwrap_or(at), add_months(base, months), "app.extended")
+        }
+    };
+    apps::set_lifetime(&mut **tx, app_id, AppStatus::Active, Some(start), Some(end)).await?;
+    let data = json!({
+        "team_id": order.new.team_id, "app_id": app_id, "order_id": order.order_id,
+        "app_start_time": start, "app_end_time": end,
+    });
+    outbox::emit(&mut **tx, event, Some(app_id), data).await?;
+    Ok(Some(end))
+}

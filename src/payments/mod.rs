@@ -1,0 +1,9 @@
+//! The payment rules, free of I/O where they can be: pricing, token prices, order state
+//! transitions and calendar arithmetic; `credit` applies them to the store in one transaction.
+
+pub mod calendar;
+pub mod checkout;
+pub mod credit;
+pub mod order_state;
+pub mod prices;
+pub mod pricing;

@@ -1,0 +1,287 @@
+//! `spawn_app`: a real paywatch server in this process on a free port, over a fresh database
+//! and a fresh anvil with the contracts deployed, plus typed helpers to drive it.
+
+use std::time::{Duration, Instant};
+
+use alloy::primitives::{Address, U256};
+use alloy::providers::ext::AnvilApi;
+use alloy::providers::{DynProvider, Provider};
+use alloy::signers::local::PrivateKeySigner;
+use paywatch::chain::contracts::{MockERC20, MockUSDT};
+use paywatch::chain::rpc;
+use paywatch::config::Config;
+use paywatch::devnet::anvil::accounts;
+use paywatch::money::Token;
+use serde_json::{Value, json};
+use tokio_util::sync::CancellationToken;
+
+use super::chain::TestChain;
+use super::db::TestDb;
+use super::write_file;
+
+pub struct TestApp {
+    pub base: String,
+    pub team_id: String,
+    pub api_key: String,
+    pub chain: TestChain,
+    pub db: TestDb,
+    pub payer: DynProvider,
+    pub config_path: std::path::PathBuf,
+    pub http: reqwest::Client,
+    shutdown: CancellationToken,
+    server: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+    _dir: tempfile::TempDir,
+}
+
+pub struct Options {
+    pub backend: &'static str,
+    pub confirmations: u64,
+    pub extra_config: String,
+    pub ws: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self { backend: "sqlite", confirmations: 2, extra_config: String::new(), ws: false }
+    }
+}
+
+/// The paywatch.toml the tests use, pointing at `chain` and `db_url`.
+pub fn config_text(chain: &TestChain, db_url: &str, confirmations: u64, ws: bool, extra: &str) -> String {
+    let ws_line = if ws { format!("rpc_ws = \"{}\"\n", chain.anvil.ws_url()) } else { String::new() };
+    format!(
+        r#"
+[server]
+listen = "127.0.0.1:0"
+
+[database]
+url = "{db_url}"
+
+[chain]
+chain_id = 31337
+rpc_http = "{rpc}"
+{ws_line}confirmations = {confirmations}
+poll_interval_ms = 100
+start_block = 0
+
+[tokens.ANKR_ERC20]
+address = "{ankr}"
+decimals = 18
+
+[tokens.USDT_ERC20]
+address = "{usdt}"
+decimals = 6
+
+[deposits]
+factory = "{factory}"
+treasury = "{treasury}"
+
+[prices.ANKR_ERC20]
+source = "fixed"
+usd = "0.025"
+
+[pricing.default]
+cpu_per_core_month = "10"
+mem_per_gib_month = "4"
+storage_per_gib_month = "0.1"
+
+[pricing.charts]
+boinc = "1"
+
+[pricing.discounts]
+3 = "0.05"
+12 = "0.20"
+
+[auth]
+admin_token = "test-admin-token-0123456789"
+{extra}
+"#,
+        rpc = chain.anvil.rpc_url(),
+        ankr = chain.token(Token::AnkrErc20),
+        usdt = chain.token(Token::UsdtErc20),
+        factory = chain.deployment.factory,
+        treasury = chain.treasury,
+    )
+}
+
+/// Server logs go to the test's output when PAYWATCH_LOG is set (e.g. PAYWATCH_LOG=debug).
+fn init_logs() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        if let Ok(filter) = std::env::var("PAYWATCH_LOG") {
+            let _ = tracing_subscriber::fmt().with_env_filter(filter).with_test_writer().try_init();
+        }
+    });
+}
+
+pub async fn spawn_app(options: Options) -> TestApp {
+    init_logs();
+    let chain = TestChain::start().await;
+    let db = TestDb::by_backend(options.backend).await;
+    let dir = tempfile::tempdir().unwrap();
+    let text = config_text(&chain, &db.url, options.confirmations, options.ws, &options.extra_config);
+    let config_path = write_file(dir.path(), "paywatch.toml", &text);
+    let config = Config::load(&config_path).expect("test config is valid");
+    let (team, key) = paywatch::cli::create_team(&db.store, "acme").await.unwrap();
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let shutdown = CancellationToken::new();
+    let server = tokio::spawn(paywatch::startup::run(config, listener, shutdown.clone()));
+
+    let payer_key: PrivateKeySigner = accounts::PAYER_KEY.parse().unwrap();
+    let payer = rpc::signing_provider(&chain.anvil.rpc_url(), payer_key.clone()).unwrap();
+    for key in [accounts::PAYER_KEY, accounts::OTHER_PAYER_KEY] {
+        let holder = key.parse::<PrivateKeySigner>().unwrap().address();
+        for token in [Token::AnkrErc20, Token::UsdtErc20] {
+            let amount = U256::from(10u64).pow(U256::from(30));
+            paywatch::chain::deploy::mint_mock(&chain.deployer, token, chain.token(token), holder, amount)
+                .await
+                .unwrap();
+        }
+    }
+    let app = TestApp {
+        base,
+        team_id: team.team_id,
+        api_key: key.api_key,
+        chain,
+        db,
+        payer,
+        config_path,
+        http: reqwest::Client::new(),
+        shutdown,
+        server: Some(server),
+        _dir: dir,
+    };
+    app.wait_until_healthy().await;
+    app
+}
+
+/// The seed's CreateApp body with a pay method and period.
+pub fn create_app_body(pay_method: &str, period: u32) -> Value {
+    json!({
+        "pre_pay_info": {"pay_method": pay_method, "period": period},
+        "name": "xyh421--boinc-5",
+        "cluster_id": "cls-a91a7dbc-1a23-42f6-a66f-876094349f03",
+        "namespace_name": "123",
+        "cpu_limit": 1000,
+        "mem_limit": 2000,
+        "storage_limit": 20000,
+        "chart_name": "boinc",
+        "chart_repo": "stable",
+        "chart_ver": "0.1.1",
+        "chart_desc": "BOINC Rosetta",
+        "chart_icon_url": "https://assets.ankr.com/charts/BOINC.svg",
+        "app_version": "0.1.0",
+        "instance_type": "123",
+        "enterprise": false,
+        "custom_values": [{"key": "ankrCustomValues.ncpu", "value": "1"}]
+    })
+}
+
+impl TestApp {
+    async fn wait_until_healthy(&self) {
+        let started = Instant::now();
+        loop {
+            if let Ok(r) = self.http.get(format!("{}/healthz", self.base)).send().await
+                && r.status().is_success()
+            {
+                return;
+            }
+            assert!(started.elapsed() < Duration::from_secs(30), "server did not come up");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    pub async fn post(&self, path: &str, body: &Value) -> (u16, Value) {
+        let r =
+            self.http.post(format!("{}{path}", self.base)).bearer_auth(&self.api_key).json(body).send().await.unwrap();
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
+    pub async fn get(&self, path: &str) -> (u16, Value) {
+        let r = self.http.get(format!("{}{path}", self.base)).bearer_auth(&self.api_key).send().await.unwrap();
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
+    /// CreateApp, then its eth order: (app_id, order_id, deposit address, base units owed).
+    pub async fn create_crypto_app(&self, pay_method: &str, period: u32) -> (String, String, Address, U256) {
+        let (status, created) = self.post("/v2alpha/app/v2/app", &create_app_body(pay_method, period)).await;
+        assert_eq!(status, 200, "CreateApp: {created}");
+        let app_id = created["app_id"].as_str().unwrap().to_string();
+        let (status, eth) =
+            self.get(&format!("/v2alpha/teams/{}/eth_order/{app_id}?pay_method={pay_method}", self.team_id)).await;
+        assert_eq!(status, 200, "GetEthOrder: {eth}");
+        let uri = eth["payment_uri"].as_str().unwrap();
+        let base_units: U256 = uri.rsplit("uint256=").next().unwrap().parse().unwrap();
+        (
+            app_id,
+            eth["order_id"].as_str().unwrap().to_string(),
+            eth["address"].as_str().unwrap().parse().unwrap(),
+            base_units,
+        )
+    }
+
+    pub async fn order(&self, order_id: &str) -> Value {
+        let (status, body) = self.get(&format!("/v2alpha/teams/{}/orders/{order_id}", self.team_id)).await;
+        assert_eq!(status, 200, "order status: {body}");
+        body
+    }
+
+    pub async fn app_status(&self, app_id: &str) -> Value {
+        let (status, body) = self.get(&format!("/v2alpha/teams/{}/apps/{app_id}", self.team_id)).await;
+        assert_eq!(status, 200, "app status: {body}");
+        body
+    }
+
+    /// Polls the order until `done` holds; fails with the last state after `secs`.
+    pub async fn wait_order(&self, order_id: &str, secs: u64, done: impl Fn(&Value) -> bool) -> Value {
+        let started = Instant::now();
+        loop {
+            let order = self.order(order_id).await;
+            if done(&order) {
+                return order;
+            }
+            assert!(started.elapsed() < Duration::from_secs(secs), "order never reached the expected state: {order:#}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// A transfer from the payer; returns the tx hash once mined.
+    pub async fn pay(&self, token: Token, to: Address, amount: U256) -> alloy::primitives::TxHash {
+        self.pay_from(accounts::PAYER_KEY, token, to, amount).await
+    }
+
+    /// A transfer from the account of `key`, through a fresh provider: a cached nonce would be
+    /// wrong after a reorg took a transaction back.
+    pub async fn pay_from(&self, key: &str, token: Token, to: Address, amount: U256) -> alloy::primitives::TxHash {
+        let address = self.chain.token(token);
+        let payer =
+            rpc::signing_provider(&self.chain.anvil.rpc_url(), key.parse::<PrivateKeySigner>().unwrap()).unwrap();
+        let pending = match token {
+            Token::AnkrErc20 => MockERC20::new(address, payer).transfer(to, amount).send().await,
+            Token::UsdtErc20 => MockUSDT::new(address, payer).transfer(to, amount).send().await,
+        };
+        let receipt = pending.unwrap().get_receipt().await.unwrap();
+        assert!(receipt.status(), "transfer succeeded");
+        receipt.transaction_hash
+    }
+
+    pub async fn mine(&self, blocks: u64) {
+        self.chain.deployer.anvil_mine(Some(blocks), None).await.unwrap();
+    }
+
+    pub async fn head(&self) -> u64 {
+        self.chain.deployer.get_block_number().await.unwrap()
+    }
+
+    pub async fn stop(mut self) {
+        self.shutdown.cancel();
+        if let Some(server) = self.server.take() {
+            let _ = server.await;
+        }
+        self.db.cleanup().await;
+    }
+}
