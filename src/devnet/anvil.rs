@@ -45,6 +45,7 @@ pub struct Anvil {
     child: Child,
     port: u16,
     chain_id: u64,
+    options: AnvilOptions,
 }
 
 #[derive(Debug, Clone)]
@@ -65,9 +66,18 @@ impl Default for AnvilOptions {
 }
 
 impl Anvil {
-    pub async fn spawn(options: AnvilOptions) -> anyhow::Result<Self> {
-        let bin = find()?;
+    pub async fn spawn(mut options: AnvilOptions) -> anyhow::Result<Self> {
         let port = if options.port == 0 { free_port()? } else { options.port };
+        options.port = port;
+        let child = Self::start_child(&options)?;
+        let mut anvil = Self { child, port, chain_id: options.chain_id, options };
+        anvil.wait_ready().await?;
+        Ok(anvil)
+    }
+
+    fn start_child(options: &AnvilOptions) -> anyhow::Result<Child> {
+        let bin = find()?;
+        let port = options.port;
         let mut cmd = Command::new(&bin);
         cmd.args(["--host", "127.0.0.1", "--port", &port.to_string(), "--chain-id", &options.chain_id.to_string()])
             .stdin(Stdio::null())
@@ -88,10 +98,15 @@ impl Anvil {
                 Ok(())
             });
         }
-        let child = cmd.spawn().with_context(|| format!("starting {}", bin.display()))?;
-        let mut anvil = Self { child, port, chain_id: options.chain_id };
-        anvil.wait_ready().await?;
-        Ok(anvil)
+        cmd.spawn().with_context(|| format!("starting {}", bin.display()))
+    }
+
+    /// Stops anvil (dumping `--state`) and starts it again on the same port: an RPC outage.
+    pub async fn restart_after(&mut self, down_for: Duration) -> anyhow::Result<()> {
+        self.terminate().await?;
+        tokio::time::sleep(down_for).await;
+        self.child = Self::start_child(&self.options)?;
+        self.wait_ready().await
     }
 
     async fn wait_ready(&mut self) -> anyhow::Result<()> {
@@ -126,6 +141,10 @@ impl Anvil {
 
     /// Stops anvil with SIGTERM (so `--state` is dumped) and waits for it.
     pub async fn stop(mut self) -> anyhow::Result<()> {
+        self.terminate().await
+    }
+
+    async fn terminate(&mut self) -> anyhow::Result<()> {
         if let Some(pid) = self.child.id() {
             // SAFETY: sending a signal to our own child's pid.
             unsafe {

@@ -7,4 +7,5 @@ mod cli_check;
 mod contracts;
 mod devnet;
 mod payments;
+mod resilience;
 mod storage;

@@ -38,11 +38,13 @@ pub struct Options {
     pub confirmations: u64,
     pub extra_config: String,
     pub ws: bool,
+    /// anvil keeps its state in a file, so it can be stopped and started again.
+    pub anvil_state: bool,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Self { backend: "sqlite", confirmations: 2, extra_config: String::new(), ws: false }
+        Self { backend: "sqlite", confirmations: 2, extra_config: String::new(), ws: false, anvil_state: false }
     }
 }
 
@@ -116,9 +118,10 @@ fn init_logs() {
 
 pub async fn spawn_app(options: Options) -> TestApp {
     init_logs();
-    let chain = TestChain::start().await;
-    let db = TestDb::by_backend(options.backend).await;
     let dir = tempfile::tempdir().unwrap();
+    let state = options.anvil_state.then(|| dir.path().join("anvil-state.json"));
+    let chain = TestChain::start_with(paywatch::devnet::anvil::AnvilOptions { state, ..Default::default() }).await;
+    let db = TestDb::by_backend(options.backend).await;
     let text = config_text(&chain, &db.url, options.confirmations, options.ws, &options.extra_config);
     let config_path = write_file(dir.path(), "paywatch.toml", &text);
     let config = Config::load(&config_path).expect("test config is valid");
@@ -277,11 +280,17 @@ impl TestApp {
         self.chain.deployer.get_block_number().await.unwrap()
     }
 
-    pub async fn stop(mut self) {
+    /// Stops the in-process server, keeping chain and database (for tests that run
+    /// `paywatch serve` processes against them instead).
+    pub async fn stop_server(&mut self) {
         self.shutdown.cancel();
         if let Some(server) = self.server.take() {
             let _ = server.await;
         }
+    }
+
+    pub async fn stop(mut self) {
+        self.stop_server().await;
         self.db.cleanup().await;
     }
 }

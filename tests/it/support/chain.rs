@@ -17,7 +17,11 @@ pub struct TestChain {
 
 impl TestChain {
     pub async fn start() -> Self {
-        let anvil = Anvil::spawn(AnvilOptions::default())
+        Self::start_with(AnvilOptions::default()).await
+    }
+
+    pub async fn start_with(options: AnvilOptions) -> Self {
+        let anvil = Anvil::spawn(options)
             .await
             .unwrap_or_else(|e| panic!("anvil is needed for this test and did not start: {e:#}"));
         let signer: PrivateKeySigner = accounts::DEPLOYER_KEY.parse().unwrap();

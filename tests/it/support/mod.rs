@@ -3,6 +3,7 @@
 pub mod app;
 pub mod chain;
 pub mod db;
+pub mod process;
 
 use std::path::{Path, PathBuf};
 use std::process::Output;

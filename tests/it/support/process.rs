@@ -1,0 +1,60 @@
+//! `paywatch serve` as a separate process, for tests that kill it.
+
+use std::path::Path;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use tokio::process::{Child, Command};
+
+pub struct ServeProcess {
+    child: Child,
+    pub base: String,
+}
+
+impl ServeProcess {
+    /// Starts `paywatch serve` with `config`, listening on `port`, and waits for /healthz.
+    pub async fn start(config: &Path, port: u16) -> Self {
+        let child = Command::new(env!("CARGO_BIN_EXE_paywatch"))
+            .args(["serve", "--config"])
+            .arg(config)
+            .env("PAYWATCH__SERVER__LISTEN", format!("127.0.0.1:{port}"))
+            .env("PAYWATCH_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("paywatch serve starts");
+        let mut p = Self { child, base: format!("http://127.0.0.1:{port}") };
+        p.wait_healthy().await;
+        p
+    }
+
+    async fn wait_healthy(&mut self) {
+        let started = Instant::now();
+        loop {
+            assert!(self.child.try_wait().unwrap().is_none(), "paywatch serve exited at start");
+            if self.health().await.is_some() {
+                return;
+            }
+            assert!(started.elapsed() < Duration::from_secs(30), "paywatch serve did not come up");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    pub async fn health(&self) -> Option<Value> {
+        let r = reqwest::get(format!("{}/healthz", self.base)).await.ok()?;
+        r.json().await.ok()
+    }
+
+    /// Whether this process currently runs the watcher.
+    pub async fn is_watching(&self) -> bool {
+        self.health().await.is_some_and(|h| h["watcher"] == "active")
+    }
+
+    /// SIGKILL: no shutdown, no cleanup.
+    pub async fn kill9(mut self) {
+        self.child.start_kill().unwrap();
+        self.child.wait().await.unwrap();
+    }
+}
