@@ -14,6 +14,7 @@ use alloy::providers::{DynProvider, Provider};
 use alloy::rpc::types::{Filter, Log};
 use alloy::sol_types::SolEvent;
 use anyhow::Context;
+use futures_util::StreamExt;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
@@ -151,6 +152,12 @@ impl Watcher {
         }
     }
 
+    /// Runs steps until the cursor reaches the head (benchmarks and one-off catch-ups).
+    pub async fn catch_up(&mut self) -> anyhow::Result<()> {
+        while let Progress::MoreToDo = self.step().await? {}
+        Ok(())
+    }
+
     /// One step: check the cursor's block, fetch the next range, commit. Never skips a block:
     /// the cursor moves only in the transaction that records the range's transfers.
     async fn step(&mut self) -> anyhow::Result<Progress> {
@@ -175,21 +182,25 @@ impl Watcher {
         }
         let to = head.min(from + self.range.get() - 1);
 
-        // Near the head every header is checked and kept; far behind, the ends suffice.
-        let near_head = head.saturating_sub(to) < UNSAFE_ZONE;
-        let headers = if near_head {
-            let mut hs = Vec::with_capacity((to - from + 1) as usize);
-            for n in from..=to {
-                hs.push(self.header(n).await?);
+        // The first block must extend the cursor; blocks near the head (where reorgs happen)
+        // are all fetched, checked as one chain and kept; far behind, the ends suffice.
+        let tail_from = from.max(head.saturating_sub(UNSAFE_ZONE)).max(from + 1);
+        let mut numbers = vec![from];
+        numbers.extend(tail_from..=to);
+        if *numbers.last().expect("non-empty") != to {
+            numbers.push(to);
+        }
+        let headers = self.headers(&numbers).await?;
+        let linked_from = headers.first().expect("from is fetched").0;
+        let near_head: Vec<_> =
+            headers.iter().copied().filter(|(n, _, _)| *n >= tail_from || *n == linked_from).collect();
+        let contiguous = tail_from == from + 1;
+        let chain_check = match check_chain(stored.map(|c| c.block_hash), &headers[..1]) {
+            ParentCheck::Valid | ParentCheck::Unknown => {
+                let base = if contiguous { Some(headers[0].1) } else { None };
+                check_chain(base, &headers[1..].iter().copied().filter(|(n, _, _)| *n >= tail_from).collect::<Vec<_>>())
             }
-            hs
-        } else {
-            vec![self.header(from).await?, self.header(to).await?]
-        };
-        let chain_check = if near_head {
-            check_chain(stored.map(|c| c.block_hash), &headers)
-        } else {
-            check_chain(stored.map(|c| c.block_hash), &headers[..1])
+            mismatch => mismatch,
         };
         if let ParentCheck::Mismatch { expected, got } = chain_check {
             tracing::warn!(%expected, %got, "chain moved while reading; retrying");
@@ -220,7 +231,7 @@ impl Watcher {
             transfers,
             confirm_up_to: self.confirmed_block(head).await?.map(|b| b.min(to)),
             cursor: Some(cursor::Cursor { block_number: to_number, block_hash: to_hash }),
-            blocks: if near_head { headers } else { vec![] },
+            blocks: near_head,
             forget_blocks_below: to.saturating_sub(MAX_REORG_DEPTH),
             at: unix_now(),
         };
@@ -295,6 +306,12 @@ impl Watcher {
             );
         }
         Ok(())
+    }
+
+    /// Headers of `numbers`, fetched a few at a time, in order.
+    async fn headers(&self, numbers: &[u64]) -> anyhow::Result<Vec<(u64, B256, B256)>> {
+        let futures: Vec<_> = numbers.iter().map(|n| self.header(*n)).collect();
+        futures_util::stream::iter(futures).buffered(16).collect::<Vec<_>>().await.into_iter().collect()
     }
 
     async fn header(&self, n: u64) -> anyhow::Result<(u64, B256, B256)> {
