@@ -7,7 +7,7 @@ CARGO ?= cargo
 export ANVIL_BIN := $(ANVIL)
 export PAYWATCH_TEST_POSTGRES ?= postgres://postgres@127.0.0.1:5432/postgres
 
-.PHONY: run test tools postgres contracts lint clean
+.PHONY: run test bench tools postgres contracts lint clean
 
 ## Builds paywatch and runs the devnet demo (anvil + contracts + API on :8080).
 run: tools
@@ -16,6 +16,10 @@ run: tools
 ## Every test, on SQLite and on PostgreSQL, against a real anvil.
 test: tools postgres
 	./scripts/test.sh
+
+## Benchmarks (bench binaries, release build); the report goes to stdout.
+bench: tools
+	$(CARGO) bench --locked --bench catchup
 
 ## anvil (and solc, for `make contracts`) from npm, pinned by tools/package-lock.json.
 tools: $(ANVIL)

@@ -1,0 +1,327 @@
+//! Catch-up and latency benchmark (a bench binary, not a test): `make bench`.
+//!
+//! 1. Catch-up: a range holding 50,000 Transfer logs, 1% of them into deposit addresses of open
+//!    orders, among thousands of empty blocks. The watcher's catch-up (fetch, match, record,
+//!    credit, commit) is timed against the baseline measured in the same run: raw eth_getLogs
+//!    of the same range, in the same 1,000-block chunks, doing nothing with the logs.
+//! 2. Latency: from a payment's block being mined to its order showing `paid`, with
+//!    confirmations = 1, with the WebSocket wake-up on and off (HTTP polling every 1,000 ms).
+//!
+//! Prints a Markdown report; docs/BENCHMARKS.md holds the last one.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use alloy::primitives::{Address, U256};
+use alloy::providers::Provider;
+use alloy::providers::ext::AnvilApi;
+use alloy::rpc::types::Filter;
+use alloy::signers::local::PrivateKeySigner;
+use alloy::sol_types::SolEvent;
+use anyhow::Context;
+use paywatch::chain::contracts::{IERC20, MockUSDT};
+use paywatch::chain::status::ChainStatus;
+use paywatch::chain::watcher::Watcher;
+use paywatch::chain::{deploy, rpc};
+use paywatch::config::Config;
+use paywatch::devnet::anvil::{Anvil, AnvilOptions, accounts};
+use paywatch::money::Token;
+use paywatch::payments::checkout::{self, OrderFor};
+use paywatch::store::orders::{OrderKind, OrderStatus};
+use paywatch::store::{Store, apps, orders};
+use tokio_util::sync::CancellationToken;
+
+const TOTAL_LOGS: usize = 50_000;
+const PER_TX: usize = 500;
+const DEPOSIT_SHARE: usize = 100; // one log in 100 pays an order
+const EMPTY_BLOCKS: u64 = 5_000;
+const RUNS: usize = 3;
+const LATENCY_SAMPLES: usize = 15;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let anvil = Anvil::spawn(AnvilOptions::default()).await?;
+    let deployer = rpc::signing_provider(&anvil.rpc_url(), accounts::DEPLOYER_KEY.parse()?)?;
+    let treasury = accounts::TREASURY_KEY.parse::<PrivateKeySigner>()?.address();
+    let deployment = deploy::deploy_all(&deployer, treasury, true).await?;
+    let usdt = deployment.tokens[&Token::UsdtErc20];
+    let dir = tempfile::tempdir()?;
+
+    let (config, store) = setup(&anvil, &deployment, dir.path(), "catchup", false).await?;
+    let orders_n = TOTAL_LOGS / DEPOSIT_SHARE;
+    let deposits = open_orders(&config, &store, orders_n).await?;
+    let payer = rpc::signing_provider(&anvil.rpc_url(), accounts::PAYER_KEY.parse()?)?;
+    let payer_address = accounts::PAYER_KEY.parse::<PrivateKeySigner>()?.address();
+    deploy::mint_mock(&deployer, Token::UsdtErc20, usdt, payer_address, U256::from(10u64).pow(U256::from(30))).await?;
+
+    eprintln!("generating {TOTAL_LOGS} transfers…");
+    let first_block = anvil_head(&deployer).await? + 1;
+    let token = MockUSDT::new(usdt, payer.clone());
+    let mut d = 0;
+    for tx in 0..TOTAL_LOGS / PER_TX {
+        let mut to = Vec::with_capacity(PER_TX);
+        let mut values = Vec::with_capacity(PER_TX);
+        for i in 0..PER_TX {
+            if i % DEPOSIT_SHARE == 0 {
+                to.push(deposits[d].0);
+                values.push(deposits[d].1);
+                d += 1;
+            } else {
+                to.push(Address::from_word(alloy::primitives::keccak256(format!("noise-{tx}-{i}"))));
+                values.push(U256::from(1u8));
+            }
+        }
+        token.multiTransfer(to, values).gas(25_000_000).send().await?.get_receipt().await?;
+        if tx % 10 == 0 {
+            deployer.anvil_mine(Some(EMPTY_BLOCKS / 10), None).await?;
+        }
+    }
+    let last_block = anvil_head(&deployer).await?;
+    let blocks = last_block - first_block + 1;
+
+    let raw =
+        median(RUNS, || raw_fetch(&deployer, usdt, deployment.tokens[&Token::AnkrErc20], first_block, last_block))
+            .await?;
+    let mut watcher_times = Vec::new();
+    for _ in 0..RUNS {
+        reset(&store, first_block - 1, &deployer).await?;
+        let mut watcher = Watcher::new(
+            &config,
+            store.clone(),
+            rpc::http_provider(&anvil.rpc_url())?,
+            Arc::new(ChainStatus::default()),
+        );
+        let started = Instant::now();
+        watcher.catch_up().await?;
+        watcher_times.push(started.elapsed());
+    }
+    watcher_times.sort();
+    let watched = watcher_times[RUNS / 2];
+    let paid: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM orders WHERE status = 'paid'").fetch_one(store.pool()).await?;
+    anyhow::ensure!(paid as usize == orders_n, "catch-up credited {paid} of {orders_n} orders");
+
+    let logs_per_s = |t: Duration| TOTAL_LOGS as f64 / t.as_secs_f64();
+    let blocks_per_s = |t: Duration| blocks as f64 / t.as_secs_f64();
+    println!(
+        "## Catch-up ({blocks} blocks, {TOTAL_LOGS} Transfer logs, {orders_n} to deposit addresses; median of {RUNS})\n"
+    );
+    println!("| | time | blocks/s | logs/s |\n|---|---|---|---|");
+    println!("| raw eth_getLogs (baseline) | {:.0} ms | {:.0} | {:.0} |", ms(raw), blocks_per_s(raw), logs_per_s(raw));
+    println!(
+        "| paywatch catch-up | {:.0} ms | {:.0} | {:.0} |",
+        ms(watched),
+        blocks_per_s(watched),
+        logs_per_s(watched)
+    );
+    println!(
+        "\nRatio catch-up / raw fetch: **{:.2}x** (target: within 1.5x). All {orders_n} orders ended paid.\n",
+        watched.as_secs_f64() / raw.as_secs_f64()
+    );
+
+    println!("## Latency from a mined payment block to `paid` (confirmations = 1, median of {LATENCY_SAMPLES})\n");
+    println!("| wake-up | median | p90 |\n|---|---|---|");
+    for ws in [false, true] {
+        let (median, p90) = latency(&anvil, &deployment, dir.path(), ws, &payer).await?;
+        let label = if ws { "WebSocket new heads" } else { "HTTP polling every 1000 ms" };
+        println!("| {label} | {:.0} ms | {:.0} ms |", ms(median), ms(p90));
+    }
+    anvil.stop().await?;
+    Ok(())
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+async fn anvil_head(p: &alloy::providers::DynProvider) -> anyhow::Result<u64> {
+    Ok(p.get_block_number().await?)
+}
+
+async fn median<F, Fut>(runs: usize, mut f: F) -> anyhow::Result<Duration>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<Duration>>,
+{
+    let mut times = Vec::new();
+    for _ in 0..runs.max(1) {
+        times.push(f().await?);
+    }
+    times.sort();
+    Ok(times[times.len() / 2])
+}
+
+/// The baseline: the same filter over the same range in 1,000-block chunks, logs dropped.
+async fn raw_fetch(
+    p: &alloy::providers::DynProvider,
+    usdt: Address,
+    ankr: Address,
+    from: u64,
+    to: u64,
+) -> anyhow::Result<Duration> {
+    let started = Instant::now();
+    let mut n = 0;
+    let mut start = from;
+    while start <= to {
+        let end = to.min(start + 999);
+        let filter = Filter::new()
+            .address(vec![ankr, usdt])
+            .event_signature(IERC20::Transfer::SIGNATURE_HASH)
+            .from_block(start)
+            .to_block(end);
+        n += p.get_logs(&filter).await?.len();
+        start = end + 1;
+    }
+    anyhow::ensure!(n >= TOTAL_LOGS, "raw fetch saw {n} logs");
+    Ok(started.elapsed())
+}
+
+async fn setup(
+    anvil: &Anvil,
+    deployment: &deploy::Deployment,
+    dir: &std::path::Path,
+    name: &str,
+    ws: bool,
+) -> anyhow::Result<(Config, Store)> {
+    let ws_line = if ws { format!("rpc_ws = \"{}\"", anvil.ws_url()) } else { String::new() };
+    let text = format!(
+        r#"
+[database]
+url = "sqlite://{db}"
+[chain]
+chain_id = 31337
+rpc_http = "{rpc}"
+{ws_line}
+confirmations = 1
+poll_interval_ms = 1000
+start_block = 0
+[tokens.ANKR_ERC20]
+address = "{ankr}"
+decimals = 18
+[tokens.USDT_ERC20]
+address = "{usdt}"
+decimals = 6
+[deposits]
+factory = "{factory}"
+treasury = "{factory}"
+[prices.ANKR_ERC20]
+source = "fixed"
+usd = "0.025"
+[pricing.default]
+cpu_per_core_month = "10"
+mem_per_gib_month = "4"
+storage_per_gib_month = "0.1"
+"#,
+        db = dir.join(format!("{name}.db")).display(),
+        rpc = anvil.rpc_url(),
+        ankr = deployment.tokens[&Token::AnkrErc20],
+        usdt = deployment.tokens[&Token::UsdtErc20],
+        factory = deployment.factory,
+    );
+    let path = dir.join(format!("{name}.toml"));
+    std::fs::write(&path, text)?;
+    let config = Config::load(&path)?;
+    let store = Store::connect(config.database_url()).await?;
+    store.migrate().await?;
+    Ok((config, store))
+}
+
+/// `n` USDT orders for one app each; returns (deposit address, base units owed, order id).
+async fn open_orders(config: &Config, store: &Store, n: usize) -> anyhow::Result<Vec<(Address, U256, String)>> {
+    let (team, _) = paywatch::cli::create_team(store, "bench").await?;
+    let spec = apps::AppSpec {
+        name: "bench".into(),
+        cluster_id: "c".into(),
+        chart_name: "boinc".into(),
+        cpu_limit: 1000,
+        mem_limit: 1024,
+        storage_limit: 1024,
+        ..Default::default()
+    };
+    let mut out = Vec::with_capacity(n);
+    for _ in 0..n {
+        let mut tx = store.begin().await?;
+        let app = apps::insert_app(&mut *tx, &team.team_id, &spec, paywatch::money::PayMethod::UsdtErc20).await?;
+        let quote =
+            checkout::price_usd_in(config, paywatch::money::PayMethod::UsdtErc20, rust_decimal::Decimal::new(1234, 2))?;
+        let what =
+            OrderFor { team_id: &team.team_id, app_id: Some(&app.app_id), kind: OrderKind::Create, period_months: 1 };
+        let order = checkout::open_token_order(&mut tx, config, what, Token::UsdtErc20, quote).await?;
+        tx.commit().await?;
+        let c = order.new.crypto.context("token order")?;
+        out.push((c.deposit_address, c.amount_base, order.order_id));
+    }
+    Ok(out)
+}
+
+/// Forgets everything the watcher did, so each run catches up from the same place.
+async fn reset(store: &Store, before_first: u64, p: &alloy::providers::DynProvider) -> anyhow::Result<()> {
+    let mut tx = store.begin().await?;
+    for sql in [
+        "DELETE FROM deposits",
+        "DELETE FROM chain_transfers",
+        "DELETE FROM webhook_outbox",
+        "DELETE FROM chain_blocks",
+        "DELETE FROM chain_cursor",
+        "UPDATE orders SET status = 'awaiting_payment', seen_base = '0', confirmed_base = '0', overpaid_base = '0', paid_at = NULL",
+        "UPDATE apps SET status = 'pending_payment', start_time = NULL, end_time = NULL",
+    ] {
+        sqlx::query(sql).execute(&mut *tx).await?;
+    }
+    tx.commit().await?;
+    let block = p.get_block_by_number(before_first.into()).await?.context("block")?;
+    paywatch::store::cursor::set(
+        store.pool(),
+        31337,
+        paywatch::store::cursor::Cursor { block_number: before_first, block_hash: block.header.hash },
+    )
+    .await?;
+    Ok(())
+}
+
+/// Mined-to-paid latency of single payments with a running server.
+async fn latency(
+    anvil: &Anvil,
+    deployment: &deploy::Deployment,
+    dir: &std::path::Path,
+    ws: bool,
+    payer: &alloy::providers::DynProvider,
+) -> anyhow::Result<(Duration, Duration)> {
+    let (config, store) = setup(anvil, deployment, dir, if ws { "latency-ws" } else { "latency-poll" }, ws).await?;
+    let head = anvil_head(payer).await?;
+    let block = payer.get_block_by_number(head.into()).await?.context("head")?;
+    paywatch::store::cursor::set(
+        store.pool(),
+        31337,
+        paywatch::store::cursor::Cursor { block_number: head, block_hash: block.header.hash },
+    )
+    .await?;
+    let orders = open_orders(&config, &store, LATENCY_SAMPLES).await?;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let shutdown = CancellationToken::new();
+    let server = tokio::spawn(paywatch::startup::run(config, listener, shutdown.clone()));
+    tokio::time::sleep(Duration::from_millis(1500)).await; // let the watcher reach the head
+    let token = MockUSDT::new(deployment.tokens[&Token::UsdtErc20], payer.clone());
+    let mut samples = Vec::new();
+    for (i, (address, owed, order_id)) in orders.iter().enumerate() {
+        // Spread the payments over the polling cycle, as real payments are: a fixed pause
+        // would lock every sample to the same phase of the poll.
+        tokio::time::sleep(Duration::from_millis(50 + (i as u64 * 389) % 1000)).await;
+        // anvil automines: the block exists once the node has accepted the transaction.
+        let _pending = token.transfer(*address, *owed).send().await?;
+        let mined = Instant::now();
+        loop {
+            let order = orders::get_any(store.pool(), order_id).await?.context("order")?;
+            if order.status == OrderStatus::Paid {
+                samples.push(mined.elapsed());
+                break;
+            }
+            anyhow::ensure!(mined.elapsed() < Duration::from_secs(30), "order {order_id} never paid");
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    }
+    shutdown.cancel();
+    server.await??;
+    samples.sort();
+    Ok((samples[samples.len() / 2], samples[samples.len() * 9 / 10]))
+}
