@@ -13,8 +13,9 @@ use crate::api::{self, AppState};
 use crate::chain::rpc;
 use crate::chain::status::ChainStatus;
 use crate::chain::watcher::Watcher;
-use crate::config::Config;
+use crate::config::{CardProcessorKind, Config};
 use crate::jobs;
+use crate::payments::cards::{CardProcessor, Sandbox};
 use crate::store::Store;
 
 /// Connects the store (migrating it) and the RPC node, refusing a wrong chain id.
@@ -31,7 +32,11 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
     let (store, provider) = connect(&config).await?;
     let config = Arc::new(config);
     let status = Arc::new(ChainStatus::default());
-    let state = AppState { config: config.clone(), store: store.clone(), rpc: provider.clone(), chain: status.clone() };
+    let cards: Arc<dyn CardProcessor> = match config.cards.processor {
+        CardProcessorKind::Sandbox => Arc::new(Sandbox),
+    };
+    let state =
+        AppState { config: config.clone(), store: store.clone(), rpc: provider.clone(), chain: status.clone(), cards };
     let addr = listener.local_addr()?;
     tracing::info!(%addr, "serving");
 

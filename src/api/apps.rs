@@ -8,14 +8,19 @@ use axum::extract::{Path, State};
 use serde::{Deserialize, Serialize};
 
 use super::AppState;
+use super::cards::{charge_and_record, required_card};
 use super::error::ApiError;
-use super::extract::{ApiJson, Team};
+use super::extract::{Team, parse_json};
+use super::idempotency::run_once;
 use super::types::{Period, text_field};
 use crate::money::PayMethod;
 use crate::payments::checkout::{self, OrderFor};
 use crate::payments::pricing::Resources;
 use crate::store::apps::{self, App, AppSpec};
 use crate::store::orders::OrderKind;
+use axum::body::Bytes;
+use axum::http::HeaderMap;
+use axum::response::Response;
 
 #[derive(Debug, Deserialize)]
 pub struct PrePayInfo {
@@ -131,12 +136,19 @@ pub fn parse_pay_method(field: &str, value: &str) -> Result<PayMethod, ApiError>
         .map_err(|_| ApiError::invalid(field, "must be one of CREDIT_CARD, ANKR_ERC20, USDT_ERC20"))
 }
 
-/// Creates the app (pending payment) and its first order, in one transaction.
-pub async fn create_app(
-    State(state): State<AppState>,
-    team: Team,
-    ApiJson(req): ApiJson<CreateAppRequest>,
-) -> Result<Json<CreateAppResponse>, ApiError> {
+/// CreateApp, at most once per Idempotency-Key.
+pub async fn create_app(State(state): State<AppState>, team: Team, headers: HeaderMap, body: Bytes) -> Response {
+    run_once(&state, &team, &headers, "create_app", &body, || async {
+        let req: CreateAppRequest = parse_json(&body)?;
+        let created = create_app_once(&state, &team, req).await?;
+        Ok(serde_json::to_value(created).map_err(|e| ApiError::Internal(e.into()))?)
+    })
+    .await
+}
+
+/// Creates the app and its first order: a token order awaiting payment, or a card charge
+/// that activates the app at once.
+async fn create_app_once(state: &AppState, team: &Team, req: CreateAppRequest) -> Result<CreateAppResponse, ApiError> {
     team.may_act_for(req.team_id.as_deref())?;
     req.validate()?;
     let pay_method = parse_pay_method("pre_pay_info.pay_method", &req.pre_pay_info.pay_method)?;
@@ -144,10 +156,12 @@ pub async fn create_app(
     let period = req.pre_pay_info.period.0;
     let quote = checkout::quote(&state.config, pay_method, &resources_of(&spec, period))?;
     let Some(token) = pay_method.token() else {
-        return Err(ApiError::invalid(
-            "pre_pay_info.pay_method",
-            "CREDIT_CARD is not accepted here yet; pay with ANKR_ERC20 or USDT_ERC20",
-        ));
+        let card_id = required_card("pre_pay_info.card_id", req.pre_pay_info.card_id.as_deref())?;
+        let what =
+            OrderFor { team_id: &team.team_id, app_id: None, kind: OrderKind::Create, period_months: period as i64 };
+        let (app, order) = charge_and_record(state, what, quote, &card_id, Some((&spec, pay_method))).await?;
+        let app = app.ok_or_else(|| ApiError::Internal(anyhow::anyhow!("card CreateApp made no app")))?;
+        return Ok(CreateAppResponse { app_id: app.app_id, order_id: order.order_id });
     };
     let mut tx = state.store.begin().await?;
     let app = apps::insert_app(&mut *tx, &team.team_id, &spec, pay_method).await?;
@@ -159,7 +173,7 @@ pub async fn create_app(
     };
     let order = checkout::open_token_order(&mut tx, &state.config, what, token, quote).await?;
     tx.commit().await.map_err(crate::store::StoreError::from)?;
-    Ok(Json(CreateAppResponse { app_id: app.app_id, order_id: order.order_id }))
+    Ok(CreateAppResponse { app_id: app.app_id, order_id: order.order_id })
 }
 
 #[derive(Debug, Serialize)]

@@ -67,6 +67,15 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
     }
 }
 
+/// Parses a raw JSON body with the same answers as `ApiJson` (for handlers that also need
+/// the bytes, such as idempotent ones).
+pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    serde_json::from_slice(body).map_err(|e| match e.classify() {
+        serde_json::error::Category::Data => ApiError::invalid("body", e.to_string()),
+        _ => ApiError::BadRequest(format!("malformed JSON: {e}")),
+    })
+}
+
 /// `Query<T>` with the same error model.
 pub struct ApiQuery<T>(pub T);
 

@@ -1,10 +1,14 @@
 //! The HTTP API. Each area has its own module; `router` puts them together with the shared
 //! middleware (request tracing, timeouts, panic catching that answers the JSON error model).
 
+mod admin;
 mod apps;
+mod cards;
 pub mod error;
 mod extract;
 mod health;
+mod idempotency;
+mod lists;
 mod orders;
 mod quotes;
 mod types;
@@ -28,6 +32,7 @@ pub struct AppState {
     pub store: Store,
     pub rpc: alloy::providers::DynProvider,
     pub chain: Arc<crate::chain::status::ChainStatus>,
+    pub cards: Arc<dyn crate::payments::cards::CardProcessor>,
 }
 
 pub fn router(state: AppState) -> Router {
@@ -39,6 +44,13 @@ pub fn router(state: AppState) -> Router {
         .route("/v2alpha/teams/{team_id}/eth_order/{app_id}", get(orders::eth_order))
         .route("/v2alpha/teams/{team_id}/orders/{order_id}", get(orders::order_status))
         .route("/v2alpha/create_extend_order", post(orders::create_extend_order))
+        .route("/v2alpha/after_create_extend_order/do_extend_app", post(orders::do_extend_app))
+        .route("/v2alpha/teams/{team_id}/extend_app", get(cards::extend_app).post(cards::extend_app))
+        .route("/v2alpha/teams/{team_id}/deposit_list", get(lists::deposit_list))
+        .route("/v2alpha/{team_id}/pre_payment_list", get(lists::payment_list))
+        .route("/admin/teams", post(admin::create_team))
+        .route("/admin/teams/{team_id}/keys", post(admin::issue_key))
+        .route("/admin/teams/{team_id}/keys/{key_id}", axum::routing::delete(admin::revoke_key))
         .fallback(error::not_found)
         .layer(CatchPanicLayer::custom(error::panic_response))
         .layer(TimeoutLayer::with_status_code(axum::http::StatusCode::REQUEST_TIMEOUT, Duration::from_secs(30)))

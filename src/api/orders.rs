@@ -8,13 +8,17 @@ use serde::{Deserialize, Serialize};
 use super::AppState;
 use super::apps::{parse_pay_method, resources_of};
 use super::error::ApiError;
-use super::extract::{ApiJson, ApiQuery, Team};
+use super::extract::{ApiQuery, Team, parse_json};
+use super::idempotency::run_once;
 use super::types::Period;
 use crate::money::format_base_units;
 use crate::payments::checkout::{self, OrderFor, payment_uri};
 use crate::store::apps::{self, AppStatus};
 use crate::store::orders::{self, Order, OrderKind};
 use crate::store::transfers;
+use axum::body::Bytes;
+use axum::http::HeaderMap;
+use axum::response::Response;
 
 #[derive(Debug, Serialize)]
 pub struct PaymentView {
@@ -185,12 +189,37 @@ pub struct ExtendOrderResponse {
     pub address: Option<String>,
 }
 
-/// Quotes an extension; for a token pay method also opens the extend order to pay.
+/// CreateExtendOrder, at most once per Idempotency-Key.
 pub async fn create_extend_order(
     State(state): State<AppState>,
     team: Team,
-    ApiJson(req): ApiJson<ExtendOrderRequest>,
-) -> Result<Json<ExtendOrderResponse>, ApiError> {
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    run_once(&state, &team, &headers, "create_extend_order", &body, || async {
+        let req: ExtendOrderRequest = parse_json(&body)?;
+        let created = create_extend_order_once(&state, &team, req).await?;
+        Ok(serde_json::to_value(created).map_err(|e| ApiError::Internal(e.into()))?)
+    })
+    .await
+}
+
+/// ExtendAppAfterCreatingOrder (card), at most once per Idempotency-Key.
+pub async fn do_extend_app(State(state): State<AppState>, team: Team, headers: HeaderMap, body: Bytes) -> Response {
+    run_once(&state, &team, &headers, "do_extend_app", &body, || async {
+        let req: super::cards::DoExtendRequest = parse_json(&body)?;
+        let done = super::cards::do_extend_app(&state, &team, req).await?;
+        Ok(serde_json::to_value(done).map_err(|e| ApiError::Internal(e.into()))?)
+    })
+    .await
+}
+
+/// Quotes an extension; for a token pay method also opens the extend order to pay.
+async fn create_extend_order_once(
+    state: &AppState,
+    team: &Team,
+    req: ExtendOrderRequest,
+) -> Result<ExtendOrderResponse, ApiError> {
     let pay_method = parse_pay_method("pay_method", &req.pay_method)?;
     let app = apps::get_app(state.store.pool(), &team.team_id, &req.app_id).await?.ok_or(ApiError::NotFound("app"))?;
     if matches!(app.status, AppStatus::PendingPayment | AppStatus::Cancelled) {
@@ -199,12 +228,12 @@ pub async fn create_extend_order(
     let period = req.period.0;
     let quote = checkout::quote(&state.config, pay_method, &resources_of(&app.spec, period))?;
     let Some(token) = pay_method.token() else {
-        return Ok(Json(ExtendOrderResponse {
+        return Ok(ExtendOrderResponse {
             amount: quote.amount.normalize().to_string(),
             usd: quote.usd.normalize().to_string(),
             order_id: None,
             address: None,
-        }));
+        });
     };
     let mut tx = state.store.begin().await?;
     let what = OrderFor {
@@ -215,10 +244,10 @@ pub async fn create_extend_order(
     };
     let order = checkout::open_token_order(&mut tx, &state.config, what, token, quote).await?;
     tx.commit().await.map_err(crate::store::StoreError::from)?;
-    Ok(Json(ExtendOrderResponse {
+    Ok(ExtendOrderResponse {
         amount: quote.amount.normalize().to_string(),
         usd: quote.usd.normalize().to_string(),
         address: order.new.crypto.as_ref().map(|c| orders::address_text(&c.deposit_address)),
         order_id: Some(order.order_id),
-    }))
+    })
 }

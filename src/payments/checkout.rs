@@ -109,3 +109,48 @@ pub fn pay_method_of(token: Token) -> PayMethod {
 pub fn payment_uri(token: Address, chain_id: u64, deposit: Address, amount_base: alloy::primitives::U256) -> String {
     format!("ethereum:{token}@{chain_id}/transfer?address={deposit}&uint256={amount_base}")
 }
+
+/// Records a successful card charge as a paid order, inside the caller's transaction: the
+/// order, the app's activation or extension, the deposit row and the events.
+pub async fn record_card_payment(
+    tx: &mut Tx,
+    what: OrderFor<'_>,
+    quote: Quote,
+    card_id: &str,
+    order_id: &str,
+) -> Result<Order, CheckoutError> {
+    let now = unix_now();
+    let new = NewOrder {
+        team_id: what.team_id.to_string(),
+        app_id: what.app_id.map(str::to_string),
+        kind: what.kind,
+        pay_method: PayMethod::CreditCard,
+        period_months: what.period_months,
+        usd: quote.usd,
+        amount: quote.usd,
+        crypto: None,
+        card_id: Some(card_id.to_string()),
+        expires_at: now,
+    };
+    let mut order = orders::insert_order(&mut **tx, order_id, &new).await?;
+    let update = orders::ProgressUpdate {
+        status: orders::OrderStatus::Paid,
+        seen_base: alloy::primitives::U256::ZERO,
+        confirmed_base: alloy::primitives::U256::ZERO,
+        overpaid_base: alloy::primitives::U256::ZERO,
+        late: false,
+        paid_at: Some(now),
+    };
+    orders::update_progress(&mut **tx, order_id, &update).await?;
+    order.status = orders::OrderStatus::Paid;
+    order.paid_at = Some(now);
+    let paid = super::credit::Paid {
+        amount: quote.usd.normalize().to_string(),
+        late: false,
+        address: None,
+        transaction_hash: None,
+        card_id: Some(card_id.to_string()),
+    };
+    super::credit::record_paid(tx, &order, &paid, now).await?;
+    Ok(order)
+}

@@ -142,30 +142,14 @@ async fn settle(tx: &mut Tx, rules: &Rules, order_id: &str, at: i64) -> StoreRes
     let decimals = rules.decimals.get(&crypto.token_address).copied().unwrap_or(0);
     if progress.newly_paid {
         transfers::mark_credited(&mut **tx, order_id, &crypto.token_address).await?;
-        let data = json!({
-            "team_id": order.new.team_id, "app_id": order.new.app_id, "order_id": order.order_id,
-            "amount": format_base_units(confirmed, decimals), "late": progress.late,
-        });
-        outbox::emit(&mut **tx, "order.paid", order.new.app_id.as_deref(), data).await?;
-        // The app changes after the order, so its events follow the order's.
-        let end = apply_to_app(tx, &order, at).await?;
-        deposits::insert(
-            &mut **tx,
-            &deposits::NewDeposit {
-                team_id: order.new.team_id.clone(),
-                app_id: order.new.app_id.clone(),
-                order_id: order.order_id.clone(),
-                pay_method: order.new.pay_method.as_str().to_string(),
-                usd: order.new.usd.to_string(),
-                amount: order.new.amount.to_string(),
-                address: Some(orders::address_text(&crypto.deposit_address)),
-                transaction_hash: last_tx.map(|h| format!("{h:#x}")),
-                card_id: None,
-                app_end_time: end,
-                deposit_time: at,
-            },
-        )
-        .await?;
+        let paid = Paid {
+            amount: format_base_units(confirmed, decimals),
+            late: progress.late,
+            address: Some(orders::address_text(&crypto.deposit_address)),
+            transaction_hash: last_tx.map(|h| format!("{h:#x}")),
+            card_id: None,
+        };
+        record_paid(tx, &order, &paid, at).await?;
     } else if progress.status == OrderStatus::PartiallyPaid && confirmed != order.confirmed_base {
         let data = json!({
             "team_id": order.new.team_id, "app_id": order.new.app_id, "order_id": order.order_id,
@@ -175,6 +159,47 @@ async fn settle(tx: &mut Tx, rules: &Rules, order_id: &str, at: i64) -> StoreRes
         outbox::emit(&mut **tx, "order.partially_paid", order.new.app_id.as_deref(), data).await?;
     }
     Ok(progress.newly_paid)
+}
+
+/// How a paid order was paid, for its deposit row and event.
+#[derive(Debug, Clone)]
+pub struct Paid {
+    /// What was received, in the pay method's unit.
+    pub amount: String,
+    pub late: bool,
+    pub address: Option<String>,
+    pub transaction_hash: Option<String>,
+    pub card_id: Option<String>,
+}
+
+/// What follows an order becoming paid, card or token alike: the `order.paid` event, the
+/// app's activation or extension, and the deposit row (unique per order: never twice).
+pub async fn record_paid(tx: &mut Tx, order: &Order, paid: &Paid, at: i64) -> StoreResult<Option<i64>> {
+    let data = json!({
+        "team_id": order.new.team_id, "app_id": order.new.app_id, "order_id": order.order_id,
+        "pay_method": order.new.pay_method.as_str(), "amount": paid.amount, "late": paid.late,
+    });
+    outbox::emit(&mut **tx, "order.paid", order.new.app_id.as_deref(), data).await?;
+    // The app changes after the order, so its events follow the order's.
+    let end = apply_to_app(tx, order, at).await?;
+    deposits::insert(
+        &mut **tx,
+        &deposits::NewDeposit {
+            team_id: order.new.team_id.clone(),
+            app_id: order.new.app_id.clone(),
+            order_id: order.order_id.clone(),
+            pay_method: order.new.pay_method.as_str().to_string(),
+            usd: order.new.usd.to_string(),
+            amount: order.new.amount.to_string(),
+            address: paid.address.clone(),
+            transaction_hash: paid.transaction_hash.clone(),
+            card_id: paid.card_id.clone(),
+            app_end_time: end,
+            deposit_time: at,
+        },
+    )
+    .await?;
+    Ok(end)
 }
 
 /// Activation (create) or extension (extend) of the order's app; returns the new end time.

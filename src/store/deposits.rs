@@ -49,3 +49,67 @@ pub async fn insert<'e>(db: impl AnyExecutor<'e>, d: &NewDeposit) -> StoreResult
 pub async fn count_for_order<'e>(db: impl AnyExecutor<'e>, order_id: &str) -> StoreResult<i64> {
     Ok(sqlx::query_scalar("SELECT COUNT(*) FROM deposits WHERE order_id = $1").bind(order_id).fetch_one(db).await?)
 }
+
+/// A deposit with what the lists show of its app.
+#[derive(Debug, Clone)]
+pub struct DepositRow {
+    pub app_id: Option<String>,
+    pub deposit_time: i64,
+    pub app_end_time: Option<i64>,
+    pub usd: String,
+    pub amount: String,
+    pub pay_method: String,
+    pub address: Option<String>,
+    pub transaction_hash: Option<String>,
+    pub card_id: Option<String>,
+    pub app_name: Option<String>,
+    pub chart_name: Option<String>,
+    pub icon_url: Option<String>,
+    pub app_created_at: Option<i64>,
+    pub app_start_time: Option<i64>,
+    pub app_current_end: Option<i64>,
+}
+
+/// The team's deposits, newest first; `limit` None means all. Times are whole seconds, so
+/// within one second an app's later deposit is the one that took its end further; the id
+/// makes the order total, so both lists page the same way.
+pub async fn list_for_team<'e>(
+    db: impl AnyExecutor<'e>,
+    team_id: &str,
+    limit: Option<i64>,
+    offset: i64,
+) -> StoreResult<Vec<DepositRow>> {
+    use sqlx::Row;
+    let rows = sqlx::query(
+        "SELECT d.app_id, d.deposit_time, d.app_end_time, d.usd, d.amount, d.pay_method, d.address, \
+         d.transaction_hash, d.card_id, a.name, a.chart_name, a.chart_icon_url, a.created_at AS app_created_at, \
+         a.start_time, a.end_time FROM deposits d LEFT JOIN apps a ON a.app_id = d.app_id \
+         WHERE d.team_id = $1 ORDER BY d.deposit_time DESC, d.app_end_time DESC, d.deposit_id DESC LIMIT $2 OFFSET $3",
+    )
+    .bind(team_id)
+    .bind(limit.unwrap_or(i64::MAX))
+    .bind(offset)
+    .fetch_all(db)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(DepositRow {
+                app_id: r.try_get("app_id")?,
+                deposit_time: r.try_get("deposit_time")?,
+                app_end_time: r.try_get("app_end_time")?,
+                usd: r.try_get("usd")?,
+                amount: r.try_get("amount")?,
+                pay_method: r.try_get("pay_method")?,
+                address: r.try_get("address")?,
+                transaction_hash: r.try_get("transaction_hash")?,
+                card_id: r.try_get("card_id")?,
+                app_name: r.try_get("name")?,
+                chart_name: r.try_get("chart_name")?,
+                icon_url: r.try_get("chart_icon_url")?,
+                app_created_at: r.try_get("app_created_at")?,
+                app_start_time: r.try_get("start_time")?,
+                app_current_end: r.try_get("end_time")?,
+            })
+        })
+        .collect()
+}

@@ -3,6 +3,7 @@
 
 mod support;
 
+mod cards_and_lists;
 mod cli_check;
 mod contracts;
 mod devnet;

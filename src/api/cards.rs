@@ -1,0 +1,179 @@
+//! Card payments: CreateApp with CREDIT_CARD (in `apps.rs`), ExtendAppAfterCreatingOrder
+//! (`do_extend_app`) and ExtendApp. A charge happens before anything is written, so a failed
+//! charge leaves nothing behind; a successful one is recorded in one transaction.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use super::AppState;
+use super::apps::{parse_pay_method, resources_of};
+use super::error::ApiError;
+use super::extract::Team;
+use super::types::Period;
+use crate::money::PayMethod;
+use crate::payments::cards::CardError;
+use crate::payments::checkout::{self, OrderFor, Quote};
+use crate::store::apps::{self, App, AppStatus};
+use crate::store::orders::{self, Order, OrderKind};
+
+impl From<CardError> for ApiError {
+    fn from(e: CardError) -> Self {
+        match e {
+            CardError::Declined(_) | CardError::InsufficientFunds => ApiError::PaymentFailed(e.to_string()),
+            CardError::UnknownCard(_) => ApiError::invalid("card_id", e.to_string()),
+            CardError::Unavailable => ApiError::Unavailable(e.to_string()),
+        }
+    }
+}
+
+pub fn required_card(field: &str, card_id: Option<&str>) -> Result<String, ApiError> {
+    match card_id.map(str::trim) {
+        Some(c) if !c.is_empty() && c.len() <= 255 => Ok(c.to_string()),
+        _ => Err(ApiError::invalid(field, "is required to pay by CREDIT_CARD")),
+    }
+}
+
+/// Charges the card, then records the paid order (and creates the app first when `new_app`).
+pub async fn charge_and_record(
+    state: &AppState,
+    what: OrderFor<'_>,
+    quote: Quote,
+    card_id: &str,
+    new_app: Option<(&apps::AppSpec, PayMethod)>,
+) -> Result<(Option<App>, Order), ApiError> {
+    let order_id = orders::new_order_id();
+    let charge = state.cards.charge(card_id, quote.usd, &order_id).await?;
+    let result = async {
+        let mut tx = state.store.begin().await?;
+        let app = match new_app {
+            Some((spec, pay_method)) => Some(apps::insert_app(&mut *tx, what.team_id, spec, pay_method).await?),
+            None => None,
+        };
+        let what = OrderFor { app_id: app.as_ref().map(|a| a.app_id.as_str()).or(what.app_id), ..what };
+        let order = checkout::record_card_payment(&mut tx, what, quote, card_id, &order_id).await?;
+        tx.commit().await.map_err(crate::store::StoreError::from)?;
+        Ok::<_, ApiError>((app, order))
+    }
+    .await;
+    if result.is_err() {
+        // The money moved but the record did not: say so loudly, with what reconciles it.
+        tracing::error!(charge_id = charge.charge_id, order_id, "card charged but the order could not be recorded");
+    }
+    result
+}
+
+/// The team's app, which must be running or expired to be extended.
+async fn extendable_app(state: &AppState, team: &Team, app_id: &str) -> Result<App, ApiError> {
+    let app = apps::get_app(state.store.pool(), &team.team_id, app_id).await?.ok_or(ApiError::NotFound("app"))?;
+    if matches!(app.status, AppStatus::PendingPayment | AppStatus::Cancelled) {
+        return Err(ApiError::Conflict(format!("an app that is {} cannot be extended", app.status.as_str())));
+    }
+    Ok(app)
+}
+
+async fn extend_by_card(
+    state: &AppState,
+    team: &Team,
+    app: &App,
+    period: u32,
+    card_id: &str,
+) -> Result<Order, ApiError> {
+    let quote = checkout::quote(&state.config, PayMethod::CreditCard, &resources_of(&app.spec, period))?;
+    let what = OrderFor {
+        team_id: &team.team_id,
+        app_id: Some(&app.app_id),
+        kind: OrderKind::Extend,
+        period_months: period as i64,
+    };
+    Ok(charge_and_record(state, what, quote, card_id, None).await?.1)
+}
+
+#[derive(Debug, Deserialize)]
+pub struct DoExtendRequest {
+    pub app_id: String,
+    pub period: Period,
+    pub pay_method: String,
+    #[serde(default)]
+    pub card_id: Option<String>,
+}
+
+/// The seed's answer: `{"code": "<amount charged>", "message": "success"}`.
+#[derive(Debug, Serialize)]
+pub struct DoExtendResponse {
+    pub code: String,
+    pub message: &'static str,
+    pub order_id: String,
+}
+
+pub async fn do_extend_app(state: &AppState, team: &Team, req: DoExtendRequest) -> Result<DoExtendResponse, ApiError> {
+    if parse_pay_method("pay_method", &req.pay_method)? != PayMethod::CreditCard {
+        return Err(ApiError::invalid(
+            "pay_method",
+            "must be CREDIT_CARD here; token extensions are paid to their order's address",
+        ));
+    }
+    let card_id = required_card("card_id", req.card_id.as_deref())?;
+    let app = extendable_app(state, team, &req.app_id).await?;
+    let order = extend_by_card(state, team, &app, req.period.0, &card_id).await?;
+    Ok(DoExtendResponse { code: order.new.usd.normalize().to_string(), message: "success", order_id: order.order_id })
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ExtendAppRequest {
+    pub pay_method: String,
+    pub app_id: String,
+    #[serde(default)]
+    pub card_id: Option<String>,
+    /// Months; the app's first period when absent (the seed's body has none).
+    #[serde(default)]
+    pub period: Option<Period>,
+}
+
+/// ExtendApp: a card extension is charged at once; a token one opens an extend order that
+/// GetEthOrder then returns.
+pub async fn extend_app(
+    State(state): State<AppState>,
+    team: Team,
+    Path(team_id): Path<String>,
+    super::extract::ApiJson(req): super::extract::ApiJson<ExtendAppRequest>,
+) -> Result<Json<Value>, ApiError> {
+    team.owns(&team_id)?;
+    let pay_method = parse_pay_method("pay_method", &req.pay_method)?;
+    let app = extendable_app(&state, &team, &req.app_id).await?;
+    let period = match req.period {
+        Some(p) => p.0,
+        None => first_period(&state, &app).await?,
+    };
+    match pay_method.token() {
+        None => {
+            let card_id = required_card("card_id", req.card_id.as_deref())?;
+            let order = extend_by_card(&state, &team, &app, period, &card_id).await?;
+            Ok(Json(json!({"code": 0, "message": "success", "order_id": order.order_id})))
+        }
+        Some(token) => {
+            let quote = checkout::quote(&state.config, pay_method, &resources_of(&app.spec, period))?;
+            let mut tx = state.store.begin().await?;
+            let what = OrderFor {
+                team_id: &team.team_id,
+                app_id: Some(&app.app_id),
+                kind: OrderKind::Extend,
+                period_months: period as i64,
+            };
+            let order = checkout::open_token_order(&mut tx, &state.config, what, token, quote).await?;
+            tx.commit().await.map_err(crate::store::StoreError::from)?;
+            Ok(Json(json!({"code": 0, "message": "success", "order_id": order.order_id})))
+        }
+    }
+}
+
+async fn first_period(state: &AppState, app: &App) -> Result<u32, ApiError> {
+    let period: Option<i64> =
+        sqlx::query_scalar("SELECT period_months FROM orders WHERE app_id = $1 AND kind = 'create'")
+            .bind(&app.app_id)
+            .fetch_optional(state.store.pool())
+            .await
+            .map_err(crate::store::StoreError::from)?;
+    Ok(period.and_then(|p| u32::try_from(p).ok()).unwrap_or(1))
+}
