@@ -7,6 +7,7 @@ mod cards_and_lists;
 mod cli_check;
 mod contracts;
 mod devnet;
+mod isolation_and_fuzz;
 mod payments;
 mod resilience;
 mod storage;
