@@ -140,8 +140,7 @@ pub fn parse_pay_method(field: &str, value: &str) -> Result<PayMethod, ApiError>
 pub async fn create_app(State(state): State<AppState>, team: Team, headers: HeaderMap, body: Bytes) -> Response {
     run_once(&state, &team, &headers, "create_app", &body, || async {
         let req: CreateAppRequest = parse_json(&body)?;
-        let created = create_app_once(&state, &team, req).await?;
-        Ok(serde_json::to_value(created).map_err(|e| ApiError::Internal(e.into()))?)
+        create_app_once(&state, &team, req).await
     })
     .await
 }

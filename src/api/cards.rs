@@ -1,4 +1,4 @@
-//! Card payments: CreateApp with CREDIT_CARD (in `apps.rs`), ExtendAppAfterCreatingOrder
+//! Card payments and extensions: the card side of CreateApp, ExtendAppAfterCreatingOrder
 //! (`do_extend_app`) and ExtendApp. A charge happens before anything is written, so a failed
 //! charge leaves nothing behind; a successful one is recorded in one transaction.
 
@@ -64,8 +64,29 @@ pub async fn charge_and_record(
     result
 }
 
+/// Opens a token extend order for `app` (paid to its own deposit address).
+pub async fn open_token_extension(
+    state: &AppState,
+    team: &Team,
+    app: &App,
+    token: crate::money::Token,
+    quote: Quote,
+    period: u32,
+) -> Result<Order, ApiError> {
+    let mut tx = state.store.begin().await?;
+    let what = OrderFor {
+        team_id: &team.team_id,
+        app_id: Some(&app.app_id),
+        kind: OrderKind::Extend,
+        period_months: period as i64,
+    };
+    let order = checkout::open_token_order(&mut tx, &state.config, what, token, quote).await?;
+    tx.commit().await.map_err(crate::store::StoreError::from)?;
+    Ok(order)
+}
+
 /// The team's app, which must be running or expired to be extended.
-async fn extendable_app(state: &AppState, team: &Team, app_id: &str) -> Result<App, ApiError> {
+pub async fn extendable_app(state: &AppState, team: &Team, app_id: &str) -> Result<App, ApiError> {
     let app = apps::get_app(state.store.pool(), &team.team_id, app_id).await?.ok_or(ApiError::NotFound("app"))?;
     if matches!(app.status, AppStatus::PendingPayment | AppStatus::Cancelled) {
         return Err(ApiError::Conflict(format!("an app that is {} cannot be extended", app.status.as_str())));
@@ -154,15 +175,7 @@ pub async fn extend_app(
         }
         Some(token) => {
             let quote = checkout::quote(&state.config, pay_method, &resources_of(&app.spec, period))?;
-            let mut tx = state.store.begin().await?;
-            let what = OrderFor {
-                team_id: &team.team_id,
-                app_id: Some(&app.app_id),
-                kind: OrderKind::Extend,
-                period_months: period as i64,
-            };
-            let order = checkout::open_token_order(&mut tx, &state.config, what, token, quote).await?;
-            tx.commit().await.map_err(crate::store::StoreError::from)?;
+            let order = open_token_extension(&state, &team, &app, token, quote, period).await?;
             Ok(Json(json!({"code": 0, "message": "success", "order_id": order.order_id})))
         }
     }

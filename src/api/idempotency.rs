@@ -9,6 +9,7 @@ use std::time::Duration;
 use axum::Json;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use serde::Serialize;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
@@ -22,7 +23,7 @@ const WAIT_STEP: Duration = Duration::from_millis(50);
 const WAIT_MAX: Duration = Duration::from_secs(15);
 
 /// Runs `work` at most once per (team, key); without the header it just runs.
-pub async fn run_once<F, Fut>(
+pub async fn run_once<F, Fut, T>(
     state: &AppState,
     team: &Team,
     headers: &HeaderMap,
@@ -32,8 +33,11 @@ pub async fn run_once<F, Fut>(
 ) -> Response
 where
     F: FnOnce() -> Fut,
-    Fut: Future<Output = Result<Value, ApiError>>,
+    Fut: Future<Output = Result<T, ApiError>>,
+    T: Serialize,
 {
+    let work =
+        || async { work().await.and_then(|v| serde_json::to_value(v).map_err(|e| ApiError::Internal(e.into()))) };
     let Some(key) = headers.get(HEADER) else {
         return respond(work().await);
     };

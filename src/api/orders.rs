@@ -12,9 +12,9 @@ use super::extract::{ApiQuery, Team, parse_json};
 use super::idempotency::run_once;
 use super::types::Period;
 use crate::money::format_base_units;
-use crate::payments::checkout::{self, OrderFor, payment_uri};
-use crate::store::apps::{self, AppStatus};
-use crate::store::orders::{self, Order, OrderKind};
+use crate::payments::checkout::{self, payment_uri};
+use crate::store::apps;
+use crate::store::orders::{self, Order};
 use crate::store::transfers;
 use axum::body::Bytes;
 use axum::http::HeaderMap;
@@ -198,8 +198,7 @@ pub async fn create_extend_order(
 ) -> Response {
     run_once(&state, &team, &headers, "create_extend_order", &body, || async {
         let req: ExtendOrderRequest = parse_json(&body)?;
-        let created = create_extend_order_once(&state, &team, req).await?;
-        Ok(serde_json::to_value(created).map_err(|e| ApiError::Internal(e.into()))?)
+        create_extend_order_once(&state, &team, req).await
     })
     .await
 }
@@ -208,8 +207,7 @@ pub async fn create_extend_order(
 pub async fn do_extend_app(State(state): State<AppState>, team: Team, headers: HeaderMap, body: Bytes) -> Response {
     run_once(&state, &team, &headers, "do_extend_app", &body, || async {
         let req: super::cards::DoExtendRequest = parse_json(&body)?;
-        let done = super::cards::do_extend_app(&state, &team, req).await?;
-        Ok(serde_json::to_value(done).map_err(|e| ApiError::Internal(e.into()))?)
+        super::cards::do_extend_app(&state, &team, req).await
     })
     .await
 }
@@ -221,10 +219,7 @@ async fn create_extend_order_once(
     req: ExtendOrderRequest,
 ) -> Result<ExtendOrderResponse, ApiError> {
     let pay_method = parse_pay_method("pay_method", &req.pay_method)?;
-    let app = apps::get_app(state.store.pool(), &team.team_id, &req.app_id).await?.ok_or(ApiError::NotFound("app"))?;
-    if matches!(app.status, AppStatus::PendingPayment | AppStatus::Cancelled) {
-        return Err(ApiError::Conflict(format!("an app that is {} cannot be extended", app.status.as_str())));
-    }
+    let app = super::cards::extendable_app(state, team, &req.app_id).await?;
     let period = req.period.0;
     let quote = checkout::quote(&state.config, pay_method, &resources_of(&app.spec, period))?;
     let Some(token) = pay_method.token() else {
@@ -235,15 +230,7 @@ async fn create_extend_order_once(
             address: None,
         });
     };
-    let mut tx = state.store.begin().await?;
-    let what = OrderFor {
-        team_id: &team.team_id,
-        app_id: Some(&app.app_id),
-        kind: OrderKind::Extend,
-        period_months: period as i64,
-    };
-    let order = checkout::open_token_order(&mut tx, &state.config, what, token, quote).await?;
-    tx.commit().await.map_err(crate::store::StoreError::from)?;
+    let order = super::cards::open_token_extension(state, team, &app, token, quote, period).await?;
     Ok(ExtendOrderResponse {
         amount: quote.amount.normalize().to_string(),
         usd: quote.usd.normalize().to_string(),

@@ -64,7 +64,7 @@ pub async fn commit_step(tx: &mut Tx, rules: &Rules, step: &Step) -> StoreResult
         }
     }
     if let Some(block) = step.confirm_up_to {
-        touched.extend(transfers::confirm_up_to(&mut **tx, rules.chain_id, block).await?);
+        touched.extend(transfers::confirm_up_to(tx, rules.chain_id, block).await?);
     }
     for order_id in &touched {
         if settle(tx, rules, order_id, step.at).await? {
@@ -91,7 +91,7 @@ pub async fn rewind(
     ancestor: cursor::Cursor,
     at: i64,
 ) -> StoreResult<Vec<(Option<String>, String)>> {
-    let (touched, deep) = transfers::remove_seen_above(&mut **tx, rules.chain_id, ancestor.block_number).await?;
+    let (touched, deep) = transfers::remove_seen_above(tx, rules.chain_id, ancestor.block_number).await?;
     for order_id in &touched {
         settle(tx, rules, order_id, at).await?;
     }
