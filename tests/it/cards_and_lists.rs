@@ -67,13 +67,17 @@ async fn a_card_pays_activates_and_extends(backend: &'static str) {
         "moved by exactly 2 months"
     );
 
-    // ExtendApp by card; the seed's body has no period: the app's first period (3) applies.
-    let (status, done) = app
-        .post(
-            &format!("/v2alpha/teams/{}/extend_app", app.team_id),
-            &json!({"pay_method": "CREDIT_CARD", "app_id": app_id, "card_id": "pm_card_visa"}),
-        )
-        .await;
+    // ExtendApp by card, as the seed sends it: a GET with a body and no period, so the app's
+    // first period (3) applies.
+    let r = app
+        .http
+        .get(format!("{}/v2alpha/teams/{}/extend_app", app.base, app.team_id))
+        .bearer_auth(&app.api_key)
+        .json(&json!({"pay_method": "CREDIT_CARD", "app_id": app_id, "card_id": "pm_card_visa"}))
+        .send()
+        .await
+        .unwrap();
+    let (status, done): (u16, Value) = (r.status().as_u16(), r.json().await.unwrap());
     assert_eq!((status, done["code"].as_i64()), (200, Some(0)), "{done}");
     assert_eq!(app.app_status(&app_id).await["app_end_time"].as_i64().unwrap(), add_months(add_months(end, 2), 3));
 
