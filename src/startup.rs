@@ -46,9 +46,9 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
         axum::serve(listener, api::router(state)).with_graceful_shutdown(token.cancelled_owned()).await.context("api")
     });
     let poll = Duration::from_millis(config.chain.poll_interval_ms);
-    let watcher = Watcher::new(&config, store.clone(), provider.clone(), status);
+    let watcher = Watcher::new(&config, store.clone(), provider.clone(), status.clone());
     tasks.spawn(watcher.run(config.chain.rpc_ws.clone(), poll, shutdown.clone()));
-    tasks.spawn(jobs::run(store.clone(), shutdown.clone()));
+    tasks.spawn(jobs::run(store.clone(), config.clone(), status, shutdown.clone()));
 
     // The first task to end, for whatever reason, brings the others down.
     let first = tasks.join_next().await;

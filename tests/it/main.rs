@@ -8,6 +8,7 @@ mod cli_check;
 mod contracts;
 mod devnet;
 mod isolation_and_fuzz;
+mod jobs;
 mod payments;
 mod resilience;
 mod storage;

@@ -1,0 +1,109 @@
+//! Time-driven state changes, each a function of the store and "now" (so tests move the
+//! clock by passing another now). Every change is a conditional update in its own
+//! transaction with its event: running twice, or on two processes, changes nothing more.
+
+use serde_json::json;
+use sqlx::Row;
+
+use crate::store::{Store, StoreResult, outbox};
+
+/// Unpaid orders past their expiry become `expired`; an app that never activated becomes
+/// `cancelled`. A payment that arrives within the late window still credits them later.
+pub async fn expire_orders(store: &Store, now: i64) -> StoreResult<usize> {
+    let due = sqlx::query(
+        "SELECT order_id, team_id, app_id, kind FROM orders \
+         WHERE status IN ('awaiting_payment', 'partially_paid') AND expires_at < $1",
+    )
+    .bind(now)
+    .fetch_all(store.pool())
+    .await?;
+    let mut expired = 0;
+    for row in due {
+        let order_id: String = row.try_get("order_id")?;
+        let team_id: String = row.try_get("team_id")?;
+        let app_id: Option<String> = row.try_get("app_id")?;
+        let kind: String = row.try_get("kind")?;
+        let mut tx = store.begin().await?;
+        let done = sqlx::query(
+            "UPDATE orders SET status = 'expired', updated_at = $1 \
+             WHERE order_id = $2 AND status IN ('awaiting_payment', 'partially_paid')",
+        )
+        .bind(now)
+        .bind(&order_id)
+        .execute(&mut *tx)
+        .await?;
+        if done.rows_affected() == 0 {
+            continue; // paid (or expired elsewhere) since the read
+        }
+        let data = json!({"team_id": team_id, "app_id": app_id, "order_id": order_id});
+        outbox::emit(&mut *tx, "order.expired", app_id.as_deref(), data).await?;
+        if let (Some(app_id), "create") = (&app_id, kind.as_str()) {
+            sqlx::query("UPDATE apps SET status = 'cancelled', updated_at = $1 WHERE app_id = $2 AND status = 'pending_payment'")
+                .bind(now)
+                .bind(app_id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        expired += 1;
+    }
+    Ok(expired)
+}
+
+/// Active apps whose paid time is over become `expired`.
+pub async fn expire_apps(store: &Store, now: i64) -> StoreResult<usize> {
+    let due: Vec<(String, String)> =
+        sqlx::query_as("SELECT app_id, team_id FROM apps WHERE status = 'active' AND end_time <= $1")
+            .bind(now)
+            .fetch_all(store.pool())
+            .await?;
+    let mut expired = 0;
+    for (app_id, team_id) in due {
+        let mut tx = store.begin().await?;
+        let done = sqlx::query(
+            "UPDATE apps SET status = 'expired', updated_at = $1 WHERE app_id = $2 AND status = 'active' AND end_time <= $1",
+        )
+        .bind(now)
+        .bind(&app_id)
+        .execute(&mut *tx)
+        .await?;
+        if done.rows_affected() == 1 {
+            outbox::emit(&mut *tx, "app.expired", Some(&app_id), json!({"team_id": team_id, "app_id": app_id})).await?;
+            expired += 1;
+        }
+        tx.commit().await?;
+    }
+    Ok(expired)
+}
+
+/// One `app.expiring` event per app and end time, `notice_days` before the end.
+pub async fn notify_expiring(store: &Store, now: i64, notice_days: u64) -> StoreResult<usize> {
+    let horizon = now + (notice_days * 86_400) as i64;
+    let due: Vec<(String, String, i64)> = sqlx::query_as(
+        "SELECT app_id, team_id, end_time FROM apps WHERE status = 'active' AND end_time > $1 AND end_time <= $2 \
+         AND (expiring_notice_for IS NULL OR expiring_notice_for <> end_time)",
+    )
+    .bind(now)
+    .bind(horizon)
+    .fetch_all(store.pool())
+    .await?;
+    let mut sent = 0;
+    for (app_id, team_id, end_time) in due {
+        let mut tx = store.begin().await?;
+        let done = sqlx::query(
+            "UPDATE apps SET expiring_notice_for = $1 WHERE app_id = $2 AND end_time = $1 \
+             AND (expiring_notice_for IS NULL OR expiring_notice_for <> $1)",
+        )
+        .bind(end_time)
+        .bind(&app_id)
+        .execute(&mut *tx)
+        .await?;
+        if done.rows_affected() == 1 {
+            let data = json!({"team_id": team_id, "app_id": app_id, "app_end_time": end_time});
+            outbox::emit(&mut *tx, "app.expiring", Some(&app_id), data).await?;
+            sent += 1;
+        }
+        tx.commit().await?;
+    }
+    Ok(sent)
+}
