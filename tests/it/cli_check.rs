@@ -128,3 +128,19 @@ fn secrets_never_reach_the_error_line_or_debug_output() {
     assert!(!debug.contains("a-very-secret-admin-token-value"), "admin token in Debug");
     assert!(!debug.contains("hunter2pass"), "database password in Debug");
 }
+
+#[tokio::test]
+async fn team_create_prints_a_key_that_reaches_the_team() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}/paywatch.db", dir.path().display());
+    let path = write_file(dir.path(), "paywatch.toml", &config("http://127.0.0.1:1", 1, &db, ""));
+    let out = paywatch(&["team", "create", "--name", "acme", "--config", path.to_str().unwrap()], &[]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let printed: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON line");
+    let store = paywatch::store::Store::connect(&db).await.unwrap();
+    let owner =
+        paywatch::store::teams::find_key_owner(store.pool(), printed["api_key"].as_str().unwrap()).await.unwrap();
+    assert_eq!(owner.map(|o| o.team_id).as_deref(), printed["team_id"].as_str());
+    let empty = paywatch(&["team", "create", "--name", " ", "--config", path.to_str().unwrap()], &[]);
+    assert_eq!(empty.status.code(), Some(1), "a blank name is refused");
+}
