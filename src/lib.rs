@@ -10,3 +10,4 @@ pub mod money;
 pub mod payments;
 pub mod startup;
 pub mod store;
+pub mod webhooks;

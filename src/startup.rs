@@ -48,7 +48,8 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
     let poll = Duration::from_millis(config.chain.poll_interval_ms);
     let watcher = Watcher::new(&config, store.clone(), provider.clone(), status.clone());
     tasks.spawn(watcher.run(config.chain.rpc_ws.clone(), poll, shutdown.clone()));
-    tasks.spawn(jobs::run(store.clone(), config.clone(), status, shutdown.clone()));
+    tasks.spawn(jobs::run(store.clone(), config.clone(), status.clone(), shutdown.clone()));
+    tasks.spawn(crate::webhooks::run(store.clone(), config.clone(), status, shutdown.clone()));
 
     // The first task to end, for whatever reason, brings the others down.
     let first = tasks.join_next().await;

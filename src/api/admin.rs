@@ -73,3 +73,21 @@ pub async fn revoke_key(
     }
     Ok(Json(json!({"revoked": key_id})))
 }
+
+/// The newest webhook events with their delivery state.
+pub async fn webhook_deliveries(State(state): State<AppState>, _: Admin) -> Result<Json<Value>, ApiError> {
+    let list = crate::store::outbox::list(state.store.pool(), 200).await?;
+    Ok(Json(json!({"deliveries": list})))
+}
+
+/// Queues an event for delivery again.
+pub async fn redeliver(
+    State(state): State<AppState>,
+    _: Admin,
+    Path(event_id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    if !crate::store::outbox::redeliver(state.store.pool(), &event_id, crate::store::unix_now()).await? {
+        return Err(ApiError::NotFound("event"));
+    }
+    Ok(Json(json!({"queued": event_id})))
+}

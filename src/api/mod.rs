@@ -49,6 +49,8 @@ pub fn router(state: AppState) -> Router {
         .route("/v2alpha/teams/{team_id}/deposit_list", get(lists::deposit_list))
         .route("/v2alpha/{team_id}/pre_payment_list", get(lists::payment_list))
         .route("/admin/teams", post(admin::create_team))
+        .route("/admin/webhooks", get(admin::webhook_deliveries))
+        .route("/admin/webhooks/{event_id}/redeliver", post(admin::redeliver))
         .route("/admin/teams/{team_id}/keys", post(admin::issue_key))
         .route("/admin/teams/{team_id}/keys/{key_id}", axum::routing::delete(admin::revoke_key))
         .fallback(error::not_found)

@@ -308,6 +308,33 @@ fn default_sweep_batch() -> u64 {
 pub struct WebhooksConfig {
     pub url: String,
     pub secret: SecretString,
+    /// Attempts per event before it is marked failed (redeliverable from the admin API).
+    #[serde(default = "default_max_attempts")]
+    pub max_attempts: u32,
+    /// The first retry's delay; each later one doubles (with jitter), up to an hour.
+    #[serde(default = "default_retry_base_ms")]
+    pub retry_base_ms: u64,
+    #[serde(default = "default_timeout_ms")]
+    pub timeout_ms: u64,
+    /// How often the outbox is read for due events.
+    #[serde(default = "default_webhook_poll_ms")]
+    pub poll_interval_ms: u64,
+}
+
+fn default_max_attempts() -> u32 {
+    16
+}
+
+fn default_retry_base_ms() -> u64 {
+    5_000
+}
+
+fn default_timeout_ms() -> u64 {
+    10_000
+}
+
+fn default_webhook_poll_ms() -> u64 {
+    1_000
 }
 
 #[derive(Debug, Deserialize)]

@@ -59,6 +59,15 @@ impl Config {
             if w.secret.expose_secret().is_empty() {
                 return Err(ConfigError::key("webhooks.secret", "must not be empty"));
             }
+            if w.max_attempts == 0 {
+                return Err(ConfigError::key("webhooks.max_attempts", "must be at least 1"));
+            }
+            if w.poll_interval_ms < 10 || w.retry_base_ms < 10 || w.timeout_ms < 100 {
+                return Err(ConfigError::key(
+                    "webhooks",
+                    "poll_interval_ms and retry_base_ms must be at least 10, timeout_ms at least 100",
+                ));
+            }
         }
         if let Some(s) = &self.signer
             && s.private_key.expose_secret().parse::<alloy::signers::local::PrivateKeySigner>().is_err()

@@ -12,3 +12,4 @@ mod jobs;
 mod payments;
 mod resilience;
 mod storage;
+mod webhooks;

@@ -1,0 +1,147 @@
+//! Webhook delivery from the outbox. Events are written in the transaction that causes them;
+//! this task sends them, signed, oldest first and in order per app, retrying with
+//! exponential backoff and jitter on network errors, timeouts, 408, 429 and 5xx (honouring
+//! Retry-After), never on other 4xx, and recording every attempt. Only the watcher-lease
+//! holder delivers, so processes sharing a database do not send twice.
+
+pub mod sign;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rand::Rng;
+use secrecy::ExposeSecret;
+use tokio_util::sync::CancellationToken;
+
+use crate::chain::status::ChainStatus;
+use crate::config::WebhooksConfig;
+use crate::store::outbox::{self, AttemptResult, PendingEvent};
+use crate::store::{Store, StoreResult, unix_now};
+
+const BATCH: i64 = 50;
+const MAX_BACKOFF_MS: u64 = 3_600_000;
+
+pub async fn run(
+    store: Store,
+    config: Arc<crate::config::Config>,
+    status: Arc<ChainStatus>,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let Some(hooks) = config.webhooks.as_ref() else {
+        shutdown.cancelled().await;
+        return Ok(());
+    };
+    let client = reqwest::Client::builder().timeout(Duration::from_millis(hooks.timeout_ms)).build()?;
+    let tick = Duration::from_millis(hooks.poll_interval_ms);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return Ok(()),
+            _ = tokio::time::sleep(tick) => {}
+        }
+        if !status.is_leader() {
+            continue;
+        }
+        if let Err(e) = deliver_due(&store, &client, hooks).await {
+            tracing::warn!(error = %e, "webhook delivery pass failed; next pass retries");
+        }
+    }
+}
+
+/// Sends every event due now; returns how many were attempted.
+pub async fn deliver_due(store: &Store, client: &reqwest::Client, hooks: &WebhooksConfig) -> StoreResult<usize> {
+    let due = outbox::due(store.pool(), unix_now(), BATCH).await?;
+    for event in &due {
+        deliver(store, client, hooks, event).await?;
+    }
+    Ok(due.len())
+}
+
+async fn deliver(
+    store: &Store,
+    client: &reqwest::Client,
+    hooks: &WebhooksConfig,
+    event: &PendingEvent,
+) -> StoreResult<()> {
+    let attempt = event.attempts + 1;
+    let now = unix_now();
+    let started = Instant::now();
+    let response = client
+        .post(&hooks.url)
+        .header("content-type", "application/json")
+        .header("Paywatch-Event-Id", &event.event_id)
+        .header(
+            "Paywatch-Signature",
+            sign::signature(hooks.secret.expose_secret().as_bytes(), now, event.payload.as_bytes()),
+        )
+        .body(event.payload.clone())
+        .send()
+        .await;
+    let duration_ms = started.elapsed().as_millis() as i64;
+    let (status_code, error, retry_after) = match &response {
+        Ok(r) => {
+            let retry_after =
+                r.headers().get("retry-after").and_then(|v| v.to_str().ok()).and_then(|v| v.trim().parse::<u64>().ok());
+            let error = (!r.status().is_success()).then(|| format!("HTTP {}", r.status().as_u16()));
+            (Some(r.status().as_u16()), error, retry_after)
+        }
+        Err(e) => (None, Some(if e.is_timeout() { "timeout".to_string() } else { format!("network: {e}") }), None),
+    };
+    let result = match status_code {
+        Some(code) if (200..300).contains(&code) => AttemptResult::Delivered,
+        Some(code) if !retryable(code) => AttemptResult::GiveUp,
+        _ if attempt >= i64::from(hooks.max_attempts) => AttemptResult::GiveUp,
+        _ => AttemptResult::RetryAt(now + backoff_secs(hooks.retry_base_ms, attempt, retry_after)),
+    };
+    if let AttemptResult::GiveUp = result {
+        tracing::warn!(event_id = event.event_id, attempt, error = ?error, "webhook given up; redeliver from the admin API");
+    }
+    let mut tx = store.begin().await?;
+    let record = outbox::Attempt {
+        event_id: &event.event_id,
+        attempt,
+        at: now,
+        status_code,
+        error: error.as_deref(),
+        duration_ms,
+    };
+    outbox::record_attempt(&mut tx, &record, result).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Network errors and timeouts (no status), 408, 429 and 5xx are worth another try.
+fn retryable(code: u16) -> bool {
+    code == 408 || code == 429 || code >= 500
+}
+
+/// base × 2^(attempt−1), ±25% jitter, at least Retry-After, capped at an hour; in whole
+/// seconds (rounded up) because the outbox schedules in unix seconds.
+fn backoff_secs(base_ms: u64, attempt: i64, retry_after_secs: Option<u64>) -> i64 {
+    let exp = base_ms.saturating_mul(1u64 << (attempt - 1).clamp(0, 30) as u32).min(MAX_BACKOFF_MS);
+    let jittered = (exp as f64 * rand::rng().random_range(0.75..1.25)) as u64;
+    let ms = jittered.max(retry_after_secs.unwrap_or(0).saturating_mul(1000)).min(MAX_BACKOFF_MS);
+    ms.div_ceil(1000) as i64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_honours_retry_after_and_is_capped() {
+        assert!((1..=2).contains(&backoff_secs(1000, 1, None)));
+        assert!((6..=10).contains(&backoff_secs(1000, 4, None)));
+        assert_eq!(backoff_secs(1000, 1, Some(120)), 120);
+        assert_eq!(backoff_secs(1000, 40, None), 3600);
+    }
+
+    #[test]
+    fn only_transient_statuses_are_retried() {
+        for code in [408, 429, 500, 502, 503] {
+            assert!(retryable(code), "{code}");
+        }
+        for code in [400, 401, 404, 410, 422] {
+            assert!(!retryable(code), "{code}");
+        }
+    }
+}

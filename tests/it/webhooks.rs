@@ -1,0 +1,191 @@
+//! Webhook delivery to a real local HTTP server: signatures, retries, no retry on 4xx,
+//! order per app, and events that outlive a SIGKILL.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::http::{HeaderMap, StatusCode};
+use paywatch::devnet::anvil::free_port;
+use paywatch::store::{outbox, unix_now};
+use paywatch::webhooks::sign;
+use serde_json::{Value, json};
+
+use crate::support::app::{Options, TestApp, create_app_body, spawn_app};
+use crate::support::process::ServeProcess;
+
+const SECRET: &str = "whsec_test_secret";
+
+#[derive(Debug, Clone)]
+struct Received {
+    event_id: String,
+    signature: String,
+    body: String,
+    answered: u16,
+}
+
+/// A receiver that answers from a script (then `fallback`) and records every request.
+#[derive(Clone, Default)]
+struct Receiver {
+    script: Arc<Mutex<VecDeque<u16>>>,
+    fallback: Arc<Mutex<u16>>,
+    seen: Arc<Mutex<Vec<Received>>>,
+}
+
+impl Receiver {
+    async fn start(script: &[u16], fallback: u16) -> (Self, String) {
+        let r = Receiver::default();
+        *r.script.lock().unwrap() = script.iter().copied().collect();
+        *r.fallback.lock().unwrap() = fallback;
+        let state = r.clone();
+        let app = axum::Router::new().route(
+            "/hook",
+            axum::routing::post(move |headers: HeaderMap, body: String| {
+                let state = state.clone();
+                async move {
+                    let code = state.script.lock().unwrap().pop_front().unwrap_or(*state.fallback.lock().unwrap());
+                    let header =
+                        |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or_default().to_string();
+                    state.seen.lock().unwrap().push(Received {
+                        event_id: header("paywatch-event-id"),
+                        signature: header("paywatch-signature"),
+                        body,
+                        answered: code,
+                    });
+                    StatusCode::from_u16(code).unwrap()
+                }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/hook", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        (r, url)
+    }
+
+    fn seen(&self) -> Vec<Received> {
+        self.seen.lock().unwrap().clone()
+    }
+
+    /// Waits until `n` requests were answered 2xx.
+    async fn wait_delivered(&self, n: usize) -> Vec<Received> {
+        let started = Instant::now();
+        loop {
+            let ok: Vec<_> = self.seen().into_iter().filter(|r| r.answered < 300).collect();
+            if ok.len() >= n {
+                return ok;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "only {} of {n} delivered: {:#?}",
+                ok.len(),
+                self.seen()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+fn webhook_config(url: &str) -> String {
+    format!(
+        "[webhooks]\nurl = \"{url}\"\nsecret = \"{SECRET}\"\nretry_base_ms = 50\npoll_interval_ms = 50\nmax_attempts = 5\n"
+    )
+}
+
+async fn card_app(app: &TestApp) -> String {
+    let mut body = create_app_body("CREDIT_CARD", 1);
+    body["pre_pay_info"]["card_id"] = json!("pm_card_visa");
+    let (status, created) = app.post("/v2alpha/app/v2/app", &body).await;
+    assert_eq!(status, 200, "{created}");
+    created["app_id"].as_str().unwrap().to_string()
+}
+
+#[tokio::test]
+async fn deliveries_are_signed_retried_after_a_500_and_in_order_per_app() {
+    let (receiver, url) = Receiver::start(&[500], 200).await;
+    let app = spawn_app(Options { extra_config: webhook_config(&url), ..Default::default() }).await;
+    let app_id = card_app(&app).await;
+    let (status, _) = app
+        .post(
+            "/v2alpha/after_create_extend_order/do_extend_app",
+            &json!({"app_id": app_id, "period": 1, "pay_method": "CREDIT_CARD", "card_id": "pm_card_visa"}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let delivered = receiver.wait_delivered(4).await;
+
+    for r in receiver.seen() {
+        assert!(
+            sign::verify(SECRET.as_bytes(), &r.signature, r.body.as_bytes(), unix_now(), 300),
+            "signature of {}",
+            r.event_id
+        );
+        let body: Value = serde_json::from_str(&r.body).unwrap();
+        assert_eq!(body["id"], r.event_id, "the body names its event");
+        assert_eq!(body["data"]["app_id"], app_id.as_str());
+        assert!(body["created_at"].is_i64() && body["data"]["team_id"] == app.team_id.as_str());
+    }
+    let all = receiver.seen();
+    assert_eq!(all[0].answered, 500);
+    assert_eq!(all[1].event_id, all[0].event_id, "the retry carries the same event id");
+    assert_eq!(all[1].body, all[0].body);
+    let types: Vec<String> = delivered
+        .iter()
+        .map(|r| serde_json::from_str::<Value>(&r.body).unwrap()["type"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(types, ["order.paid", "app.activated", "order.paid", "app.extended"], "each app's events in order");
+    let attempts = outbox::attempts(app.db.store.pool(), &all[0].event_id).await.unwrap();
+    assert_eq!(attempts.iter().map(|a| a.1).collect::<Vec<_>>(), [Some(500), Some(200)], "every attempt recorded");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_400_is_not_retried_and_can_be_redelivered_by_the_admin() {
+    let (receiver, url) = Receiver::start(&[400], 200).await;
+    let app = spawn_app(Options { extra_config: webhook_config(&url), ..Default::default() }).await;
+    card_app(&app).await;
+    receiver.wait_delivered(1).await; // app.activated goes on: a failed event does not block its app
+    tokio::time::sleep(Duration::from_millis(1500)).await; // longer than any retry would wait
+    let first = receiver.seen()[0].clone();
+    assert_eq!(first.answered, 400);
+    assert_eq!(receiver.seen().iter().filter(|r| r.event_id == first.event_id).count(), 1, "no retry after a 400");
+
+    let admin = |req: reqwest::RequestBuilder| req.bearer_auth("test-admin-token-0123456789");
+    let list: Value =
+        admin(app.http.get(format!("{}/admin/webhooks", app.base))).send().await.unwrap().json().await.unwrap();
+    let failed: Vec<&Value> =
+        list["deliveries"].as_array().unwrap().iter().filter(|d| d["state"] == "failed").collect();
+    assert_eq!(failed.len(), 1);
+    assert_eq!(failed[0]["event_id"], first.event_id.as_str());
+    let r =
+        admin(app.http.post(format!("{}/admin/webhooks/{}/redeliver", app.base, first.event_id))).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let delivered = receiver.wait_delivered(2).await;
+    assert!(delivered.iter().any(|r| r.event_id == first.event_id), "redelivered");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn events_written_before_a_sigkill_are_delivered_after_restart() {
+    let (receiver, url) = Receiver::start(&[], 503).await;
+    let mut app = spawn_app(Options { extra_config: webhook_config(&url), ..Default::default() }).await;
+    app.stop_server().await;
+    let port = free_port().unwrap();
+    let server = ServeProcess::start(&app.config_path, port).await;
+    app.base = server.base.clone();
+    let app_id = card_app(&app).await;
+    tokio::time::sleep(Duration::from_millis(300)).await; // some attempts fail with 503
+    server.kill9().await;
+    *receiver.fallback.lock().unwrap() = 200;
+    let server = ServeProcess::start(&app.config_path, port).await;
+    let delivered = receiver.wait_delivered(2).await;
+    let types: Vec<String> = delivered
+        .iter()
+        .map(|r| serde_json::from_str::<Value>(&r.body).unwrap()["type"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(types, ["order.paid", "app.activated"]);
+    assert!(
+        delivered.iter().all(|r| serde_json::from_str::<Value>(&r.body).unwrap()["data"]["app_id"] == app_id.as_str())
+    );
+    server.kill9().await;
+    app.stop().await;
+}
