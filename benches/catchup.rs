@@ -229,6 +229,7 @@ storage_per_gib_month = "0.1"
 /// `n` USDT orders for one app each; returns (deposit address, base units owed, order id).
 async fn open_orders(config: &Config, store: &Store, n: usize) -> anyhow::Result<Vec<(Address, U256, String)>> {
     let (team, _) = paywatch::cli::create_team(store, "bench").await?;
+    let prices = &paywatch::payments::prices::PriceBook::new(rpc::http_provider(&config.chain.rpc_http)?);
     let spec = apps::AppSpec {
         name: "bench".into(),
         cluster_id: "c".into(),
@@ -242,8 +243,13 @@ async fn open_orders(config: &Config, store: &Store, n: usize) -> anyhow::Result
     for _ in 0..n {
         let mut tx = store.begin().await?;
         let app = apps::insert_app(&mut *tx, &team.team_id, &spec, paywatch::money::PayMethod::UsdtErc20).await?;
-        let quote =
-            checkout::price_usd_in(config, paywatch::money::PayMethod::UsdtErc20, rust_decimal::Decimal::new(1234, 2))?;
+        let quote = checkout::price_usd_in(
+            config,
+            prices,
+            paywatch::money::PayMethod::UsdtErc20,
+            rust_decimal::Decimal::new(1234, 2),
+        )
+        .await?;
         let what =
             OrderFor { team_id: &team.team_id, app_id: Some(&app.app_id), kind: OrderKind::Create, period_months: 1 };
         let order = checkout::open_token_order(&mut tx, config, what, Token::UsdtErc20, quote).await?;

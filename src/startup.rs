@@ -32,11 +32,18 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
     let (store, provider) = connect(&config).await?;
     let config = Arc::new(config);
     let status = Arc::new(ChainStatus::default());
+    let prices = Arc::new(crate::payments::prices::PriceBook::new(provider.clone()));
     let cards: Arc<dyn CardProcessor> = match config.cards.processor {
         CardProcessorKind::Sandbox => Arc::new(Sandbox),
     };
-    let state =
-        AppState { config: config.clone(), store: store.clone(), rpc: provider.clone(), chain: status.clone(), cards };
+    let state = AppState {
+        config: config.clone(),
+        store: store.clone(),
+        rpc: provider.clone(),
+        chain: status.clone(),
+        cards,
+        prices,
+    };
     let addr = listener.local_addr()?;
     tracing::info!(%addr, "serving");
 

@@ -153,7 +153,7 @@ async fn create_app_once(state: &AppState, team: &Team, req: CreateAppRequest) -
     let pay_method = parse_pay_method("pre_pay_info.pay_method", &req.pre_pay_info.pay_method)?;
     let spec = req.spec();
     let period = req.pre_pay_info.period.0;
-    let quote = checkout::quote(&state.config, pay_method, &resources_of(&spec, period))?;
+    let quote = checkout::quote(&state.config, &state.prices, pay_method, &resources_of(&spec, period)).await?;
     let Some(token) = pay_method.token() else {
         let card_id = required_card("pre_pay_info.card_id", req.pre_pay_info.card_id.as_deref())?;
         let what =

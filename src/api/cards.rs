@@ -101,7 +101,8 @@ async fn extend_by_card(
     period: u32,
     card_id: &str,
 ) -> Result<Order, ApiError> {
-    let quote = checkout::quote(&state.config, PayMethod::CreditCard, &resources_of(&app.spec, period))?;
+    let quote =
+        checkout::quote(&state.config, &state.prices, PayMethod::CreditCard, &resources_of(&app.spec, period)).await?;
     let what = OrderFor {
         team_id: &team.team_id,
         app_id: Some(&app.app_id),
@@ -174,7 +175,8 @@ pub async fn extend_app(
             Ok(Json(json!({"code": 0, "message": "success", "order_id": order.order_id})))
         }
         Some(token) => {
-            let quote = checkout::quote(&state.config, pay_method, &resources_of(&app.spec, period))?;
+            let quote =
+                checkout::quote(&state.config, &state.prices, pay_method, &resources_of(&app.spec, period)).await?;
             let order = open_token_extension(&state, &team, &app, token, quote, period).await?;
             Ok(Json(json!({"code": 0, "message": "success", "order_id": order.order_id})))
         }

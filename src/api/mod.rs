@@ -33,6 +33,7 @@ pub struct AppState {
     pub rpc: alloy::providers::DynProvider,
     pub chain: Arc<crate::chain::status::ChainStatus>,
     pub cards: Arc<dyn crate::payments::cards::CardProcessor>,
+    pub prices: Arc<crate::payments::prices::PriceBook>,
 }
 
 pub fn router(state: AppState) -> Router {

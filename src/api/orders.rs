@@ -221,7 +221,7 @@ async fn create_extend_order_once(
     let pay_method = parse_pay_method("pay_method", &req.pay_method)?;
     let app = super::cards::extendable_app(state, team, &req.app_id).await?;
     let period = req.period.0;
-    let quote = checkout::quote(&state.config, pay_method, &resources_of(&app.spec, period))?;
+    let quote = checkout::quote(&state.config, &state.prices, pay_method, &resources_of(&app.spec, period)).await?;
     let Some(token) = pay_method.token() else {
         return Ok(ExtendOrderResponse {
             amount: quote.amount.normalize().to_string(),

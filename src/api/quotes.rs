@@ -58,6 +58,6 @@ pub async fn acquire_pre_amount(
         storage_limit: req.storage_limit,
         period: req.period.0,
     };
-    let quote = checkout::quote(&state.config, pay_method, &resources)?;
+    let quote = checkout::quote(&state.config, &state.prices, pay_method, &resources).await?;
     Ok(Json(QuoteResponse { amount: quote.amount.normalize().to_string(), usd: quote.usd.normalize().to_string() }))
 }

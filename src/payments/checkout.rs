@@ -5,7 +5,7 @@
 use alloy::primitives::Address;
 use rust_decimal::Decimal;
 
-use super::prices::{PriceError, usd_price};
+use super::prices::{PriceBook, PriceError};
 use super::pricing::{PricingError, Resources, quote_usd, token_amount};
 use crate::chain::deposit_address::{DepositAddresses, salt_for_order};
 use crate::config::Config;
@@ -38,18 +38,28 @@ pub struct Quote {
     pub token_price_usd: Option<Decimal>,
 }
 
-pub fn quote(config: &Config, pay_method: PayMethod, resources: &Resources) -> Result<Quote, CheckoutError> {
+pub async fn quote(
+    config: &Config,
+    prices: &PriceBook,
+    pay_method: PayMethod,
+    resources: &Resources<'_>,
+) -> Result<Quote, CheckoutError> {
     let usd = quote_usd(&config.pricing, resources)?;
-    price_usd_in(config, pay_method, usd)
+    price_usd_in(config, prices, pay_method, usd).await
 }
 
 /// Converts a USD total into the pay method's amount (cards: the same USD).
-pub fn price_usd_in(config: &Config, pay_method: PayMethod, usd: Decimal) -> Result<Quote, CheckoutError> {
+pub async fn price_usd_in(
+    config: &Config,
+    prices: &PriceBook,
+    pay_method: PayMethod,
+    usd: Decimal,
+) -> Result<Quote, CheckoutError> {
     let Some(token) = pay_method.token() else {
         return Ok(Quote { usd, amount: usd, token_price_usd: None });
     };
     let decimals = config.tokens.get(&token).ok_or(CheckoutError::TokenNotConfigured(token))?.decimals;
-    let price = usd_price(config, token)?;
+    let price = prices.usd_price(config, token, unix_now()).await?;
     Ok(Quote { usd, amount: token_amount(usd, price, decimals), token_price_usd: Some(price) })
 }
 

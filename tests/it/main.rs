@@ -10,6 +10,7 @@ mod devnet;
 mod isolation_and_fuzz;
 mod jobs;
 mod payments;
+mod prices;
 mod resilience;
 mod storage;
 mod webhooks;

@@ -40,17 +40,34 @@ pub struct Options {
     pub ws: bool,
     /// anvil keeps its state in a file, so it can be stopped and started again.
     pub anvil_state: bool,
+    /// Price ANKR from the mock Chainlink feed (with this max_age_s) instead of a fixed price.
+    pub chainlink_max_age: Option<u64>,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Self { backend: "sqlite", confirmations: 2, extra_config: String::new(), ws: false, anvil_state: false }
+        Self {
+            backend: "sqlite",
+            confirmations: 2,
+            extra_config: String::new(),
+            ws: false,
+            anvil_state: false,
+            chainlink_max_age: None,
+        }
     }
 }
 
 /// The paywatch.toml the tests use, pointing at `chain` and `db_url`.
-pub fn config_text(chain: &TestChain, db_url: &str, confirmations: u64, ws: bool, extra: &str) -> String {
-    let ws_line = if ws { format!("rpc_ws = \"{}\"\n", chain.anvil.ws_url()) } else { String::new() };
+pub fn config_text(chain: &TestChain, db_url: &str, options: &Options) -> String {
+    let (confirmations, extra) = (options.confirmations, &options.extra_config);
+    let ws_line = if options.ws { format!("rpc_ws = \"{}\"\n", chain.anvil.ws_url()) } else { String::new() };
+    let price = match options.chainlink_max_age {
+        Some(max_age) => format!(
+            "[prices.ANKR_ERC20]\nsource = \"chainlink\"\nfeed = \"{}\"\nmax_age_s = {max_age}\n",
+            chain.deployment.price_feed.expect("mock feed deployed")
+        ),
+        None => "[prices.ANKR_ERC20]\nsource = \"fixed\"\nusd = \"0.025\"\n".to_string(),
+    };
     format!(
         r#"
 [server]
@@ -78,9 +95,7 @@ decimals = 6
 factory = "{factory}"
 treasury = "{treasury}"
 
-[prices.ANKR_ERC20]
-source = "fixed"
-usd = "0.025"
+{price}
 
 [pricing.default]
 cpu_per_core_month = "10"
@@ -122,7 +137,7 @@ pub async fn spawn_app(options: Options) -> TestApp {
     let state = options.anvil_state.then(|| dir.path().join("anvil-state.json"));
     let chain = TestChain::start_with(paywatch::devnet::anvil::AnvilOptions { state, ..Default::default() }).await;
     let db = TestDb::by_backend(options.backend).await;
-    let text = config_text(&chain, &db.url, options.confirmations, options.ws, &options.extra_config);
+    let text = config_text(&chain, &db.url, &options);
     let config_path = write_file(dir.path(), "paywatch.toml", &text);
     let config = Config::load(&config_path).expect("test config is valid");
     let (team, key) = paywatch::cli::create_team(&db.store, "acme").await.unwrap();
