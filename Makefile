@@ -19,6 +19,7 @@ test: tools postgres
 
 ## Benchmarks (bench binaries, release build); the report goes to stdout.
 bench: tools
+	$(CARGO) bench --locked --bench sweep_gas
 	$(CARGO) bench --locked --bench catchup
 
 ## anvil (and solc, for `make contracts`) from npm, pinned by tools/package-lock.json.

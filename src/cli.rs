@@ -49,6 +49,8 @@ enum Command {
         #[command(subcommand)]
         command: ContractsCommand,
     },
+    /// Moves confirmed deposits from their deposit addresses to the treasury.
+    Sweep(ConfigArg),
     /// Validates the configuration and reaches the database and the RPC node.
     Check(ConfigArg),
 }
@@ -154,6 +156,15 @@ async fn run(command: Command) -> anyhow::Result<()> {
             println!("{}", serde_json::to_string(&deployment)?);
             Ok(())
         }
+        Command::Sweep(c) => {
+            let config = Config::load(&c.config)?;
+            let (store, _) = startup::connect(&config).await?;
+            let signer = signing_provider(&config)?;
+            let report = crate::jobs::sweep::sweep_once(&store, &config, &signer).await?;
+            store.close().await;
+            println!("{}", serde_json::to_string(&report)?);
+            Ok(())
+        }
         Command::Check(c) => {
             let config = Config::load(&c.config)?;
             let (store, _) = startup::connect(&config).await?;
@@ -162,6 +173,13 @@ async fn run(command: Command) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// A provider signing with `[signer] private_key`.
+pub fn signing_provider(config: &Config) -> anyhow::Result<alloy::providers::DynProvider> {
+    let key = config.signer.as_ref().context("config: `signer.private_key` is needed")?.private_key.expose_secret();
+    let signer = key.parse::<alloy::signers::local::PrivateKeySigner>().context("config: `signer.private_key`")?;
+    Ok(rpc::signing_provider(&config.chain.rpc_http, signer)?)
 }
 
 /// A team with its first key, in one transaction.

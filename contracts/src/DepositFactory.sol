@@ -13,8 +13,6 @@ contract DepositFactory {
     address public immutable implementation;
     bytes32 public immutable cloneCodeHash;
 
-    event Swept(address indexed token, address indexed deposit, uint256 amount);
-
     constructor(address treasury_) {
         require(treasury_ != address(0), "treasury is zero");
         treasury = treasury_;
@@ -24,34 +22,45 @@ contract DepositFactory {
     }
 
     /// The deposit address of `salt`, deployed or not.
-    function addressOf(bytes32 salt) public view returns (address) {
-        bytes32 h = keccak256(abi.encodePacked(bytes1(0xff), address(this), salt, cloneCodeHash));
-        return address(uint160(uint256(h)));
+    function addressOf(bytes32 salt) public view returns (address forwarder) {
+        bytes32 codeHash = cloneCodeHash;
+        // keccak256(0xff ++ factory ++ salt ++ codeHash), in scratch memory: a sweep computes
+        // this once per deposit, and allocating would grow memory with every iteration.
+        assembly ("memory-safe") {
+            let ptr := mload(0x40)
+            mstore8(ptr, 0xff)
+            mstore(add(ptr, 0x01), shl(96, address()))
+            mstore(add(ptr, 0x15), salt)
+            mstore(add(ptr, 0x35), codeHash)
+            forwarder := and(keccak256(ptr, 0x55), 0xffffffffffffffffffffffffffffffffffffffff)
+        }
     }
 
     /// Deploys the forwarder of `salt` unless it is already there; returns its address.
     function deployForwarder(bytes32 salt) public returns (address forwarder) {
         forwarder = addressOf(salt);
         if (forwarder.code.length == 0) {
-            bytes memory code = _cloneCode(implementation);
+            address impl = implementation;
             address created;
-            assembly {
-                created := create2(0, add(code, 0x20), mload(code), salt)
+            // The EIP-1167 creation code around `impl`, in scratch memory (see addressOf).
+            assembly ("memory-safe") {
+                let ptr := mload(0x40)
+                mstore(ptr, 0x3d602d80600a3d3981f3363d3d373d3d3d363d73000000000000000000000000)
+                mstore(add(ptr, 0x14), shl(0x60, impl))
+                mstore(add(ptr, 0x28), 0x5af43d82803e903d91602b57fd5bf30000000000000000000000000000000000)
+                created := create2(0, ptr, 0x37, salt)
             }
             require(created == forwarder, "create2 failed");
         }
     }
 
-    /// Sweeps `token` from the deposit addresses of `salts` to the treasury.
-    function sweep(address token, bytes32[] calldata salts) external returns (uint256 total) {
+    /// Sweeps `token` from the deposit addresses of `salts` to the treasury. The token's own
+    /// Transfer events record each move; no event of ours is needed (it would cost ~1,800 gas
+    /// per deposit).
+    function sweep(address token, bytes32[] calldata salts) external {
         address to = treasury;
         for (uint256 i; i < salts.length; ++i) {
-            address forwarder = deployForwarder(salts[i]);
-            uint256 amount = DepositForwarder(forwarder).sweep(token, to);
-            if (amount > 0) {
-                emit Swept(token, forwarder, amount);
-                total += amount;
-            }
+            DepositForwarder(deployForwarder(salts[i])).sweep(token, to);
         }
     }
 

@@ -1,9 +1,12 @@
-//! Scheduled jobs on tokio-cron-scheduler. Each job is a function of the store and "now",
-//! idempotent, and run only by the process that holds the watcher lease, so several
-//! processes sharing PostgreSQL act once.
+//! Scheduled jobs on tokio-cron-scheduler: expiry (every 30 s), sweeping (every 10 min, when
+//! a signer is configured), purging old idempotency keys (hourly). Each is idempotent and
+//! runs only in the process that holds the watcher lease, so processes sharing PostgreSQL act
+//! once. Token prices need no job: feeds are read on demand with a short cache.
 
 pub mod expiry;
+pub mod sweep;
 
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -17,6 +20,8 @@ use crate::store::{Store, idempotency, unix_now};
 /// Idempotency keys are promised for 24 hours; keep them two days.
 const IDEMPOTENCY_KEEP_SECS: i64 = 2 * 24 * 3600;
 const EXPIRY_EVERY: Duration = Duration::from_secs(30);
+const SWEEP_EVERY: Duration = Duration::from_secs(600);
+const PURGE_EVERY: Duration = Duration::from_secs(3600);
 
 pub async fn run(
     store: Store,
@@ -25,37 +30,74 @@ pub async fn run(
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     let mut scheduler = JobScheduler::new().await?;
-    let (s, st) = (store.clone(), status.clone());
-    scheduler
-        .add(Job::new_repeated_async(Duration::from_secs(3600), move |_id, _sched| {
-            let (store, status) = (s.clone(), st.clone());
-            Box::pin(async move {
-                if !status.is_leader() {
-                    return;
-                }
-                match idempotency::purge_older_than(store.pool(), unix_now() - IDEMPOTENCY_KEEP_SECS).await {
-                    Ok(n) if n > 0 => tracing::info!(purged = n, "old idempotency keys purged"),
+    let (s, c) = (store.clone(), config.clone());
+    add_leader_job(&mut scheduler, EXPIRY_EVERY, &status, move || {
+        let (store, config) = (s.clone(), c.clone());
+        async move {
+            if let Err(e) = run_expiry(&store, &config, unix_now()).await {
+                tracing::warn!(error = %e, "expiry job failed; next run retries");
+            }
+        }
+    })
+    .await?;
+    let s = store.clone();
+    add_leader_job(&mut scheduler, PURGE_EVERY, &status, move || {
+        let store = s.clone();
+        async move {
+            match idempotency::purge_older_than(store.pool(), unix_now() - IDEMPOTENCY_KEEP_SECS).await {
+                Ok(n) if n > 0 => tracing::info!(purged = n, "old idempotency keys purged"),
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "idempotency purge failed; next run retries"),
+            }
+        }
+    })
+    .await?;
+    if config.signer.is_some() && config.deposits.is_some() {
+        let signer = crate::cli::signing_provider(&config)?;
+        let (s, c) = (store.clone(), config.clone());
+        add_leader_job(&mut scheduler, SWEEP_EVERY, &status, move || {
+            let (store, config, signer) = (s.clone(), c.clone(), signer.clone());
+            async move {
+                match sweep::sweep_once(&store, &config, &signer).await {
+                    Ok(r) if r.swept > 0 || r.failed_batches > 0 => {
+                        tracing::info!(swept = r.swept, failed_batches = r.failed_batches, "sweep")
+                    }
                     Ok(_) => {}
-                    Err(e) => tracing::warn!(error = %e, "idempotency purge failed; next run retries"),
+                    Err(e) => tracing::warn!(error = format!("{e:#}"), "sweep failed; next run retries"),
                 }
-            })
-        })?)
+            }
+        })
         .await?;
-    scheduler
-        .add(Job::new_repeated_async(EXPIRY_EVERY, move |_id, _sched| {
-            let (store, config, status) = (store.clone(), config.clone(), status.clone());
-            Box::pin(async move {
-                if status.is_leader()
-                    && let Err(e) = run_expiry(&store, &config, unix_now()).await
-                {
-                    tracing::warn!(error = %e, "expiry job failed; next run retries");
-                }
-            })
-        })?)
-        .await?;
+    }
     scheduler.start().await?;
     shutdown.cancelled().await;
     scheduler.shutdown().await?;
+    Ok(())
+}
+
+/// A repeated job that does nothing unless this process holds the watcher lease.
+async fn add_leader_job<F, Fut>(
+    scheduler: &mut JobScheduler,
+    every: Duration,
+    status: &Arc<ChainStatus>,
+    work: F,
+) -> anyhow::Result<()>
+where
+    F: Fn() -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let status = status.clone();
+    let work = Arc::new(work);
+    scheduler
+        .add(Job::new_repeated_async(every, move |_id, _sched| {
+            let (status, work) = (status.clone(), work.clone());
+            Box::pin(async move {
+                if status.is_leader() {
+                    work().await;
+                }
+            })
+        })?)
+        .await?;
     Ok(())
 }
 

@@ -41,9 +41,12 @@ pub struct FeedAnswer {
     pub updated_at: i64,
 }
 
+/// When a feed was read, and what it said.
+type FeedRead = (Instant, Result<FeedAnswer, String>);
+
 pub struct PriceBook {
     provider: DynProvider,
-    cache: Mutex<HashMap<Address, (Instant, Result<FeedAnswer, String>)>>,
+    cache: Mutex<HashMap<Address, FeedRead>>,
 }
 
 impl PriceBook {

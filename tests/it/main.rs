@@ -13,4 +13,5 @@ mod payments;
 mod prices;
 mod resilience;
 mod storage;
+mod sweep;
 mod webhooks;

@@ -54,20 +54,28 @@ async fn fifty_payments_through_sigkills_are_each_credited_exactly_once() {
     let mut rng = StdRng::seed_from_u64(seed);
     let mut kills = 0;
     let mut paid_while_down = 0;
-    for (i, (_, _, address, owed)) in orders.iter().enumerate() {
+    let mut up_for = 0;
+    let mut down_for = 0;
+    for (_, _, address, owed) in orders.iter() {
         app.pay(Token::UsdtErc20, *address, *owed).await;
         match server.take() {
             // Kill at a random moment of the stream: right after a payment, or a little later
-            // while the watcher may be mid-step. At least every 12th payment.
-            Some(s) if rng.random_bool(0.15) || i % 12 == 11 => {
+            // while the watcher may be mid-step; at the latest after 7 payments up.
+            Some(s) if rng.random_bool(0.15) || up_for >= 6 => {
                 tokio::time::sleep(Duration::from_millis(rng.random_range(0..200))).await;
                 s.kill9().await;
                 kills += 1;
+                (up_for, down_for) = (0, 0);
             }
-            Some(s) => server = Some(s),
+            Some(s) => {
+                server = Some(s);
+                up_for += 1;
+            }
+            // Down for one to three payments.
             None => {
                 paid_while_down += 1;
-                if rng.random_bool(0.5) {
+                down_for += 1;
+                if rng.random_bool(0.5) || down_for >= 3 {
                     server = Some(ServeProcess::start(&app.config_path, port).await);
                 }
             }

@@ -1,0 +1,86 @@
+//! Sweeping on anvil: 30 paid deposits of both tokens reach the treasury in a few
+//! transactions; a rerun sweeps nothing; an unconfirmed transfer is never swept.
+
+use alloy::primitives::{Address, U256};
+use paywatch::devnet::anvil::accounts;
+use paywatch::money::Token;
+use serde_json::Value;
+
+use crate::support::app::{Options, TestApp, spawn_app};
+use crate::support::paywatch;
+
+fn signer_config() -> String {
+    format!("[signer]\nprivate_key = \"{}\"\n", accounts::DEPLOYER_KEY)
+}
+
+fn sweep(app: &TestApp) -> Value {
+    let out = paywatch(&["sweep", "--config", app.config_path.to_str().unwrap()], &[]);
+    assert!(out.status.success(), "sweep failed: {}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).expect("sweep prints a JSON report")
+}
+
+#[tokio::test]
+async fn thirty_paid_deposits_of_both_tokens_are_swept_in_a_few_transactions_once() {
+    let app = spawn_app(Options { confirmations: 1, extra_config: signer_config(), ..Default::default() }).await;
+    let mut paid: Vec<(Token, String, Address, U256)> = Vec::new();
+    for i in 0..30 {
+        let (method, token) =
+            if i % 2 == 0 { ("ANKR_ERC20", Token::AnkrErc20) } else { ("USDT_ERC20", Token::UsdtErc20) };
+        let (_, order_id, address, owed) = app.create_crypto_app(method, 1).await;
+        app.pay(token, address, owed).await;
+        paid.push((token, order_id, address, owed));
+    }
+    for (_, order_id, _, _) in &paid {
+        app.wait_order(order_id, 30, |o| o["status"] == "paid").await;
+    }
+    let treasury = app.chain.treasury;
+    let before: Vec<U256> = futures_util::future::join_all(
+        [Token::AnkrErc20, Token::UsdtErc20].map(|t| app.chain.balance_of(app.chain.token(t), treasury)),
+    )
+    .await;
+
+    let report = sweep(&app);
+    assert_eq!(report["swept"], 30, "{report}");
+    let txs = report["transactions"].as_array().unwrap();
+    assert!(!txs.is_empty() && txs.len() <= 2, "one transaction per token at batch 50: {report}");
+    for (i, token) in [Token::AnkrErc20, Token::UsdtErc20].into_iter().enumerate() {
+        let sum: U256 = paid.iter().filter(|p| p.0 == token).map(|p| p.3).fold(U256::ZERO, |a, b| a + b);
+        let after = app.chain.balance_of(app.chain.token(token), treasury).await;
+        assert_eq!(after - before[i], sum, "{token}: the treasury received exactly what was paid");
+        for p in paid.iter().filter(|p| p.0 == token) {
+            assert_eq!(app.chain.balance_of(app.chain.token(token), p.2).await, U256::ZERO);
+        }
+    }
+    let swept: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM deposits WHERE swept_tx IS NOT NULL")
+        .fetch_one(app.db.store.pool())
+        .await
+        .unwrap();
+    assert_eq!(swept, 30);
+
+    let again = sweep(&app);
+    assert_eq!(again["swept"], 0, "a rerun sweeps nothing: {again}");
+    assert_eq!(again["transactions"].as_array().unwrap().len(), 0);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn an_address_with_an_unconfirmed_transfer_is_not_swept() {
+    let app = spawn_app(Options { confirmations: 3, extra_config: signer_config(), ..Default::default() }).await;
+    let (_, order_id, address, owed) = app.create_crypto_app("USDT_ERC20", 1).await;
+    app.pay(Token::UsdtErc20, address, owed).await;
+    app.mine(2).await;
+    app.wait_order(&order_id, 20, |o| o["status"] == "paid").await;
+    // More money arrives: seen, one block deep, not confirmed.
+    app.pay(Token::UsdtErc20, address, U256::from(7u8)).await;
+    app.wait_order(&order_id, 20, |o| o["payments"].as_array().is_some_and(|p| p.len() == 2)).await;
+    let report = sweep(&app);
+    assert_eq!(report["swept"], 0, "{report}");
+    assert_eq!(app.chain.balance_of(app.chain.token(Token::UsdtErc20), address).await, owed + U256::from(7u8));
+    // Once it is confirmed, the address is swept whole.
+    app.mine(3).await;
+    app.wait_order(&order_id, 20, |o| o["payments"].as_array().unwrap().iter().all(|p| p["state"] == "confirmed"))
+        .await;
+    assert_eq!(sweep(&app)["swept"], 1);
+    assert_eq!(app.chain.balance_of(app.chain.token(Token::UsdtErc20), address).await, U256::ZERO);
+    app.stop().await;
+}
