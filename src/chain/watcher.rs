@@ -120,6 +120,12 @@ impl Watcher {
     }
 
     async fn watch(&mut self, wake: &Notify, poll: Duration, stop: &CancellationToken) {
+        if self.tokens.is_empty() {
+            // An eth_getLogs filter without addresses would match every contract's Transfers.
+            // The lease is still held: the jobs and webhook deliveries follow it.
+            tracing::warn!("no [tokens] configured: the watcher has nothing to watch");
+            return stop.cancelled().await;
+        }
         let mut backoff = poll;
         loop {
             let wait = match self.step().await {
