@@ -59,12 +59,22 @@ pub struct OrderView {
     pub payments: Vec<PaymentView>,
 }
 
-/// The order as a frontend shows it, with each payment's depth below the current head.
-pub async fn order_view(state: &AppState, order: Order) -> Result<OrderView, ApiError> {
+/// The order as a frontend shows it, with each payment's depth below the current head. The
+/// order and its transfers are read from one snapshot, so the sums and the payments agree.
+pub async fn order_view(state: &AppState, team_id: &str, order_id: &str) -> Result<Option<OrderView>, ApiError> {
+    let mut snapshot = state.store.begin_read().await?;
+    let Some(order) = orders::get_order(&mut *snapshot, team_id, order_id).await? else {
+        return Ok(None);
+    };
+    let rows = transfers::for_order(&mut *snapshot, &order.order_id).await?;
+    snapshot.rollback().await.map_err(crate::store::StoreError::from)?; // read-only: nothing to keep
+    Ok(Some(build_view(state, order, rows).await))
+}
+
+async fn build_view(state: &AppState, order: Order, rows: Vec<(transfers::Transfer, String)>) -> OrderView {
     let decimals =
         order.new.pay_method.token().and_then(|t| state.config.tokens.get(&t)).map(|t| t.decimals).unwrap_or(0);
     let mut head = state.chain.head();
-    let rows = transfers::for_order(state.store.pool(), &order.order_id).await?;
     if head == 0 && !rows.is_empty() {
         head = state.rpc.get_block_number().await.unwrap_or(0);
     }
@@ -87,7 +97,7 @@ pub async fn order_view(state: &AppState, order: Order) -> Result<OrderView, Api
         crate::config::Confirmations::Blocks(n) => n.to_string(),
         crate::config::Confirmations::Finalized => "finalized".to_string(),
     });
-    Ok(OrderView {
+    OrderView {
         order_id: order.order_id.clone(),
         app_id: order.new.app_id.clone(),
         kind: order.new.kind.as_str(),
@@ -109,7 +119,7 @@ pub async fn order_view(state: &AppState, order: Order) -> Result<OrderView, Api
         created_at: order.created_at,
         payment_uri: crypto.map(|c| payment_uri(c.token_address, c.chain_id, c.deposit_address, c.amount_base)),
         payments,
-    })
+    }
 }
 
 fn decimals_of(state: &AppState, token: &alloy::primitives::Address) -> Option<u8> {
@@ -122,8 +132,8 @@ pub async fn order_status(
     Path((team_id, order_id)): Path<(String, String)>,
 ) -> Result<Json<OrderView>, ApiError> {
     team.owns(&team_id)?;
-    let order = orders::get_order(state.store.pool(), &team_id, &order_id).await?.ok_or(ApiError::NotFound("order"))?;
-    Ok(Json(order_view(&state, order).await?))
+    let view = order_view(&state, &team_id, &order_id).await?.ok_or(ApiError::NotFound("order"))?;
+    Ok(Json(view))
 }
 
 #[derive(Debug, Deserialize)]

@@ -116,6 +116,16 @@ impl Store {
         })
     }
 
+    /// A read-only snapshot, for answers built from several queries that must agree (an
+    /// order and its transfers, say) while the watcher commits beside them.
+    pub async fn begin_read(&self) -> StoreResult<Tx> {
+        Ok(match self.backend {
+            // A deferred transaction reads one snapshot from its first read (WAL mode).
+            Backend::Sqlite => self.pool.begin_with("BEGIN DEFERRED").await?,
+            Backend::Postgres => self.pool.begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY").await?,
+        })
+    }
+
     /// A cheap round trip, for readiness checks.
     pub async fn ping(&self) -> StoreResult<()> {
         sqlx::query("SELECT 1").execute(&self.pool).await?;
