@@ -318,7 +318,7 @@ async fn latency(
         let mined = Instant::now();
         loop {
             let order = orders::get_any(store.pool(), order_id).await?.context("order")?;
-            if order.status == OrderStatus::Paid {
+            if order.progress.status == OrderStatus::Paid {
                 samples.push(mined.elapsed());
                 break;
             }

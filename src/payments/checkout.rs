@@ -143,7 +143,7 @@ pub async fn record_card_payment(
         expires_at: now,
     };
     let mut order = orders::insert_order(&mut **tx, order_id, &new).await?;
-    let update = orders::ProgressUpdate {
+    let update = orders::PaymentProgress {
         status: orders::OrderStatus::Paid,
         seen_base: alloy::primitives::U256::ZERO,
         confirmed_base: alloy::primitives::U256::ZERO,
@@ -152,8 +152,7 @@ pub async fn record_card_payment(
         paid_at: Some(now),
     };
     orders::update_progress(&mut **tx, order_id, &update).await?;
-    order.status = orders::OrderStatus::Paid;
-    order.paid_at = Some(now);
+    order.progress = update;
     let paid = super::credit::Paid {
         amount: quote.usd.normalize().to_string(),
         late: false,

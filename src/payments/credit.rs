@@ -14,7 +14,7 @@ use super::calendar::add_months;
 use super::order_state::{Terms, after_confirmation};
 use crate::money::format_base_units;
 use crate::store::apps::{self, AppStatus};
-use crate::store::orders::{self, Order, OrderKind, OrderStatus, ProgressUpdate};
+use crate::store::orders::{self, Order, OrderKind, OrderStatus, PaymentProgress};
 use crate::store::transfers::{self, Transfer};
 use crate::store::{StoreError, StoreResult, Tx, cursor, deposits, outbox};
 
@@ -129,13 +129,13 @@ async fn settle(tx: &mut Tx, rules: &Rules, order_id: &str, at: i64) -> StoreRes
         expires_at: order.new.expires_at,
         late_window_secs: rules.late_window_secs,
     };
-    let progress = after_confirmation(order.status, &terms, confirmed, at);
-    let update = ProgressUpdate {
+    let progress = after_confirmation(order.progress.status, &terms, confirmed, at);
+    let update = PaymentProgress {
         status: progress.status,
         seen_base: seen,
         confirmed_base: confirmed,
         overpaid_base: progress.overpaid,
-        late: progress.late || order.late,
+        late: progress.late || order.progress.late,
         paid_at: progress.newly_paid.then_some(at),
     };
     orders::update_progress(&mut **tx, order_id, &update).await?;
@@ -150,7 +150,7 @@ async fn settle(tx: &mut Tx, rules: &Rules, order_id: &str, at: i64) -> StoreRes
             card_id: None,
         };
         record_paid(tx, &order, &paid, at).await?;
-    } else if progress.status == OrderStatus::PartiallyPaid && confirmed != order.confirmed_base {
+    } else if progress.status == OrderStatus::PartiallyPaid && confirmed != order.progress.confirmed_base {
         let data = json!({
             "team_id": order.new.team_id, "app_id": order.new.app_id, "order_id": order.order_id,
             "confirmed": format_base_units(confirmed, decimals),

@@ -81,12 +81,7 @@ pub struct NewOrder {
 pub struct Order {
     pub order_id: String,
     pub new: NewOrder,
-    pub status: OrderStatus,
-    pub seen_base: U256,
-    pub confirmed_base: U256,
-    pub overpaid_base: U256,
-    pub late: bool,
-    pub paid_at: Option<i64>,
+    pub progress: PaymentProgress,
     pub created_at: i64,
 }
 
@@ -132,17 +127,7 @@ pub async fn insert_order<'e>(db: impl AnyExecutor<'e>, order_id: &str, new: &Ne
     .bind(now)
     .execute(db)
     .await?;
-    Ok(Order {
-        order_id,
-        new: new.clone(),
-        status: OrderStatus::AwaitingPayment,
-        seen_base: U256::ZERO,
-        confirmed_base: U256::ZERO,
-        overpaid_base: U256::ZERO,
-        late: false,
-        paid_at: None,
-        created_at: now,
-    })
+    Ok(Order { order_id, new: new.clone(), progress: PaymentProgress::awaiting(), created_at: now })
 }
 
 /// The order if it belongs to `team_id`.
@@ -204,12 +189,14 @@ fn from_row(r: &AnyRow) -> StoreResult<Order> {
             card_id: r.try_get("card_id")?,
             expires_at: r.try_get("expires_at")?,
         },
-        status: OrderStatus::parse(&r.try_get::<String, _>("status")?)?,
-        seen_base: units("seen_base")?,
-        confirmed_base: units("confirmed_base")?,
-        overpaid_base: units("overpaid_base")?,
-        late: r.try_get::<i64, _>("late")? != 0,
-        paid_at: r.try_get("paid_at")?,
+        progress: PaymentProgress {
+            status: OrderStatus::parse(&r.try_get::<String, _>("status")?)?,
+            seen_base: units("seen_base")?,
+            confirmed_base: units("confirmed_base")?,
+            overpaid_base: units("overpaid_base")?,
+            late: r.try_get::<i64, _>("late")? != 0,
+            paid_at: r.try_get("paid_at")?,
+        },
         created_at: r.try_get("created_at")?,
     })
 }
@@ -242,9 +229,9 @@ pub async fn get_any<'e>(db: impl AnyExecutor<'e>, order_id: &str) -> StoreResul
     row.map(|r| from_row(&r)).transpose()
 }
 
-/// Payment progress, written by the crediting transaction.
-#[derive(Debug, Clone)]
-pub struct ProgressUpdate {
+/// How far an order's payment has come; written by the crediting transaction.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PaymentProgress {
     pub status: OrderStatus,
     pub seen_base: U256,
     pub confirmed_base: U256,
@@ -253,7 +240,21 @@ pub struct ProgressUpdate {
     pub paid_at: Option<i64>,
 }
 
-pub async fn update_progress<'e>(db: impl AnyExecutor<'e>, order_id: &str, p: &ProgressUpdate) -> StoreResult<()> {
+impl PaymentProgress {
+    /// A new order: nothing received yet.
+    pub fn awaiting() -> Self {
+        Self {
+            status: OrderStatus::AwaitingPayment,
+            seen_base: U256::ZERO,
+            confirmed_base: U256::ZERO,
+            overpaid_base: U256::ZERO,
+            late: false,
+            paid_at: None,
+        }
+    }
+}
+
+pub async fn update_progress<'e>(db: impl AnyExecutor<'e>, order_id: &str, p: &PaymentProgress) -> StoreResult<()> {
     sqlx::query(
         "UPDATE orders SET status = $1, seen_base = $2, confirmed_base = $3, overpaid_base = $4, late = $5, \
          paid_at = COALESCE(paid_at, $6), updated_at = $7 WHERE order_id = $8",

@@ -128,8 +128,8 @@ async fn apps_and_orders_keep_exact_money_and_large_base_units(store: &Store) {
     assert_eq!(got.new.usd, d("33.30"));
     assert_eq!(got.new.amount, d("123456789.123456789123456789"));
     assert_eq!(got.new.crypto, order.new.crypto);
-    assert_eq!(got.status, OrderStatus::AwaitingPayment);
-    assert_eq!(got.confirmed_base, U256::ZERO);
+    assert_eq!(got.progress.status, OrderStatus::AwaitingPayment);
+    assert_eq!(got.progress.confirmed_base, U256::ZERO);
     let by_address = find_by_deposit_address(store.pool(), &deposit).await.unwrap().expect("found by address");
     assert_eq!(by_address.order_id, order.order_id);
 
