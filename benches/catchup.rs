@@ -183,41 +183,21 @@ async fn setup(
     name: &str,
     ws: bool,
 ) -> anyhow::Result<(Config, Store)> {
-    let ws_line = if ws { format!("rpc_ws = \"{}\"", anvil.ws_url()) } else { String::new() };
-    let text = format!(
-        r#"
-[database]
-url = "sqlite://{db}"
-[chain]
-chain_id = 31337
-rpc_http = "{rpc}"
-{ws_line}
-confirmations = 1
-poll_interval_ms = 1000
-start_block = 0
-[tokens.ANKR_ERC20]
-address = "{ankr}"
-decimals = 18
-[tokens.USDT_ERC20]
-address = "{usdt}"
-decimals = 6
-[deposits]
-factory = "{factory}"
-treasury = "{factory}"
-[prices.ANKR_ERC20]
-source = "fixed"
-usd = "0.025"
-[pricing.default]
-cpu_per_core_month = "10"
-mem_per_gib_month = "4"
-storage_per_gib_month = "0.1"
-"#,
-        db = dir.join(format!("{name}.db")).display(),
-        rpc = anvil.rpc_url(),
-        ankr = deployment.tokens[&Token::AnkrErc20],
-        usdt = deployment.tokens[&Token::UsdtErc20],
-        factory = deployment.factory,
-    );
+    let text = paywatch::devnet::config_template::render(&paywatch::devnet::config_template::LocalConfig {
+        listen: "127.0.0.1:0".into(),
+        database_url: format!("sqlite://{}", dir.join(format!("{name}.db")).display()),
+        chain_id: anvil.chain_id(),
+        rpc_http: anvil.rpc_url(),
+        rpc_ws: ws.then(|| anvil.ws_url()),
+        confirmations: 1,
+        poll_interval_ms: 1000,
+        deployment,
+        treasury: deployment.factory,
+        chainlink_max_age: None,
+        admin_token: "bench-admin-token-0123456789".into(),
+        signer_key: None,
+        extra: String::new(),
+    });
     let path = dir.join(format!("{name}.toml"));
     std::fs::write(&path, text)?;
     let config = Config::load(&path)?;

@@ -4,6 +4,7 @@
 //! Each run starts from a fresh chain and database in its folder.
 
 pub mod anvil;
+pub mod config_template;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -141,69 +142,23 @@ fn config_toml(
     treasury: Address,
     admin_token: &str,
 ) -> String {
-    let mut toml = format!(
-        r#"# Written by `paywatch devnet`; every run starts from a fresh chain and database.
-[server]
-listen = "{api_addr}"
-
-[database]
-url = "sqlite://{db}"
-
-[chain]
-chain_id = {CHAIN_ID}
-rpc_http = "{rpc}"
-rpc_ws = "{ws}"
-confirmations = {CONFIRMATIONS}
-poll_interval_ms = 500
-start_block = 0
-
-[deposits]
-factory = "{factory}"
-treasury = "{treasury}"
-
-[prices.ANKR_ERC20]
-source = "fixed"
-usd = "0.025"
-
-[orders]
-ttl_minutes = 60
-late_window_hours = 24
-underpayment_tolerance = "0"
-
-[pricing.default]
-cpu_per_core_month = "10"
-mem_per_gib_month = "4"
-storage_per_gib_month = "0.1"
-
-[pricing.charts]
-boinc = "1"
-
-[pricing.discounts]
-3 = "0.05"
-6 = "0.10"
-12 = "0.20"
-
-[auth]
-admin_token = "{admin_token}"
-
-[catalog]
-currency = "USD"
-markup = "1.4526"
-discount = "0.78"
-
-[signer]
-private_key = "{deployer}"
-"#,
-        db = dir.join("devnet.db").display(),
-        rpc = anvil.rpc_url(),
-        ws = anvil.ws_url(),
-        factory = deployment.factory,
-        deployer = accounts::DEPLOYER_KEY,
-    );
-    for (token, address) in &deployment.tokens {
-        toml.push_str(&format!("\n[tokens.{token}]\naddress = \"{address}\"\ndecimals = {}\n", token_decimals(*token)));
-    }
-    toml
+    let header = "# Written by `paywatch devnet`; every run starts from a fresh chain and database.\n";
+    let body = config_template::render(&config_template::LocalConfig {
+        listen: api_addr.to_string(),
+        database_url: format!("sqlite://{}", dir.join("devnet.db").display()),
+        chain_id: CHAIN_ID,
+        rpc_http: anvil.rpc_url(),
+        rpc_ws: Some(anvil.ws_url()),
+        confirmations: CONFIRMATIONS,
+        poll_interval_ms: 500,
+        deployment,
+        treasury,
+        chainlink_max_age: None,
+        admin_token: admin_token.to_string(),
+        signer_key: Some(accounts::DEPLOYER_KEY.to_string()),
+        extra: String::new(),
+    });
+    format!("{header}{body}")
 }
 
 /// The seed's goods item, so the catalog endpoints have something to show.

@@ -59,66 +59,21 @@ impl Default for Options {
 
 /// The paywatch.toml the tests use, pointing at `chain` and `db_url`.
 pub fn config_text(chain: &TestChain, db_url: &str, options: &Options) -> String {
-    let (confirmations, extra) = (options.confirmations, &options.extra_config);
-    let ws_line = if options.ws { format!("rpc_ws = \"{}\"\n", chain.anvil.ws_url()) } else { String::new() };
-    let price = match options.chainlink_max_age {
-        Some(max_age) => format!(
-            "[prices.ANKR_ERC20]\nsource = \"chainlink\"\nfeed = \"{}\"\nmax_age_s = {max_age}\n",
-            chain.deployment.price_feed.expect("mock feed deployed")
-        ),
-        None => "[prices.ANKR_ERC20]\nsource = \"fixed\"\nusd = \"0.025\"\n".to_string(),
-    };
-    format!(
-        r#"
-[server]
-listen = "127.0.0.1:0"
-
-[database]
-url = "{db_url}"
-
-[chain]
-chain_id = 31337
-rpc_http = "{rpc}"
-{ws_line}confirmations = {confirmations}
-poll_interval_ms = 100
-start_block = 0
-
-[tokens.ANKR_ERC20]
-address = "{ankr}"
-decimals = 18
-
-[tokens.USDT_ERC20]
-address = "{usdt}"
-decimals = 6
-
-[deposits]
-factory = "{factory}"
-treasury = "{treasury}"
-
-{price}
-
-[pricing.default]
-cpu_per_core_month = "10"
-mem_per_gib_month = "4"
-storage_per_gib_month = "0.1"
-
-[pricing.charts]
-boinc = "1"
-
-[pricing.discounts]
-3 = "0.05"
-12 = "0.20"
-
-[auth]
-admin_token = "test-admin-token-0123456789"
-{extra}
-"#,
-        rpc = chain.anvil.rpc_url(),
-        ankr = chain.token(Token::AnkrErc20),
-        usdt = chain.token(Token::UsdtErc20),
-        factory = chain.deployment.factory,
-        treasury = chain.treasury,
-    )
+    paywatch::devnet::config_template::render(&paywatch::devnet::config_template::LocalConfig {
+        listen: "127.0.0.1:0".into(),
+        database_url: db_url.into(),
+        chain_id: chain.anvil.chain_id(),
+        rpc_http: chain.anvil.rpc_url(),
+        rpc_ws: options.ws.then(|| chain.anvil.ws_url()),
+        confirmations: options.confirmations,
+        poll_interval_ms: 100,
+        deployment: &chain.deployment,
+        treasury: chain.treasury,
+        chainlink_max_age: options.chainlink_max_age,
+        admin_token: "test-admin-token-0123456789".into(),
+        signer_key: None,
+        extra: options.extra_config.clone(),
+    })
 }
 
 /// Server logs go to the test's output when PAYWATCH_LOG is set (e.g. PAYWATCH_LOG=debug).

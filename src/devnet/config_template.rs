@@ -1,0 +1,103 @@
+//! The configuration of a local setup (anvil, the project's contracts, a database), as TOML:
+//! written by `paywatch devnet`, and used by the tests and benchmarks so all three run the
+//! same pricing and rules.
+
+use alloy::primitives::Address;
+
+use crate::chain::deploy::Deployment;
+
+pub struct LocalConfig<'a> {
+    pub listen: String,
+    pub database_url: String,
+    pub chain_id: u64,
+    pub rpc_http: String,
+    pub rpc_ws: Option<String>,
+    pub confirmations: u64,
+    pub poll_interval_ms: u64,
+    pub deployment: &'a Deployment,
+    pub treasury: Address,
+    /// `Some(max_age_s)` prices ANKR from the deployment's mock Chainlink feed; `None` at a
+    /// fixed 0.025 USD.
+    pub chainlink_max_age: Option<u64>,
+    pub admin_token: String,
+    pub signer_key: Option<String>,
+    /// More sections, appended as they are.
+    pub extra: String,
+}
+
+pub fn render(c: &LocalConfig) -> String {
+    let ws = c.rpc_ws.as_ref().map(|ws| format!("rpc_ws = \"{ws}\"\n")).unwrap_or_default();
+    let price = match (c.chainlink_max_age, c.deployment.price_feed) {
+        (Some(max_age), Some(feed)) => format!("source = \"chainlink\"\nfeed = \"{feed}\"\nmax_age_s = {max_age}"),
+        _ => "source = \"fixed\"\nusd = \"0.025\"".to_string(),
+    };
+    let mut toml = format!(
+        r#"[server]
+listen = "{listen}"
+
+[database]
+url = "{db}"
+
+[chain]
+chain_id = {chain_id}
+rpc_http = "{rpc}"
+{ws}confirmations = {confirmations}
+poll_interval_ms = {poll}
+start_block = 0
+
+[deposits]
+factory = "{factory}"
+treasury = "{treasury}"
+
+[prices.ANKR_ERC20]
+{price}
+
+[orders]
+ttl_minutes = 60
+late_window_hours = 24
+underpayment_tolerance = "0"
+
+[pricing.default]
+cpu_per_core_month = "10"
+mem_per_gib_month = "4"
+storage_per_gib_month = "0.1"
+
+[pricing.charts]
+boinc = "1"
+
+[pricing.discounts]
+3 = "0.05"
+6 = "0.10"
+12 = "0.20"
+
+[auth]
+admin_token = "{admin}"
+
+[catalog]
+currency = "USD"
+markup = "1.4526"
+discount = "0.78"
+"#,
+        listen = c.listen,
+        db = c.database_url,
+        chain_id = c.chain_id,
+        rpc = c.rpc_http,
+        confirmations = c.confirmations,
+        poll = c.poll_interval_ms,
+        factory = c.deployment.factory,
+        treasury = c.treasury,
+        admin = c.admin_token,
+    );
+    if let Some(key) = &c.signer_key {
+        toml.push_str(&format!("\n[signer]\nprivate_key = \"{key}\"\n"));
+    }
+    for (token, address) in &c.deployment.tokens {
+        toml.push_str(&format!(
+            "\n[tokens.{token}]\naddress = \"{address}\"\ndecimals = {}\n",
+            super::token_decimals(*token)
+        ));
+    }
+    toml.push('\n');
+    toml.push_str(&c.extra);
+    toml
+}
