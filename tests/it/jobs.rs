@@ -5,17 +5,7 @@ use paywatch::money::Token;
 use paywatch::store::{outbox, unix_now};
 use serde_json::{Value, json};
 
-use crate::support::app::{Options, TestApp, create_app_body, spawn_app};
-
-async fn card_app(app: &TestApp, period: u32) -> (String, i64) {
-    let mut body = create_app_body("CREDIT_CARD", period);
-    body["pre_pay_info"]["card_id"] = json!("pm_card_visa");
-    let (status, created) = app.post("/v2alpha/app/v2/app", &body).await;
-    assert_eq!(status, 200, "{created}");
-    let app_id = created["app_id"].as_str().unwrap().to_string();
-    let end = app.app_status(&app_id).await["app_end_time"].as_i64().unwrap();
-    (app_id, end)
-}
+use crate::support::app::{Options, spawn_app};
 
 async fn unpaid_order_expires_and_app_is_cancelled(backend: &'static str) {
     let app = spawn_app(Options { backend, ..Default::default() }).await;
@@ -85,7 +75,7 @@ async fn a_payment_after_the_late_window_is_recorded_but_buys_nothing() {
 #[tokio::test]
 async fn an_active_app_expires_at_its_end() {
     let app = spawn_app(Options::default()).await;
-    let (app_id, end) = card_app(&app, 1).await;
+    let (app_id, end) = app.create_card_app(1).await;
     assert_eq!(expire_apps(&app.db.store, end - 1).await.unwrap(), 0);
     assert_eq!(app.app_status(&app_id).await["status"], "active");
     assert_eq!(expire_apps(&app.db.store, end).await.unwrap(), 1);
@@ -99,7 +89,7 @@ async fn an_active_app_expires_at_its_end() {
 #[tokio::test]
 async fn app_expiring_is_sent_once_per_end_time() {
     let app = spawn_app(Options::default()).await;
-    let (app_id, end) = card_app(&app, 1).await;
+    let (app_id, end) = app.create_card_app(1).await;
     let store = &app.db.store;
     let day = 86_400;
     assert_eq!(notify_expiring(store, end - 8 * day, 7).await.unwrap(), 0, "too early");

@@ -11,7 +11,7 @@ use paywatch::store::{outbox, unix_now};
 use paywatch::webhooks::sign;
 use serde_json::{Value, json};
 
-use crate::support::app::{Options, TestApp, create_app_body, spawn_app};
+use crate::support::app::{Options, spawn_app};
 use crate::support::process::ServeProcess;
 
 const SECRET: &str = "whsec_test_secret";
@@ -91,19 +91,11 @@ fn webhook_config(url: &str) -> String {
     )
 }
 
-async fn card_app(app: &TestApp) -> String {
-    let mut body = create_app_body("CREDIT_CARD", 1);
-    body["pre_pay_info"]["card_id"] = json!("pm_card_visa");
-    let (status, created) = app.post("/v2alpha/app/v2/app", &body).await;
-    assert_eq!(status, 200, "{created}");
-    created["app_id"].as_str().unwrap().to_string()
-}
-
 #[tokio::test]
 async fn deliveries_are_signed_retried_after_a_500_and_in_order_per_app() {
     let (receiver, url) = Receiver::start(&[500], 200).await;
     let app = spawn_app(Options { extra_config: webhook_config(&url), ..Default::default() }).await;
-    let app_id = card_app(&app).await;
+    let (app_id, _) = app.create_card_app(1).await;
     let (status, _) = app
         .post(
             "/v2alpha/after_create_extend_order/do_extend_app",
@@ -142,7 +134,7 @@ async fn deliveries_are_signed_retried_after_a_500_and_in_order_per_app() {
 async fn a_400_is_not_retried_and_can_be_redelivered_by_the_admin() {
     let (receiver, url) = Receiver::start(&[400], 200).await;
     let app = spawn_app(Options { extra_config: webhook_config(&url), ..Default::default() }).await;
-    card_app(&app).await;
+    app.create_card_app(1).await;
     receiver.wait_delivered(1).await; // app.activated goes on: a failed event does not block its app
     tokio::time::sleep(Duration::from_millis(1500)).await; // longer than any retry would wait
     let first = receiver.seen()[0].clone();
@@ -172,7 +164,7 @@ async fn events_written_before_a_sigkill_are_delivered_after_restart() {
     let port = free_port().unwrap();
     let server = ServeProcess::start(&app.config_path, port).await;
     app.base = server.base.clone();
-    let app_id = card_app(&app).await;
+    let (app_id, _) = app.create_card_app(1).await;
     tokio::time::sleep(Duration::from_millis(300)).await; // some attempts fail with 503
     server.kill9().await;
     *receiver.fallback.lock().unwrap() = 200;

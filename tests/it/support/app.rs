@@ -197,6 +197,17 @@ impl TestApp {
         )
     }
 
+    /// CreateApp paid with the sandbox's good card: (app_id, app_end_time).
+    pub async fn create_card_app(&self, period: u32) -> (String, i64) {
+        let mut body = create_app_body("CREDIT_CARD", period);
+        body["pre_pay_info"]["card_id"] = json!("pm_card_visa");
+        let (status, created) = self.post("/v2alpha/app/v2/app", &body).await;
+        assert_eq!(status, 200, "card CreateApp: {created}");
+        let app_id = created["app_id"].as_str().unwrap().to_string();
+        let end = self.app_status(&app_id).await["app_end_time"].as_i64().unwrap();
+        (app_id, end)
+    }
+
     pub async fn order(&self, order_id: &str) -> Value {
         let (status, body) = self.get(&format!("/v2alpha/teams/{}/orders/{order_id}", self.team_id)).await;
         assert_eq!(status, 200, "order status: {body}");
