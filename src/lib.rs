@@ -1,6 +1,7 @@
 //! paywatch: a self-hosted payment watcher for ERC20 tokens. See docs/ARCHITECTURE.md for the map.
 
 pub mod api;
+pub mod catalog;
 pub mod chain;
 pub mod cli;
 pub mod config;

@@ -4,6 +4,7 @@
 mod admin;
 mod apps;
 mod cards;
+mod catalog;
 pub mod error;
 mod extract;
 mod health;
@@ -49,6 +50,8 @@ pub fn router(state: AppState) -> Router {
         .route("/v2alpha/teams/{team_id}/extend_app", get(cards::extend_app).post(cards::extend_app))
         .route("/v2alpha/teams/{team_id}/deposit_list", get(lists::deposit_list))
         .route("/v2alpha/{team_id}/pre_payment_list", get(lists::payment_list))
+        .route("/goods-specification/update-sp", post(catalog::update_sp))
+        .route("/goods-specifications", post(catalog::post_goods).get(catalog::get_goods))
         .route("/admin/teams", post(admin::create_team))
         .route("/admin/webhooks", get(admin::webhook_deliveries))
         .route("/admin/webhooks/{event_id}/redeliver", post(admin::redeliver))

@@ -4,6 +4,7 @@
 mod support;
 
 mod cards_and_lists;
+mod catalog;
 mod cli_check;
 mod contracts;
 mod devnet;
