@@ -43,6 +43,7 @@ pub async fn charge_and_record(
     card_id: &str,
     new_app: Option<(&apps::AppSpec, PayMethod)>,
 ) -> Result<(Option<App>, Order), ApiError> {
+    checkout::ensure_payable(&quote)?;
     let order_id = orders::new_order_id();
     let charge = state.cards.charge(card_id, quote.usd, &order_id).await?;
     let result = async {

@@ -98,7 +98,7 @@ impl From<crate::payments::checkout::CheckoutError> for ApiError {
             E::Pricing(p) => ApiError::invalid(p.field(), p.to_string()),
             E::Price(p) => ApiError::Unavailable(p.to_string()),
             E::NoDepositFactory | E::TokenNotConfigured(_) => ApiError::Unavailable(e.to_string()),
-            E::Amount(_) => ApiError::invalid("amount", e.to_string()),
+            E::Amount(_) | E::NothingToPay => ApiError::invalid("amount", e.to_string()),
             E::Store(s) => s.into(),
         }
     }

@@ -25,6 +25,8 @@ pub enum CheckoutError {
     TokenNotConfigured(Token),
     #[error("amount {0} cannot be paid in whole base units")]
     Amount(String),
+    #[error("these resources price to 0 USD: there is nothing to pay")]
+    NothingToPay,
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -63,6 +65,14 @@ pub async fn price_usd_in(
     Ok(Quote { usd, amount: token_amount(usd, price, decimals), token_price_usd: Some(price) })
 }
 
+/// An order must ask for something: a zero amount could never be paid (nor charged).
+pub fn ensure_payable(quote: &Quote) -> Result<(), CheckoutError> {
+    if quote.usd <= Decimal::ZERO || quote.amount <= Decimal::ZERO {
+        return Err(CheckoutError::NothingToPay);
+    }
+    Ok(())
+}
+
 /// The parts of an order that are not about money.
 #[derive(Debug, Clone)]
 pub struct OrderFor<'a> {
@@ -80,6 +90,7 @@ pub async fn open_token_order(
     token: Token,
     quote: Quote,
 ) -> Result<Order, CheckoutError> {
+    ensure_payable(&quote)?;
     let factory = config.deposits.as_ref().ok_or(CheckoutError::NoDepositFactory)?.factory;
     let token_config = config.tokens.get(&token).ok_or(CheckoutError::TokenNotConfigured(token))?;
     let amount_base = to_base_units(quote.amount, token_config.decimals)

@@ -249,6 +249,11 @@ async fn bad_input_gets_a_json_error_and_writes_nothing() {
     wrong_method["pre_pay_info"]["pay_method"] = json!("ANKR_ERC20");
     wrong_method["team_id"] = json!("another-team");
     assert_eq!(app.post("/v2alpha/app/v2/app", &wrong_method).await.0, 403);
+    let mut free = create_app_body("USDT_ERC20", 1);
+    (free["cpu_limit"], free["mem_limit"], free["storage_limit"], free["chart_name"]) =
+        (json!(0), json!(0), json!(0), json!("none"));
+    let (s, e) = app.post("/v2alpha/app/v2/app", &free).await;
+    assert_eq!(s, 422, "an order for 0 USD could never be paid: {e}");
     let mut absurd = create_app_body("ANKR_ERC20", 1);
     absurd["mem_limit"] = json!(i64::MAX);
     assert_eq!(app.post("/v2alpha/app/v2/app", &absurd).await.0, 422);
