@@ -140,14 +140,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
         }
         Command::Contracts { command: ContractsCommand::Deploy { config, mocks, treasury } } => {
             let config = Config::load(&config.config)?;
-            let signer = config
-                .signer
-                .as_ref()
-                .context("config: `signer.private_key` is needed to deploy")?
-                .private_key
-                .expose_secret()
-                .parse::<alloy::signers::local::PrivateKeySigner>()
-                .context("config: `signer.private_key`")?;
+            let signer = signer_key(&config)?;
             let treasury =
                 treasury.or_else(|| config.deposits.as_ref().map(|d| d.treasury)).unwrap_or_else(|| signer.address());
             let provider = rpc::signing_provider(&config.chain.rpc_http, signer)?;
@@ -175,11 +168,15 @@ async fn run(command: Command) -> anyhow::Result<()> {
     }
 }
 
+/// The `[signer] private_key`, for the commands and jobs that send transactions.
+fn signer_key(config: &Config) -> anyhow::Result<alloy::signers::local::PrivateKeySigner> {
+    let key = config.signer.as_ref().context("config: `signer.private_key` is needed")?.private_key.expose_secret();
+    key.parse().context("config: `signer.private_key`")
+}
+
 /// A provider signing with `[signer] private_key`.
 pub fn signing_provider(config: &Config) -> anyhow::Result<alloy::providers::DynProvider> {
-    let key = config.signer.as_ref().context("config: `signer.private_key` is needed")?.private_key.expose_secret();
-    let signer = key.parse::<alloy::signers::local::PrivateKeySigner>().context("config: `signer.private_key`")?;
-    Ok(rpc::signing_provider(&config.chain.rpc_http, signer)?)
+    Ok(rpc::signing_provider(&config.chain.rpc_http, signer_key(config)?)?)
 }
 
 /// A team with its first key, in one transaction.
