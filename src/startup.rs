@@ -29,6 +29,7 @@ pub async fn connect(config: &Config) -> anyhow::Result<(Store, alloy::providers
 
 /// Serves until `shutdown` is cancelled or one of the tasks ends.
 pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationToken) -> anyhow::Result<()> {
+    crate::telemetry::handle(); // installed before the first counter moves
     let (store, provider) = connect(&config).await?;
     let config = Arc::new(config);
     let status = Arc::new(ChainStatus::default());
@@ -43,6 +44,7 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
         chain: status.clone(),
         cards,
         prices,
+        shutdown: shutdown.clone(),
     };
     let addr = listener.local_addr()?;
     tracing::info!(%addr, "serving");
@@ -56,7 +58,8 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
     let watcher = Watcher::new(&config, store.clone(), provider.clone(), status.clone());
     tasks.spawn(watcher.run(config.chain.rpc_ws.clone(), poll, shutdown.clone()));
     tasks.spawn(jobs::run(store.clone(), config.clone(), status.clone(), shutdown.clone()));
-    tasks.spawn(crate::webhooks::run(store.clone(), config.clone(), status, shutdown.clone()));
+    tasks.spawn(crate::webhooks::run(store.clone(), config.clone(), status.clone(), shutdown.clone()));
+    tasks.spawn(crate::live::run(store.clone(), config.clone(), status, shutdown.clone()));
 
     // The first task to end, for whatever reason, brings the others down.
     let first = tasks.join_next().await;

@@ -58,7 +58,9 @@ pub async fn charge_and_record(
         Ok::<_, ApiError>((app, order))
     }
     .await;
-    if result.is_err() {
+    if result.is_ok() {
+        crate::telemetry::payments_credited("card", 1);
+    } else {
         // The money moved but the record did not: say so loudly, with what reconciles it.
         tracing::error!(charge_id = charge.charge_id, order_id, "card charged but the order could not be recorded");
     }

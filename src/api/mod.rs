@@ -6,10 +6,12 @@ mod apps;
 mod cards;
 mod catalog;
 pub mod error;
+mod events;
 mod extract;
 mod health;
 mod idempotency;
 mod lists;
+mod metrics;
 mod orders;
 mod quotes;
 mod types;
@@ -35,6 +37,9 @@ pub struct AppState {
     pub chain: Arc<crate::chain::status::ChainStatus>,
     pub cards: Arc<dyn crate::payments::cards::CardProcessor>,
     pub prices: Arc<crate::payments::prices::PriceBook>,
+    /// Cancelled at shutdown: long-lived responses (event streams) end with it, so a graceful
+    /// shutdown does not wait on clients that never hang up.
+    pub shutdown: tokio_util::sync::CancellationToken,
 }
 
 pub fn router(state: AppState) -> Router {
@@ -45,6 +50,8 @@ pub fn router(state: AppState) -> Router {
         .route("/v2alpha/teams/{team_id}/apps/{app_id}", get(apps::app_status))
         .route("/v2alpha/teams/{team_id}/eth_order/{app_id}", get(orders::eth_order))
         .route("/v2alpha/teams/{team_id}/orders/{order_id}", get(orders::order_status))
+        .route("/v2alpha/teams/{team_id}/orders/{order_id}/events", get(events::team_order_events))
+        .route("/pay/{order_id}/events", get(events::public_order_events))
         .route("/v2alpha/create_extend_order", post(orders::create_extend_order))
         .route("/v2alpha/after_create_extend_order/do_extend_app", post(orders::do_extend_app))
         .route("/v2alpha/teams/{team_id}/extend_app", get(cards::extend_app).post(cards::extend_app))
@@ -57,6 +64,8 @@ pub fn router(state: AppState) -> Router {
         .route("/admin/webhooks/{event_id}/redeliver", post(admin::redeliver))
         .route("/admin/teams/{team_id}/keys", post(admin::issue_key))
         .route("/admin/teams/{team_id}/keys/{key_id}", axum::routing::delete(admin::revoke_key))
+        .route("/metrics", get(metrics::metrics))
+        .route_layer(axum::middleware::from_fn(crate::telemetry::track_http))
         .fallback(error::not_found)
         .layer(CatchPanicLayer::custom(error::panic_response))
         .layer(TimeoutLayer::with_status_code(axum::http::StatusCode::REQUEST_TIMEOUT, Duration::from_secs(30)))

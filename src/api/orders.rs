@@ -11,119 +11,20 @@ use super::error::ApiError;
 use super::extract::{ApiQuery, Team, parse_json};
 use super::idempotency::run_once;
 use super::types::Period;
-use crate::money::format_base_units;
 use crate::payments::checkout::{self, payment_uri};
+use crate::payments::order_view::{self, OrderView};
 use crate::store::apps;
-use crate::store::orders::{self, Order};
-use crate::store::transfers;
+use crate::store::orders;
 use axum::body::Bytes;
 use axum::http::HeaderMap;
 use axum::response::Response;
 
-#[derive(Debug, Serialize)]
-pub struct PaymentView {
-    pub tx_hash: String,
-    pub log_index: u64,
-    pub block_number: u64,
-    pub from: String,
-    pub token: String,
-    pub amount: String,
-    pub state: String,
-    pub confirmations: u64,
-    /// False for a transfer of another token: recorded and shown, never credited.
-    pub counted: bool,
-}
-
-#[derive(Debug, Serialize)]
-pub struct OrderView {
-    pub order_id: String,
-    pub app_id: Option<String>,
-    pub kind: &'static str,
-    pub pay_method: &'static str,
-    pub status: &'static str,
-    pub period: i64,
-    pub usd: String,
-    pub expected: String,
-    pub seen: String,
-    pub confirmed: String,
-    pub overpaid: String,
-    pub late: bool,
-    pub address: Option<String>,
-    pub token: Option<String>,
-    pub chain_id: Option<u64>,
-    pub confirmations_required: Option<String>,
-    pub expires_at: i64,
-    pub paid_at: Option<i64>,
-    pub created_at: i64,
-    pub payment_uri: Option<String>,
-    pub payments: Vec<PaymentView>,
-}
-
-/// The order as a frontend shows it, with each payment's depth below the current head. The
-/// order and its transfers are read from one snapshot, so the sums and the payments agree.
-pub async fn order_view(state: &AppState, team_id: &str, order_id: &str) -> Result<Option<OrderView>, ApiError> {
-    let mut snapshot = state.store.begin_read().await?;
-    let Some(order) = orders::get_order(&mut *snapshot, team_id, order_id).await? else {
-        return Ok(None);
-    };
-    let rows = transfers::for_order(&mut *snapshot, &order.order_id).await?;
-    snapshot.rollback().await.map_err(crate::store::StoreError::from)?; // read-only: nothing to keep
-    Ok(Some(build_view(state, order, rows).await))
-}
-
-async fn build_view(state: &AppState, order: Order, rows: Vec<(transfers::Transfer, String)>) -> OrderView {
-    let decimals =
-        order.new.pay_method.token().and_then(|t| state.config.tokens.get(&t)).map(|t| t.decimals).unwrap_or(0);
-    let mut head = state.chain.head();
-    if head == 0 && !rows.is_empty() {
-        head = state.rpc.get_block_number().await.unwrap_or(0);
+/// The head the watcher last saw; asked of the node before the watcher's first step.
+pub async fn current_head(state: &AppState) -> u64 {
+    match state.chain.head() {
+        0 => state.rpc.get_block_number().await.unwrap_or(0),
+        head => head,
     }
-    let crypto = order.new.crypto.as_ref();
-    let payments = rows
-        .into_iter()
-        .map(|(t, st)| PaymentView {
-            tx_hash: format!("{:#x}", t.tx_hash),
-            log_index: t.log_index,
-            block_number: t.block_number,
-            from: orders::address_text(&t.from),
-            token: orders::address_text(&t.token),
-            amount: format_base_units(t.amount_base, decimals_of(state, &t.token).unwrap_or(decimals)),
-            state: st,
-            confirmations: (head + 1).saturating_sub(t.block_number),
-            counted: crypto.is_some_and(|c| c.token_address == t.token),
-        })
-        .collect();
-    let confirmations_required = crypto.map(|_| match state.config.chain.confirmations {
-        crate::config::Confirmations::Blocks(n) => n.to_string(),
-        crate::config::Confirmations::Finalized => "finalized".to_string(),
-    });
-    OrderView {
-        order_id: order.order_id.clone(),
-        app_id: order.new.app_id.clone(),
-        kind: order.new.kind.as_str(),
-        pay_method: order.new.pay_method.as_str(),
-        status: order.progress.status.as_str(),
-        period: order.new.period_months,
-        usd: order.new.usd.normalize().to_string(),
-        expected: order.new.amount.normalize().to_string(),
-        seen: format_base_units(order.progress.seen_base, decimals),
-        confirmed: format_base_units(order.progress.confirmed_base, decimals),
-        overpaid: format_base_units(order.progress.overpaid_base, decimals),
-        late: order.progress.late,
-        address: crypto.map(|c| orders::address_text(&c.deposit_address)),
-        token: crypto.map(|c| orders::address_text(&c.token_address)),
-        chain_id: crypto.map(|c| c.chain_id),
-        confirmations_required,
-        expires_at: order.new.expires_at,
-        paid_at: order.progress.paid_at,
-        created_at: order.created_at,
-        payment_uri: crypto.map(|c| payment_uri(c.token_address, c.chain_id, c.deposit_address, c.amount_base)),
-        payments,
-    }
-}
-
-fn decimals_of(state: &AppState, token: &alloy::primitives::Address) -> Option<u8> {
-    state.config.tokens.values().find(|t| &t.address == token).map(|t| t.decimals)
 }
 
 pub async fn order_status(
@@ -132,7 +33,10 @@ pub async fn order_status(
     Path((team_id, order_id)): Path<(String, String)>,
 ) -> Result<Json<OrderView>, ApiError> {
     team.owns(&team_id)?;
-    let view = order_view(&state, &team_id, &order_id).await?.ok_or(ApiError::NotFound("order"))?;
+    let head = current_head(&state).await;
+    let view = order_view::load(&state.store, &state.config, head, Some(&team_id), &order_id)
+        .await?
+        .ok_or(ApiError::NotFound("order"))?;
     Ok(Json(view))
 }
 

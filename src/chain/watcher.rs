@@ -30,7 +30,7 @@ use crate::store::transfers::Transfer;
 use crate::store::{Store, cursor, unix_now};
 
 /// Blocks this close to the head get every header fetched and stored: reorgs happen here.
-const UNSAFE_ZONE: u64 = 64;
+pub const UNSAFE_ZONE: u64 = 64;
 /// How far back a reorg is searched for, and how many block hashes are kept.
 const MAX_REORG_DEPTH: u64 = 256;
 /// Orders are re-read from this far behind the newest one seen, so an order whose transaction
@@ -222,6 +222,7 @@ impl Watcher {
             Err(e) => return Err(e),
         };
         self.range.grow();
+        metrics::counter!(crate::telemetry::LOGS_SCANNED).increment(logs.len() as u64);
         let known: HashMap<u64, B256> = headers.iter().map(|(n, h, _)| (*n, *h)).collect();
         if logs.iter().any(|l| l.block_number.and_then(|n| known.get(&n)).is_some_and(|h| Some(*h) != l.block_hash)) {
             tracing::warn!("logs from another fork than the headers; retrying");
@@ -245,6 +246,8 @@ impl Watcher {
         let outcome = credit::commit_step(&mut tx, &self.rules, &step).await?;
         tx.commit().await.context("committing the step")?;
         self.status.set_processed(to);
+        metrics::counter!(crate::telemetry::TRANSFERS_MATCHED).increment(outcome.recorded as u64);
+        crate::telemetry::payments_credited("token", outcome.paid.len());
         if outcome.recorded > 0 || !outcome.paid.is_empty() {
             tracing::info!(from, to, recorded = outcome.recorded, paid = outcome.paid.len(), "step committed");
         }
@@ -257,8 +260,9 @@ impl Watcher {
         let Some(block) = self.confirmed_block(head).await? else { return Ok(()) };
         let step = Step { confirm_up_to: Some(block.min(c.block_number)), at: unix_now(), ..Default::default() };
         let mut tx = self.store.begin().await?;
-        credit::commit_step(&mut tx, &self.rules, &step).await?;
+        let outcome = credit::commit_step(&mut tx, &self.rules, &step).await?;
         tx.commit().await?;
+        crate::telemetry::payments_credited("token", outcome.paid.len());
         Ok(())
     }
 

@@ -52,12 +52,19 @@ pub struct Config {
 pub struct ServerConfig {
     #[serde(default = "default_listen")]
     pub listen: SocketAddr,
+    /// How often a live status stream sends a heartbeat comment while nothing changes.
+    #[serde(default = "default_heartbeat_secs")]
+    pub heartbeat_secs: u64,
 }
 
 impl Default for ServerConfig {
     fn default() -> Self {
-        Self { listen: default_listen() }
+        Self { listen: default_listen(), heartbeat_secs: default_heartbeat_secs() }
     }
+}
+
+fn default_heartbeat_secs() -> u64 {
+    15
 }
 
 fn default_listen() -> SocketAddr {

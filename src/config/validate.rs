@@ -26,6 +26,9 @@ impl Config {
         if chain.poll_interval_ms < 50 {
             return Err(ConfigError::key("chain.poll_interval_ms", "must be at least 50"));
         }
+        if self.server.heartbeat_secs == 0 {
+            return Err(ConfigError::key("server.heartbeat_secs", "must be at least 1"));
+        }
         for (token, t) in &self.tokens {
             if t.decimals > MAX_TOKEN_DECIMALS {
                 return Err(ConfigError::key(

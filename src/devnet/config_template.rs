@@ -34,6 +34,7 @@ pub fn render(c: &LocalConfig) -> String {
     let mut toml = format!(
         r#"[server]
 listen = "{listen}"
+heartbeat_secs = 5
 
 [database]
 url = "{db}"

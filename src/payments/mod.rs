@@ -6,5 +6,6 @@ pub mod cards;
 pub mod checkout;
 pub mod credit;
 pub mod order_state;
+pub mod order_view;
 pub mod prices;
 pub mod pricing;

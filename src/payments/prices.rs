@@ -70,6 +70,11 @@ impl PriceBook {
         }
     }
 
+    /// Seconds since `feed` last updated its answer, as of `now`; `None` when it cannot be read.
+    pub async fn feed_age(&self, feed: Address, now: i64) -> Option<i64> {
+        self.read_feed(feed).await.ok().map(|a| now - a.updated_at)
+    }
+
     async fn read_feed(&self, feed: Address) -> Result<FeedAnswer, String> {
         let mut cache = self.cache.lock().await;
         if let Some((read_at, answer)) = cache.get(&feed)

@@ -7,6 +7,7 @@ pub mod catalog;
 pub mod cursor;
 pub mod deposits;
 pub mod idempotency;
+pub mod order_events;
 pub mod orders;
 pub mod outbox;
 pub mod teams;

@@ -302,3 +302,22 @@ pub async fn deposit_addresses_since<'e>(db: impl AnyExecutor<'e>, since: i64) -
         })
         .collect()
 }
+
+/// How many orders are in each status (every status appears, with 0 when none is in it).
+pub async fn count_by_status<'e>(db: impl AnyExecutor<'e>) -> StoreResult<Vec<(&'static str, i64)>> {
+    use sqlx::Row;
+    let rows = sqlx::query("SELECT status, COUNT(*) AS n FROM orders GROUP BY status").fetch_all(db).await?;
+    let mut counts: Vec<(&'static str, i64)> =
+        [OrderStatus::AwaitingPayment, OrderStatus::PartiallyPaid, OrderStatus::Paid, OrderStatus::Expired]
+            .iter()
+            .map(|s| (s.as_str(), 0))
+            .collect();
+    for r in rows {
+        let status = OrderStatus::parse(&r.try_get::<String, _>("status")?)?;
+        let n: i64 = r.try_get("n")?;
+        if let Some(entry) = counts.iter_mut().find(|(s, _)| *s == status.as_str()) {
+            entry.1 = n;
+        }
+    }
+    Ok(counts)
+}

@@ -92,7 +92,14 @@ async fn deliver(
         _ if attempt >= i64::from(hooks.max_attempts) => AttemptResult::GiveUp,
         _ => AttemptResult::RetryAt(now + backoff_secs(hooks.retry_base_ms, attempt, retry_after)),
     };
+    let result_label = match result {
+        AttemptResult::Delivered => "delivered",
+        AttemptResult::RetryAt(_) => "retry",
+        AttemptResult::GiveUp => "given_up",
+    };
+    metrics::counter!(crate::telemetry::WEBHOOK_DELIVERIES, "result" => result_label).increment(1);
     if let AttemptResult::GiveUp = result {
+        metrics::counter!(crate::telemetry::WEBHOOK_FAILURES).increment(1);
         tracing::warn!(event_id = event.event_id, attempt, error = ?error, "webhook given up; redeliver from the admin API");
     }
     let mut tx = store.begin().await?;

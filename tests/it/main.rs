@@ -10,6 +10,8 @@ mod contracts;
 mod devnet;
 mod isolation_and_fuzz;
 mod jobs;
+mod live;
+mod metrics;
 mod payments;
 mod prices;
 mod resilience;

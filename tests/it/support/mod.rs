@@ -4,6 +4,7 @@ pub mod app;
 pub mod chain;
 pub mod db;
 pub mod process;
+pub mod sse;
 
 use std::path::{Path, PathBuf};
 use std::process::Output;

@@ -1,0 +1,31 @@
+//! `GET /metrics`: the Prometheus text exposition. State gauges are read at scrape time.
+
+use axum::extract::State;
+use axum::http::header::CONTENT_TYPE;
+use axum::response::IntoResponse;
+
+use super::AppState;
+use super::error::ApiError;
+use crate::config::PriceConfig;
+use crate::store::{orders, unix_now};
+
+pub async fn metrics(State(state): State<AppState>) -> Result<impl IntoResponse, ApiError> {
+    let handle = crate::telemetry::handle();
+    let (head, processed) = (state.chain.head(), state.chain.processed());
+    metrics::gauge!("paywatch_chain_head_block").set(head as f64);
+    metrics::gauge!("paywatch_processed_block").set(processed as f64);
+    metrics::gauge!("paywatch_chain_lag_blocks").set(head.saturating_sub(processed) as f64);
+    metrics::gauge!("paywatch_watcher_active").set(if state.chain.is_leader() { 1.0 } else { 0.0 });
+    for (status, count) in orders::count_by_status(state.store.pool()).await? {
+        metrics::gauge!("paywatch_orders", "status" => status).set(count as f64);
+    }
+    let now = unix_now();
+    for (token, price) in &state.config.prices {
+        if let PriceConfig::Chainlink { feed, .. } = price
+            && let Some(age) = state.prices.feed_age(*feed, now).await
+        {
+            metrics::gauge!("paywatch_price_age_seconds", "token" => token.as_str()).set(age as f64);
+        }
+    }
+    Ok(([(CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], handle.render()))
+}

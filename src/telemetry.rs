@@ -1,0 +1,73 @@
+//! Prometheus metrics. Counters and histograms are recorded where things happen (the watcher,
+//! crediting, webhook delivery, the HTTP layer); gauges that describe state (chain head, lag,
+//! orders by status, price age) are read when `/metrics` is scraped, so they are never stale.
+
+use std::sync::OnceLock;
+use std::time::Instant;
+
+use axum::extract::{MatchedPath, Request};
+use axum::middleware::Next;
+use axum::response::Response;
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+
+pub const LOGS_SCANNED: &str = "paywatch_logs_scanned_total";
+pub const TRANSFERS_MATCHED: &str = "paywatch_transfers_matched_total";
+pub const PAYMENTS_CREDITED: &str = "paywatch_payments_credited_total";
+pub const WEBHOOK_DELIVERIES: &str = "paywatch_webhook_deliveries_total";
+pub const WEBHOOK_FAILURES: &str = "paywatch_webhook_failures_total";
+pub const HTTP_REQUESTS: &str = "paywatch_http_requests_total";
+pub const HTTP_DURATION: &str = "paywatch_http_request_duration_seconds";
+
+const HTTP_BUCKETS: &[f64] = &[0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
+
+/// The process-wide recorder, installed on first use (metrics are global to a process).
+pub fn handle() -> &'static PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE.get_or_init(|| {
+        let recorder = PrometheusBuilder::new()
+            .set_buckets_for_metric(Matcher::Full(HTTP_DURATION.into()), HTTP_BUCKETS)
+            .expect("the bucket list is not empty")
+            .build_recorder();
+        let handle = recorder.handle();
+        // Fails only if another recorder is installed, and then ours still renders what it has.
+        if metrics::set_global_recorder(recorder).is_err() {
+            tracing::warn!("a metrics recorder was already installed; /metrics shows only state gauges");
+        }
+        register_descriptions();
+        handle
+    })
+}
+
+fn register_descriptions() {
+    metrics::describe_counter!(LOGS_SCANNED, "ERC20 Transfer logs read from the node");
+    metrics::describe_counter!(TRANSFERS_MATCHED, "Transfers to a deposit address, recorded");
+    metrics::describe_counter!(PAYMENTS_CREDITED, "Orders paid in full, by pay method");
+    metrics::describe_counter!(WEBHOOK_DELIVERIES, "Webhook delivery attempts, by result");
+    metrics::describe_counter!(WEBHOOK_FAILURES, "Webhook events given up after their last attempt");
+    metrics::describe_counter!(HTTP_REQUESTS, "HTTP requests, by route, method and status");
+    metrics::describe_histogram!(HTTP_DURATION, metrics::Unit::Seconds, "HTTP request latency, by route and method");
+}
+
+/// Route layer: counts each request and its latency under its route template, not its path,
+/// so ids do not explode the label set.
+pub async fn track_http(request: Request, next: Next) -> Response {
+    let route = request.extensions().get::<MatchedPath>().map(|p| route_label(p.as_str())).unwrap_or_default();
+    let method = request.method().to_string();
+    let started = Instant::now();
+    let response = next.run(request).await;
+    let status = response.status().as_u16().to_string();
+    metrics::counter!(HTTP_REQUESTS, "route" => route.clone(), "method" => method.clone(), "status" => status)
+        .increment(1);
+    metrics::histogram!(HTTP_DURATION, "route" => route, "method" => method).record(started.elapsed().as_secs_f64());
+    response
+}
+
+/// `/teams/{team_id}` becomes `/teams/:team_id`: braces inside label values trip up some
+/// exposition parsers, and the colon form is what dashboards commonly show.
+fn route_label(template: &str) -> String {
+    template.replace('{', ":").replace('}', "")
+}
+
+pub fn payments_credited(method: &'static str, orders: usize) {
+    metrics::counter!(PAYMENTS_CREDITED, "method" => method).increment(orders as u64);
+}

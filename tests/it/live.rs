@@ -1,0 +1,131 @@
+//! Live order status over Server-Sent Events: seen → confirmations → paid in order, resumed
+//! with Last-Event-ID, heartbeats, the public twin of the checkout page, and bad requests.
+
+use paywatch::money::Token;
+use serde_json::Value;
+
+use crate::support::app::{Options, TestApp, spawn_app};
+use crate::support::sse::{SseEvent, SseStream};
+
+fn data(e: &SseEvent) -> Value {
+    serde_json::from_str(&e.data).unwrap_or_else(|err| panic!("event data is JSON ({err}): {}", e.data))
+}
+
+fn confirmations(e: &SseEvent) -> u64 {
+    data(e)["payments"][0]["confirmations"].as_u64().unwrap_or_else(|| panic!("no payment in {e:?}"))
+}
+
+/// Reads events until one named `name`; every event read on the way must be named in `allowed`.
+async fn read_until(stream: &mut SseStream, name: &str, allowed: &[&str]) -> Vec<SseEvent> {
+    let mut read = Vec::new();
+    loop {
+        let e = stream.next(20).await;
+        let done = e.event == name;
+        assert!(done || allowed.contains(&e.event.as_str()), "unexpected {} while waiting for {name}: {e:?}", e.event);
+        read.push(e);
+        if done {
+            return read;
+        }
+    }
+}
+
+fn team_stream_url(app: &TestApp, order_id: &str) -> String {
+    format!("{}/v2alpha/teams/{}/orders/{order_id}/events", app.base, app.team_id)
+}
+
+async fn streams_an_order(backend: &'static str) {
+    let app = spawn_app(Options { backend, confirmations: 3, ..Default::default() }).await;
+    let (_, order_id, address, owed) = app.create_crypto_app("USDT_ERC20", 1).await;
+    let url = team_stream_url(&app, &order_id);
+    let mut stream = SseStream::open(&url, Some(&app.api_key), None).await;
+
+    let first = stream.next(20).await;
+    assert_eq!(first.event, "awaiting_payment", "{first:?}");
+    assert_eq!(data(&first)["order_id"], order_id.as_str());
+    assert_eq!(data(&first)["payments"], serde_json::json!([]));
+
+    app.pay(Token::UsdtErc20, address, owed).await;
+    let seen = stream.next(20).await;
+    assert_eq!(seen.event, "seen", "{seen:?}");
+    assert_eq!(confirmations(&seen), 1);
+    assert_eq!(data(&seen)["status"], "awaiting_payment");
+
+    app.mine(1).await;
+    let deeper = stream.next(20).await;
+    assert_eq!(deeper.event, "confirmations", "{deeper:?}");
+    assert_eq!(confirmations(&deeper), 2);
+    let resume_from = deeper.id.clone();
+    drop(stream); // the client goes away before the order is paid
+
+    app.mine(1).await;
+    app.wait_order(&order_id, 20, |o| o["status"] == "paid").await;
+    let mut resumed = SseStream::open(&url, Some(&app.api_key), Some(&resume_from)).await;
+    let after = read_until(&mut resumed, "paid", &["confirmations"]).await;
+    let paid = after.last().unwrap();
+    for e in &after {
+        assert!(e.id.parse::<i64>().unwrap() > resume_from.parse::<i64>().unwrap(), "{e:?} repeats an old event");
+    }
+    assert_eq!(data(paid)["status"], "paid");
+    assert_eq!(confirmations(paid), 3);
+    // Past the required depth, more blocks are no news: only heartbeats follow.
+    app.mine(2).await;
+    assert_eq!(resumed.wait_comment(10).await, "heartbeat");
+
+    // The checkout page's public twin needs no key and, without Last-Event-ID, replays it all.
+    let mut public = SseStream::open(&format!("{}/pay/{order_id}/events", app.base), None, None).await;
+    let all = read_until(&mut public, "paid", &["awaiting_payment", "seen", "confirmations"]).await;
+    let names: Vec<&str> = all.iter().map(|e| e.event.as_str()).collect();
+    assert_eq!(&names[..3], ["awaiting_payment", "seen", "confirmations"], "{names:?}");
+    let ids: Vec<i64> = all.iter().map(|e| e.id.parse().unwrap()).collect();
+    assert!(ids.windows(2).all(|w| w[0] < w[1]), "ids increase: {ids:?}");
+    let depths: Vec<u64> = all[1..].iter().map(confirmations).collect();
+    assert!(depths.windows(2).all(|w| w[0] <= w[1]), "confirmations never go back: {depths:?}");
+    assert_eq!(all.last().unwrap(), paid, "the same event, with the same id, on both streams");
+    // Streams still open do not hold the server up: shutdown ends them.
+    app.stop().await;
+    drop((resumed, public));
+}
+
+#[tokio::test]
+async fn order_events_stream_and_resume_sqlite() {
+    streams_an_order("sqlite").await;
+}
+
+#[tokio::test]
+async fn order_events_stream_and_resume_postgres() {
+    streams_an_order("postgres").await;
+}
+
+#[tokio::test]
+async fn event_streams_refuse_what_they_cannot_serve() {
+    let app = spawn_app(Options::default()).await;
+    let (_, order_id, _, _) = app.create_crypto_app("ANKR_ERC20", 1).await;
+    let client = reqwest::Client::new();
+    let get = |url: String, key: Option<String>, last: Option<&'static str>| {
+        let mut r = client.get(url);
+        if let Some(k) = key {
+            r = r.bearer_auth(k);
+        }
+        if let Some(l) = last {
+            r = r.header("last-event-id", l);
+        }
+        async move {
+            let r = r.send().await.unwrap();
+            let status = r.status().as_u16();
+            (status, r.json::<Value>().await.unwrap_or(Value::Null))
+        }
+    };
+    let key = Some(app.api_key.clone());
+    let unknown = "00000000-0000-4000-8000-000000000000";
+    let (s, body) = get(format!("{}/pay/{unknown}/events", app.base), None, None).await;
+    assert_eq!((s, body["code"].as_str()), (404, Some("not_found")), "{body}");
+    let (s, body) = get(team_stream_url(&app, unknown), key.clone(), None).await;
+    assert_eq!(s, 404, "{body}");
+    let (s, _) = get(team_stream_url(&app, &order_id), None, None).await;
+    assert_eq!(s, 401, "the team stream needs the team's key");
+    let other_team = format!("{}/v2alpha/teams/someone-else/orders/{order_id}/events", app.base);
+    assert_eq!(get(other_team, key.clone(), None).await.0, 404);
+    let (s, body) = get(team_stream_url(&app, &order_id), key.clone(), Some("not-a-number")).await;
+    assert_eq!((s, body["code"].as_str()), (400, Some("bad_request")), "{body}");
+    app.stop().await;
+}

@@ -1,0 +1,90 @@
+//! `/metrics` parsed as Prometheus text: the state gauges are there and the counters move
+//! when a payment is credited.
+
+use paywatch::money::Token;
+use prometheus_parse::{Sample, Scrape, Value};
+
+use crate::support::app::{Options, TestApp, spawn_app};
+
+async fn scrape(app: &TestApp) -> Scrape {
+    let r = app.http.get(format!("{}/metrics", app.base)).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let content_type = r.headers()["content-type"].to_str().unwrap().to_string();
+    assert!(content_type.starts_with("text/plain"), "{content_type}");
+    let text = r.text().await.unwrap();
+    if std::env::var("SHOW_METRICS").is_ok() {
+        eprintln!("{text}");
+    }
+    Scrape::parse(text.lines().map(|l| Ok(l.to_string()))).expect("the exposition parses")
+}
+
+fn find<'a>(scrape: &'a Scrape, name: &str, labels: &[(&str, &str)]) -> Option<&'a Sample> {
+    scrape.samples.iter().find(|s| s.metric == name && labels.iter().all(|(k, v)| s.labels.get(k) == Some(*v)))
+}
+
+/// A counter's or gauge's value; 0 for a counter that has not been created yet.
+fn value(scrape: &Scrape, name: &str, labels: &[(&str, &str)]) -> f64 {
+    match find(scrape, name, labels).map(|s| &s.value) {
+        Some(Value::Counter(v) | Value::Gauge(v) | Value::Untyped(v)) => *v,
+        Some(other) => panic!("{name} is not a number: {other:?}"),
+        None => 0.0,
+    }
+}
+
+#[tokio::test]
+async fn metrics_parse_and_counters_move_when_a_payment_is_credited() {
+    let app = spawn_app(Options::default()).await;
+    let (_, order_id, address, owed) = app.create_crypto_app("USDT_ERC20", 1).await;
+    app.order(&order_id).await;
+    let before = scrape(&app).await;
+    let credited = |s: &Scrape| value(s, "paywatch_payments_credited_total", &[("method", "token")]);
+    let matched = |s: &Scrape| value(s, "paywatch_transfers_matched_total", &[]);
+    let scanned = |s: &Scrape| value(s, "paywatch_logs_scanned_total", &[]);
+
+    app.pay(Token::UsdtErc20, address, owed).await;
+    app.mine(1).await;
+    app.wait_order(&order_id, 20, |o| o["status"] == "paid").await;
+    // The counters move right after the commit the order view already shows; allow that instant.
+    let mut after = scrape(&app).await;
+    for _ in 0..50 {
+        if credited(&after) > credited(&before) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        after = scrape(&app).await;
+    }
+    // Other tests in this process pay too (the recorder is per process), hence "at least".
+    assert!(credited(&after) >= credited(&before) + 1.0, "payments credited did not move");
+    assert!(matched(&after) >= matched(&before) + 1.0, "transfers matched did not move");
+    assert!(scanned(&after) >= scanned(&before) + 1.0, "logs scanned did not move");
+
+    assert!(value(&after, "paywatch_chain_head_block", &[]) >= 1.0);
+    assert!(find(&after, "paywatch_processed_block", &[]).is_some());
+    assert!(find(&after, "paywatch_chain_lag_blocks", &[]).is_some());
+    assert!(value(&after, "paywatch_orders", &[("status", "paid")]) >= 1.0);
+    assert!(find(&after, "paywatch_orders", &[("status", "expired")]).is_some(), "every status is reported");
+
+    let route = "/v2alpha/teams/:team_id/orders/:order_id";
+    let requests = value(&after, "paywatch_http_requests_total", &[("route", route), ("status", "200")]);
+    assert!(requests >= 2.0, "order status requests are counted under the route template: {requests}");
+    let latency = find(&after, "paywatch_http_request_duration_seconds", &[("route", route)])
+        .expect("a latency histogram for the route");
+    match &latency.value {
+        Value::Histogram(buckets) => {
+            assert!(buckets.len() > 3, "{buckets:?}");
+            assert!(buckets.last().unwrap().count >= 2.0, "+Inf counts every request: {buckets:?}");
+        }
+        other => panic!("latency is a histogram, not {other:?}"),
+    }
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn price_age_is_reported_for_a_chainlink_priced_token() {
+    let app = spawn_app(Options { chainlink_max_age: Some(3600), ..Default::default() }).await;
+    let s = scrape(&app).await;
+    let age = value(&s, "paywatch_price_age_seconds", &[("token", "ANKR_ERC20")]);
+    assert!(find(&s, "paywatch_price_age_seconds", &[("token", "ANKR_ERC20")]).is_some(), "price age is exported");
+    assert!((0.0..3600.0).contains(&age), "the mock feed was updated at deployment: {age}");
+    app.stop().await;
+}
