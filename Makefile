@@ -1,5 +1,6 @@
 # paywatch: `make run` for the devnet demo, `make test` for the whole suite.
-# Both install what they need: anvil (npm, pinned in tools/), and for tests PostgreSQL.
+# Both install what they need: anvil (npm, pinned in tools/), and for tests PostgreSQL and
+# headless Chromium (Debian's packages) when absent.
 
 TOOLS := $(CURDIR)/tools
 ANVIL := $(TOOLS)/node_modules/.bin/anvil
@@ -7,14 +8,14 @@ CARGO ?= cargo
 export ANVIL_BIN := $(ANVIL)
 export PAYWATCH_TEST_POSTGRES ?= postgres://postgres@127.0.0.1:5432/postgres
 
-.PHONY: run test bench tools postgres contracts lint clean
+.PHONY: run test bench tools postgres chromium contracts lint clean
 
 ## Builds paywatch and runs the devnet demo (anvil + contracts + API on :8080).
 run: tools
 	$(CARGO) run --locked -- devnet --dir .devnet
 
-## Every test, on SQLite and on PostgreSQL, against a real anvil.
-test: tools postgres
+## Every test, on SQLite and on PostgreSQL, against a real anvil (and headless Chromium).
+test: tools postgres chromium
 	./scripts/test.sh
 
 ## Benchmarks (bench binaries, release build); the report goes to stdout.
@@ -32,6 +33,9 @@ $(ANVIL): $(TOOLS)/package.json $(TOOLS)/package-lock.json
 
 postgres:
 	./scripts/ensure-postgres.sh
+
+chromium:
+	./scripts/ensure-chromium.sh
 
 ## Rebuilds contracts/out/ from contracts/src/ with the npm solc (offline).
 contracts: tools

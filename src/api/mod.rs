@@ -5,6 +5,7 @@ mod admin;
 mod apps;
 mod cards;
 mod catalog;
+mod checkout_page;
 pub mod error;
 mod events;
 mod extract;
@@ -45,6 +46,7 @@ pub struct AppState {
 pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(health::routes())
+        .merge(checkout_page::routes())
         .route("/v2alpha/{type}/acquire_pre_amount", post(quotes::acquire_pre_amount))
         .route("/v2alpha/app/v2/app", post(apps::create_app))
         .route("/v2alpha/teams/{team_id}/apps/{app_id}", get(apps::app_status))

@@ -1,6 +1,7 @@
 //! The order as payers and frontends see it: amounts in token units, each payment with its
 //! confirmations. Shared by the order endpoint, the checkout page and the live event stream.
 
+use alloy::primitives::U256;
 use serde::{Deserialize, Serialize};
 
 use crate::config::Config;
@@ -36,6 +37,8 @@ pub struct OrderView {
     pub seen: String,
     pub confirmed: String,
     pub overpaid: String,
+    /// What is still owed in confirmed payments ("0" once paid; card orders owe nothing).
+    pub remaining: String,
     pub late: bool,
     pub address: Option<String>,
     pub token: Option<String>,
@@ -104,6 +107,15 @@ pub fn build(config: &Config, head: u64, order: Order, rows: Vec<(transfers::Tra
         seen: format_base_units(order.progress.seen_base, decimals),
         confirmed: format_base_units(order.progress.confirmed_base, decimals),
         overpaid: format_base_units(order.progress.overpaid_base, decimals),
+        remaining: format_base_units(
+            match crypto {
+                Some(c) if order.progress.status != orders::OrderStatus::Paid => {
+                    c.amount_base.saturating_sub(order.progress.confirmed_base)
+                }
+                _ => U256::ZERO,
+            },
+            decimals,
+        ),
         late: order.progress.late,
         address: crypto.map(|c| orders::address_text(&c.deposit_address)),
         token: crypto.map(|c| orders::address_text(&c.token_address)),

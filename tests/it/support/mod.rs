@@ -1,6 +1,7 @@
 //! Helpers shared by the integration tests.
 
 pub mod app;
+pub mod browser;
 pub mod chain;
 pub mod db;
 pub mod process;

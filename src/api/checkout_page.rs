@@ -1,0 +1,160 @@
+//! The payer's checkout page, `GET /pay/{order_id}`: amount, deposit address with a copy
+//! button, a QR code of the EIP-681 URI, a countdown and live status. Server-rendered; the
+//! script and style are served by paywatch itself (no CDN), so the page works offline. The
+//! order id is the capability: the page needs no key, as a payment link would not.
+
+use axum::Router;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::get;
+use qrcode::QrCode;
+use qrcode::render::svg;
+
+use super::AppState;
+use super::error::ApiError;
+use super::orders::current_head;
+use crate::payments::order_view::{self, OrderView};
+
+const SCRIPT: &str = include_str!("checkout_assets/checkout.js");
+const STYLE: &str = include_str!("checkout_assets/checkout.css");
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/pay/{order_id}", get(page))
+        .route("/pay/assets/checkout.js", get(|| asset("text/javascript; charset=utf-8", SCRIPT)))
+        .route("/pay/assets/checkout.css", get(|| asset("text/css; charset=utf-8", STYLE)))
+}
+
+async fn asset(content_type: &'static str, body: &'static str) -> Response {
+    ([(CONTENT_TYPE, content_type), (CACHE_CONTROL, "public, max-age=300")], body).into_response()
+}
+
+async fn page(State(state): State<AppState>, Path(order_id): Path<String>) -> Result<Response, ApiError> {
+    let head = current_head(&state).await;
+    let Some(view) = order_view::load(&state.store, &state.config, head, None, &order_id).await? else {
+        let body = layout(
+            "Order not found",
+            "<p class=\"muted\">No order has this link. Check the address you were given.</p>",
+        );
+        return Ok((StatusCode::NOT_FOUND, Html(body)).into_response());
+    };
+    Ok(Html(render(&view)).into_response())
+}
+
+/// The symbol payers know: `USDT_ERC20` → `USDT`, `CREDIT_CARD` → `USD`.
+fn unit(view: &OrderView) -> &str {
+    match view.token {
+        Some(_) => view.pay_method.split('_').next().unwrap_or(&view.pay_method),
+        None => "USD",
+    }
+}
+
+fn render(view: &OrderView) -> String {
+    let state_json = serde_json::to_string(view).expect("an order view serializes").replace("</", "<\\/");
+    let payment = match (&view.address, &view.payment_uri) {
+        (Some(address), Some(uri)) => format!(
+            r#"<section class="deposit">
+  <div class="qr" aria-label="QR code of the payment request">{qr}</div>
+  <div class="fields">
+    <label>Send exactly</label>
+    <p class="amount"><span id="amount">{amount}</span> {unit}</p>
+    <label for="address">to this address (Ethereum, chain {chain})</label>
+    <div class="copy-row"><code id="address">{address}</code>
+      <button type="button" id="copy" data-copy="{address}">Copy</button></div>
+    <p class="muted small">Token contract <code>{token}</code>. <a id="wallet-link" href="{uri}">Open in wallet</a></p>
+  </div>
+</section>"#,
+            qr = qr_svg(uri),
+            amount = escape(&view.expected),
+            unit = escape(unit(view)),
+            chain = view.chain_id.unwrap_or_default(),
+            address = escape(address),
+            token = escape(view.token.as_deref().unwrap_or_default()),
+            uri = escape(uri),
+        ),
+        _ => format!(
+            r#"<section class="deposit"><p class="amount"><span id="amount">{}</span> USD by card</p></section>"#,
+            escape(&view.usd)
+        ),
+    };
+    let body = format!(
+        r#"<p class="muted small">Order <code id="order-id">{order_id}</code></p>
+{payment}
+<section class="status-box">
+  <p id="status" data-status="{status}" role="status" aria-live="polite">…</p>
+  <p id="detail" class="muted"></p>
+  <p id="countdown" class="muted" data-expires-at="{expires_at}"></p>
+</section>
+<script id="order-state" type="application/json">{state_json}</script>
+<script src="/pay/assets/checkout.js" defer></script>"#,
+        order_id = escape(&view.order_id),
+        status = escape(&view.status),
+        expires_at = view.expires_at,
+    );
+    layout("Pay your order", &body)
+}
+
+fn layout(title: &str, body: &str) -> String {
+    format!(
+        r#"<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{title} · paywatch</title>
+<link rel="stylesheet" href="/pay/assets/checkout.css">
+</head>
+<body>
+<main>
+<h1>{title}</h1>
+{body}
+</main>
+</body>
+</html>"#,
+        title = escape(title)
+    )
+}
+
+/// The EIP-681 URI as an inline SVG QR code (medium error correction, as wallets scan it).
+fn qr_svg(uri: &str) -> String {
+    match QrCode::with_error_correction_level(uri.as_bytes(), qrcode::EcLevel::M) {
+        Ok(code) => code.render::<svg::Color>().min_dimensions(220, 220).quiet_zone(true).build(),
+        // A URI too long for a QR code cannot happen with addresses and amounts; say so anyway.
+        Err(_) => "<p class=\"muted\">QR code unavailable; copy the address instead.</p>".to_string(),
+    }
+}
+
+fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escapes_markup() {
+        assert_eq!(escape(r#"<a href="x">'&'</a>"#), "&lt;a href=&quot;x&quot;&gt;&#39;&amp;&#39;&lt;/a&gt;");
+    }
+
+    #[test]
+    fn the_qr_code_is_an_svg() {
+        let svg = qr_svg(
+            "ethereum:0x0000000000000000000000000000000000000001@1/transfer?address=0x0000000000000000000000000000000000000002&uint256=1000000",
+        );
+        assert!(svg.contains("<svg") && svg.contains("</svg>"), "{svg}");
+    }
+}

@@ -1,0 +1,119 @@
+//! The checkout page in headless Chromium: open it, pay on anvil, and watch the status reach
+//! paid without a reload; screenshots on a desktop and a phone-sized window. Plus the page's
+//! HTTP surface: no key needed, 404 for an unknown order, same-origin assets only.
+
+use std::time::{Duration, Instant};
+
+use fantoccini::Locator;
+use paywatch::money::Token;
+use serde_json::Value;
+
+use crate::support::app::{Options, spawn_app};
+use crate::support::browser::Browser;
+
+async fn text(browser: &Browser, css: &str) -> String {
+    browser
+        .client
+        .find(Locator::Css(css))
+        .await
+        .unwrap_or_else(|e| panic!("{css} on the page: {e}"))
+        .text()
+        .await
+        .unwrap()
+}
+
+async fn page_status(browser: &Browser) -> (String, String) {
+    let el = browser.client.find(Locator::Css("#status")).await.expect("#status on the page");
+    (el.attr("data-status").await.unwrap().unwrap_or_default(), el.text().await.unwrap())
+}
+
+/// Waits until the page's status element says `status`; fails with what it says instead.
+async fn wait_status(browser: &Browser, status: &str, text_contains: &str) -> String {
+    let started = Instant::now();
+    loop {
+        let (now, text) = page_status(browser).await;
+        if now == status && text.contains(text_contains) {
+            return text;
+        }
+        assert!(started.elapsed() < Duration::from_secs(30), "page stuck at {now:?} {text:?}, wanted {status}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn checkout_page_reaches_paid_live_in_headless_chromium() {
+    let app = spawn_app(Options { confirmations: 2, ..Default::default() }).await;
+    let (_, order_id, address, owed) = app.create_crypto_app("USDT_ERC20", 1).await;
+    let order = app.order(&order_id).await;
+    let browser = Browser::start(1280, 900).await;
+    browser.client.goto(&format!("{}/pay/{order_id}", app.base)).await.unwrap();
+
+    assert_eq!(text(&browser, "#amount").await, order["expected"].as_str().unwrap());
+    assert_eq!(text(&browser, "#address").await.to_lowercase(), format!("{address:#x}"));
+    let wallet = browser.client.find(Locator::Css("#wallet-link")).await.unwrap();
+    assert_eq!(wallet.attr("href").await.unwrap().as_deref(), order["payment_uri"].as_str());
+    browser.client.find(Locator::Css(".qr svg")).await.expect("a QR code");
+    assert!(text(&browser, "#countdown").await.starts_with("Expires in "), "a countdown runs");
+    wait_status(&browser, "awaiting_payment", "Waiting for payment").await;
+    browser.screenshot("checkout-awaiting").await;
+
+    // Everything the page loaded came from paywatch itself: it works offline.
+    let foreign = browser
+        .client
+        .execute(
+            "return performance.getEntriesByType('resource').map(e => e.name).filter(n => !n.startsWith(location.origin))",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(foreign, Value::Array(vec![]), "resources from elsewhere: {foreign}");
+
+    // A marker on the window survives only if the page is never reloaded.
+    browser.client.execute("window.__notReloaded = true; return true", vec![]).await.unwrap();
+    app.pay(Token::UsdtErc20, address, owed).await;
+    wait_status(&browser, "awaiting_payment", "Payment seen").await;
+    assert!(text(&browser, "#detail").await.contains("1 of 2 confirmations"));
+    app.mine(1).await;
+    wait_status(&browser, "paid", "Paid").await;
+    let marker = browser.client.execute("return window.__notReloaded === true", vec![]).await.unwrap();
+    assert_eq!(marker, Value::Bool(true), "the status changed without a reload");
+    assert_eq!(text(&browser, "#countdown").await, "", "no countdown once paid");
+    let shot = browser.screenshot("checkout-paid").await;
+    assert!(std::fs::metadata(&shot).unwrap().len() > 1000, "{shot:?} holds a picture");
+
+    // The same page on a phone-sized window: the address stays inside the screen.
+    browser.client.set_window_size(390, 844).await.unwrap();
+    let overflow = browser
+        .client
+        .execute("return document.documentElement.scrollWidth <= window.innerWidth", vec![])
+        .await
+        .unwrap();
+    assert_eq!(overflow, Value::Bool(true), "no sideways scrolling on a phone");
+    browser.screenshot("checkout-paid-phone").await;
+    browser.close().await;
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn checkout_page_is_public_and_unknown_orders_are_404() {
+    let app = spawn_app(Options::default()).await;
+    let (_, order_id, address, _) = app.create_crypto_app("ANKR_ERC20", 1).await;
+    let anonymous = reqwest::Client::new();
+    let page = anonymous.get(format!("{}/pay/{order_id}", app.base)).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    assert!(page.headers()["content-type"].to_str().unwrap().starts_with("text/html"));
+    let html = page.text().await.unwrap();
+    assert!(html.to_lowercase().contains(&format!("{address:#x}")), "the deposit address is on the page");
+    for external in ["src=\"http", "href=\"http", "src=\"//", "href=\"//", "url(http"] {
+        assert!(!html.contains(external), "nothing loaded from elsewhere ({external})");
+    }
+    for asset in ["/pay/assets/checkout.js", "/pay/assets/checkout.css"] {
+        assert!(html.contains(asset), "{asset} is linked");
+        let r = anonymous.get(format!("{}{asset}", app.base)).send().await.unwrap();
+        assert_eq!(r.status(), 200, "{asset}");
+    }
+    let missing = anonymous.get(format!("{}/pay/00000000-0000-4000-8000-000000000000", app.base)).send().await.unwrap();
+    assert_eq!(missing.status(), 404);
+    assert!(missing.text().await.unwrap().contains("Order not found"));
+    app.stop().await;
+}

@@ -1,0 +1,81 @@
+//! Headless Chromium driven over WebDriver (chromedriver + fantoccini), for the checkout page.
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use fantoccini::{Client, ClientBuilder};
+use serde_json::json;
+
+pub struct Browser {
+    pub client: Client,
+    driver: Child,
+}
+
+fn binary(env: &str, default: &str) -> String {
+    let path = std::env::var(env).unwrap_or_else(|_| default.to_string());
+    assert!(
+        std::path::Path::new(&path).exists(),
+        "{path} is needed for this test and is missing: run `make chromium` (Debian packages chromium and \
+         chromium-driver) or set {env}"
+    );
+    path
+}
+
+impl Browser {
+    pub async fn start(width: u32, height: u32) -> Browser {
+        let chromium = binary("CHROMIUM_BIN", "/usr/bin/chromium");
+        let chromedriver = binary("CHROMEDRIVER_BIN", "/usr/bin/chromedriver");
+        let port = paywatch::devnet::anvil::free_port().expect("a free port for chromedriver");
+        let driver = Command::new(chromedriver)
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("chromedriver starts");
+        let mut caps = serde_json::Map::new();
+        caps.insert(
+            "goog:chromeOptions".into(),
+            json!({
+                "binary": chromium,
+                "args": ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                         "--disable-dev-shm-usage", format!("--window-size={width},{height}")],
+            }),
+        );
+        let url = format!("http://127.0.0.1:{port}");
+        let started = Instant::now();
+        let client = loop {
+            match ClientBuilder::rustls().expect("a TLS setup").capabilities(caps.clone()).connect(&url).await {
+                Ok(client) => break client,
+                Err(e) if started.elapsed() < Duration::from_secs(20) => {
+                    let _ = e;
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+                Err(e) => panic!("chromedriver on {url} gave no session: {e}"),
+            }
+        };
+        Browser { client, driver }
+    }
+
+    /// Saves a PNG of the window under target/screenshots/ and returns its path.
+    pub async fn screenshot(&self, name: &str) -> std::path::PathBuf {
+        let png = self.client.screenshot().await.expect("a screenshot");
+        assert!(png.starts_with(b"\x89PNG"), "the screenshot is a PNG");
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/screenshots");
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join(format!("{name}.png"));
+        std::fs::write(&path, png).unwrap();
+        path
+    }
+
+    pub async fn close(mut self) {
+        let _ = self.client.clone().close().await;
+        let _ = self.driver.kill();
+        let _ = self.driver.wait();
+    }
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        let _ = self.driver.kill();
+    }
+}
