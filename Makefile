@@ -8,14 +8,14 @@ CARGO ?= cargo
 export ANVIL_BIN := $(ANVIL)
 export PAYWATCH_TEST_POSTGRES ?= postgres://postgres@127.0.0.1:5432/postgres
 
-.PHONY: run test bench tools postgres chromium contracts lint clean
+.PHONY: run test bench tools pytools postgres chromium contracts lint clean
 
 ## Builds paywatch and runs the devnet demo (anvil + contracts + API on :8080).
 run: tools
 	$(CARGO) run --locked -- devnet --dir .devnet
 
 ## Every test, on SQLite and on PostgreSQL, against a real anvil (and headless Chromium).
-test: tools postgres chromium
+test: tools pytools postgres chromium
 	./scripts/test.sh
 
 ## Benchmarks (bench binaries, release build); the report goes to stdout.
@@ -36,6 +36,10 @@ postgres:
 
 chromium:
 	./scripts/ensure-chromium.sh
+
+## schemathesis and openapi-spec-validator (PyPI, pinned in tools/requirements.txt).
+pytools:
+	./scripts/ensure-pytools.sh
 
 ## Rebuilds contracts/out/ from contracts/src/ with the npm solc (offline).
 contracts: tools

@@ -5,12 +5,11 @@ use axum::extract::{FromRequestParts, Path, State};
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 use secrecy::ExposeSecret;
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
 use subtle::ConstantTimeEq;
 
 use super::AppState;
-use super::error::ApiError;
+use super::error::{ApiError, ErrorBody};
 use super::extract::ApiJson;
 use crate::store::teams;
 
@@ -36,58 +35,140 @@ impl FromRequestParts<AppState> for Admin {
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct NewTeam {
     pub name: String,
 }
 
+/// A key as issued: the only time the secret is shown.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct IssuedKeyView {
+    pub team_id: String,
+    pub api_key: String,
+    pub key_id: String,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct RevokedKey {
+    pub revoked: String,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct WebhookDeliveries {
+    pub deliveries: Vec<crate::store::outbox::Delivery>,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct QueuedEvent {
+    pub queued: String,
+}
+
 /// Creates a team and its first key; the key is shown this once.
+#[utoipa::path(
+    post, path = "/admin/teams", tag = "admin",
+    summary = "Create a team and its first API key (shown this once)",
+    request_body = NewTeam,
+    responses(
+        (status = 200, body = IssuedKeyView),
+        (status = 400, description = "The body or query could not be read", body = ErrorBody),
+        (status = 401, description = "Missing or invalid key", body = ErrorBody),
+        (status = 422, description = "A field is invalid; the message names it", body = ErrorBody),
+        (status = 503, description = "A price, the database or the node is unavailable", body = ErrorBody)
+    ),
+    security(("admin_token" = []))
+)]
 pub async fn create_team(
     State(state): State<AppState>,
     _: Admin,
     ApiJson(req): ApiJson<NewTeam>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<IssuedKeyView>, ApiError> {
     super::types::text_field("name", &req.name, 200, true)?;
     let (team, key) = crate::cli::create_team(&state.store, &req.name).await.map_err(ApiError::Internal)?;
-    Ok(Json(json!({"team_id": team.team_id, "api_key": key.api_key, "key_id": key.key_id})))
+    Ok(Json(IssuedKeyView { team_id: team.team_id, api_key: key.api_key, key_id: key.key_id }))
 }
 
 /// Issues another key for a team (rotation: issue, switch, revoke the old one).
+#[utoipa::path(
+    post, path = "/admin/teams/{team_id}/keys", tag = "admin",
+    summary = "Issue another key for a team (rotation)",
+    params(("team_id" = String, Path)),
+    responses(
+        (status = 200, body = IssuedKeyView),
+        (status = 401, description = "Missing or invalid key", body = ErrorBody),
+        (status = 404, description = "Not found for this key", body = ErrorBody),
+        (status = 503, description = "A price, the database or the node is unavailable", body = ErrorBody)
+    ),
+    security(("admin_token" = []))
+)]
 pub async fn issue_key(
     State(state): State<AppState>,
     _: Admin,
     Path(team_id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<IssuedKeyView>, ApiError> {
     teams::get_team(state.store.pool(), &team_id).await?.ok_or(ApiError::NotFound("team"))?;
     let key = teams::issue_key(state.store.pool(), &team_id).await?;
-    Ok(Json(json!({"team_id": team_id, "api_key": key.api_key, "key_id": key.key_id})))
+    Ok(Json(IssuedKeyView { team_id, api_key: key.api_key, key_id: key.key_id }))
 }
 
+#[utoipa::path(
+    delete, path = "/admin/teams/{team_id}/keys/{key_id}", tag = "admin",
+    summary = "Revoke a key",
+    params(("team_id" = String, Path), ("key_id" = String, Path)),
+    responses(
+        (status = 200, body = RevokedKey),
+        (status = 401, description = "Missing or invalid key", body = ErrorBody),
+        (status = 404, description = "Not found for this key", body = ErrorBody),
+        (status = 503, description = "A price, the database or the node is unavailable", body = ErrorBody)
+    ),
+    security(("admin_token" = []))
+)]
 pub async fn revoke_key(
     State(state): State<AppState>,
     _: Admin,
     Path((team_id, key_id)): Path<(String, String)>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<RevokedKey>, ApiError> {
     if !teams::revoke_key(state.store.pool(), &team_id, &key_id).await? {
         return Err(ApiError::NotFound("key"));
     }
-    Ok(Json(json!({"revoked": key_id})))
+    Ok(Json(RevokedKey { revoked: key_id }))
 }
 
 /// The newest webhook events with their delivery state.
-pub async fn webhook_deliveries(State(state): State<AppState>, _: Admin) -> Result<Json<Value>, ApiError> {
+#[utoipa::path(
+    get, path = "/admin/webhooks", tag = "admin",
+    summary = "The newest webhook events with their delivery state",
+    responses(
+        (status = 200, body = WebhookDeliveries),
+        (status = 401, description = "Missing or invalid key", body = ErrorBody),
+        (status = 503, description = "A price, the database or the node is unavailable", body = ErrorBody)
+    ),
+    security(("admin_token" = []))
+)]
+pub async fn webhook_deliveries(State(state): State<AppState>, _: Admin) -> Result<Json<WebhookDeliveries>, ApiError> {
     let list = crate::store::outbox::list(state.store.pool(), 200).await?;
-    Ok(Json(json!({"deliveries": list})))
+    Ok(Json(WebhookDeliveries { deliveries: list }))
 }
 
 /// Queues an event for delivery again.
+#[utoipa::path(
+    post, path = "/admin/webhooks/{event_id}/redeliver", tag = "admin",
+    summary = "Queue a webhook event for delivery again",
+    params(("event_id" = String, Path)),
+    responses(
+        (status = 200, body = QueuedEvent),
+        (status = 401, description = "Missing or invalid key", body = ErrorBody),
+        (status = 404, description = "Not found for this key", body = ErrorBody),
+        (status = 503, description = "A price, the database or the node is unavailable", body = ErrorBody)
+    ),
+    security(("admin_token" = []))
+)]
 pub async fn redeliver(
     State(state): State<AppState>,
     _: Admin,
     Path(event_id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<QueuedEvent>, ApiError> {
     if !crate::store::outbox::redeliver(state.store.pool(), &event_id, crate::store::unix_now()).await? {
         return Err(ApiError::NotFound("event"));
     }
-    Ok(Json(json!({"queued": event_id})))
+    Ok(Json(QueuedEvent { queued: event_id }))
 }

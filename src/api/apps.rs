@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use super::AppState;
 use super::cards::{charge_and_record, required_card};
-use super::error::ApiError;
+use super::error::{ApiError, ErrorBody};
 use super::extract::{Team, parse_json};
 use super::idempotency::run_once;
 use super::types::{Period, text_field};
@@ -22,21 +22,22 @@ use axum::body::Bytes;
 use axum::http::HeaderMap;
 use axum::response::Response;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct PrePayInfo {
     pub pay_method: String,
+    #[schema(value_type = u32, minimum = 1, maximum = 12)]
     pub period: Period,
     #[serde(default)]
     pub card_id: Option<String>,
 }
 
-#[derive(Debug, Deserialize, Serialize)]
+#[derive(Debug, Deserialize, Serialize, utoipa::ToSchema)]
 pub struct CustomValue {
     pub key: String,
     pub value: String,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct CreateAppRequest {
     pub pre_pay_info: PrePayInfo,
     pub name: String,
@@ -67,7 +68,7 @@ pub struct CreateAppRequest {
     pub storage_limit: i64,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct CreateAppResponse {
     pub app_id: String,
     pub order_id: String,
@@ -137,6 +138,23 @@ pub fn parse_pay_method(field: &str, value: &str) -> Result<PayMethod, ApiError>
 }
 
 /// CreateApp, at most once per Idempotency-Key.
+#[utoipa::path(
+    post, path = "/v2alpha/app/v2/app", tag = "apps",
+    summary = "CreateApp: an app and its first order (card: charged at once; token: awaiting payment)",
+    params(("Idempotency-Key" = Option<String>, Header, description = "Makes a retry of the same request return the first answer")),
+    request_body = CreateAppRequest,
+    responses(
+        (status = 200, description = "The app and its order", body = CreateAppResponse),
+        (status = 400, description = "The body or query could not be read", body = ErrorBody),
+        (status = 401, description = "Missing or invalid key", body = ErrorBody),
+        (status = 402, description = "The card was declined", body = ErrorBody),
+        (status = 403, description = "The body names another team", body = ErrorBody),
+        (status = 409, description = "Conflicts with the current state or an Idempotency-Key in use", body = ErrorBody),
+        (status = 422, description = "A field is invalid; the message names it", body = ErrorBody),
+        (status = 503, description = "A price, the database or the node is unavailable", body = ErrorBody)
+    ),
+    security(("team_key" = []))
+)]
 pub async fn create_app(State(state): State<AppState>, team: Team, headers: HeaderMap, body: Bytes) -> Response {
     run_once(&state, &team, &headers, "create_app", &body, || async {
         let req: CreateAppRequest = parse_json(&body)?;
@@ -175,7 +193,7 @@ async fn create_app_once(state: &AppState, team: &Team, req: CreateAppRequest) -
     Ok(CreateAppResponse { app_id: app.app_id, order_id: order.order_id })
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct AppView {
     pub app_id: String,
     pub team_id: String,
@@ -212,6 +230,18 @@ impl From<App> for AppView {
     }
 }
 
+#[utoipa::path(
+    get, path = "/v2alpha/teams/{team_id}/apps/{app_id}", tag = "apps",
+    summary = "An app's status and paid-for time",
+    params(("team_id" = String, Path, description = "The key's team"), ("app_id" = String, Path)),
+    responses(
+        (status = 200, body = AppView),
+        (status = 401, description = "Missing or invalid key", body = ErrorBody),
+        (status = 404, description = "Not found for this key", body = ErrorBody),
+        (status = 503, description = "A price, the database or the node is unavailable", body = ErrorBody)
+    ),
+    security(("team_key" = []))
+)]
 pub async fn app_status(
     State(state): State<AppState>,
     team: Team,

@@ -5,11 +5,10 @@
 use axum::Json;
 use axum::extract::{Path, State};
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
 
 use super::AppState;
 use super::apps::{parse_pay_method, resources_of};
-use super::error::ApiError;
+use super::error::{ApiError, ErrorBody};
 use super::extract::Team;
 use super::types::Period;
 use crate::money::PayMethod;
@@ -115,9 +114,10 @@ async fn extend_by_card(
     Ok(charge_and_record(state, what, quote, card_id, None).await?.1)
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct DoExtendRequest {
     pub app_id: String,
+    #[schema(value_type = u32, minimum = 1, maximum = 12)]
     pub period: Period,
     pub pay_method: String,
     #[serde(default)]
@@ -125,7 +125,7 @@ pub struct DoExtendRequest {
 }
 
 /// The seed's answer: `{"code": "<amount charged>", "message": "success"}`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct DoExtendResponse {
     pub code: String,
     pub message: &'static str,
@@ -145,25 +145,57 @@ pub async fn do_extend_app(state: &AppState, team: &Team, req: DoExtendRequest) 
     Ok(DoExtendResponse { code: order.new.usd.normalize().to_string(), message: "success", order_id: order.order_id })
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct ExtendAppRequest {
     pub pay_method: String,
     pub app_id: String,
     #[serde(default)]
     pub card_id: Option<String>,
     /// Months; the app's first period when absent (the seed's body has none).
+    #[schema(value_type = Option<u32>, minimum = 1, maximum = 12)]
     #[serde(default)]
     pub period: Option<Period>,
 }
 
+/// ExtendApp's answer, in the seed's shape (`code` 0 is success).
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ExtendAppResponse {
+    pub code: i64,
+    pub message: String,
+    pub order_id: String,
+}
+
+impl ExtendAppResponse {
+    fn success(order_id: String) -> Json<Self> {
+        Json(ExtendAppResponse { code: 0, message: "success".into(), order_id })
+    }
+}
+
 /// ExtendApp: a card extension is charged at once; a token one opens an extend order that
 /// GetEthOrder then returns.
+#[utoipa::path(
+    post, path = "/v2alpha/teams/{team_id}/extend_app", tag = "apps",
+    summary = "ExtendApp: by card at once, or by token through a new extend order",
+    params(("team_id" = String, Path, description = "The key's team")),
+    request_body = ExtendAppRequest,
+    responses(
+        (status = 200, body = ExtendAppResponse),
+        (status = 400, description = "The body or query could not be read", body = ErrorBody),
+        (status = 401, description = "Missing or invalid key", body = ErrorBody),
+        (status = 402, description = "The card was declined", body = ErrorBody),
+        (status = 404, description = "Not found for this key", body = ErrorBody),
+        (status = 409, description = "Conflicts with the current state or an Idempotency-Key in use", body = ErrorBody),
+        (status = 422, description = "A field is invalid; the message names it", body = ErrorBody),
+        (status = 503, description = "A price, the database or the node is unavailable", body = ErrorBody)
+    ),
+    security(("team_key" = []))
+)]
 pub async fn extend_app(
     State(state): State<AppState>,
     team: Team,
     Path(team_id): Path<String>,
     super::extract::ApiJson(req): super::extract::ApiJson<ExtendAppRequest>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<ExtendAppResponse>, ApiError> {
     team.owns(&team_id)?;
     let pay_method = parse_pay_method("pay_method", &req.pay_method)?;
     let app = extendable_app(&state, &team, &req.app_id).await?;
@@ -175,15 +207,41 @@ pub async fn extend_app(
         None => {
             let card_id = required_card("card_id", req.card_id.as_deref())?;
             let order = extend_by_card(&state, &team, &app, period, &card_id).await?;
-            Ok(Json(json!({"code": 0, "message": "success", "order_id": order.order_id})))
+            Ok(ExtendAppResponse::success(order.order_id))
         }
         Some(token) => {
             let quote =
                 checkout::quote(&state.config, &state.prices, pay_method, &resources_of(&app.spec, period)).await?;
             let order = open_token_extension(&state, &team, &app, token, quote, period).await?;
-            Ok(Json(json!({"code": 0, "message": "success", "order_id": order.order_id})))
+            Ok(ExtendAppResponse::success(order.order_id))
         }
     }
+}
+
+#[utoipa::path(
+    get, path = "/v2alpha/teams/{team_id}/extend_app", operation_id = "extend_app_get", tag = "apps",
+    summary = "ExtendApp sent as GET with a JSON body, as the seed does; same as the POST",
+    params(("team_id" = String, Path, description = "The key's team")),
+    request_body = ExtendAppRequest,
+    responses(
+        (status = 200, body = ExtendAppResponse),
+        (status = 400, description = "The body or query could not be read", body = ErrorBody),
+        (status = 401, description = "Missing or invalid key", body = ErrorBody),
+        (status = 402, description = "The card was declined", body = ErrorBody),
+        (status = 404, description = "Not found for this key", body = ErrorBody),
+        (status = 409, description = "Conflicts with the current state or an Idempotency-Key in use", body = ErrorBody),
+        (status = 422, description = "A field is invalid; the message names it", body = ErrorBody),
+        (status = 503, description = "A price, the database or the node is unavailable", body = ErrorBody)
+    ),
+    security(("team_key" = []))
+)]
+pub async fn extend_app_get(
+    state: State<AppState>,
+    team: Team,
+    team_id: Path<String>,
+    body: super::extract::ApiJson<ExtendAppRequest>,
+) -> Result<Json<ExtendAppResponse>, ApiError> {
+    extend_app(state, team, team_id, body).await
 }
 
 async fn first_period(state: &AppState, app: &App) -> Result<u32, ApiError> {

@@ -19,7 +19,7 @@ use super::extract::{ApiQuery, parse_json};
 use crate::catalog::goods::{GoodsError, cents, display_prices, validate};
 use crate::store::catalog::{self, GoodsSpecification, SpecCell, SpecPicture};
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct CellIn {
     pub main_specification: String,
     pub second_specification: String,
@@ -27,13 +27,13 @@ pub struct CellIn {
     pub purchasing_cost: Value,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct PicIn {
     pub main_specification: String,
     pub image_url: String,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct GoodsIn {
     pub goods_id: i64,
     pub main_specification_name: String,
@@ -43,9 +43,25 @@ pub struct GoodsIn {
     pub pics: Vec<PicIn>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct GoodsQuery {
     pub goods_id: Option<i64>,
+}
+
+/// The seed's envelope as documented: `code` 1 with `info` on success, 0 with a message and
+/// an empty `info` on failure.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct CatalogEnvelope {
+    pub code: i64,
+    pub message: String,
+    pub info: Value,
+}
+
+impl CatalogEnvelope {
+    fn failure(status: StatusCode, message: String) -> Response {
+        (status, Json(CatalogEnvelope { code: 0, message, info: json!("") })).into_response()
+    }
 }
 
 /// The envelope for failures: `{"code": 0, "message"}` with the error's status.
@@ -55,16 +71,15 @@ fn envelope_error(e: ApiError) -> Response {
         other => other.to_string(), // an internal error's text is generic; its cause is logged
     };
     let status = e.into_response().status();
-    (status, Json(json!({"code": 0, "message": message, "info": ""}))).into_response()
+    CatalogEnvelope::failure(status, message)
 }
 
 fn envelope_invalid(field: &str, problem: &str) -> Response {
-    (StatusCode::UNPROCESSABLE_ENTITY, Json(json!({"code": 0, "message": format!("{field}: {problem}"), "info": ""})))
-        .into_response()
+    CatalogEnvelope::failure(StatusCode::UNPROCESSABLE_ENTITY, format!("{field}: {problem}"))
 }
 
 fn success(info: Value) -> Response {
-    Json(json!({"code": 1, "message": "success", "info": info})).into_response()
+    Json(CatalogEnvelope { code: 1, message: "success".into(), info }).into_response()
 }
 
 fn parse_cost(i: usize, v: &Value) -> Result<Decimal, GoodsError> {
@@ -133,6 +148,17 @@ async fn save(state: &AppState, body: &[u8]) -> Response {
 }
 
 /// `POST goods-specification/update-sp`.
+#[utoipa::path(
+    post, path = "/goods-specification/update-sp", tag = "catalog",
+    summary = "Replace a goods item's specifications (admin)",
+    request_body = GoodsIn,
+    responses(
+        (status = 200, description = "Saved", body = CatalogEnvelope),
+        (status = 400, body = CatalogEnvelope), (status = 401, body = CatalogEnvelope),
+        (status = 422, body = CatalogEnvelope), (status = 503, body = CatalogEnvelope)
+    ),
+    security(("admin_token" = []))
+)]
 pub async fn update_sp(
     State(state): State<AppState>,
     admin: Result<Admin, ApiError>,
@@ -145,6 +171,19 @@ pub async fn update_sp(
 }
 
 /// `POST goods-specifications`: with `?goods_id=` the detail (public); without, a create (admin).
+#[utoipa::path(
+    post, path = "/goods-specifications", tag = "catalog",
+    summary = "With goods_id: a goods item's detail (public); without: create (admin)",
+    params(GoodsQuery),
+    request_body(content = Option<GoodsIn>, description = "Only to create"),
+    responses(
+        (status = 200, description = "Detail or saved", body = CatalogEnvelope),
+        (status = 400, body = CatalogEnvelope), (status = 401, body = CatalogEnvelope),
+        (status = 404, body = CatalogEnvelope), (status = 422, body = CatalogEnvelope),
+        (status = 503, body = CatalogEnvelope)
+    ),
+    security((), ("admin_token" = []))
+)]
 pub async fn post_goods(
     State(state): State<AppState>,
     admin: Result<Admin, ApiError>,
@@ -162,6 +201,16 @@ pub async fn post_goods(
 }
 
 /// `GET goods-specifications?goods_id=N`.
+#[utoipa::path(
+    get, path = "/goods-specifications", tag = "catalog",
+    summary = "A goods item's specifications with display prices",
+    params(GoodsQuery),
+    responses(
+        (status = 200, body = CatalogEnvelope),
+        (status = 404, body = CatalogEnvelope), (status = 422, body = CatalogEnvelope),
+        (status = 503, body = CatalogEnvelope)
+    )
+)]
 pub async fn get_goods(State(state): State<AppState>, query: Result<ApiQuery<GoodsQuery>, ApiError>) -> Response {
     match query {
         Ok(ApiQuery(GoodsQuery { goods_id: Some(id) })) => detail(&state, id).await,
@@ -180,8 +229,7 @@ async fn detail(state: &AppState, goods_id: i64) -> Response {
     let goods = match found {
         Ok(Some(g)) => g,
         Ok(None) => {
-            return (StatusCode::NOT_FOUND, Json(json!({"code": 0, "message": "goods not found", "info": ""})))
-                .into_response();
+            return CatalogEnvelope::failure(StatusCode::NOT_FOUND, "goods not found".into());
         }
         Err(e) => return envelope_error(e.into()),
     };

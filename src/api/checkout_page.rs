@@ -3,35 +3,54 @@
 //! script and style are served by paywatch itself (no CDN), so the page works offline. The
 //! order id is the capability: the page needs no key, as a payment link would not.
 
-use axum::Router;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE};
 use axum::response::{Html, IntoResponse, Response};
-use axum::routing::get;
 use qrcode::QrCode;
 use qrcode::render::svg;
 
 use super::AppState;
-use super::error::ApiError;
+use super::error::{ApiError, ErrorBody};
 use super::orders::current_head;
 use crate::payments::order_view::{self, OrderView};
 
 const SCRIPT: &str = include_str!("checkout_assets/checkout.js");
 const STYLE: &str = include_str!("checkout_assets/checkout.css");
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/pay/{order_id}", get(page))
-        .route("/pay/assets/checkout.js", get(|| asset("text/javascript; charset=utf-8", SCRIPT)))
-        .route("/pay/assets/checkout.css", get(|| asset("text/css; charset=utf-8", STYLE)))
+#[utoipa::path(
+    get, path = "/pay/assets/checkout.js", tag = "checkout",
+    summary = "The checkout page's script",
+    responses((status = 200, content_type = "text/javascript", body = String))
+)]
+pub async fn script() -> Response {
+    asset("text/javascript; charset=utf-8", SCRIPT)
 }
 
-async fn asset(content_type: &'static str, body: &'static str) -> Response {
+#[utoipa::path(
+    get, path = "/pay/assets/checkout.css", tag = "checkout",
+    summary = "The checkout page's style sheet",
+    responses((status = 200, content_type = "text/css", body = String))
+)]
+pub async fn style() -> Response {
+    asset("text/css; charset=utf-8", STYLE)
+}
+
+fn asset(content_type: &'static str, body: &'static str) -> Response {
     ([(CONTENT_TYPE, content_type), (CACHE_CONTROL, "public, max-age=300")], body).into_response()
 }
 
-async fn page(State(state): State<AppState>, Path(order_id): Path<String>) -> Result<Response, ApiError> {
+#[utoipa::path(
+    get, path = "/pay/{order_id}", tag = "checkout",
+    summary = "The payer's checkout page (HTML)",
+    params(("order_id" = String, Path)),
+    responses(
+        (status = 200, description = "The page", content_type = "text/html", body = String),
+        (status = 404, description = "No such order", content_type = "text/html", body = String),
+        (status = 503, description = "A price, the database or the node is unavailable", body = ErrorBody)
+    )
+)]
+pub async fn page(State(state): State<AppState>, Path(order_id): Path<String>) -> Result<Response, ApiError> {
     let head = current_head(&state).await;
     let Some(view) = order_view::load(&state.store, &state.config, head, None, &order_id).await? else {
         let body = layout(

@@ -39,10 +39,13 @@ pub enum ApiError {
     Internal(#[source] anyhow::Error),
 }
 
-#[derive(Serialize)]
-struct ErrorBody<'a> {
-    code: &'a str,
-    message: String,
+/// The error model of every JSON endpoint.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    /// bad_request, unauthorized, payment_failed, forbidden, not_found, conflict, invalid,
+    /// unavailable or internal.
+    pub code: &'static str,
+    pub message: String,
 }
 
 impl ApiError {

@@ -11,7 +11,7 @@ use axum::response::sse::{Event, KeepAlive, KeepAliveStream, Sse};
 use futures_util::{Stream, StreamExt};
 
 use super::AppState;
-use super::error::ApiError;
+use super::error::{ApiError, ErrorBody};
 use super::extract::Team;
 use crate::store::order_events::{self, OrderEvent};
 use crate::store::{Store, orders};
@@ -21,6 +21,21 @@ const PAGE: i64 = 100;
 type EventStream = Sse<KeepAliveStream<std::pin::Pin<Box<dyn Stream<Item = Result<Event, Infallible>> + Send>>>>;
 
 /// The team's view of an order's changes.
+#[utoipa::path(
+    get, path = "/v2alpha/teams/{team_id}/orders/{order_id}/events", tag = "payments",
+    summary = "An order's changes as Server-Sent Events (each event's data is the order view)",
+    params(("team_id" = String, Path, description = "The key's team"), ("order_id" = String, Path),
+        ("Last-Event-ID" = Option<String>, Header, description = "Resume after this event id")),
+    responses(
+        (status = 200, description = "An endless text/event-stream; heartbeat comments while nothing changes",
+            content_type = "text/event-stream", body = String),
+        (status = 400, description = "The body or query could not be read", body = ErrorBody),
+        (status = 401, description = "Missing or invalid key", body = ErrorBody),
+        (status = 404, description = "Not found for this key", body = ErrorBody),
+        (status = 503, description = "A price, the database or the node is unavailable", body = ErrorBody)
+    ),
+    security(("team_key" = []))
+)]
 pub async fn team_order_events(
     State(state): State<AppState>,
     team: Team,
@@ -33,6 +48,18 @@ pub async fn team_order_events(
 }
 
 /// The checkout page's twin: the order id is the capability.
+#[utoipa::path(
+    get, path = "/pay/{order_id}/events", tag = "checkout",
+    summary = "The checkout page's event stream: no key, the order id is the capability",
+    params(("order_id" = String, Path),
+        ("Last-Event-ID" = Option<String>, Header, description = "Resume after this event id")),
+    responses(
+        (status = 200, description = "An endless text/event-stream", content_type = "text/event-stream", body = String),
+        (status = 400, description = "The body or query could not be read", body = ErrorBody),
+        (status = 404, description = "Not found for this key", body = ErrorBody),
+        (status = 503, description = "A price, the database or the node is unavailable", body = ErrorBody)
+    )
+)]
 pub async fn public_order_events(
     State(state): State<AppState>,
     Path(order_id): Path<String>,

@@ -11,20 +11,21 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use super::AppState;
-use super::error::ApiError;
+use super::error::{ApiError, ErrorBody};
 use super::extract::{ApiQuery, Team};
 use crate::payments::calendar::whole_days;
 use crate::store::{deposits, unix_now};
 
 pub const MAX_PAGE_SIZE: i64 = 200;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct Page {
     pub page: Option<i64>,
     pub page_size: Option<i64>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct DepositItem {
     pub app_id: String,
     pub deposit_time: i64,
@@ -43,7 +44,7 @@ pub struct DepositItem {
     pub card_id: String,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct DepositList {
     pub deposit_list: Vec<DepositItem>,
     pub page: i64,
@@ -80,6 +81,20 @@ impl From<deposits::DepositRow> for DepositItem {
     }
 }
 
+#[utoipa::path(
+    get, path = "/v2alpha/teams/{team_id}/deposit_list", tag = "lists",
+    summary = "The team's deposits, newest first, a page at a time",
+    params(("team_id" = String, Path, description = "The key's team"), Page),
+    responses(
+        (status = 200, body = DepositList),
+        (status = 400, description = "The body or query could not be read", body = ErrorBody),
+        (status = 401, description = "Missing or invalid key", body = ErrorBody),
+        (status = 404, description = "Not found for this key", body = ErrorBody),
+        (status = 422, description = "A field is invalid; the message names it", body = ErrorBody),
+        (status = 503, description = "A price, the database or the node is unavailable", body = ErrorBody)
+    ),
+    security(("team_key" = []))
+)]
 pub async fn deposit_list(
     State(state): State<AppState>,
     team: Team,
@@ -100,7 +115,7 @@ pub async fn deposit_list(
     Ok(Json(DepositList { deposit_list: rows.into_iter().map(Into::into).collect(), page, page_size }))
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct PaymentItem {
     pub app_id: String,
     pub app_name: String,
@@ -112,7 +127,7 @@ pub struct PaymentItem {
     pub icon_url: String,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct PaymentMonth {
     pub period: String,
     pub total_usd: String,
@@ -125,6 +140,18 @@ fn month_of(ts: i64) -> String {
     format!("{:04}-{:02}-01", dt.year(), dt.month() as u8)
 }
 
+#[utoipa::path(
+    get, path = "/v2alpha/{team_id}/pre_payment_list", tag = "lists",
+    summary = "The team's payments grouped by UTC month, with exact totals",
+    params(("team_id" = String, Path, description = "The key's team")),
+    responses(
+        (status = 200, body = Vec<PaymentMonth>),
+        (status = 401, description = "Missing or invalid key", body = ErrorBody),
+        (status = 404, description = "Not found for this key", body = ErrorBody),
+        (status = 503, description = "A price, the database or the node is unavailable", body = ErrorBody)
+    ),
+    security(("team_key" = []))
+)]
 pub async fn payment_list(
     State(state): State<AppState>,
     team: Team,

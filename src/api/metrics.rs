@@ -5,10 +5,15 @@ use axum::http::header::CONTENT_TYPE;
 use axum::response::IntoResponse;
 
 use super::AppState;
-use super::error::ApiError;
+use super::error::{ApiError, ErrorBody};
 use crate::config::PriceConfig;
 use crate::store::{orders, unix_now};
 
+#[utoipa::path(
+    get, path = "/metrics", tag = "operations",
+    summary = "Prometheus metrics (text exposition format)",
+    responses((status = 200, content_type = "text/plain", body = String), (status = 503, description = "A price, the database or the node is unavailable", body = ErrorBody))
+)]
 pub async fn metrics(State(state): State<AppState>) -> Result<impl IntoResponse, ApiError> {
     let handle = crate::telemetry::handle();
     let (head, processed) = (state.chain.head(), state.chain.processed());

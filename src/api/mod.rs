@@ -13,6 +13,7 @@ mod health;
 mod idempotency;
 mod lists;
 mod metrics;
+mod openapi;
 mod orders;
 mod quotes;
 mod types;
@@ -21,10 +22,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::routing::{get, post};
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::config::Config;
 use crate::store::Store;
@@ -43,30 +46,42 @@ pub struct AppState {
     pub shutdown: tokio_util::sync::CancellationToken,
 }
 
+/// Every route, each registered with its OpenAPI annotation (see `openapi`).
+pub fn api_routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
+        .routes(routes!(health::healthz))
+        .routes(routes!(health::readyz))
+        .routes(routes!(metrics::metrics))
+        .routes(routes!(openapi::openapi_json))
+        .routes(routes!(openapi::docs))
+        .routes(routes!(openapi::docs_script))
+        .routes(routes!(checkout_page::page))
+        .routes(routes!(checkout_page::script))
+        .routes(routes!(checkout_page::style))
+        .routes(routes!(events::public_order_events))
+        .routes(routes!(quotes::acquire_pre_amount))
+        .routes(routes!(apps::create_app))
+        .routes(routes!(apps::app_status))
+        .routes(routes!(orders::eth_order))
+        .routes(routes!(orders::order_status))
+        .routes(routes!(events::team_order_events))
+        .routes(routes!(orders::create_extend_order))
+        .routes(routes!(orders::do_extend_app))
+        .routes(routes!(cards::extend_app, cards::extend_app_get))
+        .routes(routes!(lists::deposit_list))
+        .routes(routes!(lists::payment_list))
+        .routes(routes!(catalog::update_sp))
+        .routes(routes!(catalog::get_goods, catalog::post_goods))
+        .routes(routes!(admin::create_team))
+        .routes(routes!(admin::webhook_deliveries))
+        .routes(routes!(admin::redeliver))
+        .routes(routes!(admin::issue_key))
+        .routes(routes!(admin::revoke_key))
+}
+
 pub fn router(state: AppState) -> Router {
-    Router::new()
-        .merge(health::routes())
-        .merge(checkout_page::routes())
-        .route("/v2alpha/{type}/acquire_pre_amount", post(quotes::acquire_pre_amount))
-        .route("/v2alpha/app/v2/app", post(apps::create_app))
-        .route("/v2alpha/teams/{team_id}/apps/{app_id}", get(apps::app_status))
-        .route("/v2alpha/teams/{team_id}/eth_order/{app_id}", get(orders::eth_order))
-        .route("/v2alpha/teams/{team_id}/orders/{order_id}", get(orders::order_status))
-        .route("/v2alpha/teams/{team_id}/orders/{order_id}/events", get(events::team_order_events))
-        .route("/pay/{order_id}/events", get(events::public_order_events))
-        .route("/v2alpha/create_extend_order", post(orders::create_extend_order))
-        .route("/v2alpha/after_create_extend_order/do_extend_app", post(orders::do_extend_app))
-        .route("/v2alpha/teams/{team_id}/extend_app", get(cards::extend_app).post(cards::extend_app))
-        .route("/v2alpha/teams/{team_id}/deposit_list", get(lists::deposit_list))
-        .route("/v2alpha/{team_id}/pre_payment_list", get(lists::payment_list))
-        .route("/goods-specification/update-sp", post(catalog::update_sp))
-        .route("/goods-specifications", post(catalog::post_goods).get(catalog::get_goods))
-        .route("/admin/teams", post(admin::create_team))
-        .route("/admin/webhooks", get(admin::webhook_deliveries))
-        .route("/admin/webhooks/{event_id}/redeliver", post(admin::redeliver))
-        .route("/admin/teams/{team_id}/keys", post(admin::issue_key))
-        .route("/admin/teams/{team_id}/keys/{key_id}", axum::routing::delete(admin::revoke_key))
-        .route("/metrics", get(metrics::metrics))
+    let (routes, _) = api_routes().split_for_parts();
+    routes
         .route_layer(axum::middleware::from_fn(crate::telemetry::track_http))
         .fallback(error::not_found)
         .layer(CatchPanicLayer::custom(error::panic_response))

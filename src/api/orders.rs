@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use super::AppState;
 use super::apps::{parse_pay_method, resources_of};
-use super::error::ApiError;
+use super::error::{ApiError, ErrorBody};
 use super::extract::{ApiQuery, Team, parse_json};
 use super::idempotency::run_once;
 use super::types::Period;
@@ -27,6 +27,18 @@ pub async fn current_head(state: &AppState) -> u64 {
     }
 }
 
+#[utoipa::path(
+    get, path = "/v2alpha/teams/{team_id}/orders/{order_id}", tag = "payments",
+    summary = "An order with its payments and their confirmations",
+    params(("team_id" = String, Path, description = "The key's team"), ("order_id" = String, Path)),
+    responses(
+        (status = 200, body = OrderView),
+        (status = 401, description = "Missing or invalid key", body = ErrorBody),
+        (status = 404, description = "Not found for this key", body = ErrorBody),
+        (status = 503, description = "A price, the database or the node is unavailable", body = ErrorBody)
+    ),
+    security(("team_key" = []))
+)]
 pub async fn order_status(
     State(state): State<AppState>,
     team: Team,
@@ -40,12 +52,13 @@ pub async fn order_status(
     Ok(Json(view))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct EthOrderQuery {
     pub pay_method: String,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct EthOrderResponse {
     pub address: String,
     pub value: String,
@@ -58,6 +71,20 @@ pub struct EthOrderResponse {
 }
 
 /// The app's newest token order for `pay_method`: its first order, or its latest extension.
+#[utoipa::path(
+    get, path = "/v2alpha/teams/{team_id}/eth_order/{app_id}", tag = "payments",
+    summary = "GetEthOrder: the app's newest token order for a pay method",
+    params(("team_id" = String, Path, description = "The key's team"), ("app_id" = String, Path), EthOrderQuery),
+    responses(
+        (status = 200, body = EthOrderResponse),
+        (status = 400, description = "The body or query could not be read", body = ErrorBody),
+        (status = 401, description = "Missing or invalid key", body = ErrorBody),
+        (status = 404, description = "Not found for this key", body = ErrorBody),
+        (status = 422, description = "A field is invalid; the message names it", body = ErrorBody),
+        (status = 503, description = "A price, the database or the node is unavailable", body = ErrorBody)
+    ),
+    security(("team_key" = []))
+)]
 pub async fn eth_order(
     State(state): State<AppState>,
     team: Team,
@@ -86,14 +113,15 @@ pub async fn eth_order(
     }))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct ExtendOrderRequest {
     pub app_id: String,
+    #[schema(value_type = u32, minimum = 1, maximum = 12)]
     pub period: Period,
     pub pay_method: String,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ExtendOrderResponse {
     pub amount: String,
     pub usd: String,
@@ -104,6 +132,22 @@ pub struct ExtendOrderResponse {
 }
 
 /// CreateExtendOrder, at most once per Idempotency-Key.
+#[utoipa::path(
+    post, path = "/v2alpha/create_extend_order", tag = "apps",
+    summary = "CreateExtendOrder: quote an extension; a token pay method also opens its order",
+    params(("Idempotency-Key" = Option<String>, Header, description = "Makes a retry of the same request return the first answer")),
+    request_body = ExtendOrderRequest,
+    responses(
+        (status = 200, body = ExtendOrderResponse),
+        (status = 400, description = "The body or query could not be read", body = ErrorBody),
+        (status = 401, description = "Missing or invalid key", body = ErrorBody),
+        (status = 404, description = "Not found for this key", body = ErrorBody),
+        (status = 409, description = "Conflicts with the current state or an Idempotency-Key in use", body = ErrorBody),
+        (status = 422, description = "A field is invalid; the message names it", body = ErrorBody),
+        (status = 503, description = "A price, the database or the node is unavailable", body = ErrorBody)
+    ),
+    security(("team_key" = []))
+)]
 pub async fn create_extend_order(
     State(state): State<AppState>,
     team: Team,
@@ -118,6 +162,23 @@ pub async fn create_extend_order(
 }
 
 /// ExtendAppAfterCreatingOrder (card), at most once per Idempotency-Key.
+#[utoipa::path(
+    post, path = "/v2alpha/after_create_extend_order/do_extend_app", tag = "apps",
+    summary = "ExtendAppAfterCreatingOrder: charge the card and extend the app",
+    params(("Idempotency-Key" = Option<String>, Header, description = "Makes a retry of the same request return the first answer")),
+    request_body = super::cards::DoExtendRequest,
+    responses(
+        (status = 200, body = super::cards::DoExtendResponse),
+        (status = 400, description = "The body or query could not be read", body = ErrorBody),
+        (status = 401, description = "Missing or invalid key", body = ErrorBody),
+        (status = 402, description = "The card was declined", body = ErrorBody),
+        (status = 404, description = "Not found for this key", body = ErrorBody),
+        (status = 409, description = "Conflicts with the current state or an Idempotency-Key in use", body = ErrorBody),
+        (status = 422, description = "A field is invalid; the message names it", body = ErrorBody),
+        (status = 503, description = "A price, the database or the node is unavailable", body = ErrorBody)
+    ),
+    security(("team_key" = []))
+)]
 pub async fn do_extend_app(State(state): State<AppState>, team: Team, headers: HeaderMap, body: Bytes) -> Response {
     run_once(&state, &team, &headers, "do_extend_app", &body, || async {
         let req: super::cards::DoExtendRequest = parse_json(&body)?;

@@ -7,14 +7,14 @@ use axum::extract::{Path, State};
 use serde::{Deserialize, Serialize};
 
 use super::AppState;
-use super::error::ApiError;
+use super::error::{ApiError, ErrorBody};
 use super::extract::{ApiJson, Team};
 use super::types::{Period, text_field};
 use crate::money::PayMethod;
 use crate::payments::checkout;
 use crate::payments::pricing::Resources;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct QuoteRequest {
     #[serde(default)]
     pub cluster_id: String,
@@ -23,10 +23,11 @@ pub struct QuoteRequest {
     pub cpu_limit: i64,
     pub mem_limit: i64,
     pub storage_limit: i64,
+    #[schema(value_type = u32, minimum = 1, maximum = 12)]
     pub period: Period,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct QuoteResponse {
     pub amount: String,
     pub usd: String,
@@ -41,6 +42,20 @@ pub fn parse_quote_type(t: &str) -> Result<PayMethod, ApiError> {
     }
 }
 
+#[utoipa::path(
+    post, path = "/v2alpha/{type}/acquire_pre_amount", tag = "payments",
+    summary = "Quote an app's price for a pay method and period",
+    params(("type" = String, Path, description = "USD, ANKR_ERC20 or USDT_ERC20")),
+    request_body = QuoteRequest,
+    responses(
+        (status = 200, description = "The amount to pay and its USD value", body = QuoteResponse),
+        (status = 400, description = "The body or query could not be read", body = ErrorBody),
+        (status = 401, description = "Missing or invalid key", body = ErrorBody),
+        (status = 422, description = "A field is invalid; the message names it", body = ErrorBody),
+        (status = 503, description = "A price, the database or the node is unavailable", body = ErrorBody)
+    ),
+    security(("team_key" = []))
+)]
 pub async fn acquire_pre_amount(
     State(state): State<AppState>,
     _team: Team,

@@ -127,7 +127,7 @@ pub async fn record_attempt(tx: &mut super::Tx, a: &Attempt<'_>, result: Attempt
 }
 
 /// One row of the admin delivery list.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 pub struct Delivery {
     pub event_id: String,
     pub event_type: String,

@@ -13,6 +13,7 @@ mod isolation_and_fuzz;
 mod jobs;
 mod live;
 mod metrics;
+mod openapi;
 mod payments;
 mod prices;
 mod resilience;
