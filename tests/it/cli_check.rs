@@ -144,3 +144,60 @@ async fn team_create_prints_a_key_that_reaches_the_team() {
     let empty = paywatch(&["team", "create", "--name", " ", "--config", path.to_str().unwrap()], &[]);
     assert_eq!(empty.status.code(), Some(1), "a blank name is refused");
 }
+
+/// The paywatch service's environment in docker-compose.yml.
+fn compose_environment() -> Vec<(String, String)> {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let text = std::fs::read_to_string(root.join("docker-compose.yml")).unwrap();
+    let docs = yaml_rust2::YamlLoader::load_from_str(&text).expect("docker-compose.yml is YAML");
+    let env = &docs[0]["services"]["paywatch"]["environment"];
+    let map = env.as_hash().expect("the paywatch service sets its environment as a map");
+    map.iter()
+        .map(|(k, v)| {
+            let value = match v {
+                yaml_rust2::Yaml::String(s) => s.clone(),
+                yaml_rust2::Yaml::Integer(n) => n.to_string(),
+                other => panic!("{k:?} has a value that is not text: {other:?}"),
+            };
+            (k.as_str().unwrap().to_string(), value)
+        })
+        .collect()
+}
+
+/// The compose file's variables on top of the file the image ships (deploy/paywatch.compose.toml):
+/// as they are (offline), and with the compose host names pointed at this machine's PostgreSQL
+/// and a fresh anvil (connected).
+#[tokio::test]
+async fn check_accepts_what_the_compose_file_sets() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let base = root.join("deploy/paywatch.compose.toml");
+    let env = compose_environment();
+    assert!(env.iter().any(|(k, _)| k == "PAYWATCH__DATABASE__URL"), "compose sets the database: {env:?}");
+    let pairs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let out = paywatch(&["check", "--offline", "--config", base.to_str().unwrap()], &pairs);
+    assert!(out.status.success(), "offline check: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains(r#""config":"ok""#));
+
+    let chain = TestChain::start().await;
+    let db = crate::support::db::TestDb::postgres().await;
+    let rpc = chain.anvil.rpc_url();
+    let ws = chain.anvil.ws_url();
+    let local: Vec<(String, String)> = env
+        .iter()
+        .map(|(k, v)| {
+            let v = match k.as_str() {
+                "PAYWATCH__DATABASE__URL" => {
+                    assert!(v.contains("@postgres:5432/"), "compose points at its postgres service: {v}");
+                    db.url.clone()
+                }
+                _ => v.replace("http://anvil:8545", &rpc).replace("ws://anvil:8545", &ws),
+            };
+            (k.clone(), v)
+        })
+        .collect();
+    let pairs: Vec<(&str, &str)> = local.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let out = paywatch(&["check", "--config", base.to_str().unwrap()], &pairs);
+    assert!(out.status.success(), "connected check: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains(r#""rpc":"ok""#));
+    db.cleanup().await;
+}
