@@ -44,6 +44,11 @@ enum Command {
         #[command(subcommand)]
         command: TeamCommand,
     },
+    /// The hosting product catalog.
+    Catalog {
+        #[command(subcommand)]
+        command: CatalogCommand,
+    },
     /// The project's contracts.
     Contracts {
         #[command(subcommand)]
@@ -68,6 +73,18 @@ struct CheckArgs {
 struct ConfigArg {
     #[arg(long, env = "PAYWATCH_CONFIG")]
     config: PathBuf,
+}
+
+#[derive(Subcommand)]
+enum CatalogCommand {
+    /// Loads a whole catalog (first groups, groups, products) from a JSON file, in one
+    /// transaction; entries with the same ids are replaced.
+    Import {
+        /// The catalog document (see `src/devnet/demo_catalog.json`).
+        file: PathBuf,
+        #[command(flatten)]
+        config: ConfigArg,
+    },
 }
 
 #[derive(Subcommand)]
@@ -145,6 +162,19 @@ async fn run(command: Command) -> anyhow::Result<()> {
             store.migrate().await.context("database")?;
             let (team, key) = create_team(&store, &name).await?;
             println!("{}", serde_json::json!({"team_id": team.team_id, "api_key": key.api_key, "key_id": key.key_id}));
+            Ok(())
+        }
+        Command::Catalog { command: CatalogCommand::Import { file, config } } => {
+            let config = Config::load(&config.config)?;
+            let text = std::fs::read_to_string(&file).with_context(|| format!("{}", file.display()))?;
+            let doc: crate::catalog::products::CatalogDocument =
+                serde_json::from_str(&text).with_context(|| format!("{}", file.display()))?;
+            let store = Store::connect(config.database_url()).await.context("database")?;
+            store.migrate().await.context("database")?;
+            let result = crate::catalog::import::import(&store, &doc).await;
+            store.close().await;
+            let (first_groups, groups, products) = result.map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+            println!("{}", serde_json::json!({"first_groups": first_groups, "groups": groups, "products": products}));
             Ok(())
         }
         Command::Contracts { command: ContractsCommand::Deploy { config, mocks, treasury } } => {

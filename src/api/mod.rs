@@ -4,6 +4,7 @@
 mod admin;
 mod apps;
 mod cards;
+mod cart;
 mod catalog;
 mod checkout_page;
 pub mod error;
@@ -72,6 +73,13 @@ pub fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(lists::payment_list))
         .routes(routes!(catalog::update_sp))
         .routes(routes!(catalog::get_goods, catalog::post_goods))
+        .routes(routes!(cart::products_config))
+        .routes(routes!(cart::cart_price))
+        .routes(routes!(cart::cart_order))
+        .routes(routes!(cart::save_first_group))
+        .routes(routes!(cart::save_group))
+        .routes(routes!(cart::save_product))
+        .routes(routes!(cart::import_catalog))
         .routes(routes!(admin::create_team))
         .routes(routes!(admin::webhook_deliveries))
         .routes(routes!(admin::redeliver))

@@ -161,8 +161,18 @@ fn config_toml(
     format!("{header}{body}")
 }
 
-/// The seed's goods item, so the catalog endpoints have something to show.
+/// The demo hosting catalog: a product that uses every option type (1-20), and one with a
+/// small stock. `paywatch catalog import` takes files of the same shape.
+pub const DEMO_CATALOG: &str = include_str!("demo_catalog.json");
+
+pub fn demo_catalog() -> crate::catalog::products::CatalogDocument {
+    serde_json::from_str(DEMO_CATALOG).expect("the demo catalog parses")
+}
+
+/// The seed's goods item and the demo hosting catalog, so the catalog endpoints have
+/// something to show.
 async fn seed_catalog(store: &Store) -> anyhow::Result<()> {
+    crate::catalog::import::import(store, &demo_catalog()).await?;
     use crate::store::catalog::{GoodsSpecification, SpecCell, SpecPicture, replace_goods_specification};
     let cell = |main: &str, second: &str, cost: i64| SpecCell {
         main_specification: main.into(),

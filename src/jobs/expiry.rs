@@ -8,7 +8,7 @@ use sqlx::Row;
 use crate::store::{Store, StoreResult, outbox};
 
 /// Unpaid orders past their expiry become `expired`; an app that never activated becomes
-/// `cancelled`. A payment that arrives within the late window still credits them later.
+/// `cancelled`, and a catalog order's reserved stock goes back on sale. A payment that arrives within the late window still credits them later.
 pub async fn expire_orders(store: &Store, now: i64) -> StoreResult<usize> {
     let due = sqlx::query(
         "SELECT order_id, team_id, app_id, kind FROM orders \
@@ -37,6 +37,9 @@ pub async fn expire_orders(store: &Store, now: i64) -> StoreResult<usize> {
         }
         let data = json!({"team_id": team_id, "app_id": app_id, "order_id": order_id});
         outbox::emit(&mut *tx, "order.expired", app_id.as_deref(), data).await?;
+        if kind == "catalog" {
+            crate::store::products::return_reserved(&mut tx, &order_id, now).await?;
+        }
         if let (Some(app_id), "create") = (&app_id, kind.as_str()) {
             sqlx::query("UPDATE apps SET status = 'cancelled', updated_at = $1 WHERE app_id = $2 AND status = 'pending_payment'")
                 .bind(now)

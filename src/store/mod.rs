@@ -10,6 +10,7 @@ pub mod idempotency;
 pub mod order_events;
 pub mod orders;
 pub mod outbox;
+pub mod products;
 pub mod teams;
 pub mod transfers;
 

@@ -1,0 +1,270 @@
+//! The hosting catalog (seed 002): `GET /v1/productsconfig` and `POST /v1/cart/price` are
+//! public reads; `POST /v1/cart/order` (team key) reserves stock and opens an order paid like
+//! an app's: by card at once or by token through its own deposit address. Admin writes save
+//! first groups, groups, products and whole catalogs.
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::response::Response;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::AppState;
+use super::admin::Admin;
+use super::apps::parse_pay_method;
+use super::cards::{charge_and_record, required_card};
+use super::error::{ApiError, ErrorBody};
+use super::extract::{ApiJson, ApiQuery, Team, parse_json};
+use super::idempotency::run_once;
+use super::orders::current_head;
+use crate::catalog::cart::{self, PricedSelection, Selection};
+use crate::catalog::config_view::{self, Currency};
+use crate::catalog::import::{self, SaveError};
+use crate::catalog::products::{CatalogDocument, CatalogError, FirstGroup, Group, Product};
+use crate::payments::checkout::{self, OrderFor};
+use crate::payments::order_view::{self, OrderView};
+use crate::store::orders::OrderKind;
+use crate::store::products::{self, Scope};
+
+impl From<CatalogError> for ApiError {
+    fn from(e: CatalogError) -> Self {
+        ApiError::invalid(e.field, e.problem)
+    }
+}
+
+impl From<SaveError> for ApiError {
+    fn from(e: SaveError) -> Self {
+        match e {
+            SaveError::Invalid(e) => e.into(),
+            SaveError::Store(e) => e.into(),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ConfigQuery {
+    pub first_group_id: Option<i64>,
+    pub group_id: Option<i64>,
+    pub product_id: Option<i64>,
+}
+
+#[utoipa::path(
+    get, path = "/v1/productsconfig", tag = "catalog",
+    summary = "The hosting catalog in seed 002's shape, for exactly one of first_group_id, group_id, product_id",
+    params(ConfigQuery),
+    responses(
+        (status = 200, description = "currency and first_group → group → products", body = Object),
+        (status = 404, body = ErrorBody), (status = 422, body = ErrorBody), (status = 503, body = ErrorBody)
+    )
+)]
+pub async fn products_config(
+    State(state): State<AppState>,
+    ApiQuery(q): ApiQuery<ConfigQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let scope = match (q.first_group_id, q.group_id, q.product_id) {
+        (Some(id), None, None) => Scope::FirstGroup(id),
+        (None, Some(id), None) => Scope::Group(id),
+        (None, None, Some(id)) => Scope::Product(id),
+        _ => return Err(ApiError::invalid("query", "give exactly one of first_group_id, group_id, product_id")),
+    };
+    let mut tx = state.store.begin_read().await?;
+    let (first_groups, groups, products) = products::load(&mut tx, scope).await?;
+    tx.rollback().await.map_err(crate::store::StoreError::from)?;
+    let found = match scope {
+        Scope::FirstGroup(_) => !first_groups.is_empty(),
+        Scope::Group(_) => !groups.is_empty(),
+        Scope::Product(_) => !products.is_empty(),
+    };
+    if !found {
+        return Err(ApiError::NotFound("catalog entry"));
+    }
+    let currency = Currency::of(&state.config.catalog.currency);
+    Ok(Json(config_view::render(&currency, &first_groups, &groups, &products)))
+}
+
+#[utoipa::path(
+    post, path = "/v1/cart/price", tag = "catalog",
+    summary = "Price a selection: line items per unit, then the total for the quantity",
+    request_body = Selection,
+    responses(
+        (status = 200, body = PricedSelection),
+        (status = 400, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 422, body = ErrorBody), (status = 503, body = ErrorBody)
+    )
+)]
+pub async fn cart_price(
+    State(state): State<AppState>,
+    ApiJson(selection): ApiJson<Selection>,
+) -> Result<Json<PricedSelection>, ApiError> {
+    let product =
+        products::get_product(state.store.pool(), selection.product_id).await?.ok_or(ApiError::NotFound("product"))?;
+    Ok(Json(cart::price(&product, product.qty, &selection)?))
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+pub struct CartOrderRequest {
+    #[serde(flatten)]
+    pub selection: Selection,
+    /// CREDIT_CARD, ANKR_ERC20 or USDT_ERC20.
+    pub pay_method: String,
+    /// For CREDIT_CARD.
+    #[serde(default)]
+    pub card_id: Option<String>,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct CartOrderResponse {
+    pub order: OrderView,
+    pub price: PricedSelection,
+}
+
+#[utoipa::path(
+    post, path = "/v1/cart/order", tag = "catalog",
+    summary = "Order a selection: stock reserved atomically, paid by card at once or by token",
+    params(("Idempotency-Key" = Option<String>, Header, description = "Makes a retry return the first answer")),
+    request_body = CartOrderRequest,
+    responses(
+        (status = 200, body = CartOrderResponse),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 402, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody),
+        (status = 503, body = ErrorBody)
+    ),
+    security(("team_key" = []))
+)]
+pub async fn cart_order(State(state): State<AppState>, team: Team, headers: HeaderMap, body: Bytes) -> Response {
+    run_once(&state, &team, &headers, "cart_order", &body, || async {
+        let req: CartOrderRequest = parse_json(&body)?;
+        cart_order_once(&state, &team, req).await
+    })
+    .await
+}
+
+async fn cart_order_once(state: &AppState, team: &Team, req: CartOrderRequest) -> Result<CartOrderResponse, ApiError> {
+    let pay_method = parse_pay_method("pay_method", &req.pay_method)?;
+    let product = products::get_product(state.store.pool(), req.selection.product_id)
+        .await?
+        .ok_or(ApiError::NotFound("product"))?;
+    // Stock is judged by the atomic reservation below (409), not by this earlier read.
+    let priced = cart::price(&product, i64::MAX, &req.selection)?;
+    let quote = checkout::price_usd_in(&state.config, &state.prices, pay_method, priced.total_exact).await?;
+    checkout::ensure_payable(&quote)?;
+    let what = OrderFor { team_id: &team.team_id, app_id: None, kind: OrderKind::Catalog, period_months: 0 };
+    let out_of_stock = || ApiError::Conflict(format!("{} is out of stock", product.name));
+    let order = match pay_method.token() {
+        Some(token) => {
+            // Stock, order and reservation in one transaction: all three or none.
+            let mut tx = state.store.begin().await?;
+            if !products::reserve(&mut *tx, product.id, priced.qty).await? {
+                return Err(out_of_stock());
+            }
+            let order = checkout::open_token_order(&mut tx, &state.config, what, token, quote).await?;
+            let selection = serde_json::to_string(&priced).expect("a priced selection serializes");
+            products::record_reservation(&mut tx, &order.order_id, product.id, priced.qty, &selection).await?;
+            tx.commit().await.map_err(crate::store::StoreError::from)?;
+            order
+        }
+        None => {
+            let card_id = required_card("card_id", req.card_id.as_deref())?;
+            if !products::reserve(state.store.pool(), product.id, priced.qty).await? {
+                return Err(out_of_stock());
+            }
+            match charge_and_record(state, what, quote, &card_id, None).await {
+                Ok((_, order)) => order,
+                Err(e) => {
+                    // Declined or not recorded: the units go back on sale.
+                    products::unreserve(state.store.pool(), product.id, priced.qty).await?;
+                    return Err(e);
+                }
+            }
+        }
+    };
+    let head = current_head(state).await;
+    let view = order_view::load(&state.store, &state.config, head, Some(&team.team_id), &order.order_id)
+        .await?
+        .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("order {} vanished", order.order_id)))?;
+    Ok(CartOrderResponse { order: view, price: priced })
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Saved {
+    pub saved: String,
+    pub id: i64,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Imported {
+    pub first_groups: usize,
+    pub groups: usize,
+    pub products: usize,
+}
+
+#[utoipa::path(
+    post, path = "/admin/catalog/first_groups", tag = "admin",
+    summary = "Create or replace a first group (by id)",
+    request_body = FirstGroup,
+    responses((status = 200, body = Saved), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 422, body = ErrorBody), (status = 503, body = ErrorBody)),
+    security(("admin_token" = []))
+)]
+pub async fn save_first_group(
+    State(state): State<AppState>,
+    _: Admin,
+    ApiJson(g): ApiJson<FirstGroup>,
+) -> Result<Json<Saved>, ApiError> {
+    import::save_first_group(&state.store, &g).await?;
+    Ok(Json(Saved { saved: "first_group".into(), id: g.id }))
+}
+
+#[utoipa::path(
+    post, path = "/admin/catalog/groups", tag = "admin",
+    summary = "Create or replace a group (by id) under a first group",
+    request_body = Group,
+    responses((status = 200, body = Saved), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 422, body = ErrorBody), (status = 503, body = ErrorBody)),
+    security(("admin_token" = []))
+)]
+pub async fn save_group(
+    State(state): State<AppState>,
+    _: Admin,
+    ApiJson(g): ApiJson<Group>,
+) -> Result<Json<Saved>, ApiError> {
+    import::save_group(&state.store, &g).await?;
+    Ok(Json(Saved { saved: "group".into(), id: g.id }))
+}
+
+#[utoipa::path(
+    post, path = "/admin/catalog/products", tag = "admin",
+    summary = "Create or replace a product (by id) with its cycles, options, tiers and custom fields; qty sets the stock",
+    request_body = Product,
+    responses((status = 200, body = Saved), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 422, body = ErrorBody), (status = 503, body = ErrorBody)),
+    security(("admin_token" = []))
+)]
+pub async fn save_product(
+    State(state): State<AppState>,
+    _: Admin,
+    ApiJson(p): ApiJson<Product>,
+) -> Result<Json<Saved>, ApiError> {
+    import::save_product(&state.store, &p).await?;
+    Ok(Json(Saved { saved: "product".into(), id: p.id }))
+}
+
+#[utoipa::path(
+    post, path = "/admin/catalog/import", tag = "admin",
+    summary = "Load a whole catalog in one transaction (as `paywatch catalog import`)",
+    request_body = CatalogDocument,
+    responses((status = 200, body = Imported), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 422, body = ErrorBody), (status = 503, body = ErrorBody)),
+    security(("admin_token" = []))
+)]
+pub async fn import_catalog(
+    State(state): State<AppState>,
+    _: Admin,
+    ApiJson(doc): ApiJson<CatalogDocument>,
+) -> Result<Json<Imported>, ApiError> {
+    let (first_groups, groups, products) = import::import(&state.store, &doc).await?;
+    Ok(Json(Imported { first_groups, groups, products }))
+}
