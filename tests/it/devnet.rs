@@ -36,6 +36,16 @@ async fn devnet_comes_up_with_a_usable_devnet_json_and_leaves_no_anvil_behind() 
     let api = info["api_url"].as_str().unwrap();
     let health = reqwest::get(format!("{api}/healthz")).await.expect("API answers");
     assert_eq!(health.status(), 200);
+    // The demo catalog is seeded: one product uses every option type.
+    let config: Value =
+        reqwest::get(format!("{api}/v1/productsconfig?product_id=1")).await.unwrap().json().await.unwrap();
+    let types: Vec<i64> = config["first_group"][0]["group"][0]["products"][0]["configoptions"]
+        .as_array()
+        .unwrap_or_else(|| panic!("the demo product is served: {config}"))
+        .iter()
+        .map(|o| o["type"].as_i64().unwrap())
+        .collect();
+    assert_eq!(types, (1..=20).collect::<Vec<i64>>());
 
     // The chain in devnet.json is the one anvil serves, with the contracts and a funded payer.
     let rpc_url = info["rpc_url"].as_str().unwrap();

@@ -16,6 +16,7 @@ mod metrics;
 mod openapi;
 mod payments;
 mod prices;
+mod products;
 mod resilience;
 mod storage;
 mod sweep;
