@@ -16,7 +16,7 @@ use crate::money::format_base_units;
 use crate::store::apps::{self, AppStatus};
 use crate::store::orders::{self, Order, OrderKind, OrderStatus, PaymentProgress};
 use crate::store::transfers::{self, Transfer};
-use crate::store::{StoreError, StoreResult, Tx, cursor, deposits, outbox};
+use crate::store::{StoreError, StoreResult, Tx, cursor, deposits, outbox, products};
 
 /// The rules that do not change between steps.
 #[derive(Debug, Clone)]
@@ -182,6 +182,11 @@ pub async fn record_paid(tx: &mut Tx, order: &Order, paid: &Paid, at: i64) -> St
     outbox::emit(&mut **tx, "order.paid", order.new.app_id.as_deref(), data).await?;
     // The app changes after the order, so its events follow the order's.
     let end = apply_to_app(tx, order, at).await?;
+    if order.new.kind == OrderKind::Catalog && !products::retake_returned(tx, &order.order_id).await? {
+        tracing::warn!(order_id = order.order_id, "a late payment for a catalog order whose stock has been sold");
+        let data = json!({"team_id": order.new.team_id, "order_id": order.order_id});
+        outbox::emit(&mut **tx, "order.stock_short", None, data).await?;
+    }
     deposits::insert(
         &mut **tx,
         &deposits::NewDeposit {

@@ -82,7 +82,7 @@ impl Store {
                     if backend == Backend::Sqlite {
                         // WAL lets the API read while the watcher writes; foreign keys are off by
                         // default in SQLite; the busy timeout queues writers instead of failing them.
-                        conn.execute("PRAGMA journal_mode = WAL; PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000; PRAGMA synchronous = NORMAL;").await?;
+                        conn.execute("PRAGMA busy_timeout = 10000; PRAGMA journal_mode = WAL; PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL;").await?;
                     }
                     Ok(())
                 })

@@ -204,3 +204,24 @@ pub async fn return_reserved(tx: &mut super::Tx, order_id: &str, now: i64) -> St
 pub async fn stock<'e>(db: impl AnyExecutor<'e>, product_id: i64) -> StoreResult<Option<i64>> {
     Ok(sqlx::query_scalar("SELECT qty FROM catalog_products WHERE id = $1").bind(product_id).fetch_optional(db).await?)
 }
+
+/// A catalog order paid after its expiry gave its stock back takes that stock again. False
+/// when it has been sold meanwhile (the order stays paid; the caller tells the operator).
+pub async fn retake_returned(tx: &mut super::Tx, order_id: &str) -> StoreResult<bool> {
+    let row: Option<(i64, i64, Option<i64>)> =
+        sqlx::query_as("SELECT product_id, qty, returned_at FROM catalog_reservations WHERE order_id = $1")
+            .bind(order_id)
+            .fetch_optional(&mut **tx)
+            .await?;
+    let Some((product_id, qty, Some(_))) = row else {
+        return Ok(true); // still held (or a card order, which holds nothing back)
+    };
+    if !reserve(&mut **tx, product_id, qty).await? {
+        return Ok(false);
+    }
+    sqlx::query("UPDATE catalog_reservations SET returned_at = NULL WHERE order_id = $1")
+        .bind(order_id)
+        .execute(&mut **tx)
+        .await?;
+    Ok(true)
+}

@@ -336,8 +336,17 @@ async fn an_expired_catalog_order_gives_its_stock_back_once() {
     assert_eq!(stock(&app, 2).await, 5, "the unit is back on sale");
     assert_eq!(paywatch::jobs::expiry::expire_orders(&app.db.store, later).await.unwrap(), 0);
     assert_eq!(stock(&app, 2).await, 5, "and only once");
-    let order = app.order(body["order"]["order_id"].as_str().unwrap()).await;
-    assert_eq!(order["status"], "expired");
+    let order_id = body["order"]["order_id"].as_str().unwrap();
+    assert_eq!(app.order(order_id).await["status"], "expired");
+
+    // Paid after all (the late window): the order takes its unit again.
+    let address = body["order"]["address"].as_str().unwrap().parse().unwrap();
+    let uri = body["order"]["payment_uri"].as_str().unwrap();
+    let owed: alloy::primitives::U256 = uri.rsplit("uint256=").next().unwrap().parse().unwrap();
+    app.pay(Token::AnkrErc20, address, owed).await;
+    app.mine(1).await;
+    app.wait_order(order_id, 20, |o| o["status"] == "paid").await;
+    assert_eq!(stock(&app, 2).await, 4, "the paid order holds its unit again");
     app.stop().await;
 }
 
@@ -347,7 +356,10 @@ async fn catalog_import_from_the_command_line() {
     let dir = tempfile::tempdir().unwrap();
     let file = crate::support::write_file(dir.path(), "catalog.json", paywatch::devnet::DEMO_CATALOG);
     let config = app.config_path.to_str().unwrap();
-    let out = crate::support::paywatch(&["catalog", "import", file.to_str().unwrap(), "--config", config], &[]);
+    let import = |file: std::path::PathBuf| async move {
+        crate::support::paywatch_beside_server(&["catalog", "import", file.to_str().unwrap(), "--config", config]).await
+    };
+    let out = import(file).await;
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let printed: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(printed, json!({"first_groups": 1, "groups": 1, "products": 2}));
@@ -356,7 +368,7 @@ async fn catalog_import_from_the_command_line() {
     let broken = paywatch::devnet::DEMO_CATALOG.replacen("\"product_price\": \"-1\"", "\"product_price\": \"-2\"", 1);
     assert_ne!(broken, paywatch::devnet::DEMO_CATALOG, "the edit applies");
     let file = crate::support::write_file(dir.path(), "broken.json", &broken);
-    let out = crate::support::paywatch(&["catalog", "import", file.to_str().unwrap(), "--config", config], &[]);
+    let out = import(file).await;
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("products[0].cycle[3].product_price"), "{stderr}");

@@ -7,14 +7,14 @@ use paywatch::money::Token;
 use serde_json::Value;
 
 use crate::support::app::{Options, TestApp, spawn_app};
-use crate::support::paywatch;
+use crate::support::paywatch_beside_server;
 
 fn signer_config() -> String {
     format!("[signer]\nprivate_key = \"{}\"\n", accounts::DEPLOYER_KEY)
 }
 
-fn sweep(app: &TestApp) -> Value {
-    let out = paywatch(&["sweep", "--config", app.config_path.to_str().unwrap()], &[]);
+async fn sweep(app: &TestApp) -> Value {
+    let out = paywatch_beside_server(&["sweep", "--config", app.config_path.to_str().unwrap()]).await;
     assert!(out.status.success(), "sweep failed: {}", String::from_utf8_lossy(&out.stderr));
     serde_json::from_slice(&out.stdout).expect("sweep prints a JSON report")
 }
@@ -39,7 +39,7 @@ async fn thirty_paid_deposits_of_both_tokens_are_swept_in_a_few_transactions_onc
     )
     .await;
 
-    let report = sweep(&app);
+    let report = sweep(&app).await;
     assert_eq!(report["swept"], 30, "{report}");
     let txs = report["transactions"].as_array().unwrap();
     assert!(!txs.is_empty() && txs.len() <= 2, "one transaction per token at batch 50: {report}");
@@ -57,7 +57,7 @@ async fn thirty_paid_deposits_of_both_tokens_are_swept_in_a_few_transactions_onc
         .unwrap();
     assert_eq!(swept, 30);
 
-    let again = sweep(&app);
+    let again = sweep(&app).await;
     assert_eq!(again["swept"], 0, "a rerun sweeps nothing: {again}");
     assert_eq!(again["transactions"].as_array().unwrap().len(), 0);
     app.stop().await;
@@ -73,14 +73,14 @@ async fn an_address_with_an_unconfirmed_transfer_is_not_swept() {
     // More money arrives: seen, one block deep, not confirmed.
     app.pay(Token::UsdtErc20, address, U256::from(7u8)).await;
     app.wait_order(&order_id, 20, |o| o["payments"].as_array().is_some_and(|p| p.len() == 2)).await;
-    let report = sweep(&app);
+    let report = sweep(&app).await;
     assert_eq!(report["swept"], 0, "{report}");
     assert_eq!(app.chain.balance_of(app.chain.token(Token::UsdtErc20), address).await, owed + U256::from(7u8));
     // Once it is confirmed, the address is swept whole.
     app.mine(3).await;
     app.wait_order(&order_id, 20, |o| o["payments"].as_array().unwrap().iter().all(|p| p["state"] == "confirmed"))
         .await;
-    assert_eq!(sweep(&app)["swept"], 1);
+    assert_eq!(sweep(&app).await["swept"], 1);
     assert_eq!(app.chain.balance_of(app.chain.token(Token::UsdtErc20), address).await, U256::ZERO);
     app.stop().await;
 }

@@ -21,6 +21,18 @@ pub fn paywatch(args: &[&str], envs: &[(&str, &str)]) -> Output {
     cmd.output().expect("the paywatch binary runs")
 }
 
+/// `paywatch` with `args`, off the test's runtime: an in-process server beside it must go on
+/// serving (and finish its transactions) while the command waits on the same database.
+pub async fn paywatch_beside_server(args: &[&str]) -> Output {
+    let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+    tokio::task::spawn_blocking(move || {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        paywatch(&args, &[])
+    })
+    .await
+    .expect("the command ran")
+}
+
 pub fn write_file(dir: &Path, name: &str, text: &str) -> PathBuf {
     let path = dir.join(name);
     std::fs::write(&path, text).expect("temp file is writable");
