@@ -5,7 +5,7 @@
 
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::State;
+use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use axum::response::Response;
 use serde::{Deserialize, Serialize};
@@ -21,8 +21,10 @@ use super::idempotency::run_once;
 use super::orders::current_head;
 use crate::catalog::cart::{self, PricedSelection, Selection};
 use crate::catalog::config_view::{self, Currency};
-use crate::catalog::import::{self, SaveError};
-use crate::catalog::products::{CatalogDocument, CatalogError, FirstGroup, Group, Product};
+use crate::catalog::import::{self, ProductPart, SaveError};
+use crate::catalog::products::{
+    CatalogDocument, CatalogError, ConfigOption, CustomField, Cycle, FirstGroup, Group, Product,
+};
 use crate::payments::checkout::{self, OrderFor};
 use crate::payments::order_view::{self, OrderView};
 use crate::store::orders::OrderKind;
@@ -267,4 +269,63 @@ pub async fn import_catalog(
 ) -> Result<Json<Imported>, ApiError> {
     let (first_groups, groups, products) = import::import(&state.store, &doc).await?;
     Ok(Json(Imported { first_groups, groups, products }))
+}
+
+async fn save_part(state: &AppState, product_id: i64, part: ProductPart, what: &str) -> Result<Json<Saved>, ApiError> {
+    import::save_product_part(&state.store, product_id, part).await?.ok_or(ApiError::NotFound("product"))?;
+    Ok(Json(Saved { saved: what.into(), id: product_id }))
+}
+
+#[utoipa::path(
+    post, path = "/admin/catalog/products/{product_id}/cycles", tag = "admin",
+    summary = "Add a billing cycle to a product, or replace the one with the same billingcycle",
+    params(("product_id" = i64, Path)),
+    request_body = Cycle,
+    responses((status = 200, body = Saved), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 422, body = ErrorBody), (status = 503, body = ErrorBody)),
+    security(("admin_token" = []))
+)]
+pub async fn save_cycle(
+    State(state): State<AppState>,
+    _: Admin,
+    Path(product_id): Path<i64>,
+    ApiJson(c): ApiJson<Cycle>,
+) -> Result<Json<Saved>, ApiError> {
+    save_part(&state, product_id, ProductPart::Cycle(c), "cycle").await
+}
+
+#[utoipa::path(
+    post, path = "/admin/catalog/products/{product_id}/configoptions", tag = "admin",
+    summary = "Add an option (with its sub-options and tiers) to a product, or replace the one with the same id",
+    params(("product_id" = i64, Path)),
+    request_body = ConfigOption,
+    responses((status = 200, body = Saved), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 422, body = ErrorBody), (status = 503, body = ErrorBody)),
+    security(("admin_token" = []))
+)]
+pub async fn save_option(
+    State(state): State<AppState>,
+    _: Admin,
+    Path(product_id): Path<i64>,
+    ApiJson(o): ApiJson<ConfigOption>,
+) -> Result<Json<Saved>, ApiError> {
+    save_part(&state, product_id, ProductPart::Option(o), "configoption").await
+}
+
+#[utoipa::path(
+    post, path = "/admin/catalog/products/{product_id}/custom_fields", tag = "admin",
+    summary = "Add a custom field to a product, or replace the one with the same id",
+    params(("product_id" = i64, Path)),
+    request_body = CustomField,
+    responses((status = 200, body = Saved), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 422, body = ErrorBody), (status = 503, body = ErrorBody)),
+    security(("admin_token" = []))
+)]
+pub async fn save_field(
+    State(state): State<AppState>,
+    _: Admin,
+    Path(product_id): Path<i64>,
+    ApiJson(f): ApiJson<CustomField>,
+) -> Result<Json<Saved>, ApiError> {
+    save_part(&state, product_id, ProductPart::Field(f), "custom_field").await
 }

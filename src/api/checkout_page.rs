@@ -89,8 +89,8 @@ fn render(view: &OrderView) -> String {
             amount = escape(&view.expected),
             unit = escape(unit(view)),
             chain = view.chain_id.unwrap_or_default(),
-            address = escape(address),
-            token = escape(view.token.as_deref().unwrap_or_default()),
+            address = escape(&checksummed(address)),
+            token = escape(&checksummed(view.token.as_deref().unwrap_or_default())),
             uri = escape(uri),
         ),
         _ => format!(
@@ -134,6 +134,11 @@ fn layout(title: &str, body: &str) -> String {
 </html>"#,
         title = escape(title)
     )
+}
+
+/// EIP-55 mixed case, which wallets check when an address is pasted.
+fn checksummed(address: &str) -> String {
+    address.parse::<alloy::primitives::Address>().map_or_else(|_| address.to_string(), |a| a.to_checksum(None))
 }
 
 /// The EIP-681 URI as an inline SVG QR code (medium error correction, as wallets scan it).

@@ -2,7 +2,9 @@
 //! catalog import`, the devnet's demo). Everything is validated before anything is written,
 //! and a document is written in one transaction: it lands whole or not at all.
 
-use super::products::{CatalogDocument, CatalogError, FirstGroup, Group, Product, validate_product};
+use super::products::{
+    CatalogDocument, CatalogError, ConfigOption, CustomField, Cycle, FirstGroup, Group, Product, validate_product,
+};
 use crate::store::{Store, StoreError, products};
 
 #[derive(Debug, thiserror::Error)]
@@ -79,4 +81,42 @@ pub async fn import(store: &Store, doc: &CatalogDocument) -> Result<(usize, usiz
     }
     tx.commit().await.map_err(StoreError::from)?;
     Ok((doc.first_groups.len(), doc.groups.len(), doc.products.len()))
+}
+
+/// One part of a product, saved on its own: replaces the part with the same key, or adds it.
+pub enum ProductPart {
+    Cycle(Cycle),
+    Option(ConfigOption),
+    Field(CustomField),
+}
+
+/// Saves `part` into product `product_id`, validating the product as a whole; `Ok(None)` when
+/// there is no such product. The stock on hand is left as it is.
+pub async fn save_product_part(
+    store: &Store,
+    product_id: i64,
+    part: ProductPart,
+) -> Result<Option<Product>, SaveError> {
+    let mut tx = store.begin().await?;
+    let Some(mut product) = products::get_product(&mut *tx, product_id).await? else {
+        return Ok(None);
+    };
+    match part {
+        ProductPart::Cycle(c) => match product.cycle.iter_mut().find(|x| x.billingcycle == c.billingcycle) {
+            Some(slot) => *slot = c,
+            None => product.cycle.push(c),
+        },
+        ProductPart::Option(o) => match product.configoptions.iter_mut().find(|x| x.id == o.id) {
+            Some(slot) => *slot = o,
+            None => product.configoptions.push(o),
+        },
+        ProductPart::Field(f) => match product.custom_fields.iter_mut().find(|x| x.id == f.id) {
+            Some(slot) => *slot = f,
+            None => product.custom_fields.push(f),
+        },
+    }
+    validate_product(&product)?;
+    products::update_product_doc(&mut *tx, &product).await?;
+    tx.commit().await.map_err(StoreError::from)?;
+    Ok(Some(product))
 }

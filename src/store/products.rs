@@ -225,3 +225,16 @@ pub async fn retake_returned(tx: &mut super::Tx, order_id: &str) -> StoreResult<
         .await?;
     Ok(true)
 }
+
+/// Replaces a product's document (its cycles, options, fields) but not its stock on hand,
+/// which concurrent orders may be changing.
+pub async fn update_product_doc<'e>(db: impl AnyExecutor<'e>, p: &Product) -> StoreResult<bool> {
+    let done = sqlx::query("UPDATE catalog_products SET doc = $1, stock_control = $2, updated_at = $3 WHERE id = $4")
+        .bind(doc(p))
+        .bind(i64::from(p.stock_control))
+        .bind(unix_now())
+        .bind(p.id)
+        .execute(db)
+        .await?;
+    Ok(done.rows_affected() == 1)
+}

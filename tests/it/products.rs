@@ -243,6 +243,30 @@ async fn cart_price_and_admin_writes() {
         admin_post(&app, "/admin/catalog/groups", &group).await.1["message"],
         "first_group_id: no such first group"
     );
+    // Parts of a product on their own: a cycle, an option with tiers, a field; stock untouched.
+    assert_eq!(app.post("/v1/cart/order", &gpu_order("USDT_ERC20")).await.0, 200);
+    assert_eq!(stock(&app, 2).await, 6);
+    let cycle = json!({"billingcycle": "quarterly", "product_price": "300", "setup_fee": "10"});
+    let (status, body) = admin_post(&app, "/admin/catalog/products/2/cycles", &cycle).await;
+    assert_eq!(status, 200, "{body}");
+    let (_, config) = public_get(&app, "/v1/productsconfig?product_id=2").await;
+    let gpu = &config["first_group"][0]["group"][0]["products"][0];
+    assert_eq!(gpu["cycle"].as_array().unwrap().len(), 2, "the cycle is added");
+    assert_eq!(gpu["qty"], 6, "editing a part leaves the stock on hand alone");
+    let option = json!({"id": 202, "name": "Extra disks", "type": 4, "qty_minimum": 0, "qty_maximum": 8,
+        "sub": [{"id": 2101, "name": "0-3", "pricing": "5", "qty_minimum": 0, "qty_maximum": 3},
+                {"id": 2102, "name": "5-8", "pricing": "4", "qty_minimum": 5, "qty_maximum": 8}]});
+    let (status, body) = admin_post(&app, "/admin/catalog/products/2/configoptions", &option).await;
+    assert_eq!(status, 422);
+    assert!(
+        body["message"].as_str().unwrap().starts_with("configoptions[1].sub[1].qty_minimum: leaves a gap"),
+        "{body}"
+    );
+    let field = json!({"id": 9, "fieldname": "Key", "fieldtype": "text", "regexpr": "[unclosed"});
+    let (status, body) = admin_post(&app, "/admin/catalog/products/2/custom_fields", &field).await;
+    assert_eq!(status, 422);
+    assert!(body["message"].as_str().unwrap().starts_with("custom_fields[0].regexpr"), "{body}");
+    assert_eq!(admin_post(&app, "/admin/catalog/products/99/cycles", &cycle).await.0, 404);
     assert_eq!(admin_post(&app, "/admin/catalog/first_groups", &json!({"id": 9, "name": "Metal"})).await.0, 200);
     assert_eq!(admin_post(&app, "/admin/catalog/groups", &group).await.0, 200);
     app.stop().await;
