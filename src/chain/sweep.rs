@@ -11,6 +11,7 @@ pub struct SweepReceipt {
     pub gas_used: u64,
     /// Total moved: the token's Transfer events into the treasury in this transaction.
     pub total: U256,
+    pub block_number: u64,
 }
 
 /// Sweeps `token` from the deposit addresses of `salts` in one transaction.
@@ -37,5 +38,10 @@ pub async fn sweep_batch(
             &format!("sweep transaction {} reverted", receipt.transaction_hash),
         )));
     }
-    Ok(SweepReceipt { tx_hash: receipt.transaction_hash, gas_used: receipt.gas_used, total })
+    Ok(SweepReceipt {
+        tx_hash: receipt.transaction_hash,
+        gas_used: receipt.gas_used,
+        total,
+        block_number: receipt.block_number.unwrap_or_default(),
+    })
 }

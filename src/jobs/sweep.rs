@@ -1,7 +1,8 @@
 //! Sweeping: confirmed deposits move from their deposit addresses to the treasury through
 //! the factory, many addresses per transaction. A transaction that fails leaves its deposits
 //! unswept for the next run; sweeping an address twice on chain moves nothing the second time,
-//! and the record is written once.
+//! and the record is written once. Money confirmed at an address after its sweep (a late
+//! top-up, say) makes the address sweepable again.
 
 use std::collections::BTreeMap;
 
@@ -39,7 +40,8 @@ pub async fn sweep_once(store: &Store, config: &Config, signer: &DynProvider) ->
                 Ok(receipt) => {
                     let tx_hash = format!("{:#x}", receipt.tx_hash);
                     for d in chunk {
-                        if deposits::mark_swept(store.pool(), &d.order_id, &tx_hash, unix_now()).await? {
+                        let block = receipt.block_number;
+                        if deposits::mark_swept(store.pool(), &d.order_id, &tx_hash, block, unix_now()).await? {
                             report.swept += 1;
                         }
                     }

@@ -128,7 +128,9 @@ pub async fn sweepable<'e>(db: impl AnyExecutor<'e>, limit: i64) -> StoreResult<
     use sqlx::Row;
     let rows = sqlx::query(
         "SELECT d.order_id, o.salt, o.token_address FROM deposits d JOIN orders o ON o.order_id = d.order_id \
-         WHERE d.address IS NOT NULL AND d.swept_tx IS NULL AND o.salt IS NOT NULL \
+         WHERE d.address IS NOT NULL AND o.salt IS NOT NULL \
+         AND (d.swept_tx IS NULL OR EXISTS (SELECT 1 FROM chain_transfers t WHERE t.order_id = d.order_id \
+              AND t.state = 'confirmed' AND t.token_address = o.token_address AND t.block_number >= d.swept_block)) \
          AND NOT EXISTS (SELECT 1 FROM chain_transfers t WHERE t.order_id = d.order_id AND t.state = 'seen') \
          ORDER BY d.deposit_time, d.order_id LIMIT $1",
     )
@@ -147,13 +149,24 @@ pub async fn sweepable<'e>(db: impl AnyExecutor<'e>, limit: i64) -> StoreResult<
         .collect()
 }
 
-/// Records a sweep; only deposits not yet swept are marked, so a sweep is never recorded twice.
-pub async fn mark_swept<'e>(db: impl AnyExecutor<'e>, order_id: &str, tx_hash: &str, at: i64) -> StoreResult<bool> {
-    let done = sqlx::query("UPDATE deposits SET swept_tx = $1, swept_at = $2 WHERE order_id = $3 AND swept_tx IS NULL")
-        .bind(tx_hash)
-        .bind(at)
-        .bind(order_id)
-        .execute(db)
-        .await?;
+/// Records a sweep mined in `block`; a deposit is marked only by a sweep later than the one
+/// it has, so a sweep is never recorded twice.
+pub async fn mark_swept<'e>(
+    db: impl AnyExecutor<'e>,
+    order_id: &str,
+    tx_hash: &str,
+    block: u64,
+    at: i64,
+) -> StoreResult<bool> {
+    let done = sqlx::query(
+        "UPDATE deposits SET swept_tx = $1, swept_at = $2, swept_block = $3 \
+         WHERE order_id = $4 AND (swept_tx IS NULL OR swept_block < $3)",
+    )
+    .bind(tx_hash)
+    .bind(at)
+    .bind(block as i64)
+    .bind(order_id)
+    .execute(db)
+    .await?;
     Ok(done.rows_affected() == 1)
 }

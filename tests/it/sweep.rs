@@ -84,3 +84,28 @@ async fn an_address_with_an_unconfirmed_transfer_is_not_swept() {
     assert_eq!(app.chain.balance_of(app.chain.token(Token::UsdtErc20), address).await, U256::ZERO);
     app.stop().await;
 }
+
+#[tokio::test]
+async fn money_arriving_after_a_sweep_is_swept_again_once() {
+    let app = spawn_app(Options { confirmations: 1, extra_config: signer_config(), ..Default::default() }).await;
+    let usdt = app.chain.token(Token::UsdtErc20);
+    let (_, order_id, address, owed) = app.create_crypto_app("USDT_ERC20", 1).await;
+    app.pay(Token::UsdtErc20, address, owed).await;
+    app.wait_order(&order_id, 20, |o| o["status"] == "paid").await;
+    assert_eq!(sweep(&app).await["swept"], 1);
+    assert_eq!(app.chain.balance_of(usdt, address).await, U256::ZERO);
+
+    // A top-up after the sweep: recorded on the order, then swept on the next run.
+    let treasury_before = app.chain.balance_of(usdt, app.chain.treasury).await;
+    app.pay(Token::UsdtErc20, address, U256::from(7u8)).await;
+    app.wait_order(&order_id, 20, |o| {
+        o["payments"].as_array().is_some_and(|p| p.len() == 2 && p.iter().all(|p| p["state"] == "confirmed"))
+    })
+    .await;
+    let report = sweep(&app).await;
+    assert_eq!(report["swept"], 1, "{report}");
+    assert_eq!(app.chain.balance_of(usdt, address).await, U256::ZERO);
+    assert_eq!(app.chain.balance_of(usdt, app.chain.treasury).await, treasury_before + U256::from(7u8));
+    assert_eq!(sweep(&app).await["swept"], 0, "and only once");
+    app.stop().await;
+}
