@@ -15,6 +15,7 @@ pub const TRANSFERS_MATCHED: &str = "paywatch_transfers_matched_total";
 pub const PAYMENTS_CREDITED: &str = "paywatch_payments_credited_total";
 pub const WEBHOOK_DELIVERIES: &str = "paywatch_webhook_deliveries_total";
 pub const WEBHOOK_FAILURES: &str = "paywatch_webhook_failures_total";
+pub const CARD_REFUNDS: &str = "paywatch_card_refunds_total";
 pub const HTTP_REQUESTS: &str = "paywatch_http_requests_total";
 pub const HTTP_DURATION: &str = "paywatch_http_request_duration_seconds";
 
@@ -44,6 +45,7 @@ fn register_descriptions() {
     metrics::describe_counter!(PAYMENTS_CREDITED, "Orders paid in full, by pay method");
     metrics::describe_counter!(WEBHOOK_DELIVERIES, "Webhook delivery attempts, by result");
     metrics::describe_counter!(WEBHOOK_FAILURES, "Webhook events given up after their last attempt");
+    metrics::describe_counter!(CARD_REFUNDS, "Card charges given back because their order could not be recorded");
     metrics::describe_counter!(HTTP_REQUESTS, "HTTP requests, by route, method and status");
     metrics::describe_histogram!(HTTP_DURATION, metrics::Unit::Seconds, "HTTP request latency, by route and method");
 }

@@ -12,7 +12,7 @@ use super::error::{ApiError, ErrorBody};
 use super::extract::Team;
 use super::types::Period;
 use crate::money::PayMethod;
-use crate::payments::cards::CardError;
+use crate::payments::cards::{CardError, Charge};
 use crate::payments::checkout::{self, OrderFor, Quote};
 use crate::store::apps::{self, App, AppStatus};
 use crate::store::orders::{self, Order, OrderKind};
@@ -57,13 +57,30 @@ pub async fn charge_and_record(
         Ok::<_, ApiError>((app, order))
     }
     .await;
-    if result.is_ok() {
-        crate::telemetry::payments_credited("card", 1);
-    } else {
-        // The money moved but the record did not: say so loudly, with what reconciles it.
-        tracing::error!(charge_id = charge.charge_id, order_id, "card charged but the order could not be recorded");
+    match result {
+        Ok(recorded) => {
+            crate::telemetry::payments_credited("card", 1);
+            Ok(recorded)
+        }
+        Err(e) => Err(give_back(state, &charge, &order_id, e).await),
     }
-    result
+}
+
+/// The money moved but the record did not: refund the charge, so nothing is paid for nothing.
+/// Should the refund fail too, say so loudly, with what reconciles it.
+async fn give_back(state: &AppState, charge: &Charge, order_id: &str, cause: ApiError) -> ApiError {
+    tracing::warn!(charge_id = charge.charge_id, order_id, error = %cause, "card charged but the order could not be recorded; refunding");
+    match state.cards.refund(charge).await {
+        Ok(()) => {
+            metrics::counter!(crate::telemetry::CARD_REFUNDS, "result" => "refunded").increment(1);
+            ApiError::Unavailable("the payment could not be recorded, so the charge was refunded; try again".into())
+        }
+        Err(refund_error) => {
+            metrics::counter!(crate::telemetry::CARD_REFUNDS, "result" => "failed").increment(1);
+            tracing::error!(charge_id = charge.charge_id, order_id, error = %refund_error, "card charged, not recorded, and the refund failed");
+            cause
+        }
+    }
 }
 
 /// Opens a token extend order for `app` (paid to its own deposit address).

@@ -25,11 +25,15 @@ pub struct Charge {
 }
 
 pub type ChargeFuture<'a> = Pin<Box<dyn Future<Output = Result<Charge, CardError>> + Send + 'a>>;
+pub type RefundFuture<'a> = Pin<Box<dyn Future<Output = Result<(), CardError>> + Send + 'a>>;
 
 pub trait CardProcessor: Send + Sync {
     /// Charges `usd` to `card_id`; `reference` (the order id) makes retries safe at processors
     /// that deduplicate.
     fn charge<'a>(&'a self, card_id: &'a str, usd: Decimal, reference: &'a str) -> ChargeFuture<'a>;
+
+    /// Gives a whole charge back (when what it paid for could not be recorded).
+    fn refund<'a>(&'a self, charge: &'a Charge) -> RefundFuture<'a>;
 }
 
 /// Stripe-like test cards: `pm_card_visa` succeeds, `pm_card_chargeDeclined` is declined,
@@ -46,6 +50,16 @@ impl CardProcessor for Sandbox {
                 "pm_card_chargeDeclined" => Err(CardError::Declined("generic_decline".into())),
                 "pm_card_chargeDeclinedInsufficientFunds" => Err(CardError::InsufficientFunds),
                 other => Err(CardError::UnknownCard(other.to_string())),
+            }
+        })
+    }
+
+    fn refund<'a>(&'a self, charge: &'a Charge) -> RefundFuture<'a> {
+        Box::pin(async move {
+            if charge.charge_id.starts_with("ch_sandbox_") {
+                Ok(())
+            } else {
+                Err(CardError::UnknownCard(charge.charge_id.clone()))
             }
         })
     }
@@ -68,5 +82,8 @@ mod tests {
             Err(CardError::InsufficientFunds)
         );
         assert!(matches!(s.charge("pm_nope", Decimal::ONE, "o").await, Err(CardError::UnknownCard(_))));
+        let charge = s.charge("pm_card_visa", Decimal::ONE, "o2").await.unwrap();
+        assert_eq!(s.refund(&charge).await, Ok(()));
+        assert!(s.refund(&Charge { charge_id: "ch_elsewhere".into() }).await.is_err());
     }
 }

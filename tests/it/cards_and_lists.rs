@@ -303,3 +303,37 @@ async fn deposits_are_unique_per_order() {
     assert_eq!(deposits::count_for_order(app.db.store.pool(), order_id).await.unwrap(), 1);
     app.stop().await;
 }
+
+/// The charge goes through but the database refuses the record (a real failure, injected with
+/// a PostgreSQL trigger): the charge is refunded, the answer says so, and nothing is left behind.
+#[tokio::test]
+async fn a_card_charge_whose_order_cannot_be_recorded_is_refunded() {
+    let app = spawn_app(Options { backend: "postgres", ..Default::default() }).await;
+    let pool = app.db.store.pool();
+    sqlx::query(
+        "CREATE FUNCTION refuse_card_deposits() RETURNS trigger LANGUAGE plpgsql AS \
+         'BEGIN RAISE EXCEPTION ''injected failure''; END'",
+    )
+    .execute(pool)
+    .await
+    .unwrap();
+    sqlx::query(
+        "CREATE TRIGGER refuse_card_deposits BEFORE INSERT ON deposits FOR EACH ROW \
+         WHEN (NEW.card_id IS NOT NULL) EXECUTE FUNCTION refuse_card_deposits()",
+    )
+    .execute(pool)
+    .await
+    .unwrap();
+    let refunds = |s: &prometheus_parse::Scrape| {
+        crate::metrics::value(s, "paywatch_card_refunds_total", &[("result", "refunded")])
+    };
+    let before = refunds(&crate::metrics::scrape(&app).await);
+
+    let (status, answer) = app.post("/v2alpha/app/v2/app", &card_app_body("pm_card_visa", 1)).await;
+    assert_eq!(status, 503, "{answer}");
+    assert!(answer["message"].as_str().unwrap().contains("refunded"), "{answer}");
+    assert!(refunds(&crate::metrics::scrape(&app).await) >= before + 1.0, "the refund is counted");
+    let (apps, orders) = (count(&app, "apps").await, count(&app, "orders").await);
+    assert_eq!((apps, orders), (0, 0), "the app and its order were rolled back with the record");
+    app.stop().await;
+}

@@ -6,7 +6,7 @@ use prometheus_parse::{Sample, Scrape, Value};
 
 use crate::support::app::{Options, TestApp, spawn_app};
 
-async fn scrape(app: &TestApp) -> Scrape {
+pub async fn scrape(app: &TestApp) -> Scrape {
     let r = app.http.get(format!("{}/metrics", app.base)).send().await.unwrap();
     assert_eq!(r.status(), 200);
     let content_type = r.headers()["content-type"].to_str().unwrap().to_string();
@@ -23,7 +23,7 @@ fn find<'a>(scrape: &'a Scrape, name: &str, labels: &[(&str, &str)]) -> Option<&
 }
 
 /// A counter's or gauge's value; 0 for a counter that has not been created yet.
-fn value(scrape: &Scrape, name: &str, labels: &[(&str, &str)]) -> f64 {
+pub fn value(scrape: &Scrape, name: &str, labels: &[(&str, &str)]) -> f64 {
     match find(scrape, name, labels).map(|s| &s.value) {
         Some(Value::Counter(v) | Value::Gauge(v) | Value::Untyped(v)) => *v,
         Some(other) => panic!("{name} is not a number: {other:?}"),
