@@ -59,9 +59,8 @@ async fn pass(store: &Store, config: &Config, head: u64, since: Option<i64>) -> 
 /// Appends an event for every candidate order whose view differs from its last event;
 /// returns how many were appended.
 pub async fn record_changes(store: &Store, config: &Config, head: u64, changed_since: i64) -> StoreResult<usize> {
-    let late_window_start = unix_now() - (config.orders.late_window_hours * 3600) as i64;
     let mut appended = 0;
-    for order_id in order_events::candidates(store.pool(), late_window_start, changed_since).await? {
+    for order_id in order_events::candidates(store.pool(), changed_since).await? {
         let Some(view) = order_view::load(store, config, head, None, &order_id).await? else {
             continue;
         };

@@ -50,18 +50,14 @@ pub async fn latest_data<'e>(db: impl AnyExecutor<'e>, order_id: &str) -> StoreR
         .await?)
 }
 
-/// Orders whose view may have changed: open ones (confirmations grow with the chain), expired
-/// ones still inside the late-payment window, and any order changed since `changed_since`.
-pub async fn candidates<'e>(
-    db: impl AnyExecutor<'e>,
-    late_window_start: i64,
-    changed_since: i64,
-) -> StoreResult<Vec<String>> {
+/// Orders whose view may have changed: any order changed since `changed_since` (new, paid,
+/// expired, a transfer seen), and orders with a transfer still confirming (its depth grows
+/// with the chain while the order row stays as it is).
+pub async fn candidates<'e>(db: impl AnyExecutor<'e>, changed_since: i64) -> StoreResult<Vec<String>> {
     Ok(sqlx::query_scalar(
-        "SELECT order_id FROM orders WHERE status IN ('awaiting_payment', 'partially_paid') \
-         OR (status = 'expired' AND expires_at > $1) OR updated_at >= $2",
+        "SELECT order_id FROM orders WHERE updated_at >= $1 \
+         UNION SELECT order_id FROM chain_transfers WHERE state = 'seen' AND order_id IS NOT NULL",
     )
-    .bind(late_window_start)
     .bind(changed_since)
     .fetch_all(db)
     .await?)
