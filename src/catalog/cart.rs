@@ -242,7 +242,8 @@ fn check_fields(product: &Product, sel: &Selection) -> Result<(), CatalogError> 
             _ => {}
         }
         if !f.regexpr.is_empty() {
-            let whole = regex::Regex::new(&format!("^(?:{})$", f.regexpr)).expect("validated when saved");
+            let whole =
+                f.pattern().map_err(|e| bad(field.clone(), format!("the saved pattern does not compile: {e}")))?;
             if !whole.is_match(value) {
                 return Err(bad(field, format!("{} does not match {}", f.fieldname, f.regexpr)));
             }
@@ -446,6 +447,9 @@ mod tests {
         assert!(validate_product(&short).unwrap_err().problem.contains("not at qty_maximum"));
         let mut pattern = demo();
         pattern.custom_fields[0].regexpr = "([a-z".into();
+        assert_eq!(validate_product(&pattern).unwrap_err().field, "custom_fields[0].regexpr");
+        // Valid alone, broken once anchored (the comment swallows the closing group): refused too.
+        pattern.custom_fields[0].regexpr = "(?x)[a-z]+ # letters".into();
         assert_eq!(validate_product(&pattern).unwrap_err().field, "custom_fields[0].regexpr");
         validate_product(&demo()).expect("the demo product is valid");
     }

@@ -218,6 +218,11 @@ pub struct CustomField {
 }
 
 impl CustomField {
+    /// The field's pattern, anchored: a value must match it whole.
+    pub fn pattern(&self) -> Result<regex::Regex, regex::Error> {
+        regex::Regex::new(&format!("^(?:{})$", self.regexpr))
+    }
+
     pub fn choices(&self) -> Vec<&str> {
         self.fieldoptions.split([',', ';']).map(str::trim).filter(|s| !s.is_empty()).collect()
     }
@@ -375,7 +380,8 @@ pub fn validate_product(p: &Product) -> Result<(), CatalogError> {
         let f = |name: &str| format!("custom_fields[{i}].{name}");
         nonblank(&f("fieldname"), &c.fieldname)?;
         if !c.regexpr.is_empty() {
-            regex::Regex::new(&c.regexpr).map_err(|e| bad(f("regexpr"), format!("is not a valid pattern: {e}")))?;
+            // Checked as it is used (anchored), so a saved pattern always compiles when a value comes.
+            c.pattern().map_err(|e| bad(f("regexpr"), format!("is not a valid pattern: {e}")))?;
         }
         if c.fieldtype == FieldType::Dropdown && c.choices().is_empty() {
             return Err(bad(f("fieldoptions"), "a dropdown needs its options"));
