@@ -114,8 +114,11 @@ enum ContractsCommand {
 }
 
 pub async fn main() -> ExitCode {
-    init_tracing();
     let cli = Cli::parse();
+    // The daemons log what they do; one-shot commands keep stderr for their one-line answer
+    // (a slow statement under load is not news there).
+    let long_running = matches!(cli.command, Command::Serve(_) | Command::Devnet { .. });
+    init_tracing(if long_running { "info" } else { "warn,sqlx=error" });
     match run(cli.command).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -126,9 +129,9 @@ pub async fn main() -> ExitCode {
     }
 }
 
-fn init_tracing() {
+fn init_tracing(default_filter: &str) {
     use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_env("PAYWATCH_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    let filter = EnvFilter::try_from_env("PAYWATCH_LOG").unwrap_or_else(|_| EnvFilter::new(default_filter));
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
     if std::env::var("PAYWATCH_LOG_FORMAT").as_deref() == Ok("json") {
         builder.json().init();

@@ -1,7 +1,7 @@
 //! The operator's API, behind the admin token (compared in constant time): teams and keys.
 
 use axum::Json;
-use axum::extract::{FromRequestParts, Path, State};
+use axum::extract::{FromRequestParts, State};
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 use secrecy::ExposeSecret;
@@ -10,7 +10,7 @@ use subtle::ConstantTimeEq;
 
 use super::AppState;
 use super::error::{ApiError, ErrorBody};
-use super::extract::ApiJson;
+use super::extract::{ApiJson, ApiPath};
 use crate::store::teams;
 
 /// Present when the request carries the configured admin token.
@@ -103,7 +103,7 @@ pub async fn create_team(
 pub async fn issue_key(
     State(state): State<AppState>,
     _: Admin,
-    Path(team_id): Path<String>,
+    ApiPath(team_id): ApiPath<String>,
 ) -> Result<Json<IssuedKeyView>, ApiError> {
     teams::get_team(state.store.pool(), &team_id).await?.ok_or(ApiError::NotFound("team"))?;
     let key = teams::issue_key(state.store.pool(), &team_id).await?;
@@ -125,7 +125,7 @@ pub async fn issue_key(
 pub async fn revoke_key(
     State(state): State<AppState>,
     _: Admin,
-    Path((team_id, key_id)): Path<(String, String)>,
+    ApiPath((team_id, key_id)): ApiPath<(String, String)>,
 ) -> Result<Json<RevokedKey>, ApiError> {
     if !teams::revoke_key(state.store.pool(), &team_id, &key_id).await? {
         return Err(ApiError::NotFound("key"));
@@ -165,7 +165,7 @@ pub async fn webhook_deliveries(State(state): State<AppState>, _: Admin) -> Resu
 pub async fn redeliver(
     State(state): State<AppState>,
     _: Admin,
-    Path(event_id): Path<String>,
+    ApiPath(event_id): ApiPath<String>,
 ) -> Result<Json<QueuedEvent>, ApiError> {
     if !crate::store::outbox::redeliver(state.store.pool(), &event_id, crate::store::unix_now()).await? {
         return Err(ApiError::NotFound("event"));

@@ -4,13 +4,13 @@
 use std::str::FromStr;
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use serde::{Deserialize, Serialize};
 
 use super::AppState;
 use super::cards::{charge_and_record, required_card};
 use super::error::{ApiError, ErrorBody};
-use super::extract::{Team, parse_json};
+use super::extract::{ApiPath, Team, parse_json};
 use super::idempotency::run_once;
 use super::types::{Period, text_field};
 use crate::money::PayMethod;
@@ -245,7 +245,7 @@ impl From<App> for AppView {
 pub async fn app_status(
     State(state): State<AppState>,
     team: Team,
-    Path((team_id, app_id)): Path<(String, String)>,
+    ApiPath((team_id, app_id)): ApiPath<(String, String)>,
 ) -> Result<Json<AppView>, ApiError> {
     team.owns(&team_id)?;
     let app = apps::get_app(state.store.pool(), &team_id, &app_id).await?.ok_or(ApiError::NotFound("app"))?;

@@ -3,13 +3,13 @@
 //! charge leaves nothing behind; a successful one is recorded in one transaction.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use serde::{Deserialize, Serialize};
 
 use super::AppState;
 use super::apps::{parse_pay_method, resources_of};
 use super::error::{ApiError, ErrorBody};
-use super::extract::Team;
+use super::extract::{ApiPath, Team};
 use super::types::Period;
 use crate::money::PayMethod;
 use crate::payments::cards::{CardError, Charge};
@@ -210,7 +210,7 @@ impl ExtendAppResponse {
 pub async fn extend_app(
     State(state): State<AppState>,
     team: Team,
-    Path(team_id): Path<String>,
+    ApiPath(team_id): ApiPath<String>,
     super::extract::ApiJson(req): super::extract::ApiJson<ExtendAppRequest>,
 ) -> Result<Json<ExtendAppResponse>, ApiError> {
     team.owns(&team_id)?;
@@ -255,7 +255,7 @@ pub async fn extend_app(
 pub async fn extend_app_get(
     state: State<AppState>,
     team: Team,
-    team_id: Path<String>,
+    team_id: ApiPath<String>,
     body: super::extract::ApiJson<ExtendAppRequest>,
 ) -> Result<Json<ExtendAppResponse>, ApiError> {
     extend_app(state, team, team_id, body).await

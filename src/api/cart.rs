@@ -5,7 +5,7 @@
 
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::Response;
 use serde::{Deserialize, Serialize};
@@ -16,7 +16,7 @@ use super::admin::Admin;
 use super::apps::parse_pay_method;
 use super::cards::{charge_and_record, required_card};
 use super::error::{ApiError, ErrorBody};
-use super::extract::{ApiJson, ApiQuery, Team, parse_json};
+use super::extract::{ApiJson, ApiPath, ApiQuery, Team, parse_json};
 use super::idempotency::run_once;
 use super::orders::current_head;
 use crate::catalog::cart::{self, PricedSelection, Selection};
@@ -288,7 +288,7 @@ async fn save_part(state: &AppState, product_id: i64, part: ProductPart, what: &
 pub async fn save_cycle(
     State(state): State<AppState>,
     _: Admin,
-    Path(product_id): Path<i64>,
+    ApiPath(product_id): ApiPath<i64>,
     ApiJson(c): ApiJson<Cycle>,
 ) -> Result<Json<Saved>, ApiError> {
     save_part(&state, product_id, ProductPart::Cycle(c), "cycle").await
@@ -306,7 +306,7 @@ pub async fn save_cycle(
 pub async fn save_option(
     State(state): State<AppState>,
     _: Admin,
-    Path(product_id): Path<i64>,
+    ApiPath(product_id): ApiPath<i64>,
     ApiJson(o): ApiJson<ConfigOption>,
 ) -> Result<Json<Saved>, ApiError> {
     save_part(&state, product_id, ProductPart::Option(o), "configoption").await
@@ -324,7 +324,7 @@ pub async fn save_option(
 pub async fn save_field(
     State(state): State<AppState>,
     _: Admin,
-    Path(product_id): Path<i64>,
+    ApiPath(product_id): ApiPath<i64>,
     ApiJson(f): ApiJson<CustomField>,
 ) -> Result<Json<Saved>, ApiError> {
     save_part(&state, product_id, ProductPart::Field(f), "custom_field").await

@@ -3,7 +3,7 @@
 //! script and style are served by paywatch itself (no CDN), so the page works offline. The
 //! order id is the capability: the page needs no key, as a payment link would not.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE};
 use axum::response::{Html, IntoResponse, Response};
@@ -12,6 +12,7 @@ use qrcode::render::svg;
 
 use super::AppState;
 use super::error::{ApiError, ErrorBody};
+use super::extract::ApiPath;
 use super::orders::current_head;
 use crate::payments::order_view::{self, OrderView};
 
@@ -50,7 +51,7 @@ fn asset(content_type: &'static str, body: &'static str) -> Response {
         (status = 503, description = "A price, the database or the node is unavailable", body = ErrorBody)
     )
 )]
-pub async fn page(State(state): State<AppState>, Path(order_id): Path<String>) -> Result<Response, ApiError> {
+pub async fn page(State(state): State<AppState>, ApiPath(order_id): ApiPath<String>) -> Result<Response, ApiError> {
     let head = current_head(&state).await;
     let Some(view) = order_view::load(&state.store, &state.config, head, None, &order_id).await? else {
         let body = layout(

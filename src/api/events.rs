@@ -5,14 +5,14 @@ use std::collections::VecDeque;
 use std::convert::Infallible;
 use std::time::Duration;
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::sse::{Event, KeepAlive, KeepAliveStream, Sse};
 use futures_util::{Stream, StreamExt};
 
 use super::AppState;
 use super::error::{ApiError, ErrorBody};
-use super::extract::Team;
+use super::extract::{ApiPath, Team};
 use crate::store::order_events::{self, OrderEvent};
 use crate::store::{Store, orders};
 
@@ -39,7 +39,7 @@ type EventStream = Sse<KeepAliveStream<std::pin::Pin<Box<dyn Stream<Item = Resul
 pub async fn team_order_events(
     State(state): State<AppState>,
     team: Team,
-    Path((team_id, order_id)): Path<(String, String)>,
+    ApiPath((team_id, order_id)): ApiPath<(String, String)>,
     headers: HeaderMap,
 ) -> Result<EventStream, ApiError> {
     team.owns(&team_id)?;
@@ -62,7 +62,7 @@ pub async fn team_order_events(
 )]
 pub async fn public_order_events(
     State(state): State<AppState>,
-    Path(order_id): Path<String>,
+    ApiPath(order_id): ApiPath<String>,
     headers: HeaderMap,
 ) -> Result<EventStream, ApiError> {
     orders::get_any(state.store.pool(), &order_id).await?.ok_or(ApiError::NotFound("order"))?;

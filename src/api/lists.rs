@@ -5,14 +5,14 @@ use std::collections::BTreeMap;
 use std::str::FromStr;
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use super::AppState;
 use super::error::{ApiError, ErrorBody};
-use super::extract::{ApiQuery, Team};
+use super::extract::{ApiPath, ApiQuery, Team};
 use crate::payments::calendar::whole_days;
 use crate::store::{deposits, unix_now};
 
@@ -98,7 +98,7 @@ impl From<deposits::DepositRow> for DepositItem {
 pub async fn deposit_list(
     State(state): State<AppState>,
     team: Team,
-    Path(team_id): Path<String>,
+    ApiPath(team_id): ApiPath<String>,
     ApiQuery(q): ApiQuery<Page>,
 ) -> Result<Json<DepositList>, ApiError> {
     team.owns(&team_id)?;
@@ -155,7 +155,7 @@ fn month_of(ts: i64) -> String {
 pub async fn payment_list(
     State(state): State<AppState>,
     team: Team,
-    Path(team_id): Path<String>,
+    ApiPath(team_id): ApiPath<String>,
 ) -> Result<Json<Vec<PaymentMonth>>, ApiError> {
     team.owns(&team_id)?;
     let rows = deposits::list_for_team(state.store.pool(), &team_id, None, 0).await?;

@@ -2,13 +2,13 @@
 
 use alloy::providers::Provider;
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use serde::{Deserialize, Serialize};
 
 use super::AppState;
 use super::apps::{parse_pay_method, resources_of};
 use super::error::{ApiError, ErrorBody};
-use super::extract::{ApiQuery, Team, parse_json};
+use super::extract::{ApiPath, ApiQuery, Team, parse_json};
 use super::idempotency::run_once;
 use super::types::Period;
 use crate::payments::checkout::{self, payment_uri};
@@ -42,7 +42,7 @@ pub async fn current_head(state: &AppState) -> u64 {
 pub async fn order_status(
     State(state): State<AppState>,
     team: Team,
-    Path((team_id, order_id)): Path<(String, String)>,
+    ApiPath((team_id, order_id)): ApiPath<(String, String)>,
 ) -> Result<Json<OrderView>, ApiError> {
     team.owns(&team_id)?;
     let head = current_head(&state).await;
@@ -88,7 +88,7 @@ pub struct EthOrderResponse {
 pub async fn eth_order(
     State(state): State<AppState>,
     team: Team,
-    Path((team_id, app_id)): Path<(String, String)>,
+    ApiPath((team_id, app_id)): ApiPath<(String, String)>,
     ApiQuery(q): ApiQuery<EthOrderQuery>,
 ) -> Result<Json<EthOrderResponse>, ApiError> {
     team.owns(&team_id)?;

@@ -3,12 +3,12 @@
 use std::str::FromStr;
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use serde::{Deserialize, Serialize};
 
 use super::AppState;
 use super::error::{ApiError, ErrorBody};
-use super::extract::{ApiJson, Team};
+use super::extract::{ApiJson, ApiPath, Team};
 use super::types::{Period, text_field};
 use crate::money::PayMethod;
 use crate::payments::checkout;
@@ -59,7 +59,7 @@ pub fn parse_quote_type(t: &str) -> Result<PayMethod, ApiError> {
 pub async fn acquire_pre_amount(
     State(state): State<AppState>,
     _team: Team,
-    Path(kind): Path<String>,
+    ApiPath(kind): ApiPath<String>,
     ApiJson(req): ApiJson<QuoteRequest>,
 ) -> Result<Json<QuoteResponse>, ApiError> {
     let pay_method = parse_quote_type(&kind)?;

@@ -267,6 +267,8 @@ async fn cart_price_and_admin_writes() {
     assert_eq!(status, 422);
     assert!(body["message"].as_str().unwrap().starts_with("custom_fields[0].regexpr"), "{body}");
     assert_eq!(admin_post(&app, "/admin/catalog/products/99/cycles", &cycle).await.0, 404);
+    let (status, body) = admin_post(&app, "/admin/catalog/products/9223372036854775808/cycles", &cycle).await;
+    assert_eq!((status, body["code"].as_str()), (400, Some("bad_request")), "a bad path id is a JSON error: {body}");
     assert_eq!(admin_post(&app, "/admin/catalog/first_groups", &json!({"id": 9, "name": "Metal"})).await.0, 200);
     assert_eq!(admin_post(&app, "/admin/catalog/groups", &group).await.0, 200);
     app.stop().await;
