@@ -99,6 +99,16 @@ pub enum AmountError {
     TooPrecise(u8),
 }
 
+/// USD to cents, half away from zero (10.005 → 10.01): the one rounding of money charged or shown.
+pub fn round_cents(usd: Decimal) -> Decimal {
+    usd.round_dp_with_strategy(2, RoundingStrategy::MidpointAwayFromZero)
+}
+
+/// Two places, as prices are shown ("23.00"), after `round_cents`.
+pub fn cents_text(usd: Decimal) -> String {
+    format!("{:.2}", round_cents(usd))
+}
+
 /// Rounds a token amount up to the token's decimals (the payer never pays less than the quote).
 pub fn round_up_to_decimals(amount: Decimal, decimals: u8) -> Decimal {
     amount.round_dp_with_strategy(decimals as u32, RoundingStrategy::AwayFromZero).normalize()

@@ -16,7 +16,8 @@ use super::AppState;
 use super::admin::Admin;
 use super::error::ApiError;
 use super::extract::{ApiQuery, parse_json};
-use crate::catalog::goods::{GoodsError, cents, display_prices, validate};
+use crate::catalog::goods::{GoodsError, display_prices, validate};
+use crate::money::cents_text;
 use crate::store::catalog::{self, GoodsSpecification, SpecCell, SpecPicture};
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -243,9 +244,9 @@ async fn detail(state: &AppState, goods_id: i64) -> Response {
             let mut cell = json!({
                 "main_specification": c.main_specification,
                 "second_specification": c.second_specification,
-                "purchasing_cost": cents(c.purchasing_cost),
-                "original_cost": cents(original),
-                "after_discount_cost": cents(after),
+                "purchasing_cost": cents_text(c.purchasing_cost),
+                "original_cost": cents_text(original),
+                "after_discount_cost": cents_text(after),
             });
             if let Some(url) = picture(&c.main_specification) {
                 cell["image_url"] = json!(url);

@@ -2,8 +2,10 @@
 //! price, the setup fee, all per unit, times the quantity; rounded half-up to cents once, at
 //! the end. A pure function of the product, its stock and the selection.
 
-use rust_decimal::{Decimal, RoundingStrategy};
+use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
+
+use crate::money::{cents_text, round_cents};
 
 use super::products::{BillingCycle, CatalogError, ConfigOption, FieldType, OptionKind, Product, SubOption};
 
@@ -77,17 +79,8 @@ fn bad(field: impl Into<String>, problem: impl Into<String>) -> CatalogError {
     CatalogError { field: field.into(), problem: problem.into() }
 }
 
-/// Cents, half away from zero: 10.005 → 10.01.
-pub fn to_cents(d: Decimal) -> Decimal {
-    d.round_dp_with_strategy(2, RoundingStrategy::MidpointAwayFromZero)
-}
-
 pub fn text(d: Decimal) -> String {
     d.normalize().to_string()
-}
-
-pub fn money_text(d: Decimal) -> String {
-    format!("{:.2}", to_cents(d))
 }
 
 /// Prices `sel` of `product` with `stock` units on hand.
@@ -150,8 +143,8 @@ pub fn price(product: &Product, stock: i64, sel: &Selection) -> Result<PricedSel
         items,
         recurring: text(recurring),
         setup_fee: text(cycle.setup_fee),
-        total: money_text(total_exact),
-        total_exact: to_cents(total_exact),
+        total: cents_text(total_exact),
+        total_exact: round_cents(total_exact),
     })
 }
 
@@ -330,8 +323,8 @@ mod tests {
         assert_eq!(units(&p, 2).unwrap().total, "0.01");
         // 6 × 0.0025 = 0.015 → 0.02.
         assert_eq!(units(&p, 6).unwrap().total, "0.02");
-        assert_eq!(to_cents(d("10.005")), d("10.01"));
-        assert_eq!(to_cents(d("10.004")), d("10.00"));
+        assert_eq!(round_cents(d("10.005")), d("10.01"));
+        assert_eq!(round_cents(d("10.004")), d("10.00"));
     }
 
     fn demo() -> Product {

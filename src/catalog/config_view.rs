@@ -6,9 +6,9 @@
 use rust_decimal::Decimal;
 use serde_json::{Map, Value, json};
 
-use super::cart::money_text;
 use super::products::{ConfigOption, FirstGroup, Group, OptionKind, Product, SubOption};
 use super::secrets;
+use crate::money::cents_text;
 
 pub struct Currency {
     pub code: String,
@@ -28,7 +28,7 @@ impl Currency {
     }
 
     fn show(&self, label: &str, price: Decimal) -> String {
-        format!("{label} {}{}{}", self.prefix, money_text(price), self.suffix).trim_start().to_string()
+        format!("{label} {}{}{}", self.prefix, cents_text(price), self.suffix).trim_start().to_string()
     }
 }
 
@@ -80,10 +80,10 @@ fn product(currency: &Currency, p: &Product) -> Value {
         .iter()
         .map(|c| {
             let mut v = json!({
-                "product_price": money_text(c.product_price),
-                "setup_fee": money_text(c.setup_fee),
+                "product_price": cents_text(c.product_price),
+                "setup_fee": cents_text(c.setup_fee),
                 "billingcycle": c.billingcycle,
-                "saleprice": money_text(c.saleprice.unwrap_or(c.product_price)),
+                "saleprice": cents_text(c.saleprice.unwrap_or(c.product_price)),
             });
             if let Some(trial) = c.pay_ontrial_cycle {
                 v["pay_ontrial_cycle"] = json!(trial);
@@ -130,7 +130,7 @@ fn first_word(name: &str) -> &str {
 
 fn plain_sub(currency: &Currency, kind: OptionKind, s: &SubOption) -> Value {
     let mut v = json!({"id": s.id, "name": s.name, "option_name": s.name, "option_name_first": first_word(&s.name),
-                       "pricing": money_text(s.pricing), "qty_stage": flag(kind == OptionKind::Stage),
+                       "pricing": cents_text(s.pricing), "qty_stage": flag(kind == OptionKind::Stage),
                        "show_pricing": currency.show(&s.name, s.pricing)});
     if kind.is_quantity() {
         v["qty_minimum"] = json!(s.qty_minimum);
@@ -144,7 +144,7 @@ fn location(currency: &Currency, s: &SubOption) -> Value {
         .areas
         .iter()
         .map(|a| {
-            json!({"id": a.id, "pricing": money_text(a.pricing), "area": a.area, "area_zh": a.area_zh,
+            json!({"id": a.id, "pricing": cents_text(a.pricing), "area": a.area, "area_zh": a.area_zh,
                    "show_pricing": currency.show(&a.area, a.pricing)})
         })
         .collect();
@@ -161,7 +161,7 @@ fn os_families(currency: &Currency, subs: &[SubOption]) -> Value {
             .entry(family.clone())
             .or_insert_with(|| json!({"child": [], "ico_url": s.os_url.clone().unwrap_or_default(), "qty_stage": 0}));
         entry["child"].as_array_mut().expect("child is an array").push(json!({
-            "id": s.id, "version": s.name, "name": s.name, "pricing": money_text(s.pricing),
+            "id": s.id, "version": s.name, "name": s.name, "pricing": cents_text(s.pricing),
             "show_pricing": currency.show(&s.name, s.pricing), "os_type": family, "os_url": s.os_url,
         }));
     }

@@ -5,8 +5,9 @@
 
 use std::collections::HashSet;
 
-use rust_decimal::{Decimal, RoundingStrategy};
+use rust_decimal::Decimal;
 
+use crate::money::round_cents;
 use crate::store::catalog::GoodsSpecification;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -69,14 +70,8 @@ pub fn validate(g: &GoodsSpecification) -> Result<(), GoodsError> {
 
 /// (original, after discount) display prices for a purchasing cost.
 pub fn display_prices(purchasing: Decimal, markup: Decimal, discount: Decimal) -> (Decimal, Decimal) {
-    let round = |d: Decimal| d.round_dp_with_strategy(2, RoundingStrategy::MidpointAwayFromZero);
     let original = purchasing * markup;
-    (round(original), round(original * discount))
-}
-
-/// Two places, as the seed shows money ("23.00").
-pub fn cents(d: Decimal) -> String {
-    format!("{:.2}", d.round_dp_with_strategy(2, RoundingStrategy::MidpointAwayFromZero))
+    (round_cents(original), round_cents(original * discount))
 }
 
 #[cfg(test)]
@@ -93,7 +88,11 @@ mod tests {
             [("23", "33.41", "26.06"), ("24", "34.86", "27.19"), ("21", "30.50", "23.79")]
         {
             let (o, a) = display_prices(d(purchasing), d("1.4526"), d("0.78"));
-            assert_eq!((cents(o), cents(a)), (original.to_string(), after.to_string()), "{purchasing}");
+            assert_eq!(
+                (crate::money::cents_text(o), crate::money::cents_text(a)),
+                (original.to_string(), after.to_string()),
+                "{purchasing}"
+            );
         }
     }
 }

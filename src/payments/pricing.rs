@@ -2,7 +2,7 @@
 //! × months × (1 − discount)`, rounded half-up to cents once, at the end. A token amount is
 //! the USD divided by the token's USD price, rounded up at the token's decimals.
 
-use rust_decimal::{Decimal, RoundingStrategy};
+use rust_decimal::Decimal;
 
 use crate::config::PricingConfig;
 use crate::money::round_up_to_decimals;
@@ -72,7 +72,7 @@ pub fn quote_usd(pricing: &PricingConfig, r: &Resources) -> Result<Decimal, Pric
         + chart_fee;
     let discount = pricing.discounts.get(&r.period.to_string()).map(|d| d.0).unwrap_or_default();
     let total = monthly * Decimal::from(r.period) * (Decimal::ONE - discount);
-    Ok(total.round_dp_with_strategy(2, RoundingStrategy::MidpointAwayFromZero))
+    Ok(crate::money::round_cents(total))
 }
 
 /// Tokens owed for `usd` at `price_usd` per token, rounded up at `decimals`.
