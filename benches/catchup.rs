@@ -209,7 +209,7 @@ async fn setup(
 /// `n` USDT orders for one app each; returns (deposit address, base units owed, order id).
 async fn open_orders(config: &Config, store: &Store, n: usize) -> anyhow::Result<Vec<(Address, U256, String)>> {
     let (team, _) = paywatch::cli::create_team(store, "bench").await?;
-    let prices = &paywatch::payments::prices::PriceBook::new(rpc::http_provider(&config.chain.rpc_http)?);
+    let prices = &paywatch::payments::prices::PriceBook::new(rpc::provider(config.chain.rpc_http.urls())?);
     let spec = apps::AppSpec {
         name: "bench".into(),
         cluster_id: "c".into(),
@@ -259,7 +259,7 @@ async fn reset(store: &Store, before_first: u64, p: &alloy::providers::DynProvid
     paywatch::store::cursor::set(
         store.pool(),
         31337,
-        paywatch::store::cursor::Cursor { block_number: before_first, block_hash: block.header.hash },
+        paywatch::store::cursor::Cursor { block_number: before_first, block_hash: block.header.hash, block_time: block.header.timestamp as i64 },
     )
     .await?;
     Ok(())
@@ -279,7 +279,7 @@ async fn latency(
     paywatch::store::cursor::set(
         store.pool(),
         31337,
-        paywatch::store::cursor::Cursor { block_number: head, block_hash: block.header.hash },
+        paywatch::store::cursor::Cursor { block_number: head, block_hash: block.header.hash, block_time: block.header.timestamp as i64 },
     )
     .await?;
     let orders = open_orders(&config, &store, LATENCY_SAMPLES).await?;

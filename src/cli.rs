@@ -185,8 +185,8 @@ async fn run(command: Command) -> anyhow::Result<()> {
             let signer = signer_key(&config)?;
             let treasury =
                 treasury.or_else(|| config.deposits.as_ref().map(|d| d.treasury)).unwrap_or_else(|| signer.address());
-            let provider = rpc::signing_provider(&config.chain.rpc_http, signer)?;
-            rpc::check_chain_id(&provider, &config.chain.rpc_http, config.chain.chain_id).await?;
+            let provider = rpc::signing_provider(config.chain.rpc_http.primary(), signer)?;
+            rpc::check_chain_id(&provider, &config.chain.rpc_http.urls()[..1], config.chain.chain_id).await?;
             let deployment = deploy::deploy_all(&provider, treasury, mocks).await.context("deploy")?;
             println!("{}", serde_json::to_string(&deployment)?);
             Ok(())
@@ -206,9 +206,14 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 println!("{}", serde_json::json!({"config": "ok", "database": "not checked", "rpc": "not checked"}));
                 return Ok(());
             }
-            let (store, _) = startup::connect(&config).await?;
+            let (store, provider) = startup::connect(&config).await?;
             store.close().await;
-            println!("{}", serde_json::json!({"config": "ok", "database": "ok", "rpc": "ok"}));
+            rpc::check_finality_tag(&provider, config.chain.confirmations).await?;
+            let warnings = config.warnings();
+            for w in &warnings {
+                eprintln!("paywatch: warning: {w}");
+            }
+            println!("{}", serde_json::json!({"config": "ok", "database": "ok", "rpc": "ok", "warnings": warnings}));
             Ok(())
         }
     }
@@ -222,7 +227,7 @@ fn signer_key(config: &Config) -> anyhow::Result<alloy::signers::local::PrivateK
 
 /// A provider signing with `[signer] private_key`.
 pub fn signing_provider(config: &Config) -> anyhow::Result<alloy::providers::DynProvider> {
-    Ok(rpc::signing_provider(&config.chain.rpc_http, signer_key(config)?)?)
+    Ok(rpc::signing_provider(config.chain.rpc_http.primary(), signer_key(config)?)?)
 }
 
 /// A team with its first key, in one transaction.

@@ -18,19 +18,29 @@ use crate::jobs;
 use crate::payments::cards::{CardProcessor, Sandbox};
 use crate::store::Store;
 
-/// Connects the store (migrating it) and the RPC node, refusing a wrong chain id.
-pub async fn connect(config: &Config) -> anyhow::Result<(Store, alloy::providers::DynProvider)> {
+/// Connects the store and migrates it.
+pub async fn connect_store(config: &Config) -> anyhow::Result<Store> {
     let store = Store::connect(config.database_url()).await.context("database")?;
     store.migrate().await.context("database")?;
-    let provider = rpc::http_provider(&config.chain.rpc_http)?;
-    rpc::check_chain_id(&provider, &config.chain.rpc_http, config.chain.chain_id).await?;
+    Ok(store)
+}
+
+/// For one-shot commands: the store and the RPC node, failing fast on an unreachable node or
+/// a wrong chain id.
+pub async fn connect(config: &Config) -> anyhow::Result<(Store, alloy::providers::DynProvider)> {
+    let store = connect_store(config).await?;
+    let provider = rpc::provider(config.chain.rpc_http.urls())?;
+    rpc::check_chain_id(&provider, config.chain.rpc_http.urls(), config.chain.chain_id).await?;
     Ok((store, provider))
 }
 
 /// Serves until `shutdown` is cancelled or one of the tasks ends.
 pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationToken) -> anyhow::Result<()> {
     crate::telemetry::handle(); // installed before the first counter moves
-    let (store, provider) = connect(&config).await?;
+    // The API serves whatever the RPC does: the watcher waits for the node (and refuses a
+    // wrong chain id, which ends the process); `/readyz` says what it waits for.
+    let store = connect_store(&config).await?;
+    let provider = rpc::provider(config.chain.rpc_http.urls())?;
     let config = Arc::new(config);
     let status = Arc::new(ChainStatus::default());
     let prices = Arc::new(crate::payments::prices::PriceBook::new(provider.clone()));

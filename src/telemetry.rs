@@ -12,6 +12,8 @@ use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
 pub const LOGS_SCANNED: &str = "paywatch_logs_scanned_total";
 pub const TRANSFERS_MATCHED: &str = "paywatch_transfers_matched_total";
+/// getLogs answers that a block's bloom proved incomplete (and a by-hash fetch completed).
+pub const INCOMPLETE_ANSWERS: &str = "paywatch_incomplete_log_answers_total";
 pub const PAYMENTS_CREDITED: &str = "paywatch_payments_credited_total";
 pub const WEBHOOK_DELIVERIES: &str = "paywatch_webhook_deliveries_total";
 pub const WEBHOOK_FAILURES: &str = "paywatch_webhook_failures_total";

@@ -36,11 +36,14 @@ pub async fn healthz(State(state): State<AppState>) -> Json<Health> {
 
 #[utoipa::path(
     get, path = "/readyz", tag = "operations",
-    summary = "Readiness: the database and the RPC node answer",
+    summary = "Readiness: the database and the RPC node answer, and the watcher can go on",
     responses((status = 200, body = Ready), (status = 503, description = "A price, the database or the node is unavailable", body = ErrorBody))
 )]
 pub async fn readyz(State(state): State<AppState>) -> Result<Json<Ready>, ApiError> {
     state.store.ping().await.map_err(|_| ApiError::Unavailable("database unreachable".into()))?;
+    if let Some(problem) = state.chain.problem() {
+        return Err(ApiError::Unavailable(problem));
+    }
     let head = state.rpc.get_block_number().await.map_err(|_| ApiError::Unavailable("rpc unreachable".into()))?;
     Ok(Json(Ready { status: "ready", chain_head: head }))
 }

@@ -1,9 +1,11 @@
 //! Everything that talks to the chain: contract bindings, deposit-address derivation, the RPC
 //! connection, deployment, sweeping, and the watcher with its parts.
 
+pub mod completeness;
 pub mod contracts;
 pub mod deploy;
 pub mod deposit_address;
+pub mod deposit_index;
 pub mod leader;
 pub mod range;
 pub mod reorg;

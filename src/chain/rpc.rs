@@ -1,12 +1,35 @@
-//! The RPC connection: built once, checked against the configured chain id at start.
+//! The RPC connection: one or several HTTP endpoints behind alloy's own transport layers.
+//! `FallbackLayer` ranks the endpoints by latency and failures and sends each call to the best
+//! one; `RetryBackoffLayer` waits out rate limits (HTTP 429, `Retry-After`, provider texts)
+//! before giving up. Neither proves an answer complete: the watcher does that itself
+//! (`chain::completeness`). URLs usually carry an API key, so only scheme and host are ever
+//! printed (`redact`).
+
+use std::num::NonZeroUsize;
+use std::time::Duration;
 
 use alloy::network::EthereumWallet;
 use alloy::providers::{DynProvider, Provider, ProviderBuilder};
+use alloy::rpc::client::RpcClient;
 use alloy::signers::local::PrivateKeySigner;
+use alloy::transports::http::Http;
+use alloy::transports::layers::{FallbackLayer, RetryBackoffLayer};
+use tower::ServiceBuilder;
+
+/// Retries of a rate-limited call inside the transport; past them the caller's own backoff
+/// takes over (the watcher doubles its wait up to 30 s).
+const RATE_LIMIT_RETRIES: u32 = 3;
+/// The wait between those retries when the provider gives no `Retry-After`.
+const RATE_LIMIT_BACKOFF_MS: u64 = 500;
+/// A compute-unit budget per second, so bursts (header batches) queue instead of tripping
+/// the provider's limiter.
+const COMPUTE_UNITS_PER_SECOND: u64 = 660;
+/// No call waits longer than this on a silent endpoint.
+const CALL_TIMEOUT: Duration = Duration::from_secs(20);
 
 #[derive(Debug, thiserror::Error)]
 pub enum RpcError {
-    #[error("rpc: {url:?} is not a valid URL")]
+    #[error("rpc: {url} is not a valid URL")]
     BadUrl { url: String },
     #[error("rpc: cannot reach {url}: {reason}")]
     Unreachable { url: String, reason: String },
@@ -14,30 +37,125 @@ pub enum RpcError {
     ChainIdMismatch { url: String, expected: u64, actual: u64 },
 }
 
-/// A read-only HTTP provider.
-pub fn http_provider(url: &str) -> Result<DynProvider, RpcError> {
-    let parsed = url.parse().map_err(|_| RpcError::BadUrl { url: url.to_string() })?;
-    Ok(ProviderBuilder::new().connect_http(parsed).erased())
+impl RpcError {
+    /// Only a wrong chain is final for a daemon; everything else may pass.
+    pub fn is_wrong_chain(&self) -> bool {
+        matches!(self, RpcError::ChainIdMismatch { .. })
+    }
 }
 
-/// An HTTP provider that signs and sends transactions with `signer`.
+/// `https://eth.example.com/v3/KEY` → `https://eth.example.com`: enough to tell endpoints
+/// apart, never the key in the path, query or user info.
+pub fn redact(url: &str) -> String {
+    match reqwest::Url::parse(url) {
+        Ok(u) => match (u.host_str(), u.port()) {
+            (Some(host), Some(port)) => format!("{}://{host}:{port}", u.scheme()),
+            (Some(host), None) => format!("{}://{host}", u.scheme()),
+            _ => format!("{}://", u.scheme()),
+        },
+        Err(_) => "<invalid url>".to_string(),
+    }
+}
+
+/// Redacted names of several endpoints, for messages.
+pub fn redact_all(urls: &[String]) -> String {
+    urls.iter().map(|u| redact(u)).collect::<Vec<_>>().join(", ")
+}
+
+fn client_over(urls: &[String]) -> Result<RpcClient, RpcError> {
+    let http = reqwest::Client::builder()
+        .timeout(CALL_TIMEOUT)
+        .build()
+        .map_err(|e| RpcError::Unreachable { url: redact_all(urls), reason: e.to_string() })?;
+    let mut transports = Vec::with_capacity(urls.len());
+    for url in urls {
+        let parsed = url.parse().map_err(|_| RpcError::BadUrl { url: redact(url) })?;
+        transports.push(Http::with_client(http.clone(), parsed));
+    }
+    if transports.is_empty() {
+        return Err(RpcError::BadUrl { url: "(none configured)".into() });
+    }
+    let is_local = transports.iter().all(|t| t.guess_local());
+    let retry = RetryBackoffLayer::new(RATE_LIMIT_RETRIES, RATE_LIMIT_BACKOFF_MS, COMPUTE_UNITS_PER_SECOND);
+    let fallback = FallbackLayer::default().with_active_transport_count(NonZeroUsize::MIN);
+    let service = ServiceBuilder::new().layer(retry).layer(fallback).service(transports);
+    Ok(RpcClient::new(service, is_local))
+}
+
+/// A read-only provider over one or several endpoints.
+pub fn provider(urls: &[String]) -> Result<DynProvider, RpcError> {
+    Ok(ProviderBuilder::new().connect_client(client_over(urls)?).erased())
+}
+
+/// A read-only provider over one endpoint (devnet, tests).
+pub fn http_provider(url: &str) -> Result<DynProvider, RpcError> {
+    provider(&[url.to_string()])
+}
+
+/// A provider that signs and sends transactions with `signer`. Transactions go to the first
+/// endpoint only: a fallback could submit one transaction to several nodes.
 pub fn signing_provider(url: &str, signer: PrivateKeySigner) -> Result<DynProvider, RpcError> {
-    let parsed = url.parse().map_err(|_| RpcError::BadUrl { url: url.to_string() })?;
+    let parsed = url.parse().map_err(|_| RpcError::BadUrl { url: redact(url) })?;
     Ok(ProviderBuilder::new().wallet(EthereumWallet::from(signer)).connect_http(parsed).erased())
 }
 
-/// Reaches the node and refuses a chain other than the configured one.
-pub async fn check_chain_id(provider: &DynProvider, url: &str, expected: u64) -> Result<(), RpcError> {
+/// Reaches the node and refuses a chain other than the configured one. `urls` name the
+/// endpoints in messages (redacted here).
+pub async fn check_chain_id(provider: &DynProvider, urls: &[String], expected: u64) -> Result<(), RpcError> {
+    let url = redact_all(urls);
     let actual = provider
         .get_chain_id()
         .await
-        .map_err(|e| RpcError::Unreachable { url: url.to_string(), reason: first_line(&e.to_string()) })?;
+        .map_err(|e| RpcError::Unreachable { url: url.clone(), reason: describe(&e.to_string()) })?;
     if actual != expected {
-        return Err(RpcError::ChainIdMismatch { url: url.to_string(), expected, actual });
+        return Err(RpcError::ChainIdMismatch { url, expected, actual });
     }
     Ok(())
 }
 
-fn first_line(s: &str) -> String {
-    s.lines().next().unwrap_or_default().to_string()
+/// When the confirmations are a tag (`safe`, `finalized`), the node must answer it.
+pub async fn check_finality_tag(provider: &DynProvider, confirmations: crate::config::Confirmations) -> anyhow::Result<()> {
+    use alloy::eips::BlockNumberOrTag;
+    let tag = match confirmations {
+        crate::config::Confirmations::Blocks(_) => return Ok(()),
+        crate::config::Confirmations::Safe => BlockNumberOrTag::Safe,
+        crate::config::Confirmations::Finalized => BlockNumberOrTag::Finalized,
+    };
+    match provider.get_block_by_number(tag).await {
+        Ok(Some(_)) => Ok(()),
+        Ok(None) => anyhow::bail!("chain.confirmations: the node has no {tag} block"),
+        Err(e) => anyhow::bail!("chain.confirmations: the node does not answer the {tag} tag: {}", describe(&e.to_string())),
+    }
+}
+
+/// An RPC error's text for logs: its first line, with any URL reduced to scheme and host
+/// (reqwest puts the full request URL into its errors).
+pub fn describe(error: &str) -> String {
+    let first = error.lines().next().unwrap_or_default();
+    first
+        .split(' ')
+        .map(|word| {
+            let trimmed = word.trim_matches(|c| c == '(' || c == ')' || c == ',');
+            if trimmed.starts_with("http://") || trimmed.starts_with("https://") {
+                word.replace(trimmed, &redact(trimmed))
+            } else {
+                word.to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_keep_scheme_and_host_only() {
+        assert_eq!(redact("https://eth-mainnet.g.alchemy.com/v2/SECRETKEY"), "https://eth-mainnet.g.alchemy.com");
+        assert_eq!(redact("http://user:pw@127.0.0.1:8545/?key=abc"), "http://127.0.0.1:8545");
+        let said = describe("error sending request for url (https://mainnet.infura.io/v3/SECRET) timed out");
+        assert!(!said.contains("SECRET"), "{said}");
+        assert!(said.contains("https://mainnet.infura.io"), "{said}");
+    }
 }

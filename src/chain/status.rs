@@ -1,12 +1,19 @@
-//! What the watcher knows, shared with the API (confirmations, readiness) without a lock.
+//! What the watcher knows, shared with the API (confirmations, readiness) and the jobs (the
+//! chain's clock) without holding a lock across an await.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 
 #[derive(Debug, Default)]
 pub struct ChainStatus {
     head: AtomicU64,
     processed: AtomicU64,
+    /// Timestamp of the last processed block: the clock of the payment rules.
+    processed_time: AtomicI64,
+    caught_up: AtomicBool,
     leader: AtomicBool,
+    /// Why the watcher cannot go on (RPC unreachable, no common ancestor); `/readyz` says it.
+    problem: Mutex<Option<String>>,
 }
 
 impl ChainStatus {
@@ -23,11 +30,33 @@ impl ChainStatus {
     pub fn set_processed(&self, n: u64) {
         self.processed.store(n, Ordering::Relaxed);
     }
+    pub fn processed_time(&self) -> i64 {
+        self.processed_time.load(Ordering::Relaxed)
+    }
+    pub fn set_processed_time(&self, t: i64) {
+        self.processed_time.store(t, Ordering::Relaxed);
+    }
+    /// True while the last step found nothing newer than what it had processed.
+    pub fn is_caught_up(&self) -> bool {
+        self.caught_up.load(Ordering::Relaxed)
+    }
+    pub fn set_caught_up(&self, v: bool) {
+        self.caught_up.store(v, Ordering::Relaxed);
+    }
     /// True while this process holds the watcher lease.
     pub fn is_leader(&self) -> bool {
         self.leader.load(Ordering::Relaxed)
     }
     pub fn set_leader(&self, v: bool) {
         self.leader.store(v, Ordering::Relaxed);
+        if !v {
+            self.set_caught_up(false);
+        }
+    }
+    pub fn problem(&self) -> Option<String> {
+        self.problem.lock().expect("status lock").clone()
+    }
+    pub fn set_problem(&self, problem: Option<String>) {
+        *self.problem.lock().expect("status lock") = problem;
     }
 }

@@ -1,10 +1,13 @@
-//! The chain watcher. `eth_getLogs` from the stored cursor is the truth: Transfer logs of the
-//! configured tokens, matched in memory against every order's deposit address. Each step is
-//! checked against block hashes (reorgs are walked back to the common ancestor) and committed
-//! with the cursor in one transaction (see `payments::credit`). Errors never stop the daemon:
-//! the loop backs off and resumes from the stored cursor.
+//! The chain watcher. `eth_getLogs` from the stored cursor is the source, never trusted
+//! whole: near the head every block's `logsBloom` proves the answer complete
+//! (`completeness`), every header is checked as one chain on top of the cursor, and the step
+//! is committed with the cursor in one transaction (see `payments::credit`). Reorgs of any
+//! depth are walked back to the common ancestor and what left the chain is reversed; without
+//! an ancestor the watcher stops advancing rather than jump. Errors never stop the daemon:
+//! every retrying path waits (rate limits and outages back off), and the loop resumes from the
+//! stored cursor.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -18,29 +21,34 @@ use futures_util::StreamExt;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
+use super::completeness::{BlockHead, unproven};
 use super::contracts::IERC20;
-use super::range::{AdaptiveRange, is_too_large};
+use super::deposit_index::DepositIndex;
+use super::range::{AdaptiveRange, Failure, classify};
 use super::reorg::{ParentCheck, check_chain};
+use super::rpc::{self, describe};
 use super::status::ChainStatus;
 use super::{leader, wake};
 use crate::config::{Config, Confirmations};
 use crate::payments::credit::{self, Rules, Step};
-use crate::store::orders::deposit_addresses_since;
 use crate::store::transfers::Transfer;
-use crate::store::{Store, cursor, unix_now};
+use crate::store::{Store, StoreError, cursor, unix_now};
 
-/// Blocks this close to the head get every header fetched and stored: reorgs happen here.
+/// Blocks this close to the head get every header fetched, stored and their logs proven
+/// complete: backends disagree and reorgs happen here.
 pub const UNSAFE_ZONE: u64 = 64;
 /// How far back a reorg is searched for, and how many block hashes are kept.
 const MAX_REORG_DEPTH: u64 = 256;
-/// Orders are re-read from this far behind the newest one seen, so an order whose transaction
-/// committed late is still picked up.
-const INDEX_MARGIN_SECS: i64 = 600;
 const MAX_RANGE: u64 = 5_000;
+/// Consecutive failures before `/readyz` reports the RPC as the problem.
+const FAILURES_BEFORE_UNREADY: u32 = 3;
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
 
 pub struct Watcher {
     store: Store,
     provider: DynProvider,
+    rpc_names: String,
+    rpc_urls: Vec<String>,
     rules: Rules,
     tokens: Vec<Address>,
     confirmations: Confirmations,
@@ -50,58 +58,65 @@ pub struct Watcher {
     status: Arc<ChainStatus>,
 }
 
-/// Deposit address → order id, for every crypto order.
-#[derive(Default)]
-struct DepositIndex {
-    by_address: HashMap<Address, String>,
-    newest: i64,
-}
-
-impl DepositIndex {
-    async fn refresh(&mut self, store: &Store) -> anyhow::Result<()> {
-        let since = if self.by_address.is_empty() { i64::MIN } else { self.newest - INDEX_MARGIN_SECS };
-        for w in deposit_addresses_since(store.pool(), since).await? {
-            self.newest = self.newest.max(w.created_at);
-            self.by_address.insert(w.deposit_address, w.order_id);
-        }
-        Ok(())
-    }
-}
-
+/// What a step asks of the loop. Every outcome but `MoreToDo` waits before the next step.
 enum Progress {
     CaughtUp,
     MoreToDo,
+    /// The answers disagreed (chain moved, a lagging backend, a refused range): try again
+    /// soon, without treating it as an outage.
+    Retry(&'static str),
+}
+
+/// A step failure, classified so the loop knows how long to wait.
+struct StepError {
+    error: anyhow::Error,
+    rate_limited: bool,
+}
+
+impl<E: Into<anyhow::Error>> From<E> for StepError {
+    fn from(e: E) -> Self {
+        let error = e.into();
+        let rate_limited = classify(&format!("{error:#}")) == Failure::RateLimited;
+        Self { error, rate_limited }
+    }
 }
 
 impl Watcher {
     pub fn new(config: &Config, store: Store, provider: DynProvider, status: Arc<ChainStatus>) -> Self {
         let tokens: Vec<Address> = config.tokens.values().map(|t| t.address).collect();
         let decimals = config.tokens.values().map(|t| (t.address, t.decimals)).collect();
+        let late_window_secs = (config.orders.late_window_hours * 3600) as i64;
         Self {
             store,
             provider,
+            rpc_names: rpc::redact_all(config.chain.rpc_http.urls()),
+            rpc_urls: config.chain.rpc_http.urls().to_vec(),
             rules: Rules {
                 chain_id: config.chain.chain_id,
                 tolerance: config.orders.underpayment_tolerance.0,
-                late_window_secs: (config.orders.late_window_hours * 3600) as i64,
+                late_window_secs,
                 decimals,
             },
             tokens,
             confirmations: config.chain.confirmations,
             start_block: config.chain.start_block,
             range: AdaptiveRange::new(1_000, MAX_RANGE),
-            index: DepositIndex::default(),
+            index: DepositIndex::new(late_window_secs),
             status,
         }
     }
 
-    /// Watches while this process holds the lease; waits for it otherwise.
+    /// Verifies the chain id (waiting out an unreachable or rate-limited RPC), then watches
+    /// while this process holds the lease. Only a wrong chain ends it with an error.
     pub async fn run(
         mut self,
         ws_url: Option<String>,
         poll: Duration,
         shutdown: CancellationToken,
     ) -> anyhow::Result<()> {
+        if !self.verify_chain(poll, &shutdown).await? {
+            return Ok(());
+        }
         let wake = Arc::new(Notify::new());
         if let Some(url) = ws_url {
             tokio::spawn(wake::run(url, wake.clone(), shutdown.clone()));
@@ -119,6 +134,34 @@ impl Watcher {
         Ok(())
     }
 
+    /// False when shut down before the node answered.
+    async fn verify_chain(&self, poll: Duration, shutdown: &CancellationToken) -> anyhow::Result<bool> {
+        let mut wait = poll;
+        loop {
+            match rpc::check_chain_id(&self.provider, &self.rpc_urls, self.rules.chain_id).await {
+                Ok(()) => {
+                    self.status.set_problem(None);
+                    return Ok(true);
+                }
+                Err(e) if e.is_wrong_chain() => {
+                    let e = anyhow::Error::new(e);
+                    self.status.set_problem(Some(format!("{e}")));
+                    return Err(e);
+                }
+                Err(e) => {
+                    let reason = format!("rpc unreachable ({}): {}", self.rpc_names, describe(&e.to_string()));
+                    tracing::warn!(retry_in_ms = wait.as_millis() as u64, "{reason}");
+                    self.status.set_problem(Some(reason));
+                }
+            }
+            tokio::select! {
+                _ = shutdown.cancelled() => return Ok(false),
+                _ = tokio::time::sleep(wait) => {}
+            }
+            wait = (wait * 2).min(MAX_BACKOFF);
+        }
+    }
+
     async fn watch(&mut self, wake: &Notify, poll: Duration, stop: &CancellationToken) {
         if self.tokens.is_empty() {
             // An eth_getLogs filter without addresses would match every contract's Transfers.
@@ -127,21 +170,34 @@ impl Watcher {
             return stop.cancelled().await;
         }
         let mut backoff = poll;
+        let mut failures = 0u32;
         loop {
             let wait = match self.step().await {
-                Ok(Progress::MoreToDo) => Duration::ZERO,
-                Ok(Progress::CaughtUp) => {
+                Ok(progress) => {
+                    failures = 0;
                     backoff = poll;
-                    poll
+                    if self.status.problem().is_some_and(|p| p.starts_with("rpc")) {
+                        self.status.set_problem(None);
+                    }
+                    match progress {
+                        Progress::MoreToDo => Duration::ZERO,
+                        Progress::CaughtUp => poll,
+                        Progress::Retry(why) => {
+                            tracing::debug!(why, "step retried");
+                            // Short, so a lagging backend costs little, but never a spin.
+                            poll.min(Duration::from_millis(500))
+                        }
+                    }
                 }
-                Err(e) => {
-                    tracing::warn!(
-                        error = format!("{e:#}"),
-                        retry_in_ms = backoff.as_millis() as u64,
-                        "watcher step failed"
-                    );
+                Err(StepError { error, rate_limited }) => {
+                    failures += 1;
+                    let said = describe(&format!("{error:#}"));
+                    if failures >= FAILURES_BEFORE_UNREADY && self.status.problem().is_none() {
+                        self.status.set_problem(Some(format!("rpc failing ({}): {said}", self.rpc_names)));
+                    }
+                    tracing::warn!(error = said, rate_limited, retry_in_ms = backoff.as_millis() as u64, "watcher step failed");
                     let wait = backoff;
-                    backoff = (backoff * 2).min(Duration::from_secs(30));
+                    backoff = (backoff * 2).min(MAX_BACKOFF);
                     wait
                 }
             };
@@ -160,13 +216,20 @@ impl Watcher {
 
     /// Runs steps until the cursor reaches the head (benchmarks and one-off catch-ups).
     pub async fn catch_up(&mut self) -> anyhow::Result<()> {
-        while let Progress::MoreToDo = self.step().await? {}
-        Ok(())
+        loop {
+            match self.step().await {
+                Ok(Progress::CaughtUp) => return Ok(()),
+                Ok(Progress::MoreToDo) => {}
+                Ok(Progress::Retry(_)) => tokio::time::sleep(Duration::from_millis(50)).await,
+                Err(e) => return Err(e.error),
+            }
+        }
     }
 
-    /// One step: check the cursor's block, fetch the next range, commit. Never skips a block:
-    /// the cursor moves only in the transaction that records the range's transfers.
-    async fn step(&mut self) -> anyhow::Result<Progress> {
+    /// One step: check the cursor's block, fetch the next range, prove it complete, commit.
+    /// Never skips a block: the cursor moves only in the transaction that records the range's
+    /// transfers.
+    async fn step(&mut self) -> Result<Progress, StepError> {
         let chain_id = self.rules.chain_id;
         let head = self.provider.get_block_number().await.context("eth_blockNumber")?;
         self.status.set_head(head);
@@ -174,78 +237,118 @@ impl Watcher {
         let stored = cursor::get(self.store.pool(), chain_id).await.context("reading the cursor")?;
 
         if let Some(c) = stored {
-            let canonical = self.header(c.block_number).await?;
-            if canonical.1 != c.block_hash {
-                self.walk_back(c).await?;
-                return Ok(Progress::MoreToDo);
+            let Some(canonical) = self.header(c.block_number).await? else {
+                return Ok(Progress::Retry("the node does not have the cursor's block yet"));
+            };
+            if canonical.hash != c.block_hash {
+                return self.walk_back(c).await;
             }
             self.status.set_processed(c.block_number);
+            self.status.set_processed_time(c.block_time);
         }
         let from = stored.map_or(self.start_block, |c| c.block_number + 1);
         if from > head {
             self.confirm_only(head, stored).await?;
+            self.status.set_caught_up(true);
             return Ok(Progress::CaughtUp);
         }
+        self.status.set_caught_up(false);
         let to = head.min(from + self.range.get() - 1);
 
-        // The first block must extend the cursor; blocks near the head (where reorgs happen)
-        // are all fetched, checked as one chain and kept; far behind, the ends suffice.
-        let tail_from = from.max(head.saturating_sub(UNSAFE_ZONE)).max(from + 1);
+        // The first block must extend the cursor; blocks near the head are all fetched,
+        // checked as one chain and kept; far behind, the ends suffice.
+        let zone_from = from.max(head.saturating_sub(UNSAFE_ZONE)).max(from + 1);
         let mut numbers = vec![from];
-        numbers.extend(tail_from..=to);
+        numbers.extend(zone_from..=to);
         if *numbers.last().expect("non-empty") != to {
             numbers.push(to);
         }
-        let headers = self.headers(&numbers).await?;
-        let linked_from = headers.first().expect("from is fetched").0;
-        let near_head: Vec<_> =
-            headers.iter().copied().filter(|(n, _, _)| *n >= tail_from || *n == linked_from).collect();
-        let contiguous = tail_from == from + 1;
-        let chain_check = match check_chain(stored.map(|c| c.block_hash), &headers[..1]) {
+        let Some(headers) = self.headers(&numbers).await? else {
+            return Ok(Progress::Retry("a backend does not have the newest blocks yet"));
+        };
+        let contiguous = zone_from == from + 1;
+        let zone: Vec<BlockHead> = headers.iter().copied().filter(|h| h.number >= zone_from).collect();
+        let chain_check = match check_chain(stored.map(|c| c.block_hash), &[link(&headers[0])]) {
             ParentCheck::Valid | ParentCheck::Unknown => {
-                let base = if contiguous { Some(headers[0].1) } else { None };
-                check_chain(base, &headers[1..].iter().copied().filter(|(n, _, _)| *n >= tail_from).collect::<Vec<_>>())
+                let base = if contiguous { Some(headers[0].hash) } else { None };
+                check_chain(base, &zone.iter().map(link).collect::<Vec<_>>())
             }
             mismatch => mismatch,
         };
-        if let ParentCheck::Mismatch { expected, got } = chain_check {
-            tracing::warn!(%expected, %got, "chain moved while reading; retrying");
-            return Ok(Progress::MoreToDo);
+        if let ParentCheck::Mismatch { .. } = chain_check {
+            return Ok(Progress::Retry("the chain moved while reading"));
         }
-        let logs = match self.logs(from, to).await {
+        let mut logs = match self.logs(Filter::new().from_block(from).to_block(to)).await {
             Ok(logs) => logs,
-            Err(e) if is_too_large(&format!("{e:#}")) => {
-                self.range.shrink();
-                tracing::info!(range = self.range.get(), "node refused the range; shrinking");
-                return Ok(Progress::MoreToDo);
+            Err(e) => {
+                return match classify(&format!("{e:#}")) {
+                    Failure::TooLarge { span, range_cap } => {
+                        match (span, range_cap) {
+                            (Some(span), true) => self.range.cap_at(span),
+                            _ => self.range.shrink(span),
+                        }
+                        tracing::info!(range = self.range.get(), "the node refused the range; asking for less");
+                        Ok(Progress::Retry("range refused"))
+                    }
+                    _ => Err(e.into()),
+                };
             }
-            Err(e) => return Err(e),
         };
         self.range.grow();
+
+        // Near the head, a "maybe" in a block's bloom with no log in the answer means the
+        // answer may be incomplete: ask for that block alone, by its hash.
+        let in_range_zone: Vec<BlockHead> =
+            headers.iter().copied().filter(|h| h.number >= from.max(head.saturating_sub(UNSAFE_ZONE))).collect();
+        let answered: HashSet<u64> = logs.iter().filter_map(|l| l.block_number).collect();
+        for block in unproven(&in_range_zone, &self.tokens, &IERC20::Transfer::SIGNATURE_HASH, &answered) {
+            let again = self.logs(Filter::new().at_block_hash(block.hash)).await.context("eth_getLogs by block hash")?;
+            if !again.is_empty() {
+                tracing::warn!(block = block.number, logs = again.len(), "an incomplete getLogs answer was completed");
+                metrics::counter!(crate::telemetry::INCOMPLETE_ANSWERS).increment(1);
+                logs.extend(again);
+            }
+        }
         metrics::counter!(crate::telemetry::LOGS_SCANNED).increment(logs.len() as u64);
-        let known: HashMap<u64, B256> = headers.iter().map(|(n, h, _)| (*n, *h)).collect();
-        if logs.iter().any(|l| l.block_number.and_then(|n| known.get(&n)).is_some_and(|h| Some(*h) != l.block_hash)) {
-            tracing::warn!("logs from another fork than the headers; retrying");
-            return Ok(Progress::MoreToDo);
+        let known: HashMap<u64, &BlockHead> = headers.iter().map(|h| (h.number, h)).collect();
+        if logs.iter().any(|l| l.block_number.and_then(|n| known.get(&n)).is_some_and(|h| Some(h.hash) != l.block_hash))
+        {
+            return Ok(Progress::Retry("logs from another fork than the headers"));
+        }
+        if logs.iter().any(|l| l.block_number.is_none_or(|n| n < from || n > to)) {
+            return Ok(Progress::Retry("logs outside the asked range"));
         }
 
         // Refreshed after the logs were fetched: any order whose address is paid in these logs
         // was committed before the payment was mined, so it is in the index now.
-        self.index.refresh(&self.store).await?;
-        let transfers = self.matching_transfers(&logs)?;
-        let (to_number, to_hash, _) = *headers.last().expect("at least one header");
+        self.index.refresh(&self.store, self.status.processed_time()).await?;
+        let mut transfers = self.matching_transfers(&logs).await?;
+        if !self.stamp_times(&mut transfers, &known).await? {
+            return Ok(Progress::Retry("a transfer's block is not served yet"));
+        }
+        let last = *headers.last().expect("at least one header");
+        let mut kept: Vec<BlockHead> = zone;
+        kept.push(headers[0]);
+        kept.push(last);
         let step = Step {
             transfers,
             confirm_up_to: self.confirmed_block(head).await?.map(|b| b.min(to)),
-            cursor: Some(cursor::Cursor { block_number: to_number, block_hash: to_hash }),
-            blocks: near_head,
+            cursor: Some(cursor::Cursor { block_number: last.number, block_hash: last.hash, block_time: last.time }),
+            blocks: kept.iter().map(|h| (h.number, h.hash, h.parent)).collect(),
             forget_blocks_below: to.saturating_sub(MAX_REORG_DEPTH),
             at: unix_now(),
         };
         let mut tx = self.store.begin().await?;
-        let outcome = credit::commit_step(&mut tx, &self.rules, &step).await?;
+        let outcome = match credit::commit_step(&mut tx, &self.rules, &step).await {
+            Err(StoreError::Conflict(why)) => {
+                tracing::info!(why, "an order changed under the step; recomputing");
+                return Ok(Progress::Retry("an order changed under the step"));
+            }
+            other => other?,
+        };
         tx.commit().await.context("committing the step")?;
         self.status.set_processed(to);
+        self.status.set_processed_time(last.time);
         metrics::counter!(crate::telemetry::TRANSFERS_MATCHED).increment(outcome.recorded as u64);
         crate::telemetry::payments_credited("token", outcome.paid.len());
         if outcome.recorded > 0 || !outcome.paid.is_empty() {
@@ -255,12 +358,15 @@ impl Watcher {
     }
 
     /// Nothing new to read: only let earlier transfers reach their confirmations.
-    async fn confirm_only(&mut self, head: u64, stored: Option<cursor::Cursor>) -> anyhow::Result<()> {
+    async fn confirm_only(&mut self, head: u64, stored: Option<cursor::Cursor>) -> Result<(), StepError> {
         let Some(c) = stored else { return Ok(()) };
         let Some(block) = self.confirmed_block(head).await? else { return Ok(()) };
         let step = Step { confirm_up_to: Some(block.min(c.block_number)), at: unix_now(), ..Default::default() };
         let mut tx = self.store.begin().await?;
-        let outcome = credit::commit_step(&mut tx, &self.rules, &step).await?;
+        let outcome = match credit::commit_step(&mut tx, &self.rules, &step).await {
+            Err(StoreError::Conflict(_)) => return Ok(()), // the next poll recomputes
+            other => other?,
+        };
         tx.commit().await?;
         crate::telemetry::payments_credited("token", outcome.paid.len());
         Ok(())
@@ -268,89 +374,116 @@ impl Watcher {
 
     /// The deepest block whose transfers count as confirmed.
     async fn confirmed_block(&self, head: u64) -> anyhow::Result<Option<u64>> {
-        match self.confirmations {
-            Confirmations::Blocks(n) => Ok((head + 1).checked_sub(n)),
-            Confirmations::Finalized => {
-                let block = self.provider.get_block_by_number(BlockNumberOrTag::Finalized).await?;
-                Ok(block.map(|b| b.header.number))
-            }
-        }
+        let tag = match self.confirmations {
+            Confirmations::Blocks(n) => return Ok((head + 1).checked_sub(n)),
+            Confirmations::Finalized => BlockNumberOrTag::Finalized,
+            Confirmations::Safe => BlockNumberOrTag::Safe,
+        };
+        let block = self.provider.get_block_by_number(tag).await.with_context(|| format!("the {tag} block"))?;
+        Ok(block.map(|b| b.header.number))
     }
 
-    /// After a reorg: the highest stored block the node still agrees with.
-    async fn walk_back(&mut self, from: cursor::Cursor) -> anyhow::Result<()> {
+    /// After a reorg: the highest stored block the node still agrees with. Everything above
+    /// it is rewound (and reversed where it was credited). Without one within the kept
+    /// hashes the watcher stops advancing: jumping would skip blocks nobody checked.
+    async fn walk_back(&mut self, from: cursor::Cursor) -> Result<Progress, StepError> {
         let chain_id = self.rules.chain_id;
         let floor = from.block_number.saturating_sub(MAX_REORG_DEPTH);
         let mut ancestor = None;
-        let mut n = from.block_number;
-        while n > floor {
-            n -= 1;
-            if let Some(stored) = cursor::block_hash(self.store.pool(), chain_id, n).await? {
-                let (_, hash, _) = self.header(n).await?;
-                if hash == stored {
-                    ancestor = Some(cursor::Cursor { block_number: n, block_hash: hash });
-                    break;
-                }
+        for (n, stored) in cursor::blocks_below(self.store.pool(), chain_id, from.block_number, floor).await? {
+            let Some(node) = self.header(n).await? else {
+                return Ok(Progress::Retry("the node does not have a block below the cursor"));
+            };
+            if node.hash == stored {
+                ancestor = Some(cursor::Cursor { block_number: n, block_hash: node.hash, block_time: node.time });
+                break;
             }
         }
-        let ancestor = match ancestor {
-            Some(a) => a,
-            None => {
-                let (number, hash, _) = self.header(floor).await?;
-                tracing::error!(from = from.block_number, floor, "no common ancestor within the reorg window");
-                cursor::Cursor { block_number: number, block_hash: hash }
-            }
+        let Some(ancestor) = ancestor else {
+            let reason = format!(
+                "reorg: no common ancestor within the {MAX_REORG_DEPTH} kept blocks below {}; the watcher stopped \
+                 advancing (an operator must check the chain and the RPC endpoints)",
+                from.block_number
+            );
+            tracing::error!("{reason}");
+            self.status.set_problem(Some(reason.clone()));
+            return Err(StepError { error: anyhow::anyhow!(reason), rate_limited: false });
         };
         let mut tx = self.store.begin().await?;
-        let deep = credit::rewind(&mut tx, &self.rules, ancestor, unix_now()).await?;
+        let (reversed, deep) = match credit::rewind(&mut tx, &self.rules, ancestor, unix_now()).await {
+            Err(StoreError::Conflict(_)) => return Ok(Progress::Retry("an order changed under the rewind")),
+            other => other?,
+        };
         tx.commit().await?;
-        tracing::warn!(
-            from = from.block_number,
-            ancestor = ancestor.block_number,
-            "reorg: rewound to the common ancestor"
-        );
+        self.status.set_processed(ancestor.block_number);
+        self.status.set_processed_time(ancestor.block_time);
+        tracing::warn!(from = from.block_number, ancestor = ancestor.block_number, "reorg: rewound to the common ancestor");
         if !deep.is_empty() {
             tracing::error!(
-                affected = ?deep,
-                "reorg deeper than the confirmations: these confirmed transfers left the canonical chain"
+                removed = ?deep,
+                reversed = ?reversed,
+                "reorg deeper than the confirmations: confirmed transfers left the canonical chain"
             );
         }
-        Ok(())
+        Ok(Progress::MoreToDo)
     }
 
-    /// Headers of `numbers`, fetched a few at a time, in order.
-    async fn headers(&self, numbers: &[u64]) -> anyhow::Result<Vec<(u64, B256, B256)>> {
+    /// Headers of `numbers`, fetched a few at a time, in order; None when a backend does not
+    /// serve one of them yet.
+    async fn headers(&self, numbers: &[u64]) -> anyhow::Result<Option<Vec<BlockHead>>> {
         let futures: Vec<_> = numbers.iter().map(|n| self.header(*n)).collect();
-        futures_util::stream::iter(futures).buffered(16).collect::<Vec<_>>().await.into_iter().collect()
+        let fetched: Vec<anyhow::Result<Option<BlockHead>>> =
+            futures_util::stream::iter(futures).buffered(16).collect().await;
+        fetched.into_iter().collect::<anyhow::Result<Option<Vec<_>>>>()
     }
 
-    async fn header(&self, n: u64) -> anyhow::Result<(u64, B256, B256)> {
+    async fn header(&self, n: u64) -> anyhow::Result<Option<BlockHead>> {
         let block = self
             .provider
             .get_block_by_number(BlockNumberOrTag::Number(n))
             .await
-            .with_context(|| format!("eth_getBlockByNumber({n})"))?
-            .with_context(|| format!("block {n} not found"))?;
-        Ok((n, block.header.hash, block.header.parent_hash))
+            .with_context(|| format!("eth_getBlockByNumber({n})"))?;
+        Ok(block.map(|b| BlockHead {
+            number: n,
+            hash: b.header.hash,
+            parent: b.header.parent_hash,
+            time: b.header.timestamp as i64,
+            bloom: b.header.logs_bloom,
+        }))
     }
 
-    async fn logs(&self, from: u64, to: u64) -> anyhow::Result<Vec<Log>> {
-        let filter = Filter::new()
-            .address(self.tokens.clone())
-            .event_signature(IERC20::Transfer::SIGNATURE_HASH)
-            .from_block(from)
-            .to_block(to);
+    /// Transfer logs of the watched tokens matching `filter`'s blocks.
+    async fn logs(&self, filter: Filter) -> anyhow::Result<Vec<Log>> {
+        let filter = filter.address(self.tokens.clone()).event_signature(IERC20::Transfer::SIGNATURE_HASH);
         Ok(self.provider.get_logs(&filter).await?)
     }
 
-    /// Transfers into known deposit addresses; everything else is skipped by a map lookup.
-    fn matching_transfers(&self, logs: &[Log]) -> anyhow::Result<Vec<Transfer>> {
+    /// Gives each transfer its block's timestamp, from the headers at hand or fetched; false
+    /// when a block is not served (a lagging backend).
+    async fn stamp_times(&self, transfers: &mut [Transfer], known: &HashMap<u64, &BlockHead>) -> anyhow::Result<bool> {
+        let mut times: HashMap<u64, i64> = known.iter().map(|(n, h)| (*n, h.time)).collect();
+        for t in transfers.iter_mut() {
+            if !times.contains_key(&t.block_number) {
+                match self.header(t.block_number).await? {
+                    Some(h) if h.hash == t.block_hash => {
+                        times.insert(h.number, h.time);
+                    }
+                    _ => return Ok(false),
+                }
+            }
+            t.block_time = times.get(&t.block_number).copied();
+        }
+        Ok(true)
+    }
+
+    /// Transfers into deposit addresses; everything else is skipped by the index.
+    async fn matching_transfers(&self, logs: &[Log]) -> anyhow::Result<Vec<Transfer>> {
         let mut out = Vec::new();
         for log in logs {
             // topics: [signature, from, to]; the recipient decides whether we care.
             let Some(to_topic) = log.topics().get(2) else { continue };
             let to = Address::from_word(*to_topic);
-            let Some(order_id) = self.index.by_address.get(&to) else { continue };
+            let Some(order_id) = self.index.lookup(&self.store, &to).await? else { continue };
             let decoded = log.log_decode::<IERC20::Transfer>().context("malformed Transfer log")?;
             out.push(Transfer {
                 chain_id: self.rules.chain_id,
@@ -362,9 +495,17 @@ impl Watcher {
                 from: decoded.inner.data.from,
                 to,
                 amount_base: decoded.inner.data.value,
-                order_id: Some(order_id.clone()),
+                order_id: Some(order_id),
+                block_time: None,
             });
         }
+        // The same log can arrive twice (an answer completed by a by-hash fetch).
+        out.sort_by_key(|t| (t.block_number, t.log_index));
+        out.dedup_by_key(|t| (t.tx_hash, t.log_index));
         Ok(out)
     }
+}
+
+fn link(h: &BlockHead) -> (u64, B256, B256) {
+    (h.number, h.hash, h.parent)
 }

@@ -93,7 +93,8 @@ fn default_database_url() -> SecretString {
 #[serde(deny_unknown_fields)]
 pub struct ChainConfig {
     pub chain_id: u64,
-    pub rpc_http: String,
+    /// One URL or a list: calls go to the best answering one (see `chain::rpc`).
+    pub rpc_http: RpcUrls,
     pub rpc_ws: Option<String>,
     #[serde(default = "default_confirmations")]
     pub confirmations: Confirmations,
@@ -111,10 +112,51 @@ fn default_poll_interval_ms() -> u64 {
     2000
 }
 
-/// How deep a transfer must be to count: a block count, or the node's `finalized` tag.
+/// RPC endpoints. A URL usually carries the provider's API key, so `Debug` shows scheme and
+/// host only.
+#[derive(Clone, PartialEq, Eq)]
+pub struct RpcUrls(pub Vec<String>);
+
+impl RpcUrls {
+    pub fn urls(&self) -> &[String] {
+        &self.0
+    }
+    /// The endpoint that signs and sends transactions.
+    pub fn primary(&self) -> &str {
+        self.0.first().map(String::as_str).unwrap_or_default()
+    }
+}
+
+impl std::fmt::Debug for RpcUrls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&crate::chain::rpc::redact_all(&self.0))
+    }
+}
+
+impl<'de> Deserialize<'de> for RpcUrls {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            One(String),
+            Many(Vec<String>),
+        }
+        let urls = match Raw::deserialize(d)? {
+            Raw::One(u) => vec![u],
+            Raw::Many(v) => v,
+        };
+        if urls.is_empty() {
+            return Err(serde::de::Error::custom("needs at least one URL"));
+        }
+        Ok(Self(urls))
+    }
+}
+
+/// How deep a transfer must be to count: a block count, or the node's `safe` or `finalized` tag.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Confirmations {
     Blocks(u64),
+    Safe,
     Finalized,
 }
 
@@ -130,10 +172,11 @@ impl<'de> Deserialize<'de> for Confirmations {
             Raw::Blocks(0) => Err(serde::de::Error::custom("must be at least 1")),
             Raw::Blocks(n) => Ok(Self::Blocks(n)),
             Raw::Word(w) if w == "finalized" => Ok(Self::Finalized),
+            Raw::Word(w) if w == "safe" => Ok(Self::Safe),
             Raw::Word(w) => match w.parse::<u64>() {
                 Ok(n) if n > 0 => Ok(Self::Blocks(n)),
                 _ => Err(serde::de::Error::custom(format!(
-                    "expected a block count of at least 1 or \"finalized\", got {w:?}"
+                    "expected a block count of at least 1, \"safe\" or \"finalized\", got {w:?}"
                 ))),
             },
         }

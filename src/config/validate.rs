@@ -8,15 +8,33 @@ use super::{Config, ConfigError, ExactDecimal, PriceConfig, ResourcePrices};
 /// The largest scale `rust_decimal` can hold; token amounts are computed at the token's decimals.
 const MAX_TOKEN_DECIMALS: u8 = 28;
 
+/// Chain ids of local development chains (anvil, hardhat, ganache).
+const DEVNET_CHAIN_IDS: [u64; 2] = [31337, 1337];
+
 impl Config {
+    /// What is valid but unwise, for `paywatch check` to say.
+    pub fn warnings(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if self.chain.rpc_http.urls().len() == 1 && !DEVNET_CHAIN_IDS.contains(&self.chain.chain_id) {
+            out.push(format!(
+                "chain.rpc_http has one endpoint ({}): configure two or more providers so an outage or rate limit \
+                 of one does not stop the watcher",
+                crate::chain::rpc::redact(self.chain.rpc_http.primary())
+            ));
+        }
+        out
+    }
+
     pub fn validate(&self) -> Result<(), ConfigError> {
         let url = self.database_url();
         if !(url.starts_with("sqlite:") || url.starts_with("postgres://") || url.starts_with("postgresql://")) {
             return Err(ConfigError::key("database.url", "must start with sqlite:, postgres:// or postgresql://"));
         }
         let chain = &self.chain;
-        if !(chain.rpc_http.starts_with("http://") || chain.rpc_http.starts_with("https://")) {
-            return Err(ConfigError::key("chain.rpc_http", "must be an http:// or https:// URL"));
+        for url in chain.rpc_http.urls() {
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                return Err(ConfigError::key("chain.rpc_http", "must be an http:// or https:// URL"));
+            }
         }
         if let Some(ws) = &chain.rpc_ws
             && !(ws.starts_with("ws://") || ws.starts_with("wss://"))

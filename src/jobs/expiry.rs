@@ -1,18 +1,32 @@
 //! Time-driven state changes, each a function of the store and "now" (so tests move the
 //! clock by passing another now). Every change is a conditional update in its own
 //! transaction with its event: running twice, or on two processes, changes nothing more.
+//! Orders expire by the chain's clock (`order_clock`): never while the watcher is behind.
 
 use serde_json::json;
 use sqlx::Row;
 
-use crate::store::{Store, StoreResult, outbox};
+use crate::store::{Store, StoreResult, cursor, outbox, unix_now};
 
-/// Unpaid orders past their expiry become `expired`; an app that never activated becomes
-/// `cancelled`, and a catalog order's reserved stock goes back on sale. A payment that arrives within the late window still credits them later.
+/// The time unpaid orders are judged by: the timestamp of the last block the watcher
+/// processed, so a payment mined before expiry but not yet read still counts. Only when the
+/// watcher is caught up (nothing unread could pay them) does the wall clock move it further,
+/// for a quiet chain whose last block is old.
+pub async fn order_clock(store: &Store, watcher_caught_up: bool, now: i64) -> StoreResult<i64> {
+    let chain = cursor::chain_time(store.pool()).await?;
+    Ok(if watcher_caught_up { chain.max(now) } else { chain })
+}
+
+/// Unpaid orders past their expiry at `now` (the chain's clock, see `order_clock`) become
+/// `expired`; an app that never activated becomes `cancelled`, and a catalog order's reserved
+/// stock goes back on sale. An order with a transfer mined before its expiry and still
+/// confirming waits for it. A payment within the late window still credits them later.
 pub async fn expire_orders(store: &Store, now: i64) -> StoreResult<usize> {
     let due = sqlx::query(
-        "SELECT order_id, team_id, app_id, kind FROM orders \
-         WHERE status IN ('awaiting_payment', 'partially_paid') AND expires_at < $1",
+        "SELECT order_id, team_id, app_id, kind FROM orders o \
+         WHERE status IN ('awaiting_payment', 'partially_paid') AND expires_at < $1 \
+         AND NOT EXISTS (SELECT 1 FROM chain_transfers t WHERE t.order_id = o.order_id AND t.state = 'seen' \
+             AND COALESCE(t.block_time, 0) <= o.expires_at)",
     )
     .bind(now)
     .fetch_all(store.pool())
@@ -26,9 +40,11 @@ pub async fn expire_orders(store: &Store, now: i64) -> StoreResult<usize> {
         let mut tx = store.begin().await?;
         let done = sqlx::query(
             "UPDATE orders SET status = 'expired', updated_at = $1 \
-             WHERE order_id = $2 AND status IN ('awaiting_payment', 'partially_paid')",
+             WHERE order_id = $2 AND status IN ('awaiting_payment', 'partially_paid') \
+             AND NOT EXISTS (SELECT 1 FROM chain_transfers t WHERE t.order_id = orders.order_id AND t.state = 'seen' \
+                 AND COALESCE(t.block_time, 0) <= orders.expires_at)",
         )
-        .bind(now)
+        .bind(unix_now())
         .bind(&order_id)
         .execute(&mut *tx)
         .await?;

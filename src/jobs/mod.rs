@@ -31,10 +31,11 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     let mut scheduler = JobScheduler::new().await?;
     let (s, c) = (store.clone(), config.clone());
+    let st = status.clone();
     add_leader_job(&mut scheduler, EXPIRY_EVERY, &status, move || {
-        let (store, config) = (s.clone(), c.clone());
+        let (store, config, status) = (s.clone(), c.clone(), st.clone());
         async move {
-            if let Err(e) = run_expiry(&store, &config, unix_now()).await {
+            if let Err(e) = run_expiry(&store, &config, &status, unix_now()).await {
                 tracing::warn!(error = %e, "expiry job failed; next run retries");
             }
         }
@@ -101,9 +102,16 @@ where
     Ok(())
 }
 
-/// Expires unpaid orders and finished apps, and sends the expiring notices due at `now`.
-pub async fn run_expiry(store: &Store, config: &Config, now: i64) -> crate::store::StoreResult<()> {
-    let orders = expiry::expire_orders(store, now).await?;
+/// Expires unpaid orders (by the chain's clock) and finished apps, and sends the expiring
+/// notices due at `now`.
+pub async fn run_expiry(
+    store: &Store,
+    config: &Config,
+    status: &ChainStatus,
+    now: i64,
+) -> crate::store::StoreResult<()> {
+    let clock = expiry::order_clock(store, status.is_caught_up(), now).await?;
+    let orders = expiry::expire_orders(store, clock).await?;
     let apps = expiry::expire_apps(store, now).await?;
     let notices = expiry::notify_expiring(store, now, config.jobs.expiring_notice_days).await?;
     if orders + apps + notices > 0 {

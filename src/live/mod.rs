@@ -81,7 +81,7 @@ pub async fn record_changes(store: &Store, config: &Config, head: u64, changed_s
 fn confirmation_cap(config: &Config) -> u64 {
     match config.chain.confirmations {
         Confirmations::Blocks(n) => n,
-        Confirmations::Finalized => UNSAFE_ZONE,
+        Confirmations::Finalized | Confirmations::Safe => UNSAFE_ZONE,
     }
 }
 

@@ -162,7 +162,7 @@ pub async fn record_card_payment(
         late: false,
         paid_at: Some(now),
     };
-    orders::update_progress(&mut **tx, order_id, &update).await?;
+    orders::update_progress(&mut **tx, order_id, orders::OrderStatus::AwaitingPayment, &update).await?;
     order.progress = update;
     let paid = super::credit::Paid {
         amount: quote.usd.normalize().to_string(),

@@ -11,7 +11,7 @@ use rust_decimal::Decimal;
 use serde_json::json;
 
 use super::calendar::add_months;
-use super::order_state::{Terms, after_confirmation};
+use super::order_state::{Terms, after_confirmation, paid_threshold};
 use crate::money::format_base_units;
 use crate::store::apps::{self, AppStatus};
 use crate::store::orders::{self, Order, OrderKind, OrderStatus, PaymentProgress};
@@ -44,12 +44,21 @@ pub struct Step {
     pub at: i64,
 }
 
-/// Orders whose state changed, and whether they became paid.
+/// Orders whose state changed, and whether they became paid (or stopped being paid).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Outcome {
     pub recorded: usize,
     pub paid: Vec<String>,
+    pub reversed: Vec<String>,
     pub touched: Vec<String>,
+}
+
+/// What recomputing one order did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Settled {
+    Unchanged,
+    NewlyPaid,
+    Reversed,
 }
 
 pub async fn commit_step(tx: &mut Tx, rules: &Rules, step: &Step) -> StoreResult<Outcome> {
@@ -67,8 +76,10 @@ pub async fn commit_step(tx: &mut Tx, rules: &Rules, step: &Step) -> StoreResult
         touched.extend(transfers::confirm_up_to(tx, rules.chain_id, block).await?);
     }
     for order_id in &touched {
-        if settle(tx, rules, order_id, step.at).await? {
-            outcome.paid.push(order_id.clone());
+        match settle(tx, rules, order_id, step.at).await? {
+            Settled::NewlyPaid => outcome.paid.push(order_id.clone()),
+            Settled::Reversed => outcome.reversed.push(order_id.clone()),
+            Settled::Unchanged => {}
         }
     }
     for (number, hash, parent) in &step.blocks {
@@ -82,36 +93,44 @@ pub async fn commit_step(tx: &mut Tx, rules: &Rules, step: &Step) -> StoreResult
     Ok(outcome)
 }
 
-/// After a reorg: forget what left the canonical chain above `ancestor` and move the cursor
-/// there. Returns (order id, tx hash) of confirmed transfers that the reorg went below: those
-/// were already credited and stay so; the caller reports them.
+/// After a reorg: every transfer above `ancestor` left the canonical chain, confirmed or not.
+/// They are deleted (the new chain is read again from the ancestor) and each touched order is
+/// recomputed from what remains; a credited payment that no longer stands is reversed. Returns
+/// the orders reversed and the (order id, tx hash) of confirmed transfers that were removed.
 pub async fn rewind(
     tx: &mut Tx,
     rules: &Rules,
     ancestor: cursor::Cursor,
     at: i64,
-) -> StoreResult<Vec<(Option<String>, String)>> {
-    let (touched, deep) = transfers::remove_seen_above(tx, rules.chain_id, ancestor.block_number).await?;
+) -> StoreResult<(Vec<String>, Vec<(Option<String>, String)>)> {
+    let (touched, deep) = transfers::remove_above(tx, rules.chain_id, ancestor.block_number).await?;
+    let mut reversed = Vec::new();
     for order_id in &touched {
-        settle(tx, rules, order_id, at).await?;
+        if settle(tx, rules, order_id, at).await? == Settled::Reversed {
+            reversed.push(order_id.clone());
+        }
     }
     cursor::prune_blocks(&mut **tx, rules.chain_id, ancestor.block_number, 0).await?;
     cursor::set(&mut **tx, rules.chain_id, ancestor).await?;
-    Ok(deep)
+    Ok((reversed, deep))
 }
 
-/// Recomputes an order's sums from its transfers and applies the status rules; on the step
-/// that pays it, activates or extends its app and records the deposit. True when newly paid.
-async fn settle(tx: &mut Tx, rules: &Rules, order_id: &str, at: i64) -> StoreResult<bool> {
+/// Recomputes an order's sums from its transfers and applies the status rules, judged by the
+/// chain's clock: a payment is on time or late by the timestamp of the block holding the
+/// transfer that completed it. On the step that pays it, activates or extends its app and
+/// records the deposit; when it stops being paid (a deep reorg), reverses that.
+async fn settle(tx: &mut Tx, rules: &Rules, order_id: &str, at: i64) -> StoreResult<Settled> {
     let order = orders::get_any(&mut **tx, order_id)
         .await?
         .ok_or_else(|| StoreError::Corrupt(format!("transfer for missing order {order_id}")))?;
     let Some(crypto) = order.new.crypto.clone() else {
-        return Ok(false);
+        return Ok(Settled::Unchanged);
     };
+    let threshold = paid_threshold(crypto.amount_base, rules.tolerance);
     let mut seen = U256::ZERO;
     let mut confirmed = U256::ZERO;
-    let mut last_tx = None;
+    // The confirmed transfer that brought the sum to the threshold: its block is the time of payment.
+    let mut completing: Option<(i64, B256)> = None;
     for (t, state) in transfers::for_order(&mut **tx, order_id).await? {
         // Another token sent to this address is recorded and shown, never counted.
         if t.token != crypto.token_address {
@@ -120,7 +139,9 @@ async fn settle(tx: &mut Tx, rules: &Rules, order_id: &str, at: i64) -> StoreRes
         seen += t.amount_base;
         if state == "confirmed" {
             confirmed += t.amount_base;
-            last_tx = Some(t.tx_hash);
+            if completing.is_none() && confirmed >= threshold {
+                completing = Some((t.block_time.unwrap_or(at), t.tx_hash));
+            }
         }
     }
     let terms = Terms {
@@ -129,16 +150,18 @@ async fn settle(tx: &mut Tx, rules: &Rules, order_id: &str, at: i64) -> StoreRes
         expires_at: order.new.expires_at,
         late_window_secs: rules.late_window_secs,
     };
-    let progress = after_confirmation(order.progress.status, &terms, confirmed, at);
+    let paid_at_chain = completing.map_or(at, |(time, _)| time);
+    let progress = after_confirmation(order.progress.status, &terms, confirmed, paid_at_chain);
+    let still_paid = progress.status == OrderStatus::Paid;
     let update = PaymentProgress {
         status: progress.status,
         seen_base: seen,
         confirmed_base: confirmed,
         overpaid_base: progress.overpaid,
-        late: progress.late || order.progress.late,
-        paid_at: progress.newly_paid.then_some(at),
+        late: still_paid && (progress.late || order.progress.late),
+        paid_at: if still_paid { order.progress.paid_at.or(Some(paid_at_chain)) } else { None },
     };
-    orders::update_progress(&mut **tx, order_id, &update).await?;
+    orders::update_progress(&mut **tx, order_id, order.progress.status, &update).await?;
     let decimals = rules.decimals.get(&crypto.token_address).copied().unwrap_or(0);
     if progress.newly_paid {
         transfers::mark_credited(&mut **tx, order_id, &crypto.token_address).await?;
@@ -146,11 +169,17 @@ async fn settle(tx: &mut Tx, rules: &Rules, order_id: &str, at: i64) -> StoreRes
             amount: format_base_units(confirmed, decimals),
             late: progress.late,
             address: Some(orders::address_text(&crypto.deposit_address)),
-            transaction_hash: last_tx.map(|h| format!("{h:#x}")),
+            transaction_hash: completing.map(|(_, h)| format!("{h:#x}")),
             card_id: None,
         };
-        record_paid(tx, &order, &paid, at).await?;
-    } else if progress.status == OrderStatus::PartiallyPaid && confirmed != order.progress.confirmed_base {
+        record_paid(tx, &order, &paid, paid_at_chain).await?;
+        return Ok(Settled::NewlyPaid);
+    }
+    if progress.reversed {
+        super::reversal::reverse(tx, &order, at).await?;
+        return Ok(Settled::Reversed);
+    }
+    if progress.status == OrderStatus::PartiallyPaid && confirmed != order.progress.confirmed_base {
         let data = json!({
             "team_id": order.new.team_id, "app_id": order.new.app_id, "order_id": order.order_id,
             "confirmed": format_base_units(confirmed, decimals),
@@ -158,7 +187,7 @@ async fn settle(tx: &mut Tx, rules: &Rules, order_id: &str, at: i64) -> StoreRes
         });
         outbox::emit(&mut **tx, "order.partially_paid", order.new.app_id.as_deref(), data).await?;
     }
-    Ok(progress.newly_paid)
+    Ok(Settled::Unchanged)
 }
 
 /// How a paid order was paid, for its deposit row and event.
@@ -181,7 +210,7 @@ pub async fn record_paid(tx: &mut Tx, order: &Order, paid: &Paid, at: i64) -> St
     });
     outbox::emit(&mut **tx, "order.paid", order.new.app_id.as_deref(), data).await?;
     // The app changes after the order, so its events follow the order's.
-    let end = apply_to_app(tx, order, at).await?;
+    let (end, app_before) = apply_to_app(tx, order, at).await?.unzip();
     if order.new.kind == OrderKind::Catalog && !products::retake_returned(tx, &order.order_id).await? {
         tracing::warn!(order_id = order.order_id, "a late payment for a catalog order whose stock has been sold");
         let data = json!({"team_id": order.new.team_id, "order_id": order.order_id});
@@ -201,18 +230,22 @@ pub async fn record_paid(tx: &mut Tx, order: &Order, paid: &Paid, at: i64) -> St
             card_id: paid.card_id.clone(),
             app_end_time: end,
             deposit_time: at,
+            app_before,
         },
     )
     .await?;
     Ok(end)
 }
 
-/// Activation (create) or extension (extend) of the order's app; returns the new end time.
-async fn apply_to_app(tx: &mut Tx, order: &Order, at: i64) -> StoreResult<Option<i64>> {
+/// Activation (create) or extension (extend) of the order's app; returns the new end time and
+/// the app as it was before.
+async fn apply_to_app(tx: &mut Tx, order: &Order, at: i64) -> StoreResult<Option<(i64, deposits::AppBefore)>> {
     let Some(app_id) = &order.new.app_id else { return Ok(None) };
     let app = apps::get_app(&mut **tx, &order.new.team_id, app_id)
         .await?
         .ok_or_else(|| StoreError::Corrupt(format!("order {} for missing app {app_id}", order.order_id)))?;
+    let before =
+        deposits::AppBefore { status: app.status.as_str().to_string(), start_time: app.start_time, end_time: app.end_time };
     let months = order.new.period_months as u32;
     let (start, end, event) = match order.new.kind {
         OrderKind::Create | OrderKind::Catalog => (at, add_months(at, months), "app.activated"),
@@ -227,5 +260,5 @@ async fn apply_to_app(tx: &mut Tx, order: &Order, at: i64) -> StoreResult<Option
         "app_start_time": start, "app_end_time": end,
     });
     outbox::emit(&mut **tx, event, Some(app_id), data).await?;
-    Ok(Some(end))
+    Ok(Some((end, before)))
 }

@@ -9,3 +9,4 @@ pub mod order_state;
 pub mod order_view;
 pub mod prices;
 pub mod pricing;
+pub mod reversal;

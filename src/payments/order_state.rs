@@ -23,6 +23,8 @@ pub struct Progress {
     pub overpaid: U256,
     /// This step made the order paid (activation or extension follows).
     pub newly_paid: bool,
+    /// The order was paid and no longer is (a reorg took confirmed transfers back).
+    pub reversed: bool,
 }
 
 /// The least confirmed amount that pays the order: expected less the forgiven fraction.
@@ -36,28 +38,37 @@ pub fn paid_threshold(expected: U256, tolerance: Decimal) -> U256 {
 }
 
 /// The order's state once `confirmed` base units (all of them, of the right token) are
-/// confirmed, the last of them at time `at`.
+/// confirmed, `at` being the block time of the transfer that completed the sum (the chain's
+/// clock, never the time it was processed).
 pub fn after_confirmation(current: OrderStatus, terms: &Terms, confirmed: U256, at: i64) -> Progress {
     let overpaid = confirmed.saturating_sub(terms.expected);
+    let enough = confirmed >= paid_threshold(terms.expected, terms.tolerance) && !confirmed.is_zero();
+    let progress = |status, late, newly_paid, reversed| Progress { status, late, overpaid, newly_paid, reversed };
     if current == OrderStatus::Paid {
-        return Progress { status: OrderStatus::Paid, late: false, overpaid, newly_paid: false };
+        return if enough {
+            progress(OrderStatus::Paid, false, false, false)
+        } else {
+            // What paid it left the chain: it waits for payment again (expiry follows the chain).
+            let status = if confirmed.is_zero() { OrderStatus::AwaitingPayment } else { OrderStatus::PartiallyPaid };
+            progress(status, false, false, true)
+        };
     }
-    if confirmed >= paid_threshold(terms.expected, terms.tolerance) && !confirmed.is_zero() {
+    if enough {
         if at <= terms.expires_at {
-            return Progress { status: OrderStatus::Paid, late: false, overpaid, newly_paid: true };
+            return progress(OrderStatus::Paid, false, true, false);
         }
         if at <= terms.expires_at + terms.late_window_secs {
-            return Progress { status: OrderStatus::Paid, late: true, overpaid, newly_paid: true };
+            return progress(OrderStatus::Paid, true, true, false);
         }
         // Past the late window the money is recorded but buys nothing.
-        return Progress { status: OrderStatus::Expired, late: false, overpaid, newly_paid: false };
+        return progress(OrderStatus::Expired, false, false, false);
     }
     let status = match current {
         OrderStatus::Expired => OrderStatus::Expired,
         _ if confirmed.is_zero() => OrderStatus::AwaitingPayment,
         _ => OrderStatus::PartiallyPaid,
     };
-    Progress { status, late: false, overpaid, newly_paid: false }
+    progress(status, false, false, false)
 }
 
 #[cfg(test)]
@@ -105,6 +116,17 @@ mod tests {
             after_confirmation(OrderStatus::AwaitingPayment, &t, u(989_999), 1).status,
             OrderStatus::PartiallyPaid
         );
+    }
+
+    #[test]
+    fn a_paid_order_that_loses_its_transfers_is_reversed() {
+        let t = terms("0");
+        let gone = after_confirmation(OrderStatus::Paid, &t, u(0), 10);
+        assert_eq!((gone.status, gone.reversed, gone.newly_paid), (OrderStatus::AwaitingPayment, true, false));
+        let part = after_confirmation(OrderStatus::Paid, &t, u(400_000), 10);
+        assert_eq!((part.status, part.reversed), (OrderStatus::PartiallyPaid, true));
+        let kept = after_confirmation(OrderStatus::Paid, &t, u(1_000_000), EXP + 500);
+        assert_eq!((kept.status, kept.reversed), (OrderStatus::Paid, false));
     }
 
     #[test]

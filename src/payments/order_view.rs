@@ -94,6 +94,7 @@ pub fn build(config: &Config, head: u64, order: Order, rows: Vec<(transfers::Tra
     let confirmations_required = crypto.map(|_| match config.chain.confirmations {
         crate::config::Confirmations::Blocks(n) => n.to_string(),
         crate::config::Confirmations::Finalized => "finalized".to_string(),
+        crate::config::Confirmations::Safe => "safe".to_string(),
     });
     OrderView {
         order_id: order.order_id.clone(),

@@ -14,6 +14,8 @@ use crate::money::PayMethod;
 pub enum AppStatus {
     PendingPayment,
     Active,
+    /// Had run, and the payment that activated it was taken back by a reorg.
+    Suspended,
     Expired,
     Cancelled,
 }
@@ -23,15 +25,17 @@ impl AppStatus {
         match self {
             AppStatus::PendingPayment => "pending_payment",
             AppStatus::Active => "active",
+            AppStatus::Suspended => "suspended",
             AppStatus::Expired => "expired",
             AppStatus::Cancelled => "cancelled",
         }
     }
 
-    fn parse(s: &str) -> StoreResult<Self> {
+    pub fn parse(s: &str) -> StoreResult<Self> {
         Ok(match s {
             "pending_payment" => AppStatus::PendingPayment,
             "active" => AppStatus::Active,
+            "suspended" => AppStatus::Suspended,
             "expired" => AppStatus::Expired,
             "cancelled" => AppStatus::Cancelled,
             other => return Err(StoreError::Corrupt(format!("app status {other:?}"))),

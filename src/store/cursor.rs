@@ -11,10 +11,12 @@ use super::{StoreError, StoreResult, unix_now};
 pub struct Cursor {
     pub block_number: u64,
     pub block_hash: B256,
+    /// The block's timestamp (0 for a cursor stored before it was kept).
+    pub block_time: i64,
 }
 
 pub async fn get<'e>(db: impl AnyExecutor<'e>, chain_id: u64) -> StoreResult<Option<Cursor>> {
-    let row = sqlx::query("SELECT block_number, block_hash FROM chain_cursor WHERE chain_id = $1")
+    let row = sqlx::query("SELECT block_number, block_hash, block_time FROM chain_cursor WHERE chain_id = $1")
         .bind(chain_id as i64)
         .fetch_optional(db)
         .await?;
@@ -23,6 +25,7 @@ pub async fn get<'e>(db: impl AnyExecutor<'e>, chain_id: u64) -> StoreResult<Opt
         Ok(Cursor {
             block_number: r.try_get::<i64, _>("block_number")? as u64,
             block_hash: hash.parse().map_err(|_| StoreError::Corrupt(format!("cursor hash {hash:?}")))?,
+            block_time: r.try_get::<Option<i64>, _>("block_time")?.unwrap_or(0),
         })
     })
     .transpose()
@@ -30,17 +33,25 @@ pub async fn get<'e>(db: impl AnyExecutor<'e>, chain_id: u64) -> StoreResult<Opt
 
 pub async fn set<'e>(db: impl AnyExecutor<'e>, chain_id: u64, cursor: Cursor) -> StoreResult<()> {
     sqlx::query(
-        "INSERT INTO chain_cursor (chain_id, block_number, block_hash, updated_at) VALUES ($1, $2, $3, $4) \
+        "INSERT INTO chain_cursor (chain_id, block_number, block_hash, updated_at, block_time) VALUES ($1, $2, $3, $4, $5) \
          ON CONFLICT (chain_id) DO UPDATE SET block_number = excluded.block_number, \
-         block_hash = excluded.block_hash, updated_at = excluded.updated_at",
+         block_hash = excluded.block_hash, updated_at = excluded.updated_at, block_time = excluded.block_time",
     )
     .bind(chain_id as i64)
     .bind(cursor.block_number as i64)
     .bind(format!("{:#x}", cursor.block_hash))
     .bind(unix_now())
+    .bind(cursor.block_time)
     .execute(db)
     .await?;
     Ok(())
+}
+
+/// The chain's clock as the watcher has seen it: the least timestamp of the chains' cursors
+/// (0 when nothing was processed yet). Payment rules that depend on time wait for it.
+pub async fn chain_time<'e>(db: impl AnyExecutor<'e>) -> StoreResult<i64> {
+    let t: Option<i64> = sqlx::query_scalar("SELECT MIN(COALESCE(block_time, 0)) FROM chain_cursor").fetch_one(db).await?;
+    Ok(t.unwrap_or(0))
 }
 
 pub async fn record_block<'e>(
@@ -74,6 +85,34 @@ pub async fn block_hash<'e>(db: impl AnyExecutor<'e>, chain_id: u64, number: u64
         hash.parse().map_err(|_| StoreError::Corrupt(format!("block hash {hash:?}")))
     })
     .transpose()
+}
+
+/// Stored block hashes below `below` down to `floor`, highest first (the walk back after a
+/// reorg).
+pub async fn blocks_below<'e>(
+    db: impl AnyExecutor<'e>,
+    chain_id: u64,
+    below: u64,
+    floor: u64,
+) -> StoreResult<Vec<(u64, B256)>> {
+    let rows = sqlx::query(
+        "SELECT block_number, block_hash FROM chain_blocks WHERE chain_id = $1 AND block_number < $2 \
+         AND block_number >= $3 ORDER BY block_number DESC",
+    )
+    .bind(chain_id as i64)
+    .bind(below as i64)
+    .bind(floor as i64)
+    .fetch_all(db)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            let hash: String = r.try_get("block_hash")?;
+            Ok((
+                r.try_get::<i64, _>("block_number")? as u64,
+                hash.parse().map_err(|_| StoreError::Corrupt(format!("block hash {hash:?}")))?,
+            ))
+        })
+        .collect()
 }
 
 /// Forgets blocks above `number` (after a reorg) and below `keep_from` (old history).

@@ -19,14 +19,33 @@ pub struct NewDeposit {
     pub card_id: Option<String>,
     pub app_end_time: Option<i64>,
     pub deposit_time: i64,
+    /// The app as it was before this payment, so a reorg can undo exactly what it did.
+    pub app_before: Option<AppBefore>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppBefore {
+    pub status: String,
+    pub start_time: Option<i64>,
+    pub end_time: Option<i64>,
+}
+
+/// A credited payment taken back by a reorg.
+#[derive(Debug, Clone)]
+pub struct Reversed {
+    pub app_id: Option<String>,
+    pub amount: String,
+    pub transaction_hash: Option<String>,
+    pub app_end_time: Option<i64>,
+    pub app_before: Option<AppBefore>,
 }
 
 pub async fn insert<'e>(db: impl AnyExecutor<'e>, d: &NewDeposit) -> StoreResult<String> {
     let deposit_id = Uuid::new_v4().to_string();
     sqlx::query(
         "INSERT INTO deposits (deposit_id, team_id, app_id, order_id, pay_method, usd, amount, address, \
-         transaction_hash, card_id, app_end_time, deposit_time, created_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+         transaction_hash, card_id, app_end_time, deposit_time, created_at, app_prev_status, app_prev_start, app_prev_end) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
     )
     .bind(&deposit_id)
     .bind(&d.team_id)
@@ -41,9 +60,36 @@ pub async fn insert<'e>(db: impl AnyExecutor<'e>, d: &NewDeposit) -> StoreResult
     .bind(d.app_end_time)
     .bind(d.deposit_time)
     .bind(unix_now())
+    .bind(d.app_before.as_ref().map(|b| b.status.clone()))
+    .bind(d.app_before.as_ref().and_then(|b| b.start_time))
+    .bind(d.app_before.as_ref().and_then(|b| b.end_time))
     .execute(db)
     .await?;
     Ok(deposit_id)
+}
+
+/// Deletes an order's deposit row (its payment left the chain) and returns what it recorded.
+pub async fn take_back(db: &mut sqlx::AnyConnection, order_id: &str) -> StoreResult<Option<Reversed>> {
+    use sqlx::Row;
+    let row = sqlx::query(
+        "SELECT app_id, amount, transaction_hash, app_end_time, app_prev_status, app_prev_start, app_prev_end \
+         FROM deposits WHERE order_id = $1",
+    )
+    .bind(order_id)
+    .fetch_optional(&mut *db)
+    .await?;
+    let Some(r) = row else { return Ok(None) };
+    sqlx::query("DELETE FROM deposits WHERE order_id = $1").bind(order_id).execute(&mut *db).await?;
+    let status: Option<String> = r.try_get("app_prev_status")?;
+    Ok(Some(Reversed {
+        app_id: r.try_get("app_id")?,
+        amount: r.try_get("amount")?,
+        transaction_hash: r.try_get("transaction_hash")?,
+        app_end_time: r.try_get("app_end_time")?,
+        app_before: status.map(|status| -> StoreResult<AppBefore> {
+            Ok(AppBefore { status, start_time: r.try_get("app_prev_start")?, end_time: r.try_get("app_prev_end")? })
+        }).transpose()?,
+    }))
 }
 
 pub async fn count_for_order<'e>(db: impl AnyExecutor<'e>, order_id: &str) -> StoreResult<i64> {

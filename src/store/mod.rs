@@ -38,6 +38,9 @@ pub enum StoreError {
     Url(String),
     #[error("stored value is corrupt: {0}")]
     Corrupt(String),
+    /// A conditional write found the row changed by another writer: recompute and retry.
+    #[error("conflict: {0}")]
+    Conflict(String),
 }
 
 impl StoreError {

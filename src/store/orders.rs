@@ -254,10 +254,18 @@ impl PaymentProgress {
     }
 }
 
-pub async fn update_progress<'e>(db: impl AnyExecutor<'e>, order_id: &str, p: &PaymentProgress) -> StoreResult<()> {
-    sqlx::query(
+/// Writes an order's recomputed sums, only if its status is still `from` (the state they were
+/// computed from): expiry and crediting never overwrite each other. `Conflict` when another
+/// writer got there first; the caller rolls back and recomputes.
+pub async fn update_progress<'e>(
+    db: impl AnyExecutor<'e>,
+    order_id: &str,
+    from: OrderStatus,
+    p: &PaymentProgress,
+) -> StoreResult<()> {
+    let done = sqlx::query(
         "UPDATE orders SET status = $1, seen_base = $2, confirmed_base = $3, overpaid_base = $4, late = $5, \
-         paid_at = COALESCE(paid_at, $6), updated_at = $7 WHERE order_id = $8",
+         paid_at = $6, updated_at = $7 WHERE order_id = $8 AND status = $9",
     )
     .bind(p.status.as_str())
     .bind(p.seen_base.to_string())
@@ -267,40 +275,69 @@ pub async fn update_progress<'e>(db: impl AnyExecutor<'e>, order_id: &str, p: &P
     .bind(p.paid_at)
     .bind(unix_now())
     .bind(order_id)
+    .bind(from.as_str())
     .execute(db)
     .await?;
+    if done.rows_affected() == 0 {
+        return Err(StoreError::Conflict(format!("order {order_id} changed while it was being credited")));
+    }
     Ok(())
 }
 
-/// A deposit address the watcher listens to.
+/// A deposit address the watcher listens to, with its place in the order sequence.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WatchedAddress {
-    pub deposit_address: Address,
+    pub seq: i64,
+    /// None for card orders: read too, so their numbers are not taken for holes.
+    pub deposit_address: Option<Address>,
     pub order_id: String,
-    pub created_at: i64,
+    pub expires_at: i64,
 }
 
-/// Crypto orders created at or after `since` (unix seconds), oldest first.
-pub async fn deposit_addresses_since<'e>(db: impl AnyExecutor<'e>, since: i64) -> StoreResult<Vec<WatchedAddress>> {
+/// Orders with `after < seq <= upto`, in sequence order, at most `limit`. The sequence
+/// is the database's own (an identity column; SQLite's rowid), so no host clock is involved.
+pub async fn watched_between<'e>(
+    db: impl AnyExecutor<'e>,
+    after: i64,
+    upto: i64,
+    limit: i64,
+) -> StoreResult<Vec<WatchedAddress>> {
     let rows = sqlx::query(
-        "SELECT deposit_address, order_id, created_at FROM orders \
-         WHERE deposit_address IS NOT NULL AND created_at >= $1 ORDER BY created_at",
+        "SELECT seq, deposit_address, order_id, expires_at FROM orders \
+         WHERE seq > $1 AND seq <= $2 ORDER BY seq LIMIT $3",
     )
-    .bind(since)
+    .bind(after)
+    .bind(upto)
+    .bind(limit)
     .fetch_all(db)
     .await?;
     rows.iter()
         .map(|r| {
-            let address: String = r.try_get("deposit_address")?;
+            let address: Option<String> = r.try_get("deposit_address")?;
             Ok(WatchedAddress {
+                seq: r.try_get("seq")?,
                 deposit_address: address
-                    .parse()
-                    .map_err(|_| StoreError::Corrupt(format!("deposit_address {address:?}")))?,
+                    .map(|a| a.parse().map_err(|_| StoreError::Corrupt(format!("deposit_address {a:?}"))))
+                    .transpose()?,
                 order_id: r.try_get("order_id")?,
-                created_at: r.try_get("created_at")?,
+                expires_at: r.try_get("expires_at")?,
             })
         })
         .collect()
+}
+
+/// The highest order sequence number taken so far (committed or not, on PostgreSQL).
+pub async fn max_seq<'e>(db: impl AnyExecutor<'e>) -> StoreResult<i64> {
+    let n: Option<i64> = sqlx::query_scalar("SELECT MAX(seq) FROM orders").fetch_one(db).await?;
+    Ok(n.unwrap_or(0))
+}
+
+/// The order id paying into `address`, if any.
+pub async fn order_for_address<'e>(db: impl AnyExecutor<'e>, address: &Address) -> StoreResult<Option<String>> {
+    Ok(sqlx::query_scalar("SELECT order_id FROM orders WHERE deposit_address = $1")
+        .bind(address_text(address))
+        .fetch_optional(db)
+        .await?)
 }
 
 /// How many orders are in each status (every status appears, with 0 when none is in it).

@@ -22,14 +22,16 @@ pub struct Transfer {
     pub to: Address,
     pub amount_base: U256,
     pub order_id: Option<String>,
+    /// The block's timestamp: the chain's clock for this payment (None in rows older than it).
+    pub block_time: Option<i64>,
 }
 
 /// Records a transfer as `seen`; false when it was already there.
 pub async fn insert_seen<'e>(db: impl AnyExecutor<'e>, t: &Transfer) -> StoreResult<bool> {
     let done = sqlx::query(
         "INSERT INTO chain_transfers (chain_id, tx_hash, log_index, block_number, block_hash, token_address, \
-         from_address, to_address, amount_base, order_id, state, created_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'seen', $11) \
+         from_address, to_address, amount_base, order_id, state, created_at, block_time) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'seen', $11, $12) \
          ON CONFLICT (chain_id, tx_hash, log_index) DO NOTHING",
     )
     .bind(t.chain_id as i64)
@@ -43,6 +45,7 @@ pub async fn insert_seen<'e>(db: impl AnyExecutor<'e>, t: &Transfer) -> StoreRes
     .bind(t.amount_base.to_string())
     .bind(t.order_id.as_deref())
     .bind(unix_now())
+    .bind(t.block_time)
     .execute(db)
     .await?;
     Ok(done.rows_affected() == 1)
@@ -52,7 +55,8 @@ pub async fn insert_seen<'e>(db: impl AnyExecutor<'e>, t: &Transfer) -> StoreRes
 pub async fn for_order<'e>(db: impl AnyExecutor<'e>, order_id: &str) -> StoreResult<Vec<(Transfer, String)>> {
     let rows = sqlx::query(
         "SELECT chain_id, tx_hash, log_index, block_number, block_hash, token_address, from_address, to_address, \
-         amount_base, order_id, state FROM chain_transfers WHERE order_id = $1 ORDER BY block_number, log_index",
+         amount_base, order_id, state, block_time FROM chain_transfers WHERE order_id = $1 \
+         ORDER BY block_number, log_index",
     )
     .bind(order_id)
     .fetch_all(db)
@@ -77,6 +81,7 @@ pub async fn for_order<'e>(db: impl AnyExecutor<'e>, order_id: &str) -> StoreRes
                     to: parse_addr("to_address")?,
                     amount_base: parse_base_units(&amount).ok_or_else(|| corrupt("amount_base"))?,
                     order_id: r.try_get("order_id")?,
+                    block_time: r.try_get("block_time")?,
                 },
                 r.try_get::<String, _>("state")?,
             ))
@@ -103,25 +108,21 @@ pub async fn confirm_up_to(db: &mut AnyConnection, chain_id: u64, block: u64) ->
     Ok(orders.into_iter().flatten().collect())
 }
 
-/// Transfers above `block` after a reorg: seen ones are deleted (they left the canonical
-/// chain); confirmed ones are returned, as the reorg was deeper than the confirmations.
-pub async fn remove_seen_above(
+/// After a reorg: every transfer above `block` left the canonical chain, seen or confirmed,
+/// and is deleted (what stays on the new chain is read again). Returns the orders they
+/// belonged to and, of those, the (order id, tx hash) of confirmed ones: payments that may
+/// have been credited and must be recomputed.
+pub async fn remove_above(
     db: &mut AnyConnection,
     chain_id: u64,
     block: u64,
 ) -> StoreResult<(Vec<String>, Vec<(Option<String>, String)>)> {
-    let touched: Vec<Option<String>> = sqlx::query_scalar(
-        "SELECT DISTINCT order_id FROM chain_transfers WHERE chain_id = $1 AND state = 'seen' AND block_number > $2",
-    )
-    .bind(chain_id as i64)
-    .bind(block as i64)
-    .fetch_all(&mut *db)
-    .await?;
-    sqlx::query("DELETE FROM chain_transfers WHERE chain_id = $1 AND state = 'seen' AND block_number > $2")
-        .bind(chain_id as i64)
-        .bind(block as i64)
-        .execute(&mut *db)
-        .await?;
+    let touched: Vec<Option<String>> =
+        sqlx::query_scalar("SELECT DISTINCT order_id FROM chain_transfers WHERE chain_id = $1 AND block_number > $2")
+            .bind(chain_id as i64)
+            .bind(block as i64)
+            .fetch_all(&mut *db)
+            .await?;
     let deep = sqlx::query(
         "SELECT order_id, tx_hash FROM chain_transfers WHERE chain_id = $1 AND state = 'confirmed' AND block_number > $2",
     )
@@ -132,6 +133,11 @@ pub async fn remove_seen_above(
     .iter()
     .map(|r| Ok((r.try_get("order_id")?, r.try_get("tx_hash")?)))
     .collect::<StoreResult<Vec<_>>>()?;
+    sqlx::query("DELETE FROM chain_transfers WHERE chain_id = $1 AND block_number > $2")
+        .bind(chain_id as i64)
+        .bind(block as i64)
+        .execute(&mut *db)
+        .await?;
     Ok((touched.into_iter().flatten().collect(), deep))
 }
 
