@@ -259,7 +259,11 @@ async fn reset(store: &Store, before_first: u64, p: &alloy::providers::DynProvid
     paywatch::store::cursor::set(
         store.pool(),
         31337,
-        paywatch::store::cursor::Cursor { block_number: before_first, block_hash: block.header.hash, block_time: block.header.timestamp as i64 },
+        paywatch::store::cursor::Cursor {
+            block_number: before_first,
+            block_hash: block.header.hash,
+            block_time: block.header.timestamp as i64,
+        },
     )
     .await?;
     Ok(())
@@ -279,7 +283,11 @@ async fn latency(
     paywatch::store::cursor::set(
         store.pool(),
         31337,
-        paywatch::store::cursor::Cursor { block_number: head, block_hash: block.header.hash, block_time: block.header.timestamp as i64 },
+        paywatch::store::cursor::Cursor {
+            block_number: head,
+            block_hash: block.header.hash,
+            block_time: block.header.timestamp as i64,
+        },
     )
     .await?;
     let orders = open_orders(&config, &store, LATENCY_SAMPLES).await?;

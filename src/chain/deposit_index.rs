@@ -205,7 +205,8 @@ mod tests {
     #[test]
     fn the_filter_never_forgets_and_rarely_lies() {
         let mut f = AddressFilter::with_capacity(1000);
-        let inserted: Vec<Address> = (0..1000u32).map(|i| Address::from_word(alloy::primitives::keccak256(i.to_be_bytes()))).collect();
+        let inserted: Vec<Address> =
+            (0..1000u32).map(|i| Address::from_word(alloy::primitives::keccak256(i.to_be_bytes()))).collect();
         for a in &inserted {
             f.insert(a);
         }

@@ -12,25 +12,32 @@ pub struct AdaptiveRange {
     max: u64,
     /// The largest span the provider has said it accepts, once it has said so.
     cap: Option<u64>,
+    /// The provider named a span that works (a result cap): hold it for a few calls, then
+    /// grow gently from there, not by doubling into the next refusal.
+    hinted: bool,
+    hold: u32,
 }
+
+/// Successful calls a hinted span is kept before growing again.
+const HOLD_AFTER_HINT: u32 = 8;
 
 impl AdaptiveRange {
     pub fn new(start: u64, max: u64) -> Self {
-        Self { current: start.clamp(1, max), max, cap: None }
+        Self { current: start.clamp(1, max), max, cap: None, hinted: false, hold: 0 }
     }
 
     pub fn get(&self) -> u64 {
         self.current
     }
 
-    /// After a refused range: the provider's span when it named one, else half.
-    pub fn shrink(&mut self, hint: Option<u64>) {
+    /// After a refused range of `asked` blocks: the provider's span when it named a smaller
+    /// one, else half.
+    pub fn shrink(&mut self, hint: Option<u64>, asked: u64) {
+        self.hinted = matches!(hint, Some(span) if span < asked);
+        self.hold = if self.hinted { HOLD_AFTER_HINT } else { 0 };
         self.current = match hint {
-            Some(span) if span < self.current => {
-                // A range cap is a property of the provider; a result cap only of this range.
-                span.max(1)
-            }
-            _ => (self.current / 2).max(1),
+            Some(span) if span < asked => span.max(1),
+            _ => (asked.min(self.current) / 2).max(1),
         };
     }
 
@@ -42,8 +49,13 @@ impl AdaptiveRange {
     }
 
     pub fn grow(&mut self) {
+        if self.hold > 0 {
+            self.hold -= 1;
+            return;
+        }
         let limit = self.cap.unwrap_or(self.max).min(self.max);
-        self.current = (self.current * 2).min(limit);
+        let step = if self.hinted { (self.current / 8).max(1) } else { self.current };
+        self.current = (self.current + step).min(limit);
     }
 }
 
@@ -52,9 +64,9 @@ impl AdaptiveRange {
 pub enum Failure {
     /// Slow down; try the same call later.
     RateLimited,
-    /// Ask for fewer blocks. `span` is the provider's hint, `range_cap` whether it is a fixed
-    /// limit on the block range (rather than on this range's result size).
-    TooLarge { span: Option<u64>, range_cap: bool },
+    /// Ask for fewer blocks: `span` is a range the provider says works for this query (a
+    /// result cap), `cap` a block-range limit it states for every query.
+    TooLarge { span: Option<u64>, cap: Option<u64> },
     /// Anything else: an outage, a timeout, a bad answer. Back off and retry.
     Other,
 }
@@ -66,8 +78,9 @@ static LIMITED_TO: LazyLock<Regex> = LazyLock::new(|| {
         .expect("valid regex")
 });
 
-/// Reads an RPC error's text. Rate limits first: several providers say "exceeded" or "limit"
-/// for both, and a rate limit must never collapse the range.
+/// Reads an RPC error's text. Size complaints are recognised by their own phrases only (never
+/// by a bare "exceeded" or "limit", which rate limits say too), so a rate limit never
+/// collapses the range; a size complaint wrapped in a retry layer's "max retries" is still one.
 pub fn classify(message: &str) -> Failure {
     let m = message.to_ascii_lowercase();
     const RATE: [&str; 9] = [
@@ -81,9 +94,6 @@ pub fn classify(message: &str) -> Failure {
         "requests per second",
         "capacity exceeded",
     ];
-    if RATE.iter().any(|needle| m.contains(needle)) {
-        return Failure::RateLimited;
-    }
     const SIZE: [&str; 8] = [
         "range too large",
         "block range",
@@ -95,24 +105,19 @@ pub fn classify(message: &str) -> Failure {
         "range is too wide",
     ];
     if !SIZE.iter().any(|needle| m.contains(needle)) {
-        return Failure::Other;
+        let rate_limited = RATE.iter().any(|needle| m.contains(needle));
+        return if rate_limited { Failure::RateLimited } else { Failure::Other };
     }
-    if let Some(c) = HINTED_RANGE.captures(&m) {
-        let lo = u64::from_str_radix(c[1].trim_start_matches("0x"), 16).ok();
-        let hi = u64::from_str_radix(c[2].trim_start_matches("0x"), 16).ok();
-        if let (Some(lo), Some(hi)) = (lo, hi)
-            && hi >= lo
-        {
-            return Failure::TooLarge { span: Some(hi - lo + 1), range_cap: false };
-        }
-    }
-    if let Some(c) = LIMITED_TO.captures(&m)
-        && let Ok(n) = c[1].replace([',', '_'], "").parse::<u64>()
-    {
-        let n = if &c[2] == "k" { n * 1000 } else { n };
-        return Failure::TooLarge { span: Some(n), range_cap: true };
-    }
-    Failure::TooLarge { span: None, range_cap: false }
+    let span = HINTED_RANGE.captures(&m).and_then(|c| {
+        let lo = u64::from_str_radix(c[1].trim_start_matches("0x"), 16).ok()?;
+        let hi = u64::from_str_radix(c[2].trim_start_matches("0x"), 16).ok()?;
+        (hi >= lo).then(|| hi - lo + 1)
+    });
+    let cap = LIMITED_TO.captures(&m).and_then(|c| {
+        let n = c[1].replace([',', '_'], "").parse::<u64>().ok()?;
+        Some(if &c[2] == "k" { n * 1000 } else { n })
+    });
+    Failure::TooLarge { span, cap }
 }
 
 #[cfg(test)]
@@ -123,13 +128,26 @@ mod tests {
     fn shrinks_to_one_and_grows_back_to_the_max() {
         let mut r = AdaptiveRange::new(8, 16);
         for _ in 0..5 {
-            r.shrink(None);
+            r.shrink(None, r.get());
         }
         assert_eq!(r.get(), 1);
         for _ in 0..10 {
             r.grow();
         }
         assert_eq!(r.get(), 16);
+    }
+
+    #[test]
+    fn after_a_hinted_span_the_range_grows_gently() {
+        let mut r = AdaptiveRange::new(1000, 5000);
+        r.shrink(Some(200), 1000);
+        assert_eq!(r.get(), 200);
+        for _ in 0..HOLD_AFTER_HINT {
+            r.grow();
+        }
+        assert_eq!(r.get(), 200, "the hinted span is held");
+        r.grow();
+        assert_eq!(r.get(), 225, "then an eighth more, not double");
     }
 
     #[test]
@@ -161,26 +179,26 @@ mod tests {
         // Infura-style result cap with a range that works.
         assert_eq!(
             classify("query returned more than 10000 results. Try with this block range [0x10, 0x2f]."),
-            Failure::TooLarge { span: Some(32), range_cap: false }
+            Failure::TooLarge { span: Some(32), cap: None }
         );
-        // Alchemy-style: a span and a suggested range; the range wins.
+        // Alchemy-style: a range limit and a suggested range.
         assert_eq!(
             classify(
                 "Log response size exceeded. You can make eth_getLogs requests with up to a 2K block range and no \
                  limit on the response size, or you can request any block range with a cap of 10K logs in the \
                  response. Based on your parameters, this block range should work: [0x1f4, 0x3e7]"
             ),
-            Failure::TooLarge { span: Some(500), range_cap: false }
+            Failure::TooLarge { span: Some(500), cap: Some(2000) }
         );
         assert_eq!(
             classify("You can make eth_getLogs requests with up to a 2K block range"),
-            Failure::TooLarge { span: Some(2000), range_cap: true }
+            Failure::TooLarge { span: None, cap: Some(2000) }
         );
         // QuickNode-style range cap.
         assert_eq!(
             classify("eth_getLogs is limited to a 10,000 range"),
-            Failure::TooLarge { span: Some(10_000), range_cap: true }
+            Failure::TooLarge { span: None, cap: Some(10_000) }
         );
-        assert_eq!(classify("eth_getLogs block range too large"), Failure::TooLarge { span: None, range_cap: false });
+        assert_eq!(classify("eth_getLogs block range too large"), Failure::TooLarge { span: None, cap: None });
     }
 }

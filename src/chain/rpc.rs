@@ -13,10 +13,11 @@ use alloy::providers::{DynProvider, Provider, ProviderBuilder};
 use alloy::rpc::client::RpcClient;
 use alloy::signers::local::PrivateKeySigner;
 use alloy::transports::http::Http;
-use alloy::transports::layers::{FallbackLayer, RetryBackoffLayer};
+use alloy::transports::layers::{FallbackLayer, RateLimitRetryPolicy, RetryBackoffLayer, RetryPolicy};
+use alloy::transports::{TransportError, TransportErrorKind};
 use tower::ServiceBuilder;
 
-/// Retries of a rate-limited call inside the transport; past them the caller's own backoff
+/// Retries of a rate-limited (or dropped) call inside the transport; past them the caller's own backoff
 /// takes over (the watcher doubles its wait up to 30 s).
 const RATE_LIMIT_RETRIES: u32 = 3;
 /// The wait between those retries when the provider gives no `Retry-After`.
@@ -76,10 +77,38 @@ fn client_over(urls: &[String]) -> Result<RpcClient, RpcError> {
         return Err(RpcError::BadUrl { url: "(none configured)".into() });
     }
     let is_local = transports.iter().all(|t| t.guess_local());
-    let retry = RetryBackoffLayer::new(RATE_LIMIT_RETRIES, RATE_LIMIT_BACKOFF_MS, COMPUTE_UNITS_PER_SECOND);
+    let retry = RetryBackoffLayer::new_with_policy(
+        RATE_LIMIT_RETRIES,
+        RATE_LIMIT_BACKOFF_MS,
+        COMPUTE_UNITS_PER_SECOND,
+        ReadRetry,
+    );
     let fallback = FallbackLayer::default().with_active_transport_count(NonZeroUsize::MIN);
     let service = ServiceBuilder::new().layer(retry).layer(fallback).service(transports);
     Ok(RpcClient::new(service, is_local))
+}
+
+/// alloy's rate-limit policy, plus dropped connections and timeouts (reads are safe to
+/// repeat), minus size complaints: some providers answer "query returned more than 10000
+/// results" with the rate-limit code -32005, and repeating that query cannot help.
+#[derive(Debug, Clone, Copy)]
+struct ReadRetry;
+
+impl RetryPolicy for ReadRetry {
+    fn should_retry(&self, error: &TransportError) -> bool {
+        if matches!(super::range::classify(&error.to_string()), super::range::Failure::TooLarge { .. }) {
+            return false;
+        }
+        RateLimitRetryPolicy::default().should_retry(error)
+            || matches!(
+                error,
+                TransportError::Transport(TransportErrorKind::Custom(_) | TransportErrorKind::BackendGone)
+            )
+    }
+
+    fn backoff_hint(&self, error: &TransportError) -> Option<Duration> {
+        RateLimitRetryPolicy::default().backoff_hint(error)
+    }
 }
 
 /// A read-only provider over one or several endpoints.
@@ -114,7 +143,10 @@ pub async fn check_chain_id(provider: &DynProvider, urls: &[String], expected: u
 }
 
 /// When the confirmations are a tag (`safe`, `finalized`), the node must answer it.
-pub async fn check_finality_tag(provider: &DynProvider, confirmations: crate::config::Confirmations) -> anyhow::Result<()> {
+pub async fn check_finality_tag(
+    provider: &DynProvider,
+    confirmations: crate::config::Confirmations,
+) -> anyhow::Result<()> {
     use alloy::eips::BlockNumberOrTag;
     let tag = match confirmations {
         crate::config::Confirmations::Blocks(_) => return Ok(()),
@@ -124,7 +156,9 @@ pub async fn check_finality_tag(provider: &DynProvider, confirmations: crate::co
     match provider.get_block_by_number(tag).await {
         Ok(Some(_)) => Ok(()),
         Ok(None) => anyhow::bail!("chain.confirmations: the node has no {tag} block"),
-        Err(e) => anyhow::bail!("chain.confirmations: the node does not answer the {tag} tag: {}", describe(&e.to_string())),
+        Err(e) => {
+            anyhow::bail!("chain.confirmations: the node does not answer the {tag} tag: {}", describe(&e.to_string()))
+        }
     }
 }
 

@@ -195,7 +195,12 @@ impl Watcher {
                     if failures >= FAILURES_BEFORE_UNREADY && self.status.problem().is_none() {
                         self.status.set_problem(Some(format!("rpc failing ({}): {said}", self.rpc_names)));
                     }
-                    tracing::warn!(error = said, rate_limited, retry_in_ms = backoff.as_millis() as u64, "watcher step failed");
+                    tracing::warn!(
+                        error = said,
+                        rate_limited,
+                        retry_in_ms = backoff.as_millis() as u64,
+                        "watcher step failed"
+                    );
                     let wait = backoff;
                     backoff = (backoff * 2).min(MAX_BACKOFF);
                     wait
@@ -253,19 +258,24 @@ impl Watcher {
             return Ok(Progress::CaughtUp);
         }
         self.status.set_caught_up(false);
-        let to = head.min(from + self.range.get() - 1);
+        let planned_to = head.min(from + self.range.get() - 1);
 
         // The first block must extend the cursor; blocks near the head are all fetched,
         // checked as one chain and kept; far behind, the ends suffice.
         let zone_from = from.max(head.saturating_sub(UNSAFE_ZONE)).max(from + 1);
         let mut numbers = vec![from];
-        numbers.extend(zone_from..=to);
-        if *numbers.last().expect("non-empty") != to {
-            numbers.push(to);
+        numbers.extend(zone_from..=planned_to);
+        if *numbers.last().expect("non-empty") != planned_to {
+            numbers.push(planned_to);
         }
-        let Some(headers) = self.headers(&numbers).await? else {
-            return Ok(Progress::Retry("a backend does not have the newest blocks yet"));
+        // A backend behind the one that gave the head answers null for the newest blocks:
+        // this step stops below the first block it could not get.
+        let fetched = self.headers(&numbers).await?;
+        let headers: Vec<BlockHead> = fetched.into_iter().map_while(|h| h).collect();
+        let Some(last) = headers.last().copied() else {
+            return Ok(Progress::Retry("a backend does not have the next block yet"));
         };
+        let to = last.number;
         let contiguous = zone_from == from + 1;
         let zone: Vec<BlockHead> = headers.iter().copied().filter(|h| h.number >= zone_from).collect();
         let chain_check = match check_chain(stored.map(|c| c.block_hash), &[link(&headers[0])]) {
@@ -282,10 +292,16 @@ impl Watcher {
             Ok(logs) => logs,
             Err(e) => {
                 return match classify(&format!("{e:#}")) {
-                    Failure::TooLarge { span, range_cap } => {
-                        match (span, range_cap) {
-                            (Some(span), true) => self.range.cap_at(span),
-                            _ => self.range.shrink(span),
+                    Failure::TooLarge { span, cap } => {
+                        let asked = to - from + 1;
+                        match cap {
+                            Some(cap) if cap < asked => {
+                                self.range.cap_at(cap);
+                                if span.is_some() {
+                                    self.range.shrink(span, asked);
+                                }
+                            }
+                            _ => self.range.shrink(span, asked),
                         }
                         tracing::info!(range = self.range.get(), "the node refused the range; asking for less");
                         Ok(Progress::Retry("range refused"))
@@ -302,7 +318,8 @@ impl Watcher {
             headers.iter().copied().filter(|h| h.number >= from.max(head.saturating_sub(UNSAFE_ZONE))).collect();
         let answered: HashSet<u64> = logs.iter().filter_map(|l| l.block_number).collect();
         for block in unproven(&in_range_zone, &self.tokens, &IERC20::Transfer::SIGNATURE_HASH, &answered) {
-            let again = self.logs(Filter::new().at_block_hash(block.hash)).await.context("eth_getLogs by block hash")?;
+            let again =
+                self.logs(Filter::new().at_block_hash(block.hash)).await.context("eth_getLogs by block hash")?;
             if !again.is_empty() {
                 tracing::warn!(block = block.number, logs = again.len(), "an incomplete getLogs answer was completed");
                 metrics::counter!(crate::telemetry::INCOMPLETE_ANSWERS).increment(1);
@@ -326,7 +343,6 @@ impl Watcher {
         if !self.stamp_times(&mut transfers, &known).await? {
             return Ok(Progress::Retry("a transfer's block is not served yet"));
         }
-        let last = *headers.last().expect("at least one header");
         let mut kept: Vec<BlockHead> = zone;
         kept.push(headers[0]);
         kept.push(last);
@@ -417,7 +433,11 @@ impl Watcher {
         tx.commit().await?;
         self.status.set_processed(ancestor.block_number);
         self.status.set_processed_time(ancestor.block_time);
-        tracing::warn!(from = from.block_number, ancestor = ancestor.block_number, "reorg: rewound to the common ancestor");
+        tracing::warn!(
+            from = from.block_number,
+            ancestor = ancestor.block_number,
+            "reorg: rewound to the common ancestor"
+        );
         if !deep.is_empty() {
             tracing::error!(
                 removed = ?deep,
@@ -428,13 +448,13 @@ impl Watcher {
         Ok(Progress::MoreToDo)
     }
 
-    /// Headers of `numbers`, fetched a few at a time, in order; None when a backend does not
-    /// serve one of them yet.
-    async fn headers(&self, numbers: &[u64]) -> anyhow::Result<Option<Vec<BlockHead>>> {
+    /// Headers of `numbers`, fetched a few at a time, in order; None where a backend does not
+    /// serve one yet.
+    async fn headers(&self, numbers: &[u64]) -> anyhow::Result<Vec<Option<BlockHead>>> {
         let futures: Vec<_> = numbers.iter().map(|n| self.header(*n)).collect();
         let fetched: Vec<anyhow::Result<Option<BlockHead>>> =
             futures_util::stream::iter(futures).buffered(16).collect().await;
-        fetched.into_iter().collect::<anyhow::Result<Option<Vec<_>>>>()
+        fetched.into_iter().collect()
     }
 
     async fn header(&self, n: u64) -> anyhow::Result<Option<BlockHead>> {

@@ -244,8 +244,11 @@ async fn apply_to_app(tx: &mut Tx, order: &Order, at: i64) -> StoreResult<Option
     let app = apps::get_app(&mut **tx, &order.new.team_id, app_id)
         .await?
         .ok_or_else(|| StoreError::Corrupt(format!("order {} for missing app {app_id}", order.order_id)))?;
-    let before =
-        deposits::AppBefore { status: app.status.as_str().to_string(), start_time: app.start_time, end_time: app.end_time };
+    let before = deposits::AppBefore {
+        status: app.status.as_str().to_string(),
+        start_time: app.start_time,
+        end_time: app.end_time,
+    };
     let months = order.new.period_months as u32;
     let (start, end, event) = match order.new.kind {
         OrderKind::Create | OrderKind::Catalog => (at, add_months(at, months), "app.activated"),

@@ -15,6 +15,8 @@ pub struct PaymentView {
     pub tx_hash: String,
     pub log_index: u64,
     pub block_number: u64,
+    /// The block's timestamp (unix seconds): the time the payment counts as made.
+    pub block_time: Option<i64>,
     pub from: String,
     pub token: String,
     pub amount: String,
@@ -83,6 +85,7 @@ pub fn build(config: &Config, head: u64, order: Order, rows: Vec<(transfers::Tra
             tx_hash: format!("{:#x}", t.tx_hash),
             log_index: t.log_index,
             block_number: t.block_number,
+            block_time: t.block_time,
             from: orders::address_text(&t.from),
             token: orders::address_text(&t.token),
             amount: format_base_units(t.amount_base, decimals_of(config, &t.token).unwrap_or(decimals)),

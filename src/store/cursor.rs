@@ -50,7 +50,8 @@ pub async fn set<'e>(db: impl AnyExecutor<'e>, chain_id: u64, cursor: Cursor) ->
 /// The chain's clock as the watcher has seen it: the least timestamp of the chains' cursors
 /// (0 when nothing was processed yet). Payment rules that depend on time wait for it.
 pub async fn chain_time<'e>(db: impl AnyExecutor<'e>) -> StoreResult<i64> {
-    let t: Option<i64> = sqlx::query_scalar("SELECT MIN(COALESCE(block_time, 0)) FROM chain_cursor").fetch_one(db).await?;
+    let t: Option<i64> =
+        sqlx::query_scalar("SELECT MIN(COALESCE(block_time, 0)) FROM chain_cursor").fetch_one(db).await?;
     Ok(t.unwrap_or(0))
 }
 

@@ -86,9 +86,11 @@ pub async fn take_back(db: &mut sqlx::AnyConnection, order_id: &str) -> StoreRes
         amount: r.try_get("amount")?,
         transaction_hash: r.try_get("transaction_hash")?,
         app_end_time: r.try_get("app_end_time")?,
-        app_before: status.map(|status| -> StoreResult<AppBefore> {
-            Ok(AppBefore { status, start_time: r.try_get("app_prev_start")?, end_time: r.try_get("app_prev_end")? })
-        }).transpose()?,
+        app_before: status
+            .map(|status| -> StoreResult<AppBefore> {
+                Ok(AppBefore { status, start_time: r.try_get("app_prev_start")?, end_time: r.try_get("app_prev_end")? })
+            })
+            .transpose()?,
     }))
 }
 

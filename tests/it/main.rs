@@ -5,6 +5,7 @@ mod support;
 
 mod cards_and_lists;
 mod catalog;
+mod chain_truth;
 mod checkout_page;
 mod cli_check;
 mod contracts;

@@ -203,11 +203,16 @@ async fn the_cursor_and_recent_block_hashes_persist(store: &Store) {
     assert_eq!(cursor::get(store.pool(), 1).await.unwrap(), None);
     let c = cursor::Cursor { block_number: 18_000_000, block_hash: B256::repeat_byte(0xab), block_time: 1_700_000_000 };
     cursor::set(store.pool(), 1, c).await.unwrap();
-    let next = cursor::Cursor { block_number: 18_000_001, block_hash: B256::repeat_byte(0xcd), block_time: 1_700_000_012 };
+    let next =
+        cursor::Cursor { block_number: 18_000_001, block_hash: B256::repeat_byte(0xcd), block_time: 1_700_000_012 };
     cursor::set(store.pool(), 1, next).await.unwrap();
     assert_eq!(cursor::get(store.pool(), 1).await.unwrap(), Some(next));
     assert_eq!(cursor::get(store.pool(), 2).await.unwrap(), None, "cursors are per chain");
-    assert_eq!(cursor::chain_time(store.pool()).await.unwrap(), 1_700_000_012, "the chain's clock is the cursor's block time");
+    assert_eq!(
+        cursor::chain_time(store.pool()).await.unwrap(),
+        1_700_000_012,
+        "the chain's clock is the cursor's block time"
+    );
 
     for n in 1..=5u64 {
         cursor::record_block(store.pool(), 1, n, B256::with_last_byte(n as u8), B256::with_last_byte(n as u8 - 1))

@@ -1,11 +1,8 @@
 //! Webhook delivery to a real local HTTP server: signatures, retries, no retry on 4xx,
 //! order per app, and events that outlive a SIGKILL.
 
-use std::collections::VecDeque;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use axum::http::{HeaderMap, StatusCode};
 use paywatch::devnet::anvil::free_port;
 use paywatch::store::{outbox, unix_now};
 use paywatch::webhooks::sign;
@@ -13,83 +10,7 @@ use serde_json::{Value, json};
 
 use crate::support::app::{Options, spawn_app};
 use crate::support::process::ServeProcess;
-
-const SECRET: &str = "whsec_test_secret";
-
-#[derive(Debug, Clone)]
-struct Received {
-    event_id: String,
-    signature: String,
-    body: String,
-    answered: u16,
-}
-
-/// A receiver that answers from a script (then `fallback`) and records every request.
-#[derive(Clone, Default)]
-struct Receiver {
-    script: Arc<Mutex<VecDeque<u16>>>,
-    fallback: Arc<Mutex<u16>>,
-    seen: Arc<Mutex<Vec<Received>>>,
-}
-
-impl Receiver {
-    async fn start(script: &[u16], fallback: u16) -> (Self, String) {
-        let r = Receiver::default();
-        *r.script.lock().unwrap() = script.iter().copied().collect();
-        *r.fallback.lock().unwrap() = fallback;
-        let state = r.clone();
-        let app = axum::Router::new().route(
-            "/hook",
-            axum::routing::post(move |headers: HeaderMap, body: String| {
-                let state = state.clone();
-                async move {
-                    let code = state.script.lock().unwrap().pop_front().unwrap_or(*state.fallback.lock().unwrap());
-                    let header =
-                        |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or_default().to_string();
-                    state.seen.lock().unwrap().push(Received {
-                        event_id: header("paywatch-event-id"),
-                        signature: header("paywatch-signature"),
-                        body,
-                        answered: code,
-                    });
-                    StatusCode::from_u16(code).unwrap()
-                }
-            }),
-        );
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}/hook", listener.local_addr().unwrap());
-        tokio::spawn(async move { axum::serve(listener, app).await });
-        (r, url)
-    }
-
-    fn seen(&self) -> Vec<Received> {
-        self.seen.lock().unwrap().clone()
-    }
-
-    /// Waits until `n` requests were answered 2xx.
-    async fn wait_delivered(&self, n: usize) -> Vec<Received> {
-        let started = Instant::now();
-        loop {
-            let ok: Vec<_> = self.seen().into_iter().filter(|r| r.answered < 300).collect();
-            if ok.len() >= n {
-                return ok;
-            }
-            assert!(
-                started.elapsed() < Duration::from_secs(30),
-                "only {} of {n} delivered: {:#?}",
-                ok.len(),
-                self.seen()
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-}
-
-fn webhook_config(url: &str) -> String {
-    format!(
-        "[webhooks]\nurl = \"{url}\"\nsecret = \"{SECRET}\"\nretry_base_ms = 50\npoll_interval_ms = 50\nmax_attempts = 5\n"
-    )
-}
+use crate::support::webhook_receiver::{Receiver, SECRET, webhook_config};
 
 #[tokio::test]
 async fn deliveries_are_signed_retried_after_a_500_and_in_order_per_app() {

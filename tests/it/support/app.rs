@@ -17,6 +17,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::chain::TestChain;
 use super::db::TestDb;
+use super::rpc_proxy::{Mode, RpcProxy};
 use super::write_file;
 
 pub struct TestApp {
@@ -28,6 +29,8 @@ pub struct TestApp {
     pub payer: DynProvider,
     pub config_path: std::path::PathBuf,
     pub http: reqwest::Client,
+    /// The hostile RPC proxy paywatch talks to, when the test asked for one.
+    pub proxy: Option<RpcProxy>,
     shutdown: CancellationToken,
     server: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
     _dir: tempfile::TempDir,
@@ -42,6 +45,11 @@ pub struct Options {
     pub anvil_state: bool,
     /// Price ANKR from the mock Chainlink feed (with this max_age_s) instead of a fixed price.
     pub chainlink_max_age: Option<u64>,
+    /// Put a hostile JSON-RPC proxy in this mode between paywatch and anvil.
+    pub proxy: Option<Mode>,
+    pub poll_interval_ms: u64,
+    /// (from, to) text replacements in the rendered config, e.g. another late window.
+    pub config_edits: Vec<(&'static str, &'static str)>,
 }
 
 impl Default for Options {
@@ -53,26 +61,34 @@ impl Default for Options {
             ws: false,
             anvil_state: false,
             chainlink_max_age: None,
+            proxy: None,
+            poll_interval_ms: 100,
+            config_edits: Vec::new(),
         }
     }
 }
 
-/// The paywatch.toml the tests use, pointing at `chain` and `db_url`.
-pub fn config_text(chain: &TestChain, db_url: &str, options: &Options) -> String {
-    paywatch::devnet::config_template::render(&paywatch::devnet::config_template::LocalConfig {
+/// The paywatch.toml the tests use, pointing at `chain` (through `rpc_url`: anvil or a proxy
+/// in front of it) and `db_url`; `options.config_edits` replace parts of it.
+pub fn config_text(chain: &TestChain, rpc_url: &str, db_url: &str, options: &Options) -> String {
+    let text = paywatch::devnet::config_template::render(&paywatch::devnet::config_template::LocalConfig {
         listen: "127.0.0.1:0".into(),
         database_url: db_url.into(),
         chain_id: chain.anvil.chain_id(),
-        rpc_http: chain.anvil.rpc_url(),
+        rpc_http: rpc_url.to_string(),
         rpc_ws: options.ws.then(|| chain.anvil.ws_url()),
         confirmations: options.confirmations,
-        poll_interval_ms: 100,
+        poll_interval_ms: options.poll_interval_ms,
         deployment: &chain.deployment,
         treasury: chain.treasury,
         chainlink_max_age: options.chainlink_max_age,
         admin_token: "test-admin-token-0123456789".into(),
         signer_key: None,
         extra: options.extra_config.clone(),
+    });
+    options.config_edits.iter().fold(text, |text, (from, to)| {
+        assert!(text.contains(from), "config edit: {from:?} is not in the test config");
+        text.replace(from, to)
     })
 }
 
@@ -92,7 +108,12 @@ pub async fn spawn_app(options: Options) -> TestApp {
     let state = options.anvil_state.then(|| dir.path().join("anvil-state.json"));
     let chain = TestChain::start_with(paywatch::devnet::anvil::AnvilOptions { state, ..Default::default() }).await;
     let db = TestDb::by_backend(options.backend).await;
-    let text = config_text(&chain, &db.url, &options);
+    let proxy = match options.proxy {
+        Some(mode) => Some(RpcProxy::start(&chain.anvil.rpc_url(), mode).await),
+        None => None,
+    };
+    let rpc_url = proxy.as_ref().map_or_else(|| chain.anvil.rpc_url(), |p| p.url.clone());
+    let text = config_text(&chain, &rpc_url, &db.url, &options);
     let config_path = write_file(dir.path(), "paywatch.toml", &text);
     let config = Config::load(&config_path).expect("test config is valid");
     let (team, key) = paywatch::cli::create_team(&db.store, "acme").await.unwrap();
@@ -122,6 +143,7 @@ pub async fn spawn_app(options: Options) -> TestApp {
         payer,
         config_path,
         http: reqwest::Client::new(),
+        proxy,
         shutdown,
         server: Some(server),
         _dir: dir,

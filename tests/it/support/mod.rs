@@ -5,7 +5,9 @@ pub mod browser;
 pub mod chain;
 pub mod db;
 pub mod process;
+pub mod rpc_proxy;
 pub mod sse;
+pub mod webhook_receiver;
 
 use std::path::{Path, PathBuf};
 use std::process::Output;

@@ -1,0 +1,507 @@
+//! The watcher against hostile RPC endpoints, other clocks and deep reorgs: every payment
+//! credited exactly once, judged by the chain, whatever the endpoint does.
+
+use std::time::{Duration, Instant};
+
+use alloy::primitives::{Address, U256};
+use alloy::providers::Provider;
+use alloy::providers::ext::AnvilApi;
+use alloy::rpc::types::anvil::ReorgOptions;
+use alloy::signers::local::PrivateKeySigner;
+use paywatch::chain::contracts::{MockERC20, MockUSDT};
+use paywatch::chain::rpc;
+use paywatch::devnet::anvil::{accounts, free_port};
+use paywatch::money::Token;
+use paywatch::payments::calendar::add_months;
+use paywatch::store::{deposits, outbox, unix_now};
+use serde_json::{Value, json};
+
+use crate::support::app::{Options, TestApp, spawn_app};
+use crate::support::process::ServeProcess;
+use crate::support::rpc_proxy::{CapStyle, Mode, RpcProxy};
+use crate::support::webhook_receiver::{Receiver, webhook_config};
+
+/// How an order is paid in the 30-payment runs.
+#[derive(Debug, Clone, Copy)]
+enum Shape {
+    Whole,
+    /// Half, then the rest in a second transaction.
+    Partial,
+    /// Half and the rest as two transfers in one transaction.
+    TwoInOneTx,
+}
+
+struct Paying {
+    app_id: String,
+    order_id: String,
+    transfers: i64,
+}
+
+/// Two transfers to `to` in one transaction (the mock tokens' multiTransfer).
+async fn pay_twice_in_one_tx(app: &TestApp, token: Token, to: Address, first: U256, second: U256) {
+    let payer =
+        rpc::signing_provider(&app.chain.anvil.rpc_url(), accounts::PAYER_KEY.parse::<PrivateKeySigner>().unwrap())
+            .unwrap();
+    let address = app.chain.token(token);
+    let pending = match token {
+        Token::AnkrErc20 => {
+            MockERC20::new(address, payer).multiTransfer(vec![to, to], vec![first, second]).send().await
+        }
+        Token::UsdtErc20 => MockUSDT::new(address, payer).multiTransfer(vec![to, to], vec![first, second]).send().await,
+    };
+    assert!(pending.unwrap().get_receipt().await.unwrap().status(), "multiTransfer succeeded");
+}
+
+async fn thirty_payments_each_credited_once(mode: Mode) {
+    let app =
+        spawn_app(Options { confirmations: 2, proxy: Some(mode), poll_interval_ms: 200, ..Default::default() }).await;
+    let mut paying = Vec::new();
+    for i in 0..30 {
+        let (token, method) =
+            if i % 2 == 0 { (Token::AnkrErc20, "ANKR_ERC20") } else { (Token::UsdtErc20, "USDT_ERC20") };
+        let shape = match i % 5 {
+            0 => Shape::Partial,
+            1 => Shape::TwoInOneTx,
+            _ => Shape::Whole,
+        };
+        let (app_id, order_id, address, owed) = app.create_crypto_app(method, 1).await;
+        let half = owed / U256::from(2);
+        let transfers = match shape {
+            Shape::Whole => {
+                app.pay(token, address, owed).await;
+                1
+            }
+            Shape::Partial => {
+                app.pay(token, address, half).await;
+                app.pay(token, address, owed - half).await;
+                2
+            }
+            Shape::TwoInOneTx => {
+                pay_twice_in_one_tx(&app, token, address, half, owed - half).await;
+                2
+            }
+        };
+        paying.push(Paying { app_id, order_id, transfers });
+    }
+    app.mine(2).await;
+    for p in &paying {
+        app.wait_order(&p.order_id, 120, |o| {
+            o["status"] == "paid" && o["payments"].as_array().unwrap().len() as i64 == p.transfers
+        })
+        .await;
+    }
+    // Settled: nothing more may arrive. Go past the depth and let the watcher catch up.
+    app.mine(3).await;
+    wait_processed(&app, 120).await;
+    let pool = app.db.store.pool();
+    for p in &paying {
+        let status = app.app_status(&p.app_id).await;
+        let start = status["app_start_time"].as_i64().unwrap();
+        assert_eq!(status["app_end_time"].as_i64().unwrap(), add_months(start, 1), "{mode:?}: {} one period", p.app_id);
+        assert_eq!(deposits::count_for_order(pool, &p.order_id).await.unwrap(), 1, "{mode:?}: {} once", p.order_id);
+        // A partial payment confirmed before its rest says so once; the rest is written once.
+        let events = outbox::types_for_app(pool, &p.app_id).await.unwrap();
+        let partial = events.iter().filter(|e| *e == "order.partially_paid").count();
+        let settled: Vec<&String> = events.iter().filter(|e| *e != "order.partially_paid").collect();
+        assert!(
+            partial <= 1 && settled == ["order.paid", "app.activated"],
+            "{mode:?}: {} events: {events:?}",
+            p.app_id
+        );
+        let order = app.order(&p.order_id).await;
+        assert_eq!(order["confirmed"], order["expected"], "{mode:?}: {order:#}");
+        assert!(order["payments"].as_array().unwrap().iter().all(|t| t["block_time"].as_i64().is_some()));
+    }
+    let transfers: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM chain_transfers").fetch_one(pool).await.unwrap();
+    assert_eq!(transfers, paying.iter().map(|p| p.transfers).sum::<i64>(), "{mode:?}: each transfer recorded once");
+    app.stop().await;
+}
+
+/// Waits until the watcher has processed the current head.
+async fn wait_processed(app: &TestApp, secs: u64) {
+    let head = app.head().await;
+    let started = Instant::now();
+    loop {
+        let r: Value = app.http.get(format!("{}/healthz", app.base)).send().await.unwrap().json().await.unwrap();
+        if r["processed_block"].as_u64().unwrap_or(0) >= head {
+            return;
+        }
+        assert!(started.elapsed() < Duration::from_secs(secs), "watcher stuck below {head}: {r}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn readyz(app: &TestApp) -> (u16, Value) {
+    let r = app.http.get(format!("{}/readyz", app.base)).send().await.unwrap();
+    (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))
+}
+
+async fn wait_ready(app: &TestApp, secs: u64) {
+    let started = Instant::now();
+    loop {
+        let (status, body) = readyz(app).await;
+        if status == 200 {
+            return;
+        }
+        assert!(started.elapsed() < Duration::from_secs(secs), "never ready: {body}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn under_lagging_log_backends_every_payment_is_credited_once() {
+    thirty_payments_each_credited_once(Mode::LaggingLogs).await;
+}
+
+#[tokio::test]
+async fn under_rate_limits_every_payment_is_credited_once() {
+    thirty_payments_each_credited_once(Mode::RateLimited { every: 3 }).await;
+}
+
+#[tokio::test]
+async fn under_range_caps_every_payment_is_credited_once() {
+    thirty_payments_each_credited_once(Mode::Caps(CapStyle::QuickNode { max_range: 2 })).await;
+}
+
+#[tokio::test]
+async fn under_result_caps_every_payment_is_credited_once() {
+    thirty_payments_each_credited_once(Mode::Caps(CapStyle::Infura { max_results: 3 })).await;
+}
+
+#[tokio::test]
+async fn under_heads_going_back_and_forth_every_payment_is_credited_once() {
+    thirty_payments_each_credited_once(Mode::FlappingHeads).await;
+}
+
+#[tokio::test]
+async fn under_dropped_connections_and_slow_answers_every_payment_is_credited_once() {
+    thirty_payments_each_credited_once(Mode::Flaky).await;
+}
+
+#[tokio::test]
+async fn an_incomplete_logs_answer_is_completed_by_the_bloom_proof() {
+    // Every getLogs by range misses the newest blocks; only the proof can find the payment.
+    let app = spawn_app(Options { confirmations: 1, proxy: Some(Mode::LaggingLogs), ..Default::default() }).await;
+    let (_, order_id, address, owed) = app.create_crypto_app("USDT_ERC20", 1).await;
+    app.pay(Token::UsdtErc20, address, owed).await;
+    app.wait_order(&order_id, 30, |o| o["status"] == "paid").await;
+    let metrics = app.http.get(format!("{}/metrics", app.base)).send().await.unwrap().text().await.unwrap();
+    assert!(
+        metrics.lines().any(|l| l.starts_with("paywatch_incomplete_log_answers_total") && !l.ends_with(" 0")),
+        "the proof found an incomplete answer at least once:\n{metrics}"
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn serve_starts_with_the_endpoint_down_and_becomes_ready_when_it_comes_up() {
+    let app = spawn_app(Options { confirmations: 1, proxy: Some(Mode::Down), ..Default::default() }).await;
+    let proxy = app.proxy.as_ref().unwrap();
+    // The API serves while the node is unreachable: quotes need no RPC (fixed price).
+    let (status, quote) = app
+        .post("/v2alpha/ANKR_ERC20/acquire_pre_amount", &json!({"cpu_limit": 1000, "mem_limit": 2000, "storage_limit": 20000, "period": 1, "cluster_id": "cls-a91a7dbc-1a23-42f6-a66f-876094349f03", "chart_name": "boinc"}))
+        .await;
+    assert_eq!(status, 200, "quote while the RPC is down: {quote}");
+    let (_, order_id, address, owed) = app.create_crypto_app("ANKR_ERC20", 1).await;
+    let started = Instant::now();
+    let body = loop {
+        let (status, body) = readyz(&app).await;
+        if status == 503 && body["message"].as_str().is_some_and(|m| m.contains("rpc")) {
+            break body;
+        }
+        assert!(started.elapsed() < Duration::from_secs(30), "readyz never said the RPC is down: {status} {body}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let message = body["message"].as_str().unwrap();
+    assert!(!message.contains("SECRET-API-KEY"), "the URL's key stays secret: {message}");
+
+    proxy.set_mode(Mode::Honest);
+    wait_ready(&app, 60).await;
+    app.pay(Token::AnkrErc20, address, owed).await;
+    app.wait_order(&order_id, 60, |o| o["status"] == "paid").await;
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn serve_process_starts_behind_rate_limits_and_before_the_endpoint_exists() {
+    // The real binary, with nothing listening at its RPC address yet.
+    let mut app = spawn_app(Options { confirmations: 1, ..Default::default() }).await;
+    app.stop_server().await;
+    let rpc_port = free_port().unwrap();
+    let text = std::fs::read_to_string(&app.config_path).unwrap();
+    let proxied = text.replace(&app.chain.anvil.rpc_url(), &format!("http://127.0.0.1:{rpc_port}/v3/SECRET-API-KEY"));
+    std::fs::write(&app.config_path, proxied).unwrap();
+    let server = ServeProcess::start(&app.config_path, free_port().unwrap()).await;
+    app.base = server.base.clone();
+    let (status, _) = readyz(&app).await;
+    assert_eq!(status, 503, "not ready while the RPC does not answer");
+    let (_, order_id, address, owed) = app.create_crypto_app("USDT_ERC20", 1).await;
+
+    let _proxy = RpcProxy::start_on(rpc_port, &app.chain.anvil.rpc_url(), Mode::RateLimited { every: 3 }).await;
+    wait_ready(&app, 60).await;
+    app.pay(Token::UsdtErc20, address, owed).await;
+    app.wait_order(&order_id, 60, |o| o["status"] == "paid").await;
+    drop(server);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn under_constant_rate_limits_the_idle_request_rate_stays_low() {
+    let app = spawn_app(Options { confirmations: 1, poll_interval_ms: 200, ..Default::default() }).await;
+    wait_processed(&app, 30).await;
+    app.stop().await;
+    let app = spawn_app(Options {
+        confirmations: 1,
+        poll_interval_ms: 200,
+        proxy: Some(Mode::RateLimited { every: 1 }),
+        ..Default::default()
+    })
+    .await;
+    let proxy = app.proxy.as_ref().unwrap();
+    // Past the start-up, measure over 15 poll intervals.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let before = proxy.calls();
+    let window = Duration::from_secs(3);
+    tokio::time::sleep(window).await;
+    let calls = proxy.calls() - before;
+    let intervals = window.as_millis() as u64 / 200;
+    assert!(calls < 5 * intervals, "{calls} requests in {intervals} poll intervals under constant 429s");
+    let (status, body) = readyz(&app).await;
+    assert_eq!(status, 503, "a rate-limited RPC is reported: {body}");
+    app.stop().await;
+}
+
+/// 20 orders, then (with the server stopped) 10,000 Transfer logs over 2,000 blocks, 20 of
+/// them paying those orders.
+async fn busy_history(app: &mut TestApp) -> Vec<(String, String)> {
+    let mut orders = Vec::new();
+    for _ in 0..20 {
+        orders.push(app.create_crypto_app("ANKR_ERC20", 1).await);
+    }
+    app.stop_server().await;
+    let mut recipients: Vec<Address> = (0..50u64).map(|i| Address::with_last_byte(i as u8 + 1)).collect();
+    let payer =
+        rpc::signing_provider(&app.chain.anvil.rpc_url(), accounts::PAYER_KEY.parse::<PrivateKeySigner>().unwrap())
+            .unwrap();
+    let token = MockERC20::new(app.chain.token(Token::AnkrErc20), payer);
+    for i in 0..200usize {
+        let mut values = vec![U256::from(1u64); 50];
+        if let Some((_, _, address, owed)) = orders.get(i / 10).filter(|_| i % 10 == 0) {
+            recipients[0] = *address;
+            values[0] = *owed;
+        } else {
+            recipients[0] = Address::with_last_byte(1);
+        }
+        let receipt =
+            token.multiTransfer(recipients.clone(), values).send().await.unwrap().get_receipt().await.unwrap();
+        assert!(receipt.status());
+        app.mine(9).await;
+    }
+    orders.into_iter().map(|(a, o, _, _)| (a, o)).collect()
+}
+
+#[tokio::test]
+async fn a_catch_up_under_a_range_cap_uses_the_providers_range() {
+    let mut app = spawn_app(Options { confirmations: 1, ..Default::default() }).await;
+    // History is made while paywatch is down, then it catches up behind the cap.
+    let orders = busy_history(&mut app).await;
+    let proxy = RpcProxy::start(&app.chain.anvil.rpc_url(), Mode::Caps(CapStyle::Alchemy { max_range: 300 })).await;
+    let text = std::fs::read_to_string(&app.config_path).unwrap();
+    std::fs::write(&app.config_path, text.replace(&app.chain.anvil.rpc_url(), &proxy.url)).unwrap();
+    let server = ServeProcess::start(&app.config_path, free_port().unwrap()).await;
+    app.base = server.base.clone();
+    wait_processed(&app, 180).await;
+    for (_, order_id) in &orders {
+        app.wait_order(order_id, 30, |o| o["status"] == "paid").await;
+    }
+    let ranges = proxy.log_ranges();
+    assert_eq!(proxy.refusals(), 1, "one refusal, then the stated cap holds: {ranges:?}");
+    assert!(ranges.iter().all(|(from, to)| to - from < 300), "never above the cap: {ranges:?}");
+    let full = ranges.iter().filter(|(from, to)| to - from + 1 == 300).count();
+    assert!(full >= 2000 / 300 - 1, "the catch-up asks for the whole hinted range: {ranges:?}");
+    drop(server);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_catch_up_under_a_result_cap_follows_the_hinted_ranges() {
+    let mut app = spawn_app(Options { confirmations: 1, ..Default::default() }).await;
+    let orders = busy_history(&mut app).await;
+    let proxy = RpcProxy::start(&app.chain.anvil.rpc_url(), Mode::Caps(CapStyle::Infura { max_results: 1000 })).await;
+    let text = std::fs::read_to_string(&app.config_path).unwrap();
+    std::fs::write(&app.config_path, text.replace(&app.chain.anvil.rpc_url(), &proxy.url)).unwrap();
+    let server = ServeProcess::start(&app.config_path, free_port().unwrap()).await;
+    app.base = server.base.clone();
+    wait_processed(&app, 180).await;
+    for (_, order_id) in &orders {
+        app.wait_order(order_id, 30, |o| o["status"] == "paid").await;
+    }
+    let answered = proxy.log_ranges().len() as u64;
+    // Halving alone would be refused about as often as answered; the hint makes refusals rare.
+    assert!(proxy.refusals() * 2 <= answered, "{} refusals for {answered} answers", proxy.refusals());
+    drop(server);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_payment_mined_before_expiry_and_read_after_it_is_on_time() {
+    let mut app = spawn_app(Options {
+        confirmations: 2,
+        config_edits: vec![("late_window_hours = 24", "late_window_hours = 0")],
+        ..Default::default()
+    })
+    .await;
+    let (app_id, order_id, address, owed) = app.create_crypto_app("ANKR_ERC20", 1).await;
+    let (unpaid_app, unpaid_order, _, _) = app.create_crypto_app("ANKR_ERC20", 1).await;
+    let expires_at = app.order(&order_id).await["expires_at"].as_i64().unwrap();
+    wait_processed(&app, 30).await;
+    app.stop_server().await;
+
+    // Paid before expiry by the chain's clock; then the chain moves two hours on.
+    app.pay(Token::AnkrErc20, address, owed).await;
+    app.chain.deployer.anvil_increase_time(7_200).await.unwrap();
+    app.mine(3).await;
+
+    // The host's clock is past expiry too, but the watcher is behind: nothing expires.
+    let store = &app.db.store;
+    let clock = paywatch::jobs::expiry::order_clock(store, false, expires_at + 7_200).await.unwrap();
+    assert!(clock < expires_at, "the chain's clock is the last processed block's");
+    assert_eq!(paywatch::jobs::expiry::expire_orders(store, clock).await.unwrap(), 0);
+
+    let server = ServeProcess::start(&app.config_path, free_port().unwrap()).await;
+    app.base = server.base.clone();
+    let paid = app.wait_order(&order_id, 60, |o| o["status"] == "paid").await;
+    assert_eq!(paid["late"], false, "judged by the block time of the payment: {paid:#}");
+    assert!(paid["payments"][0]["block_time"].as_i64().unwrap() <= expires_at);
+    assert_eq!(app.app_status(&app_id).await["status"], "active");
+
+    // Once the watcher has read past expiry, the unpaid order expires by the chain's clock.
+    wait_processed(&app, 30).await;
+    let clock = paywatch::jobs::expiry::order_clock(store, false, unix_now()).await.unwrap();
+    assert!(clock > expires_at);
+    assert_eq!(paywatch::jobs::expiry::expire_orders(store, clock).await.unwrap(), 1);
+    assert_eq!(app.order(&unpaid_order).await["status"], "expired");
+    assert_eq!(app.app_status(&unpaid_app).await["status"], "cancelled");
+    assert_eq!(app.order(&order_id).await["status"], "paid", "the paid order stays paid");
+    drop(server);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn an_order_written_by_a_clock_an_hour_ahead_hides_no_later_order() {
+    let app = spawn_app(Options { confirmations: 1, ..Default::default() }).await;
+    let (_, future_order, _, _) = app.create_crypto_app("USDT_ERC20", 1).await;
+    sqlx::query("UPDATE orders SET created_at = created_at + 3600 WHERE order_id = $1")
+        .bind(&future_order)
+        .execute(app.db.store.pool())
+        .await
+        .unwrap();
+    // Let the watcher's index read the future-dated order before the later ones exist.
+    app.mine(1).await;
+    wait_processed(&app, 30).await;
+    app.mine(1).await;
+    wait_processed(&app, 30).await;
+    let mut later = Vec::new();
+    for _ in 0..3 {
+        let (_, order_id, address, owed) = app.create_crypto_app("USDT_ERC20", 1).await;
+        app.pay(Token::UsdtErc20, address, owed).await;
+        later.push(order_id);
+    }
+    for order_id in &later {
+        app.wait_order(order_id, 30, |o| o["status"] == "paid").await;
+    }
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_credited_payment_reorged_out_deep_is_reversed_and_credits_once_when_re_mined() {
+    let (receiver, url) = Receiver::start(&[], 200).await;
+    let app = spawn_app(Options { confirmations: 3, extra_config: webhook_config(&url), ..Default::default() }).await;
+    let (app_id, order_id, address, owed) = app.create_crypto_app("ANKR_ERC20", 1).await;
+    let tx_hash = app.pay(Token::AnkrErc20, address, owed).await;
+    app.mine(2).await;
+    app.wait_order(&order_id, 30, |o| o["status"] == "paid").await;
+    receiver.wait_delivered(2).await; // order.paid, app.activated: the platform has run the app
+    let raw = app.chain.deployer.get_raw_transaction_by_hash(tx_hash).await.unwrap().expect("raw tx");
+    app.mine(3).await; // the payment is now 6 deep
+    wait_processed(&app, 30).await;
+
+    app.chain.deployer.anvil_reorg(ReorgOptions { depth: 6, tx_block_pairs: vec![] }).await.unwrap();
+    app.mine(1).await;
+    let order = app.wait_order(&order_id, 30, |o| o["status"] != "paid").await;
+    assert_eq!(order["status"], "awaiting_payment", "{order:#}");
+    assert_eq!(order["confirmed"], "0");
+    let status = app.app_status(&app_id).await;
+    assert_eq!(status["status"], "suspended", "an app that had run is suspended: {status}");
+    assert_eq!(deposits::count_for_order(app.db.store.pool(), &order_id).await.unwrap(), 0);
+    let delivered = receiver.wait_delivered(3).await;
+    let reversed: Value = serde_json::from_str(&delivered[2].body).unwrap();
+    assert_eq!(reversed["type"], "payment.reversed", "{reversed:#}");
+    assert_eq!(reversed["data"]["order_id"], order_id.as_str());
+
+    // The same signed transaction, mined again on the new chain.
+    let pending = app.chain.deployer.send_raw_transaction(&raw).await.unwrap();
+    assert_eq!(*pending.tx_hash(), tx_hash);
+    pending.get_receipt().await.unwrap();
+    app.mine(2).await;
+    app.wait_order(&order_id, 30, |o| o["status"] == "paid").await;
+    app.mine(3).await;
+    wait_processed(&app, 30).await;
+    let status = app.app_status(&app_id).await;
+    assert_eq!(status["status"], "active");
+    let start = status["app_start_time"].as_i64().unwrap();
+    assert_eq!(status["app_end_time"].as_i64().unwrap(), add_months(start, 1), "one period, once");
+    assert_eq!(deposits::count_for_order(app.db.store.pool(), &order_id).await.unwrap(), 1);
+    assert_eq!(
+        outbox::types_for_app(app.db.store.pool(), &app_id).await.unwrap(),
+        ["order.paid", "app.activated", "payment.reversed", "order.paid", "app.activated"]
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn expiry_and_crediting_never_both_win_on_postgres() {
+    let app = spawn_app(Options { backend: "postgres", confirmations: 1, ..Default::default() }).await;
+    let pool = app.db.store.pool();
+    sqlx::raw_sql(
+        "CREATE FUNCTION slow_paid() RETURNS trigger AS $$ BEGIN \
+           IF NEW.status = 'paid' THEN PERFORM pg_sleep(3); END IF; RETURN NEW; END $$ LANGUAGE plpgsql; \
+         CREATE TRIGGER slow_paid BEFORE UPDATE ON orders FOR EACH ROW EXECUTE FUNCTION slow_paid();",
+    )
+    .execute(pool)
+    .await
+    .unwrap();
+    let (app_id, order_id, address, owed) = app.create_crypto_app("USDT_ERC20", 1).await;
+    app.pay(Token::UsdtErc20, address, owed).await;
+    // Wait until the crediting transaction sits in the trigger, then run the expiry with a
+    // clock far past the order's expiry.
+    let started = Instant::now();
+    loop {
+        let sleeping: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM pg_stat_activity WHERE wait_event = 'PgSleep'")
+            .fetch_one(pool)
+            .await
+            .unwrap();
+        if sleeping > 0 {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(30), "the crediting update never reached the trigger");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let expired = paywatch::jobs::expiry::expire_orders(&app.db.store, unix_now() + 86_400).await.unwrap();
+    let order = app.wait_order(&order_id, 30, |o| o["status"] == "paid" || o["status"] == "expired").await;
+    let events = outbox::types_for_app(pool, &app_id).await.unwrap();
+    let app_status = app.app_status(&app_id).await["status"].clone();
+    match order["status"].as_str().unwrap() {
+        "paid" => {
+            assert_eq!(expired, 0);
+            assert_eq!(deposits::count_for_order(pool, &order_id).await.unwrap(), 1);
+            assert_eq!(app_status, "active");
+            assert!(!events.contains(&"order.expired".to_string()), "{events:?}");
+        }
+        _ => {
+            assert_eq!(app_status, "cancelled");
+            assert!(!events.contains(&"order.paid".to_string()), "{events:?}");
+        }
+    }
+    app.stop().await;
+}

@@ -1,0 +1,306 @@
+//! A hostile JSON-RPC proxy in front of anvil: the ways real providers misbehave, switched
+//! by the test while paywatch runs. Every request is counted, so a test can
+//! assert the request rate.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::body::{Body, Bytes};
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+
+/// Range and result caps with the texts three providers answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CapStyle {
+    /// A result cap; the error names a block range that works.
+    Infura { max_results: usize },
+    /// A block-range cap stated as "up to a NK block range", with a range that works.
+    Alchemy { max_range: u64 },
+    /// A block-range cap stated as "limited to a N range".
+    QuickNode { max_range: u64 },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Everything goes through untouched.
+    Honest,
+    /// Half the eth_getLogs calls reach a backend 1-3 blocks behind: the newest blocks' logs
+    /// are missing (its `toBlock` clamped to its own head) while headers come from anvil.
+    LaggingLogs,
+    /// One call in `every` answers HTTP 429 with `Retry-After`; others JSON-RPC rate errors.
+    RateLimited {
+        every: u64,
+    },
+    Caps(CapStyle),
+    /// Half the calls reach a node 3 blocks behind: a lower eth_blockNumber, null for
+    /// newer headers, clamped logs.
+    FlappingHeads,
+    /// One call in four drops the connection mid-answer, one in four answers slowly.
+    Flaky,
+    /// Every call fails with 503.
+    Down,
+}
+
+struct Shared {
+    upstream: String,
+    http: reqwest::Client,
+    mode: Mutex<Mode>,
+    calls: AtomicU64,
+    /// (fromBlock, toBlock) of every eth_getLogs by range that reached anvil.
+    log_ranges: Mutex<Vec<(u64, u64)>>,
+    refusals: AtomicU64,
+}
+
+pub struct RpcProxy {
+    pub url: String,
+    shared: Arc<Shared>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl RpcProxy {
+    pub async fn start(upstream: &str, mode: Mode) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        Self::serve(listener, upstream, mode)
+    }
+
+    /// A proxy on a port chosen before it listens (paywatch started while it is down).
+    pub async fn start_on(port: u16, upstream: &str, mode: Mode) -> Self {
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await.unwrap();
+        Self::serve(listener, upstream, mode)
+    }
+
+    fn serve(listener: tokio::net::TcpListener, upstream: &str, mode: Mode) -> Self {
+        let url = format!("http://{}/v3/SECRET-API-KEY", listener.local_addr().unwrap());
+        let shared = Arc::new(Shared {
+            upstream: upstream.to_string(),
+            http: reqwest::Client::new(),
+            mode: Mutex::new(mode),
+            calls: AtomicU64::new(0),
+            log_ranges: Mutex::new(Vec::new()),
+            refusals: AtomicU64::new(0),
+        });
+        let app = axum::Router::new().fallback(handle).with_state(shared.clone());
+        let task = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        Self { url, shared, task }
+    }
+
+    pub fn set_mode(&self, mode: Mode) {
+        *self.shared.mode.lock().unwrap() = mode;
+    }
+
+    pub fn calls(&self) -> u64 {
+        self.shared.calls.load(Ordering::SeqCst)
+    }
+
+    pub fn log_ranges(&self) -> Vec<(u64, u64)> {
+        self.shared.log_ranges.lock().unwrap().clone()
+    }
+
+    /// Calls refused by a cap.
+    pub fn refusals(&self) -> u64 {
+        self.shared.refusals.load(Ordering::SeqCst)
+    }
+}
+
+impl Drop for RpcProxy {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+async fn handle(State(s): State<Arc<Shared>>, body: Bytes) -> Response {
+    let n = s.calls.fetch_add(1, Ordering::SeqCst) + 1;
+    let request: Value = match serde_json::from_slice(&body) {
+        Ok(v) => v,
+        Err(_) => return (StatusCode::BAD_REQUEST, "not JSON").into_response(),
+    };
+    let methods: Vec<String> = match &request {
+        Value::Array(items) => items.iter().map(|r| r["method"].as_str().unwrap_or("").to_string()).collect(),
+        single => vec![single["method"].as_str().unwrap_or("").to_string()],
+    };
+    let mode = *s.mode.lock().unwrap();
+    match mode {
+        Mode::Down => return (StatusCode::SERVICE_UNAVAILABLE, "upstream down").into_response(),
+        Mode::RateLimited { every } if n % every == 0 => return rate_limited(&request, n),
+        Mode::Flaky if n % 4 == 0 => {
+            // Headers go out, then the body fails: the client sees the connection drop.
+            let failing = futures_util::stream::once(async {
+                Err::<Bytes, std::io::Error>(std::io::Error::new(std::io::ErrorKind::ConnectionReset, "dropped"))
+            });
+            return Response::builder().status(200).body(Body::from_stream(failing)).unwrap();
+        }
+        Mode::Flaky if n % 4 == 1 => tokio::time::sleep(Duration::from_millis(300)).await,
+        _ => {}
+    }
+    let Value::Object(_) = &request else {
+        return forward(&s, &request).await; // batches pass through
+    };
+    let method = methods[0].as_str();
+    let behind = match mode {
+        Mode::LaggingLogs if method == "eth_getLogs" && coin(n) => Some(1 + n % 3),
+        Mode::FlappingHeads if coin(n) => Some(3),
+        _ => None,
+    };
+    if let Some(lag) = behind {
+        let head = upstream_head(&s).await.saturating_sub(lag);
+        match method {
+            "eth_blockNumber" => return answer(&request, json!(format!("{head:#x}"))),
+            "eth_getBlockByNumber" => {
+                if let Some(wanted) = request["params"][0].as_str().and_then(parse_quantity)
+                    && wanted > head
+                {
+                    return answer(&request, Value::Null);
+                }
+            }
+            "eth_getLogs" => {
+                let mut clamped = request.clone();
+                let filter = &mut clamped["params"][0];
+                if let (Some(from), Some(to)) = (block_param(&filter["fromBlock"]), block_param(&filter["toBlock"])) {
+                    if from > head {
+                        return answer(&request, json!([]));
+                    }
+                    filter["toBlock"] = json!(format!("{:#x}", to.min(head)));
+                    return forward(&s, &clamped).await;
+                }
+            }
+            _ => {}
+        }
+    }
+    if method == "eth_getLogs"
+        && let (Some(from), Some(to)) =
+            (block_param(&request["params"][0]["fromBlock"]), block_param(&request["params"][0]["toBlock"]))
+    {
+        if let Mode::Caps(style) = mode {
+            return capped_logs(&s, &request, style, from, to).await;
+        }
+        s.log_ranges.lock().unwrap().push((from, to));
+    }
+    forward(&s, &request).await
+}
+
+async fn capped_logs(s: &Shared, request: &Value, style: CapStyle, from: u64, to: u64) -> Response {
+    let span = to - from + 1;
+    let refuse = |code: i64, message: String| {
+        s.refusals.fetch_add(1, Ordering::SeqCst);
+        error(request, code, &message)
+    };
+    match style {
+        CapStyle::Alchemy { max_range } if span > max_range => {
+            return refuse(
+                -32602,
+                format!(
+                    "Log response size exceeded. You can make eth_getLogs requests with up to a {} block range \
+                     and no limit on the response size, or you can request any block range with a cap of 10K logs \
+                     in the response. Based on your parameters, this block range should work: [{:#x}, {:#x}]",
+                    if max_range.is_multiple_of(1000) { format!("{}K", max_range / 1000) } else { max_range.to_string() },
+                    from,
+                    from + max_range - 1
+                ),
+            );
+        }
+        CapStyle::QuickNode { max_range } if span > max_range => {
+            return refuse(-32614, format!("eth_getLogs is limited to a {} range", group_thousands(max_range)));
+        }
+        _ => {}
+    }
+    let answered = forward_json(s, request).await;
+    if let CapStyle::Infura { max_results } = style
+        && let Some(logs) = answered["result"].as_array()
+        && logs.len() > max_results
+    {
+        // The range up to the block before the one holding the first log past the cap.
+        let last_ok = logs[max_results]["blockNumber"].as_str().and_then(parse_quantity).unwrap_or(from + 1) - 1;
+        return refuse(
+            -32005,
+            format!(
+                "query returned more than {max_results} results. Try with this block range [{from:#x}, {:#x}].",
+                last_ok.max(from)
+            ),
+        );
+    }
+    s.log_ranges.lock().unwrap().push((from, to));
+    axum::Json(answered).into_response()
+}
+
+fn group_thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+fn rate_limited(request: &Value, n: u64) -> Response {
+    match n % 3 {
+        0 => {
+            let mut headers = HeaderMap::new();
+            headers.insert("retry-after", "1".parse().unwrap());
+            (StatusCode::TOO_MANY_REQUESTS, headers, "Too Many Requests").into_response()
+        }
+        1 => error(request, -32005, "rate limit exceeded"),
+        _ => error(request, 429, "Your app has exceeded its compute units per second capacity."),
+    }
+}
+
+async fn upstream_head(s: &Shared) -> u64 {
+    let r = forward_json(s, &json!({"jsonrpc": "2.0", "id": 1, "method": "eth_blockNumber", "params": []})).await;
+    r["result"].as_str().and_then(parse_quantity).unwrap_or(0)
+}
+
+async fn forward_json(s: &Shared, request: &Value) -> Value {
+    match s.http.post(&s.upstream).json(request).send().await {
+        Ok(r) => r.json().await.unwrap_or(Value::Null),
+        Err(_) => Value::Null,
+    }
+}
+
+async fn forward(s: &Shared, request: &Value) -> Response {
+    match s.http.post(&s.upstream).json(request).send().await {
+        Ok(r) => {
+            let status = r.status().as_u16();
+            let bytes = r.bytes().await.unwrap_or_default();
+            Response::builder()
+                .status(status)
+                .header("content-type", "application/json")
+                .body(Body::from(bytes))
+                .unwrap()
+        }
+        Err(_) => (StatusCode::BAD_GATEWAY, "upstream unreachable").into_response(),
+    }
+}
+
+fn answer(request: &Value, result: Value) -> Response {
+    axum::Json(json!({"jsonrpc": "2.0", "id": request["id"], "result": result})).into_response()
+}
+
+fn error(request: &Value, code: i64, message: &str) -> Response {
+    axum::Json(json!({"jsonrpc": "2.0", "id": request["id"], "error": {"code": code, "message": message}}))
+        .into_response()
+}
+
+/// Half the calls, in no pattern a client's call order could line up with (a load
+/// balancer's pick).
+fn coin(n: u64) -> bool {
+    // splitmix64's finaliser: neighbouring calls get independent answers.
+    let mut z = n.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    (z ^ (z >> 31)) & 1 == 1
+}
+
+fn parse_quantity(s: &str) -> Option<u64> {
+    u64::from_str_radix(s.strip_prefix("0x")?, 16).ok()
+}
+
+fn block_param(v: &Value) -> Option<u64> {
+    v.as_str().and_then(parse_quantity)
+}
