@@ -52,6 +52,8 @@ pub struct Watcher {
     rules: Rules,
     tokens: Vec<Address>,
     confirmations: Confirmations,
+    /// `[chain.finality] large`: what large orders wait for.
+    large_confirmations: Option<Confirmations>,
     start_block: u64,
     range: AdaptiveRange,
     index: DepositIndex,
@@ -96,9 +98,11 @@ impl Watcher {
                 tolerance: config.orders.underpayment_tolerance.0,
                 late_window_secs,
                 decimals,
+                large_usd: config.chain.finality.as_ref().map(|f| f.large_usd.0),
             },
             tokens,
             confirmations: config.chain.confirmations,
+            large_confirmations: config.chain.finality.as_ref().map(|f| f.large),
             start_block: config.chain.start_block,
             range: AdaptiveRange::new(1_000, MAX_RANGE),
             index: DepositIndex::new(late_window_secs),
@@ -348,7 +352,8 @@ impl Watcher {
         kept.push(last);
         let step = Step {
             transfers,
-            confirm_up_to: self.confirmed_block(head).await?.map(|b| b.min(to)),
+            confirm_up_to: self.confirmed_block(self.confirmations, head).await?.map(|b| b.min(to)),
+            confirm_large_up_to: self.confirmed_large(head).await?.map(|b| b.min(to)),
             cursor: Some(cursor::Cursor { block_number: last.number, block_hash: last.hash, block_time: last.time }),
             blocks: kept.iter().map(|h| (h.number, h.hash, h.parent)).collect(),
             forget_blocks_below: to.saturating_sub(MAX_REORG_DEPTH),
@@ -376,8 +381,13 @@ impl Watcher {
     /// Nothing new to read: only let earlier transfers reach their confirmations.
     async fn confirm_only(&mut self, head: u64, stored: Option<cursor::Cursor>) -> Result<(), StepError> {
         let Some(c) = stored else { return Ok(()) };
-        let Some(block) = self.confirmed_block(head).await? else { return Ok(()) };
-        let step = Step { confirm_up_to: Some(block.min(c.block_number)), at: unix_now(), ..Default::default() };
+        let Some(block) = self.confirmed_block(self.confirmations, head).await? else { return Ok(()) };
+        let step = Step {
+            confirm_up_to: Some(block.min(c.block_number)),
+            confirm_large_up_to: self.confirmed_large(head).await?.map(|b| b.min(c.block_number)),
+            at: unix_now(),
+            ..Default::default()
+        };
         let mut tx = self.store.begin().await?;
         let outcome = match credit::commit_step(&mut tx, &self.rules, &step).await {
             Err(StoreError::Conflict(_)) => return Ok(()), // the next poll recomputes
@@ -388,15 +398,23 @@ impl Watcher {
         Ok(())
     }
 
-    /// The deepest block whose transfers count as confirmed.
-    async fn confirmed_block(&self, head: u64) -> anyhow::Result<Option<u64>> {
-        let tag = match self.confirmations {
+    /// The deepest block whose transfers count as confirmed under `confirmations`.
+    async fn confirmed_block(&self, confirmations: Confirmations, head: u64) -> anyhow::Result<Option<u64>> {
+        let tag = match confirmations {
             Confirmations::Blocks(n) => return Ok((head + 1).checked_sub(n)),
             Confirmations::Finalized => BlockNumberOrTag::Finalized,
             Confirmations::Safe => BlockNumberOrTag::Safe,
         };
         let block = self.provider.get_block_by_number(tag).await.with_context(|| format!("the {tag} block"))?;
         Ok(block.map(|b| b.header.number))
+    }
+
+    /// The same for large orders, when `[chain.finality]` is set.
+    async fn confirmed_large(&self, head: u64) -> anyhow::Result<Option<u64>> {
+        match self.large_confirmations {
+            Some(c) => self.confirmed_block(c, head).await,
+            None => Ok(None),
+        }
     }
 
     /// After a reorg: the highest stored block the node still agrees with. Everything above

@@ -102,6 +102,17 @@ pub struct ChainConfig {
     pub poll_interval_ms: u64,
     #[serde(default)]
     pub start_block: u64,
+    /// More certainty for large orders.
+    pub finality: Option<FinalityConfig>,
+}
+
+/// Orders worth at least `large_usd` wait for `large` (a tag or a larger count) instead of
+/// the chain's `confirmations`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FinalityConfig {
+    pub large_usd: ExactDecimal,
+    pub large: Confirmations,
 }
 
 fn default_confirmations() -> Confirmations {

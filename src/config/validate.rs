@@ -41,6 +41,11 @@ impl Config {
         {
             return Err(ConfigError::key("chain.rpc_ws", "must be a ws:// or wss:// URL"));
         }
+        if let Some(f) = &chain.finality
+            && f.large_usd.0 <= Decimal::ZERO
+        {
+            return Err(ConfigError::key("chain.finality.large_usd", "must be more than 0"));
+        }
         if chain.poll_interval_ms < 50 {
             return Err(ConfigError::key("chain.poll_interval_ms", "must be at least 50"));
         }

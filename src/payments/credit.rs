@@ -26,6 +26,8 @@ pub struct Rules {
     pub late_window_secs: i64,
     /// Decimals of each watched token contract.
     pub decimals: HashMap<Address, u8>,
+    /// Orders worth at least this many USD wait for `Step::confirm_large_up_to`.
+    pub large_usd: Option<Decimal>,
 }
 
 /// What one watcher step found.
@@ -34,6 +36,8 @@ pub struct Step {
     pub transfers: Vec<Transfer>,
     /// Seen transfers at or below this block become confirmed.
     pub confirm_up_to: Option<u64>,
+    /// The same for large orders (`[chain.finality]`); None: none is deep enough yet.
+    pub confirm_large_up_to: Option<u64>,
     /// The new cursor: the last block processed.
     pub cursor: Option<cursor::Cursor>,
     /// (number, hash, parent hash) of processed blocks near the head, kept for reorg checks.
@@ -73,7 +77,8 @@ pub async fn commit_step(tx: &mut Tx, rules: &Rules, step: &Step) -> StoreResult
         }
     }
     if let Some(block) = step.confirm_up_to {
-        touched.extend(transfers::confirm_up_to(tx, rules.chain_id, block).await?);
+        let large = rules.large_usd.map(|usd| (usd, step.confirm_large_up_to));
+        touched.extend(transfers::confirm_up_to(tx, rules.chain_id, block, large).await?);
     }
     for order_id in &touched {
         match settle(tx, rules, order_id, step.at).await? {

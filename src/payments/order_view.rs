@@ -94,7 +94,12 @@ pub fn build(config: &Config, head: u64, order: Order, rows: Vec<(transfers::Tra
             counted: crypto.is_some_and(|c| c.token_address == t.token),
         })
         .collect();
-    let confirmations_required = crypto.map(|_| match config.chain.confirmations {
+    // A large order waits for `[chain.finality] large`, and says so.
+    let required = match &config.chain.finality {
+        Some(f) if order.new.usd >= f.large_usd.0 => f.large,
+        _ => config.chain.confirmations,
+    };
+    let confirmations_required = crypto.map(|_| match required {
         crate::config::Confirmations::Blocks(n) => n.to_string(),
         crate::config::Confirmations::Finalized => "finalized".to_string(),
         crate::config::Confirmations::Safe => "safe".to_string(),

@@ -90,22 +90,47 @@ pub async fn for_order<'e>(db: impl AnyExecutor<'e>, order_id: &str) -> StoreRes
 }
 
 /// Marks seen transfers at or below `block` confirmed; returns the orders they belong to.
-pub async fn confirm_up_to(db: &mut AnyConnection, chain_id: u64, block: u64) -> StoreResult<Vec<String>> {
-    let orders: Vec<Option<String>> = sqlx::query_scalar(
-        "SELECT DISTINCT order_id FROM chain_transfers WHERE chain_id = $1 AND state = 'seen' AND block_number <= $2",
+/// With `large`, orders worth at least its USD threshold only count transfers at or below its
+/// block (None: no block is deep enough for them yet).
+pub async fn confirm_up_to(
+    db: &mut AnyConnection,
+    chain_id: u64,
+    block: u64,
+    large: Option<(rust_decimal::Decimal, Option<u64>)>,
+) -> StoreResult<Vec<String>> {
+    let candidates = sqlx::query(
+        "SELECT DISTINCT t.order_id, o.usd FROM chain_transfers t JOIN orders o ON o.order_id = t.order_id \
+         WHERE t.chain_id = $1 AND t.state = 'seen' AND t.block_number <= $2",
     )
     .bind(chain_id as i64)
     .bind(block as i64)
     .fetch_all(&mut *db)
     .await?;
-    sqlx::query(
-        "UPDATE chain_transfers SET state = 'confirmed' WHERE chain_id = $1 AND state = 'seen' AND block_number <= $2",
-    )
-    .bind(chain_id as i64)
-    .bind(block as i64)
-    .execute(&mut *db)
-    .await?;
-    Ok(orders.into_iter().flatten().collect())
+    let mut touched = Vec::new();
+    for row in candidates {
+        let order_id: String = row.try_get("order_id")?;
+        let usd: String = row.try_get("usd")?;
+        let usd: rust_decimal::Decimal =
+            usd.parse().map_err(|_| StoreError::Corrupt(format!("orders.usd {usd:?}")))?;
+        let depth = match large {
+            Some((threshold, large_block)) if usd >= threshold => large_block.map(|b| b.min(block)),
+            _ => Some(block),
+        };
+        let Some(depth) = depth else { continue };
+        let done = sqlx::query(
+            "UPDATE chain_transfers SET state = 'confirmed' \
+             WHERE chain_id = $1 AND order_id = $2 AND state = 'seen' AND block_number <= $3",
+        )
+        .bind(chain_id as i64)
+        .bind(&order_id)
+        .bind(depth as i64)
+        .execute(&mut *db)
+        .await?;
+        if done.rows_affected() > 0 {
+            touched.push(order_id);
+        }
+    }
+    Ok(touched)
 }
 
 /// After a reorg: every transfer above `block` left the canonical chain, seen or confirmed,

@@ -353,12 +353,27 @@ async fn a_payment_mined_before_expiry_and_read_after_it_is_on_time() {
     .await;
     let (app_id, order_id, address, owed) = app.create_crypto_app("ANKR_ERC20", 1).await;
     let (unpaid_app, unpaid_order, _, _) = app.create_crypto_app("ANKR_ERC20", 1).await;
+    let (tight_app, tight_order, tight_address, tight_owed) = app.create_crypto_app("USDT_ERC20", 1).await;
     let expires_at = app.order(&order_id).await["expires_at"].as_i64().unwrap();
     wait_processed(&app, 30).await;
     app.stop_server().await;
 
     // Paid before expiry by the chain's clock; then the chain moves two hours on.
     app.pay(Token::AnkrErc20, address, owed).await;
+    // This one expires at its payment's block time, and the host's clock passes that before
+    // paywatch reads it: judged by when it is processed, it would buy nothing (no late window).
+    let tx = app.pay(Token::UsdtErc20, tight_address, tight_owed).await;
+    let block = app.chain.deployer.get_transaction_receipt(tx).await.unwrap().unwrap().block_number.unwrap();
+    let mined_at = app.chain.deployer.get_block_by_number(block.into()).await.unwrap().unwrap().header.timestamp as i64;
+    sqlx::query("UPDATE orders SET expires_at = $1 WHERE order_id = $2")
+        .bind(mined_at)
+        .bind(&tight_order)
+        .execute(app.db.store.pool())
+        .await
+        .unwrap();
+    while unix_now() <= mined_at + 1 {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     app.chain.deployer.anvil_increase_time(7_200).await.unwrap();
     app.mine(3).await;
 
@@ -374,6 +389,9 @@ async fn a_payment_mined_before_expiry_and_read_after_it_is_on_time() {
     assert_eq!(paid["late"], false, "judged by the block time of the payment: {paid:#}");
     assert!(paid["payments"][0]["block_time"].as_i64().unwrap() <= expires_at);
     assert_eq!(app.app_status(&app_id).await["status"], "active");
+    let tight = app.wait_order(&tight_order, 60, |o| o["status"] == "paid").await;
+    assert_eq!(tight["late"], false, "mined at its expiry, read after it: on time {tight:#}");
+    assert_eq!(app.app_status(&tight_app).await["status"], "active");
 
     // Once the watcher has read past expiry, the unpaid order expires by the chain's clock.
     wait_processed(&app, 30).await;
@@ -503,5 +521,37 @@ async fn expiry_and_crediting_never_both_win_on_postgres() {
             assert!(!events.contains(&"order.paid".to_string()), "{events:?}");
         }
     }
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_large_order_waits_for_the_finalized_block_a_small_one_does_not() {
+    // anvil's finalized block is 64 below its head.
+    let app = spawn_app(Options {
+        confirmations: 2,
+        config_edits: vec![("start_block = 0\n", "start_block = 0\n[chain.finality]\nlarge_usd = \"100\"\nlarge = \"finalized\"\n")],
+        ..Default::default()
+    })
+    .await;
+    let (_, small, small_address, small_owed) = app.create_crypto_app("USDT_ERC20", 1).await;
+    let (large_app, large, large_address, large_owed) = app.create_crypto_app("USDT_ERC20", 12).await;
+    let order = app.order(&large).await;
+    assert!(order["usd"].as_str().unwrap().parse::<f64>().unwrap() >= 100.0, "the 12-month order is large: {order}");
+    assert_eq!(order["confirmations_required"], "finalized", "the order says what it waits for");
+    assert_eq!(app.order(&small).await["confirmations_required"], "2");
+    app.pay(Token::UsdtErc20, small_address, small_owed).await;
+    app.pay(Token::UsdtErc20, large_address, large_owed).await;
+    app.mine(2).await;
+    app.wait_order(&small, 30, |o| o["status"] == "paid").await;
+
+    app.mine(40).await; // far past 2 confirmations, not yet finalized
+    wait_processed(&app, 30).await;
+    let waiting = app.order(&large).await;
+    assert_eq!(waiting["status"], "awaiting_payment", "{waiting:#}");
+    assert_eq!(waiting["payments"][0]["state"], "seen");
+    assert_eq!(app.app_status(&large_app).await["status"], "pending_payment");
+
+    app.mine(30).await; // now the payment's block is below the finalized one
+    app.wait_order(&large, 30, |o| o["status"] == "paid").await;
     app.stop().await;
 }
