@@ -22,6 +22,7 @@ test: tools pytools postgres chromium
 bench: tools
 	$(CARGO) bench --locked --bench sweep_gas
 	$(CARGO) bench --locked --bench catchup
+	$(CARGO) bench --locked --bench index_memory
 
 ## anvil (and solc, for `make contracts`) from npm, pinned by tools/package-lock.json.
 tools: $(ANVIL)

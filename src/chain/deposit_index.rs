@@ -55,6 +55,13 @@ impl DepositIndex {
             return self.load(store, clock).await;
         }
         self.read_holes(store, clock).await?;
+        self.read_new(store, clock).await?;
+        self.evict(clock);
+        Ok(())
+    }
+
+    /// Every order past the highest sequence number read, a page at a time.
+    async fn read_new(&mut self, store: &Store, clock: i64) -> StoreResult<()> {
         loop {
             let rows = orders::watched_between(store.pool(), self.read_upto, i64::MAX, PAGE).await?;
             let full = rows.len() as i64 == PAGE;
@@ -63,11 +70,9 @@ impl DepositIndex {
                 self.add(w, clock);
             }
             if !full {
-                break;
+                return Ok(());
             }
         }
-        self.evict(clock);
-        Ok(())
     }
 
     /// The order paying into `address`, if any.
@@ -91,17 +96,7 @@ impl DepositIndex {
         self.live.clear();
         self.holes.clear();
         self.read_upto = 0;
-        loop {
-            let rows = orders::watched_between(store.pool(), self.read_upto, i64::MAX, PAGE).await?;
-            let full = rows.len() as i64 == PAGE;
-            for w in rows {
-                self.note_holes(w.seq);
-                self.add(w, clock);
-            }
-            if !full {
-                break;
-            }
-        }
+        self.read_new(store, clock).await?;
         self.loaded = true;
         Ok(())
     }

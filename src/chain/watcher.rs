@@ -58,6 +58,8 @@ pub struct Watcher {
     range: AdaptiveRange,
     index: DepositIndex,
     status: Arc<ChainStatus>,
+    /// The bloom proof of complete logs (off only to measure its cost).
+    prove_complete: bool,
 }
 
 /// What a step asks of the loop. Every outcome but `MoreToDo` waits before the next step.
@@ -107,7 +109,15 @@ impl Watcher {
             range: AdaptiveRange::new(1_000, MAX_RANGE),
             index: DepositIndex::new(late_window_secs),
             status,
+            prove_complete: true,
         }
+    }
+
+    /// Turns the completeness proof off: for the benchmark that measures what it costs, never
+    /// for watching a chain.
+    pub fn without_completeness_proof(mut self) -> Self {
+        self.prove_complete = false;
+        self
     }
 
     /// Verifies the chain id (waiting out an unreachable or rate-limited RPC), then watches
@@ -318,8 +328,11 @@ impl Watcher {
 
         // Near the head, a "maybe" in a block's bloom with no log in the answer means the
         // answer may be incomplete: ask for that block alone, by its hash.
-        let in_range_zone: Vec<BlockHead> =
-            headers.iter().copied().filter(|h| h.number >= from.max(head.saturating_sub(UNSAFE_ZONE))).collect();
+        let in_range_zone: Vec<BlockHead> = headers
+            .iter()
+            .copied()
+            .filter(|h| self.prove_complete && h.number >= from.max(head.saturating_sub(UNSAFE_ZONE)))
+            .collect();
         let answered: HashSet<u64> = logs.iter().filter_map(|l| l.block_number).collect();
         for block in unproven(&in_range_zone, &self.tokens, &IERC20::Transfer::SIGNATURE_HASH, &answered) {
             let again =
@@ -496,20 +509,23 @@ impl Watcher {
         Ok(self.provider.get_logs(&filter).await?)
     }
 
-    /// Gives each transfer its block's timestamp, from the headers at hand or fetched; false
-    /// when a block is not served (a lagging backend).
+    /// Gives each transfer its block's timestamp, from the headers at hand or fetched (a few
+    /// at a time); false when a block is not served (a lagging backend) or is of another fork.
     async fn stamp_times(&self, transfers: &mut [Transfer], known: &HashMap<u64, &BlockHead>) -> anyhow::Result<bool> {
-        let mut times: HashMap<u64, i64> = known.iter().map(|(n, h)| (*n, h.time)).collect();
+        let mut times: HashMap<u64, (B256, i64)> = known.iter().map(|(n, h)| (*n, (h.hash, h.time))).collect();
+        let mut missing: Vec<u64> =
+            transfers.iter().map(|t| t.block_number).filter(|n| !times.contains_key(n)).collect();
+        missing.sort_unstable();
+        missing.dedup();
+        for head in self.headers(&missing).await? {
+            let Some(h) = head else { return Ok(false) };
+            times.insert(h.number, (h.hash, h.time));
+        }
         for t in transfers.iter_mut() {
-            if !times.contains_key(&t.block_number) {
-                match self.header(t.block_number).await? {
-                    Some(h) if h.hash == t.block_hash => {
-                        times.insert(h.number, h.time);
-                    }
-                    _ => return Ok(false),
-                }
+            match times.get(&t.block_number) {
+                Some((hash, time)) if *hash == t.block_hash => t.block_time = Some(*time),
+                _ => return Ok(false),
             }
-            t.block_time = times.get(&t.block_number).copied();
         }
         Ok(true)
     }

@@ -98,6 +98,24 @@ pub async fn confirm_up_to(
     block: u64,
     large: Option<(rust_decimal::Decimal, Option<u64>)>,
 ) -> StoreResult<Vec<String>> {
+    if large.is_none() {
+        // One depth for every order: one statement.
+        let orders: Vec<Option<String>> = sqlx::query_scalar(
+            "SELECT DISTINCT order_id FROM chain_transfers WHERE chain_id = $1 AND state = 'seen' AND block_number <= $2",
+        )
+        .bind(chain_id as i64)
+        .bind(block as i64)
+        .fetch_all(&mut *db)
+        .await?;
+        sqlx::query(
+            "UPDATE chain_transfers SET state = 'confirmed' WHERE chain_id = $1 AND state = 'seen' AND block_number <= $2",
+        )
+        .bind(chain_id as i64)
+        .bind(block as i64)
+        .execute(&mut *db)
+        .await?;
+        return Ok(orders.into_iter().flatten().collect());
+    }
     let candidates = sqlx::query(
         "SELECT DISTINCT t.order_id, o.usd FROM chain_transfers t JOIN orders o ON o.order_id = t.order_id \
          WHERE t.chain_id = $1 AND t.state = 'seen' AND t.block_number <= $2",
@@ -110,8 +128,7 @@ pub async fn confirm_up_to(
     for row in candidates {
         let order_id: String = row.try_get("order_id")?;
         let usd: String = row.try_get("usd")?;
-        let usd: rust_decimal::Decimal =
-            usd.parse().map_err(|_| StoreError::Corrupt(format!("orders.usd {usd:?}")))?;
+        let usd: rust_decimal::Decimal = usd.parse().map_err(|_| StoreError::Corrupt(format!("orders.usd {usd:?}")))?;
         let depth = match large {
             Some((threshold, large_block)) if usd >= threshold => large_block.map(|b| b.min(block)),
             _ => Some(block),

@@ -300,12 +300,12 @@ async fn busy_history(app: &mut TestApp) -> Vec<(String, String)> {
     orders.into_iter().map(|(a, o, _, _)| (a, o)).collect()
 }
 
-#[tokio::test]
-async fn a_catch_up_under_a_range_cap_uses_the_providers_range() {
+/// Busy history made while paywatch is down, then `paywatch serve` catching up behind a proxy
+/// with `cap`, until every paying order is paid.
+async fn catch_up_behind(cap: CapStyle) -> (TestApp, RpcProxy, ServeProcess) {
     let mut app = spawn_app(Options { confirmations: 1, ..Default::default() }).await;
-    // History is made while paywatch is down, then it catches up behind the cap.
     let orders = busy_history(&mut app).await;
-    let proxy = RpcProxy::start(&app.chain.anvil.rpc_url(), Mode::Caps(CapStyle::Alchemy { max_range: 300 })).await;
+    let proxy = RpcProxy::start(&app.chain.anvil.rpc_url(), Mode::Caps(cap)).await;
     let text = std::fs::read_to_string(&app.config_path).unwrap();
     std::fs::write(&app.config_path, text.replace(&app.chain.anvil.rpc_url(), &proxy.url)).unwrap();
     let server = ServeProcess::start(&app.config_path, free_port().unwrap()).await;
@@ -314,6 +314,12 @@ async fn a_catch_up_under_a_range_cap_uses_the_providers_range() {
     for (_, order_id) in &orders {
         app.wait_order(order_id, 30, |o| o["status"] == "paid").await;
     }
+    (app, proxy, server)
+}
+
+#[tokio::test]
+async fn a_catch_up_under_a_range_cap_uses_the_providers_range() {
+    let (app, proxy, server) = catch_up_behind(CapStyle::Alchemy { max_range: 300 }).await;
     let ranges = proxy.log_ranges();
     assert_eq!(proxy.refusals(), 1, "one refusal, then the stated cap holds: {ranges:?}");
     assert!(ranges.iter().all(|(from, to)| to - from < 300), "never above the cap: {ranges:?}");
@@ -325,17 +331,7 @@ async fn a_catch_up_under_a_range_cap_uses_the_providers_range() {
 
 #[tokio::test]
 async fn a_catch_up_under_a_result_cap_follows_the_hinted_ranges() {
-    let mut app = spawn_app(Options { confirmations: 1, ..Default::default() }).await;
-    let orders = busy_history(&mut app).await;
-    let proxy = RpcProxy::start(&app.chain.anvil.rpc_url(), Mode::Caps(CapStyle::Infura { max_results: 1000 })).await;
-    let text = std::fs::read_to_string(&app.config_path).unwrap();
-    std::fs::write(&app.config_path, text.replace(&app.chain.anvil.rpc_url(), &proxy.url)).unwrap();
-    let server = ServeProcess::start(&app.config_path, free_port().unwrap()).await;
-    app.base = server.base.clone();
-    wait_processed(&app, 180).await;
-    for (_, order_id) in &orders {
-        app.wait_order(order_id, 30, |o| o["status"] == "paid").await;
-    }
+    let (app, proxy, server) = catch_up_behind(CapStyle::Infura { max_results: 1000 }).await;
     let answered = proxy.log_ranges().len() as u64;
     // Halving alone would be refused about as often as answered; the hint makes refusals rare.
     assert!(proxy.refusals() * 2 <= answered, "{} refusals for {answered} answers", proxy.refusals());
@@ -529,7 +525,10 @@ async fn a_large_order_waits_for_the_finalized_block_a_small_one_does_not() {
     // anvil's finalized block is 64 below its head.
     let app = spawn_app(Options {
         confirmations: 2,
-        config_edits: vec![("start_block = 0\n", "start_block = 0\n[chain.finality]\nlarge_usd = \"100\"\nlarge = \"finalized\"\n")],
+        config_edits: vec![(
+            "start_block = 0\n",
+            "start_block = 0\n[chain.finality]\nlarge_usd = \"100\"\nlarge = \"finalized\"\n",
+        )],
         ..Default::default()
     })
     .await;

@@ -197,7 +197,11 @@ async fn capped_logs(s: &Shared, request: &Value, style: CapStyle, from: u64, to
                     "Log response size exceeded. You can make eth_getLogs requests with up to a {} block range \
                      and no limit on the response size, or you can request any block range with a cap of 10K logs \
                      in the response. Based on your parameters, this block range should work: [{:#x}, {:#x}]",
-                    if max_range.is_multiple_of(1000) { format!("{}K", max_range / 1000) } else { max_range.to_string() },
+                    if max_range.is_multiple_of(1000) {
+                        format!("{}K", max_range / 1000)
+                    } else {
+                        max_range.to_string()
+                    },
                     from,
                     from + max_range - 1
                 ),
