@@ -340,8 +340,18 @@ async fn a_catch_up_under_a_result_cap_follows_the_hinted_ranges() {
 }
 
 #[tokio::test]
-async fn a_payment_mined_before_expiry_and_read_after_it_is_on_time() {
+async fn a_payment_mined_before_expiry_and_read_after_it_is_on_time_sqlite() {
+    payment_mined_before_expiry_is_on_time("sqlite").await;
+}
+
+#[tokio::test]
+async fn a_payment_mined_before_expiry_and_read_after_it_is_on_time_postgres() {
+    payment_mined_before_expiry_is_on_time("postgres").await;
+}
+
+async fn payment_mined_before_expiry_is_on_time(backend: &'static str) {
     let mut app = spawn_app(Options {
+        backend,
         confirmations: 2,
         config_edits: vec![("late_window_hours = 24", "late_window_hours = 0")],
         ..Default::default()
@@ -428,9 +438,20 @@ async fn an_order_written_by_a_clock_an_hour_ahead_hides_no_later_order() {
 }
 
 #[tokio::test]
-async fn a_credited_payment_reorged_out_deep_is_reversed_and_credits_once_when_re_mined() {
+async fn a_credited_payment_reorged_out_deep_is_reversed_and_credits_once_when_re_mined_sqlite() {
+    deep_reorg_reverses_and_re_mined_credits_once("sqlite").await;
+}
+
+#[tokio::test]
+async fn a_credited_payment_reorged_out_deep_is_reversed_and_credits_once_when_re_mined_postgres() {
+    deep_reorg_reverses_and_re_mined_credits_once("postgres").await;
+}
+
+async fn deep_reorg_reverses_and_re_mined_credits_once(backend: &'static str) {
     let (receiver, url) = Receiver::start(&[], 200).await;
-    let app = spawn_app(Options { confirmations: 3, extra_config: webhook_config(&url), ..Default::default() }).await;
+    let app =
+        spawn_app(Options { backend, confirmations: 3, extra_config: webhook_config(&url), ..Default::default() })
+            .await;
     let (app_id, order_id, address, owed) = app.create_crypto_app("ANKR_ERC20", 1).await;
     let tx_hash = app.pay(Token::AnkrErc20, address, owed).await;
     app.mine(2).await;

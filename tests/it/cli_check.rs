@@ -123,7 +123,7 @@ fn secrets_never_reach_the_error_line_or_debug_output() {
 
     let good = config("http://127.0.0.1:1", 1, "postgres://u:hunter2pass@127.0.0.1/db", "");
     let path = write_file(dir.path(), "good.toml", &good);
-    let loaded = paywatch::config::Config::load(&path).expect("valid config");
+    let loaded = ::paywatch::config::Config::load(&path).expect("valid config");
     let debug = format!("{loaded:?}");
     assert!(!debug.contains("a-very-secret-admin-token-value"), "admin token in Debug");
     assert!(!debug.contains("hunter2pass"), "database password in Debug");
@@ -200,4 +200,45 @@ async fn check_accepts_what_the_compose_file_sets() {
     assert!(out.status.success(), "connected check: {}", String::from_utf8_lossy(&out.stderr));
     assert!(String::from_utf8_lossy(&out.stdout).contains(r#""rpc":"ok""#));
     db.cleanup().await;
+}
+
+#[tokio::test]
+async fn several_endpoints_and_a_finality_tag_pass_check() {
+    let chain = TestChain::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}/db/paywatch.db", dir.path().display());
+    let rpc = chain.anvil.rpc_url();
+    let text = config(&rpc, 31337, &db, "")
+        .replace(&format!("rpc_http = \"{rpc}\""), &format!("rpc_http = [\"{rpc}\", \"{rpc}/\"]"))
+        .replace("confirmations = 2", "confirmations = \"finalized\"");
+    let (code, lines) = check(dir.path(), &text, &[]);
+    assert_eq!(code, 0, "stderr: {lines:?}");
+    assert!(lines.is_empty(), "no warning on a devnet with two endpoints: {lines:?}");
+}
+
+#[test]
+fn one_endpoint_on_a_real_chain_is_warned_about_without_its_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let one = config("https://eth.example.com/v3/SECRETKEY", 1, "sqlite://x.db", "");
+    let path = write_file(dir.path(), "one.toml", &one);
+    let warnings = ::paywatch::config::Config::load(&path).unwrap().warnings();
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert!(warnings[0].contains("https://eth.example.com") && !warnings[0].contains("SECRETKEY"), "{warnings:?}");
+    let two = one.replace(
+        "rpc_http = \"https://eth.example.com/v3/SECRETKEY\"",
+        "rpc_http = [\"https://eth.example.com/v3/SECRETKEY\", \"https://other.example.org/KEY2\"]",
+    );
+    let path = write_file(dir.path(), "two.toml", &two);
+    assert!(::paywatch::config::Config::load(&path).unwrap().warnings().is_empty());
+}
+
+#[test]
+fn an_unreachable_rpc_is_one_line_without_the_urls_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}/db/paywatch.db", dir.path().display());
+    let text = config("http://127.0.0.1:1/v3/SECRETKEY", 31337, &db, "");
+    let (code, lines) = check(dir.path(), &text, &[]);
+    assert_eq!(code, 1, "{lines:?}");
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert!(lines[0].contains("http://127.0.0.1:1") && !lines[0].contains("SECRETKEY"), "{lines:?}");
 }
