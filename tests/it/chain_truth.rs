@@ -18,7 +18,7 @@ use serde_json::{Value, json};
 
 use crate::support::app::{Options, TestApp, spawn_app};
 use crate::support::process::ServeProcess;
-use crate::support::rpc_proxy::{CapStyle, Mode, RpcProxy};
+use crate::support::rpc_proxy::{CapStyle, Mode, RpcProxy, silent_websocket};
 use crate::support::webhook_receiver::{Receiver, webhook_config};
 
 /// How an order is paid in the 30-payment runs.
@@ -176,6 +176,30 @@ async fn under_heads_going_back_and_forth_every_payment_is_credited_once() {
 #[tokio::test]
 async fn under_dropped_connections_and_slow_answers_every_payment_is_credited_once() {
     thirty_payments_each_credited_once(Mode::Flaky).await;
+}
+
+#[tokio::test]
+async fn a_websocket_that_stays_open_and_silent_leaves_polling_to_credit() {
+    let (ws_url, subscriptions, _ws) = silent_websocket().await;
+    let app = spawn_app(Options {
+        confirmations: 1,
+        ws: true,
+        ws_url: Some(ws_url),
+        poll_interval_ms: 200,
+        ..Default::default()
+    })
+    .await;
+    let started = Instant::now();
+    while subscriptions.load(std::sync::atomic::Ordering::SeqCst) == 0 {
+        assert!(started.elapsed() < Duration::from_secs(30), "paywatch never subscribed to new heads");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    for _ in 0..3 {
+        let (_, order_id, address, owed) = app.create_crypto_app("USDT_ERC20", 1).await;
+        app.pay(Token::UsdtErc20, address, owed).await;
+        app.wait_order(&order_id, 30, |o| o["status"] == "paid").await;
+    }
+    app.stop().await;
 }
 
 #[tokio::test]

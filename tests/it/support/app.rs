@@ -41,6 +41,8 @@ pub struct Options {
     pub confirmations: u64,
     pub extra_config: String,
     pub ws: bool,
+    /// The WebSocket URL when `ws` is set (default: anvil's).
+    pub ws_url: Option<String>,
     /// anvil keeps its state in a file, so it can be stopped and started again.
     pub anvil_state: bool,
     /// Price ANKR from the mock Chainlink feed (with this max_age_s) instead of a fixed price.
@@ -59,6 +61,7 @@ impl Default for Options {
             confirmations: 2,
             extra_config: String::new(),
             ws: false,
+            ws_url: None,
             anvil_state: false,
             chainlink_max_age: None,
             proxy: None,
@@ -76,7 +79,7 @@ pub fn config_text(chain: &TestChain, rpc_url: &str, db_url: &str, options: &Opt
         database_url: db_url.into(),
         chain_id: chain.anvil.chain_id(),
         rpc_http: rpc_url.to_string(),
-        rpc_ws: options.ws.then(|| chain.anvil.ws_url()),
+        rpc_ws: options.ws.then(|| options.ws_url.clone().unwrap_or_else(|| chain.anvil.ws_url())),
         confirmations: options.confirmations,
         poll_interval_ms: options.poll_interval_ms,
         deployment: &chain.deployment,
