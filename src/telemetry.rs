@@ -15,6 +15,8 @@ pub const TRANSFERS_MATCHED: &str = "paywatch_transfers_matched_total";
 /// getLogs answers that a block's bloom proved incomplete (and a by-hash fetch completed).
 pub const INCOMPLETE_ANSWERS: &str = "paywatch_incomplete_log_answers_total";
 pub const PAYMENTS_CREDITED: &str = "paywatch_payments_credited_total";
+/// Credited payments a reorg deeper than the confirmations took back.
+pub const PAYMENTS_REVERSED: &str = "paywatch_payments_reversed_total";
 pub const WEBHOOK_DELIVERIES: &str = "paywatch_webhook_deliveries_total";
 pub const WEBHOOK_FAILURES: &str = "paywatch_webhook_failures_total";
 pub const CARD_REFUNDS: &str = "paywatch_card_refunds_total";

@@ -190,7 +190,8 @@ impl Watcher {
                 Ok(progress) => {
                     failures = 0;
                     backoff = poll;
-                    if self.status.problem().is_some_and(|p| p.starts_with("rpc")) {
+                    // A step that went through clears whatever stopped the last one.
+                    if self.status.problem().is_some() {
                         self.status.set_problem(None);
                     }
                     match progress {

@@ -9,8 +9,6 @@ use crate::store::apps::{self, AppStatus};
 use crate::store::orders::{Order, OrderKind};
 use crate::store::{StoreError, StoreResult, Tx, deposits, outbox};
 
-pub const PAYMENTS_REVERSED: &str = "paywatch_payments_reversed_total";
-
 pub async fn reverse(tx: &mut Tx, order: &Order, at: i64) -> StoreResult<()> {
     let Some(taken) = deposits::take_back(tx, &order.order_id).await? else {
         return Ok(()); // never credited (a catalog order without an app, say): nothing to undo
@@ -43,7 +41,7 @@ pub async fn reverse(tx: &mut Tx, order: &Order, at: i64) -> StoreResult<()> {
         "transaction_hash": taken.transaction_hash, "app": app_after,
     });
     outbox::emit(&mut **tx, "payment.reversed", order.new.app_id.as_deref(), data).await?;
-    metrics::counter!(PAYMENTS_REVERSED).increment(1);
+    metrics::counter!(crate::telemetry::PAYMENTS_REVERSED).increment(1);
     tracing::error!(
         order_id = order.order_id,
         app_id = order.new.app_id.as_deref().unwrap_or(""),

@@ -497,6 +497,11 @@ async fn deep_reorg_reverses_and_re_mined_credits_once(backend: &'static str) {
     let reversed: Value = serde_json::from_str(&delivered[2].body).unwrap();
     assert_eq!(reversed["type"], "payment.reversed", "{reversed:#}");
     assert_eq!(reversed["data"]["order_id"], order_id.as_str());
+    let metrics = app.http.get(format!("{}/metrics", app.base)).send().await.unwrap().text().await.unwrap();
+    assert!(
+        metrics.lines().any(|l| l.starts_with("paywatch_payments_reversed_total") && !l.ends_with(" 0")),
+        "the reversal is counted:\n{metrics}"
+    );
 
     // The same signed transaction, mined again on the new chain.
     let pending = app.chain.deployer.send_raw_transaction(&raw).await.unwrap();
@@ -597,5 +602,27 @@ async fn a_large_order_waits_for_the_finalized_block_a_small_one_does_not() {
 
     app.mine(30).await; // now the payment's block is below the finalized one
     app.wait_order(&large, 30, |o| o["status"] == "paid").await;
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_reorg_deeper_than_the_kept_hashes_stops_the_watcher_instead_of_jumping() {
+    let app = spawn_app(Options { confirmations: 2, ..Default::default() }).await;
+    app.mine(300).await;
+    wait_processed(&app, 60).await;
+    let cursor_before = paywatch::store::cursor::get(app.db.store.pool(), 31337).await.unwrap().unwrap();
+    app.chain.deployer.anvil_reorg(ReorgOptions { depth: 290, tx_block_pairs: vec![] }).await.unwrap();
+    app.mine(1).await;
+    let started = Instant::now();
+    let body = loop {
+        let (status, body) = readyz(&app).await;
+        if status == 503 && body["message"].as_str().is_some_and(|m| m.contains("no common ancestor")) {
+            break body;
+        }
+        assert!(started.elapsed() < Duration::from_secs(30), "readyz never reported the stall: {status} {body}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let cursor_after = paywatch::store::cursor::get(app.db.store.pool(), 31337).await.unwrap().unwrap();
+    assert_eq!(cursor_after, cursor_before, "the cursor did not move to an unchecked block: {body}");
     app.stop().await;
 }
