@@ -41,6 +41,21 @@ impl AdaptiveRange {
         };
     }
 
+    /// After a refusal of `asked` blocks, with what the provider said (see `Failure::TooLarge`):
+    /// a stated limit below the ask is kept as a ceiling (and a suggested span taken too);
+    /// otherwise the suggested span, or half.
+    pub fn refused(&mut self, span: Option<u64>, cap: Option<u64>, asked: u64) {
+        match cap {
+            Some(cap) if cap < asked => {
+                self.cap_at(cap);
+                if span.is_some() {
+                    self.shrink(span, asked);
+                }
+            }
+            _ => self.shrink(span, asked),
+        }
+    }
+
     /// A provider's stated range limit: never asked for more again.
     pub fn cap_at(&mut self, span: u64) {
         let span = span.max(1);

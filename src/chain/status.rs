@@ -54,9 +54,10 @@ impl ChainStatus {
         }
     }
     pub fn problem(&self) -> Option<String> {
-        self.problem.lock().expect("status lock").clone()
+        // A poisoned lock still holds a readable string; readiness must not panic.
+        self.problem.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
     pub fn set_problem(&self, problem: Option<String>) {
-        *self.problem.lock().expect("status lock") = problem;
+        *self.problem.lock().unwrap_or_else(|e| e.into_inner()) = problem;
     }
 }

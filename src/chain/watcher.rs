@@ -280,7 +280,7 @@ impl Watcher {
         let zone_from = from.max(head.saturating_sub(UNSAFE_ZONE)).max(from + 1);
         let mut numbers = vec![from];
         numbers.extend(zone_from..=planned_to);
-        if *numbers.last().expect("non-empty") != planned_to {
+        if numbers.last() != Some(&planned_to) {
             numbers.push(planned_to);
         }
         // A backend behind the one that gave the head answers null for the newest blocks:
@@ -308,16 +308,7 @@ impl Watcher {
             Err(e) => {
                 return match classify(&format!("{e:#}")) {
                     Failure::TooLarge { span, cap } => {
-                        let asked = to - from + 1;
-                        match cap {
-                            Some(cap) if cap < asked => {
-                                self.range.cap_at(cap);
-                                if span.is_some() {
-                                    self.range.shrink(span, asked);
-                                }
-                            }
-                            _ => self.range.shrink(span, asked),
-                        }
+                        self.range.refused(span, cap, to - from + 1);
                         tracing::info!(range = self.range.get(), "the node refused the range; asking for less");
                         Ok(Progress::Retry("range refused"))
                     }
