@@ -55,6 +55,12 @@ async fn pay_twice_in_one_tx(app: &TestApp, token: Token, to: Address, first: U2
 async fn thirty_payments_each_credited_once(mode: Mode) {
     let app =
         spawn_app(Options { confirmations: 2, proxy: Some(mode), poll_interval_ms: 200, ..Default::default() }).await;
+    thirty_payments_on(app, &format!("{mode:?}")).await;
+}
+
+/// 30 payments of both tokens, partials and two transfers in one transaction among them: each
+/// order credited exactly once. `mode` names the endpoint's behaviour in failure messages.
+async fn thirty_payments_on(app: TestApp, mode: &str) {
     let mut paying = Vec::new();
     for i in 0..30 {
         let (token, method) =
@@ -182,7 +188,7 @@ async fn under_dropped_connections_and_slow_answers_every_payment_is_credited_on
 async fn a_websocket_that_stays_open_and_silent_leaves_polling_to_credit() {
     let (ws_url, subscriptions, _ws) = silent_websocket().await;
     let app = spawn_app(Options {
-        confirmations: 1,
+        confirmations: 2,
         ws: true,
         ws_url: Some(ws_url),
         poll_interval_ms: 200,
@@ -194,12 +200,7 @@ async fn a_websocket_that_stays_open_and_silent_leaves_polling_to_credit() {
         assert!(started.elapsed() < Duration::from_secs(30), "paywatch never subscribed to new heads");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    for _ in 0..3 {
-        let (_, order_id, address, owed) = app.create_crypto_app("USDT_ERC20", 1).await;
-        app.pay(Token::UsdtErc20, address, owed).await;
-        app.wait_order(&order_id, 30, |o| o["status"] == "paid").await;
-    }
-    app.stop().await;
+    thirty_payments_on(app, "silent WebSocket").await;
 }
 
 #[tokio::test]
