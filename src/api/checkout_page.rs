@@ -73,8 +73,14 @@ fn unit(view: &OrderView) -> &str {
 
 fn render(view: &OrderView) -> String {
     let state_json = serde_json::to_string(view).expect("an order view serializes").replace("</", "<\\/");
-    let payment = match (&view.address, &view.payment_uri) {
-        (Some(address), Some(uri)) => format!(
+    let closed = match view.status.as_str() {
+        "paid" => Some("<section class=\"deposit closed\"><p class=\"closed-note\">This order is paid. Nothing more to send.</p></section>"),
+        "expired" => Some("<section class=\"deposit closed\"><p class=\"closed-note\">This order has expired: do not send money to its address. Create a new order.</p></section>"),
+        _ => None,
+    };
+    let payment = match (closed, &view.address, &view.payment_uri) {
+        (Some(note), _, _) => note.to_string(),
+        (None, Some(address), Some(uri)) => format!(
             r#"<section class="deposit">
   <div class="qr" aria-label="QR code of the payment request">{qr}</div>
   <div class="fields">

@@ -67,13 +67,16 @@ pub struct EthOrderResponse {
     pub chain_id: u64,
     pub expires_at: i64,
     pub status: &'static str,
-    pub payment_uri: String,
+    /// Only while the order is open: a closed order must not be paid.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub payment_uri: Option<String>,
 }
 
-/// The app's newest token order for `pay_method`: its first order, or its latest extension.
+/// The app's open token order for `pay_method` (its first order or an extension); with none
+/// open, its newest order with that order's status and no `payment_uri`.
 #[utoipa::path(
     get, path = "/v2alpha/teams/{team_id}/eth_order/{app_id}", tag = "payments",
-    summary = "GetEthOrder: the app's newest token order for a pay method",
+    summary = "GetEthOrder: the app's open token order for a pay method (else its newest, without payment_uri)",
     params(("team_id" = String, Path, description = "The key's team"), ("app_id" = String, Path), EthOrderQuery),
     responses(
         (status = 200, body = EthOrderResponse),
@@ -97,7 +100,7 @@ pub async fn eth_order(
         return Err(ApiError::invalid("pay_method", "must be ANKR_ERC20 or USDT_ERC20"));
     }
     apps::get_app(state.store.pool(), &team_id, &app_id).await?.ok_or(ApiError::NotFound("app"))?;
-    let order = orders::latest_for_app(state.store.pool(), &team_id, &app_id, pay_method)
+    let order = orders::current_for_app(state.store.pool(), &team_id, &app_id, pay_method)
         .await?
         .ok_or(ApiError::NotFound("token order for this app and pay_method"))?;
     let c = order.new.crypto.as_ref().ok_or(ApiError::NotFound("token order"))?;
@@ -109,7 +112,11 @@ pub async fn eth_order(
         chain_id: c.chain_id,
         expires_at: order.new.expires_at,
         status: order.progress.status.as_str(),
-        payment_uri: payment_uri(c.token_address, c.chain_id, c.deposit_address, c.amount_base),
+        payment_uri: order
+            .progress
+            .status
+            .is_open()
+            .then(|| payment_uri(c.token_address, c.chain_id, c.deposit_address, c.amount_base)),
     }))
 }
 

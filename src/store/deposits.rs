@@ -13,7 +13,10 @@ pub struct NewDeposit {
     pub order_id: String,
     pub pay_method: String,
     pub usd: String,
+    /// What was received, in the pay method's unit.
     pub amount: String,
+    /// What the order asked (differs on overpaid and tolerance-forgiven orders).
+    pub expected_amount: String,
     pub address: Option<String>,
     pub transaction_hash: Option<String>,
     pub card_id: Option<String>,
@@ -44,8 +47,8 @@ pub async fn insert<'e>(db: impl AnyExecutor<'e>, d: &NewDeposit) -> StoreResult
     let deposit_id = Uuid::new_v4().to_string();
     sqlx::query(
         "INSERT INTO deposits (deposit_id, team_id, app_id, order_id, pay_method, usd, amount, address, \
-         transaction_hash, card_id, app_end_time, deposit_time, created_at, app_prev_status, app_prev_start, app_prev_end) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
+         transaction_hash, card_id, app_end_time, deposit_time, created_at, app_prev_status, app_prev_start, app_prev_end, \
+         expected_amount) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)",
     )
     .bind(&deposit_id)
     .bind(&d.team_id)
@@ -63,6 +66,7 @@ pub async fn insert<'e>(db: impl AnyExecutor<'e>, d: &NewDeposit) -> StoreResult
     .bind(d.app_before.as_ref().map(|b| b.status.clone()))
     .bind(d.app_before.as_ref().and_then(|b| b.start_time))
     .bind(d.app_before.as_ref().and_then(|b| b.end_time))
+    .bind(&d.expected_amount)
     .execute(db)
     .await?;
     Ok(deposit_id)

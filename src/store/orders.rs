@@ -51,6 +51,13 @@ text_enum!(OrderStatus {
     Expired => "expired",
 });
 
+impl OrderStatus {
+    /// Still waiting for (more) money.
+    pub fn is_open(self) -> bool {
+        matches!(self, OrderStatus::AwaitingPayment | OrderStatus::PartiallyPaid)
+    }
+}
+
 /// The on-chain side of a crypto order, fixed when the order is created.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CryptoTerms {
@@ -201,16 +208,19 @@ fn from_row(r: &AnyRow) -> StoreResult<Order> {
     })
 }
 
-/// The newest order of an app paid with `pay_method` (its first order or latest extension).
-pub async fn latest_for_app<'e>(
+/// The order of an app paid with `pay_method` that a payer should see: its open one (first
+/// order or extension), else its newest.
+pub async fn current_for_app<'e>(
     db: impl AnyExecutor<'e>,
     team_id: &str,
     app_id: &str,
     pay_method: PayMethod,
 ) -> StoreResult<Option<Order>> {
+    // An open order first (an older one may still be open beside a newer closed one), then
+    // the newest; `seq` is commit order, which a host's clock cannot reorder.
     let row = sqlx::query(sqlx::AssertSqlSafe(format!(
         "SELECT {COLUMNS} FROM orders WHERE team_id = $1 AND app_id = $2 AND pay_method = $3 \
-         ORDER BY created_at DESC, order_id DESC LIMIT 1"
+         ORDER BY CASE WHEN status IN ('awaiting_payment', 'partially_paid') THEN 0 ELSE 1 END, seq DESC LIMIT 1"
     )))
     .bind(team_id)
     .bind(app_id)

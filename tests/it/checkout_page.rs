@@ -78,6 +78,8 @@ async fn checkout_page_reaches_paid_live_in_headless_chromium() {
     let marker = browser.client.execute("return window.__notReloaded === true", vec![]).await.unwrap();
     assert_eq!(marker, Value::Bool(true), "the status changed without a reload");
     assert_eq!(text(&browser, "#countdown").await, "", "no countdown once paid");
+    assert!(text(&browser, ".closed-note").await.contains("paid"), "a paid order shows no instructions");
+    assert!(browser.client.find(Locator::Css("#address")).await.is_err(), "the address is gone once paid");
     let shot = browser.screenshot("checkout-paid").await;
     assert!(std::fs::metadata(&shot).unwrap().len() > 1000, "{shot:?} holds a picture");
 
@@ -115,5 +117,57 @@ async fn checkout_page_is_public_and_unknown_orders_are_404() {
     let missing = anonymous.get(format!("{}/pay/00000000-0000-4000-8000-000000000000", app.base)).send().await.unwrap();
     assert_eq!(missing.status(), 404);
     assert!(missing.text().await.unwrap().contains("Order not found"));
+    app.stop().await;
+}
+
+/// An expired order's page (served fresh) says not to send and shows no address; so does a
+/// paid one. GetEthOrder answers the open order first, else the newest without a payment URI.
+#[tokio::test]
+async fn closed_orders_show_no_payment_instructions_and_get_eth_order_prefers_the_open_one() {
+    let app = spawn_app(Options { confirmations: 1, ..Default::default() }).await;
+    let (app_id, first, address, owed) = app.create_crypto_app("USDT_ERC20", 1).await;
+    app.pay(Token::UsdtErc20, address, owed).await;
+    app.wait_order(&first, 20, |o| o["status"] == "paid").await;
+    let anonymous = reqwest::Client::new();
+    let page = |id: String| {
+        let url = format!("{}/pay/{id}", app.base);
+        let anonymous = anonymous.clone();
+        async move { anonymous.get(url).send().await.unwrap().text().await.unwrap() }
+    };
+    let paid_page = page(first.clone()).await;
+    assert!(paid_page.contains("This order is paid"), "{paid_page}");
+    assert!(!paid_page.contains("Send exactly") && !paid_page.contains("id=\"address\""), "no instructions once paid");
+
+    let extend = |_: ()| async {
+        let body = serde_json::json!({"app_id": app_id, "period": 1, "pay_method": "USDT_ERC20"});
+        let (status, body) = app.post("/v2alpha/create_extend_order", &body).await;
+        assert_eq!(status, 200, "{body}");
+        body["order_id"].as_str().unwrap().to_string()
+    };
+    let older = extend(()).await;
+    let newer = extend(()).await;
+    let pool = app.db.store.pool().clone();
+    let expire = |id: String| {
+        let pool = pool.clone();
+        async move {
+            sqlx::query("UPDATE orders SET status = 'expired' WHERE order_id = $1").bind(id).execute(&pool).await.unwrap();
+        }
+    };
+    expire(newer.clone()).await;
+    let eth_path = format!("/v2alpha/teams/{}/eth_order/{app_id}?pay_method=USDT_ERC20", app.team_id);
+    let eth_order = || app.get(&eth_path);
+    let (status, open) = eth_order().await;
+    assert_eq!(status, 200, "{open}");
+    assert_eq!(open["order_id"], older.as_str(), "the open order, not the newer expired one: {open}");
+    assert!(open["payment_uri"].as_str().is_some_and(|u| u.starts_with("ethereum:")), "{open}");
+
+    expire(older.clone()).await;
+    let (_, closed) = eth_order().await;
+    assert_eq!(closed["order_id"], newer.as_str(), "with none open, the newest: {closed}");
+    assert_eq!(closed["status"], "expired");
+    assert!(closed.get("payment_uri").is_none(), "a closed order has no payment_uri: {closed}");
+    let expired_page = page(newer).await;
+    assert!(expired_page.contains("do not send"), "{expired_page}");
+    assert!(!expired_page.contains("Send exactly") && !expired_page.contains("id=\"address\""), "{expired_page}");
     app.stop().await;
 }

@@ -104,6 +104,26 @@ async fn an_overpayment_is_recorded_and_credits_once() {
     app.pay(Token::UsdtErc20, address, owed + U256::from(2_500_000u64)).await;
     let paid = app.wait_order(&order_id, 20, |o| o["status"] == "paid").await;
     assert_eq!(paid["overpaid"], "2.5");
+    // The deposit row, the deposit list and the order.paid event all carry what was received.
+    let received = paywatch::money::format_base_units(owed + U256::from(2_500_000u64), 6);
+    let (status, list) = app.get(&format!("/v2alpha/teams/{}/deposit_list", app.team_id)).await;
+    assert_eq!(status, 200, "{list}");
+    let listed = list.to_string();
+    assert!(listed.contains(&format!("\"{received}\"")), "deposit_list shows the received {received}: {list}");
+    let event: String = sqlx::query_scalar("SELECT payload FROM webhook_outbox WHERE event_type = 'order.paid'")
+        .fetch_one(app.db.store.pool())
+        .await
+        .unwrap();
+    let event: Value = serde_json::from_str(&event).unwrap();
+    assert_eq!(event["data"]["amount"], received, "the webhook and the list agree");
+    let (stored, expected): (String, String) =
+        sqlx::query_as("SELECT amount, expected_amount FROM deposits WHERE order_id = $1")
+            .bind(&order_id)
+            .fetch_one(app.db.store.pool())
+            .await
+            .unwrap();
+    assert_eq!(stored, received);
+    assert_eq!(expected, paid["expected"].as_str().unwrap());
     // More money after paid: recorded, overpaid grows, nothing credited twice.
     app.pay(Token::UsdtErc20, address, U256::from(1_000_000u64)).await;
     let more = app.wait_order(&order_id, 20, |o| o["overpaid"] == "3.5").await;

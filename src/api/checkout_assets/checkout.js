@@ -41,6 +41,17 @@
     if (view.status !== "paid" && pending.length > 0 && view.status !== "awaiting_payment") {
       detail += " A payment is confirming: " + deepest(view) + " of " + view.confirmations_required + ".";
     }
+    // A closed order shows no payment instructions, even if the page was opened while open.
+    var deposit = document.querySelector(".deposit");
+    if (deposit && (view.status === "paid" || view.status === "expired") && !deposit.classList.contains("closed")) {
+      deposit.classList.add("closed");
+      deposit.innerHTML = "";
+      var note = document.createElement("p");
+      note.className = "closed-note";
+      note.textContent = view.status === "paid" ? "This order is paid. Nothing more to send."
+        : "This order has expired: do not send money to its address. Create a new order.";
+      deposit.appendChild(note);
+    }
     statusEl.textContent = text;
     statusEl.dataset.status = view.late && view.status === "paid" ? "paid" : view.status;
     detailEl.textContent = detail;
