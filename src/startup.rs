@@ -45,14 +45,14 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
     let status = Arc::new(ChainStatus::default());
     let prices = Arc::new(crate::payments::prices::PriceBook::new(provider.clone()));
     let cards: Arc<dyn CardProcessor> = match config.cards.processor {
-        CardProcessorKind::Sandbox => Arc::new(Sandbox),
+        CardProcessorKind::Sandbox => Arc::new(Sandbox::new(store.clone())),
     };
     let state = AppState {
         config: config.clone(),
         store: store.clone(),
         rpc: provider.clone(),
         chain: status.clone(),
-        cards,
+        cards: cards.clone(),
         prices,
         shutdown: shutdown.clone(),
     };
@@ -67,7 +67,7 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
     let poll = Duration::from_millis(config.chain.poll_interval_ms);
     let watcher = Watcher::new(&config, store.clone(), provider.clone(), status.clone());
     tasks.spawn(watcher.run(config.chain.rpc_ws.clone(), poll, shutdown.clone()));
-    tasks.spawn(jobs::run(store.clone(), config.clone(), status.clone(), shutdown.clone()));
+    tasks.spawn(jobs::run(store.clone(), config.clone(), status.clone(), cards, shutdown.clone()));
     tasks.spawn(crate::webhooks::run(store.clone(), config.clone(), status.clone(), shutdown.clone()));
     tasks.spawn(crate::live::run(store.clone(), config.clone(), status, shutdown.clone()));
 

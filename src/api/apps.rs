@@ -8,15 +8,16 @@ use axum::extract::State;
 use serde::{Deserialize, Serialize};
 
 use super::AppState;
-use super::cards::{charge_and_record, required_card};
+use super::cards::{pay_by_card, required_card};
 use super::error::{ApiError, ErrorBody};
 use super::extract::{ApiPath, Team, parse_json};
-use super::idempotency::run_once;
+use super::idempotency::{Made, Once, run_once};
 use super::types::{Period, text_field};
 use crate::money::PayMethod;
 use crate::payments::checkout::{self, OrderFor};
 use crate::payments::pricing::Resources;
 use crate::store::apps::{self, App, AppSpec};
+use crate::store::card_charges::Purpose;
 use crate::store::orders::OrderKind;
 use axum::body::Bytes;
 use axum::http::HeaderMap;
@@ -156,17 +157,26 @@ pub fn parse_pay_method(field: &str, value: &str) -> Result<PayMethod, ApiError>
     security(("team_key" = []))
 )]
 pub async fn create_app(State(state): State<AppState>, team: Team, headers: HeaderMap, body: Bytes) -> Response {
-    run_once(&state, &team, &headers, "create_app", &body, || async {
+    let (state, team, body) = (&state, &team, &body);
+    run_once(state, team, &headers, "create_app", body, move |once| async move {
         let req: CreateAppRequest = parse_json(&body)?;
-        create_app_once(&state, &team, req).await
+        create_app_once(&state, &once, &team, req).await
     })
     .await
 }
 
 /// Creates the app and its first order: a token order awaiting payment, or a card charge
 /// that activates the app at once.
-async fn create_app_once(state: &AppState, team: &Team, req: CreateAppRequest) -> Result<CreateAppResponse, ApiError> {
+async fn create_app_once(
+    state: &AppState,
+    once: &Once,
+    team: &Team,
+    req: CreateAppRequest,
+) -> Result<CreateAppResponse, ApiError> {
     team.may_act_for(req.team_id.as_deref())?;
+    if let Some(Made { app_id: Some(app_id), order_id }) = once.done::<Made>() {
+        return Ok(CreateAppResponse { app_id, order_id });
+    }
     req.validate()?;
     let pay_method = parse_pay_method("pre_pay_info.pay_method", &req.pre_pay_info.pay_method)?;
     let spec = req.spec();
@@ -174,11 +184,10 @@ async fn create_app_once(state: &AppState, team: &Team, req: CreateAppRequest) -
     let quote = checkout::quote(&state.config, &state.prices, pay_method, &resources_of(&spec, period)).await?;
     let Some(token) = pay_method.token() else {
         let card_id = required_card("pre_pay_info.card_id", req.pre_pay_info.card_id.as_deref())?;
-        let what =
-            OrderFor { team_id: &team.team_id, app_id: None, kind: OrderKind::Create, period_months: period as i64 };
-        let (app, order) = charge_and_record(state, what, quote, &card_id, Some((&spec, pay_method))).await?;
-        let app = app.ok_or_else(|| ApiError::Internal(anyhow::anyhow!("card CreateApp made no app")))?;
-        return Ok(CreateAppResponse { app_id: app.app_id, order_id: order.order_id });
+        let purpose = Purpose::NewApp { spec, period: period as i64 };
+        let recorded = pay_by_card(state, once, team, &card_id, quote.usd, purpose).await?;
+        let app_id = recorded.app_id.ok_or_else(|| ApiError::Internal(anyhow::anyhow!("card CreateApp made no app")))?;
+        return Ok(CreateAppResponse { app_id, order_id: recorded.order_id });
     };
     let mut tx = state.store.begin().await?;
     let app = apps::insert_app(&mut *tx, &team.team_id, &spec, pay_method).await?;
@@ -189,6 +198,7 @@ async fn create_app_once(state: &AppState, team: &Team, req: CreateAppRequest) -
         period_months: period as i64,
     };
     let order = checkout::open_token_order(&mut tx, &state.config, what, token, quote).await?;
+    once.save_done(&mut tx, &Made { app_id: Some(app.app_id.clone()), order_id: order.order_id.clone() }).await?;
     tx.commit().await.map_err(crate::store::StoreError::from)?;
     Ok(CreateAppResponse { app_id: app.app_id, order_id: order.order_id })
 }

@@ -1,20 +1,25 @@
 //! Card payments and extensions: the card side of CreateApp, ExtendAppAfterCreatingOrder
-//! (`do_extend_app`) and ExtendApp. A charge happens before anything is written, so a failed
-//! charge leaves nothing behind; a successful one is recorded in one transaction.
+//! (`do_extend_app`) and ExtendApp. The money rules live in `payments::card_payment`; these
+//! handlers read the request, quote, and answer.
 
-use axum::Json;
+use axum::body::Bytes;
 use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 
 use super::AppState;
 use super::apps::{parse_pay_method, resources_of};
 use super::error::{ApiError, ErrorBody};
-use super::extract::{ApiPath, Team};
+use super::extract::{ApiPath, Team, parse_json};
+use super::idempotency::{Made, Once, run_once};
 use super::types::Period;
 use crate::money::PayMethod;
-use crate::payments::cards::{CardError, Charge};
+use crate::payments::card_payment::{self, CardPayError, CardPayment, Recorded};
+use crate::payments::cards::CardError;
 use crate::payments::checkout::{self, OrderFor, Quote};
 use crate::store::apps::{self, App, AppStatus};
+use crate::store::card_charges::Purpose;
 use crate::store::orders::{self, Order, OrderKind};
 
 impl From<CardError> for ApiError {
@@ -34,58 +39,47 @@ pub fn required_card(field: &str, card_id: Option<&str>) -> Result<String, ApiEr
     }
 }
 
-/// Charges the card, then records the paid order (and creates the app first when `new_app`).
-pub async fn charge_and_record(
-    state: &AppState,
-    what: OrderFor<'_>,
-    quote: Quote,
-    card_id: &str,
-    new_app: Option<(&apps::AppSpec, PayMethod)>,
-) -> Result<(Option<App>, Order), ApiError> {
-    checkout::ensure_payable(&quote)?;
-    let order_id = orders::new_order_id();
-    let charge = state.cards.charge(card_id, quote.usd, &order_id).await?;
-    let result = async {
-        let mut tx = state.store.begin().await?;
-        let app = match new_app {
-            Some((spec, pay_method)) => Some(apps::insert_app(&mut *tx, what.team_id, spec, pay_method).await?),
-            None => None,
-        };
-        let what = OrderFor { app_id: app.as_ref().map(|a| a.app_id.as_str()).or(what.app_id), ..what };
-        let order = checkout::record_card_payment(&mut tx, what, quote, card_id, &order_id).await?;
-        tx.commit().await.map_err(crate::store::StoreError::from)?;
-        Ok::<_, ApiError>((app, order))
-    }
-    .await;
-    match result {
-        Ok(recorded) => {
-            crate::telemetry::payments_credited("card", 1);
-            Ok(recorded)
+impl From<CardPayError> for ApiError {
+    fn from(e: CardPayError) -> Self {
+        match e {
+            CardPayError::Card(card) => card.into(),
+            CardPayError::OutOfStock => ApiError::Conflict("out of stock".into()),
+            CardPayError::InProgress => ApiError::Conflict(e.to_string()),
+            CardPayError::Unresolved | CardPayError::Refunded(_) => ApiError::Unavailable(e.to_string()),
+            CardPayError::Checkout(c) => c.into(),
+            CardPayError::Store(s) => s.into(),
+            CardPayError::Task(t) => ApiError::Internal(anyhow::anyhow!(t)),
         }
-        Err(e) => Err(give_back(state, &charge, &order_id, e).await),
     }
 }
 
-/// The money moved but the record did not: refund the charge, so nothing is paid for nothing.
-/// Should the refund fail too, say so loudly, with what reconciles it.
-async fn give_back(state: &AppState, charge: &Charge, order_id: &str, cause: ApiError) -> ApiError {
-    tracing::warn!(charge_id = charge.charge_id, order_id, error = %cause, "card charged but the order could not be recorded; refunding");
-    match state.cards.refund(charge).await {
-        Ok(()) => {
-            metrics::counter!(crate::telemetry::CARD_REFUNDS, "result" => "refunded").increment(1);
-            ApiError::Unavailable("the payment could not be recorded, so the charge was refunded; try again".into())
-        }
-        Err(refund_error) => {
-            metrics::counter!(crate::telemetry::CARD_REFUNDS, "result" => "failed").increment(1);
-            tracing::error!(charge_id = charge.charge_id, order_id, error = %refund_error, "card charged, not recorded, and the refund failed");
-            cause
-        }
-    }
+/// Pays `usd` by card for `purpose` (see `payments::card_payment`): under the call's
+/// Idempotency-Key when it has one; without one, extensions and cart orders answer a recent
+/// identical payment instead of charging again.
+pub async fn pay_by_card(
+    state: &AppState,
+    once: &Once,
+    team: &Team,
+    card_id: &str,
+    usd: rust_decimal::Decimal,
+    purpose: Purpose,
+) -> Result<Recorded, ApiError> {
+    let dedupe_without_key = !matches!(purpose, Purpose::NewApp { .. });
+    let payment = CardPayment {
+        team_id: team.team_id.clone(),
+        card_id: card_id.to_string(),
+        usd,
+        purpose,
+        request_key: once.request_key(),
+        dedupe_without_key,
+    };
+    Ok(card_payment::pay(&state.store, &state.cards, payment).await?)
 }
 
 /// Opens a token extend order for `app` (paid to its own deposit address).
 pub async fn open_token_extension(
     state: &AppState,
+    once: &Once,
     team: &Team,
     app: &App,
     token: crate::money::Token,
@@ -100,6 +94,7 @@ pub async fn open_token_extension(
         period_months: period as i64,
     };
     let order = checkout::open_token_order(&mut tx, &state.config, what, token, quote).await?;
+    once.save_done(&mut tx, &Made { app_id: Some(app.app_id.clone()), order_id: order.order_id.clone() }).await?;
     tx.commit().await.map_err(crate::store::StoreError::from)?;
     Ok(order)
 }
@@ -115,20 +110,16 @@ pub async fn extendable_app(state: &AppState, team: &Team, app_id: &str) -> Resu
 
 async fn extend_by_card(
     state: &AppState,
+    once: &Once,
     team: &Team,
     app: &App,
     period: u32,
     card_id: &str,
-) -> Result<Order, ApiError> {
+) -> Result<String, ApiError> {
     let quote =
         checkout::quote(&state.config, &state.prices, PayMethod::CreditCard, &resources_of(&app.spec, period)).await?;
-    let what = OrderFor {
-        team_id: &team.team_id,
-        app_id: Some(&app.app_id),
-        kind: OrderKind::Extend,
-        period_months: period as i64,
-    };
-    Ok(charge_and_record(state, what, quote, card_id, None).await?.1)
+    let purpose = Purpose::Extend { app_id: app.app_id.clone(), period: period as i64 };
+    Ok(pay_by_card(state, once, team, card_id, quote.usd, purpose).await?.order_id)
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -149,7 +140,12 @@ pub struct DoExtendResponse {
     pub order_id: String,
 }
 
-pub async fn do_extend_app(state: &AppState, team: &Team, req: DoExtendRequest) -> Result<DoExtendResponse, ApiError> {
+pub async fn do_extend_app(
+    state: &AppState,
+    once: &Once,
+    team: &Team,
+    req: DoExtendRequest,
+) -> Result<DoExtendResponse, ApiError> {
     if parse_pay_method("pay_method", &req.pay_method)? != PayMethod::CreditCard {
         return Err(ApiError::invalid(
             "pay_method",
@@ -158,8 +154,9 @@ pub async fn do_extend_app(state: &AppState, team: &Team, req: DoExtendRequest) 
     }
     let card_id = required_card("card_id", req.card_id.as_deref())?;
     let app = extendable_app(state, team, &req.app_id).await?;
-    let order = extend_by_card(state, team, &app, req.period.0, &card_id).await?;
-    Ok(DoExtendResponse { code: order.new.usd.normalize().to_string(), message: "success", order_id: order.order_id })
+    let order_id = extend_by_card(state, once, team, &app, req.period.0, &card_id).await?;
+    let order = orders::get_order(state.store.pool(), &team.team_id, &order_id).await?.ok_or(ApiError::NotFound("order"))?;
+    Ok(DoExtendResponse { code: order.new.usd.normalize().to_string(), message: "success", order_id })
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -183,17 +180,22 @@ pub struct ExtendAppResponse {
 }
 
 impl ExtendAppResponse {
-    fn success(order_id: String) -> Json<Self> {
-        Json(ExtendAppResponse { code: 0, message: "success".into(), order_id })
+    fn success(order_id: String) -> Self {
+        ExtendAppResponse { code: 0, message: "success".into(), order_id }
     }
 }
 
 /// ExtendApp: a card extension is charged at once; a token one opens an extend order that
-/// GetEthOrder then returns.
+/// GetEthOrder then returns. Without an Idempotency-Key, the same card extension (app, period,
+/// card) within 10 minutes of a successful one answers that one; to extend twice on purpose,
+/// send each call with its own key.
 #[utoipa::path(
     post, path = "/v2alpha/teams/{team_id}/extend_app", tag = "apps",
     summary = "ExtendApp: by card at once, or by token through a new extend order",
-    params(("team_id" = String, Path, description = "The key's team")),
+    params(
+        ("team_id" = String, Path, description = "The key's team"),
+        ("Idempotency-Key" = Option<String>, Header, description = "Makes a retry of the same request return the first answer")
+    ),
     request_body = ExtendAppRequest,
     responses(
         (status = 200, body = ExtendAppResponse),
@@ -211,25 +213,45 @@ pub async fn extend_app(
     State(state): State<AppState>,
     team: Team,
     ApiPath(team_id): ApiPath<String>,
-    super::extract::ApiJson(req): super::extract::ApiJson<ExtendAppRequest>,
-) -> Result<Json<ExtendAppResponse>, ApiError> {
-    team.owns(&team_id)?;
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    if let Err(e) = team.owns(&team_id) {
+        return e.into_response();
+    }
+    let (state, team, body) = (&state, &team, &body);
+    run_once(state, team, &headers, "extend_app", body, move |once| async move {
+        let req: ExtendAppRequest = parse_json(&body)?;
+        extend_app_once(&state, &once, &team, req).await
+    })
+    .await
+}
+
+async fn extend_app_once(
+    state: &AppState,
+    once: &Once,
+    team: &Team,
+    req: ExtendAppRequest,
+) -> Result<ExtendAppResponse, ApiError> {
+    if let Some(made) = once.done::<Made>() {
+        return Ok(ExtendAppResponse::success(made.order_id));
+    }
     let pay_method = parse_pay_method("pay_method", &req.pay_method)?;
-    let app = extendable_app(&state, &team, &req.app_id).await?;
+    let app = extendable_app(state, team, &req.app_id).await?;
     let period = match req.period {
         Some(p) => p.0,
-        None => first_period(&state, &app).await?,
+        None => first_period(state, &app).await?,
     };
     match pay_method.token() {
         None => {
             let card_id = required_card("card_id", req.card_id.as_deref())?;
-            let order = extend_by_card(&state, &team, &app, period, &card_id).await?;
-            Ok(ExtendAppResponse::success(order.order_id))
+            let order_id = extend_by_card(state, once, team, &app, period, &card_id).await?;
+            Ok(ExtendAppResponse::success(order_id))
         }
         Some(token) => {
             let quote =
                 checkout::quote(&state.config, &state.prices, pay_method, &resources_of(&app.spec, period)).await?;
-            let order = open_token_extension(&state, &team, &app, token, quote, period).await?;
+            let order = open_token_extension(state, once, team, &app, token, quote, period).await?;
             Ok(ExtendAppResponse::success(order.order_id))
         }
     }
@@ -238,7 +260,10 @@ pub async fn extend_app(
 #[utoipa::path(
     get, path = "/v2alpha/teams/{team_id}/extend_app", operation_id = "extend_app_get", tag = "apps",
     summary = "ExtendApp sent as GET with a JSON body, as the seed does; same as the POST",
-    params(("team_id" = String, Path, description = "The key's team")),
+    params(
+        ("team_id" = String, Path, description = "The key's team"),
+        ("Idempotency-Key" = Option<String>, Header, description = "Makes a retry of the same request return the first answer")
+    ),
     request_body = ExtendAppRequest,
     responses(
         (status = 200, body = ExtendAppResponse),
@@ -256,9 +281,10 @@ pub async fn extend_app_get(
     state: State<AppState>,
     team: Team,
     team_id: ApiPath<String>,
-    body: super::extract::ApiJson<ExtendAppRequest>,
-) -> Result<Json<ExtendAppResponse>, ApiError> {
-    extend_app(state, team, team_id, body).await
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    extend_app(state, team, team_id, headers, body).await
 }
 
 async fn first_period(state: &AppState, app: &App) -> Result<u32, ApiError> {

@@ -14,10 +14,10 @@ use serde_json::Value;
 use super::AppState;
 use super::admin::Admin;
 use super::apps::parse_pay_method;
-use super::cards::{charge_and_record, required_card};
+use super::cards::{pay_by_card, required_card};
 use super::error::{ApiError, ErrorBody};
 use super::extract::{ApiJson, ApiPath, ApiQuery, Team, parse_json};
-use super::idempotency::run_once;
+use super::idempotency::{Made, Once, run_once};
 use super::orders::current_head;
 use crate::catalog::cart::{self, PricedSelection, Selection};
 use crate::catalog::config_view::{self, Currency};
@@ -28,6 +28,7 @@ use crate::catalog::products::{
 use crate::payments::checkout::{self, OrderFor};
 use crate::payments::order_view::{self, OrderView};
 use crate::store::orders::OrderKind;
+use crate::store::card_charges::Purpose;
 use crate::store::products::{self, Scope};
 
 impl From<CatalogError> for ApiError {
@@ -120,7 +121,9 @@ pub struct CartOrderRequest {
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct CartOrderResponse {
     pub order: OrderView,
-    pub price: PricedSelection,
+    /// The selection as priced when ordered (kept with the order's reservation).
+    #[schema(value_type = PricedSelection)]
+    pub price: Value,
 }
 
 #[utoipa::path(
@@ -137,57 +140,68 @@ pub struct CartOrderResponse {
     security(("team_key" = []))
 )]
 pub async fn cart_order(State(state): State<AppState>, team: Team, headers: HeaderMap, body: Bytes) -> Response {
-    run_once(&state, &team, &headers, "cart_order", &body, || async {
-        let req: CartOrderRequest = parse_json(&body)?;
-        cart_order_once(&state, &team, req).await
+    let (state, team, body) = (&state, &team, &body);
+    run_once(state, team, &headers, "cart_order", body, move |once| async move {
+        let req: CartOrderRequest = parse_json(body)?;
+        cart_order_once(state, &once, team, req).await
     })
     .await
 }
 
-async fn cart_order_once(state: &AppState, team: &Team, req: CartOrderRequest) -> Result<CartOrderResponse, ApiError> {
+async fn cart_order_once(
+    state: &AppState,
+    once: &Once,
+    team: &Team,
+    req: CartOrderRequest,
+) -> Result<CartOrderResponse, ApiError> {
+    if let Some(made) = once.done::<Made>() {
+        return cart_answer(state, team, &made.order_id).await;
+    }
     let pay_method = parse_pay_method("pay_method", &req.pay_method)?;
     let product = products::get_product(state.store.pool(), req.selection.product_id)
         .await?
         .ok_or(ApiError::NotFound("product"))?;
-    // Stock is judged by the atomic reservation below (409), not by this earlier read.
+    // Stock is judged by the atomic reservation (409), not by this earlier read.
     let priced = cart::price(&product, i64::MAX, &req.selection)?;
     let quote = checkout::price_usd_in(&state.config, &state.prices, pay_method, priced.total_exact).await?;
     checkout::ensure_payable(&quote)?;
-    let what = OrderFor { team_id: &team.team_id, app_id: None, kind: OrderKind::Catalog, period_months: 0 };
+    let selection = serde_json::to_string(&priced).map_err(|e| ApiError::Internal(e.into()))?;
     let out_of_stock = || ApiError::Conflict(format!("{} is out of stock", product.name));
-    let order = match pay_method.token() {
+    let order_id = match pay_method.token() {
         Some(token) => {
             // Stock, order and reservation in one transaction: all three or none.
             let mut tx = state.store.begin().await?;
             if !products::reserve(&mut *tx, product.id, priced.qty).await? {
                 return Err(out_of_stock());
             }
+            let what = OrderFor { team_id: &team.team_id, app_id: None, kind: OrderKind::Catalog, period_months: 0 };
             let order = checkout::open_token_order(&mut tx, &state.config, what, token, quote).await?;
-            let selection = serde_json::to_string(&priced).expect("a priced selection serializes");
             products::record_reservation(&mut tx, &order.order_id, product.id, priced.qty, &selection).await?;
+            once.save_done(&mut tx, &Made { app_id: None, order_id: order.order_id.clone() }).await?;
             tx.commit().await.map_err(crate::store::StoreError::from)?;
-            order
+            order.order_id
         }
         None => {
+            // The card intent holds the stock until the charge is recorded or given up.
             let card_id = required_card("card_id", req.card_id.as_deref())?;
-            if !products::reserve(state.store.pool(), product.id, priced.qty).await? {
-                return Err(out_of_stock());
-            }
-            match charge_and_record(state, what, quote, &card_id, None).await {
-                Ok((_, order)) => order,
-                Err(e) => {
-                    // Declined or not recorded: the units go back on sale.
-                    products::unreserve(state.store.pool(), product.id, priced.qty).await?;
-                    return Err(e);
-                }
-            }
+            let purpose = Purpose::Catalog { product_id: product.id, qty: priced.qty, selection };
+            pay_by_card(state, once, team, &card_id, quote.usd, purpose).await?.order_id
         }
     };
+    cart_answer(state, team, &order_id).await
+}
+
+/// The answer for a cart order: its view and the selection as priced when ordered.
+async fn cart_answer(state: &AppState, team: &Team, order_id: &str) -> Result<CartOrderResponse, ApiError> {
     let head = current_head(state).await;
-    let view = order_view::load(&state.store, &state.config, head, Some(&team.team_id), &order.order_id)
+    let view = order_view::load(&state.store, &state.config, head, Some(&team.team_id), order_id)
         .await?
-        .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("order {} vanished", order.order_id)))?;
-    Ok(CartOrderResponse { order: view, price: priced })
+        .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("order {order_id} vanished")))?;
+    let price = products::reservation_selection(state.store.pool(), order_id)
+        .await?
+        .and_then(|text| serde_json::from_str(&text).ok())
+        .unwrap_or(Value::Null);
+    Ok(CartOrderResponse { order: view, price })
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]

@@ -9,7 +9,7 @@ use super::AppState;
 use super::apps::{parse_pay_method, resources_of};
 use super::error::{ApiError, ErrorBody};
 use super::extract::{ApiPath, ApiQuery, Team, parse_json};
-use super::idempotency::run_once;
+use super::idempotency::{Made, Once, run_once};
 use super::types::Period;
 use crate::payments::checkout::{self, payment_uri};
 use crate::payments::order_view::{self, OrderView};
@@ -161,9 +161,10 @@ pub async fn create_extend_order(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    run_once(&state, &team, &headers, "create_extend_order", &body, || async {
+    let (state, team, body) = (&state, &team, &body);
+    run_once(state, team, &headers, "create_extend_order", body, move |once| async move {
         let req: ExtendOrderRequest = parse_json(&body)?;
-        create_extend_order_once(&state, &team, req).await
+        create_extend_order_once(&state, &once, &team, req).await
     })
     .await
 }
@@ -187,9 +188,10 @@ pub async fn create_extend_order(
     security(("team_key" = []))
 )]
 pub async fn do_extend_app(State(state): State<AppState>, team: Team, headers: HeaderMap, body: Bytes) -> Response {
-    run_once(&state, &team, &headers, "do_extend_app", &body, || async {
+    let (state, team, body) = (&state, &team, &body);
+    run_once(state, team, &headers, "do_extend_app", body, move |once| async move {
         let req: super::cards::DoExtendRequest = parse_json(&body)?;
-        super::cards::do_extend_app(&state, &team, req).await
+        super::cards::do_extend_app(&state, &once, &team, req).await
     })
     .await
 }
@@ -197,9 +199,16 @@ pub async fn do_extend_app(State(state): State<AppState>, team: Team, headers: H
 /// Quotes an extension; for a token pay method also opens the extend order to pay.
 async fn create_extend_order_once(
     state: &AppState,
+    once: &Once,
     team: &Team,
     req: ExtendOrderRequest,
 ) -> Result<ExtendOrderResponse, ApiError> {
+    if let Some(made) = once.done::<Made>() {
+        let order = orders::get_order(state.store.pool(), &team.team_id, &made.order_id)
+            .await?
+            .ok_or(ApiError::NotFound("order"))?;
+        return Ok(extend_order_response(&order));
+    }
     let pay_method = parse_pay_method("pay_method", &req.pay_method)?;
     let app = super::cards::extendable_app(state, team, &req.app_id).await?;
     let period = req.period.0;
@@ -212,11 +221,15 @@ async fn create_extend_order_once(
             address: None,
         });
     };
-    let order = super::cards::open_token_extension(state, team, &app, token, quote, period).await?;
-    Ok(ExtendOrderResponse {
-        amount: quote.amount.normalize().to_string(),
-        usd: quote.usd.normalize().to_string(),
+    let order = super::cards::open_token_extension(state, once, team, &app, token, quote, period).await?;
+    Ok(extend_order_response(&order))
+}
+
+fn extend_order_response(order: &orders::Order) -> ExtendOrderResponse {
+    ExtendOrderResponse {
+        amount: order.new.amount.normalize().to_string(),
+        usd: order.new.usd.normalize().to_string(),
         address: order.new.crypto.as_ref().map(|c| orders::address_text(&c.deposit_address)),
-        order_id: Some(order.order_id),
-    })
+        order_id: Some(order.order_id.clone()),
+    }
 }

@@ -55,12 +55,31 @@ pub struct ServerConfig {
     /// How often a live status stream sends a heartbeat comment while nothing changes.
     #[serde(default = "default_heartbeat_secs")]
     pub heartbeat_secs: u64,
+    /// A request running longer is answered 408; an Idempotency-Key claim is leased for this
+    /// plus 5 seconds, after which a retry may take it over.
+    #[serde(default = "default_request_timeout_s")]
+    pub request_timeout_s: u64,
 }
 
 impl Default for ServerConfig {
     fn default() -> Self {
-        Self { listen: default_listen(), heartbeat_secs: default_heartbeat_secs() }
+        Self {
+            listen: default_listen(),
+            heartbeat_secs: default_heartbeat_secs(),
+            request_timeout_s: default_request_timeout_s(),
+        }
     }
+}
+
+impl ServerConfig {
+    /// How long an in-flight Idempotency-Key claim holds its key.
+    pub fn idempotency_lease_secs(&self) -> i64 {
+        self.request_timeout_s as i64 + 5
+    }
+}
+
+fn default_request_timeout_s() -> u64 {
+    30
 }
 
 fn default_heartbeat_secs() -> u64 {
@@ -293,12 +312,20 @@ pub struct AuthConfig {
 pub struct CardsConfig {
     #[serde(default = "default_processor")]
     pub processor: CardProcessorKind,
+    /// A card payment still pending this long (its request timed out, its client left, the
+    /// process died) is resolved by asking the processor. Must exceed the processor's answer time.
+    #[serde(default = "default_recover_after_s")]
+    pub recover_after_s: u64,
 }
 
 impl Default for CardsConfig {
     fn default() -> Self {
-        Self { processor: default_processor() }
+        Self { processor: default_processor(), recover_after_s: default_recover_after_s() }
     }
+}
+
+fn default_recover_after_s() -> u64 {
+    60
 }
 
 fn default_processor() -> CardProcessorKind {

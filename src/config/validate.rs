@@ -52,6 +52,12 @@ impl Config {
         if self.server.heartbeat_secs == 0 {
             return Err(ConfigError::key("server.heartbeat_secs", "must be at least 1"));
         }
+        if !(1..=3600).contains(&self.server.request_timeout_s) {
+            return Err(ConfigError::key("server.request_timeout_s", "must be 1 to 3600"));
+        }
+        if self.cards.recover_after_s == 0 {
+            return Err(ConfigError::key("cards.recover_after_s", "must be at least 1"));
+        }
         for (token, t) in &self.tokens {
             if t.decimals > MAX_TOKEN_DECIMALS {
                 return Err(ConfigError::key(

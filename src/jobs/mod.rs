@@ -1,5 +1,6 @@
-//! Scheduled jobs on tokio-cron-scheduler: expiry (every 30 s), sweeping (every 10 min, when
-//! a signer is configured), purging old idempotency keys (hourly). Each is idempotent and
+//! Scheduled jobs on tokio-cron-scheduler: expiry (every 30 s), card payments left pending
+//! (every `[cards] recover_after_s / 2`, at most 30 s), sweeping (every 10 min, when a signer
+//! is configured), purging old idempotency keys (hourly). Each is idempotent and
 //! runs only in the process that holds the watcher lease, so processes sharing PostgreSQL act
 //! once. Token prices need no job: feeds are read on demand with a short cache.
 
@@ -15,6 +16,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::chain::status::ChainStatus;
 use crate::config::Config;
+use crate::payments::card_payment;
+use crate::payments::cards::CardProcessor;
 use crate::store::{Store, idempotency, unix_now};
 
 /// Idempotency keys are promised for 24 hours; keep them two days.
@@ -27,9 +30,28 @@ pub async fn run(
     store: Store,
     config: Arc<Config>,
     status: Arc<ChainStatus>,
+    cards: Arc<dyn CardProcessor>,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     let mut scheduler = JobScheduler::new().await?;
+    let recover_after = config.cards.recover_after_s;
+    let recover_every = Duration::from_secs((recover_after / 2).clamp(1, 30));
+    let s = store.clone();
+    add_leader_job(&mut scheduler, recover_every, &status, move || {
+        let (store, cards) = (s.clone(), cards.clone());
+        async move {
+            let before = unix_now() - recover_after as i64;
+            match card_payment::recover_pending(&store, cards.as_ref(), before).await {
+                Ok(r) if r != card_payment::Recovery::default() => tracing::info!(
+                    recorded = r.recorded, not_charged = r.not_charged, refunded = r.refunded,
+                    unresolved = r.unresolved, "card payments recovered"
+                ),
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "card recovery failed; next run retries"),
+            }
+        }
+    })
+    .await?;
     let (s, c) = (store.clone(), config.clone());
     let st = status.clone();
     add_leader_job(&mut scheduler, EXPIRY_EVERY, &status, move || {

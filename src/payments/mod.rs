@@ -2,6 +2,7 @@
 //! transitions and calendar arithmetic; `credit` applies them to the store in one transaction.
 
 pub mod calendar;
+pub mod card_payment;
 pub mod cards;
 pub mod checkout;
 pub mod credit;

@@ -44,7 +44,7 @@ impl AppStatus {
 }
 
 /// The deployment as the client describes it in CreateApp.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub struct AppSpec {
     pub name: String,
     pub cluster_id: String,

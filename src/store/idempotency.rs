@@ -1,15 +1,18 @@
 //! Idempotency-Key records. A key is claimed before the work (the primary key makes one claim
-//! win under concurrency) and completed with the answer that later calls replay.
+//! win under concurrency) and completed with the answer that later calls replay. A claim is
+//! leased: when its request died without an answer, a retry after the lease takes it over and
+//! finds in `done` what the first run created (written in the work's own transaction).
 
 use sqlx::Row;
 use sqlx::any::AnyExecutor;
 
-use super::{StoreError, StoreResult, unix_now};
+use super::{StoreError, StoreResult};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Claim {
-    /// This call owns the key: do the work, then `complete`.
-    Fresh,
+    /// This call owns the key: do the work, then `complete`. `done` is what an earlier run
+    /// under this key created before its request died (a takeover after the lease).
+    Fresh { done: Option<String> },
     /// The key was used with the same body and answered: replay the answer.
     Replay { status: u16, body: String },
     /// The key was used with the same body and is still being worked on.
@@ -23,22 +26,26 @@ pub async fn claim<'e>(
     team_id: &str,
     key: &str,
     request_hash: &str,
+    now: i64,
+    lease_secs: i64,
 ) -> StoreResult<Claim> {
     let inserted = sqlx::query(
-        "INSERT INTO idempotency_keys (team_id, idempotency_key, request_hash, created_at) VALUES ($1, $2, $3, $4) \
-         ON CONFLICT (team_id, idempotency_key) DO NOTHING",
+        "INSERT INTO idempotency_keys (team_id, idempotency_key, request_hash, created_at, lease_until) \
+         VALUES ($1, $2, $3, $4, $5) ON CONFLICT (team_id, idempotency_key) DO NOTHING",
     )
     .bind(team_id)
     .bind(key)
     .bind(request_hash)
-    .bind(unix_now())
+    .bind(now)
+    .bind(now + lease_secs)
     .execute(db)
     .await?;
     if inserted.rows_affected() == 1 {
-        return Ok(Claim::Fresh);
+        return Ok(Claim::Fresh { done: None });
     }
     let row = sqlx::query(
-        "SELECT request_hash, response_status, response_body FROM idempotency_keys WHERE team_id = $1 AND idempotency_key = $2",
+        "SELECT request_hash, response_status, response_body, done FROM idempotency_keys \
+         WHERE team_id = $1 AND idempotency_key = $2",
     )
     .bind(team_id)
     .bind(key)
@@ -48,13 +55,41 @@ pub async fn claim<'e>(
     if stored_hash != request_hash {
         return Ok(Claim::Mismatch);
     }
-    match (row.try_get::<Option<i64>, _>("response_status")?, row.try_get::<Option<String>, _>("response_body")?) {
-        (Some(status), Some(body)) => Ok(Claim::Replay {
+    if let (Some(status), Some(body)) =
+        (row.try_get::<Option<i64>, _>("response_status")?, row.try_get::<Option<String>, _>("response_body")?)
+    {
+        return Ok(Claim::Replay {
             status: u16::try_from(status).map_err(|_| StoreError::Corrupt(format!("idempotency status {status}")))?,
             body,
-        }),
-        _ => Ok(Claim::InFlight),
+        });
     }
+    // In flight, or its request died: one retry takes over a lapsed lease.
+    let taken = sqlx::query(
+        "UPDATE idempotency_keys SET lease_until = $1 WHERE team_id = $2 AND idempotency_key = $3 \
+         AND response_status IS NULL AND (lease_until IS NULL OR lease_until < $4)",
+    )
+    .bind(now + lease_secs)
+    .bind(team_id)
+    .bind(key)
+    .bind(now)
+    .execute(db)
+    .await?;
+    if taken.rows_affected() == 1 {
+        return Ok(Claim::Fresh { done: row.try_get("done")? });
+    }
+    Ok(Claim::InFlight)
+}
+
+/// Saves what the work under a key created, inside the work's own transaction, so a retry
+/// that takes the key over answers it instead of doing the work again.
+pub async fn save_done<'e>(db: impl AnyExecutor<'e>, team_id: &str, key: &str, done: &str) -> StoreResult<()> {
+    sqlx::query("UPDATE idempotency_keys SET done = $1 WHERE team_id = $2 AND idempotency_key = $3")
+        .bind(done)
+        .bind(team_id)
+        .bind(key)
+        .execute(db)
+        .await?;
+    Ok(())
 }
 
 pub async fn complete<'e>(

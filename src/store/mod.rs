@@ -3,6 +3,7 @@
 //! executor, so callers can compose them inside one transaction.
 
 pub mod apps;
+pub mod card_charges;
 pub mod catalog;
 pub mod cursor;
 pub mod deposits;

@@ -180,6 +180,14 @@ pub async fn record_reservation(
     Ok(())
 }
 
+/// The priced selection (JSON) a catalog order was made with.
+pub async fn reservation_selection<'e>(db: impl AnyExecutor<'e>, order_id: &str) -> StoreResult<Option<String>> {
+    Ok(sqlx::query_scalar("SELECT selection FROM catalog_reservations WHERE order_id = $1")
+        .bind(order_id)
+        .fetch_optional(db)
+        .await?)
+}
+
 /// Gives an expired order's reserved stock back, once; false when it had none to give.
 pub async fn return_reserved(tx: &mut super::Tx, order_id: &str, now: i64) -> StoreResult<bool> {
     let done =

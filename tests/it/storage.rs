@@ -230,22 +230,28 @@ async fn idempotency_keys_replay_and_refuse_a_different_body(store: &Store) {
     let team_id = team(store).await;
     let other = team(store).await;
     let db = store.pool();
-    assert_eq!(idempotency::claim(db, &team_id, "k1", "hash-a").await.unwrap(), Claim::Fresh);
-    assert_eq!(idempotency::claim(db, &team_id, "k1", "hash-a").await.unwrap(), Claim::InFlight);
-    assert_eq!(idempotency::claim(db, &other, "k1", "hash-a").await.unwrap(), Claim::Fresh, "keys are per team");
+    let fresh = Claim::Fresh { done: None };
+    let claim = |team: String, key: &'static str, hash: &'static str, now: i64| async move {
+        idempotency::claim(db, &team, key, hash, now, 30).await.unwrap()
+    };
+    let t = team_id.clone();
+    assert_eq!(claim(t.clone(), "k1", "hash-a", 1000).await, fresh);
+    assert_eq!(claim(t.clone(), "k1", "hash-a", 1010).await, Claim::InFlight, "leased for 30 s");
+    assert_eq!(claim(other.clone(), "k1", "hash-a", 1000).await, fresh, "keys are per team");
     idempotency::complete(db, &team_id, "k1", 200, r#"{"app_id":"x"}"#).await.unwrap();
-    assert_eq!(
-        idempotency::claim(db, &team_id, "k1", "hash-a").await.unwrap(),
-        Claim::Replay { status: 200, body: r#"{"app_id":"x"}"#.into() }
-    );
-    assert_eq!(idempotency::claim(db, &team_id, "k1", "hash-b").await.unwrap(), Claim::Mismatch);
-    assert_eq!(idempotency::claim(db, &team_id, "k2", "h").await.unwrap(), Claim::Fresh);
+    assert_eq!(claim(t.clone(), "k1", "hash-a", 1010).await, Claim::Replay { status: 200, body: r#"{"app_id":"x"}"#.into() });
+    assert_eq!(claim(t.clone(), "k1", "hash-b", 1010).await, Claim::Mismatch);
+    assert_eq!(claim(t.clone(), "k2", "h", 1000).await, fresh);
     idempotency::release(db, &team_id, "k2").await.unwrap();
-    assert_eq!(
-        idempotency::claim(db, &team_id, "k2", "h").await.unwrap(),
-        Claim::Fresh,
-        "a released key can be used again"
-    );
+    assert_eq!(claim(t.clone(), "k2", "h", 1000).await, fresh, "a released key can be used again");
+
+    // A claim whose request died: in flight until its lease runs out, then one retry takes it
+    // over and learns what the first run saved.
+    assert_eq!(claim(t.clone(), "k3", "h", 1000).await, fresh);
+    idempotency::save_done(db, &team_id, "k3", r#"{"order_id":"o1"}"#).await.unwrap();
+    assert_eq!(claim(t.clone(), "k3", "h", 1029).await, Claim::InFlight);
+    assert_eq!(claim(t.clone(), "k3", "h", 1031).await, Claim::Fresh { done: Some(r#"{"order_id":"o1"}"#.into()) });
+    assert_eq!(claim(t.clone(), "k3", "h", 1032).await, Claim::InFlight, "the takeover holds a new lease");
 }
 
 async fn a_goods_specification_is_replaced_whole(store: &Store) {
