@@ -159,8 +159,8 @@ pub fn parse_pay_method(field: &str, value: &str) -> Result<PayMethod, ApiError>
 pub async fn create_app(State(state): State<AppState>, team: Team, headers: HeaderMap, body: Bytes) -> Response {
     let (state, team, body) = (&state, &team, &body);
     run_once(state, team, &headers, "create_app", body, move |once| async move {
-        let req: CreateAppRequest = parse_json(&body)?;
-        create_app_once(&state, &once, &team, req).await
+        let req: CreateAppRequest = parse_json(body)?;
+        create_app_once(state, &once, team, req).await
     })
     .await
 }
@@ -184,9 +184,10 @@ async fn create_app_once(
     let quote = checkout::quote(&state.config, &state.prices, pay_method, &resources_of(&spec, period)).await?;
     let Some(token) = pay_method.token() else {
         let card_id = required_card("pre_pay_info.card_id", req.pre_pay_info.card_id.as_deref())?;
-        let purpose = Purpose::NewApp { spec, period: period as i64 };
+        let purpose = Purpose::NewApp { spec: Box::new(spec), period: period as i64 };
         let recorded = pay_by_card(state, once, team, &card_id, quote.usd, purpose).await?;
-        let app_id = recorded.app_id.ok_or_else(|| ApiError::Internal(anyhow::anyhow!("card CreateApp made no app")))?;
+        let app_id =
+            recorded.app_id.ok_or_else(|| ApiError::Internal(anyhow::anyhow!("card CreateApp made no app")))?;
         return Ok(CreateAppResponse { app_id, order_id: recorded.order_id });
     };
     let mut tx = state.store.begin().await?;

@@ -155,7 +155,8 @@ pub async fn do_extend_app(
     let card_id = required_card("card_id", req.card_id.as_deref())?;
     let app = extendable_app(state, team, &req.app_id).await?;
     let order_id = extend_by_card(state, once, team, &app, req.period.0, &card_id).await?;
-    let order = orders::get_order(state.store.pool(), &team.team_id, &order_id).await?.ok_or(ApiError::NotFound("order"))?;
+    let order =
+        orders::get_order(state.store.pool(), &team.team_id, &order_id).await?.ok_or(ApiError::NotFound("order"))?;
     Ok(DoExtendResponse { code: order.new.usd.normalize().to_string(), message: "success", order_id })
 }
 
@@ -221,8 +222,8 @@ pub async fn extend_app(
     }
     let (state, team, body) = (&state, &team, &body);
     run_once(state, team, &headers, "extend_app", body, move |once| async move {
-        let req: ExtendAppRequest = parse_json(&body)?;
-        extend_app_once(&state, &once, &team, req).await
+        let req: ExtendAppRequest = parse_json(body)?;
+        extend_app_once(state, &once, team, req).await
     })
     .await
 }

@@ -27,8 +27,8 @@ use crate::catalog::products::{
 };
 use crate::payments::checkout::{self, OrderFor};
 use crate::payments::order_view::{self, OrderView};
-use crate::store::orders::OrderKind;
 use crate::store::card_charges::Purpose;
+use crate::store::orders::OrderKind;
 use crate::store::products::{self, Scope};
 
 impl From<CatalogError> for ApiError {

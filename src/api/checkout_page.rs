@@ -74,8 +74,12 @@ fn unit(view: &OrderView) -> &str {
 fn render(view: &OrderView) -> String {
     let state_json = serde_json::to_string(view).expect("an order view serializes").replace("</", "<\\/");
     let closed = match view.status.as_str() {
-        "paid" => Some("<section class=\"deposit closed\"><p class=\"closed-note\">This order is paid. Nothing more to send.</p></section>"),
-        "expired" => Some("<section class=\"deposit closed\"><p class=\"closed-note\">This order has expired: do not send money to its address. Create a new order.</p></section>"),
+        "paid" => Some(
+            "<section class=\"deposit closed\"><p class=\"closed-note\">This order is paid. Nothing more to send.</p></section>",
+        ),
+        "expired" => Some(
+            "<section class=\"deposit closed\"><p class=\"closed-note\">This order has expired: do not send money to its address. Create a new order.</p></section>",
+        ),
         _ => None,
     };
     let payment = match (closed, &view.address, &view.payment_uri) {

@@ -25,6 +25,11 @@ pub enum ApiError {
     /// 404: no such thing for this key.
     #[error("{0} not found")]
     NotFound(&'static str),
+    /// 408: the request ran past `[server] request_timeout_s`.
+    #[error(
+        "the request took longer than {0} s; a payment it started is still recorded, and a retry with the same Idempotency-Key answers it"
+    )]
+    Timeout(u64),
     /// 409: the request conflicts with the current state.
     #[error("{0}")]
     Conflict(String),
@@ -42,8 +47,8 @@ pub enum ApiError {
 /// The error model of every JSON endpoint.
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct ErrorBody {
-    /// bad_request, unauthorized, payment_failed, forbidden, not_found, conflict, invalid,
-    /// unavailable or internal.
+    /// bad_request, unauthorized, payment_failed, forbidden, not_found, timeout, conflict,
+    /// invalid, unavailable or internal.
     pub code: &'static str,
     pub message: String,
 }
@@ -60,6 +65,7 @@ impl ApiError {
             ApiError::PaymentFailed(_) => (StatusCode::PAYMENT_REQUIRED, "payment_failed"),
             ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
+            ApiError::Timeout(_) => (StatusCode::REQUEST_TIMEOUT, "timeout"),
             ApiError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
             ApiError::Invalid { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "invalid"),
             ApiError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),

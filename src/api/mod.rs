@@ -24,7 +24,6 @@ use std::time::Duration;
 
 use axum::Router;
 use tower_http::catch_panic::CatchPanicLayer;
-use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
@@ -97,7 +96,21 @@ pub fn router(state: AppState) -> Router {
         .route_layer(axum::middleware::from_fn(crate::telemetry::track_http))
         .fallback(error::not_found)
         .layer(CatchPanicLayer::custom(error::panic_response))
-        .layer(TimeoutLayer::with_status_code(axum::http::StatusCode::REQUEST_TIMEOUT, timeout))
+        .layer(axum::middleware::from_fn(move |req, next| time_limit(timeout, req, next)))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
+}
+
+/// Answers 408 in the JSON error model once a request runs past the limit (the handler's
+/// future is dropped; card payments run in tasks of their own and are still recorded).
+async fn time_limit(
+    limit: Duration,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    match tokio::time::timeout(limit, next.run(req)).await {
+        Ok(response) => response,
+        Err(_) => error::ApiError::Timeout(limit.as_secs()).into_response(),
+    }
 }

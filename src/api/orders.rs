@@ -163,8 +163,8 @@ pub async fn create_extend_order(
 ) -> Response {
     let (state, team, body) = (&state, &team, &body);
     run_once(state, team, &headers, "create_extend_order", body, move |once| async move {
-        let req: ExtendOrderRequest = parse_json(&body)?;
-        create_extend_order_once(&state, &once, &team, req).await
+        let req: ExtendOrderRequest = parse_json(body)?;
+        create_extend_order_once(state, &once, team, req).await
     })
     .await
 }
@@ -190,8 +190,8 @@ pub async fn create_extend_order(
 pub async fn do_extend_app(State(state): State<AppState>, team: Team, headers: HeaderMap, body: Bytes) -> Response {
     let (state, team, body) = (&state, &team, &body);
     run_once(state, team, &headers, "do_extend_app", body, move |once| async move {
-        let req: super::cards::DoExtendRequest = parse_json(&body)?;
-        super::cards::do_extend_app(&state, &once, &team, req).await
+        let req: super::cards::DoExtendRequest = parse_json(body)?;
+        super::cards::do_extend_app(state, &once, team, req).await
     })
     .await
 }

@@ -43,8 +43,11 @@ pub async fn run(
             let before = unix_now() - recover_after as i64;
             match card_payment::recover_pending(&store, cards.as_ref(), before).await {
                 Ok(r) if r != card_payment::Recovery::default() => tracing::info!(
-                    recorded = r.recorded, not_charged = r.not_charged, refunded = r.refunded,
-                    unresolved = r.unresolved, "card payments recovered"
+                    recorded = r.recorded,
+                    not_charged = r.not_charged,
+                    refunded = r.refunded,
+                    unresolved = r.unresolved,
+                    "card payments recovered"
                 ),
                 Ok(_) => {}
                 Err(e) => tracing::warn!(error = %e, "card recovery failed; next run retries"),

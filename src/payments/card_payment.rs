@@ -146,11 +146,9 @@ async fn continue_intent(
     }
     let (store, cards) = (store.clone(), cards.clone());
     tokio::spawn(async move {
-        let asked = tokio::time::timeout(
-            PROCESSOR_TIMEOUT,
-            cards.charge(&intent.card_id, intent.usd, &intent.charge_ref),
-        )
-        .await;
+        let asked =
+            tokio::time::timeout(PROCESSOR_TIMEOUT, cards.charge(&intent.card_id, intent.usd, &intent.charge_ref))
+                .await;
         let answer = match asked {
             Ok(answer) => answer.map(Some),
             Err(_) => Err(CardError::Unavailable),
@@ -277,13 +275,24 @@ async fn give_back(
     charge: &Charge,
     cause: &str,
 ) -> Result<Recorded, CardPayError> {
-    tracing::warn!(charge_ref = intent.charge_ref, error = cause, "card charged but the payment could not be recorded; refunding");
+    tracing::warn!(
+        charge_ref = intent.charge_ref,
+        error = cause,
+        "card charged but the payment could not be recorded; refunding"
+    );
     if !refund_or_warn(cards, intent, charge).await {
         return Err(CardPayError::Unresolved);
     }
     let mut tx = store.begin().await?;
-    if card_charges::resolve(&mut *tx, &intent.charge_ref, IntentState::Refunded, Some(&charge.charge_id), None, Some(cause))
-        .await?
+    if card_charges::resolve(
+        &mut *tx,
+        &intent.charge_ref,
+        IntentState::Refunded,
+        Some(&charge.charge_id),
+        None,
+        Some(cause),
+    )
+    .await?
     {
         release_stock(&mut tx, intent).await?;
     }

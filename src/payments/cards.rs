@@ -152,14 +152,13 @@ impl CardProcessor for Sandbox {
 
     fn refund<'a>(&'a self, charge: &'a Charge) -> RefundFuture<'a> {
         Box::pin(async move {
-            let done = sqlx::query(
-                "UPDATE sandbox_charges SET refunded_at = COALESCE(refunded_at, $1) WHERE charge_id = $2",
-            )
-            .bind(unix_now())
-            .bind(&charge.charge_id)
-            .execute(self.store.pool())
-            .await
-            .map_err(|_| CardError::Unavailable)?;
+            let done =
+                sqlx::query("UPDATE sandbox_charges SET refunded_at = COALESCE(refunded_at, $1) WHERE charge_id = $2")
+                    .bind(unix_now())
+                    .bind(&charge.charge_id)
+                    .execute(self.store.pool())
+                    .await
+                    .map_err(|_| CardError::Unavailable)?;
             if done.rows_affected() == 1 { Ok(()) } else { Err(CardError::UnknownCard(charge.charge_id.clone())) }
         })
     }
@@ -171,7 +170,10 @@ mod tests {
 
     #[test]
     fn test_cards_are_read_like_stripes() {
-        assert_eq!(test_card("pm_card_visa"), Ok(TestCard::Charges { wait_before: 0, wait_after: 0, then_error: false }));
+        assert_eq!(
+            test_card("pm_card_visa"),
+            Ok(TestCard::Charges { wait_before: 0, wait_after: 0, then_error: false })
+        );
         assert_eq!(
             test_card("pm_card_visa_slow_35"),
             Ok(TestCard::Charges { wait_before: 0, wait_after: 35, then_error: false })

@@ -13,10 +13,20 @@ use super::{StoreError, StoreResult, unix_now};
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Purpose {
     /// CreateApp: the app is created with its first period.
-    NewApp { spec: AppSpec, period: i64 },
-    Extend { app_id: String, period: i64 },
+    NewApp {
+        spec: Box<AppSpec>,
+        period: i64,
+    },
+    Extend {
+        app_id: String,
+        period: i64,
+    },
     /// A cart order; the intent itself holds the stock (`product_id`, `qty`).
-    Catalog { product_id: i64, qty: i64, selection: String },
+    Catalog {
+        product_id: i64,
+        qty: i64,
+        selection: String,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

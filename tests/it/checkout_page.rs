@@ -150,7 +150,11 @@ async fn closed_orders_show_no_payment_instructions_and_get_eth_order_prefers_th
     let expire = |id: String| {
         let pool = pool.clone();
         async move {
-            sqlx::query("UPDATE orders SET status = 'expired' WHERE order_id = $1").bind(id).execute(&pool).await.unwrap();
+            sqlx::query("UPDATE orders SET status = 'expired' WHERE order_id = $1")
+                .bind(id)
+                .execute(&pool)
+                .await
+                .unwrap();
         }
     };
     expire(newer.clone()).await;

@@ -3,6 +3,7 @@
 
 mod support;
 
+mod card_faults;
 mod cards_and_lists;
 mod catalog;
 mod chain_truth;

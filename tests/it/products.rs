@@ -19,7 +19,7 @@ async fn admin_post(app: &TestApp, path: &str, body: &Value) -> (u16, Value) {
     (status, r.json().await.unwrap_or(Value::Null))
 }
 
-async fn with_demo_catalog(options: Options) -> TestApp {
+pub(crate) async fn with_demo_catalog(options: Options) -> TestApp {
     let app = spawn_app(options).await;
     let doc: Value = serde_json::from_str(paywatch::devnet::DEMO_CATALOG).unwrap();
     let (status, body) = admin_post(&app, "/admin/catalog/import", &doc).await;
@@ -274,11 +274,11 @@ async fn cart_price_and_admin_writes() {
     app.stop().await;
 }
 
-fn gpu_order(pay_method: &str) -> Value {
+pub(crate) fn gpu_order(pay_method: &str) -> Value {
     json!({"product_id": 2, "billingcycle": "monthly", "pay_method": pay_method})
 }
 
-async fn stock(app: &TestApp, product_id: i64) -> i64 {
+pub(crate) async fn stock(app: &TestApp, product_id: i64) -> i64 {
     paywatch::store::products::stock(app.db.store.pool(), product_id).await.unwrap().unwrap()
 }
 

@@ -239,7 +239,10 @@ async fn idempotency_keys_replay_and_refuse_a_different_body(store: &Store) {
     assert_eq!(claim(t.clone(), "k1", "hash-a", 1010).await, Claim::InFlight, "leased for 30 s");
     assert_eq!(claim(other.clone(), "k1", "hash-a", 1000).await, fresh, "keys are per team");
     idempotency::complete(db, &team_id, "k1", 200, r#"{"app_id":"x"}"#).await.unwrap();
-    assert_eq!(claim(t.clone(), "k1", "hash-a", 1010).await, Claim::Replay { status: 200, body: r#"{"app_id":"x"}"#.into() });
+    assert_eq!(
+        claim(t.clone(), "k1", "hash-a", 1010).await,
+        Claim::Replay { status: 200, body: r#"{"app_id":"x"}"#.into() }
+    );
     assert_eq!(claim(t.clone(), "k1", "hash-b", 1010).await, Claim::Mismatch);
     assert_eq!(claim(t.clone(), "k2", "h", 1000).await, fresh);
     idempotency::release(db, &team_id, "k2").await.unwrap();
