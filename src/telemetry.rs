@@ -20,6 +20,12 @@ pub const PAYMENTS_REVERSED: &str = "paywatch_payments_reversed_total";
 pub const WEBHOOK_DELIVERIES: &str = "paywatch_webhook_deliveries_total";
 pub const WEBHOOK_FAILURES: &str = "paywatch_webhook_failures_total";
 pub const CARD_REFUNDS: &str = "paywatch_card_refunds_total";
+/// Deposit addresses whose transfer reverted inside a sweep.
+pub const SWEEP_FAILURES: &str = "paywatch_sweep_address_failures_total";
+/// Deposit addresses that failed to sweep several times in a row (gauge, as of the last run).
+pub const SWEEP_STUCK: &str = "paywatch_sweep_stuck_addresses";
+/// Sweeps whose receipt moved another amount than the ledger expected.
+pub const SWEEP_MISMATCHES: &str = "paywatch_sweep_mismatches_total";
 pub const HTTP_REQUESTS: &str = "paywatch_http_requests_total";
 pub const HTTP_DURATION: &str = "paywatch_http_request_duration_seconds";
 
@@ -50,6 +56,9 @@ fn register_descriptions() {
     metrics::describe_counter!(WEBHOOK_DELIVERIES, "Webhook delivery attempts, by result");
     metrics::describe_counter!(WEBHOOK_FAILURES, "Webhook events given up after their last attempt");
     metrics::describe_counter!(CARD_REFUNDS, "Card charges given back because their order could not be recorded");
+    metrics::describe_counter!(SWEEP_FAILURES, "Deposit addresses whose transfer reverted inside a sweep");
+    metrics::describe_gauge!(SWEEP_STUCK, "Deposit addresses that failed to sweep 3 times in a row");
+    metrics::describe_counter!(SWEEP_MISMATCHES, "Sweeps that moved another amount than the ledger expected");
     metrics::describe_counter!(HTTP_REQUESTS, "HTTP requests, by route, method and status");
     metrics::describe_histogram!(HTTP_DURATION, metrics::Unit::Seconds, "HTTP request latency, by route and method");
 }

@@ -54,13 +54,23 @@ contract DepositFactory {
         }
     }
 
-    /// Sweeps `token` from the deposit addresses of `salts` to the treasury. The token's own
-    /// Transfer events record each move; no event of ours is needed (it would cost ~1,800 gas
-    /// per deposit).
-    function sweep(address token, bytes32[] calldata salts) external {
+    /// A deposit address whose sweep reverted inside a batch (a blacklisted address, a paused
+    /// token); the rest of the batch went on.
+    event SweepFailed(bytes32 indexed salt, address indexed forwarder);
+
+    /// Sweeps `token` from the deposit addresses of `salts` to the treasury, each address in
+    /// its own call frame: one whose transfer reverts is reported by `SweepFailed` and does not
+    /// stop the others. The token's own Transfer events record each move; successes emit no
+    /// event of ours (it would cost ~1,800 gas per deposit). Returns how many failed.
+    function sweep(address token, bytes32[] calldata salts) external returns (uint256 failed) {
         address to = treasury;
         for (uint256 i; i < salts.length; ++i) {
-            DepositForwarder(deployForwarder(salts[i])).sweep(token, to);
+            address forwarder = deployForwarder(salts[i]);
+            try DepositForwarder(forwarder).sweep(token, to) returns (uint256) {}
+            catch {
+                emit SweepFailed(salts[i], forwarder);
+                ++failed;
+            }
         }
     }
 

@@ -2,7 +2,8 @@
 pragma solidity ^0.8.20;
 
 /// A USDT-like token for devnets: 6 decimals, and like mainnet USDT its
-/// `transfer`, `transferFrom` and `approve` return nothing. Anyone may mint.
+/// `transfer`, `transferFrom` and `approve` return nothing, and a blacklisted address cannot
+/// send (`addBlackList`, as on mainnet). Anyone may mint and blacklist.
 contract MockUSDT {
     string public constant name = "Tether USD (mock)";
     string public constant symbol = "USDT";
@@ -10,6 +11,7 @@ contract MockUSDT {
     uint256 public totalSupply;
     mapping(address => uint256) public balanceOf;
     mapping(address => mapping(address => uint256)) public allowance;
+    mapping(address => bool) public isBlackListed;
 
     event Transfer(address indexed from, address indexed to, uint256 value);
     event Approval(address indexed owner, address indexed spender, uint256 value);
@@ -18,6 +20,14 @@ contract MockUSDT {
         totalSupply += value;
         balanceOf[to] += value;
         emit Transfer(address(0), to, value);
+    }
+
+    function addBlackList(address who) external {
+        isBlackListed[who] = true;
+    }
+
+    function removeBlackList(address who) external {
+        isBlackListed[who] = false;
     }
 
     function approve(address spender, uint256 value) external {
@@ -45,6 +55,7 @@ contract MockUSDT {
     }
 
     function _move(address from, address to, uint256 value) internal {
+        require(!isBlackListed[from], "blacklisted");
         require(balanceOf[from] >= value, "balance");
         balanceOf[from] -= value;
         balanceOf[to] += value;

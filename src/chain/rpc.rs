@@ -180,6 +180,24 @@ pub fn describe(error: &str) -> String {
         .join(" ")
 }
 
+/// The deepest block that counts as confirmed under `confirmations` with the chain at `head`.
+pub async fn confirmed_block(
+    provider: &DynProvider,
+    confirmations: crate::config::Confirmations,
+    head: u64,
+) -> anyhow::Result<Option<u64>> {
+    use crate::config::Confirmations;
+    use alloy::eips::BlockNumberOrTag;
+    use anyhow::Context;
+    let tag = match confirmations {
+        Confirmations::Blocks(n) => return Ok((head + 1).checked_sub(n)),
+        Confirmations::Finalized => BlockNumberOrTag::Finalized,
+        Confirmations::Safe => BlockNumberOrTag::Safe,
+    };
+    let block = provider.get_block_by_number(tag).await.with_context(|| format!("the {tag} block"))?;
+    Ok(block.map(|b| b.header.number))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

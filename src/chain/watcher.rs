@@ -405,13 +405,7 @@ impl Watcher {
 
     /// The deepest block whose transfers count as confirmed under `confirmations`.
     async fn confirmed_block(&self, confirmations: Confirmations, head: u64) -> anyhow::Result<Option<u64>> {
-        let tag = match confirmations {
-            Confirmations::Blocks(n) => return Ok((head + 1).checked_sub(n)),
-            Confirmations::Finalized => BlockNumberOrTag::Finalized,
-            Confirmations::Safe => BlockNumberOrTag::Safe,
-        };
-        let block = self.provider.get_block_by_number(tag).await.with_context(|| format!("the {tag} block"))?;
-        Ok(block.map(|b| b.header.number))
+        super::rpc::confirmed_block(&self.provider, confirmations, head).await
     }
 
     /// The same for large orders, when `[chain.finality]` is set.

@@ -1,51 +1,108 @@
-//! Sweeping: confirmed deposits move from their deposit addresses to the treasury through
-//! the factory, many addresses per transaction. A transaction that fails leaves its deposits
-//! unswept for the next run; sweeping an address twice on chain moves nothing the second time,
-//! and the record is written once. Money confirmed at an address after its sweep (a late
-//! top-up, say) makes the address sweepable again.
+//! Sweeping: every confirmed token amount at a deposit address (a paid order's, a stray
+//! payment's, money after an earlier sweep) moves to the treasury through the factory, many
+//! addresses per transaction. Each sweep is recorded pending the moment it is sent, filled from
+//! its receipt (the moved amounts, compared with what the ledger expected), confirmed once
+//! `confirmations` deep and dropped if a reorg takes it out, which makes its addresses
+//! sweepable again. An address whose transfer reverts (a blacklist, a paused token) fails alone;
+//! it is retried in a transaction of its own and reported after repeated failures. Runs never
+//! overlap.
 
 use std::collections::BTreeMap;
 
-use alloy::primitives::Address;
-use alloy::providers::DynProvider;
+use alloy::primitives::{Address, U256};
+use alloy::providers::{DynProvider, Provider};
 use anyhow::Context;
 use serde::Serialize;
 
-use crate::chain::sweep::sweep_batch;
+use crate::chain::rpc::confirmed_block;
+use crate::chain::sweep::{RECEIPT_TIMEOUT, SweepReceipt, send_sweep, sweep_outcome};
 use crate::config::Config;
-use crate::store::{Store, deposits, unix_now};
+use crate::store::sweeps::{self, SweepState};
+use crate::store::{Store, deposits, orders, unix_now};
 
-/// Deposits looked at per run; the rest wait for the next.
+/// Addresses looked at per run; the rest wait for the next.
 const PER_RUN: i64 = 5_000;
+/// After this many failed attempts in a row an address is reported as stuck.
+pub const STUCK_AFTER: i64 = 3;
+/// A sent sweep that no node knows after this long is given up (its addresses are swept again).
+const UNMINED_GIVE_UP_SECS: i64 = 600;
+
+static RUNNING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 #[derive(Debug, Default, Serialize)]
 pub struct SweepReport {
+    /// Addresses whose balance moved to the treasury in this run.
     pub swept: usize,
     pub transactions: Vec<String>,
     pub failed_batches: usize,
+    /// Addresses whose transfer reverted inside a batch in this run.
+    pub failed_addresses: Vec<String>,
+    /// Addresses that failed `STUCK_AFTER` times in a row (an operator must look).
+    pub stuck: Vec<String>,
+    /// Addresses where the receipt moved another amount than the ledger expected.
+    pub mismatches: Vec<Mismatch>,
+    /// Earlier sweeps confirmed or dropped by this run's check.
+    pub confirmed: usize,
+    pub dropped: usize,
+    /// True when another run was in progress, so this one did nothing.
+    pub skipped: bool,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Mismatch {
+    pub address: String,
+    pub token: String,
+    pub expected: String,
+    pub moved: String,
 }
 
 pub async fn sweep_once(store: &Store, config: &Config, signer: &DynProvider) -> anyhow::Result<SweepReport> {
+    let Ok(_running) = RUNNING.try_lock() else {
+        return Ok(SweepReport { skipped: true, ..Default::default() });
+    };
     let factory = config.deposits.as_ref().context("[deposits] factory is needed to sweep")?.factory;
-    let batch = config.jobs.sweep_batch as usize;
-    let mut by_token: BTreeMap<Address, Vec<deposits::Sweepable>> = BTreeMap::new();
-    for d in deposits::sweepable(store.pool(), PER_RUN).await? {
-        by_token.entry(d.token).or_default().push(d);
-    }
     let mut report = SweepReport::default();
+    recheck(store, config, signer, factory, &mut report).await?;
+
+    let mut by_token: BTreeMap<Address, Vec<(sweeps::Candidate, U256, i64)>> = BTreeMap::new();
+    for c in sweeps::candidates(store.pool(), PER_RUN).await? {
+        let (received, swept) = sweeps::ledger(store.pool(), &c.address, &c.token, None).await?;
+        if received <= swept {
+            continue;
+        }
+        let failures = sweeps::failures_since_success(store.pool(), &c.address, &c.token).await?;
+        if failures >= STUCK_AFTER {
+            report.stuck.push(orders::address_text(&c.address));
+        }
+        by_token.entry(c.token).or_default().push((c, received - swept, failures));
+    }
+    if !report.stuck.is_empty() {
+        tracing::error!(addresses = ?report.stuck, "deposit addresses that repeatedly fail to sweep");
+    }
+    metrics::gauge!(crate::telemetry::SWEEP_STUCK).set(report.stuck.len() as f64);
+    let batch = config.jobs.sweep_batch as usize;
     for (token, items) in by_token {
-        for chunk in items.chunks(batch) {
-            let salts = chunk.iter().map(|d| d.salt).collect();
-            match sweep_batch(signer, factory, token, salts).await {
-                Ok(receipt) => {
-                    let tx_hash = format!("{:#x}", receipt.tx_hash);
-                    for d in chunk {
-                        let block = receipt.block_number;
-                        if deposits::mark_swept(store.pool(), &d.order_id, &tx_hash, block, unix_now()).await? {
-                            report.swept += 1;
+        // An address that failed before goes alone, so it cannot fail a batch again.
+        let (alone, together): (Vec<_>, Vec<_>) = items.into_iter().partition(|(_, _, failures)| *failures > 0);
+        let batches = together.chunks(batch).map(<[_]>::to_vec).chain(alone.into_iter().map(|one| vec![one]));
+        for chunk in batches {
+            let expected: Vec<(Address, U256)> = chunk.iter().map(|(c, amount, _)| (c.address, *amount)).collect();
+            let salts = chunk.iter().map(|(c, _, _)| c.salt).collect();
+            match send_sweep(signer, factory, token, salts).await {
+                Ok(tx_hash) => {
+                    let mut tx = store.begin().await?;
+                    sweeps::record_sent(&mut tx, config.chain.chain_id, &tx_hash, &token, &expected).await?;
+                    tx.commit().await?;
+                    report.transactions.push(format!("{tx_hash:#x}"));
+                    match sweep_outcome(signer, factory, token, tx_hash, RECEIPT_TIMEOUT).await {
+                        Ok(Some(receipt)) => {
+                            apply_receipt(store, &receipt, token, &expected, false, &mut report).await?;
+                        }
+                        Ok(None) => tracing::warn!(%tx_hash, "sweep not mined yet; the next run checks it"),
+                        Err(e) => {
+                            tracing::warn!(%tx_hash, error = %e, "sweep receipt unreadable; the next run checks it")
                         }
                     }
-                    report.transactions.push(tx_hash);
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, %token, deposits = chunk.len(), "sweep transaction failed; the next run retries");
@@ -55,4 +112,90 @@ pub async fn sweep_once(store: &Store, config: &Config, signer: &DynProvider) ->
         }
     }
     Ok(report)
+}
+
+/// Writes what a receipt says of each address in its sweep; compares moved with expected.
+async fn apply_receipt(
+    store: &Store,
+    receipt: &SweepReceipt,
+    token: Address,
+    expected: &[(Address, U256)],
+    deep: bool,
+    report: &mut SweepReport,
+) -> anyhow::Result<()> {
+    let block = Some((receipt.block_number, receipt.block_hash));
+    let tx_text = format!("{:#x}", receipt.tx_hash);
+    for (address, want) in expected {
+        let moved = receipt.moved.get(address).copied().unwrap_or_default();
+        let failed = !receipt.succeeded || receipt.failed.contains(address);
+        let (state, error) = match (failed, deep) {
+            (true, _) if !receipt.succeeded => (SweepState::Failed, Some("the sweep transaction reverted")),
+            (true, _) => (SweepState::Failed, Some("this address's transfer reverted (blacklisted or paused token?)")),
+            (false, true) => (SweepState::Confirmed, None),
+            (false, false) => (SweepState::Pending, None),
+        };
+        sweeps::record_outcome(store.pool(), &receipt.tx_hash, address, state, moved, block, error).await?;
+        if failed {
+            report.failed_addresses.push(orders::address_text(address));
+            metrics::counter!(crate::telemetry::SWEEP_FAILURES).increment(1);
+            continue;
+        }
+        if moved != *want {
+            tracing::warn!(%address, %token, expected = %want, %moved, "a sweep moved another amount than the ledger expected");
+            metrics::counter!(crate::telemetry::SWEEP_MISMATCHES).increment(1);
+            report.mismatches.push(Mismatch {
+                address: orders::address_text(address),
+                token: orders::address_text(&token),
+                expected: want.to_string(),
+                moved: moved.to_string(),
+            });
+        }
+        if moved > U256::ZERO {
+            report.swept += 1;
+            if let Some(order) = orders::find_by_deposit_address(store.pool(), address).await? {
+                deposits::mark_swept(store.pool(), &order.order_id, &tx_text, receipt.block_number, unix_now()).await?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Re-reads every open sweep: mined ones become confirmed once deep enough; one that left the
+/// chain (or never reached it) is dropped, so its addresses are swept again.
+async fn recheck(
+    store: &Store,
+    config: &Config,
+    provider: &DynProvider,
+    factory: Address,
+    report: &mut SweepReport,
+) -> anyhow::Result<()> {
+    let now = unix_now();
+    let open = sweeps::open(store.pool(), now - 24 * 3600).await?;
+    if open.is_empty() {
+        return Ok(());
+    }
+    let head = provider.get_block_number().await?;
+    let deep_to = confirmed_block(provider, config.chain.confirmations, head).await?;
+    for sweep in open {
+        match sweep_outcome(provider, factory, sweep.token, sweep.tx_hash, std::time::Duration::ZERO).await? {
+            Some(receipt) => {
+                let deep = deep_to.is_some_and(|d| receipt.block_number <= d);
+                let rows = sweeps::list_for_transaction(store.pool(), &sweep.tx_hash).await?;
+                // Differences were reported when the receipt was first read.
+                apply_receipt(store, &receipt, sweep.token, &rows, deep, &mut SweepReport::default()).await?;
+                if deep {
+                    report.confirmed += rows.len();
+                }
+            }
+            None if sweep.mined || now - sweep.created_at > UNMINED_GIVE_UP_SECS => {
+                let n = sweeps::drop_transaction(store.pool(), &sweep.tx_hash).await?;
+                if n > 0 {
+                    tracing::warn!(tx_hash = %sweep.tx_hash, "a sweep left the chain; its addresses are swept again");
+                }
+                report.dropped += n as usize;
+            }
+            None => {}
+        }
+    }
+    Ok(())
 }

@@ -166,41 +166,6 @@ pub async fn list_for_team<'e>(
         .collect()
 }
 
-/// A confirmed crypto deposit not yet swept.
-#[derive(Debug, Clone)]
-pub struct Sweepable {
-    pub order_id: String,
-    pub salt: alloy::primitives::B256,
-    pub token: alloy::primitives::Address,
-}
-
-/// Crypto deposits to sweep, oldest first: paid, not swept, and with no transfer to their
-/// address still short of its confirmations (unconfirmed money is never moved).
-pub async fn sweepable<'e>(db: impl AnyExecutor<'e>, limit: i64) -> StoreResult<Vec<Sweepable>> {
-    use sqlx::Row;
-    let rows = sqlx::query(
-        "SELECT d.order_id, o.salt, o.token_address FROM deposits d JOIN orders o ON o.order_id = d.order_id \
-         WHERE d.address IS NOT NULL AND o.salt IS NOT NULL \
-         AND (d.swept_tx IS NULL OR EXISTS (SELECT 1 FROM chain_transfers t WHERE t.order_id = d.order_id \
-              AND t.state = 'confirmed' AND t.token_address = o.token_address AND t.block_number >= d.swept_block)) \
-         AND NOT EXISTS (SELECT 1 FROM chain_transfers t WHERE t.order_id = d.order_id AND t.state = 'seen') \
-         ORDER BY d.deposit_time, d.order_id LIMIT $1",
-    )
-    .bind(limit)
-    .fetch_all(db)
-    .await?;
-    rows.iter()
-        .map(|r| {
-            let corrupt = |c: &str| super::StoreError::Corrupt(format!("deposits sweep {c}"));
-            Ok(Sweepable {
-                order_id: r.try_get("order_id")?,
-                salt: r.try_get::<String, _>("salt")?.parse().map_err(|_| corrupt("salt"))?,
-                token: r.try_get::<String, _>("token_address")?.parse().map_err(|_| corrupt("token"))?,
-            })
-        })
-        .collect()
-}
-
 /// Records a sweep mined in `block`; a deposit is marked only by a sweep later than the one
 /// it has, so a sweep is never recorded twice.
 pub async fn mark_swept<'e>(

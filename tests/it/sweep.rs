@@ -2,6 +2,7 @@
 //! transactions; a rerun sweeps nothing; an unconfirmed transfer is never swept.
 
 use alloy::primitives::{Address, U256};
+use paywatch::chain::contracts::MockUSDT;
 use paywatch::devnet::anvil::accounts;
 use paywatch::money::Token;
 use serde_json::Value;
@@ -108,4 +109,117 @@ async fn money_arriving_after_a_sweep_is_swept_again_once() {
     assert_eq!(app.chain.balance_of(usdt, app.chain.treasury).await, treasury_before + U256::from(7u8));
     assert_eq!(sweep(&app).await["swept"], 0, "and only once");
     app.stop().await;
+}
+
+async fn sweep_rows(app: &TestApp, address: Address) -> Vec<(String, String)> {
+    sqlx::query_as("SELECT state, moved_base FROM sweeps WHERE deposit_address = $1 ORDER BY created_at, state")
+        .bind(format!("{address:#x}"))
+        .fetch_all(app.db.store.pool())
+        .await
+        .unwrap()
+}
+
+/// A Tether-like token with a blacklist: one blacklisted deposit address in a batch of 10 does
+/// not keep the other 9 from being swept; it is retried alone, reported as stuck after three
+/// failures in a row, and swept once it may send again.
+async fn one_blacklisted_address_in_ten(backend: &'static str) {
+    let app =
+        spawn_app(Options { backend, confirmations: 1, extra_config: signer_config(), ..Default::default() }).await;
+    let usdt = app.chain.token(Token::UsdtErc20);
+    let mut paid = Vec::new();
+    for _ in 0..10 {
+        let (_, order_id, address, owed) = app.create_crypto_app("USDT_ERC20", 1).await;
+        app.pay(Token::UsdtErc20, address, owed).await;
+        paid.push((order_id, address, owed));
+    }
+    for (order_id, _, _) in &paid {
+        app.wait_order(order_id, 30, |o| o["status"] == "paid").await;
+    }
+    let (_, bad, bad_amount) = paid[3].clone();
+    MockUSDT::new(usdt, app.payer.clone()).addBlackList(bad).send().await.unwrap().get_receipt().await.unwrap();
+    let treasury_before = app.chain.balance_of(usdt, app.chain.treasury).await;
+
+    let report = sweep(&app).await;
+    assert_eq!(report["swept"], 9, "{report}");
+    assert_eq!(report["transactions"].as_array().unwrap().len(), 1, "one batch: {report}");
+    assert_eq!(report["failed_addresses"], serde_json::json!([format!("{bad:#x}")]), "{report}");
+    let others: U256 = paid.iter().filter(|p| p.1 != bad).map(|p| p.2).fold(U256::ZERO, |a, b| a + b);
+    assert_eq!(app.chain.balance_of(usdt, app.chain.treasury).await - treasury_before, others);
+    for (_, address, _) in paid.iter().filter(|p| p.1 != bad) {
+        assert_eq!(app.chain.balance_of(usdt, *address).await, U256::ZERO);
+    }
+    assert_eq!(app.chain.balance_of(usdt, bad).await, bad_amount, "the blacklisted address keeps its money");
+
+    // Retried alone; after three failures in a row it is reported as stuck.
+    for attempt in 2..=3 {
+        let again = sweep(&app).await;
+        assert_eq!(again["swept"], 0, "attempt {attempt}: {again}");
+        assert_eq!(again["failed_addresses"].as_array().unwrap().len(), 1, "{again}");
+    }
+    let stuck = sweep(&app).await;
+    assert_eq!(stuck["stuck"], serde_json::json!([format!("{bad:#x}")]), "{stuck}");
+    let rows = sweep_rows(&app, bad).await;
+    assert!(rows.iter().all(|(state, _)| state == "failed"), "{rows:?}");
+
+    MockUSDT::new(usdt, app.payer.clone()).removeBlackList(bad).send().await.unwrap().get_receipt().await.unwrap();
+    let freed = sweep(&app).await;
+    assert_eq!(freed["swept"], 1, "{freed}");
+    assert_eq!(app.chain.balance_of(usdt, bad).await, U256::ZERO);
+    assert_eq!(app.chain.balance_of(usdt, app.chain.treasury).await - treasury_before, others + bad_amount);
+    assert_eq!(sweep(&app).await["swept"], 0, "nothing is swept twice");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn one_blacklisted_address_in_ten_does_not_block_the_other_nine_sqlite() {
+    one_blacklisted_address_in_ten("sqlite").await;
+}
+
+#[tokio::test]
+async fn one_blacklisted_address_in_ten_does_not_block_the_other_nine_postgres() {
+    one_blacklisted_address_in_ten("postgres").await;
+}
+
+/// A sweep is pending until `confirmations` deep; one a reorg takes out is dropped, the address
+/// is swept again, and the treasury receives the money once.
+async fn a_reorged_sweep(backend: &'static str) {
+    use alloy::providers::ext::AnvilApi;
+    use alloy::rpc::types::anvil::ReorgOptions;
+    let app =
+        spawn_app(Options { backend, confirmations: 2, extra_config: signer_config(), ..Default::default() }).await;
+    let usdt = app.chain.token(Token::UsdtErc20);
+    let (_, order_id, address, owed) = app.create_crypto_app("USDT_ERC20", 1).await;
+    app.pay(Token::UsdtErc20, address, owed).await;
+    app.mine(3).await;
+    app.wait_order(&order_id, 20, |o| o["status"] == "paid").await;
+    let treasury_before = app.chain.balance_of(usdt, app.chain.treasury).await;
+
+    assert_eq!(sweep(&app).await["swept"], 1);
+    assert_eq!(sweep_rows(&app, address).await, vec![("pending".to_string(), owed.to_string())], "not deep yet");
+    // The sweep's block leaves the chain; the transaction is not mined again.
+    app.chain.deployer.anvil_reorg(ReorgOptions { depth: 1, tx_block_pairs: vec![] }).await.unwrap();
+    assert_eq!(app.chain.balance_of(usdt, address).await, owed, "the reorg undid the sweep");
+
+    let again = sweep(&app).await;
+    assert_eq!(again["dropped"], 1, "{again}");
+    assert_eq!(again["swept"], 1, "swept again: {again}");
+    app.mine(2).await;
+    let settled = sweep(&app).await;
+    assert_eq!((settled["confirmed"].as_u64(), settled["swept"].as_u64()), (Some(1), Some(0)), "{settled}");
+    let mut states: Vec<String> = sweep_rows(&app, address).await.into_iter().map(|(state, _)| state).collect();
+    states.sort();
+    assert_eq!(states, ["confirmed", "dropped"], "one sweep recorded, the reorged one dropped");
+    assert_eq!(app.chain.balance_of(usdt, address).await, U256::ZERO);
+    assert_eq!(app.chain.balance_of(usdt, app.chain.treasury).await - treasury_before, owed, "received once");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_sweep_reorged_out_is_pending_again_and_swept_again_once_sqlite() {
+    a_reorged_sweep("sqlite").await;
+}
+
+#[tokio::test]
+async fn a_sweep_reorged_out_is_pending_again_and_swept_again_once_postgres() {
+    a_reorged_sweep("postgres").await;
 }

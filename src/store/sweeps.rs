@@ -1,0 +1,286 @@
+//! The sweep ledger: one row per deposit address and token each sweep transaction moved (or
+//! tried to). Written as pending when the transaction is sent, filled from its receipt, made
+//! confirmed once deep enough, dropped if it left the chain. What a deposit address still holds
+//! by the ledger is its confirmed transfers in minus what pending and confirmed sweeps moved.
+
+use alloy::primitives::{Address, B256, U256};
+use sqlx::Row;
+use sqlx::any::AnyExecutor;
+
+use super::orders::address_text;
+use super::{StoreError, StoreResult, unix_now};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SweepState {
+    Pending,
+    Confirmed,
+    Failed,
+    Dropped,
+}
+
+impl SweepState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SweepState::Pending => "pending",
+            SweepState::Confirmed => "confirmed",
+            SweepState::Failed => "failed",
+            SweepState::Dropped => "dropped",
+        }
+    }
+}
+
+/// A deposit address holding confirmed money not yet swept.
+#[derive(Debug, Clone)]
+pub struct Candidate {
+    pub address: Address,
+    pub token: Address,
+    pub salt: B256,
+}
+
+fn corrupt(what: &str) -> StoreError {
+    StoreError::Corrupt(format!("sweeps {what}"))
+}
+
+fn units(text: &str) -> StoreResult<U256> {
+    text.parse().map_err(|_| corrupt("amount"))
+}
+
+/// Addresses with a confirmed transfer in that no pending or confirmed sweep has covered yet,
+/// and no transfer still short of its confirmations (unconfirmed money is never moved).
+pub async fn candidates<'e>(db: impl AnyExecutor<'e>, limit: i64) -> StoreResult<Vec<Candidate>> {
+    let rows = sqlx::query(
+        "SELECT DISTINCT t.to_address, t.token_address, o.salt FROM chain_transfers t \
+         JOIN orders o ON o.order_id = t.order_id \
+         WHERE t.state = 'confirmed' AND o.salt IS NOT NULL \
+         AND NOT EXISTS (SELECT 1 FROM sweeps s WHERE s.deposit_address = t.to_address \
+              AND s.token_address = t.token_address AND s.state IN ('pending', 'confirmed') \
+              AND (s.block_number IS NULL OR s.block_number >= t.block_number)) \
+         AND NOT EXISTS (SELECT 1 FROM chain_transfers u WHERE u.to_address = t.to_address AND u.state = 'seen') \
+         ORDER BY t.to_address, t.token_address LIMIT $1",
+    )
+    .bind(limit)
+    .fetch_all(db)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(Candidate {
+                address: r.try_get::<String, _>("to_address")?.parse().map_err(|_| corrupt("address"))?,
+                token: r.try_get::<String, _>("token_address")?.parse().map_err(|_| corrupt("token"))?,
+                salt: r.try_get::<String, _>("salt")?.parse().map_err(|_| corrupt("salt"))?,
+            })
+        })
+        .collect()
+}
+
+/// (received, swept) by the ledger for one address and token, up to `block` (None: all):
+/// confirmed transfers in, and what pending and confirmed sweeps moved (a sweep not yet mined
+/// counts what it expects to move).
+pub async fn ledger<'e>(
+    db: impl AnyExecutor<'e> + Copy,
+    address: &Address,
+    token: &Address,
+    block: Option<u64>,
+) -> StoreResult<(U256, U256)> {
+    let upto = block.map_or(i64::MAX, |b| b as i64);
+    let received: Vec<String> = sqlx::query_scalar(
+        "SELECT amount_base FROM chain_transfers WHERE to_address = $1 AND token_address = $2 \
+         AND state = 'confirmed' AND block_number <= $3",
+    )
+    .bind(address_text(address))
+    .bind(address_text(token))
+    .bind(upto)
+    .fetch_all(db)
+    .await?;
+    let swept = sqlx::query(
+        "SELECT expected_base, moved_base, block_number FROM sweeps WHERE deposit_address = $1 \
+         AND token_address = $2 AND state IN ('pending', 'confirmed') AND COALESCE(block_number, 0) <= $3",
+    )
+    .bind(address_text(address))
+    .bind(address_text(token))
+    .bind(upto)
+    .fetch_all(db)
+    .await?;
+    let mut total_in = U256::ZERO;
+    for r in &received {
+        total_in += units(r)?;
+    }
+    let mut total_out = U256::ZERO;
+    for r in &swept {
+        let mined = r.try_get::<Option<i64>, _>("block_number")?.is_some();
+        let column = if mined { "moved_base" } else { "expected_base" };
+        total_out += units(&r.try_get::<String, _>(column)?)?;
+    }
+    Ok((total_in, total_out))
+}
+
+/// Failed attempts for an address and token since its last sweep that moved money.
+pub async fn failures_since_success<'e>(
+    db: impl AnyExecutor<'e>,
+    address: &Address,
+    token: &Address,
+) -> StoreResult<i64> {
+    Ok(sqlx::query_scalar(
+        "SELECT COUNT(*) FROM sweeps f WHERE f.deposit_address = $1 AND f.token_address = $2 AND f.state = 'failed' \
+         AND f.created_at >= COALESCE((SELECT MAX(s.created_at) FROM sweeps s WHERE s.deposit_address = $1 \
+              AND s.token_address = $2 AND s.state IN ('pending', 'confirmed')), 0)",
+    )
+    .bind(address_text(address))
+    .bind(address_text(token))
+    .fetch_one(db)
+    .await?)
+}
+
+/// Records a sweep transaction as sent: one pending row per address, with what it should move.
+pub async fn record_sent(
+    tx: &mut super::Tx,
+    chain_id: u64,
+    tx_hash: &B256,
+    token: &Address,
+    expected: &[(Address, U256)],
+) -> StoreResult<()> {
+    let now = unix_now();
+    for (address, amount) in expected {
+        sqlx::query(
+            "INSERT INTO sweeps (sweep_id, chain_id, tx_hash, token_address, deposit_address, expected_base, state, \
+             created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, 'pending', $7, $7)",
+        )
+        .bind(uuid::Uuid::new_v4().to_string())
+        .bind(chain_id as i64)
+        .bind(format!("{tx_hash:#x}"))
+        .bind(address_text(token))
+        .bind(address_text(address))
+        .bind(amount.to_string())
+        .bind(now)
+        .execute(&mut **tx)
+        .await?;
+    }
+    Ok(())
+}
+
+/// What a receipt says of one address in a sweep.
+pub async fn record_outcome<'e>(
+    db: impl AnyExecutor<'e>,
+    tx_hash: &B256,
+    address: &Address,
+    state: SweepState,
+    moved: U256,
+    block: Option<(u64, B256)>,
+    error: Option<&str>,
+) -> StoreResult<()> {
+    sqlx::query(
+        "UPDATE sweeps SET state = $1, moved_base = $2, block_number = $3, block_hash = $4, error = $5, updated_at = $6 \
+         WHERE tx_hash = $7 AND deposit_address = $8",
+    )
+    .bind(state.as_str())
+    .bind(moved.to_string())
+    .bind(block.map(|(n, _)| n as i64))
+    .bind(block.map(|(_, h)| format!("{h:#x}")))
+    .bind(error)
+    .bind(unix_now())
+    .bind(format!("{tx_hash:#x}"))
+    .bind(address_text(address))
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
+/// A sweep transaction still to be checked: pending (maybe not yet deep, maybe reorged out),
+/// or dropped recently (a reorg may bring it back).
+#[derive(Debug, Clone)]
+pub struct OpenSweep {
+    pub tx_hash: B256,
+    pub token: Address,
+    pub mined: bool,
+    pub created_at: i64,
+}
+
+pub async fn open<'e>(db: impl AnyExecutor<'e>, dropped_since: i64) -> StoreResult<Vec<OpenSweep>> {
+    let rows = sqlx::query(
+        "SELECT tx_hash, token_address, MAX(block_number) AS block_number, MIN(created_at) AS created_at FROM sweeps \
+         WHERE state = 'pending' OR (state = 'dropped' AND updated_at >= $1) GROUP BY tx_hash, token_address",
+    )
+    .bind(dropped_since)
+    .fetch_all(db)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(OpenSweep {
+                tx_hash: r.try_get::<String, _>("tx_hash")?.parse().map_err(|_| corrupt("tx hash"))?,
+                token: r.try_get::<String, _>("token_address")?.parse().map_err(|_| corrupt("token"))?,
+                mined: r.try_get::<Option<i64>, _>("block_number")?.is_some(),
+                created_at: r.try_get("created_at")?,
+            })
+        })
+        .collect()
+}
+
+/// Every row of a sweep transaction left the chain (or it never got there).
+pub async fn drop_transaction<'e>(db: impl AnyExecutor<'e>, tx_hash: &B256) -> StoreResult<u64> {
+    let done = sqlx::query(
+        "UPDATE sweeps SET state = 'dropped', block_number = NULL, block_hash = NULL, updated_at = $1 \
+         WHERE tx_hash = $2 AND state = 'pending'",
+    )
+    .bind(unix_now())
+    .bind(format!("{tx_hash:#x}"))
+    .execute(db)
+    .await?;
+    Ok(done.rows_affected())
+}
+
+/// Rows of a sweep transaction (tests and the admin view).
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct SweepRow {
+    pub tx_hash: String,
+    pub token: String,
+    pub deposit_address: String,
+    pub expected: String,
+    pub moved: String,
+    pub state: String,
+    pub block_number: Option<i64>,
+    pub error: Option<String>,
+    pub created_at: i64,
+}
+
+pub async fn list<'e>(db: impl AnyExecutor<'e>, state: Option<&str>, limit: i64) -> StoreResult<Vec<SweepRow>> {
+    let rows = sqlx::query(
+        "SELECT tx_hash, token_address, deposit_address, expected_base, moved_base, state, block_number, error, \
+         created_at FROM sweeps WHERE ($1 IS NULL OR state = $1) ORDER BY created_at DESC, sweep_id LIMIT $2",
+    )
+    .bind(state)
+    .bind(limit)
+    .fetch_all(db)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(SweepRow {
+                tx_hash: r.try_get("tx_hash")?,
+                token: r.try_get("token_address")?,
+                deposit_address: r.try_get("deposit_address")?,
+                expected: r.try_get("expected_base")?,
+                moved: r.try_get("moved_base")?,
+                state: r.try_get("state")?,
+                block_number: r.try_get("block_number")?,
+                error: r.try_get("error")?,
+                created_at: r.try_get("created_at")?,
+            })
+        })
+        .collect()
+}
+
+/// The (address, expected amount) rows of one sweep transaction that are still open.
+pub async fn list_for_transaction<'e>(db: impl AnyExecutor<'e>, tx_hash: &B256) -> StoreResult<Vec<(Address, U256)>> {
+    let rows = sqlx::query(
+        "SELECT deposit_address, expected_base FROM sweeps WHERE tx_hash = $1 AND state IN ('pending', 'dropped')",
+    )
+    .bind(format!("{tx_hash:#x}"))
+    .fetch_all(db)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            Ok((
+                r.try_get::<String, _>("deposit_address")?.parse().map_err(|_| corrupt("address"))?,
+                units(&r.try_get::<String, _>("expected_base")?)?,
+            ))
+        })
+        .collect()
+}
