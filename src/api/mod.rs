@@ -10,6 +10,7 @@ mod checkout_page;
 pub mod error;
 mod events;
 mod extract;
+mod funds;
 mod health;
 mod idempotency;
 mod lists;
@@ -87,6 +88,10 @@ pub fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(admin::redeliver))
         .routes(routes!(admin::issue_key))
         .routes(routes!(admin::revoke_key))
+        .routes(routes!(funds::list_funds))
+        .routes(routes!(funds::apply_fund))
+        .routes(routes!(funds::refunded_fund))
+        .routes(routes!(funds::list_sweeps))
 }
 
 pub fn router(state: AppState) -> Router {

@@ -88,20 +88,13 @@ impl<E: Into<anyhow::Error>> From<E> for StepError {
 impl Watcher {
     pub fn new(config: &Config, store: Store, provider: DynProvider, status: Arc<ChainStatus>) -> Self {
         let tokens: Vec<Address> = config.tokens.values().map(|t| t.address).collect();
-        let decimals = config.tokens.values().map(|t| (t.address, t.decimals)).collect();
         let late_window_secs = (config.orders.late_window_hours * 3600) as i64;
         Self {
             store,
             provider,
             rpc_names: rpc::redact_all(config.chain.rpc_http.urls()),
             rpc_urls: config.chain.rpc_http.urls().to_vec(),
-            rules: Rules {
-                chain_id: config.chain.chain_id,
-                tolerance: config.orders.underpayment_tolerance.0,
-                late_window_secs,
-                decimals,
-                large_usd: config.chain.finality.as_ref().map(|f| f.large_usd.0),
-            },
+            rules: Rules::from_config(config),
             tokens,
             confirmations: config.chain.confirmations,
             large_confirmations: config.chain.finality.as_ref().map(|f| f.large),

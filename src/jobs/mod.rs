@@ -127,8 +127,8 @@ where
     Ok(())
 }
 
-/// Expires unpaid orders (by the chain's clock) and finished apps, and sends the expiring
-/// notices due at `now`.
+/// Expires unpaid orders (by the chain's clock) and finished apps, lists the money of orders
+/// whose late window closed as stray funds, and sends the expiring notices due at `now`.
 pub async fn run_expiry(
     store: &Store,
     config: &Config,
@@ -137,10 +137,13 @@ pub async fn run_expiry(
 ) -> crate::store::StoreResult<()> {
     let clock = expiry::order_clock(store, status.is_caught_up(), now).await?;
     let orders = expiry::expire_orders(store, clock).await?;
+    let strays =
+        crate::payments::stray::collect_closed(store, &crate::payments::credit::Rules::from_config(config), clock)
+            .await?;
     let apps = expiry::expire_apps(store, now).await?;
     let notices = expiry::notify_expiring(store, now, config.jobs.expiring_notice_days).await?;
-    if orders + apps + notices > 0 {
-        tracing::info!(orders, apps, notices, "expiry");
+    if orders + strays + apps + notices > 0 {
+        tracing::info!(orders, strays, apps, notices, "expiry");
     }
     Ok(())
 }

@@ -16,7 +16,7 @@ use crate::money::format_base_units;
 use crate::store::apps::{self, AppStatus};
 use crate::store::orders::{self, Order, OrderKind, OrderStatus, PaymentProgress};
 use crate::store::transfers::{self, Transfer};
-use crate::store::{StoreError, StoreResult, Tx, cursor, deposits, outbox, products};
+use crate::store::{StoreError, StoreResult, Tx, cursor, deposits, outbox, products, stray_funds};
 
 /// The rules that do not change between steps.
 #[derive(Debug, Clone)]
@@ -28,6 +28,18 @@ pub struct Rules {
     pub decimals: HashMap<Address, u8>,
     /// Orders worth at least this many USD wait for `Step::confirm_large_up_to`.
     pub large_usd: Option<Decimal>,
+}
+
+impl Rules {
+    pub fn from_config(config: &crate::config::Config) -> Self {
+        Rules {
+            chain_id: config.chain.chain_id,
+            tolerance: config.orders.underpayment_tolerance.0,
+            late_window_secs: (config.orders.late_window_hours * 3600) as i64,
+            decimals: config.tokens.values().map(|t| (t.address, t.decimals)).collect(),
+            large_usd: config.chain.finality.as_ref().map(|f| f.large_usd.0),
+        }
+    }
 }
 
 /// What one watcher step found.
@@ -120,11 +132,24 @@ pub async fn rewind(
     Ok((reversed, deep))
 }
 
-/// Recomputes an order's sums from its transfers and applies the status rules, judged by the
-/// chain's clock: a payment is on time or late by the timestamp of the block holding the
-/// transfer that completed it. On the step that pays it, activates or extends its app and
-/// records the deposit; when it stops being paid (a deep reorg), reverses that.
+/// Settles an order (below), then brings its stray funds up to date.
 async fn settle(tx: &mut Tx, rules: &Rules, order_id: &str, at: i64) -> StoreResult<Settled> {
+    let settled = settle_sums(tx, rules, order_id, at).await?;
+    super::stray::recompute(tx, rules, order_id, at).await?;
+    Ok(settled)
+}
+
+/// Recomputes an order after the operator applied stray funds to it; true when it became paid.
+pub async fn settle_applied(tx: &mut Tx, rules: &Rules, order_id: &str, at: i64) -> StoreResult<bool> {
+    Ok(settle(tx, rules, order_id, at).await? == Settled::NewlyPaid)
+}
+
+/// Recomputes an order's sums from its transfers (and stray funds applied to it) and applies
+/// the status rules, judged by the chain's clock: a payment is on time or late by the
+/// timestamp of the block holding the transfer that completed it. On the step that pays it,
+/// activates or extends its app and records the deposit; when it stops being paid (a deep
+/// reorg), reverses that.
+async fn settle_sums(tx: &mut Tx, rules: &Rules, order_id: &str, at: i64) -> StoreResult<Settled> {
     let order = orders::get_any(&mut **tx, order_id)
         .await?
         .ok_or_else(|| StoreError::Corrupt(format!("transfer for missing order {order_id}")))?;
@@ -134,8 +159,9 @@ async fn settle(tx: &mut Tx, rules: &Rules, order_id: &str, at: i64) -> StoreRes
     let threshold = paid_threshold(crypto.amount_base, rules.tolerance);
     let mut seen = U256::ZERO;
     let mut confirmed = U256::ZERO;
-    // The confirmed transfer that brought the sum to the threshold: its block is the time of payment.
-    let mut completing: Option<(i64, B256)> = None;
+    // The confirmed transfer that brought the sum to the threshold: its block is the time of
+    // payment (applied stray funds complete an order at the time they are applied).
+    let mut completing: Option<(i64, Option<B256>)> = None;
     for (t, state) in transfers::for_order(&mut **tx, order_id).await? {
         // Another token sent to this address is recorded and shown, never counted.
         if t.token != crypto.token_address {
@@ -145,8 +171,16 @@ async fn settle(tx: &mut Tx, rules: &Rules, order_id: &str, at: i64) -> StoreRes
         if state == "confirmed" {
             confirmed += t.amount_base;
             if completing.is_none() && confirmed >= threshold {
-                completing = Some((t.block_time.unwrap_or(at), t.tx_hash));
+                completing = Some((t.block_time.unwrap_or(at), Some(t.tx_hash)));
             }
+        }
+    }
+    let applied = stray_funds::applied_to(&mut **tx, order_id).await?;
+    if !applied.is_zero() {
+        seen += applied;
+        confirmed += applied;
+        if completing.is_none() && confirmed >= threshold {
+            completing = Some((at, None));
         }
     }
     let terms = Terms {
@@ -174,7 +208,7 @@ async fn settle(tx: &mut Tx, rules: &Rules, order_id: &str, at: i64) -> StoreRes
             amount: format_base_units(confirmed, decimals),
             late: progress.late,
             address: Some(orders::address_text(&crypto.deposit_address)),
-            transaction_hash: completing.map(|(_, h)| format!("{h:#x}")),
+            transaction_hash: completing.and_then(|(_, h)| h).map(|h| format!("{h:#x}")),
             card_id: None,
         };
         record_paid(tx, &order, &paid, paid_at_chain).await?;

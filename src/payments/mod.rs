@@ -11,3 +11,4 @@ pub mod order_view;
 pub mod prices;
 pub mod pricing;
 pub mod reversal;
+pub mod stray;

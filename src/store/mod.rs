@@ -12,6 +12,7 @@ pub mod order_events;
 pub mod orders;
 pub mod outbox;
 pub mod products;
+pub mod stray_funds;
 pub mod sweeps;
 pub mod teams;
 pub mod transfers;

@@ -244,9 +244,9 @@ pub struct SweepRow {
 pub async fn list<'e>(db: impl AnyExecutor<'e>, state: Option<&str>, limit: i64) -> StoreResult<Vec<SweepRow>> {
     let rows = sqlx::query(
         "SELECT tx_hash, token_address, deposit_address, expected_base, moved_base, state, block_number, error, \
-         created_at FROM sweeps WHERE ($1 IS NULL OR state = $1) ORDER BY created_at DESC, sweep_id LIMIT $2",
+         created_at FROM sweeps WHERE ($1 = '' OR state = $1) ORDER BY created_at DESC, sweep_id LIMIT $2",
     )
-    .bind(state)
+    .bind(state.unwrap_or_default())
     .bind(limit)
     .fetch_all(db)
     .await?;

@@ -124,7 +124,7 @@ async fn thirty_payments_on(app: TestApp, mode: &str) {
 }
 
 /// Waits until the watcher has processed the current head.
-async fn wait_processed(app: &TestApp, secs: u64) {
+pub(crate) async fn wait_processed(app: &TestApp, secs: u64) {
     let head = app.head().await;
     let started = Instant::now();
     loop {

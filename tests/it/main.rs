@@ -21,5 +21,6 @@ mod prices;
 mod products;
 mod resilience;
 mod storage;
+mod stray_funds;
 mod sweep;
 mod webhooks;

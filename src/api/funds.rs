@@ -1,0 +1,201 @@
+//! The operator's view of money at deposit addresses that credits no order, and of sweeps:
+//! `GET /admin/funds` (filter by status, token, team), `POST /admin/funds/{id}/apply` (credit it
+//! to another open order of the same team and token), `POST /admin/funds/{id}/refunded` (record
+//! the refund transaction), `GET /admin/sweeps` (the sweep ledger, e.g. `?state=failed`).
+
+use axum::Json;
+use axum::extract::State;
+use serde::{Deserialize, Serialize};
+
+use super::AppState;
+use super::admin::Admin;
+use super::error::{ApiError, ErrorBody};
+use super::extract::{ApiJson, ApiPath, ApiQuery};
+use crate::payments::credit::{self, Rules};
+use crate::store::stray_funds::{self, Filter, Fund};
+use crate::store::sweeps::{self, SweepRow};
+use crate::store::{StoreError, cursor, orders, unix_now};
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct FundsQuery {
+    /// unattributed, applied or refunded.
+    pub status: Option<String>,
+    /// The token contract address.
+    pub token: Option<String>,
+    pub team_id: Option<String>,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct FundList {
+    pub funds: Vec<Fund>,
+}
+
+#[utoipa::path(
+    get, path = "/admin/funds", tag = "admin",
+    summary = "Money at deposit addresses that credits no order (late, partial on an expired order, wrong token, overpaid)",
+    params(FundsQuery),
+    responses(
+        (status = 200, body = FundList),
+        (status = 401, description = "Missing or invalid admin token", body = ErrorBody),
+        (status = 422, description = "A filter is invalid", body = ErrorBody),
+        (status = 503, description = "The database is unavailable", body = ErrorBody)
+    ),
+    security(("admin_token" = []))
+)]
+pub async fn list_funds(
+    State(state): State<AppState>,
+    _: Admin,
+    ApiQuery(q): ApiQuery<FundsQuery>,
+) -> Result<Json<FundList>, ApiError> {
+    if let Some(s) = &q.status
+        && !["unattributed", "applied", "refunded"].contains(&s.as_str())
+    {
+        return Err(ApiError::invalid("status", "must be unattributed, applied or refunded"));
+    }
+    let token = match &q.token {
+        Some(t) => Some(orders::address_text(
+            &t.parse::<alloy::primitives::Address>().map_err(|_| ApiError::invalid("token", "must be an address"))?,
+        )),
+        None => None,
+    };
+    let filter = Filter { status: q.status, token, team_id: q.team_id };
+    Ok(Json(FundList { funds: stray_funds::list(state.store.pool(), &filter, 1000).await? }))
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+pub struct ApplyFund {
+    /// An open order of the same team, paid in the same token.
+    pub order_id: String,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct AppliedFund {
+    pub fund: Fund,
+    /// The order's status after the funds were counted in it.
+    pub order_status: &'static str,
+}
+
+#[utoipa::path(
+    post, path = "/admin/funds/{fund_id}/apply", tag = "admin",
+    summary = "Credit stray funds to an open order of the same team and token (it pays, or partly pays, it)",
+    params(("fund_id" = String, Path)),
+    request_body = ApplyFund,
+    responses(
+        (status = 200, body = AppliedFund),
+        (status = 401, description = "Missing or invalid admin token", body = ErrorBody),
+        (status = 404, description = "No such fund or order", body = ErrorBody),
+        (status = 409, description = "Already settled, or the order is not open", body = ErrorBody),
+        (status = 422, description = "Another team's order, another token, or the fund's own order", body = ErrorBody),
+        (status = 503, description = "The database is unavailable", body = ErrorBody)
+    ),
+    security(("admin_token" = []))
+)]
+pub async fn apply_fund(
+    State(state): State<AppState>,
+    _: Admin,
+    ApiPath(fund_id): ApiPath<String>,
+    ApiJson(req): ApiJson<ApplyFund>,
+) -> Result<Json<AppliedFund>, ApiError> {
+    let mut tx = state.store.begin().await?;
+    let fund = stray_funds::get(&mut *tx, &fund_id).await?.ok_or(ApiError::NotFound("fund"))?;
+    let target = orders::get_any(&mut *tx, &req.order_id).await?.ok_or(ApiError::NotFound("order"))?;
+    if target.new.team_id != fund.team_id {
+        return Err(ApiError::invalid("order_id", "belongs to another team than the funds"));
+    }
+    if target.order_id == fund.order_id {
+        return Err(ApiError::invalid("order_id", "is the order the funds are stray from"));
+    }
+    if target.new.crypto.as_ref().map(|c| orders::address_text(&c.token_address)) != Some(fund.token.clone()) {
+        return Err(ApiError::invalid("order_id", "is not paid in the funds' token"));
+    }
+    if !target.progress.status.is_open() {
+        return Err(ApiError::Conflict(format!("order {} is {}", target.order_id, target.progress.status.as_str())));
+    }
+    if !stray_funds::settle(&mut *tx, &fund_id, Some(&target.order_id), None).await? {
+        return Err(ApiError::Conflict(format!("these funds are already {}", fund.status)));
+    }
+    // Judged at the chain's clock, like any payment.
+    let at = match cursor::chain_time(&mut *tx).await? {
+        0 => unix_now(),
+        t => t,
+    };
+    credit::settle_applied(&mut tx, &Rules::from_config(&state.config), &target.order_id, at).await?;
+    tx.commit().await.map_err(StoreError::from)?;
+    let fund = stray_funds::get(state.store.pool(), &fund_id).await?.ok_or(ApiError::NotFound("fund"))?;
+    let order = orders::get_any(state.store.pool(), &target.order_id).await?.ok_or(ApiError::NotFound("order"))?;
+    Ok(Json(AppliedFund { fund, order_status: order.progress.status.as_str() }))
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+pub struct RefundedFund {
+    /// The transaction that sent the funds back (0x + 64 hex digits).
+    pub tx_hash: String,
+}
+
+#[utoipa::path(
+    post, path = "/admin/funds/{fund_id}/refunded", tag = "admin",
+    summary = "Record the transaction that refunded stray funds",
+    params(("fund_id" = String, Path)),
+    request_body = RefundedFund,
+    responses(
+        (status = 200, body = Fund),
+        (status = 401, description = "Missing or invalid admin token", body = ErrorBody),
+        (status = 404, description = "No such fund", body = ErrorBody),
+        (status = 409, description = "Already settled", body = ErrorBody),
+        (status = 422, description = "tx_hash is not a transaction hash", body = ErrorBody),
+        (status = 503, description = "The database is unavailable", body = ErrorBody)
+    ),
+    security(("admin_token" = []))
+)]
+pub async fn refunded_fund(
+    State(state): State<AppState>,
+    _: Admin,
+    ApiPath(fund_id): ApiPath<String>,
+    ApiJson(req): ApiJson<RefundedFund>,
+) -> Result<Json<Fund>, ApiError> {
+    let hash: alloy::primitives::B256 =
+        req.tx_hash.trim().parse().map_err(|_| ApiError::invalid("tx_hash", "must be 0x and 64 hex digits"))?;
+    let fund = stray_funds::get(state.store.pool(), &fund_id).await?.ok_or(ApiError::NotFound("fund"))?;
+    if !stray_funds::settle(state.store.pool(), &fund_id, None, Some(&format!("{hash:#x}"))).await? {
+        return Err(ApiError::Conflict(format!("these funds are already {}", fund.status)));
+    }
+    Ok(Json(stray_funds::get(state.store.pool(), &fund_id).await?.ok_or(ApiError::NotFound("fund"))?))
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct SweepsQuery {
+    /// pending, confirmed, failed or dropped.
+    pub state: Option<String>,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct SweepList {
+    pub sweeps: Vec<SweepRow>,
+}
+
+#[utoipa::path(
+    get, path = "/admin/sweeps", tag = "admin",
+    summary = "The sweep ledger, newest first: per deposit address and token, what each sweep moved",
+    params(SweepsQuery),
+    responses(
+        (status = 200, body = SweepList),
+        (status = 401, description = "Missing or invalid admin token", body = ErrorBody),
+        (status = 422, description = "state is invalid", body = ErrorBody),
+        (status = 503, description = "The database is unavailable", body = ErrorBody)
+    ),
+    security(("admin_token" = []))
+)]
+pub async fn list_sweeps(
+    State(state): State<AppState>,
+    _: Admin,
+    ApiQuery(q): ApiQuery<SweepsQuery>,
+) -> Result<Json<SweepList>, ApiError> {
+    if let Some(s) = &q.state
+        && !["pending", "confirmed", "failed", "dropped"].contains(&s.as_str())
+    {
+        return Err(ApiError::invalid("state", "must be pending, confirmed, failed or dropped"));
+    }
+    Ok(Json(SweepList { sweeps: sweeps::list(state.store.pool(), q.state.as_deref(), 1000).await? }))
+}

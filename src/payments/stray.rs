@@ -1,0 +1,76 @@
+//! What of an order's money is stray: received at its deposit address but crediting nothing.
+//! Recomputed from its confirmed transfers whenever the order is settled (and by the expiry job
+//! once an order's late window has closed), so a reorg or a later payment keeps it true.
+//! New or grown stray money is announced by a `funds.unattributed` event.
+
+use std::collections::BTreeMap;
+
+use alloy::primitives::{Address, U256};
+use serde_json::json;
+
+use super::credit::Rules;
+use super::order_state::paid_threshold;
+use crate::money::format_base_units;
+use crate::store::orders::{self, OrderStatus};
+use crate::store::stray_funds::{self, StrayAt};
+use crate::store::{StoreResult, Tx, outbox, transfers};
+
+/// Brings the order's unattributed rows up to date, judged at chain time `at`.
+pub async fn recompute(tx: &mut Tx, rules: &Rules, order_id: &str, at: i64) -> StoreResult<()> {
+    let Some(order) = orders::get_any(&mut **tx, order_id).await? else { return Ok(()) };
+    let Some(crypto) = &order.new.crypto else { return Ok(()) };
+    let mut received: BTreeMap<Address, U256> = BTreeMap::new();
+    for (t, state) in transfers::for_order(&mut **tx, order_id).await? {
+        if state == "confirmed" {
+            *received.entry(t.token).or_default() += t.amount_base;
+        }
+    }
+    let closed_for_good =
+        order.progress.status == OrderStatus::Expired && at > order.new.expires_at + rules.late_window_secs;
+    let threshold = paid_threshold(crypto.amount_base, rules.tolerance);
+    for (token, amount) in received {
+        let (stray, reason) = if token != crypto.token_address {
+            (amount, "wrong_token")
+        } else if order.progress.status == OrderStatus::Paid {
+            (order.progress.overpaid_base, "overpaid")
+        } else if closed_for_good && amount >= threshold {
+            (amount, "after_late_window")
+        } else if closed_for_good {
+            (amount, "partial_on_expired_order")
+        } else {
+            (U256::ZERO, "")
+        };
+        let open = stray.saturating_sub(stray_funds::settled_from(&mut **tx, order_id, &token).await?);
+        let at_address = StrayAt {
+            order_id,
+            team_id: &order.new.team_id,
+            chain_id: crypto.chain_id,
+            token,
+            deposit_address: crypto.deposit_address,
+            reason,
+            amount: open,
+        };
+        if let Some(fund_id) = stray_funds::set_unattributed(tx, &at_address).await? {
+            let decimals = rules.decimals.get(&token).copied().unwrap_or(0);
+            let data = json!({
+                "fund_id": fund_id, "team_id": order.new.team_id, "order_id": order_id,
+                "token": orders::address_text(&token), "deposit_address": orders::address_text(&crypto.deposit_address),
+                "reason": reason, "amount": format_base_units(open, decimals), "amount_base": open.to_string(),
+            });
+            outbox::emit(&mut **tx, "funds.unattributed", None, data).await?;
+        }
+    }
+    Ok(())
+}
+
+/// Orders whose late window closed by chain time `clock` with money at their address that no
+/// step has judged since: each is recomputed now. Returns how many.
+pub async fn collect_closed(store: &crate::store::Store, rules: &Rules, clock: i64) -> StoreResult<usize> {
+    let ids = stray_funds::closed_orders_unchecked(store.pool(), clock - rules.late_window_secs).await?;
+    for order_id in &ids {
+        let mut tx = store.begin().await?;
+        recompute(&mut tx, rules, order_id, clock).await?;
+        tx.commit().await?;
+    }
+    Ok(ids.len())
+}

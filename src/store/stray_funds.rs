@@ -1,0 +1,215 @@
+//! The unattributed-funds ledger: token amounts at deposit addresses that credit no order.
+//! One unattributed row per (order, token) follows what is stray there; the operator applies a
+//! row to another order of the team (it then counts in that order's sums) or records the
+//! refund that sent it back. Applied and refunded rows are settled and never change again.
+
+use alloy::primitives::{Address, U256};
+use sqlx::Row;
+use sqlx::any::AnyExecutor;
+
+use super::orders::address_text;
+use super::{StoreError, StoreResult, unix_now};
+
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct Fund {
+    pub fund_id: String,
+    pub order_id: String,
+    pub team_id: String,
+    pub chain_id: i64,
+    pub token: String,
+    pub deposit_address: String,
+    /// wrong_token, overpaid, partial_on_expired_order or after_late_window.
+    pub reason: String,
+    /// Base units of the token (integer string).
+    pub amount_base: String,
+    /// unattributed, applied or refunded.
+    pub status: String,
+    pub applied_order_id: Option<String>,
+    pub refund_tx: Option<String>,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+const COLUMNS: &str = "fund_id, order_id, team_id, chain_id, token_address, deposit_address, reason, amount_base, \
+                       status, applied_order_id, refund_tx, created_at, updated_at";
+
+fn from_row(r: &sqlx::any::AnyRow) -> StoreResult<Fund> {
+    Ok(Fund {
+        fund_id: r.try_get("fund_id")?,
+        order_id: r.try_get("order_id")?,
+        team_id: r.try_get("team_id")?,
+        chain_id: r.try_get("chain_id")?,
+        token: r.try_get("token_address")?,
+        deposit_address: r.try_get("deposit_address")?,
+        reason: r.try_get("reason")?,
+        amount_base: r.try_get("amount_base")?,
+        status: r.try_get("status")?,
+        applied_order_id: r.try_get("applied_order_id")?,
+        refund_tx: r.try_get("refund_tx")?,
+        created_at: r.try_get("created_at")?,
+        updated_at: r.try_get("updated_at")?,
+    })
+}
+
+fn units(text: &str) -> StoreResult<U256> {
+    text.parse().map_err(|_| StoreError::Corrupt(format!("stray funds amount {text:?}")))
+}
+
+async fn sum<'e>(db: impl AnyExecutor<'e>, sql: &'static str, a: &str, b: Option<&str>) -> StoreResult<U256> {
+    let mut q = sqlx::query_scalar::<_, String>(sql).bind(a);
+    if let Some(b) = b {
+        q = q.bind(b);
+    }
+    let mut total = U256::ZERO;
+    for amount in q.fetch_all(db).await? {
+        total += units(&amount)?;
+    }
+    Ok(total)
+}
+
+/// What the operator applied to `order_id` from elsewhere (counted in its sums).
+pub async fn applied_to<'e>(db: impl AnyExecutor<'e>, order_id: &str) -> StoreResult<U256> {
+    sum(db, "SELECT amount_base FROM stray_funds WHERE applied_order_id = $1 AND status = 'applied'", order_id, None)
+        .await
+}
+
+/// What of `order_id`'s stray `token` is already settled (applied elsewhere or refunded).
+pub async fn settled_from<'e>(db: impl AnyExecutor<'e>, order_id: &str, token: &Address) -> StoreResult<U256> {
+    let token = address_text(token);
+    sum(
+        db,
+        "SELECT amount_base FROM stray_funds WHERE order_id = $1 AND token_address = $2 AND status <> 'unattributed'",
+        order_id,
+        Some(&token),
+    )
+    .await
+}
+
+/// Where an order's stray amount of one token stands now.
+pub struct StrayAt<'a> {
+    pub order_id: &'a str,
+    pub team_id: &'a str,
+    pub chain_id: u64,
+    pub token: Address,
+    pub deposit_address: Address,
+    pub reason: &'a str,
+    pub amount: U256,
+}
+
+/// Sets the unattributed amount of (order, token); returns the row's id when it is new or grew
+/// (to be announced).
+pub async fn set_unattributed(tx: &mut super::Tx, s: &StrayAt<'_>) -> StoreResult<Option<String>> {
+    let token = address_text(&s.token);
+    let existing: Option<(String, String)> = sqlx::query_as(
+        "SELECT fund_id, amount_base FROM stray_funds WHERE order_id = $1 AND token_address = $2 AND status = 'unattributed'",
+    )
+    .bind(s.order_id)
+    .bind(&token)
+    .fetch_optional(&mut **tx)
+    .await?;
+    let now = unix_now();
+    match existing {
+        None if s.amount.is_zero() => Ok(None),
+        Some((fund_id, _)) if s.amount.is_zero() => {
+            sqlx::query("DELETE FROM stray_funds WHERE fund_id = $1").bind(fund_id).execute(&mut **tx).await?;
+            Ok(None)
+        }
+        Some((fund_id, old)) => {
+            let old = units(&old)?;
+            if old == s.amount {
+                return Ok(None);
+            }
+            sqlx::query("UPDATE stray_funds SET amount_base = $1, reason = $2, updated_at = $3 WHERE fund_id = $4")
+                .bind(s.amount.to_string())
+                .bind(s.reason)
+                .bind(now)
+                .bind(&fund_id)
+                .execute(&mut **tx)
+                .await?;
+            Ok((s.amount > old).then_some(fund_id))
+        }
+        None => {
+            let fund_id = uuid::Uuid::new_v4().to_string();
+            sqlx::query(
+                "INSERT INTO stray_funds (fund_id, order_id, team_id, chain_id, token_address, deposit_address, reason, \
+                 amount_base, status, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'unattributed', $9, $9)",
+            )
+            .bind(&fund_id)
+            .bind(s.order_id)
+            .bind(s.team_id)
+            .bind(s.chain_id as i64)
+            .bind(&token)
+            .bind(address_text(&s.deposit_address))
+            .bind(s.reason)
+            .bind(s.amount.to_string())
+            .bind(now)
+            .execute(&mut **tx)
+            .await?;
+            Ok(Some(fund_id))
+        }
+    }
+}
+
+pub async fn get<'e>(db: impl AnyExecutor<'e>, fund_id: &str) -> StoreResult<Option<Fund>> {
+    let row = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {COLUMNS} FROM stray_funds WHERE fund_id = $1")))
+        .bind(fund_id)
+        .fetch_optional(db)
+        .await?;
+    row.map(|r| from_row(&r)).transpose()
+}
+
+/// Filters of the admin list; each None matches all.
+#[derive(Debug, Default, Clone)]
+pub struct Filter {
+    pub status: Option<String>,
+    pub token: Option<String>,
+    pub team_id: Option<String>,
+}
+
+pub async fn list<'e>(db: impl AnyExecutor<'e>, f: &Filter, limit: i64) -> StoreResult<Vec<Fund>> {
+    let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM stray_funds WHERE ($1 = '' OR status = $1) AND ($2 = '' OR token_address = $2) \
+         AND ($3 = '' OR team_id = $3) ORDER BY created_at DESC, fund_id LIMIT $4"
+    )))
+    .bind(f.status.clone().unwrap_or_default())
+    .bind(f.token.clone().unwrap_or_default())
+    .bind(f.team_id.clone().unwrap_or_default())
+    .bind(limit)
+    .fetch_all(db)
+    .await?;
+    rows.iter().map(from_row).collect()
+}
+
+/// Moves an unattributed row to `applied` (to `order_id`) or `refunded` (by `refund_tx`);
+/// false when it was no longer unattributed.
+pub async fn settle<'e>(
+    db: impl AnyExecutor<'e>,
+    fund_id: &str,
+    applied_order_id: Option<&str>,
+    refund_tx: Option<&str>,
+) -> StoreResult<bool> {
+    let status = if applied_order_id.is_some() { "applied" } else { "refunded" };
+    let done = sqlx::query(
+        "UPDATE stray_funds SET status = $1, applied_order_id = $2, refund_tx = $3, updated_at = $4 \
+         WHERE fund_id = $5 AND status = 'unattributed'",
+    )
+    .bind(status)
+    .bind(applied_order_id)
+    .bind(refund_tx)
+    .bind(unix_now())
+    .bind(fund_id)
+    .execute(db)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Expired orders past their late window that hold confirmed money and have no stray row yet.
+pub async fn closed_orders_unchecked<'e>(db: impl AnyExecutor<'e>, closed_before: i64) -> StoreResult<Vec<String>> {
+    Ok(sqlx::query_scalar(
+        "SELECT order_id FROM orders o WHERE status = 'expired' AND expires_at < $1 AND confirmed_base <> '0' \
+         AND NOT EXISTS (SELECT 1 FROM stray_funds s WHERE s.order_id = o.order_id) LIMIT 500",
+    )
+    .bind(closed_before)
+    .fetch_all(db)
+    .await?)
+}

@@ -1,0 +1,183 @@
+//! Stray funds on anvil (issue 13): a partial payment on an expired order, a payment after
+//! the late window and the wrong token each appear in `GET /admin/funds` (announced by
+//! `funds.unattributed`), are swept with everything else, and one is applied to another open
+//! order of the team, which becomes paid; another is marked refunded.
+
+use alloy::primitives::{Address, U256};
+use paywatch::chain::contracts::MockUSDT;
+use paywatch::chain::status::ChainStatus;
+use paywatch::config::Config;
+use paywatch::devnet::anvil::accounts;
+use paywatch::money::Token;
+use serde_json::{Value, json};
+
+use crate::chain_truth::wait_processed;
+use crate::support::app::{Options, TestApp, spawn_app};
+use crate::support::paywatch_beside_server;
+
+const ADMIN: &str = "test-admin-token-0123456789";
+
+async fn admin(app: &TestApp, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
+    let mut r = app.http.request(method, format!("{}{path}", app.base)).bearer_auth(ADMIN);
+    if let Some(body) = body {
+        r = r.json(&body);
+    }
+    let r = r.send().await.unwrap();
+    (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))
+}
+
+async fn funds(app: &TestApp, query: &str) -> Vec<Value> {
+    let (status, body) = admin(app, reqwest::Method::GET, &format!("/admin/funds{query}"), None).await;
+    assert_eq!(status, 200, "{body}");
+    body["funds"].as_array().unwrap().clone()
+}
+
+/// Runs the expiry job as the scheduler would, by the chain's clock.
+async fn run_expiry(app: &TestApp) {
+    let config = Config::load(&app.config_path).unwrap();
+    paywatch::jobs::run_expiry(&app.db.store, &config, &ChainStatus::default(), paywatch::store::unix_now())
+        .await
+        .unwrap();
+}
+
+async fn chain_now(app: &TestApp) -> i64 {
+    use alloy::providers::Provider;
+    let head = app.head().await;
+    app.chain.deployer.get_block_by_number(head.into()).await.unwrap().unwrap().header.timestamp as i64
+}
+
+async fn stray_funds_are_listed_swept_and_applied(backend: &'static str) {
+    let app = spawn_app(Options {
+        backend,
+        confirmations: 1,
+        extra_config: format!("[signer]\nprivate_key = \"{}\"\n", accounts::DEPLOYER_KEY),
+        config_edits: vec![("late_window_hours = 24", "late_window_hours = 0")],
+        ..Default::default()
+    })
+    .await;
+    let usdt = app.chain.token(Token::UsdtErc20);
+    let (_, partial, partial_at, owed) = app.create_crypto_app("USDT_ERC20", 1).await;
+    let (_, late, late_at, late_owed) = app.create_crypto_app("USDT_ERC20", 1).await;
+    let (_, wrong, wrong_at, _) = app.create_crypto_app("ANKR_ERC20", 1).await;
+    let (target_app, target, _, target_owed) = app.create_crypto_app("USDT_ERC20", 1).await;
+    assert_eq!(target_owed, late_owed, "the same resources price the same");
+
+    let part = owed * U256::from(4u8) / U256::from(10u8);
+    app.pay(Token::UsdtErc20, partial_at, part).await;
+    app.wait_order(&partial, 20, |o| o["status"] == "partially_paid").await;
+    // USDT to an ANKR order's address: stray at once.
+    let wrong_amount = U256::from(5_000_000u64);
+    MockUSDT::new(usdt, app.payer.clone())
+        .transfer(wrong_at, wrong_amount)
+        .send()
+        .await
+        .unwrap()
+        .get_receipt()
+        .await
+        .unwrap();
+    app.mine(1).await;
+    wait_processed(&app, 30).await;
+
+    // Two orders reach their expiry by the chain's clock (late window 0): the partial one's
+    // money is stray once it expires; the other is paid in full only afterwards.
+    let expired_at = chain_now(&app).await - 10;
+    for order in [&partial, &late] {
+        sqlx::query("UPDATE orders SET expires_at = $1 WHERE order_id = $2")
+            .bind(expired_at)
+            .bind(order)
+            .execute(app.db.store.pool())
+            .await
+            .unwrap();
+    }
+    app.mine(1).await;
+    wait_processed(&app, 30).await;
+    run_expiry(&app).await;
+    assert_eq!(app.order(&partial).await["status"], "expired");
+    app.pay(Token::UsdtErc20, late_at, late_owed).await;
+    app.mine(1).await;
+    let after = app.wait_order(&late, 20, |o| o["confirmed"] != "0").await;
+    assert_eq!(after["status"], "expired", "a payment after the late window credits nothing: {after}");
+
+    let listed = funds(&app, "?status=unattributed").await;
+    let reason_of = |order: &str| {
+        listed.iter().find(|f| f["order_id"] == order).map(|f| (f["reason"].clone(), f["amount_base"].clone()))
+    };
+    assert_eq!(reason_of(&partial), Some((json!("partial_on_expired_order"), json!(part.to_string()))), "{listed:?}");
+    assert_eq!(reason_of(&late), Some((json!("after_late_window"), json!(late_owed.to_string()))), "{listed:?}");
+    assert_eq!(reason_of(&wrong), Some((json!("wrong_token"), json!(wrong_amount.to_string()))), "{listed:?}");
+    assert_eq!(listed.len(), 3, "{listed:?}");
+    assert_eq!(funds(&app, &format!("?token={usdt:#x}&team_id={}", app.team_id)).await.len(), 3);
+    assert_eq!(funds(&app, "?status=applied").await.len(), 0);
+    let announced: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM webhook_outbox WHERE event_type = 'funds.unattributed'")
+            .fetch_one(app.db.store.pool())
+            .await
+            .unwrap();
+    assert_eq!(announced, 3, "each announced once");
+
+    // Swept like any deposit: every stray address is emptied into the treasury.
+    let treasury_before = app.chain.balance_of(usdt, app.chain.treasury).await;
+    let out = paywatch_beside_server(&["sweep", "--config", app.config_path.to_str().unwrap()]).await;
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["swept"], 3, "{report}");
+    for address in [partial_at, late_at, wrong_at] {
+        assert_eq!(app.chain.balance_of(usdt, address).await, U256::ZERO, "{address} swept");
+    }
+    assert_eq!(app.chain.balance_of(usdt, app.chain.treasury).await - treasury_before, part + late_owed + wrong_amount);
+
+    // The late payment is applied to the team's open order, which becomes paid.
+    let fund_id =
+        |order: &str| listed.iter().find(|f| f["order_id"] == order).unwrap()["fund_id"].as_str().unwrap().to_string();
+    let post = reqwest::Method::POST;
+    let wrong_order = json!({"order_id": wrong});
+    let (status, body) =
+        admin(&app, post.clone(), &format!("/admin/funds/{}/apply", fund_id(&late)), Some(wrong_order)).await;
+    assert_eq!(status, 422, "USDT cannot pay an ANKR order: {body}");
+    let (status, body) =
+        admin(&app, post.clone(), &format!("/admin/funds/{}/apply", fund_id(&late)), Some(json!({"order_id": target})))
+            .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["order_status"], "paid", "{body}");
+    assert_eq!(body["fund"]["status"], "applied");
+    let paid = app.order(&target).await;
+    assert_eq!(paid["status"], "paid", "{paid}");
+    assert_eq!(app.app_status(&target_app).await["status"], "active");
+    assert_eq!(paywatch::store::deposits::count_for_order(app.db.store.pool(), &target).await.unwrap(), 1);
+    let (status, _) =
+        admin(&app, post.clone(), &format!("/admin/funds/{}/apply", fund_id(&late)), Some(json!({"order_id": target})))
+            .await;
+    assert_eq!(status, 409, "applied once");
+
+    // The wrong token is refunded by the operator and recorded.
+    let refund = json!({"tx_hash": format!("0x{}", "ab".repeat(32))});
+    let (status, body) =
+        admin(&app, post.clone(), &format!("/admin/funds/{}/refunded", fund_id(&wrong)), Some(refund)).await;
+    assert_eq!((status, body["status"].as_str()), (200, Some("refunded")), "{body}");
+    let (status, _) =
+        admin(&app, post, &format!("/admin/funds/{}/refunded", fund_id(&wrong)), Some(json!({"tx_hash": "nope"})))
+            .await;
+    assert_eq!(status, 422);
+
+    // Later steps do not list settled money again; only the partial payment is left.
+    app.mine(2).await;
+    wait_processed(&app, 30).await;
+    run_expiry(&app).await;
+    let open: Vec<Address> = funds(&app, "?status=unattributed")
+        .await
+        .iter()
+        .map(|f| f["deposit_address"].as_str().unwrap().parse().unwrap())
+        .collect();
+    assert_eq!(open, vec![partial_at]);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn stray_funds_are_listed_swept_and_applied_sqlite() {
+    stray_funds_are_listed_swept_and_applied("sqlite").await;
+}
+
+#[tokio::test]
+async fn stray_funds_are_listed_swept_and_applied_postgres() {
+    stray_funds_are_listed_swept_and_applied("postgres").await;
+}
