@@ -58,6 +58,9 @@ enum Command {
     Sweep(ConfigArg),
     /// Validates the configuration and reaches the database and the RPC node.
     Check(CheckArgs),
+    /// Compares, at the last processed block, each deposit address's token balance with the
+    /// ledger; prints the result as JSON and exits 1 when any differs.
+    Reconcile(ConfigArg),
 }
 
 #[derive(clap::Args)]
@@ -189,6 +192,21 @@ async fn run(command: Command) -> anyhow::Result<()> {
             rpc::check_chain_id(&provider, &config.chain.rpc_http.urls()[..1], config.chain.chain_id).await?;
             let deployment = deploy::deploy_all(&provider, treasury, mocks).await.context("deploy")?;
             println!("{}", serde_json::to_string(&deployment)?);
+            Ok(())
+        }
+        Command::Reconcile(c) => {
+            let config = Config::load(&c.config)?;
+            let (store, provider) = startup::connect(&config).await?;
+            let result = crate::jobs::reconcile::reconcile(&store, &config, &provider).await;
+            store.close().await;
+            let result = result?;
+            println!("{}", serde_json::to_string(&result)?);
+            anyhow::ensure!(
+                result.differences.is_empty(),
+                "{} deposit address(es) differ from the ledger at block {}",
+                result.differences.len(),
+                result.block
+            );
             Ok(())
         }
         Command::Sweep(c) => {

@@ -24,6 +24,8 @@ pub const CARD_REFUNDS: &str = "paywatch_card_refunds_total";
 pub const SWEEP_FAILURES: &str = "paywatch_sweep_address_failures_total";
 /// Deposit addresses that failed to sweep several times in a row (gauge, as of the last run).
 pub const SWEEP_STUCK: &str = "paywatch_sweep_stuck_addresses";
+/// Deposit addresses whose balance differed from the ledger at the last reconciliation.
+pub const RECONCILIATION_DIFFERENCES: &str = "paywatch_reconciliation_differences";
 /// Sweeps whose receipt moved another amount than the ledger expected.
 pub const SWEEP_MISMATCHES: &str = "paywatch_sweep_mismatches_total";
 pub const HTTP_REQUESTS: &str = "paywatch_http_requests_total";
@@ -59,6 +61,10 @@ fn register_descriptions() {
     metrics::describe_counter!(SWEEP_FAILURES, "Deposit addresses whose transfer reverted inside a sweep");
     metrics::describe_gauge!(SWEEP_STUCK, "Deposit addresses that failed to sweep 3 times in a row");
     metrics::describe_counter!(SWEEP_MISMATCHES, "Sweeps that moved another amount than the ledger expected");
+    metrics::describe_gauge!(
+        RECONCILIATION_DIFFERENCES,
+        "Deposit addresses whose balance differed from the ledger at the last reconciliation"
+    );
     metrics::describe_counter!(HTTP_REQUESTS, "HTTP requests, by route, method and status");
     metrics::describe_histogram!(HTTP_DURATION, metrics::Unit::Seconds, "HTTP request latency, by route and method");
 }

@@ -90,3 +90,14 @@ CREATE TABLE stray_funds (
 CREATE UNIQUE INDEX stray_funds_open ON stray_funds (order_id, token_address) WHERE status = 'unattributed';
 CREATE INDEX stray_funds_applied ON stray_funds (applied_order_id);
 CREATE INDEX stray_funds_team ON stray_funds (team_id, status);
+
+-- Each reconciliation run: at one block, every deposit address's token balance against the
+-- ledger; `differences` is the JSON list of those that disagree.
+CREATE TABLE reconciliations (
+    run_id        TEXT PRIMARY KEY,
+    block_number  BIGINT NOT NULL,
+    checked       BIGINT NOT NULL,
+    differences   TEXT NOT NULL,
+    created_at    BIGINT NOT NULL
+);
+CREATE INDEX reconciliations_time ON reconciliations (created_at);

@@ -11,6 +11,8 @@ use super::AppState;
 use super::admin::Admin;
 use super::error::{ApiError, ErrorBody};
 use super::extract::{ApiJson, ApiPath, ApiQuery};
+use crate::chain::rpc::describe;
+use crate::jobs::reconcile::{self, Reconciliation};
 use crate::payments::credit::{self, Rules};
 use crate::store::stray_funds::{self, Filter, Fund};
 use crate::store::sweeps::{self, SweepRow};
@@ -198,4 +200,38 @@ pub async fn list_sweeps(
         return Err(ApiError::invalid("state", "must be pending, confirmed, failed or dropped"));
     }
     Ok(Json(SweepList { sweeps: sweeps::list(state.store.pool(), q.state.as_deref(), 1000).await? }))
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ReconciliationQuery {
+    /// Run a reconciliation now instead of answering the latest (the daily job's).
+    #[serde(default)]
+    pub fresh: bool,
+}
+
+#[utoipa::path(
+    get, path = "/admin/reconciliation", tag = "admin",
+    summary = "The latest reconciliation of deposit balances against the ledger (or a fresh one)",
+    params(ReconciliationQuery),
+    responses(
+        (status = 200, body = Reconciliation),
+        (status = 401, description = "Missing or invalid admin token", body = ErrorBody),
+        (status = 404, description = "No reconciliation has run yet", body = ErrorBody),
+        (status = 503, description = "The database or the node is unavailable", body = ErrorBody)
+    ),
+    security(("admin_token" = []))
+)]
+pub async fn reconciliation(
+    State(state): State<AppState>,
+    _: Admin,
+    ApiQuery(q): ApiQuery<ReconciliationQuery>,
+) -> Result<Json<Reconciliation>, ApiError> {
+    if q.fresh {
+        let r = reconcile::reconcile(&state.store, &state.config, &state.rpc)
+            .await
+            .map_err(|e| ApiError::Unavailable(format!("reconciliation failed: {}", describe(&format!("{e:#}")))))?;
+        return Ok(Json(r));
+    }
+    Ok(Json(reconcile::latest(&state.store).await?.ok_or(ApiError::NotFound("reconciliation"))?))
 }

@@ -92,6 +92,7 @@ pub fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(funds::apply_fund))
         .routes(routes!(funds::refunded_fund))
         .routes(routes!(funds::list_sweeps))
+        .routes(routes!(funds::reconciliation))
 }
 
 pub fn router(state: AppState) -> Router {

@@ -1,10 +1,11 @@
 //! Scheduled jobs on tokio-cron-scheduler: expiry (every 30 s), card payments left pending
 //! (every `[cards] recover_after_s / 2`, at most 30 s), sweeping (every 10 min, when a signer
-//! is configured), purging old idempotency keys (hourly). Each is idempotent and
+//! is configured), purging old idempotency keys (hourly), reconciliation (daily). Each is idempotent and
 //! runs only in the process that holds the watcher lease, so processes sharing PostgreSQL act
 //! once. Token prices need no job: feeds are read on demand with a short cache.
 
 pub mod expiry;
+pub mod reconcile;
 pub mod sweep;
 
 use std::future::Future;
@@ -25,6 +26,7 @@ const IDEMPOTENCY_KEEP_SECS: i64 = 2 * 24 * 3600;
 const EXPIRY_EVERY: Duration = Duration::from_secs(30);
 const SWEEP_EVERY: Duration = Duration::from_secs(600);
 const PURGE_EVERY: Duration = Duration::from_secs(3600);
+const RECONCILE_EVERY: Duration = Duration::from_secs(24 * 3600);
 
 pub async fn run(
     store: Store,
@@ -74,6 +76,25 @@ pub async fn run(
                 Ok(n) if n > 0 => tracing::info!(purged = n, "old idempotency keys purged"),
                 Ok(_) => {}
                 Err(e) => tracing::warn!(error = %e, "idempotency purge failed; next run retries"),
+            }
+        }
+    })
+    .await?;
+    let (s, c) = (store.clone(), config.clone());
+    let rpc = crate::chain::rpc::provider(config.chain.rpc_http.urls())?;
+    add_leader_job(&mut scheduler, RECONCILE_EVERY, &status, move || {
+        let (store, config, rpc) = (s.clone(), c.clone(), rpc.clone());
+        async move {
+            match reconcile::reconcile(&store, &config, &rpc).await {
+                Ok(r) if !r.differences.is_empty() => {
+                    tracing::error!(
+                        differences = r.differences.len(),
+                        block = r.block,
+                        "reconciliation found differences"
+                    )
+                }
+                Ok(r) => tracing::info!(checked = r.checked, block = r.block, "reconciliation: ledger and chain agree"),
+                Err(e) => tracing::warn!(error = format!("{e:#}"), "reconciliation failed; next run retries"),
             }
         }
     })

@@ -284,3 +284,52 @@ pub async fn list_for_transaction<'e>(db: impl AnyExecutor<'e>, tx_hash: &B256) 
         })
         .collect()
 }
+
+/// Every (deposit address, token) that ever received a transfer.
+pub async fn ledger_pairs<'e>(db: impl AnyExecutor<'e>) -> StoreResult<Vec<(Address, Address)>> {
+    let rows: Vec<(String, String)> = sqlx::query_as(
+        "SELECT DISTINCT to_address, token_address FROM chain_transfers WHERE order_id IS NOT NULL \
+         ORDER BY to_address, token_address",
+    )
+    .fetch_all(db)
+    .await?;
+    rows.iter()
+        .map(|(a, t)| Ok((a.parse().map_err(|_| corrupt("address"))?, t.parse().map_err(|_| corrupt("token"))?)))
+        .collect()
+}
+
+/// What the ledger says `address` holds of `token` at `block`: every transfer in mined at or
+/// below it (confirmed or not: the chain has them there) minus what sweeps mined at or below it
+/// moved.
+pub async fn balance_at<'e>(
+    db: impl AnyExecutor<'e> + Copy,
+    address: &Address,
+    token: &Address,
+    block: u64,
+) -> StoreResult<U256> {
+    let received: Vec<String> = sqlx::query_scalar(
+        "SELECT amount_base FROM chain_transfers WHERE to_address = $1 AND token_address = $2 AND block_number <= $3",
+    )
+    .bind(address_text(address))
+    .bind(address_text(token))
+    .bind(block as i64)
+    .fetch_all(db)
+    .await?;
+    let moved: Vec<String> = sqlx::query_scalar(
+        "SELECT moved_base FROM sweeps WHERE deposit_address = $1 AND token_address = $2 \
+         AND state IN ('pending', 'confirmed') AND block_number <= $3",
+    )
+    .bind(address_text(address))
+    .bind(address_text(token))
+    .bind(block as i64)
+    .fetch_all(db)
+    .await?;
+    let mut balance = U256::ZERO;
+    for r in &received {
+        balance += units(r)?;
+    }
+    for m in &moved {
+        balance = balance.saturating_sub(units(m)?);
+    }
+    Ok(balance)
+}

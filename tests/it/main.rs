@@ -19,6 +19,7 @@ mod openapi;
 mod payments;
 mod prices;
 mod products;
+mod reconcile;
 mod resilience;
 mod storage;
 mod stray_funds;
