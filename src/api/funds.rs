@@ -18,6 +18,16 @@ use crate::store::stray_funds::{self, Filter, Fund};
 use crate::store::sweeps::{self, SweepRow};
 use crate::store::{StoreError, cursor, orders, unix_now};
 
+/// A filter that must be one of `allowed` when given.
+fn one_of(field: &str, value: Option<&str>, allowed: &[&str]) -> Result<(), ApiError> {
+    match value {
+        Some(v) if !allowed.contains(&v) => {
+            Err(ApiError::invalid(field, format!("must be one of {}", allowed.join(", "))))
+        }
+        _ => Ok(()),
+    }
+}
+
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct FundsQuery {
@@ -50,11 +60,7 @@ pub async fn list_funds(
     _: Admin,
     ApiQuery(q): ApiQuery<FundsQuery>,
 ) -> Result<Json<FundList>, ApiError> {
-    if let Some(s) = &q.status
-        && !["unattributed", "applied", "refunded"].contains(&s.as_str())
-    {
-        return Err(ApiError::invalid("status", "must be unattributed, applied or refunded"));
-    }
+    one_of("status", q.status.as_deref(), &["unattributed", "applied", "refunded"])?;
     let token = match &q.token {
         Some(t) => Some(orders::address_text(
             &t.parse::<alloy::primitives::Address>().map_err(|_| ApiError::invalid("token", "must be an address"))?,
@@ -194,11 +200,7 @@ pub async fn list_sweeps(
     _: Admin,
     ApiQuery(q): ApiQuery<SweepsQuery>,
 ) -> Result<Json<SweepList>, ApiError> {
-    if let Some(s) = &q.state
-        && !["pending", "confirmed", "failed", "dropped"].contains(&s.as_str())
-    {
-        return Err(ApiError::invalid("state", "must be pending, confirmed, failed or dropped"));
-    }
+    one_of("state", q.state.as_deref(), &["pending", "confirmed", "failed", "dropped"])?;
     Ok(Json(SweepList { sweeps: sweeps::list(state.store.pool(), q.state.as_deref(), 1000).await? }))
 }
 

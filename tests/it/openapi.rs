@@ -51,6 +51,11 @@ const ROUTES: &[&str] = &[
     "POST /admin/teams",
     "GET /admin/webhooks",
     "POST /admin/webhooks/{event_id}/redeliver",
+    "GET /admin/funds",
+    "POST /admin/funds/{fund_id}/apply",
+    "POST /admin/funds/{fund_id}/refunded",
+    "GET /admin/sweeps",
+    "GET /admin/reconciliation",
     "POST /admin/teams/{team_id}/keys",
     "DELETE /admin/teams/{team_id}/keys/{key_id}",
 ];

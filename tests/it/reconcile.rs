@@ -1,6 +1,7 @@
 //! Reconciliation (issue 13): on a clean run the ledger and every deposit address's balance
 //! agree; money put at a deposit address outside the watcher's view (a storage write, no
-//! Transfer log) is reported by `paywatch reconcile` (exit 1) and `GET /admin/reconciliation`.
+//! Transfer log) is reported by `paywatch reconcile` (exit 1) and `GET /admin/reconciliation`,
+//! and the sweep that then moves it reports that it moved another amount than expected.
 
 use alloy::primitives::{B256, U256, keccak256};
 use alloy::providers::ext::AnvilApi;
@@ -31,7 +32,8 @@ async fn admin_reconciliation(app: &TestApp, query: &str) -> (u16, Value) {
 }
 
 async fn reports_a_difference_made_on_purpose(backend: &'static str) {
-    let app = spawn_app(Options { backend, confirmations: 1, ..Default::default() }).await;
+    let signer = format!("[signer]\nprivate_key = \"{}\"\n", paywatch::devnet::anvil::accounts::DEPLOYER_KEY);
+    let app = spawn_app(Options { backend, confirmations: 1, extra_config: signer, ..Default::default() }).await;
     assert_eq!(admin_reconciliation(&app, "").await.0, 404, "none has run yet");
     let (_, usdt_order, usdt_at, usdt_owed) = app.create_crypto_app("USDT_ERC20", 1).await;
     let (_, ankr_order, ankr_at, ankr_owed) = app.create_crypto_app("ANKR_ERC20", 1).await;
@@ -70,6 +72,16 @@ async fn reports_a_difference_made_on_purpose(backend: &'static str) {
     let (status, fresh) = admin_reconciliation(&app, "?fresh=true").await;
     assert_eq!(status, 200, "{fresh}");
     assert_eq!(fresh["differences"], found["differences"]);
+
+    // A sweep moves what is there and reports that it is not what the ledger expected.
+    let out = paywatch_beside_server(&["sweep", "--config", app.config_path.to_str().unwrap()]).await;
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let swept: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let mismatches = swept["mismatches"].as_array().unwrap();
+    assert_eq!(mismatches.len(), 1, "{swept}");
+    assert_eq!(mismatches[0]["address"], format!("{usdt_at:#x}"));
+    assert_eq!(mismatches[0]["expected"], usdt_owed.to_string());
+    assert_eq!(mismatches[0]["moved"], (usdt_owed + extra).to_string());
     app.stop().await;
 }
 

@@ -108,6 +108,10 @@ async fn stray_funds_are_listed_swept_and_applied(backend: &'static str) {
     assert_eq!(listed.len(), 3, "{listed:?}");
     assert_eq!(funds(&app, &format!("?token={usdt:#x}&team_id={}", app.team_id)).await.len(), 3);
     assert_eq!(funds(&app, "?status=applied").await.len(), 0);
+    for bad in ["/admin/funds?status=lost", "/admin/funds?token=nope", "/admin/sweeps?state=gone"] {
+        let (status, body) = admin(&app, reqwest::Method::GET, bad, None).await;
+        assert_eq!((status, body["code"].as_str()), (422, Some("invalid")), "{bad}: {body}");
+    }
     let announced: i64 =
         sqlx::query_scalar("SELECT COUNT(*) FROM webhook_outbox WHERE event_type = 'funds.unattributed'")
             .fetch_one(app.db.store.pool())
