@@ -101,3 +101,11 @@ CREATE TABLE reconciliations (
     created_at    BIGINT NOT NULL
 );
 CREATE INDEX reconciliations_time ON reconciliations (created_at);
+
+-- A job that must not run twice at once across processes (the sweep: the daemon's job and
+-- `paywatch sweep`) holds its row until `lease_until`.
+CREATE TABLE job_leases (
+    name         TEXT PRIMARY KEY,
+    holder       TEXT NOT NULL,
+    lease_until  BIGINT NOT NULL
+);

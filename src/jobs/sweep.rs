@@ -18,7 +18,7 @@ use crate::chain::rpc::confirmed_block;
 use crate::chain::sweep::{RECEIPT_TIMEOUT, SweepReceipt, send_sweep, sweep_outcome};
 use crate::config::Config;
 use crate::store::sweeps::{self, SweepState};
-use crate::store::{Store, deposits, orders, unix_now};
+use crate::store::{Store, deposits, job_leases, orders, unix_now};
 
 /// Addresses looked at per run; the rest wait for the next.
 const PER_RUN: i64 = 5_000;
@@ -28,6 +28,9 @@ pub const STUCK_AFTER: i64 = 3;
 const UNMINED_GIVE_UP_SECS: i64 = 600;
 
 static RUNNING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+const LEASE: &str = "sweep";
+/// Longer than any run: a process that dies mid-run frees the sweep after this.
+const LEASE_SECS: i64 = 3600;
 
 #[derive(Debug, Default, Serialize)]
 pub struct SweepReport {
@@ -57,10 +60,26 @@ pub struct Mismatch {
 }
 
 pub async fn sweep_once(store: &Store, config: &Config, signer: &DynProvider) -> anyhow::Result<SweepReport> {
+    let factory = config.deposits.as_ref().context("[deposits] factory is needed to sweep")?.factory;
+    // One run at a time: in this process, and across processes (the job and `paywatch sweep`).
     let Ok(_running) = RUNNING.try_lock() else {
         return Ok(SweepReport { skipped: true, ..Default::default() });
     };
-    let factory = config.deposits.as_ref().context("[deposits] factory is needed to sweep")?.factory;
+    let holder = uuid::Uuid::new_v4().to_string();
+    if !job_leases::take(store.pool(), LEASE, &holder, LEASE_SECS).await? {
+        return Ok(SweepReport { skipped: true, ..Default::default() });
+    }
+    let result = sweep_held(store, config, signer, factory).await;
+    job_leases::release(store.pool(), LEASE, &holder).await?;
+    result
+}
+
+async fn sweep_held(
+    store: &Store,
+    config: &Config,
+    signer: &DynProvider,
+    factory: Address,
+) -> anyhow::Result<SweepReport> {
     let mut report = SweepReport::default();
     recheck(store, config, signer, factory, &mut report).await?;
 

@@ -8,6 +8,7 @@ pub mod catalog;
 pub mod cursor;
 pub mod deposits;
 pub mod idempotency;
+pub mod job_leases;
 pub mod order_events;
 pub mod orders;
 pub mod outbox;

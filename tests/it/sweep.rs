@@ -223,3 +223,24 @@ async fn a_sweep_reorged_out_is_pending_again_and_swept_again_once_sqlite() {
 async fn a_sweep_reorged_out_is_pending_again_and_swept_again_once_postgres() {
     a_reorged_sweep("postgres").await;
 }
+
+/// Runs never overlap across processes: while another holds the sweep's lease, `paywatch
+/// sweep` does nothing and says so; once it is free, the sweep runs.
+#[tokio::test]
+async fn a_sweep_running_elsewhere_keeps_another_from_starting() {
+    use paywatch::store::job_leases;
+    let app = spawn_app(Options { confirmations: 1, extra_config: signer_config(), ..Default::default() }).await;
+    let usdt = app.chain.token(Token::UsdtErc20);
+    let (_, order_id, address, owed) = app.create_crypto_app("USDT_ERC20", 1).await;
+    app.pay(Token::UsdtErc20, address, owed).await;
+    app.wait_order(&order_id, 20, |o| o["status"] == "paid").await;
+    let pool = app.db.store.pool();
+    assert!(job_leases::take(pool, "sweep", "another-process", 60).await.unwrap());
+    let skipped = sweep(&app).await;
+    assert_eq!((skipped["skipped"].as_bool(), skipped["swept"].as_u64()), (Some(true), Some(0)), "{skipped}");
+    assert_eq!(app.chain.balance_of(usdt, address).await, owed);
+    job_leases::release(pool, "sweep", "another-process").await.unwrap();
+    assert_eq!(sweep(&app).await["swept"], 1);
+    assert_eq!(app.chain.balance_of(usdt, address).await, U256::ZERO);
+    app.stop().await;
+}
