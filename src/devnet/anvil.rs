@@ -13,6 +13,10 @@ pub const PINNED_VERSION: &str = "1.7.1";
 
 /// `$ANVIL_BIN` when set, then `anvil` on PATH, then the project's pinned tools folder.
 pub fn find() -> anyhow::Result<PathBuf> {
+    find_candidate().map(|found| native_binary(&found).unwrap_or(found))
+}
+
+fn find_candidate() -> anyhow::Result<PathBuf> {
     if let Some(bin) = std::env::var_os("ANVIL_BIN") {
         let bin = PathBuf::from(bin);
         if bin.is_file() {
@@ -40,7 +44,24 @@ pub fn find() -> anyhow::Result<PathBuf> {
     )
 }
 
-/// A running anvil on 127.0.0.1.
+/// npm's `anvil` is a Node launcher that starts the native binary of a platform package
+/// beside it; killing the launcher would orphan that binary, so run the binary itself.
+/// None when `launcher` is not npm's (a native anvil already).
+fn native_binary(launcher: &Path) -> Option<PathBuf> {
+    let head = std::fs::read(launcher).ok()?;
+    if !head.starts_with(b"#!") {
+        return None;
+    }
+    let real = std::fs::canonicalize(launcher).ok()?; // node_modules/@foundry-rs/anvil/bin.mjs
+    let scope = real.parent()?.parent()?; // node_modules/@foundry-rs
+    std::fs::read_dir(scope)
+        .ok()?
+        .filter_map(Result::ok)
+        .filter(|e| e.file_name().to_string_lossy().starts_with("anvil-"))
+        .map(|e| e.path().join("bin").join("anvil"))
+        .find(|bin| bin.is_file())
+}
+
 pub struct Anvil {
     child: Child,
     port: u16,
