@@ -223,7 +223,7 @@ async fn setup(
 
 /// `n` USDT orders for one app each; returns (deposit address, base units owed, order id).
 async fn open_orders(config: &Config, store: &Store, n: usize) -> anyhow::Result<Vec<(Address, U256, String)>> {
-    let (team, _) = paywatch::cli::create_team(store, "bench").await?;
+    let (team, _) = paywatch::store::teams::create_with_key(store, "bench").await?;
     let prices = &paywatch::payments::prices::PriceBook::new(rpc::provider(config.chain.rpc_http.urls())?);
     let spec = apps::AppSpec {
         name: "bench".into(),

@@ -6,7 +6,6 @@ use std::process::ExitCode;
 use alloy::primitives::Address;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use secrecy::ExposeSecret;
 use tokio_util::sync::CancellationToken;
 
 use crate::chain::{deploy, rpc};
@@ -166,7 +165,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
             let config = Config::load(&config.config)?;
             let store = Store::connect(config.database_url()).await.context("database")?;
             store.migrate().await.context("database")?;
-            let (team, key) = create_team(&store, &name).await?;
+            let (team, key) = teams::create_with_key(&store, &name).await?;
             println!("{}", serde_json::json!({"team_id": team.team_id, "api_key": key.api_key, "key_id": key.key_id}));
             Ok(())
         }
@@ -185,7 +184,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
         }
         Command::Contracts { command: ContractsCommand::Deploy { config, mocks, treasury } } => {
             let config = Config::load(&config.config)?;
-            let signer = signer_key(&config)?;
+            let signer = rpc::signer_key(&config)?;
             let treasury =
                 treasury.or_else(|| config.deposits.as_ref().map(|d| d.treasury)).unwrap_or_else(|| signer.address());
             let provider = rpc::signing_provider(config.chain.rpc_http.primary(), signer)?;
@@ -212,7 +211,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
         Command::Sweep(c) => {
             let config = Config::load(&c.config)?;
             let (store, _) = startup::connect(&config).await?;
-            let signer = signing_provider(&config)?;
+            let signer = rpc::signing_provider_for(&config)?;
             let report = crate::jobs::sweep::sweep_once(&store, &config, &signer).await?;
             store.close().await;
             println!("{}", serde_json::to_string(&report)?);
@@ -235,26 +234,4 @@ async fn run(command: Command) -> anyhow::Result<()> {
             Ok(())
         }
     }
-}
-
-/// The `[signer] private_key`, for the commands and jobs that send transactions.
-fn signer_key(config: &Config) -> anyhow::Result<alloy::signers::local::PrivateKeySigner> {
-    let key = config.signer.as_ref().context("config: `signer.private_key` is needed")?.private_key.expose_secret();
-    key.parse().context("config: `signer.private_key`")
-}
-
-/// A provider signing with `[signer] private_key`.
-pub fn signing_provider(config: &Config) -> anyhow::Result<alloy::providers::DynProvider> {
-    Ok(rpc::signing_provider(config.chain.rpc_http.primary(), signer_key(config)?)?)
-}
-
-/// A team with its first key, in one transaction.
-pub async fn create_team(store: &Store, name: &str) -> anyhow::Result<(teams::Team, teams::IssuedKey)> {
-    let name = name.trim();
-    anyhow::ensure!(!name.is_empty() && name.len() <= 200, "team name must be 1 to 200 characters");
-    let mut tx = store.begin().await?;
-    let team = teams::create_team(&mut *tx, name).await?;
-    let key = teams::issue_key(&mut *tx, &team.team_id).await?;
-    tx.commit().await?;
-    Ok((team, key))
 }

@@ -82,8 +82,10 @@ pub async fn create_team(
     _: Admin,
     ApiJson(req): ApiJson<NewTeam>,
 ) -> Result<Json<IssuedKeyView>, ApiError> {
-    super::types::text_field("name", &req.name, 200, true)?;
-    let (team, key) = crate::cli::create_team(&state.store, &req.name).await.map_err(ApiError::Internal)?;
+    let (team, key) = teams::create_with_key(&state.store, &req.name).await.map_err(|e| match e {
+        teams::NewTeamError::Name => ApiError::invalid("name", e.to_string()),
+        teams::NewTeamError::Store(s) => s.into(),
+    })?;
     Ok(Json(IssuedKeyView { team_id: team.team_id, api_key: key.api_key, key_id: key.key_id }))
 }
 

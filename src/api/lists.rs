@@ -48,7 +48,12 @@ pub struct DepositItem {
 pub struct DepositList {
     pub deposit_list: Vec<DepositItem>,
     pub page: i64,
+    /// The page size asked for; without `page`/`page_size`, the whole list's length.
     pub page_size: i64,
+    /// Deposits in the whole list.
+    pub total: i64,
+    /// More deposits follow this page.
+    pub has_more: bool,
 }
 
 fn normalized(text: &str) -> String {
@@ -83,7 +88,7 @@ impl From<deposits::DepositRow> for DepositItem {
 
 #[utoipa::path(
     get, path = "/v2alpha/teams/{team_id}/deposit_list", tag = "lists",
-    summary = "The team's deposits, newest first, a page at a time",
+    summary = "The team's deposits, newest first: all of them (as the seed), or a page with page/page_size",
     params(("team_id" = String, Path, description = "The key's team"), Page),
     responses(
         (status = 200, body = DepositList),
@@ -102,6 +107,19 @@ pub async fn deposit_list(
     ApiQuery(q): ApiQuery<Page>,
 ) -> Result<Json<DepositList>, ApiError> {
     team.owns(&team_id)?;
+    let total = deposits::count_for_team(state.store.pool(), &team_id).await?;
+    if q.page.is_none() && q.page_size.is_none() {
+        // The seed answers the whole list when no page is asked for.
+        let rows = deposits::list_for_team(state.store.pool(), &team_id, None, 0).await?;
+        let deposit_list: Vec<DepositItem> = rows.into_iter().map(Into::into).collect();
+        return Ok(Json(DepositList {
+            page: 1,
+            page_size: deposit_list.len() as i64,
+            total,
+            has_more: false,
+            deposit_list,
+        }));
+    }
     let page = q.page.unwrap_or(1);
     let page_size = q.page_size.unwrap_or(50);
     if page < 1 {
@@ -112,7 +130,8 @@ pub async fn deposit_list(
     }
     let offset = (page - 1).checked_mul(page_size).ok_or_else(|| ApiError::invalid("page", "is too large"))?;
     let rows = deposits::list_for_team(state.store.pool(), &team_id, Some(page_size), offset).await?;
-    Ok(Json(DepositList { deposit_list: rows.into_iter().map(Into::into).collect(), page, page_size }))
+    let has_more = offset + (rows.len() as i64) < total;
+    Ok(Json(DepositList { deposit_list: rows.into_iter().map(Into::into).collect(), page, page_size, total, has_more }))
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]

@@ -198,6 +198,19 @@ pub async fn confirmed_block(
     Ok(block.map(|b| b.header.number))
 }
 
+/// The `[signer] private_key`, for the commands and jobs that send transactions.
+pub fn signer_key(config: &crate::config::Config) -> anyhow::Result<alloy::signers::local::PrivateKeySigner> {
+    use anyhow::Context;
+    use secrecy::ExposeSecret;
+    let key = config.signer.as_ref().context("config: `signer.private_key` is needed")?.private_key.expose_secret();
+    key.parse().context("config: `signer.private_key`")
+}
+
+/// A provider signing with `[signer] private_key`, on the first endpoint.
+pub fn signing_provider_for(config: &crate::config::Config) -> anyhow::Result<DynProvider> {
+    Ok(signing_provider(config.chain.rpc_http.primary(), signer_key(config)?)?)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -104,7 +104,7 @@ async fn prepare(anvil: &Anvil, dir: &Path, api_addr: std::net::SocketAddr) -> a
 
     let store = Store::connect(config.database_url()).await?;
     store.migrate().await?;
-    let (team, key) = crate::cli::create_team(&store, "demo").await?;
+    let (team, key) = crate::store::teams::create_with_key(&store, "demo").await?;
     seed_catalog(&store).await?;
     store.close().await;
 

@@ -100,7 +100,7 @@ pub async fn run(
     })
     .await?;
     if config.signer.is_some() && config.deposits.is_some() {
-        let signer = crate::cli::signing_provider(&config)?;
+        let signer = crate::chain::rpc::signing_provider_for(&config)?;
         let (s, c) = (store.clone(), config.clone());
         add_leader_job(&mut scheduler, SWEEP_EVERY, &status, move || {
             let (store, config, signer) = (s.clone(), c.clone(), signer.clone());

@@ -40,6 +40,30 @@ fn new_api_key() -> String {
     format!("pw_{}", hex::encode(bytes))
 }
 
+/// The longest team name, in characters (the API and the command line judge it the same way).
+pub const MAX_NAME_CHARS: usize = 200;
+
+#[derive(Debug, thiserror::Error)]
+pub enum NewTeamError {
+    #[error("team name must be 1 to {MAX_NAME_CHARS} characters")]
+    Name,
+    #[error(transparent)]
+    Store(#[from] super::StoreError),
+}
+
+/// A team with its first key, in one transaction.
+pub async fn create_with_key(store: &super::Store, name: &str) -> Result<(Team, IssuedKey), NewTeamError> {
+    let name = name.trim();
+    if name.is_empty() || name.chars().count() > MAX_NAME_CHARS {
+        return Err(NewTeamError::Name);
+    }
+    let mut tx = store.begin().await?;
+    let team = create_team(&mut *tx, name).await?;
+    let key = issue_key(&mut *tx, &team.team_id).await?;
+    tx.commit().await.map_err(super::StoreError::from)?;
+    Ok((team, key))
+}
+
 pub async fn create_team<'e>(db: impl AnyExecutor<'e>, name: &str) -> StoreResult<Team> {
     let team = Team { team_id: Uuid::new_v4().to_string(), name: name.to_string(), created_at: unix_now() };
     sqlx::query("INSERT INTO teams (team_id, name, created_at) VALUES ($1, $2, $3)")

@@ -196,9 +196,27 @@ async fn deposit_list_pages_are_bounded() {
     let path = |q: &str| format!("/v2alpha/teams/{}/deposit_list?{q}", app.team_id);
     let (_, page2) = app.get(&path("page=2&page_size=2")).await;
     assert_eq!(page2["deposit_list"].as_array().unwrap().len(), 1);
+    assert_eq!((page2["total"].as_i64(), page2["has_more"].as_bool()), (Some(3), Some(false)), "{page2}");
+    let (_, page1) = app.get(&path("page=1&page_size=2")).await;
+    assert_eq!((page1["total"].as_i64(), page1["has_more"].as_bool()), (Some(3), Some(true)), "{page1}");
     assert_eq!(app.get(&path("page_size=100000")).await.0, 422);
     assert_eq!(app.get(&path("page=0")).await.0, 422);
     assert_eq!(app.get(&path("page=abc")).await.0, 422);
+    app.stop().await;
+}
+
+/// Without `page`/`page_size` the seed answers the whole list, not a first page of 50.
+#[tokio::test]
+async fn deposit_list_without_a_page_answers_every_deposit() {
+    let app = spawn_app(Options::default()).await;
+    for _ in 0..55 {
+        let (status, body) = app.post("/v2alpha/app/v2/app", &card_app_body("pm_card_visa", 1)).await;
+        assert_eq!(status, 200, "{body}");
+    }
+    let (status, all) = app.get(&format!("/v2alpha/teams/{}/deposit_list", app.team_id)).await;
+    assert_eq!(status, 200, "{all}");
+    assert_eq!(all["deposit_list"].as_array().unwrap().len(), 55, "every deposit");
+    assert_eq!((all["total"].as_i64(), all["has_more"].as_bool()), (Some(55), Some(false)));
     app.stop().await;
 }
 
@@ -269,6 +287,20 @@ async fn admin_creates_teams_and_revokes_keys() {
         .await
         .unwrap();
     assert_eq!(wrong.status(), 401, "a wrong admin token");
+    // One rule for names, in characters: 200 CJK characters (600 bytes) pass, 201 are a 422.
+    for (name, want) in [("团".repeat(200), 200), ("团".repeat(201), 422), ("   ".to_string(), 422)] {
+        let r = admin(app.http.post(format!("{}/admin/teams", app.base)))
+            .json(&json!({"name": name}))
+            .send()
+            .await
+            .unwrap();
+        let status = r.status().as_u16();
+        let body: Value = r.json().await.unwrap();
+        assert_eq!(status, want, "{} characters: {body}", name.chars().count());
+        if want == 422 {
+            assert_eq!(body["code"], "invalid", "{body}");
+        }
+    }
     assert_eq!(
         app.http
             .post(format!("{}/admin/teams", app.base))

@@ -16,7 +16,7 @@ async fn a_key_of_team_b_gets_nothing_of_team_a_route_by_route() {
     card["pre_pay_info"]["card_id"] = json!("pm_card_visa");
     let (_, paid) = app.post("/v2alpha/app/v2/app", &card).await;
     let card_app_a = paid["app_id"].as_str().unwrap().to_string();
-    let (b_team, b_key) = paywatch::cli::create_team(&app.db.store, "intruder").await.unwrap();
+    let (b_team, b_key) = paywatch::store::teams::create_with_key(&app.db.store, "intruder").await.unwrap();
     let b = b_team.team_id;
 
     let get = |path: String| {

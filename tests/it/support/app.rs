@@ -119,7 +119,7 @@ pub async fn spawn_app(options: Options) -> TestApp {
     let text = config_text(&chain, &rpc_url, &db.url, &options);
     let config_path = write_file(dir.path(), "paywatch.toml", &text);
     let config = Config::load(&config_path).expect("test config is valid");
-    let (team, key) = paywatch::cli::create_team(&db.store, "acme").await.unwrap();
+    let (team, key) = paywatch::store::teams::create_with_key(&db.store, "acme").await.unwrap();
 
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
