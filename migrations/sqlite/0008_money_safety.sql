@@ -109,3 +109,7 @@ CREATE TABLE job_leases (
     holder       TEXT NOT NULL,
     lease_until  BIGINT NOT NULL
 );
+
+-- Attempts made before the event's last redelivery: a redelivered event has its own
+-- `max_attempts` again (the attempt numbers keep counting).
+ALTER TABLE webhook_outbox ADD COLUMN attempts_before_redelivery BIGINT NOT NULL DEFAULT 0;

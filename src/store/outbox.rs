@@ -44,6 +44,8 @@ pub struct PendingEvent {
     pub event_id: String,
     pub payload: String,
     pub attempts: i64,
+    /// Attempts made before the last redelivery (not counted against `max_attempts`).
+    pub attempts_before_redelivery: i64,
 }
 
 /// Events due at `now`, oldest first, at most one per app: an app's later event waits until
@@ -51,7 +53,7 @@ pub struct PendingEvent {
 pub async fn due<'e>(db: impl AnyExecutor<'e>, now: i64, limit: i64) -> StoreResult<Vec<PendingEvent>> {
     use sqlx::Row;
     let rows = sqlx::query(
-        "SELECT o.event_id, o.payload, o.attempts FROM webhook_outbox o \
+        "SELECT o.event_id, o.payload, o.attempts, o.attempts_before_redelivery FROM webhook_outbox o \
          WHERE o.delivered_at IS NULL AND o.failed_at IS NULL AND o.next_attempt_at <= $1 \
          AND NOT EXISTS (SELECT 1 FROM webhook_outbox e WHERE e.app_id = o.app_id AND e.seq < o.seq \
                          AND e.delivered_at IS NULL AND e.failed_at IS NULL) \
@@ -67,6 +69,7 @@ pub async fn due<'e>(db: impl AnyExecutor<'e>, now: i64, limit: i64) -> StoreRes
                 event_id: r.try_get("event_id")?,
                 payload: r.try_get("payload")?,
                 attempts: r.try_get("attempts")?,
+                attempts_before_redelivery: r.try_get("attempts_before_redelivery")?,
             })
         })
         .collect()
@@ -173,7 +176,8 @@ pub async fn list<'e>(db: impl AnyExecutor<'e>, limit: i64) -> StoreResult<Vec<D
 /// Queues an event again (after it failed, or to send it once more); false if unknown.
 pub async fn redeliver<'e>(db: impl AnyExecutor<'e>, event_id: &str, now: i64) -> StoreResult<bool> {
     let done = sqlx::query(
-        "UPDATE webhook_outbox SET delivered_at = NULL, failed_at = NULL, next_attempt_at = $1 WHERE event_id = $2",
+        "UPDATE webhook_outbox SET delivered_at = NULL, failed_at = NULL, next_attempt_at = $1, \
+         attempts_before_redelivery = attempts WHERE event_id = $2",
     )
     .bind(now)
     .bind(event_id)

@@ -63,6 +63,8 @@ async fn deliver(
     event: &PendingEvent,
 ) -> StoreResult<()> {
     let attempt = event.attempts + 1;
+    // A redelivered event gets its max_attempts again.
+    let this_round = attempt - event.attempts_before_redelivery;
     let now = unix_now();
     let started = Instant::now();
     let response = client
@@ -84,13 +86,15 @@ async fn deliver(
             let error = (!r.status().is_success()).then(|| format!("HTTP {}", r.status().as_u16()));
             (Some(r.status().as_u16()), error, retry_after)
         }
-        Err(e) => (None, Some(if e.is_timeout() { "timeout".to_string() } else { format!("network: {e}") }), None),
+        // reqwest names the URL in its errors; the URL may carry a secret, so keep scheme and host.
+        Err(e) if e.is_timeout() => (None, Some("timeout".to_string()), None),
+        Err(e) => (None, Some(format!("network: {}", crate::chain::rpc::describe(&format!("{e:#}")))), None),
     };
     let result = match status_code {
         Some(code) if (200..300).contains(&code) => AttemptResult::Delivered,
         Some(code) if !retryable(code) => AttemptResult::GiveUp,
-        _ if attempt >= i64::from(hooks.max_attempts) => AttemptResult::GiveUp,
-        _ => AttemptResult::RetryAt(now + backoff_secs(hooks.retry_base_ms, attempt, retry_after)),
+        _ if this_round >= i64::from(hooks.max_attempts) => AttemptResult::GiveUp,
+        _ => AttemptResult::RetryAt(now + backoff_secs(hooks.retry_base_ms, this_round, retry_after)),
     };
     let result_label = match result {
         AttemptResult::Delivered => "delivered",

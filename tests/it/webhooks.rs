@@ -102,3 +102,74 @@ async fn events_written_before_a_sigkill_are_delivered_after_restart() {
     server.kill9().await;
     app.stop().await;
 }
+
+async fn deliveries(app: &crate::support::app::TestApp) -> Vec<Value> {
+    let r = app
+        .http
+        .get(format!("{}/admin/webhooks", app.base))
+        .bearer_auth("test-admin-token-0123456789")
+        .send()
+        .await
+        .unwrap();
+    let list: Value = r.json().await.unwrap();
+    list["deliveries"].as_array().unwrap().clone()
+}
+
+async fn wait_all_failed(app: &crate::support::app::TestApp, n: usize) -> Vec<Value> {
+    let started = std::time::Instant::now();
+    loop {
+        let list = deliveries(app).await;
+        if list.len() >= n && list.iter().all(|d| d["state"] == "failed") {
+            return list;
+        }
+        assert!(started.elapsed() < Duration::from_secs(60), "not all given up: {list:#?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// A redelivered event has its max_attempts again: a transient failure on redelivery is
+/// retried, not given up at once.
+#[tokio::test]
+async fn a_redelivered_event_is_retried_after_a_transient_failure() {
+    let (receiver, url) = Receiver::start(&[], 503).await;
+    let config = webhook_config(&url).replace("max_attempts = 5", "max_attempts = 2");
+    let app = spawn_app(Options { extra_config: config, ..Default::default() }).await;
+    app.create_card_app(1).await;
+    let failed = wait_all_failed(&app, 2).await;
+    let event_id = failed[0]["event_id"].as_str().unwrap().to_string();
+    let tries = |id: &str| receiver.seen().iter().filter(|r| r.event_id == id).count();
+    assert_eq!(tries(&event_id), 2, "given up after max_attempts");
+
+    // Redelivered: the first try fails again (503), the retry succeeds.
+    *receiver.fallback.lock().unwrap() = 200;
+    receiver.push_script(&[503]);
+    let r = app
+        .http
+        .post(format!("{}/admin/webhooks/{event_id}/redeliver", app.base))
+        .bearer_auth("test-admin-token-0123456789")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let delivered = receiver.wait_delivered(1).await;
+    assert_eq!(delivered[0].event_id, event_id, "delivered on its second try after the redelivery");
+    assert_eq!(tries(&event_id), 4);
+    app.stop().await;
+}
+
+/// A webhook URL may carry a secret: an unreachable one is shown as scheme and host only.
+#[tokio::test]
+async fn an_unreachable_webhook_url_is_never_shown_whole() {
+    let port = free_port().unwrap();
+    let url = format!("http://127.0.0.1:{port}/hooks/sk_live_secret_path?token=tok_secret");
+    let config = webhook_config(&url).replace("max_attempts = 5", "max_attempts = 1");
+    let app = spawn_app(Options { extra_config: config, ..Default::default() }).await;
+    app.create_card_app(1).await;
+    let failed = wait_all_failed(&app, 1).await;
+    for d in &failed {
+        let error = d["last_error"].as_str().unwrap_or_default();
+        assert!(error.starts_with("network"), "{d}");
+        assert!(!error.contains("secret") && !error.contains("/hooks"), "the URL's path leaked: {error}");
+    }
+    app.stop().await;
+}

@@ -55,6 +55,14 @@ impl Receiver {
         (r, url)
     }
 
+    /// Answers these codes next, before the rest of the script.
+    pub fn push_script(&self, codes: &[u16]) {
+        let mut script = self.script.lock().unwrap();
+        for code in codes.iter().rev() {
+            script.push_front(*code);
+        }
+    }
+
     pub fn seen(&self) -> Vec<Received> {
         self.seen.lock().unwrap().clone()
     }
