@@ -170,7 +170,7 @@ pub fn describe(error: &str) -> String {
         .split(' ')
         .map(|word| {
             let trimmed = word.trim_matches(|c| c == '(' || c == ')' || c == ',');
-            if trimmed.starts_with("http://") || trimmed.starts_with("https://") {
+            if ["http://", "https://", "ws://", "wss://"].iter().any(|scheme| trimmed.starts_with(scheme)) {
                 word.replace(trimmed, &redact(trimmed))
             } else {
                 word.to_string()
@@ -222,5 +222,7 @@ mod tests {
         let said = describe("error sending request for url (https://mainnet.infura.io/v3/SECRET) timed out");
         assert!(!said.contains("SECRET"), "{said}");
         assert!(said.contains("https://mainnet.infura.io"), "{said}");
+        let ws = describe("WebSocket protocol error: wss://mainnet.infura.io/ws/v3/SECRET closed");
+        assert!(!ws.contains("SECRET") && ws.contains("wss://mainnet.infura.io"), "{ws}");
     }
 }

@@ -25,7 +25,9 @@ pub async fn run(url: String, wake: Arc<Notify>, shutdown: CancellationToken) {
             _ = shutdown.cancelled() => return,
             result = session => {
                 if let Err(e) = result {
-                    tracing::warn!(error = %e, "new-head subscription failed; polling continues");
+                    // The WebSocket URL usually carries the provider's key.
+                    let error = super::rpc::describe(&format!("{e:#}"));
+                    tracing::warn!(%error, "new-head subscription failed; polling continues");
                 } else {
                     backoff = Duration::from_millis(500);
                 }
