@@ -69,6 +69,13 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
     tasks.spawn(watcher.run(config.chain.rpc_ws.clone(), poll, shutdown.clone()));
     tasks.spawn(jobs::run(store.clone(), config.clone(), status.clone(), cards, shutdown.clone()));
     tasks.spawn(crate::webhooks::run(store.clone(), config.clone(), status.clone(), shutdown.clone()));
+    tasks.spawn(crate::chain::status::follow_watcher(
+        store.clone(),
+        config.chain.chain_id,
+        status.clone(),
+        poll,
+        shutdown.clone(),
+    ));
     tasks.spawn(crate::live::run(store.clone(), config.clone(), status, shutdown.clone()));
 
     // The first task to end, for whatever reason, brings the others down.

@@ -113,3 +113,7 @@ CREATE TABLE job_leases (
 -- Attempts made before the event's last redelivery: a redelivered event has its own
 -- `max_attempts` again (the attempt numbers keep counting).
 ALTER TABLE webhook_outbox ADD COLUMN attempts_before_redelivery BIGINT NOT NULL DEFAULT 0;
+
+-- The newest head the watching process saw, so processes on standby show the same
+-- confirmations (they keep no RPC view of their own).
+ALTER TABLE chain_cursor ADD COLUMN head_block BIGINT;

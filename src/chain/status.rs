@@ -20,8 +20,10 @@ impl ChainStatus {
     pub fn head(&self) -> u64 {
         self.head.load(Ordering::Relaxed)
     }
+    /// The head the watcher saw last (after a failover to a node behind the previous one,
+    /// that node's head: keeping the highest ever seen would freeze confirmations).
     pub fn set_head(&self, n: u64) {
-        self.head.fetch_max(n, Ordering::Relaxed);
+        self.head.store(n, Ordering::Relaxed);
     }
     /// The last block the watcher has committed.
     pub fn processed(&self) -> u64 {
@@ -59,5 +61,50 @@ impl ChainStatus {
     }
     pub fn set_problem(&self, problem: Option<String>) {
         *self.problem.lock().unwrap_or_else(|e| e.into_inner()) = problem;
+    }
+}
+
+/// On a process that does not hold the watcher lease: copies what the watching process wrote
+/// (head, processed block, its time), every `every`, until `shutdown`.
+pub async fn follow_watcher(
+    store: crate::store::Store,
+    chain_id: u64,
+    status: std::sync::Arc<ChainStatus>,
+    every: std::time::Duration,
+    shutdown: tokio_util::sync::CancellationToken,
+) -> anyhow::Result<()> {
+    loop {
+        if !status.is_leader() {
+            match crate::store::cursor::watched(store.pool(), chain_id).await {
+                Ok(Some((head, processed, time))) => status.copy_from_watcher(head, processed, time),
+                Ok(None) => {}
+                Err(e) => tracing::debug!(error = %e, "reading the watcher's position"),
+            }
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return Ok(()),
+            _ = tokio::time::sleep(every) => {}
+        }
+    }
+}
+
+impl ChainStatus {
+    fn copy_from_watcher(&self, head: u64, processed: u64, time: i64) {
+        self.set_head(head);
+        self.set_processed(processed);
+        self.set_processed_time(time);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_head_is_the_latest_seen_not_the_highest() {
+        let s = ChainStatus::default();
+        s.set_head(100);
+        s.set_head(90); // a failover to a node 10 blocks behind
+        assert_eq!(s.head(), 90);
     }
 }

@@ -245,6 +245,10 @@ impl Watcher {
     async fn step(&mut self) -> Result<Progress, StepError> {
         let chain_id = self.rules.chain_id;
         let head = self.provider.get_block_number().await.context("eth_blockNumber")?;
+        if head != self.status.head() {
+            // Processes on standby read it from here.
+            cursor::set_head(self.store.pool(), chain_id, head).await.context("recording the head")?;
+        }
         self.status.set_head(head);
         // A failed read is an error, never "no cursor": that would restart from start_block.
         let stored = cursor::get(self.store.pool(), chain_id).await.context("reading the cursor")?;

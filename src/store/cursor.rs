@@ -47,6 +47,28 @@ pub async fn set<'e>(db: impl AnyExecutor<'e>, chain_id: u64, cursor: Cursor) ->
     Ok(())
 }
 
+/// Records the head the watcher just saw (on the cursor's row; nothing before a cursor exists).
+pub async fn set_head<'e>(db: impl AnyExecutor<'e>, chain_id: u64, head: u64) -> StoreResult<()> {
+    sqlx::query("UPDATE chain_cursor SET head_block = $1 WHERE chain_id = $2")
+        .bind(head as i64)
+        .bind(chain_id as i64)
+        .execute(db)
+        .await?;
+    Ok(())
+}
+
+/// (head, processed block, its time) as the watching process last wrote them.
+pub async fn watched<'e>(db: impl AnyExecutor<'e>, chain_id: u64) -> StoreResult<Option<(u64, u64, i64)>> {
+    let row: Option<(Option<i64>, i64, Option<i64>)> =
+        sqlx::query_as("SELECT head_block, block_number, block_time FROM chain_cursor WHERE chain_id = $1")
+            .bind(chain_id as i64)
+            .fetch_optional(db)
+            .await?;
+    Ok(row.map(|(head, processed, time)| {
+        (head.unwrap_or(processed).max(0) as u64, processed.max(0) as u64, time.unwrap_or(0))
+    }))
+}
+
 /// The chain's clock as the watcher has seen it: the least timestamp of the chains' cursors
 /// (0 when nothing was processed yet). Payment rules that depend on time wait for it.
 pub async fn chain_time<'e>(db: impl AnyExecutor<'e>) -> StoreResult<i64> {

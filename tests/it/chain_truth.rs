@@ -627,3 +627,35 @@ async fn a_reorg_deeper_than_the_kept_hashes_stops_the_watcher_instead_of_jumpin
     assert_eq!(cursor_after, cursor_before, "the cursor did not move to an unchecked block: {body}");
     app.stop().await;
 }
+
+/// A process on standby (another holds the watcher lease on PostgreSQL) shows the watching
+/// process's head and processed block, read from the database: its order views carry the same
+/// confirmations instead of none.
+#[tokio::test]
+async fn a_standby_process_shows_the_watchers_head_and_confirmations() {
+    let app = spawn_app(Options { backend: "postgres", confirmations: 3, ..Default::default() }).await;
+    let (_, order_id, address, owed) = app.create_crypto_app("USDT_ERC20", 1).await;
+    app.pay(Token::UsdtErc20, address, owed).await;
+    app.mine(4).await;
+    app.wait_order(&order_id, 30, |o| o["status"] == "paid").await;
+    wait_processed(&app, 30).await;
+    let standby = ServeProcess::start(&app.config_path, free_port().unwrap()).await;
+    assert_eq!(standby.health().await.unwrap()["watcher"], "standby");
+    let head = app.head().await;
+    let started = Instant::now();
+    loop {
+        let h = standby.health().await.unwrap();
+        if h["processed_block"].as_u64() == Some(head) {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(30), "the standby never read the watcher's position: {h}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let url = format!("{}/v2alpha/teams/{}/orders/{order_id}", standby.base, app.team_id);
+    let seen: Value = app.http.get(url).bearer_auth(&app.api_key).send().await.unwrap().json().await.unwrap();
+    let leader = app.order(&order_id).await;
+    assert_eq!(seen["payments"][0]["confirmations"], leader["payments"][0]["confirmations"], "{seen}");
+    assert!(seen["payments"][0]["confirmations"].as_u64().unwrap() >= 3, "{seen}");
+    standby.kill9().await;
+    app.stop().await;
+}
