@@ -14,6 +14,8 @@ pub const LOGS_SCANNED: &str = "paywatch_logs_scanned_total";
 pub const TRANSFERS_MATCHED: &str = "paywatch_transfers_matched_total";
 /// getLogs answers that a block's bloom proved incomplete (and a by-hash fetch completed).
 pub const INCOMPLETE_ANSWERS: &str = "paywatch_incomplete_log_answers_total";
+/// Transfer logs to a deposit address that lack the ERC20 shape, skipped.
+pub const MALFORMED_LOGS: &str = "paywatch_malformed_transfer_logs_total";
 pub const PAYMENTS_CREDITED: &str = "paywatch_payments_credited_total";
 /// Credited payments a reorg deeper than the confirmations took back.
 pub const PAYMENTS_REVERSED: &str = "paywatch_payments_reversed_total";
@@ -65,6 +67,7 @@ fn register_descriptions() {
         RECONCILIATION_DIFFERENCES,
         "Deposit addresses whose balance differed from the ledger at the last reconciliation"
     );
+    metrics::describe_counter!(MALFORMED_LOGS, "Transfer logs to a deposit address without the ERC20 shape, skipped");
     metrics::describe_counter!(HTTP_REQUESTS, "HTTP requests, by route, method and status");
     metrics::describe_histogram!(HTTP_DURATION, metrics::Unit::Seconds, "HTTP request latency, by route and method");
 }

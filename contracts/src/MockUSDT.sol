@@ -54,6 +54,16 @@ contract MockUSDT {
         }
     }
 
+    /// A Transfer log without the ERC20 shape (the value indexed as a fourth topic, no data,
+    /// as ERC721 writes it), the kind of log some tokens emit: the watcher must skip it.
+    function emitOddTransfer(address to, uint256 value) external {
+        bytes32 sig = keccak256("Transfer(address,address,uint256)");
+        address from = msg.sender;
+        assembly {
+            log4(0, 0, sig, from, to, value)
+        }
+    }
+
     function _move(address from, address to, uint256 value) internal {
         require(!isBlackListed[from], "blacklisted");
         require(balanceOf[from] >= value, "balance");

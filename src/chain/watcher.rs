@@ -521,7 +521,17 @@ impl Watcher {
             let Some(to_topic) = log.topics().get(2) else { continue };
             let to = Address::from_word(*to_topic);
             let Some(order_id) = self.index.lookup(&self.store, &to).await? else { continue };
-            let decoded = log.log_decode::<IERC20::Transfer>().context("malformed Transfer log")?;
+            // Some tokens write Transfer logs of another shape (the value as a fourth topic, no
+            // data): no ERC20 amount can be read from them, so they are recorded and skipped.
+            let decoded = match log.log_decode::<IERC20::Transfer>() {
+                Ok(decoded) => decoded,
+                Err(e) => {
+                    tracing::warn!(token = %log.address(), tx_hash = ?log.transaction_hash, log_index = ?log.log_index,
+                        error = %e, "a Transfer log without the ERC20 shape was skipped");
+                    metrics::counter!(crate::telemetry::MALFORMED_LOGS).increment(1);
+                    continue;
+                }
+            };
             out.push(Transfer {
                 chain_id: self.rules.chain_id,
                 tx_hash: log.transaction_hash.context("log without tx hash")?,

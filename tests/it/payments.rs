@@ -306,3 +306,26 @@ async fn bad_input_gets_a_json_error_and_writes_nothing() {
     assert_eq!((apps, orders), (0, 0), "rejected requests leave nothing behind");
     app.stop().await;
 }
+
+/// A Transfer log of another shape (ERC721's: the value as a fourth topic, no data) from a
+/// watched token to a deposit address is skipped and counted; the watcher goes on and credits
+/// the real payment after it.
+#[tokio::test]
+async fn a_transfer_log_without_the_erc20_shape_is_skipped_not_fatal() {
+    let app = spawn_app(Options { confirmations: 1, ..Default::default() }).await;
+    let (_, order_id, address, owed) = app.create_crypto_app("USDT_ERC20", 1).await;
+    let usdt = MockUSDT::new(app.chain.token(Token::UsdtErc20), app.payer.clone());
+    let odd = usdt.emitOddTransfer(address, owed).send().await.unwrap().get_receipt().await.unwrap();
+    assert_eq!(odd.inner.logs()[0].topics().len(), 4, "the odd log has four topics");
+    app.pay(Token::UsdtErc20, address, owed).await;
+    let paid = app.wait_order(&order_id, 20, |o| o["status"] == "paid").await;
+    assert_eq!(paid["payments"].as_array().unwrap().len(), 1, "only the real transfer counts: {paid}");
+    let metrics = app.http.get(format!("{}/metrics", app.base)).send().await.unwrap().text().await.unwrap();
+    let skipped = metrics
+        .lines()
+        .find(|l| l.starts_with("paywatch_malformed_transfer_logs_total"))
+        .and_then(|l| l.split_whitespace().last())
+        .and_then(|v| v.parse::<f64>().ok());
+    assert!(skipped.is_some_and(|n| n >= 1.0), "the skipped log is counted: {skipped:?}");
+    app.stop().await;
+}
