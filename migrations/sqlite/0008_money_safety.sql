@@ -117,3 +117,6 @@ ALTER TABLE webhook_outbox ADD COLUMN attempts_before_redelivery BIGINT NOT NULL
 -- The newest head the watching process saw, so processes on standby show the same
 -- confirmations (they keep no RPC view of their own).
 ALTER TABLE chain_cursor ADD COLUMN head_block BIGINT;
+
+-- Written and never read: the order's sums are recomputed from its transfers every time.
+ALTER TABLE chain_transfers DROP COLUMN credited;

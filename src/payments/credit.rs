@@ -66,7 +66,6 @@ pub struct Outcome {
     pub recorded: usize,
     pub paid: Vec<String>,
     pub reversed: Vec<String>,
-    pub touched: Vec<String>,
 }
 
 /// What recomputing one order did.
@@ -106,7 +105,6 @@ pub async fn commit_step(tx: &mut Tx, rules: &Rules, step: &Step) -> StoreResult
         cursor::set(&mut **tx, rules.chain_id, c).await?;
         cursor::prune_blocks(&mut **tx, rules.chain_id, u64::MAX >> 1, step.forget_blocks_below).await?;
     }
-    outcome.touched = touched.into_iter().collect();
     Ok(outcome)
 }
 
@@ -203,7 +201,6 @@ async fn settle_sums(tx: &mut Tx, rules: &Rules, order_id: &str, at: i64) -> Sto
     orders::update_progress(&mut **tx, order_id, order.progress.status, &update).await?;
     let decimals = rules.decimals.get(&crypto.token_address).copied().unwrap_or(0);
     if progress.newly_paid {
-        transfers::mark_credited(&mut **tx, order_id, &crypto.token_address).await?;
         let paid = Paid {
             amount: format_base_units(confirmed, decimals),
             late: progress.late,

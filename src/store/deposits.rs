@@ -102,10 +102,6 @@ pub async fn count_for_team<'e>(db: impl AnyExecutor<'e>, team_id: &str) -> Stor
     Ok(sqlx::query_scalar("SELECT COUNT(*) FROM deposits WHERE team_id = $1").bind(team_id).fetch_one(db).await?)
 }
 
-pub async fn count_for_order<'e>(db: impl AnyExecutor<'e>, order_id: &str) -> StoreResult<i64> {
-    Ok(sqlx::query_scalar("SELECT COUNT(*) FROM deposits WHERE order_id = $1").bind(order_id).fetch_one(db).await?)
-}
-
 /// A deposit with what the lists show of its app.
 #[derive(Debug, Clone)]
 pub struct DepositRow {

@@ -45,8 +45,10 @@ fn units(text: &str) -> StoreResult<U256> {
     text.parse().map_err(|_| corrupt("amount"))
 }
 
-/// Addresses with a confirmed transfer in that no pending or confirmed sweep has covered yet,
-/// and no transfer still short of its confirmations (unconfirmed money is never moved).
+/// Addresses with a confirmed transfer in that no pending or confirmed sweep has covered yet.
+/// One with a transfer still short of its confirmations waits; a transfer mined after this
+/// read and before the sweep executes is still moved with the rest (a sweep takes the whole
+/// balance), and the receipt's amounts, not this read, are what the ledger records.
 pub async fn candidates<'e>(db: impl AnyExecutor<'e>, limit: i64) -> StoreResult<Vec<Candidate>> {
     let rows = sqlx::query(
         "SELECT DISTINCT t.to_address, t.token_address, o.salt FROM chain_transfers t \

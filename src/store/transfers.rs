@@ -182,15 +182,3 @@ pub async fn remove_above(
         .await?;
     Ok((touched.into_iter().flatten().collect(), deep))
 }
-
-/// Marks an order's confirmed transfers of the order's token as counted.
-pub async fn mark_credited<'e>(db: impl AnyExecutor<'e>, order_id: &str, token: &Address) -> StoreResult<()> {
-    sqlx::query(
-        "UPDATE chain_transfers SET credited = 1 WHERE order_id = $1 AND state = 'confirmed' AND token_address = $2",
-    )
-    .bind(order_id)
-    .bind(address_text(token))
-    .execute(db)
-    .await?;
-    Ok(())
-}

@@ -2,7 +2,7 @@
 //! databases where the data layer matters.
 
 use paywatch::payments::calendar::add_months;
-use paywatch::store::deposits;
+
 use rust_decimal::Decimal;
 use serde_json::{Value, json};
 use std::str::FromStr;
@@ -332,7 +332,26 @@ async fn deposits_are_unique_per_order() {
     let app = spawn_app(Options::default()).await;
     let (_, created) = app.post("/v2alpha/app/v2/app", &card_app_body("pm_card_visa", 1)).await;
     let order_id = created["order_id"].as_str().unwrap();
-    assert_eq!(deposits::count_for_order(app.db.store.pool(), order_id).await.unwrap(), 1);
+    assert_eq!(crate::support::db::deposits_for_order(&app.db.store, order_id).await, 1);
+    // A second deposit for the same order is refused by the database itself.
+    let second = paywatch::store::deposits::NewDeposit {
+        team_id: app.team_id.clone(),
+        app_id: created["app_id"].as_str().map(str::to_string),
+        order_id: order_id.to_string(),
+        pay_method: "CREDIT_CARD".into(),
+        usd: "1".into(),
+        amount: "1".into(),
+        expected_amount: "1".into(),
+        address: None,
+        transaction_hash: None,
+        card_id: Some("pm_card_visa".into()),
+        app_end_time: None,
+        deposit_time: 0,
+        app_before: None,
+    };
+    let refused = paywatch::store::deposits::insert(app.db.store.pool(), &second).await.unwrap_err();
+    assert!(refused.is_unique_violation(), "{refused}");
+    assert_eq!(crate::support::db::deposits_for_order(&app.db.store, order_id).await, 1);
     app.stop().await;
 }
 

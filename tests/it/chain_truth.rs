@@ -13,7 +13,7 @@ use paywatch::chain::rpc;
 use paywatch::devnet::anvil::{accounts, free_port};
 use paywatch::money::Token;
 use paywatch::payments::calendar::add_months;
-use paywatch::store::{deposits, outbox, unix_now};
+use paywatch::store::{outbox, unix_now};
 use serde_json::{Value, json};
 
 use crate::support::app::{Options, TestApp, spawn_app};
@@ -104,7 +104,12 @@ async fn thirty_payments_on(app: TestApp, mode: &str) {
         let status = app.app_status(&p.app_id).await;
         let start = status["app_start_time"].as_i64().unwrap();
         assert_eq!(status["app_end_time"].as_i64().unwrap(), add_months(start, 1), "{mode:?}: {} one period", p.app_id);
-        assert_eq!(deposits::count_for_order(pool, &p.order_id).await.unwrap(), 1, "{mode:?}: {} once", p.order_id);
+        assert_eq!(
+            crate::support::db::deposits_for_order(&app.db.store, &p.order_id).await,
+            1,
+            "{mode:?}: {} once",
+            p.order_id
+        );
         // A partial payment confirmed before its rest says so once; the rest is written once.
         let events = outbox::types_for_app(pool, &p.app_id).await.unwrap();
         let partial = events.iter().filter(|e| *e == "order.partially_paid").count();
@@ -493,7 +498,7 @@ async fn deep_reorg_reverses_and_re_mined_credits_once(backend: &'static str) {
     assert_eq!(order["confirmed"], "0");
     let status = app.app_status(&app_id).await;
     assert_eq!(status["status"], "suspended", "an app that had run is suspended: {status}");
-    assert_eq!(deposits::count_for_order(app.db.store.pool(), &order_id).await.unwrap(), 0);
+    assert_eq!(crate::support::db::deposits_for_order(&app.db.store, &order_id).await, 0);
     let delivered = receiver.wait_delivered(3).await;
     let reversed: Value = serde_json::from_str(&delivered[2].body).unwrap();
     assert_eq!(reversed["type"], "payment.reversed", "{reversed:#}");
@@ -516,7 +521,7 @@ async fn deep_reorg_reverses_and_re_mined_credits_once(backend: &'static str) {
     assert_eq!(status["status"], "active");
     let start = status["app_start_time"].as_i64().unwrap();
     assert_eq!(status["app_end_time"].as_i64().unwrap(), add_months(start, 1), "one period, once");
-    assert_eq!(deposits::count_for_order(app.db.store.pool(), &order_id).await.unwrap(), 1);
+    assert_eq!(crate::support::db::deposits_for_order(&app.db.store, &order_id).await, 1);
     assert_eq!(
         outbox::types_for_app(app.db.store.pool(), &app_id).await.unwrap(),
         ["order.paid", "app.activated", "payment.reversed", "order.paid", "app.activated"]
@@ -559,7 +564,7 @@ async fn expiry_and_crediting_never_both_win_on_postgres() {
     match order["status"].as_str().unwrap() {
         "paid" => {
             assert_eq!(expired, 0);
-            assert_eq!(deposits::count_for_order(pool, &order_id).await.unwrap(), 1);
+            assert_eq!(crate::support::db::deposits_for_order(&app.db.store, &order_id).await, 1);
             assert_eq!(app_status, "active");
             assert!(!events.contains(&"order.expired".to_string()), "{events:?}");
         }

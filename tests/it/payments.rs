@@ -17,7 +17,7 @@ fn token_of(pay_method: &str) -> Token {
 }
 
 async fn deposits_for(app: &crate::support::app::TestApp, order_id: &str) -> i64 {
-    paywatch::store::deposits::count_for_order(app.db.store.pool(), order_id).await.unwrap()
+    crate::support::db::deposits_for_order(&app.db.store, order_id).await
 }
 
 async fn pays_end_to_end(backend: &'static str, pay_method: &str) {

@@ -7,7 +7,7 @@ use alloy::primitives::{Address, U256};
 use paywatch::devnet::anvil::free_port;
 use paywatch::money::Token;
 use paywatch::payments::calendar::add_months;
-use paywatch::store::{deposits, outbox};
+use paywatch::store::outbox;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
@@ -25,7 +25,7 @@ async fn assert_paid_once_for_one_period(app: &TestApp, orders: &[(String, Strin
             "{app_id} moved by exactly one period"
         );
         assert_eq!(
-            deposits::count_for_order(app.db.store.pool(), order_id).await.unwrap(),
+            crate::support::db::deposits_for_order(&app.db.store, order_id).await,
             1,
             "{order_id} credited once"
         );
@@ -103,7 +103,7 @@ async fn the_watcher_resumes_after_the_rpc_node_comes_back() {
     assert_eq!(health.status(), 200, "paywatch kept serving through the outage");
     app.pay(Token::AnkrErc20, second.2, second.3).await;
     app.wait_order(&second.1, 40, |o| o["status"] == "paid").await;
-    assert_eq!(deposits::count_for_order(app.db.store.pool(), &first.1).await.unwrap(), 1);
+    assert_eq!(crate::support::db::deposits_for_order(&app.db.store, &first.1).await, 1);
     app.stop().await;
 }
 

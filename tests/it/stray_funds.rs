@@ -147,7 +147,7 @@ async fn stray_funds_are_listed_swept_and_applied(backend: &'static str) {
     let paid = app.order(&target).await;
     assert_eq!(paid["status"], "paid", "{paid}");
     assert_eq!(app.app_status(&target_app).await["status"], "active");
-    assert_eq!(paywatch::store::deposits::count_for_order(app.db.store.pool(), &target).await.unwrap(), 1);
+    assert_eq!(crate::support::db::deposits_for_order(&app.db.store, &target).await, 1);
     let (status, _) =
         admin(&app, post.clone(), &format!("/admin/funds/{}/apply", fund_id(&late)), Some(json!({"order_id": target})))
             .await;

@@ -79,3 +79,12 @@ fn replace_db_name(url: &str, name: &str) -> String {
         None => format!("{prefix}/{name}"),
     }
 }
+
+/// Deposit rows of an order (one at most, by the unique order id).
+pub async fn deposits_for_order(store: &paywatch::store::Store, order_id: &str) -> i64 {
+    sqlx::query_scalar("SELECT COUNT(*) FROM deposits WHERE order_id = $1")
+        .bind(order_id)
+        .fetch_one(store.pool())
+        .await
+        .unwrap()
+}
