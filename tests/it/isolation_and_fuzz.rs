@@ -18,6 +18,18 @@ async fn a_key_of_team_b_gets_nothing_of_team_a_route_by_route() {
     let card_app_a = paid["app_id"].as_str().unwrap().to_string();
     let (b_team, b_key) = paywatch::store::teams::create_with_key(&app.db.store, "intruder").await.unwrap();
     let b = b_team.team_id;
+    // Team A as it is before team B tries anything.
+    let pool = app.db.store.pool().clone();
+    let count = |table: &'static str| {
+        let pool = pool.clone();
+        async move {
+            let sql = format!("SELECT COUNT(*) FROM {table}");
+            sqlx::query_scalar::<_, i64>(sqlx::AssertSqlSafe(sql)).fetch_one(&pool).await.unwrap()
+        }
+    };
+    let before = (count("orders").await, count("deposits").await, count("apps").await);
+    let card_app_before = app.app_status(&card_app_a).await;
+    let order_before = app.order(&order_a).await;
 
     let get = |path: String| {
         let req = app.http.get(format!("{}{path}", app.base)).bearer_auth(&b_key.api_key);
@@ -82,11 +94,11 @@ async fn a_key_of_team_b_gets_nothing_of_team_a_route_by_route() {
     in_a["team_id"] = json!(a);
     assert_eq!(post("/v2alpha/app/v2/app", in_a).await, 403, "a body naming team A");
 
-    // Team A's data is as it was.
-    let orders: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM orders").fetch_one(app.db.store.pool()).await.unwrap();
-    assert_eq!(orders, 2, "team B created nothing against team A");
-    let end_before = app.app_status(&card_app_a).await["app_end_time"].clone();
-    assert_eq!(app.app_status(&card_app_a).await["app_end_time"], end_before);
+    // Team A's data is as it was before the attempts.
+    let after = (count("orders").await, count("deposits").await, count("apps").await);
+    assert_eq!(after, before, "team B created nothing (orders, deposits, apps)");
+    assert_eq!(app.app_status(&card_app_a).await, card_app_before, "team A's app is unchanged");
+    assert_eq!(app.order(&order_a).await, order_before, "team A's order is unchanged");
     app.stop().await;
 }
 
@@ -170,6 +182,9 @@ fn mutate(rng: &mut StdRng, valid: &Value) -> String {
 async fn generated_bodies_never_get_a_5xx_from_any_post_route() {
     let app = spawn_app(Options::default()).await;
     let (existing_app, _, _, _) = app.create_crypto_app("USDT_ERC20", 1).await;
+    // An active app too, so extension bodies reach the charge path, not only the 409 of a
+    // pending app.
+    let (active_app, _) = app.create_card_app(1).await;
     let team = app.team_id.clone();
     let quote = json!({"cluster_id": "", "chart_name": "boinc", "cpu_limit": 100, "mem_limit": 100, "storage_limit": 100, "period": 3});
     let goods = json!({"goods_id": 7, "main_specification_name": "m", "second_specification_name": "s",
@@ -194,12 +209,26 @@ async fn generated_bodies_never_get_a_5xx_from_any_post_route() {
             json!({"pay_method": "USDT_ERC20", "app_id": existing_app, "card_id": ""}),
             false,
         ),
+        (
+            "/v2alpha/after_create_extend_order/do_extend_app".into(),
+            json!({"app_id": active_app, "period": 1, "pay_method": "CREDIT_CARD", "card_id": "pm_card_visa"}),
+            false,
+        ),
+        (
+            format!("/v2alpha/teams/{team}/extend_app"),
+            json!({"pay_method": "CREDIT_CARD", "app_id": active_app, "card_id": "pm_card_visa", "period": 1}),
+            false,
+        ),
+        (
+            "/v2alpha/create_extend_order".into(),
+            json!({"app_id": active_app, "period": 2, "pay_method": "USDT_ERC20"}),
+            false,
+        ),
         ("/admin/teams".into(), json!({"name": "fuzzed"}), true),
         ("/goods-specification/update-sp".into(), goods.clone(), true),
         ("/goods-specifications".into(), goods, true),
     ];
-    let seed: u64 = rand::random();
-    println!("fuzz seed: {seed}");
+    let seed = crate::support::test_seed("fuzz");
     let mut rng = StdRng::seed_from_u64(seed);
     for (path, valid, admin) in &routes {
         for i in 0..150 {

@@ -49,8 +49,7 @@ async fn fifty_payments_through_sigkills_are_each_credited_exactly_once() {
         orders.push(app.create_crypto_app("USDT_ERC20", 1).await);
     }
 
-    let seed: u64 = rand::random();
-    println!("sigkill schedule seed: {seed}");
+    let seed = crate::support::test_seed("sigkill schedule");
     let mut rng = StdRng::seed_from_u64(seed);
     let mut kills = 0;
     let mut paid_while_down = 0;

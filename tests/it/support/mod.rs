@@ -35,6 +35,14 @@ pub async fn paywatch_beside_server(args: &[&str]) -> Output {
     .expect("the command ran")
 }
 
+/// A seed for a randomized test: `PAYWATCH_TEST_SEED` when set (to replay a failure), else a
+/// fresh one; printed either way, so a failing run names the seed that replays it.
+pub fn test_seed(what: &str) -> u64 {
+    let seed = std::env::var("PAYWATCH_TEST_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(rand::random);
+    println!("{what} seed: {seed} (replay with PAYWATCH_TEST_SEED={seed})");
+    seed
+}
+
 pub fn write_file(dir: &Path, name: &str, text: &str) -> PathBuf {
     let path = dir.join(name);
     std::fs::write(&path, text).expect("temp file is writable");
