@@ -57,8 +57,11 @@ async fn a_400_is_not_retried_and_can_be_redelivered_by_the_admin() {
     let app = spawn_app(Options { extra_config: webhook_config(&url), ..Default::default() }).await;
     app.create_card_app(1).await;
     receiver.wait_delivered(1).await; // app.activated goes on: a failed event does not block its app
-    tokio::time::sleep(Duration::from_millis(1500)).await; // longer than any retry would wait
+    // Given up (no retry scheduled) is the outbox's decision, recorded: wait for it.
+    let failed = wait_failed(&app, 1).await;
     let first = receiver.seen()[0].clone();
+    assert_eq!(failed[0]["event_id"], first.event_id.as_str());
+    assert_eq!(failed[0]["attempts"], 1, "given up on its first attempt: {failed:?}");
     assert_eq!(first.answered, 400);
     assert_eq!(receiver.seen().iter().filter(|r| r.event_id == first.event_id).count(), 1, "no retry after a 400");
 
@@ -86,8 +89,14 @@ async fn events_written_before_a_sigkill_are_delivered_after_restart() {
     let server = ServeProcess::start(&app.config_path, port).await;
     app.base = server.base.clone();
     let (app_id, _) = app.create_card_app(1).await;
-    tokio::time::sleep(Duration::from_millis(300)).await; // some attempts fail with 503
+    // An attempt has failed with 503 before the kill.
+    let started = std::time::Instant::now();
+    while !receiver.seen().iter().any(|r| r.answered == 503) {
+        assert!(started.elapsed() < Duration::from_secs(30), "no attempt reached the receiver");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     server.kill9().await;
+    assert!(receiver.seen().iter().all(|r| r.answered == 503), "nothing was delivered before the kill");
     *receiver.fallback.lock().unwrap() = 200;
     let server = ServeProcess::start(&app.config_path, port).await;
     let delivered = receiver.wait_delivered(2).await;
@@ -113,6 +122,19 @@ async fn deliveries(app: &crate::support::app::TestApp) -> Vec<Value> {
         .unwrap();
     let list: Value = r.json().await.unwrap();
     list["deliveries"].as_array().unwrap().clone()
+}
+
+/// Waits until `n` deliveries are given up; returns those.
+async fn wait_failed(app: &crate::support::app::TestApp, n: usize) -> Vec<Value> {
+    let started = std::time::Instant::now();
+    loop {
+        let failed: Vec<Value> = deliveries(app).await.into_iter().filter(|d| d["state"] == "failed").collect();
+        if failed.len() >= n {
+            return failed;
+        }
+        assert!(started.elapsed() < Duration::from_secs(30), "not given up");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 async fn wait_all_failed(app: &crate::support::app::TestApp, n: usize) -> Vec<Value> {
