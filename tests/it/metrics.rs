@@ -33,7 +33,14 @@ pub fn value(scrape: &Scrape, name: &str, labels: &[(&str, &str)]) -> f64 {
 
 #[tokio::test]
 async fn metrics_parse_and_counters_move_when_a_payment_is_credited() {
-    let app = spawn_app(Options::default()).await;
+    let mut app = spawn_app(Options::default()).await;
+    // A server process of its own: its counters move for this test's payment only (the
+    // recorder in this test process is shared by every test).
+    app.stop_server().await;
+    let server =
+        crate::support::process::ServeProcess::start(&app.config_path, paywatch::devnet::anvil::free_port().unwrap())
+            .await;
+    app.base = server.base.clone();
     let (_, order_id, address, owed) = app.create_crypto_app("USDT_ERC20", 1).await;
     app.order(&order_id).await;
     let before = scrape(&app).await;
@@ -53,10 +60,10 @@ async fn metrics_parse_and_counters_move_when_a_payment_is_credited() {
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
         after = scrape(&app).await;
     }
-    // Other tests in this process pay too (the recorder is per process), hence "at least".
-    assert!(credited(&after) >= credited(&before) + 1.0, "payments credited did not move");
-    assert!(matched(&after) >= matched(&before) + 1.0, "transfers matched did not move");
-    assert!(scanned(&after) >= scanned(&before) + 1.0, "logs scanned did not move");
+    // Exactly this test's payment: one credit, one matched transfer.
+    assert_eq!(credited(&after) - credited(&before), 1.0, "payments credited");
+    assert_eq!(matched(&after) - matched(&before), 1.0, "transfers matched");
+    assert!(scanned(&after) > scanned(&before), "logs scanned did not move");
 
     assert!(value(&after, "paywatch_chain_head_block", &[]) >= 1.0);
     assert!(find(&after, "paywatch_processed_block", &[]).is_some());
@@ -76,6 +83,7 @@ async fn metrics_parse_and_counters_move_when_a_payment_is_credited() {
         }
         other => panic!("latency is a histogram, not {other:?}"),
     }
+    server.kill9().await;
     app.stop().await;
 }
 
