@@ -39,6 +39,9 @@ pub enum ApiError {
     /// 503: a dependency (price, database, node) is unavailable right now.
     #[error("{0}")]
     Unavailable(String),
+    /// 503 with `Retry-After`: the database is busy; the same request shortly will do.
+    #[error("the database is busy; retry in a moment")]
+    Busy,
     /// 500: a bug or an unexpected failure; logged, not described.
     #[error("internal error")]
     Internal(#[source] anyhow::Error),
@@ -68,7 +71,7 @@ impl ApiError {
             ApiError::Timeout(_) => (StatusCode::REQUEST_TIMEOUT, "timeout"),
             ApiError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
             ApiError::Invalid { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "invalid"),
-            ApiError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+            ApiError::Unavailable(_) | ApiError::Busy => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
     }
@@ -80,7 +83,11 @@ impl IntoResponse for ApiError {
         if let ApiError::Internal(cause) = &self {
             tracing::error!(error = format!("{cause:#}"), "request failed");
         }
-        (status, Json(ErrorBody { code, message: self.to_string() })).into_response()
+        let mut response = (status, Json(ErrorBody { code, message: self.to_string() })).into_response();
+        if matches!(self, ApiError::Busy) {
+            response.headers_mut().insert(axum::http::header::RETRY_AFTER, axum::http::HeaderValue::from_static("1"));
+        }
+        response
     }
 }
 
@@ -90,6 +97,9 @@ impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         if e.is_unique_violation() {
             return ApiError::Conflict("that already exists".into());
+        }
+        if e.is_busy() {
+            return ApiError::Busy;
         }
         match e {
             StoreError::Sqlx(sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed) => {

@@ -48,6 +48,16 @@ pub enum StoreError {
 }
 
 impl StoreError {
+    /// The database is busy right now (SQLite busy or locked past its busy timeout;
+    /// PostgreSQL lock timeout, deadlock or serialization failure): worth retrying soon.
+    pub fn is_busy(&self) -> bool {
+        let StoreError::Sqlx(sqlx::Error::Database(e)) = self else { return false };
+        let code = e.code();
+        matches!(code.as_deref(), Some("5" | "6" | "261" | "262" | "517" | "55P03" | "40P01" | "40001"))
+            || e.message().contains("database is locked")
+            || e.message().contains("database table is locked")
+    }
+
     /// A unique or primary-key constraint refused the write.
     pub fn is_unique_violation(&self) -> bool {
         matches!(self, StoreError::Sqlx(sqlx::Error::Database(e)) if e.is_unique_violation())

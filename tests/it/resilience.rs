@@ -151,3 +151,31 @@ async fn two_servers_on_one_postgres_run_one_watcher_and_the_survivor_takes_over
     survivor.kill9().await;
     app.stop().await;
 }
+
+/// SQLite busy past its busy timeout (another writer holds the lock) is a 503 with
+/// `Retry-After`, in the JSON error model, not a 500; once the lock is gone the same call works.
+#[tokio::test]
+async fn a_busy_sqlite_answers_503_with_retry_after() {
+    let app = spawn_app(Options::default()).await;
+    let mut holder = app.db.store.pool().acquire().await.unwrap();
+    sqlx::query("BEGIN IMMEDIATE").execute(&mut *holder).await.unwrap();
+    let body = crate::support::app::create_app_body("USDT_ERC20", 1);
+    let r = app
+        .http
+        .post(format!("{}/v2alpha/app/v2/app", app.base))
+        .bearer_auth(&app.api_key)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let status = r.status().as_u16();
+    let retry_after = r.headers().get("retry-after").map(|v| v.to_str().unwrap().to_string());
+    let answer: serde_json::Value = r.json().await.unwrap();
+    sqlx::query("ROLLBACK").execute(&mut *holder).await.unwrap();
+    drop(holder);
+    assert_eq!((status, answer["code"].as_str()), (503, Some("unavailable")), "{answer}");
+    assert_eq!(retry_after.as_deref(), Some("1"));
+    let (status, created) = app.post("/v2alpha/app/v2/app", &body).await;
+    assert_eq!(status, 200, "{created}");
+    app.stop().await;
+}
