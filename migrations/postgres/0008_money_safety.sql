@@ -120,3 +120,6 @@ ALTER TABLE chain_cursor ADD COLUMN head_block BIGINT;
 
 -- Written and never read: the order's sums are recomputed from its transfers every time.
 ALTER TABLE chain_transfers DROP COLUMN credited;
+
+-- Pictures come back in the order they were saved (as the seed shows them), not by name.
+ALTER TABLE goods_specification_pics ADD COLUMN position BIGINT NOT NULL DEFAULT 0;

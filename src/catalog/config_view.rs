@@ -119,7 +119,7 @@ fn option(currency: &Currency, o: &ConfigOption) -> Value {
     v["sub"] = match kind {
         OptionKind::OperatingSystem => os_families(currency, &o.sub),
         OptionKind::Location => Value::Array(o.sub.iter().map(|s| location(currency, s)).collect()),
-        _ => Value::Array(o.sub.iter().map(|s| plain_sub(currency, kind, s)).collect()),
+        _ => Value::Array(o.sub.iter().map(|s| plain_sub(currency, o.id, kind, s)).collect()),
     };
     v
 }
@@ -128,8 +128,9 @@ fn first_word(name: &str) -> &str {
     name.split_whitespace().next().unwrap_or(name)
 }
 
-fn plain_sub(currency: &Currency, kind: OptionKind, s: &SubOption) -> Value {
-    let mut v = json!({"id": s.id, "name": s.name, "option_name": s.name, "option_name_first": first_word(&s.name),
+/// A sub-option as seed 002 shows it; `config_id` is the option it belongs to.
+fn plain_sub(currency: &Currency, config_id: i64, kind: OptionKind, s: &SubOption) -> Value {
+    let mut v = json!({"id": s.id, "config_id": config_id, "name": s.name, "option_name": s.name, "option_name_first": first_word(&s.name),
                        "pricing": cents_text(s.pricing), "qty_stage": flag(kind == OptionKind::Stage),
                        "show_pricing": currency.show(&s.name, s.pricing)});
     if kind.is_quantity() {

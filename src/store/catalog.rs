@@ -63,13 +63,15 @@ pub async fn replace_goods_specification(tx: &mut Tx, g: &GoodsSpecification) ->
         .execute(&mut **tx)
         .await?;
     }
-    for pic in &g.pics {
+    for (position, pic) in g.pics.iter().enumerate() {
         sqlx::query(
-            "INSERT INTO goods_specification_pics (goods_id, main_specification, image_url) VALUES ($1, $2, $3)",
+            "INSERT INTO goods_specification_pics (goods_id, main_specification, image_url, position) \
+             VALUES ($1, $2, $3, $4)",
         )
         .bind(g.goods_id)
         .bind(&pic.main_specification)
         .bind(&pic.image_url)
+        .bind(position as i64)
         .execute(&mut **tx)
         .await?;
     }
@@ -105,7 +107,7 @@ pub async fn get_goods_specification(tx: &mut Tx, goods_id: i64) -> StoreResult<
     })
     .collect::<StoreResult<Vec<_>>>()?;
     let pics = sqlx::query(
-        "SELECT main_specification, image_url FROM goods_specification_pics WHERE goods_id = $1 ORDER BY main_specification",
+        "SELECT main_specification, image_url FROM goods_specification_pics WHERE goods_id = $1 ORDER BY position, main_specification",
     )
     .bind(goods_id)
     .fetch_all(&mut **tx)

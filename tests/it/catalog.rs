@@ -62,7 +62,13 @@ async fn the_seed_goods_specification_round_trips_with_its_prices_and_pictures()
         assert_eq!(cells[2]["after_discount_cost"], "23.79");
         assert_eq!(cells[0]["image_url"], "https://www.baidu.com2", "each cell shows its main specification's picture");
         assert_eq!(cells[4]["image_url"], "https://www.baidu.com3");
-        assert_eq!(info["pics"].as_array().unwrap().len(), 2);
+        let pics = info["pics"].as_array().unwrap();
+        assert_eq!(pics.len(), 2);
+        // In the order saved (蓝色 first), not by name (绿色 sorts first).
+        assert_eq!(
+            (pics[0]["main_specification"].as_str(), pics[1]["main_specification"].as_str()),
+            (Some("蓝色"), Some("绿色"))
+        );
     }
 
     let mut duplicate = seed_update();

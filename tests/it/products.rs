@@ -152,13 +152,22 @@ async fn productsconfig_has_the_seeds_fields_for_all_20_option_types() {
                 assert_eq!(keys(&us["area"][0]), set(&["id", "pricing", "area", "area_zh", "show_pricing"]));
             }
             _ => {
-                let mut sub =
-                    set(&["id", "name", "option_name", "option_name_first", "pricing", "qty_stage", "show_pricing"]);
+                let mut sub = set(&[
+                    "id",
+                    "config_id",
+                    "name",
+                    "option_name",
+                    "option_name_first",
+                    "pricing",
+                    "qty_stage",
+                    "show_pricing",
+                ]);
                 if quantity {
                     sub.extend(set(&["qty_minimum", "qty_maximum"]));
                 }
                 for s in o["sub"].as_array().unwrap() {
                     assert_eq!(keys(s), sub, "type {t} sub-option");
+                    assert_eq!(s["config_id"], o["id"], "seed 002: a sub-option names its option");
                 }
                 assert_eq!(o["sub"][0]["qty_stage"], json!(i32::from((15..=19).contains(&t))));
             }
