@@ -89,6 +89,14 @@ pub async fn follow_watcher(
 }
 
 impl ChainStatus {
+    /// Resolves once this process no longer holds the watcher lease (looked at every 50 ms),
+    /// so leader-only work stops at once rather than at the end of its pass.
+    pub async fn leadership_lost(&self) {
+        while self.is_leader() {
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    }
+
     fn copy_from_watcher(&self, head: u64, processed: u64, time: i64) {
         self.set_head(head);
         self.set_processed(processed);

@@ -36,10 +36,16 @@ pub async fn run(
             continue;
         }
         let started = unix_now();
-        match pass(&store, &config, status.head(), since).await {
-            // A change in the same second as `started` is looked at again next pass, not missed.
-            Ok(()) => since = Some(started - 1),
-            Err(e) => tracing::warn!(error = %e, "recording order events failed; next pass retries"),
+        // Each event is its own write, so a pass cut off by shutdown or a lost lease leaves
+        // nothing half done; the next leader's pass picks up from its own `since`.
+        tokio::select! {
+            _ = shutdown.cancelled() => return Ok(()),
+            _ = status.leadership_lost() => {}
+            result = pass(&store, &config, status.head(), since) => match result {
+                // A change in the same second as `started` is looked at again next pass, not missed.
+                Ok(()) => since = Some(started - 1),
+                Err(e) => tracing::warn!(error = %e, "recording order events failed; next pass retries"),
+            },
         }
     }
 }

@@ -41,8 +41,16 @@ pub async fn run(
         if !status.is_leader() {
             continue;
         }
-        if let Err(e) = deliver_due(&store, &client, hooks).await {
-            tracing::warn!(error = %e, "webhook delivery pass failed; next pass retries");
+        // A pass can be 50 slow receivers long: shutdown and a lost lease end it at once. An
+        // attempt cut off is not recorded and is made again (receivers deduplicate on id).
+        tokio::select! {
+            _ = shutdown.cancelled() => return Ok(()),
+            _ = status.leadership_lost() => {}
+            result = deliver_due(&store, &client, hooks) => {
+                if let Err(e) = result {
+                    tracing::warn!(error = %e, "webhook delivery pass failed; next pass retries");
+                }
+            }
         }
     }
 }

@@ -195,3 +195,34 @@ async fn an_unreachable_webhook_url_is_never_shown_whole() {
     }
     app.stop().await;
 }
+
+/// SIGTERM ends `serve` within the request timeout plus 5 s even while a delivery pass is
+/// stuck on a receiver that accepts and never answers (the webhook timeout is 60 s here).
+#[tokio::test]
+async fn sigterm_ends_serve_promptly_during_a_stuck_delivery() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    let (accepted_tx, mut accepted) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = listener.accept().await {
+            held.push(socket); // never answered, never closed
+            let _ = accepted_tx.send(());
+        }
+    });
+    let config = webhook_config(&url).replace("max_attempts = 5", "max_attempts = 5\ntimeout_ms = 60000");
+    let mut app = spawn_app(Options {
+        extra_config: config,
+        config_edits: vec![("heartbeat_secs = 5", "heartbeat_secs = 5\nrequest_timeout_s = 2")],
+        ..Default::default()
+    })
+    .await;
+    app.stop_server().await;
+    let server = ServeProcess::start(&app.config_path, free_port().unwrap()).await;
+    app.base = server.base.clone();
+    app.create_card_app(1).await;
+    tokio::time::timeout(Duration::from_secs(30), accepted.recv()).await.expect("a delivery reached the receiver");
+    let took = server.sigterm().await;
+    assert!(took < Duration::from_secs(2 + 5), "serve took {took:?} to end after SIGTERM");
+    app.stop().await;
+}

@@ -52,6 +52,18 @@ impl ServeProcess {
         self.health().await.is_some_and(|h| h["watcher"] == "active")
     }
 
+    /// SIGTERM, then waits for the process to exit; returns how long that took.
+    pub async fn sigterm(mut self) -> Duration {
+        let pid = self.child.id().expect("the process is running") as i32;
+        let sent = Instant::now();
+        unsafe {
+            libc::kill(pid, libc::SIGTERM);
+        }
+        let status = tokio::time::timeout(Duration::from_secs(120), self.child.wait()).await;
+        assert!(status.is_ok(), "paywatch serve did not exit within 120 s of SIGTERM");
+        sent.elapsed()
+    }
+
     /// SIGKILL: no shutdown, no cleanup.
     pub async fn kill9(mut self) {
         self.child.start_kill().unwrap();
