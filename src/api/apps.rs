@@ -15,7 +15,6 @@ use super::idempotency::{Made, Once, run_once};
 use super::types::{Period, text_field};
 use crate::money::PayMethod;
 use crate::payments::checkout::{self, OrderFor};
-use crate::payments::pricing::Resources;
 use crate::store::apps::{self, App, AppSpec};
 use crate::store::card_charges::Purpose;
 use crate::store::orders::OrderKind;
@@ -122,17 +121,6 @@ impl CreateAppRequest {
     }
 }
 
-pub fn resources_of(spec: &AppSpec, period: u32) -> Resources<'_> {
-    Resources {
-        cluster_id: &spec.cluster_id,
-        chart_name: &spec.chart_name,
-        cpu_limit: spec.cpu_limit,
-        mem_limit: spec.mem_limit,
-        storage_limit: spec.storage_limit,
-        period,
-    }
-}
-
 pub fn parse_pay_method(field: &str, value: &str) -> Result<PayMethod, ApiError> {
     PayMethod::from_str(value)
         .map_err(|_| ApiError::invalid(field, "must be one of CREDIT_CARD, ANKR_ERC20, USDT_ERC20"))
@@ -181,7 +169,13 @@ async fn create_app_once(
     let pay_method = parse_pay_method("pre_pay_info.pay_method", &req.pre_pay_info.pay_method)?;
     let spec = req.spec();
     let period = req.pre_pay_info.period.0;
-    let quote = checkout::quote(&state.config, &state.prices, pay_method, &resources_of(&spec, period)).await?;
+    let quote = checkout::quote(
+        &state.config,
+        &state.prices,
+        pay_method,
+        &crate::payments::extension::resources_of(&spec, period),
+    )
+    .await?;
     let Some(token) = pay_method.token() else {
         let card_id = required_card("pre_pay_info.card_id", req.pre_pay_info.card_id.as_deref())?;
         let purpose = Purpose::NewApp { spec: Box::new(spec), period: period as i64 };

@@ -9,7 +9,7 @@ use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 
 use super::AppState;
-use super::apps::{parse_pay_method, resources_of};
+use super::apps::parse_pay_method;
 use super::error::{ApiError, ErrorBody};
 use super::extract::{ApiPath, Team, parse_json};
 use super::idempotency::{Made, Once, run_once};
@@ -17,10 +17,11 @@ use super::types::Period;
 use crate::money::PayMethod;
 use crate::payments::card_payment::{self, CardPayError, CardPayment, Recorded};
 use crate::payments::cards::CardError;
-use crate::payments::checkout::{self, OrderFor, Quote};
-use crate::store::apps::{self, App, AppStatus};
+use crate::payments::checkout::Quote;
+use crate::payments::extension::{self, ExtendError};
+use crate::store::apps::App;
 use crate::store::card_charges::Purpose;
-use crate::store::orders::{self, Order, OrderKind};
+use crate::store::orders::{self, Order};
 
 impl From<CardError> for ApiError {
     fn from(e: CardError) -> Self {
@@ -76,7 +77,20 @@ pub async fn pay_by_card(
     Ok(card_payment::pay(&state.store, &state.cards, payment).await?)
 }
 
-/// Opens a token extend order for `app` (paid to its own deposit address).
+impl From<ExtendError> for ApiError {
+    fn from(e: ExtendError) -> Self {
+        match e {
+            ExtendError::NotFound => ApiError::NotFound("app"),
+            ExtendError::NotExtendable(_) => ApiError::Conflict(e.to_string()),
+            ExtendError::Checkout(c) => c.into(),
+            ExtendError::Card(c) => c.into(),
+            ExtendError::Store(s) => s.into(),
+        }
+    }
+}
+
+/// Opens a token extend order for `app` (paid to its own deposit address), saved under the
+/// call's key in the same transaction.
 pub async fn open_token_extension(
     state: &AppState,
     once: &Once,
@@ -87,25 +101,15 @@ pub async fn open_token_extension(
     period: u32,
 ) -> Result<Order, ApiError> {
     let mut tx = state.store.begin().await?;
-    let what = OrderFor {
-        team_id: &team.team_id,
-        app_id: Some(&app.app_id),
-        kind: OrderKind::Extend,
-        period_months: period as i64,
-    };
-    let order = checkout::open_token_order(&mut tx, &state.config, what, token, quote).await?;
+    let order = extension::open_token_order(&mut tx, &state.config, &team.team_id, app, token, quote, period).await?;
     once.save_done(&mut tx, &Made { app_id: Some(app.app_id.clone()), order_id: order.order_id.clone() }).await?;
     tx.commit().await.map_err(crate::store::StoreError::from)?;
     Ok(order)
 }
 
-/// The team's app, which must be running or expired to be extended.
+/// The team's app, if it may be extended.
 pub async fn extendable_app(state: &AppState, team: &Team, app_id: &str) -> Result<App, ApiError> {
-    let app = apps::get_app(state.store.pool(), &team.team_id, app_id).await?.ok_or(ApiError::NotFound("app"))?;
-    if matches!(app.status, AppStatus::PendingPayment | AppStatus::Cancelled) {
-        return Err(ApiError::Conflict(format!("an app that is {} cannot be extended", app.status.as_str())));
-    }
-    Ok(app)
+    Ok(extension::extendable_app(&state.store, &team.team_id, app_id).await?)
 }
 
 async fn extend_by_card(
@@ -116,10 +120,14 @@ async fn extend_by_card(
     period: u32,
     card_id: &str,
 ) -> Result<String, ApiError> {
-    let quote =
-        checkout::quote(&state.config, &state.prices, PayMethod::CreditCard, &resources_of(&app.spec, period)).await?;
-    let purpose = Purpose::Extend { app_id: app.app_id.clone(), period: period as i64 };
-    Ok(pay_by_card(state, once, team, card_id, quote.usd, purpose).await?.order_id)
+    let with = extension::CardExtension {
+        store: &state.store,
+        cards: &state.cards,
+        config: &state.config,
+        prices: &state.prices,
+        request_key: once.request_key(),
+    };
+    Ok(extension::by_card(with, &team.team_id, app, period, card_id).await?.order_id)
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -241,7 +249,7 @@ async fn extend_app_once(
     let app = extendable_app(state, team, &req.app_id).await?;
     let period = match req.period {
         Some(p) => p.0,
-        None => first_period(state, &app).await?,
+        None => extension::first_period(&state.store, &app).await?,
     };
     match pay_method.token() {
         None => {
@@ -250,8 +258,7 @@ async fn extend_app_once(
             Ok(ExtendAppResponse::success(order_id))
         }
         Some(token) => {
-            let quote =
-                checkout::quote(&state.config, &state.prices, pay_method, &resources_of(&app.spec, period)).await?;
+            let quote = extension::quote(&state.config, &state.prices, pay_method, &app, period).await?;
             let order = open_token_extension(state, once, team, &app, token, quote, period).await?;
             Ok(ExtendAppResponse::success(order.order_id))
         }
@@ -286,14 +293,4 @@ pub async fn extend_app_get(
     body: Bytes,
 ) -> Response {
     extend_app(state, team, team_id, headers, body).await
-}
-
-async fn first_period(state: &AppState, app: &App) -> Result<u32, ApiError> {
-    let period: Option<i64> =
-        sqlx::query_scalar("SELECT period_months FROM orders WHERE app_id = $1 AND kind = 'create'")
-            .bind(&app.app_id)
-            .fetch_optional(state.store.pool())
-            .await
-            .map_err(crate::store::StoreError::from)?;
-    Ok(period.and_then(|p| u32::try_from(p).ok()).unwrap_or(1))
 }

@@ -18,7 +18,6 @@ use super::cards::{pay_by_card, required_card};
 use super::error::{ApiError, ErrorBody};
 use super::extract::{ApiJson, ApiPath, ApiQuery, Team, parse_json};
 use super::idempotency::{Made, Once, run_once};
-use super::orders::current_head;
 use crate::catalog::cart::{self, PricedSelection, Selection};
 use crate::catalog::config_view::{self, Currency};
 use crate::catalog::import::{self, ProductPart, SaveError};
@@ -193,7 +192,7 @@ async fn cart_order_once(
 
 /// The answer for a cart order: its view and the selection as priced when ordered.
 async fn cart_answer(state: &AppState, team: &Team, order_id: &str) -> Result<CartOrderResponse, ApiError> {
-    let head = current_head(state).await;
+    let head = state.chain.head_or_ask(&state.rpc).await;
     let view = order_view::load(&state.store, &state.config, head, Some(&team.team_id), order_id)
         .await?
         .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("order {order_id} vanished")))?;

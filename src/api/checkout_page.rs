@@ -13,7 +13,6 @@ use qrcode::render::svg;
 use super::AppState;
 use super::error::{ApiError, ErrorBody};
 use super::extract::ApiPath;
-use super::orders::current_head;
 use crate::payments::order_view::{self, OrderView};
 
 const SCRIPT: &str = include_str!("checkout_assets/checkout.js");
@@ -52,7 +51,7 @@ fn asset(content_type: &'static str, body: &'static str) -> Response {
     )
 )]
 pub async fn page(State(state): State<AppState>, ApiPath(order_id): ApiPath<String>) -> Result<Response, ApiError> {
-    let head = current_head(&state).await;
+    let head = state.chain.head_or_ask(&state.rpc).await;
     let Some(view) = order_view::load(&state.store, &state.config, head, None, &order_id).await? else {
         let body = layout(
             "Order not found",

@@ -1,31 +1,23 @@
 //! GetEthOrder, order status, and CreateExtendOrder.
 
-use alloy::providers::Provider;
 use axum::Json;
 use axum::extract::State;
 use serde::{Deserialize, Serialize};
 
 use super::AppState;
-use super::apps::{parse_pay_method, resources_of};
+use super::apps::parse_pay_method;
 use super::error::{ApiError, ErrorBody};
 use super::extract::{ApiPath, ApiQuery, Team, parse_json};
 use super::idempotency::{Made, Once, run_once};
 use super::types::Period;
-use crate::payments::checkout::{self, payment_uri};
+use crate::payments::checkout::payment_uri;
+use crate::payments::extension;
 use crate::payments::order_view::{self, OrderView};
 use crate::store::apps;
 use crate::store::orders;
 use axum::body::Bytes;
 use axum::http::HeaderMap;
 use axum::response::Response;
-
-/// The head the watcher last saw; asked of the node before the watcher's first step.
-pub async fn current_head(state: &AppState) -> u64 {
-    match state.chain.head() {
-        0 => state.rpc.get_block_number().await.unwrap_or(0),
-        head => head,
-    }
-}
 
 #[utoipa::path(
     get, path = "/v2alpha/teams/{team_id}/orders/{order_id}", tag = "payments",
@@ -45,7 +37,7 @@ pub async fn order_status(
     ApiPath((team_id, order_id)): ApiPath<(String, String)>,
 ) -> Result<Json<OrderView>, ApiError> {
     team.owns(&team_id)?;
-    let head = current_head(&state).await;
+    let head = state.chain.head_or_ask(&state.rpc).await;
     let view = order_view::load(&state.store, &state.config, head, Some(&team_id), &order_id)
         .await?
         .ok_or(ApiError::NotFound("order"))?;
@@ -212,7 +204,7 @@ async fn create_extend_order_once(
     let pay_method = parse_pay_method("pay_method", &req.pay_method)?;
     let app = super::cards::extendable_app(state, team, &req.app_id).await?;
     let period = req.period.0;
-    let quote = checkout::quote(&state.config, &state.prices, pay_method, &resources_of(&app.spec, period)).await?;
+    let quote = extension::quote(&state.config, &state.prices, pay_method, &app, period).await?;
     let Some(token) = pay_method.token() else {
         return Ok(ExtendOrderResponse {
             amount: quote.amount.normalize().to_string(),

@@ -25,6 +25,15 @@ impl ChainStatus {
     pub fn set_head(&self, n: u64) {
         self.head.store(n, Ordering::Relaxed);
     }
+    /// The head the watcher last saw (or, on standby, wrote); asked of the node only before
+    /// any is known.
+    pub async fn head_or_ask(&self, rpc: &alloy::providers::DynProvider) -> u64 {
+        use alloy::providers::Provider;
+        match self.head() {
+            0 => rpc.get_block_number().await.unwrap_or(0),
+            head => head,
+        }
+    }
     /// The last block the watcher has committed.
     pub fn processed(&self) -> u64 {
         self.processed.load(Ordering::Relaxed)
