@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use subtle::ConstantTimeEq;
 
 use super::AppState;
-use super::error::{ApiError, ErrorBody};
+use super::error::ApiError;
 use super::extract::{ApiJson, ApiPath};
 use crate::store::teams;
 
@@ -68,13 +68,7 @@ pub struct QueuedEvent {
     post, path = "/admin/teams", tag = "admin",
     summary = "Create a team and its first API key (shown this once)",
     request_body = NewTeam,
-    responses(
-        (status = 200, body = IssuedKeyView),
-        (status = 400, description = "The body or query could not be read", body = ErrorBody),
-        (status = 401, description = "Missing or invalid key", body = ErrorBody),
-        (status = 422, description = "A field is invalid; the message names it", body = ErrorBody),
-        (status = 503, description = "A price, the database or the node is unavailable", body = ErrorBody)
-    ),
+    responses((status = 200, body = IssuedKeyView), super::error::responses::Admin),
     security(("admin_token" = []))
 )]
 pub async fn create_team(
@@ -94,12 +88,7 @@ pub async fn create_team(
     post, path = "/admin/teams/{team_id}/keys", tag = "admin",
     summary = "Issue another key for a team (rotation)",
     params(("team_id" = String, Path)),
-    responses(
-        (status = 200, body = IssuedKeyView),
-        (status = 401, description = "Missing or invalid key", body = ErrorBody),
-        (status = 404, description = "Not found for this key", body = ErrorBody),
-        (status = 503, description = "A price, the database or the node is unavailable", body = ErrorBody)
-    ),
+    responses((status = 200, body = IssuedKeyView), super::error::responses::Admin),
     security(("admin_token" = []))
 )]
 pub async fn issue_key(
@@ -116,12 +105,7 @@ pub async fn issue_key(
     delete, path = "/admin/teams/{team_id}/keys/{key_id}", tag = "admin",
     summary = "Revoke a key",
     params(("team_id" = String, Path), ("key_id" = String, Path)),
-    responses(
-        (status = 200, body = RevokedKey),
-        (status = 401, description = "Missing or invalid key", body = ErrorBody),
-        (status = 404, description = "Not found for this key", body = ErrorBody),
-        (status = 503, description = "A price, the database or the node is unavailable", body = ErrorBody)
-    ),
+    responses((status = 200, body = RevokedKey), super::error::responses::Admin),
     security(("admin_token" = []))
 )]
 pub async fn revoke_key(
@@ -139,11 +123,7 @@ pub async fn revoke_key(
 #[utoipa::path(
     get, path = "/admin/webhooks", tag = "admin",
     summary = "The newest webhook events with their delivery state",
-    responses(
-        (status = 200, body = WebhookDeliveries),
-        (status = 401, description = "Missing or invalid key", body = ErrorBody),
-        (status = 503, description = "A price, the database or the node is unavailable", body = ErrorBody)
-    ),
+    responses((status = 200, body = WebhookDeliveries), super::error::responses::Admin),
     security(("admin_token" = []))
 )]
 pub async fn webhook_deliveries(State(state): State<AppState>, _: Admin) -> Result<Json<WebhookDeliveries>, ApiError> {
@@ -156,12 +136,7 @@ pub async fn webhook_deliveries(State(state): State<AppState>, _: Admin) -> Resu
     post, path = "/admin/webhooks/{event_id}/redeliver", tag = "admin",
     summary = "Queue a webhook event for delivery again",
     params(("event_id" = String, Path)),
-    responses(
-        (status = 200, body = QueuedEvent),
-        (status = 401, description = "Missing or invalid key", body = ErrorBody),
-        (status = 404, description = "Not found for this key", body = ErrorBody),
-        (status = 503, description = "A price, the database or the node is unavailable", body = ErrorBody)
-    ),
+    responses((status = 200, body = QueuedEvent), super::error::responses::Admin),
     security(("admin_token" = []))
 )]
 pub async fn redeliver(

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use super::AppState;
 use super::cards::{pay_by_card, required_card};
-use super::error::{ApiError, ErrorBody};
+use super::error::ApiError;
 use super::extract::{ApiPath, Team, parse_json};
 use super::idempotency::{Made, Once, run_once};
 use super::types::{Period, text_field};
@@ -132,16 +132,7 @@ pub fn parse_pay_method(field: &str, value: &str) -> Result<PayMethod, ApiError>
     summary = "CreateApp: an app and its first order (card: charged at once; token: awaiting payment)",
     params(("Idempotency-Key" = Option<String>, Header, description = "Makes a retry of the same request return the first answer")),
     request_body = CreateAppRequest,
-    responses(
-        (status = 200, description = "The app and its order", body = CreateAppResponse),
-        (status = 400, description = "The body or query could not be read", body = ErrorBody),
-        (status = 401, description = "Missing or invalid key", body = ErrorBody),
-        (status = 402, description = "The card was declined", body = ErrorBody),
-        (status = 403, description = "The body names another team", body = ErrorBody),
-        (status = 409, description = "Conflicts with the current state or an Idempotency-Key in use", body = ErrorBody),
-        (status = 422, description = "A field is invalid; the message names it", body = ErrorBody),
-        (status = 503, description = "A price, the database or the node is unavailable", body = ErrorBody)
-    ),
+    responses((status = 200, description = "The app and its order", body = CreateAppResponse), super::error::responses::TeamPayment),
     security(("team_key" = []))
 )]
 pub async fn create_app(State(state): State<AppState>, team: Team, headers: HeaderMap, body: Bytes) -> Response {
@@ -239,12 +230,7 @@ impl From<App> for AppView {
     get, path = "/v2alpha/teams/{team_id}/apps/{app_id}", tag = "apps",
     summary = "An app's status and paid-for time",
     params(("team_id" = String, Path, description = "The key's team"), ("app_id" = String, Path)),
-    responses(
-        (status = 200, body = AppView),
-        (status = 401, description = "Missing or invalid key", body = ErrorBody),
-        (status = 404, description = "Not found for this key", body = ErrorBody),
-        (status = 503, description = "A price, the database or the node is unavailable", body = ErrorBody)
-    ),
+    responses((status = 200, body = AppView), super::error::responses::TeamRead),
     security(("team_key" = []))
 )]
 pub async fn app_status(

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use super::AppState;
 use super::apps::parse_pay_method;
-use super::error::{ApiError, ErrorBody};
+use super::error::ApiError;
 use super::extract::{ApiPath, Team, parse_json};
 use super::idempotency::{Made, Once, run_once};
 use super::types::Period;
@@ -206,16 +206,7 @@ impl ExtendAppResponse {
         ("Idempotency-Key" = Option<String>, Header, description = "Makes a retry of the same request return the first answer")
     ),
     request_body = ExtendAppRequest,
-    responses(
-        (status = 200, body = ExtendAppResponse),
-        (status = 400, description = "The body or query could not be read", body = ErrorBody),
-        (status = 401, description = "Missing or invalid key", body = ErrorBody),
-        (status = 402, description = "The card was declined", body = ErrorBody),
-        (status = 404, description = "Not found for this key", body = ErrorBody),
-        (status = 409, description = "Conflicts with the current state or an Idempotency-Key in use", body = ErrorBody),
-        (status = 422, description = "A field is invalid; the message names it", body = ErrorBody),
-        (status = 503, description = "A price, the database or the node is unavailable", body = ErrorBody)
-    ),
+    responses((status = 200, body = ExtendAppResponse), super::error::responses::TeamPayment),
     security(("team_key" = []))
 )]
 pub async fn extend_app(
@@ -273,16 +264,7 @@ async fn extend_app_once(
         ("Idempotency-Key" = Option<String>, Header, description = "Makes a retry of the same request return the first answer")
     ),
     request_body = ExtendAppRequest,
-    responses(
-        (status = 200, body = ExtendAppResponse),
-        (status = 400, description = "The body or query could not be read", body = ErrorBody),
-        (status = 401, description = "Missing or invalid key", body = ErrorBody),
-        (status = 402, description = "The card was declined", body = ErrorBody),
-        (status = 404, description = "Not found for this key", body = ErrorBody),
-        (status = 409, description = "Conflicts with the current state or an Idempotency-Key in use", body = ErrorBody),
-        (status = 422, description = "A field is invalid; the message names it", body = ErrorBody),
-        (status = 503, description = "A price, the database or the node is unavailable", body = ErrorBody)
-    ),
+    responses((status = 200, body = ExtendAppResponse), super::error::responses::TeamPayment),
     security(("team_key" = []))
 )]
 pub async fn extend_app_get(

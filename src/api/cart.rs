@@ -15,7 +15,7 @@ use super::AppState;
 use super::admin::Admin;
 use super::apps::parse_pay_method;
 use super::cards::{pay_by_card, required_card};
-use super::error::{ApiError, ErrorBody};
+use super::error::ApiError;
 use super::extract::{ApiJson, ApiPath, ApiQuery, Team, parse_json};
 use super::idempotency::{Made, Once, run_once};
 use crate::catalog::cart::{self, PricedSelection, Selection};
@@ -59,7 +59,7 @@ pub struct ConfigQuery {
     params(ConfigQuery),
     responses(
         (status = 200, description = "currency and first_group → group → products", body = Object),
-        (status = 404, body = ErrorBody), (status = 422, body = ErrorBody), (status = 503, body = ErrorBody)
+        super::error::responses::Public
     )
 )]
 pub async fn products_config(
@@ -93,8 +93,7 @@ pub async fn products_config(
     request_body = Selection,
     responses(
         (status = 200, body = PricedSelection),
-        (status = 400, body = ErrorBody), (status = 404, body = ErrorBody),
-        (status = 422, body = ErrorBody), (status = 503, body = ErrorBody)
+        super::error::responses::Public
     )
 )]
 pub async fn cart_price(
@@ -130,12 +129,7 @@ pub struct CartOrderResponse {
     summary = "Order a selection: stock reserved atomically, paid by card at once or by token",
     params(("Idempotency-Key" = Option<String>, Header, description = "Makes a retry return the first answer")),
     request_body = CartOrderRequest,
-    responses(
-        (status = 200, body = CartOrderResponse),
-        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 402, body = ErrorBody),
-        (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody),
-        (status = 503, body = ErrorBody)
-    ),
+    responses((status = 200, body = CartOrderResponse), super::error::responses::TeamPayment),
     security(("team_key" = []))
 )]
 pub async fn cart_order(State(state): State<AppState>, team: Team, headers: HeaderMap, body: Bytes) -> Response {
@@ -220,8 +214,7 @@ pub struct Imported {
     post, path = "/admin/catalog/first_groups", tag = "admin",
     summary = "Create or replace a first group (by id)",
     request_body = FirstGroup,
-    responses((status = 200, body = Saved), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
-        (status = 422, body = ErrorBody), (status = 503, body = ErrorBody)),
+    responses((status = 200, body = Saved), super::error::responses::Admin),
     security(("admin_token" = []))
 )]
 pub async fn save_first_group(
@@ -237,8 +230,7 @@ pub async fn save_first_group(
     post, path = "/admin/catalog/groups", tag = "admin",
     summary = "Create or replace a group (by id) under a first group",
     request_body = Group,
-    responses((status = 200, body = Saved), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
-        (status = 422, body = ErrorBody), (status = 503, body = ErrorBody)),
+    responses((status = 200, body = Saved), super::error::responses::Admin),
     security(("admin_token" = []))
 )]
 pub async fn save_group(
@@ -254,8 +246,7 @@ pub async fn save_group(
     post, path = "/admin/catalog/products", tag = "admin",
     summary = "Create or replace a product (by id) with its cycles, options, tiers and custom fields; qty sets the stock",
     request_body = Product,
-    responses((status = 200, body = Saved), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
-        (status = 422, body = ErrorBody), (status = 503, body = ErrorBody)),
+    responses((status = 200, body = Saved), super::error::responses::Admin),
     security(("admin_token" = []))
 )]
 pub async fn save_product(
@@ -271,8 +262,7 @@ pub async fn save_product(
     post, path = "/admin/catalog/import", tag = "admin",
     summary = "Load a whole catalog in one transaction (as `paywatch catalog import`)",
     request_body = CatalogDocument,
-    responses((status = 200, body = Imported), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
-        (status = 422, body = ErrorBody), (status = 503, body = ErrorBody)),
+    responses((status = 200, body = Imported), super::error::responses::Admin),
     security(("admin_token" = []))
 )]
 pub async fn import_catalog(
@@ -294,8 +284,7 @@ async fn save_part(state: &AppState, product_id: i64, part: ProductPart, what: &
     summary = "Add a billing cycle to a product, or replace the one with the same billingcycle",
     params(("product_id" = i64, Path)),
     request_body = Cycle,
-    responses((status = 200, body = Saved), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
-        (status = 404, body = ErrorBody), (status = 422, body = ErrorBody), (status = 503, body = ErrorBody)),
+    responses((status = 200, body = Saved), super::error::responses::Admin),
     security(("admin_token" = []))
 )]
 pub async fn save_cycle(
@@ -312,8 +301,7 @@ pub async fn save_cycle(
     summary = "Add an option (with its sub-options and tiers) to a product, or replace the one with the same id",
     params(("product_id" = i64, Path)),
     request_body = ConfigOption,
-    responses((status = 200, body = Saved), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
-        (status = 404, body = ErrorBody), (status = 422, body = ErrorBody), (status = 503, body = ErrorBody)),
+    responses((status = 200, body = Saved), super::error::responses::Admin),
     security(("admin_token" = []))
 )]
 pub async fn save_option(
@@ -330,8 +318,7 @@ pub async fn save_option(
     summary = "Add a custom field to a product, or replace the one with the same id",
     params(("product_id" = i64, Path)),
     request_body = CustomField,
-    responses((status = 200, body = Saved), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
-        (status = 404, body = ErrorBody), (status = 422, body = ErrorBody), (status = 503, body = ErrorBody)),
+    responses((status = 200, body = Saved), super::error::responses::Admin),
     security(("admin_token" = []))
 )]
 pub async fn save_field(

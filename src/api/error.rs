@@ -131,3 +131,127 @@ pub fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
     tracing::error!("a handler panicked");
     ApiError::Internal(anyhow::anyhow!("handler panicked")).into_response()
 }
+
+/// The error answers of the OpenAPI document, one set per kind of route, so each route names
+/// its kind instead of repeating the list.
+pub mod responses {
+    use super::ErrorBody;
+
+    /// A route behind a team key that reads.
+    #[derive(utoipa::IntoResponses)]
+    pub enum TeamRead {
+        /// The query could not be read
+        #[response(status = 400)]
+        BadRequest(ErrorBody),
+        /// Missing or invalid key
+        #[response(status = 401)]
+        Unauthorized(ErrorBody),
+        /// Not found for this key
+        #[response(status = 404)]
+        NotFound(ErrorBody),
+        /// A field is invalid; the message names it
+        #[response(status = 422)]
+        Invalid(ErrorBody),
+        /// The database or the node is unavailable (a busy database says when to retry)
+        #[response(status = 503)]
+        Unavailable(ErrorBody),
+    }
+
+    /// A route behind a team key that opens orders (paid by token).
+    #[derive(utoipa::IntoResponses)]
+    pub enum TeamWrite {
+        /// The body or query could not be read
+        #[response(status = 400)]
+        BadRequest(ErrorBody),
+        /// Missing or invalid key
+        #[response(status = 401)]
+        Unauthorized(ErrorBody),
+        /// Not found for this key
+        #[response(status = 404)]
+        NotFound(ErrorBody),
+        /// The request ran past the server's request timeout
+        #[response(status = 408)]
+        Timeout(ErrorBody),
+        /// Conflicts with the current state (out of stock, an app that cannot be extended) or an Idempotency-Key in use
+        #[response(status = 409)]
+        Conflict(ErrorBody),
+        /// A field is invalid, or an Idempotency-Key was used with another body; the message names it
+        #[response(status = 422)]
+        Invalid(ErrorBody),
+        /// A price, the database or the node is unavailable (a busy database says when to retry)
+        #[response(status = 503)]
+        Unavailable(ErrorBody),
+    }
+
+    /// A route behind a team key that may charge a card.
+    #[derive(utoipa::IntoResponses)]
+    pub enum TeamPayment {
+        /// The body or query could not be read
+        #[response(status = 400)]
+        BadRequest(ErrorBody),
+        /// Missing or invalid key
+        #[response(status = 401)]
+        Unauthorized(ErrorBody),
+        /// The card was declined
+        #[response(status = 402)]
+        PaymentFailed(ErrorBody),
+        /// The body names another team
+        #[response(status = 403)]
+        Forbidden(ErrorBody),
+        /// Not found for this key
+        #[response(status = 404)]
+        NotFound(ErrorBody),
+        /// The request ran past the server's request timeout; a payment it started is still recorded (retry with the same Idempotency-Key to learn it)
+        #[response(status = 408)]
+        Timeout(ErrorBody),
+        /// Conflicts with the current state (out of stock, an app that cannot be extended), an Idempotency-Key in use, or the same payment in progress
+        #[response(status = 409)]
+        Conflict(ErrorBody),
+        /// A field is invalid, or an Idempotency-Key was used with another body; the message names it
+        #[response(status = 422)]
+        Invalid(ErrorBody),
+        /// A price, the database, the node or the card processor is unavailable; a card payment still being resolved
+        #[response(status = 503)]
+        Unavailable(ErrorBody),
+    }
+
+    /// An operator's route behind the admin token.
+    #[derive(utoipa::IntoResponses)]
+    pub enum Admin {
+        /// The body or query could not be read
+        #[response(status = 400)]
+        BadRequest(ErrorBody),
+        /// Missing or invalid admin token
+        #[response(status = 401)]
+        Unauthorized(ErrorBody),
+        /// No such thing
+        #[response(status = 404)]
+        NotFound(ErrorBody),
+        /// Conflicts with the current state (already settled, not open)
+        #[response(status = 409)]
+        Conflict(ErrorBody),
+        /// A field is invalid; the message names it
+        #[response(status = 422)]
+        Invalid(ErrorBody),
+        /// The database or the node is unavailable
+        #[response(status = 503)]
+        Unavailable(ErrorBody),
+    }
+
+    /// A public route (no key).
+    #[derive(utoipa::IntoResponses)]
+    pub enum Public {
+        /// The body or query could not be read
+        #[response(status = 400)]
+        BadRequest(ErrorBody),
+        /// No such thing
+        #[response(status = 404)]
+        NotFound(ErrorBody),
+        /// A field is invalid; the message names it
+        #[response(status = 422)]
+        Invalid(ErrorBody),
+        /// A price or the database is unavailable
+        #[response(status = 503)]
+        Unavailable(ErrorBody),
+    }
+}

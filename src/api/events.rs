@@ -11,7 +11,7 @@ use axum::response::sse::{Event, KeepAlive, KeepAliveStream, Sse};
 use futures_util::{Stream, StreamExt};
 
 use super::AppState;
-use super::error::{ApiError, ErrorBody};
+use super::error::ApiError;
 use super::extract::{ApiPath, Team};
 use crate::store::order_events::{self, OrderEvent};
 use crate::store::{Store, orders};
@@ -26,14 +26,8 @@ type EventStream = Sse<KeepAliveStream<std::pin::Pin<Box<dyn Stream<Item = Resul
     summary = "An order's changes as Server-Sent Events (each event's data is the order view)",
     params(("team_id" = String, Path, description = "The key's team"), ("order_id" = String, Path),
         ("Last-Event-ID" = Option<String>, Header, description = "Resume after this event id")),
-    responses(
-        (status = 200, description = "An endless text/event-stream; heartbeat comments while nothing changes",
-            content_type = "text/event-stream", body = String),
-        (status = 400, description = "The body or query could not be read", body = ErrorBody),
-        (status = 401, description = "Missing or invalid key", body = ErrorBody),
-        (status = 404, description = "Not found for this key", body = ErrorBody),
-        (status = 503, description = "A price, the database or the node is unavailable", body = ErrorBody)
-    ),
+    responses((status = 200, description = "An endless text/event-stream; heartbeat comments while nothing changes",
+            content_type = "text/event-stream", body = String), super::error::responses::TeamRead),
     security(("team_key" = []))
 )]
 pub async fn team_order_events(
@@ -55,9 +49,7 @@ pub async fn team_order_events(
         ("Last-Event-ID" = Option<String>, Header, description = "Resume after this event id")),
     responses(
         (status = 200, description = "An endless text/event-stream", content_type = "text/event-stream", body = String),
-        (status = 400, description = "The body or query could not be read", body = ErrorBody),
-        (status = 404, description = "Not found for this key", body = ErrorBody),
-        (status = 503, description = "A price, the database or the node is unavailable", body = ErrorBody)
+        super::error::responses::Public
     )
 )]
 pub async fn public_order_events(

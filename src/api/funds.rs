@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use super::AppState;
 use super::admin::Admin;
-use super::error::{ApiError, ErrorBody};
+use super::error::ApiError;
 use super::extract::{ApiJson, ApiPath, ApiQuery};
 use crate::chain::rpc::describe;
 use crate::jobs::reconcile::{self, Reconciliation};
@@ -47,12 +47,7 @@ pub struct FundList {
     get, path = "/admin/funds", tag = "admin",
     summary = "Money at deposit addresses that credits no order (late, partial on an expired order, wrong token, overpaid)",
     params(FundsQuery),
-    responses(
-        (status = 200, body = FundList),
-        (status = 401, description = "Missing or invalid admin token", body = ErrorBody),
-        (status = 422, description = "A filter is invalid", body = ErrorBody),
-        (status = 503, description = "The database is unavailable", body = ErrorBody)
-    ),
+    responses((status = 200, body = FundList), super::error::responses::Admin),
     security(("admin_token" = []))
 )]
 pub async fn list_funds(
@@ -89,14 +84,7 @@ pub struct AppliedFund {
     summary = "Credit stray funds to an open order of the same team and token (it pays, or partly pays, it)",
     params(("fund_id" = String, Path)),
     request_body = ApplyFund,
-    responses(
-        (status = 200, body = AppliedFund),
-        (status = 401, description = "Missing or invalid admin token", body = ErrorBody),
-        (status = 404, description = "No such fund or order", body = ErrorBody),
-        (status = 409, description = "Already settled, or the order is not open", body = ErrorBody),
-        (status = 422, description = "Another team's order, another token, or the fund's own order", body = ErrorBody),
-        (status = 503, description = "The database is unavailable", body = ErrorBody)
-    ),
+    responses((status = 200, body = AppliedFund), super::error::responses::Admin),
     security(("admin_token" = []))
 )]
 pub async fn apply_fund(
@@ -146,14 +134,7 @@ pub struct RefundedFund {
     summary = "Record the transaction that refunded stray funds",
     params(("fund_id" = String, Path)),
     request_body = RefundedFund,
-    responses(
-        (status = 200, body = Fund),
-        (status = 401, description = "Missing or invalid admin token", body = ErrorBody),
-        (status = 404, description = "No such fund", body = ErrorBody),
-        (status = 409, description = "Already settled", body = ErrorBody),
-        (status = 422, description = "tx_hash is not a transaction hash", body = ErrorBody),
-        (status = 503, description = "The database is unavailable", body = ErrorBody)
-    ),
+    responses((status = 200, body = Fund), super::error::responses::Admin),
     security(("admin_token" = []))
 )]
 pub async fn refunded_fund(
@@ -187,12 +168,7 @@ pub struct SweepList {
     get, path = "/admin/sweeps", tag = "admin",
     summary = "The sweep ledger, newest first: per deposit address and token, what each sweep moved",
     params(SweepsQuery),
-    responses(
-        (status = 200, body = SweepList),
-        (status = 401, description = "Missing or invalid admin token", body = ErrorBody),
-        (status = 422, description = "state is invalid", body = ErrorBody),
-        (status = 503, description = "The database is unavailable", body = ErrorBody)
-    ),
+    responses((status = 200, body = SweepList), super::error::responses::Admin),
     security(("admin_token" = []))
 )]
 pub async fn list_sweeps(
@@ -216,12 +192,7 @@ pub struct ReconciliationQuery {
     get, path = "/admin/reconciliation", tag = "admin",
     summary = "The latest reconciliation of deposit balances against the ledger (or a fresh one)",
     params(ReconciliationQuery),
-    responses(
-        (status = 200, body = Reconciliation),
-        (status = 401, description = "Missing or invalid admin token", body = ErrorBody),
-        (status = 404, description = "No reconciliation has run yet", body = ErrorBody),
-        (status = 503, description = "The database or the node is unavailable", body = ErrorBody)
-    ),
+    responses((status = 200, body = Reconciliation), super::error::responses::Admin),
     security(("admin_token" = []))
 )]
 pub async fn reconciliation(

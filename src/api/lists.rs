@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use super::AppState;
-use super::error::{ApiError, ErrorBody};
+use super::error::ApiError;
 use super::extract::{ApiPath, ApiQuery, Team};
 use crate::payments::calendar::whole_days;
 use crate::store::{deposits, unix_now};
@@ -90,14 +90,7 @@ impl From<deposits::DepositRow> for DepositItem {
     get, path = "/v2alpha/teams/{team_id}/deposit_list", tag = "lists",
     summary = "The team's deposits, newest first: all of them (as the seed), or a page with page/page_size",
     params(("team_id" = String, Path, description = "The key's team"), Page),
-    responses(
-        (status = 200, body = DepositList),
-        (status = 400, description = "The body or query could not be read", body = ErrorBody),
-        (status = 401, description = "Missing or invalid key", body = ErrorBody),
-        (status = 404, description = "Not found for this key", body = ErrorBody),
-        (status = 422, description = "A field is invalid; the message names it", body = ErrorBody),
-        (status = 503, description = "A price, the database or the node is unavailable", body = ErrorBody)
-    ),
+    responses((status = 200, body = DepositList), super::error::responses::TeamRead),
     security(("team_key" = []))
 )]
 pub async fn deposit_list(
@@ -163,12 +156,7 @@ fn month_of(ts: i64) -> String {
     get, path = "/v2alpha/{team_id}/pre_payment_list", tag = "lists",
     summary = "The team's payments grouped by UTC month, with exact totals",
     params(("team_id" = String, Path, description = "The key's team")),
-    responses(
-        (status = 200, body = Vec<PaymentMonth>),
-        (status = 401, description = "Missing or invalid key", body = ErrorBody),
-        (status = 404, description = "Not found for this key", body = ErrorBody),
-        (status = 503, description = "A price, the database or the node is unavailable", body = ErrorBody)
-    ),
+    responses((status = 200, body = Vec<PaymentMonth>), super::error::responses::TeamRead),
     security(("team_key" = []))
 )]
 pub async fn payment_list(

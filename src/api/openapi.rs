@@ -80,3 +80,24 @@ pub async fn docs_script() -> Response {
     ([(CONTENT_TYPE, "text/javascript; charset=utf-8"), (CACHE_CONTROL, "public, max-age=300")], DOCS_SCRIPT)
         .into_response()
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn error_answers_reference_the_error_model() {
+        let doc: serde_json::Value = serde_json::from_str(super::document_json()).unwrap();
+        let app = &doc["paths"]["/v2alpha/teams/{team_id}/apps/{app_id}"]["get"]["responses"];
+        assert_eq!(
+            app["401"]["content"]["application/json"]["schema"]["$ref"], "#/components/schemas/ErrorBody",
+            "{app}"
+        );
+        assert_eq!(app["401"]["description"], "Missing or invalid key");
+        assert!(app["200"].is_object());
+        // Each kind of route documents its own errors: an admin route no price trouble.
+        let admin = &doc["paths"]["/admin/teams"]["post"]["responses"];
+        let unavailable = admin["503"]["description"].as_str().unwrap();
+        assert!(!unavailable.contains("price"), "{unavailable}");
+        let card = &doc["paths"]["/v2alpha/app/v2/app"]["post"]["responses"];
+        assert!(card["402"].is_object() && card["408"].is_object(), "{card}");
+    }
+}

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use super::AppState;
 use super::apps::parse_pay_method;
-use super::error::{ApiError, ErrorBody};
+use super::error::ApiError;
 use super::extract::{ApiPath, ApiQuery, Team, parse_json};
 use super::idempotency::{Made, Once, run_once};
 use super::types::Period;
@@ -23,12 +23,7 @@ use axum::response::Response;
     get, path = "/v2alpha/teams/{team_id}/orders/{order_id}", tag = "payments",
     summary = "An order with its payments and their confirmations",
     params(("team_id" = String, Path, description = "The key's team"), ("order_id" = String, Path)),
-    responses(
-        (status = 200, body = OrderView),
-        (status = 401, description = "Missing or invalid key", body = ErrorBody),
-        (status = 404, description = "Not found for this key", body = ErrorBody),
-        (status = 503, description = "A price, the database or the node is unavailable", body = ErrorBody)
-    ),
+    responses((status = 200, body = OrderView), super::error::responses::TeamRead),
     security(("team_key" = []))
 )]
 pub async fn order_status(
@@ -70,14 +65,7 @@ pub struct EthOrderResponse {
     get, path = "/v2alpha/teams/{team_id}/eth_order/{app_id}", tag = "payments",
     summary = "GetEthOrder: the app's open token order for a pay method (else its newest, without payment_uri)",
     params(("team_id" = String, Path, description = "The key's team"), ("app_id" = String, Path), EthOrderQuery),
-    responses(
-        (status = 200, body = EthOrderResponse),
-        (status = 400, description = "The body or query could not be read", body = ErrorBody),
-        (status = 401, description = "Missing or invalid key", body = ErrorBody),
-        (status = 404, description = "Not found for this key", body = ErrorBody),
-        (status = 422, description = "A field is invalid; the message names it", body = ErrorBody),
-        (status = 503, description = "A price, the database or the node is unavailable", body = ErrorBody)
-    ),
+    responses((status = 200, body = EthOrderResponse), super::error::responses::TeamRead),
     security(("team_key" = []))
 )]
 pub async fn eth_order(
@@ -136,15 +124,7 @@ pub struct ExtendOrderResponse {
     summary = "CreateExtendOrder: quote an extension; a token pay method also opens its order",
     params(("Idempotency-Key" = Option<String>, Header, description = "Makes a retry of the same request return the first answer")),
     request_body = ExtendOrderRequest,
-    responses(
-        (status = 200, body = ExtendOrderResponse),
-        (status = 400, description = "The body or query could not be read", body = ErrorBody),
-        (status = 401, description = "Missing or invalid key", body = ErrorBody),
-        (status = 404, description = "Not found for this key", body = ErrorBody),
-        (status = 409, description = "Conflicts with the current state or an Idempotency-Key in use", body = ErrorBody),
-        (status = 422, description = "A field is invalid; the message names it", body = ErrorBody),
-        (status = 503, description = "A price, the database or the node is unavailable", body = ErrorBody)
-    ),
+    responses((status = 200, body = ExtendOrderResponse), super::error::responses::TeamWrite),
     security(("team_key" = []))
 )]
 pub async fn create_extend_order(
@@ -167,16 +147,7 @@ pub async fn create_extend_order(
     summary = "ExtendAppAfterCreatingOrder: charge the card and extend the app",
     params(("Idempotency-Key" = Option<String>, Header, description = "Makes a retry of the same request return the first answer")),
     request_body = super::cards::DoExtendRequest,
-    responses(
-        (status = 200, body = super::cards::DoExtendResponse),
-        (status = 400, description = "The body or query could not be read", body = ErrorBody),
-        (status = 401, description = "Missing or invalid key", body = ErrorBody),
-        (status = 402, description = "The card was declined", body = ErrorBody),
-        (status = 404, description = "Not found for this key", body = ErrorBody),
-        (status = 409, description = "Conflicts with the current state or an Idempotency-Key in use", body = ErrorBody),
-        (status = 422, description = "A field is invalid; the message names it", body = ErrorBody),
-        (status = 503, description = "A price, the database or the node is unavailable", body = ErrorBody)
-    ),
+    responses((status = 200, body = super::cards::DoExtendResponse), super::error::responses::TeamPayment),
     security(("team_key" = []))
 )]
 pub async fn do_extend_app(State(state): State<AppState>, team: Team, headers: HeaderMap, body: Bytes) -> Response {

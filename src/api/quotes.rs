@@ -7,7 +7,7 @@ use axum::extract::State;
 use serde::{Deserialize, Serialize};
 
 use super::AppState;
-use super::error::{ApiError, ErrorBody};
+use super::error::ApiError;
 use super::extract::{ApiJson, ApiPath, Team};
 use super::types::{Period, text_field};
 use crate::money::PayMethod;
@@ -47,13 +47,7 @@ pub fn parse_quote_type(t: &str) -> Result<PayMethod, ApiError> {
     summary = "Quote an app's price for a pay method and period",
     params(("type" = String, Path, description = "USD, ANKR_ERC20 or USDT_ERC20")),
     request_body = QuoteRequest,
-    responses(
-        (status = 200, description = "The amount to pay and its USD value", body = QuoteResponse),
-        (status = 400, description = "The body or query could not be read", body = ErrorBody),
-        (status = 401, description = "Missing or invalid key", body = ErrorBody),
-        (status = 422, description = "A field is invalid; the message names it", body = ErrorBody),
-        (status = 503, description = "A price, the database or the node is unavailable", body = ErrorBody)
-    ),
+    responses((status = 200, description = "The amount to pay and its USD value", body = QuoteResponse), super::error::responses::TeamWrite),
     security(("team_key" = []))
 )]
 pub async fn acquire_pre_amount(

@@ -84,7 +84,7 @@ fn from_row(r: &sqlx::any::AnyRow) -> StoreResult<Intent> {
         charge_ref: r.try_get("charge_ref")?,
         team_id: r.try_get("team_id")?,
         card_id: r.try_get("card_id")?,
-        usd: r.try_get::<String, _>("usd")?.parse().map_err(|_| corrupt("usd"))?,
+        usd: super::columns::parsed(r, "card_charges", "usd")?,
         purpose: serde_json::from_str(&r.try_get::<String, _>("purpose")?).map_err(|_| corrupt("purpose"))?,
         request_key: r.try_get("request_key")?,
         fingerprint: r.try_get("fingerprint")?,

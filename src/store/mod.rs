@@ -5,6 +5,7 @@
 pub mod apps;
 pub mod card_charges;
 pub mod catalog;
+pub mod columns;
 pub mod cursor;
 pub mod deposits;
 pub mod idempotency;

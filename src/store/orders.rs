@@ -9,6 +9,7 @@ use sqlx::Row;
 use sqlx::any::{AnyExecutor, AnyRow};
 use uuid::Uuid;
 
+use super::columns::{parsed, parsed_opt};
 use super::{StoreError, StoreResult, unix_now};
 use crate::money::{PayMethod, parse_base_units};
 
@@ -161,24 +162,20 @@ pub async fn find_by_deposit_address<'e>(
 }
 
 fn from_row(r: &AnyRow) -> StoreResult<Order> {
-    let decimal = |col: &str| -> StoreResult<Decimal> {
-        let s: String = r.try_get(col)?;
-        Decimal::from_str(&s).map_err(|_| StoreError::Corrupt(format!("{col} {s:?}")))
-    };
+    let decimal = |col: &str| parsed::<Decimal>(r, "orders", col);
     let units = |col: &str| -> StoreResult<U256> {
         let s: String = r.try_get(col)?;
         parse_base_units(&s).ok_or_else(|| StoreError::Corrupt(format!("{col} {s:?}")))
     };
-    let corrupt = |what: &str| StoreError::Corrupt(what.to_string());
-    let crypto = match r.try_get::<Option<String>, _>("deposit_address")? {
+    let crypto = match parsed_opt::<Address>(r, "orders", "deposit_address")? {
         None => None,
-        Some(deposit) => Some(CryptoTerms {
+        Some(deposit_address) => Some(CryptoTerms {
             amount_base: units("amount_base")?,
             token_price_usd: decimal("token_price_usd")?,
-            token_address: r.try_get::<String, _>("token_address")?.parse().map_err(|_| corrupt("token_address"))?,
+            token_address: parsed(r, "orders", "token_address")?,
             chain_id: r.try_get::<i64, _>("chain_id")? as u64,
-            salt: r.try_get::<String, _>("salt")?.parse().map_err(|_| corrupt("salt"))?,
-            deposit_address: deposit.parse().map_err(|_| corrupt("deposit_address"))?,
+            salt: parsed(r, "orders", "salt")?,
+            deposit_address,
         }),
     };
     let pay_method: String = r.try_get("pay_method")?;

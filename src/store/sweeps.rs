@@ -7,6 +7,7 @@ use alloy::primitives::{Address, B256, U256};
 use sqlx::Row;
 use sqlx::any::AnyExecutor;
 
+use super::columns::parsed;
 use super::orders::address_text;
 use super::{StoreError, StoreResult, unix_now};
 
@@ -66,9 +67,9 @@ pub async fn candidates<'e>(db: impl AnyExecutor<'e>, limit: i64) -> StoreResult
     rows.iter()
         .map(|r| {
             Ok(Candidate {
-                address: r.try_get::<String, _>("to_address")?.parse().map_err(|_| corrupt("address"))?,
-                token: r.try_get::<String, _>("token_address")?.parse().map_err(|_| corrupt("token"))?,
-                salt: r.try_get::<String, _>("salt")?.parse().map_err(|_| corrupt("salt"))?,
+                address: parsed(r, "chain_transfers", "to_address")?,
+                token: parsed(r, "chain_transfers", "token_address")?,
+                salt: parsed(r, "orders", "salt")?,
             })
         })
         .collect()
@@ -207,8 +208,8 @@ pub async fn open<'e>(db: impl AnyExecutor<'e>, dropped_since: i64) -> StoreResu
     rows.iter()
         .map(|r| {
             Ok(OpenSweep {
-                tx_hash: r.try_get::<String, _>("tx_hash")?.parse().map_err(|_| corrupt("tx hash"))?,
-                token: r.try_get::<String, _>("token_address")?.parse().map_err(|_| corrupt("token"))?,
+                tx_hash: parsed(r, "sweeps", "tx_hash")?,
+                token: parsed(r, "sweeps", "token_address")?,
                 mined: r.try_get::<Option<i64>, _>("block_number")?.is_some(),
                 created_at: r.try_get("created_at")?,
             })
@@ -277,14 +278,7 @@ pub async fn list_for_transaction<'e>(db: impl AnyExecutor<'e>, tx_hash: &B256) 
     .bind(format!("{tx_hash:#x}"))
     .fetch_all(db)
     .await?;
-    rows.iter()
-        .map(|r| {
-            Ok((
-                r.try_get::<String, _>("deposit_address")?.parse().map_err(|_| corrupt("address"))?,
-                units(&r.try_get::<String, _>("expected_base")?)?,
-            ))
-        })
-        .collect()
+    rows.iter().map(|r| Ok((parsed(r, "sweeps", "deposit_address")?, parsed(r, "sweeps", "expected_base")?))).collect()
 }
 
 /// Every (deposit address, token) that ever received a transfer.

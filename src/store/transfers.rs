@@ -6,6 +6,7 @@ use sqlx::AnyConnection;
 use sqlx::Row;
 use sqlx::any::AnyExecutor;
 
+use super::columns::parsed;
 use super::orders::address_text;
 use super::{StoreError, StoreResult, unix_now};
 use crate::money::parse_base_units;
@@ -63,23 +64,22 @@ pub async fn for_order<'e>(db: impl AnyExecutor<'e>, order_id: &str) -> StoreRes
     .await?;
     rows.iter()
         .map(|r| {
-            let corrupt = |c: &str| StoreError::Corrupt(format!("chain_transfers.{c}"));
-            let parse_hash =
-                |c: &str| -> StoreResult<B256> { r.try_get::<String, _>(c)?.parse().map_err(|_| corrupt(c)) };
-            let parse_addr =
-                |c: &str| -> StoreResult<Address> { r.try_get::<String, _>(c)?.parse().map_err(|_| corrupt(c)) };
-            let amount: String = r.try_get("amount_base")?;
+            let get = |c: &str| -> StoreResult<String> { Ok(r.try_get::<String, _>(c)?) };
+            let hash = |c: &str| parsed::<B256>(r, "chain_transfers", c);
+            let address = |c: &str| parsed::<Address>(r, "chain_transfers", c);
+            let amount = get("amount_base")?;
             Ok((
                 Transfer {
                     chain_id: r.try_get::<i64, _>("chain_id")? as u64,
-                    tx_hash: parse_hash("tx_hash")?,
+                    tx_hash: hash("tx_hash")?,
                     log_index: r.try_get::<i64, _>("log_index")? as u64,
                     block_number: r.try_get::<i64, _>("block_number")? as u64,
-                    block_hash: parse_hash("block_hash")?,
-                    token: parse_addr("token_address")?,
-                    from: parse_addr("from_address")?,
-                    to: parse_addr("to_address")?,
-                    amount_base: parse_base_units(&amount).ok_or_else(|| corrupt("amount_base"))?,
+                    block_hash: hash("block_hash")?,
+                    token: address("token_address")?,
+                    from: address("from_address")?,
+                    to: address("to_address")?,
+                    amount_base: parse_base_units(&amount)
+                        .ok_or_else(|| StoreError::Corrupt(format!("chain_transfers.amount_base {amount:?}")))?,
                     order_id: r.try_get("order_id")?,
                     block_time: r.try_get("block_time")?,
                 },
