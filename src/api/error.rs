@@ -133,125 +133,70 @@ pub fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
 }
 
 /// The error answers of the OpenAPI document, one set per kind of route, so each route names
-/// its kind instead of repeating the list.
+/// its kind instead of repeating the list. Every one carries the `ErrorBody` model.
 pub mod responses {
-    use super::ErrorBody;
+    use std::collections::BTreeMap;
 
-    /// A route behind a team key that reads.
-    #[derive(utoipa::IntoResponses)]
-    pub enum TeamRead {
-        /// The query could not be read
-        #[response(status = 400)]
-        BadRequest(ErrorBody),
-        /// Missing or invalid key
-        #[response(status = 401)]
-        Unauthorized(ErrorBody),
-        /// Not found for this key
-        #[response(status = 404)]
-        NotFound(ErrorBody),
-        /// A field is invalid; the message names it
-        #[response(status = 422)]
-        Invalid(ErrorBody),
-        /// The database or the node is unavailable (a busy database says when to retry)
-        #[response(status = 503)]
-        Unavailable(ErrorBody),
+    use utoipa::openapi::{ContentBuilder, Ref, RefOr, Response, ResponseBuilder};
+
+    type Answer = (u16, &'static str);
+
+    const BAD_REQUEST: Answer = (400, "The body or query could not be read");
+    const NO_KEY: Answer = (401, "Missing or invalid key");
+    const NO_ADMIN: Answer = (401, "Missing or invalid admin token");
+    const DECLINED: Answer = (402, "The card was declined");
+    const OTHER_TEAM: Answer = (403, "The body names another team");
+    const NOT_FOUND_FOR_KEY: Answer = (404, "Not found for this key");
+    const NOT_FOUND: Answer = (404, "No such thing");
+    const TIMEOUT: Answer = (
+        408,
+        "The request ran past the server's request timeout; a payment it started is still recorded \
+         (retry with the same Idempotency-Key to learn it)",
+    );
+    const CONFLICT: Answer = (
+        409,
+        "Conflicts with the current state (out of stock, an app that cannot be extended), an Idempotency-Key \
+         in use, or the same payment in progress",
+    );
+    const SETTLED: Answer = (409, "Conflicts with the current state (already settled, not open)");
+    const INVALID: Answer =
+        (422, "A field is invalid (or an Idempotency-Key was used with another body); the message names it");
+    const UNAVAILABLE: Answer = (
+        503,
+        "A price, the database, the node or the card processor is unavailable (a busy database says when to retry)",
+    );
+    const DB_UNAVAILABLE: Answer = (503, "The database or the node is unavailable");
+
+    fn answers(list: &[Answer]) -> BTreeMap<String, RefOr<Response>> {
+        list.iter()
+            .map(|(status, description)| {
+                let body = ContentBuilder::new().schema(Some(Ref::from_schema_name("ErrorBody"))).build();
+                let response = ResponseBuilder::new().description(*description).content("application/json", body);
+                (status.to_string(), RefOr::T(response.build()))
+            })
+            .collect()
     }
 
-    /// A route behind a team key that opens orders (paid by token).
-    #[derive(utoipa::IntoResponses)]
-    pub enum TeamWrite {
-        /// The body or query could not be read
-        #[response(status = 400)]
-        BadRequest(ErrorBody),
-        /// Missing or invalid key
-        #[response(status = 401)]
-        Unauthorized(ErrorBody),
-        /// Not found for this key
-        #[response(status = 404)]
-        NotFound(ErrorBody),
-        /// The request ran past the server's request timeout
-        #[response(status = 408)]
-        Timeout(ErrorBody),
-        /// Conflicts with the current state (out of stock, an app that cannot be extended) or an Idempotency-Key in use
-        #[response(status = 409)]
-        Conflict(ErrorBody),
-        /// A field is invalid, or an Idempotency-Key was used with another body; the message names it
-        #[response(status = 422)]
-        Invalid(ErrorBody),
-        /// A price, the database or the node is unavailable (a busy database says when to retry)
-        #[response(status = 503)]
-        Unavailable(ErrorBody),
+    macro_rules! kind {
+        ($(#[$doc:meta])* $name:ident = $list:expr) => {
+            $(#[$doc])*
+            pub struct $name;
+            impl utoipa::IntoResponses for $name {
+                fn responses() -> BTreeMap<String, RefOr<Response>> {
+                    answers(&$list)
+                }
+            }
+        };
     }
 
-    /// A route behind a team key that may charge a card.
-    #[derive(utoipa::IntoResponses)]
-    pub enum TeamPayment {
-        /// The body or query could not be read
-        #[response(status = 400)]
-        BadRequest(ErrorBody),
-        /// Missing or invalid key
-        #[response(status = 401)]
-        Unauthorized(ErrorBody),
-        /// The card was declined
-        #[response(status = 402)]
-        PaymentFailed(ErrorBody),
-        /// The body names another team
-        #[response(status = 403)]
-        Forbidden(ErrorBody),
-        /// Not found for this key
-        #[response(status = 404)]
-        NotFound(ErrorBody),
-        /// The request ran past the server's request timeout; a payment it started is still recorded (retry with the same Idempotency-Key to learn it)
-        #[response(status = 408)]
-        Timeout(ErrorBody),
-        /// Conflicts with the current state (out of stock, an app that cannot be extended), an Idempotency-Key in use, or the same payment in progress
-        #[response(status = 409)]
-        Conflict(ErrorBody),
-        /// A field is invalid, or an Idempotency-Key was used with another body; the message names it
-        #[response(status = 422)]
-        Invalid(ErrorBody),
-        /// A price, the database, the node or the card processor is unavailable; a card payment still being resolved
-        #[response(status = 503)]
-        Unavailable(ErrorBody),
-    }
-
-    /// An operator's route behind the admin token.
-    #[derive(utoipa::IntoResponses)]
-    pub enum Admin {
-        /// The body or query could not be read
-        #[response(status = 400)]
-        BadRequest(ErrorBody),
-        /// Missing or invalid admin token
-        #[response(status = 401)]
-        Unauthorized(ErrorBody),
-        /// No such thing
-        #[response(status = 404)]
-        NotFound(ErrorBody),
-        /// Conflicts with the current state (already settled, not open)
-        #[response(status = 409)]
-        Conflict(ErrorBody),
-        /// A field is invalid; the message names it
-        #[response(status = 422)]
-        Invalid(ErrorBody),
-        /// The database or the node is unavailable
-        #[response(status = 503)]
-        Unavailable(ErrorBody),
-    }
-
-    /// A public route (no key).
-    #[derive(utoipa::IntoResponses)]
-    pub enum Public {
-        /// The body or query could not be read
-        #[response(status = 400)]
-        BadRequest(ErrorBody),
-        /// No such thing
-        #[response(status = 404)]
-        NotFound(ErrorBody),
-        /// A field is invalid; the message names it
-        #[response(status = 422)]
-        Invalid(ErrorBody),
-        /// A price or the database is unavailable
-        #[response(status = 503)]
-        Unavailable(ErrorBody),
-    }
+    kind!(/// A route behind a team key that reads.
+        TeamRead = [BAD_REQUEST, NO_KEY, NOT_FOUND_FOR_KEY, INVALID, DB_UNAVAILABLE]);
+    kind!(/// A route behind a team key that opens orders (paid by token).
+        TeamWrite = [BAD_REQUEST, NO_KEY, NOT_FOUND_FOR_KEY, TIMEOUT, CONFLICT, INVALID, UNAVAILABLE]);
+    kind!(/// A route behind a team key that may charge a card.
+        TeamPayment = [BAD_REQUEST, NO_KEY, DECLINED, OTHER_TEAM, NOT_FOUND_FOR_KEY, TIMEOUT, CONFLICT, INVALID, UNAVAILABLE]);
+    kind!(/// An operator's route behind the admin token.
+        Admin = [BAD_REQUEST, NO_ADMIN, NOT_FOUND, SETTLED, INVALID, DB_UNAVAILABLE]);
+    kind!(/// A public route (no key).
+        Public = [BAD_REQUEST, NOT_FOUND, INVALID, UNAVAILABLE]);
 }
