@@ -12,6 +12,8 @@ pub struct ChainStatus {
     processed_time: AtomicI64,
     caught_up: AtomicBool,
     leader: AtomicBool,
+    /// Counts the leases taken, so a lease lost and taken again at once is still seen as lost.
+    leader_terms: AtomicU64,
     /// Why the watcher cannot go on (RPC unreachable, no common ancestor); `/readyz` says it.
     problem: Mutex<Option<String>>,
 }
@@ -59,6 +61,9 @@ impl ChainStatus {
         self.leader.load(Ordering::Relaxed)
     }
     pub fn set_leader(&self, v: bool) {
+        if v {
+            self.leader_terms.fetch_add(1, Ordering::Relaxed);
+        }
         self.leader.store(v, Ordering::Relaxed);
         if !v {
             self.set_caught_up(false);
@@ -101,7 +106,8 @@ impl ChainStatus {
     /// Resolves once this process no longer holds the watcher lease (looked at every 50 ms),
     /// so leader-only work stops at once rather than at the end of its pass.
     pub async fn leadership_lost(&self) {
-        while self.is_leader() {
+        let term = self.leader_terms.load(Ordering::Relaxed);
+        while self.is_leader() && self.leader_terms.load(Ordering::Relaxed) == term {
             tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         }
     }

@@ -226,3 +226,46 @@ async fn sigterm_ends_serve_promptly_during_a_stuck_delivery() {
     assert!(took < Duration::from_secs(2 + 5), "serve took {took:?} to end after SIGTERM");
     app.stop().await;
 }
+
+/// A lost watcher lease stops deliveries at once: the attempt stuck on a receiver that never
+/// answers (webhook timeout 60 s) is dropped as soon as the lease's session is gone.
+#[tokio::test]
+async fn a_lost_watcher_lease_drops_a_stuck_delivery_at_once() {
+    use tokio::io::AsyncReadExt;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    let (accepted_tx, mut accepted) = tokio::sync::mpsc::unbounded_channel();
+    let (closed_tx, mut closed) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            let _ = accepted_tx.send(());
+            let closed_tx = closed_tx.clone();
+            tokio::spawn(async move {
+                let mut buf = [0u8; 4096];
+                // Read the request and never answer; report when the client hangs up.
+                while let Ok(n) = socket.read(&mut buf).await {
+                    if n == 0 {
+                        break;
+                    }
+                }
+                let _ = closed_tx.send(());
+            });
+        }
+    });
+    let config = webhook_config(&url).replace("max_attempts = 5", "max_attempts = 5\ntimeout_ms = 60000");
+    let app = spawn_app(Options { backend: "postgres", extra_config: config, ..Default::default() }).await;
+    app.create_card_app(1).await;
+    tokio::time::timeout(Duration::from_secs(30), accepted.recv()).await.expect("a delivery reached the receiver");
+    // End the session that holds the watcher's advisory lock.
+    let ended: Vec<bool> = sqlx::query_scalar(
+        "SELECT pg_terminate_backend(l.pid) FROM pg_locks l JOIN pg_database d ON d.oid = l.database \
+         WHERE l.locktype = 'advisory' AND d.datname = current_database()",
+    )
+    .fetch_all(app.db.store.pool())
+    .await
+    .unwrap();
+    assert_eq!(ended, vec![true], "one lease session ended");
+    let dropped = tokio::time::timeout(Duration::from_secs(10), closed.recv()).await;
+    assert!(dropped.is_ok(), "the stuck delivery was not dropped within 10 s of losing the lease");
+    app.stop().await;
+}
