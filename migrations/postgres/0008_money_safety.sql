@@ -123,3 +123,7 @@ ALTER TABLE chain_transfers DROP COLUMN credited;
 
 -- Pictures come back in the order they were saved (as the seed shows them), not by name.
 ALTER TABLE goods_specification_pics ADD COLUMN position BIGINT NOT NULL DEFAULT 0;
+
+-- At most one pending card payment per fingerprint: two identical calls at the same instant
+-- cannot both charge (a keyed call's fingerprint includes its key).
+CREATE UNIQUE INDEX card_charges_one_pending ON card_charges (fingerprint) WHERE state = 'pending';

@@ -65,14 +65,16 @@ pub enum CardPayError {
     Task(String),
 }
 
-/// What identifies "the same payment" for a client that sends no key.
-pub fn fingerprint(team_id: &str, card_id: &str, purpose: &Purpose) -> String {
+/// What identifies "the same payment" for a client that sends no key. A keyed call's includes
+/// its key: distinct keys are distinct payments on purpose.
+pub fn fingerprint(team_id: &str, card_id: &str, purpose: &Purpose, request_key: Option<&str>) -> String {
     let what = match purpose {
         Purpose::NewApp { .. } => return uuid::Uuid::new_v4().to_string(), // never the same
         Purpose::Extend { app_id, period } => format!("extend\n{app_id}\n{period}"),
         Purpose::Catalog { product_id, selection, .. } => format!("cart\n{product_id}\n{selection}"),
     };
-    hex::encode(Sha256::digest(format!("{team_id}\n{card_id}\n{what}")))
+    let key = request_key.unwrap_or_default();
+    hex::encode(Sha256::digest(format!("{team_id}\n{card_id}\n{what}\n{key}")))
 }
 
 /// Pays by card: writes the intent, charges, records. See the module comment.
@@ -83,14 +85,10 @@ pub async fn pay(store: &Store, cards: &Arc<dyn CardProcessor>, p: CardPayment) 
     {
         return continue_intent(store, cards, earlier).await;
     }
-    let fingerprint = fingerprint(&p.team_id, &p.card_id, &p.purpose);
+    let fingerprint = fingerprint(&p.team_id, &p.card_id, &p.purpose, p.request_key.as_deref());
     if p.request_key.is_none() && p.dedupe_without_key {
-        let since = unix_now() - SAME_REQUEST_WINDOW_SECS;
-        if let Some(earlier) = card_charges::recent_by_fingerprint(store.pool(), &fingerprint, since).await? {
-            return match earlier.state {
-                IntentState::Recorded => Ok(recorded_of(&earlier)),
-                _ => Err(CardPayError::InProgress),
-            };
+        if let Some(answer) = same_payment(store, &fingerprint).await? {
+            return answer;
         }
     }
     let intent = Intent {
@@ -123,9 +121,26 @@ pub async fn pay(store: &Store, cards: &Arc<dyn CardProcessor>, p: CardPayment) 
             let earlier = card_charges::by_request_key(store.pool(), key).await?.ok_or(CardPayError::InProgress)?;
             return continue_intent(store, cards, earlier).await;
         }
+        // An identical payment became pending an instant before this one (one pending per
+        // fingerprint): answer it, or say it is in progress.
+        Err(e) if e.is_unique_violation() => {
+            drop(tx);
+            return same_payment(store, &intent.fingerprint).await?.unwrap_or(Err(CardPayError::InProgress));
+        }
         Err(e) => return Err(e.into()),
     }
     continue_intent(store, cards, intent).await
+}
+
+/// The answer of an identical payment of the last 10 minutes, if there is one.
+async fn same_payment(store: &Store, fingerprint: &str) -> StoreResult<Option<Result<Recorded, CardPayError>>> {
+    let since = unix_now() - SAME_REQUEST_WINDOW_SECS;
+    Ok(card_charges::recent_by_fingerprint(store.pool(), fingerprint, since).await?.map(|earlier| {
+        match earlier.state {
+            IntentState::Recorded => Ok(recorded_of(&earlier)),
+            _ => Err(CardPayError::InProgress),
+        }
+    }))
 }
 
 /// Finishes an intent: answers a recorded one, or charges (again: the processor answers the

@@ -12,7 +12,7 @@ use paywatch::payments::calendar::add_months;
 use serde_json::{Value, json};
 
 use crate::products::{gpu_order, stock, with_demo_catalog};
-use crate::support::app::{Options, TestApp, create_app_body};
+use crate::support::app::{Options, TestApp, create_app_body, spawn_app};
 use crate::support::process::ServeProcess;
 
 const RECOVERY: Duration = Duration::from_secs(120);
@@ -300,4 +300,38 @@ async fn extensions_and_cart_orders_retried_charge_once_sqlite() {
 #[tokio::test]
 async fn extensions_and_cart_orders_retried_charge_once_postgres() {
     retries_charge_once("postgres").await;
+}
+
+/// Eight identical ExtendApp calls without a key at the same instant: one charge, one month;
+/// every answer is that extension or a 409 while it is in progress.
+async fn concurrent_identical_extensions(backend: &'static str) {
+    let app = spawn_app(Options { backend, ..Default::default() }).await;
+    let (app_id, end0) = app.create_card_app(1).await;
+    let path = format!("/v2alpha/teams/{}/extend_app", app.team_id);
+    let body = json!({"pay_method": "CREDIT_CARD", "app_id": app_id, "card_id": "pm_card_visa_slow_1", "period": 1});
+    let base = app.base.clone();
+    let calls = (0..8).map(|_| send(&app, &base, reqwest::Method::POST, &path, None, &body));
+    let answers = futures_util::future::join_all(calls).await;
+    let order_ids: std::collections::BTreeSet<String> = answers
+        .iter()
+        .filter(|(status, _)| *status == 200)
+        .map(|(_, a)| a["order_id"].as_str().unwrap().to_string())
+        .collect();
+    assert!(answers.iter().all(|(s, _)| *s == 200 || *s == 409), "{answers:?}");
+    assert!(order_ids.len() <= 1, "one extension: {answers:?}");
+    wait_count(&app, "SELECT COUNT(*) FROM card_charges WHERE state = 'recorded'", 2).await;
+    assert_eq!(count(&app, "SELECT COUNT(*) FROM sandbox_charges").await, 2, "CreateApp and one extension");
+    assert_eq!(count(&app, "SELECT COUNT(*) FROM card_charges").await, 2, "no second intent was written");
+    assert_eq!(app.app_status(&app_id).await["app_end_time"].as_i64().unwrap(), add_months(end0, 1));
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn concurrent_identical_extensions_charge_once_sqlite() {
+    concurrent_identical_extensions("sqlite").await;
+}
+
+#[tokio::test]
+async fn concurrent_identical_extensions_charge_once_postgres() {
+    concurrent_identical_extensions("postgres").await;
 }
