@@ -86,10 +86,11 @@ pub async fn pay(store: &Store, cards: &Arc<dyn CardProcessor>, p: CardPayment) 
         return continue_intent(store, cards, earlier).await;
     }
     let fingerprint = fingerprint(&p.team_id, &p.card_id, &p.purpose, p.request_key.as_deref());
-    if p.request_key.is_none() && p.dedupe_without_key {
-        if let Some(answer) = same_payment(store, &fingerprint).await? {
-            return answer;
-        }
+    if p.request_key.is_none()
+        && p.dedupe_without_key
+        && let Some(answer) = same_payment(store, &fingerprint).await?
+    {
+        return answer;
     }
     let intent = Intent {
         charge_ref: orders::new_order_id(),
