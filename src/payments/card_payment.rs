@@ -281,9 +281,10 @@ async fn write_payment(tx: &mut crate::store::Tx, intent: &Intent) -> Result<Opt
     Ok(app_id)
 }
 
-/// The money moved but the record cannot be written: refund, then mark the intent refunded
-/// (giving back the stock it held). If the refund fails the intent stays pending, and the
-/// recovery job tries again.
+/// The money moved but the record cannot be written: the intent is claimed as refunded first
+/// (so no other resolver records it meanwhile: a payment is never both recorded and refunded),
+/// its stock given back, then the charge refunded. A refund the processor refuses is logged and
+/// counted (`paywatch_card_refunds_total{result="failed"}`) for the operator.
 async fn give_back(
     store: &Store,
     cards: &dyn CardProcessor,
@@ -296,11 +297,8 @@ async fn give_back(
         error = cause,
         "card charged but the payment could not be recorded; refunding"
     );
-    if !refund_or_warn(cards, intent, charge).await {
-        return Err(CardPayError::Unresolved);
-    }
     let mut tx = store.begin().await?;
-    if card_charges::resolve(
+    let claimed = card_charges::resolve(
         &mut *tx,
         &intent.charge_ref,
         IntentState::Refunded,
@@ -308,11 +306,14 @@ async fn give_back(
         None,
         Some(cause),
     )
-    .await?
-    {
-        release_stock(&mut tx, intent).await?;
+    .await?;
+    if !claimed {
+        drop(tx);
+        return resolved_elsewhere(store, cards, intent, charge).await;
     }
+    release_stock(&mut tx, intent).await?;
     tx.commit().await.map_err(StoreError::from)?;
+    refund_or_warn(cards, intent, charge).await;
     Err(CardPayError::Refunded(cause.to_string()))
 }
 
@@ -324,7 +325,7 @@ async fn refund_or_warn(cards: &dyn CardProcessor, intent: &Intent, charge: &Cha
         }
         Err(e) => {
             metrics::counter!(crate::telemetry::CARD_REFUNDS, "result" => "failed").increment(1);
-            tracing::error!(charge_ref = intent.charge_ref, charge_id = charge.charge_id, error = %e, "refund failed; the recovery job retries");
+            tracing::error!(charge_ref = intent.charge_ref, charge_id = charge.charge_id, error = %e, "refund failed: refund this charge by hand");
             false
         }
     }

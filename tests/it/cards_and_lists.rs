@@ -386,5 +386,11 @@ async fn a_card_charge_whose_order_cannot_be_recorded_is_refunded() {
     assert!(refunds(&crate::metrics::scrape(&app).await) >= before + 1.0, "the refund is counted");
     let (apps, orders) = (count(&app, "apps").await, count(&app, "orders").await);
     assert_eq!((apps, orders), (0, 0), "the app and its order were rolled back with the record");
+    // The processor's own ledger: charged once and refunded; the intent says refunded.
+    let refunded: (i64, i64) =
+        sqlx::query_as("SELECT COUNT(*), COUNT(refunded_at) FROM sandbox_charges").fetch_one(pool).await.unwrap();
+    assert_eq!(refunded, (1, 1), "one charge, refunded");
+    let state: String = sqlx::query_scalar("SELECT state FROM card_charges").fetch_one(pool).await.unwrap();
+    assert_eq!(state, "refunded");
     app.stop().await;
 }
