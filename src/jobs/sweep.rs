@@ -4,8 +4,8 @@
 //! its receipt (the moved amounts, compared with what the ledger expected), confirmed once
 //! `confirmations` deep and dropped if a reorg takes it out, which makes its addresses
 //! sweepable again. An address whose transfer reverts (a blacklist, a paused token) fails alone;
-//! it is retried in a transaction of its own and reported after repeated failures. Runs never
-//! overlap.
+//! it is retried in a transaction of its own, reported as stuck after 3 failures in a row and
+//! from then on tried every 6 hours. Runs never overlap.
 
 use std::collections::BTreeMap;
 
@@ -24,6 +24,8 @@ use crate::store::{Store, deposits, job_leases, orders, unix_now};
 const PER_RUN: i64 = 5_000;
 /// After this many failed attempts in a row an address is reported as stuck.
 pub const STUCK_AFTER: i64 = 3;
+/// A stuck address is attempted again at most this often.
+pub const STUCK_RETRY_SECS: i64 = 6 * 3600;
 /// A sent sweep that no node knows after this long is given up (its addresses are swept again).
 const UNMINED_GIVE_UP_SECS: i64 = 600;
 
@@ -89,9 +91,13 @@ async fn sweep_held(
         if received <= swept {
             continue;
         }
-        let failures = sweeps::failures_since_success(store.pool(), &c.address, &c.token).await?;
+        let (failures, last_failure) = sweeps::failures_since_success(store.pool(), &c.address, &c.token).await?;
         if failures >= STUCK_AFTER {
             report.stuck.push(orders::address_text(&c.address));
+            // Each attempt costs gas: a stuck address is tried again only every few hours.
+            if last_failure.is_some_and(|at| unix_now() - at < STUCK_RETRY_SECS) {
+                continue;
+            }
         }
         by_token.entry(c.token).or_default().push((c, received - swept, failures));
     }

@@ -116,16 +116,17 @@ pub async fn ledger<'e>(
     Ok((total_in, total_out))
 }
 
-/// Failed attempts for an address and token since its last sweep that moved money.
+/// Failed attempts for an address and token since its last sweep that moved money, and when
+/// the latest of them was made.
 pub async fn failures_since_success<'e>(
     db: impl AnyExecutor<'e>,
     address: &Address,
     token: &Address,
-) -> StoreResult<i64> {
-    Ok(sqlx::query_scalar(
-        "SELECT COUNT(*) FROM sweeps f WHERE f.deposit_address = $1 AND f.token_address = $2 AND f.state = 'failed' \
-         AND f.created_at >= COALESCE((SELECT MAX(s.created_at) FROM sweeps s WHERE s.deposit_address = $1 \
-              AND s.token_address = $2 AND s.state IN ('pending', 'confirmed')), 0)",
+) -> StoreResult<(i64, Option<i64>)> {
+    Ok(sqlx::query_as(
+        "SELECT COUNT(*), MAX(f.created_at) FROM sweeps f WHERE f.deposit_address = $1 AND f.token_address = $2 \
+         AND f.state = 'failed' AND f.created_at >= COALESCE((SELECT MAX(s.created_at) FROM sweeps s \
+              WHERE s.deposit_address = $1 AND s.token_address = $2 AND s.state IN ('pending', 'confirmed')), 0)",
     )
     .bind(address_text(address))
     .bind(address_text(token))

@@ -158,10 +158,17 @@ async fn one_blacklisted_address_in_ten(backend: &'static str) {
     }
     let stuck = sweep(&app).await;
     assert_eq!(stuck["stuck"], serde_json::json!([format!("{bad:#x}")]), "{stuck}");
+    assert_eq!(stuck["transactions"].as_array().unwrap().len(), 0, "a stuck address waits hours between tries");
     let rows = sweep_rows(&app, bad).await;
+    assert_eq!(rows.len(), 3, "{rows:?}");
     assert!(rows.iter().all(|(state, _)| state == "failed"), "{rows:?}");
 
+    // Unblacklisted, and the stuck address's retry time has come (its failures made 7 h ago).
     MockUSDT::new(usdt, app.payer.clone()).removeBlackList(bad).send().await.unwrap().get_receipt().await.unwrap();
+    sqlx::query("UPDATE sweeps SET created_at = created_at - 7 * 3600 WHERE state = 'failed'")
+        .execute(app.db.store.pool())
+        .await
+        .unwrap();
     let freed = sweep(&app).await;
     assert_eq!(freed["swept"], 1, "{freed}");
     assert_eq!(app.chain.balance_of(usdt, bad).await, U256::ZERO);
