@@ -54,6 +54,10 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
         chain: status.clone(),
         cards: cards.clone(),
         prices,
+        streams: api::stream_limits::StreamLimits::new(
+            config.server.max_streams as usize,
+            config.server.max_streams_per_order as usize,
+        ),
         shutdown: shutdown.clone(),
     };
     let addr = listener.local_addr()?;

@@ -63,11 +63,17 @@ pub async fn public_order_events(
 
 fn open(state: &AppState, order_id: String, headers: &HeaderMap) -> Result<EventStream, ApiError> {
     let after = last_event_id(headers)?;
+    let slot = state.streams.take(&order_id)?;
     // New events appear at most once per watcher poll; asking the database more often is waste.
     let every = Duration::from_millis(state.config.chain.poll_interval_ms.clamp(100, 2_000));
     let heartbeat = Duration::from_secs(state.config.server.heartbeat_secs);
-    let stream =
-        follow(state.store.clone(), order_id, after, every).take_until(state.shutdown.clone().cancelled_owned());
+    let stream = follow(state.store.clone(), order_id, after, every)
+        .take_until(state.shutdown.clone().cancelled_owned())
+        // The slot lives as long as the stream: the client leaving gives it back.
+        .map(move |event| {
+            let _held = &slot;
+            event
+        });
     Ok(Sse::new(Box::pin(stream) as _).keep_alive(KeepAlive::new().interval(heartbeat).text("heartbeat")))
 }
 

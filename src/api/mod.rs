@@ -18,6 +18,7 @@ mod metrics;
 mod openapi;
 mod orders;
 mod quotes;
+pub mod stream_limits;
 mod types;
 
 use std::sync::Arc;
@@ -42,6 +43,8 @@ pub struct AppState {
     pub chain: Arc<crate::chain::status::ChainStatus>,
     pub cards: Arc<dyn crate::payments::cards::CardProcessor>,
     pub prices: Arc<crate::payments::prices::PriceBook>,
+    /// Caps on open event streams.
+    pub streams: Arc<stream_limits::StreamLimits>,
     /// Cancelled at shutdown: long-lived responses (event streams) end with it, so a graceful
     /// shutdown does not wait on clients that never hang up.
     pub shutdown: tokio_util::sync::CancellationToken,

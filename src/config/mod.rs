@@ -59,6 +59,12 @@ pub struct ServerConfig {
     /// plus 5 seconds, after which a retry may take it over.
     #[serde(default = "default_request_timeout_s")]
     pub request_timeout_s: u64,
+    /// Open event streams at most, in all (more answer 503).
+    #[serde(default = "default_max_streams")]
+    pub max_streams: u64,
+    /// Open event streams at most for one order.
+    #[serde(default = "default_max_streams_per_order")]
+    pub max_streams_per_order: u64,
 }
 
 impl Default for ServerConfig {
@@ -67,6 +73,8 @@ impl Default for ServerConfig {
             listen: default_listen(),
             heartbeat_secs: default_heartbeat_secs(),
             request_timeout_s: default_request_timeout_s(),
+            max_streams: default_max_streams(),
+            max_streams_per_order: default_max_streams_per_order(),
         }
     }
 }
@@ -80,6 +88,14 @@ impl ServerConfig {
 
 fn default_request_timeout_s() -> u64 {
     30
+}
+
+fn default_max_streams() -> u64 {
+    10_000
+}
+
+fn default_max_streams_per_order() -> u64 {
+    20
 }
 
 fn default_heartbeat_secs() -> u64 {
@@ -375,12 +391,24 @@ pub struct JobsConfig {
     pub expiring_notice_days: u64,
     #[serde(default = "default_sweep_batch")]
     pub sweep_batch: u64,
+    /// Delivered webhook events and superseded order views of settled orders older than this
+    /// are compacted (hourly), so those tables follow open business, not history.
+    #[serde(default = "default_retention_days")]
+    pub retention_days: u64,
 }
 
 impl Default for JobsConfig {
     fn default() -> Self {
-        Self { expiring_notice_days: default_expiring_notice_days(), sweep_batch: default_sweep_batch() }
+        Self {
+            expiring_notice_days: default_expiring_notice_days(),
+            sweep_batch: default_sweep_batch(),
+            retention_days: default_retention_days(),
+        }
     }
+}
+
+fn default_retention_days() -> u64 {
+    30
 }
 
 fn default_expiring_notice_days() -> u64 {

@@ -55,6 +55,9 @@ impl Config {
         if !(1..=3600).contains(&self.server.request_timeout_s) {
             return Err(ConfigError::key("server.request_timeout_s", "must be 1 to 3600"));
         }
+        if self.server.max_streams == 0 || self.server.max_streams_per_order == 0 {
+            return Err(ConfigError::key("server.max_streams", "and max_streams_per_order must be at least 1"));
+        }
         if self.cards.recover_after_s == 0 {
             return Err(ConfigError::key("cards.recover_after_s", "must be at least 1"));
         }

@@ -1,6 +1,7 @@
 //! Scheduled jobs on tokio-cron-scheduler: expiry (every 30 s), card payments left pending
 //! (every `[cards] recover_after_s / 2`, at most 30 s), sweeping (every 10 min, when a signer
-//! is configured), purging old idempotency keys (hourly), reconciliation (daily). Each is idempotent and
+//! is configured), purging old idempotency keys and compacting delivered events and settled
+//! orders' old views past `[jobs] retention_days` (hourly), reconciliation (daily). Each is idempotent and
 //! runs only in the process that holds the watcher lease, so processes sharing PostgreSQL act
 //! once. Token prices need no job: feeds are read on demand with a short cache.
 
@@ -69,6 +70,7 @@ pub async fn run(
     })
     .await?;
     let s = store.clone();
+    let retention_secs = (config.jobs.retention_days * 24 * 3600) as i64;
     add_leader_job(&mut scheduler, PURGE_EVERY, &status, move || {
         let store = s.clone();
         async move {
@@ -76,6 +78,13 @@ pub async fn run(
                 Ok(n) if n > 0 => tracing::info!(purged = n, "old idempotency keys purged"),
                 Ok(_) => {}
                 Err(e) => tracing::warn!(error = %e, "idempotency purge failed; next run retries"),
+            }
+            match compact(&store, unix_now() - retention_secs).await {
+                Ok((events, views)) if events + views > 0 => {
+                    tracing::info!(events, views, "delivered events and superseded order views compacted")
+                }
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "retention failed; next run retries"),
             }
         }
     })
@@ -120,6 +129,16 @@ pub async fn run(
     shutdown.cancelled().await;
     scheduler.shutdown().await?;
     Ok(())
+}
+
+/// Retention: delivered webhook events and superseded views of settled orders older than
+/// `before` go; returns (events, views) removed.
+pub async fn compact(store: &Store, before: i64) -> crate::store::StoreResult<(u64, u64)> {
+    let mut tx = store.begin().await?;
+    let events = crate::store::outbox::compact_delivered(&mut tx, before).await?;
+    tx.commit().await?;
+    let views = crate::store::order_events::compact_settled(store.pool(), before).await?;
+    Ok((events, views))
 }
 
 /// A repeated job that does nothing unless this process holds the watcher lease.

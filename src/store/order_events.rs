@@ -67,3 +67,18 @@ pub async fn candidates<'e>(db: impl AnyExecutor<'e>, changed_since: i64) -> Sto
 pub async fn last_recorded_at<'e>(db: impl AnyExecutor<'e>) -> StoreResult<Option<i64>> {
     Ok(sqlx::query_scalar("SELECT MAX(created_at) FROM order_events").fetch_one(db).await?)
 }
+
+/// Retention: removes views older than `before` of orders that are settled (paid or expired),
+/// keeping each order's last view (a stream opened later still starts from it). Returns how
+/// many rows went.
+pub async fn compact_settled<'e>(db: impl AnyExecutor<'e>, before: i64) -> StoreResult<u64> {
+    let done = sqlx::query(
+        "DELETE FROM order_events WHERE created_at < $1 \
+         AND order_id IN (SELECT order_id FROM orders WHERE status IN ('paid', 'expired')) \
+         AND seq < (SELECT MAX(e.seq) FROM order_events e WHERE e.order_id = order_events.order_id)",
+    )
+    .bind(before)
+    .execute(db)
+    .await?;
+    Ok(done.rows_affected())
+}

@@ -196,3 +196,20 @@ pub async fn attempts<'e>(
         .fetch_all(db)
         .await?)
 }
+
+/// Retention: removes events delivered before `before`, with their attempts. Events given up
+/// stay (the operator may redeliver them). Returns how many events went.
+pub async fn compact_delivered(tx: &mut super::Tx, before: i64) -> StoreResult<u64> {
+    sqlx::query(
+        "DELETE FROM webhook_attempts WHERE event_id IN \
+         (SELECT event_id FROM webhook_outbox WHERE delivered_at IS NOT NULL AND delivered_at < $1)",
+    )
+    .bind(before)
+    .execute(&mut **tx)
+    .await?;
+    let done = sqlx::query("DELETE FROM webhook_outbox WHERE delivered_at IS NOT NULL AND delivered_at < $1")
+        .bind(before)
+        .execute(&mut **tx)
+        .await?;
+    Ok(done.rows_affected())
+}

@@ -129,3 +129,46 @@ async fn event_streams_refuse_what_they_cannot_serve() {
     assert_eq!((s, body["code"].as_str()), (400, Some("bad_request")), "{body}");
     app.stop().await;
 }
+
+/// Stream caps: past `max_streams_per_order` (or `max_streams` in all) a new stream is a 503
+/// in the JSON error model; a stream whose client left gives its slot back.
+#[tokio::test]
+async fn event_streams_past_their_caps_answer_503_and_slots_come_back() {
+    let app = crate::support::app::spawn_app(crate::support::app::Options {
+        config_edits: vec![("heartbeat_secs = 5", "heartbeat_secs = 1\nmax_streams = 3\nmax_streams_per_order = 2")],
+        ..Default::default()
+    })
+    .await;
+    let (_, first, _, _) = app.create_crypto_app("USDT_ERC20", 1).await;
+    let (_, second, _, _) = app.create_crypto_app("USDT_ERC20", 1).await;
+    let open = |order: String| {
+        let url = format!("{}/pay/{order}/events", app.base);
+        let http = app.http.clone();
+        async move { http.get(url).send().await.unwrap() }
+    };
+    let a1 = open(first.clone()).await;
+    let a2 = open(first.clone()).await;
+    assert_eq!((a1.status().as_u16(), a2.status().as_u16()), (200, 200));
+    let refused = open(first.clone()).await;
+    assert_eq!(refused.status().as_u16(), 503);
+    let body: serde_json::Value = refused.json().await.unwrap();
+    assert_eq!(body["code"], "unavailable", "{body}");
+    assert!(body["message"].as_str().unwrap().contains("this order already has 2"), "{body}");
+    let b1 = open(second.clone()).await;
+    assert_eq!(b1.status().as_u16(), 200);
+    let all = open(second.clone()).await;
+    assert_eq!(all.status().as_u16(), 503, "three in all");
+    // A client leaves: its slot is free again once the server notices (at the next heartbeat).
+    drop(a1);
+    let started = std::time::Instant::now();
+    let again = loop {
+        let r = open(first.clone()).await;
+        if r.status().as_u16() == 200 {
+            break r;
+        }
+        assert!(started.elapsed() < std::time::Duration::from_secs(15), "the slot never came back");
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    };
+    drop((a2, b1, again));
+    app.stop().await;
+}

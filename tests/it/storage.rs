@@ -48,6 +48,7 @@ on_both_backends!(
     idempotency_keys_replay_and_refuse_a_different_body,
     a_goods_specification_is_replaced_whole,
     a_failed_transaction_leaves_nothing_behind,
+    retention_compacts_history_and_keeps_the_last_view_of_every_order,
 );
 
 fn d(s: &str) -> Decimal {
@@ -318,4 +319,54 @@ async fn a_sqlite_database_and_its_folder_are_created_when_missing() {
     let fk: i64 = sqlx::query_scalar("PRAGMA foreign_keys").fetch_one(db.store.pool()).await.unwrap();
     assert_eq!(fk, 1);
     db.cleanup().await;
+}
+
+async fn retention_compacts_history_and_keeps_the_last_view_of_every_order(store: &Store) {
+    use paywatch::store::{order_events, outbox};
+    let team_id = team(store).await;
+    let db = store.pool();
+    let app = paywatch::store::apps::insert_app(db, &team_id, &spec(), PayMethod::AnkrErc20).await.unwrap();
+    let paid = orders::new_order_id();
+    let open = orders::new_order_id();
+    insert_order(db, &paid, &crypto_order(&team_id, &app.app_id, Address::repeat_byte(0x31), 0x31)).await.unwrap();
+    insert_order(db, &open, &crypto_order(&team_id, &app.app_id, Address::repeat_byte(0x32), 0x32)).await.unwrap();
+    sqlx::query("UPDATE orders SET status = 'paid' WHERE order_id = $1").bind(&paid).execute(db).await.unwrap();
+    for order in [&paid, &open] {
+        for (i, event) in ["awaiting_payment", "seen", "confirmations"].iter().enumerate() {
+            order_events::append(db, order, event, &format!("{{\"view\":{i}}}")).await.unwrap();
+        }
+    }
+    sqlx::query("UPDATE order_events SET created_at = 1000").execute(db).await.unwrap();
+    let delivered_old = outbox::emit(db, "order.paid", None, serde_json::json!({})).await.unwrap();
+    let failed_old = outbox::emit(db, "order.paid", None, serde_json::json!({})).await.unwrap();
+    let delivered_new = outbox::emit(db, "order.paid", None, serde_json::json!({})).await.unwrap();
+    sqlx::query(
+        "INSERT INTO webhook_attempts (event_id, attempt, attempted_at, status_code, duration_ms) VALUES ($1, 1, 1000, 200, 5)",
+    )
+    .bind(&delivered_old)
+    .execute(db)
+    .await
+    .unwrap();
+    for (event, column, at) in [
+        (&delivered_old, "delivered_at", 1000),
+        (&failed_old, "failed_at", 1000),
+        (&delivered_new, "delivered_at", 9000),
+    ] {
+        let sql = format!("UPDATE webhook_outbox SET {column} = $1 WHERE event_id = $2");
+        sqlx::query(sqlx::AssertSqlSafe(sql)).bind(at as i64).bind(event).execute(db).await.unwrap();
+    }
+
+    let (events, views) = paywatch::jobs::compact(store, 5000).await.unwrap();
+    assert_eq!((events, views), (1, 2), "one delivered event, two superseded views of the paid order");
+    let left = |order: String| async move {
+        order_events::after(db, &order, 0, 100).await.unwrap().into_iter().map(|e| e.event).collect::<Vec<_>>()
+    };
+    assert_eq!(left(paid.clone()).await, ["confirmations"], "a settled order keeps its last view");
+    assert_eq!(left(open.clone()).await.len(), 3, "an open order keeps its history");
+    let kept: Vec<String> =
+        sqlx::query_scalar("SELECT event_id FROM webhook_outbox ORDER BY seq").fetch_all(db).await.unwrap();
+    assert_eq!(kept, [failed_old, delivered_new], "given-up and recent events stay");
+    let attempts: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM webhook_attempts").fetch_one(db).await.unwrap();
+    assert_eq!(attempts, 0, "the compacted event's attempts go with it");
+    assert_eq!(paywatch::jobs::compact(store, 5000).await.unwrap(), (0, 0), "and a second run finds nothing");
 }
