@@ -1,7 +1,8 @@
 //! Liveness and readiness. `/healthz` answers while the process serves; `/readyz` also needs
-//! the database and the RPC node.
+//! the database, and the watcher's view of the chain: its head known (read by the watcher, or
+//! on standby from the database) and no problem reported. It asks the node nothing itself, so
+//! polling it costs no RPC calls; the watcher marks the RPC failing after repeated failures.
 
-use alloy::providers::Provider;
 use axum::Json;
 use axum::extract::State;
 use serde::Serialize;
@@ -44,6 +45,11 @@ pub async fn readyz(State(state): State<AppState>) -> Result<Json<Ready>, ApiErr
     if let Some(problem) = state.chain.problem() {
         return Err(ApiError::Unavailable(problem));
     }
-    let head = state.rpc.get_block_number().await.map_err(|_| ApiError::Unavailable("rpc unreachable".into()))?;
-    Ok(Json(Ready { status: "ready", chain_head: head }))
+    if !state.chain.is_verified() {
+        return Err(ApiError::Unavailable("the RPC node has not answered yet".into()));
+    }
+    match state.chain.head() {
+        0 => Err(ApiError::Unavailable("the chain's head is not known yet (the watcher has not read it)".into())),
+        head => Ok(Json(Ready { status: "ready", chain_head: head })),
+    }
 }

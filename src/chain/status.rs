@@ -11,6 +11,8 @@ pub struct ChainStatus {
     /// Timestamp of the last processed block: the clock of the payment rules.
     processed_time: AtomicI64,
     caught_up: AtomicBool,
+    /// The node answered with the configured chain id (this process asked it).
+    verified: AtomicBool,
     leader: AtomicBool,
     /// Counts the leases taken, so a lease lost and taken again at once is still seen as lost.
     leader_terms: AtomicU64,
@@ -55,6 +57,13 @@ impl ChainStatus {
     }
     pub fn set_caught_up(&self, v: bool) {
         self.caught_up.store(v, Ordering::Relaxed);
+    }
+    /// True once this process's node answered with the configured chain id.
+    pub fn is_verified(&self) -> bool {
+        self.verified.load(Ordering::Relaxed)
+    }
+    pub fn set_verified(&self) {
+        self.verified.store(true, Ordering::Relaxed);
     }
     /// True while this process holds the watcher lease.
     pub fn is_leader(&self) -> bool {

@@ -148,6 +148,7 @@ impl Watcher {
             match rpc::check_chain_id(&self.provider, &self.rpc_urls, self.rules.chain_id).await {
                 Ok(()) => {
                     self.status.set_problem(None);
+                    self.status.set_verified();
                     return Ok(true);
                 }
                 Err(e) if e.is_wrong_chain() => {

@@ -512,7 +512,13 @@ async fn deep_reorg_reverses_and_re_mined_credits_once(backend: &'static str) {
     // The same signed transaction, mined again on the new chain.
     let pending = app.chain.deployer.send_raw_transaction(&raw).await.unwrap();
     assert_eq!(*pending.tx_hash(), tx_hash);
-    pending.get_receipt().await.unwrap();
+    // Waits for the receipt by polling: alloy's receipt watcher can see the block before the
+    // node serves the receipt and answer NullResp (seen once under load).
+    let started = Instant::now();
+    while app.chain.deployer.get_transaction_receipt(tx_hash).await.unwrap().is_none() {
+        assert!(started.elapsed() < Duration::from_secs(30), "the re-sent transaction was never mined");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     app.mine(2).await;
     app.wait_order(&order_id, 30, |o| o["status"] == "paid").await;
     app.mine(3).await;
@@ -662,5 +668,26 @@ async fn a_standby_process_shows_the_watchers_head_and_confirmations() {
     assert_eq!(seen["payments"][0]["confirmations"], leader["payments"][0]["confirmations"], "{seen}");
     assert!(seen["payments"][0]["confirmations"].as_u64().unwrap() >= 3, "{seen}");
     standby.kill9().await;
+    app.stop().await;
+}
+
+/// `/readyz` asks the node nothing: 200 polls cost no RPC calls beyond the watcher's own
+/// (about one step per 200 ms poll), and the answer still names the chain's head.
+#[tokio::test]
+async fn readiness_polls_make_no_rpc_calls() {
+    let app = spawn_app(Options { proxy: Some(Mode::Honest), poll_interval_ms: 200, ..Default::default() }).await;
+    wait_ready(&app, 30).await;
+    let proxy = app.proxy.as_ref().unwrap();
+    let started = Instant::now();
+    let before = proxy.calls();
+    for _ in 0..200 {
+        let (status, body) = readyz(&app).await;
+        assert_eq!(status, 200, "{body}");
+        assert!(body["chain_head"].as_u64().unwrap() >= 1);
+    }
+    let calls = proxy.calls() - before;
+    // The watcher's polls in that time, generously: a handful per poll interval.
+    let watcher_budget = 5 * (started.elapsed().as_millis() as u64 / 200 + 1);
+    assert!(calls < 200 && calls <= watcher_budget, "{calls} RPC calls during 200 readiness polls");
     app.stop().await;
 }
