@@ -41,15 +41,7 @@ pub async fn recompute(tx: &mut Tx, rules: &Rules, order_id: &str, at: i64) -> S
             (U256::ZERO, "")
         };
         let open = stray.saturating_sub(stray_funds::settled_from(&mut **tx, order_id, &token).await?);
-        let at_address = StrayAt {
-            order_id,
-            team_id: &order.new.team_id,
-            chain_id: crypto.chain_id,
-            token,
-            deposit_address: crypto.deposit_address,
-            reason,
-            amount: open,
-        };
+        let at_address = StrayAt { order: &order, token, reason, amount: open };
         if let Some(fund_id) = stray_funds::set_unattributed(tx, &at_address).await? {
             let decimals = rules.decimals.get(&token).copied().unwrap_or(0);
             let data = json!({

@@ -85,13 +85,10 @@ pub async fn settled_from<'e>(db: impl AnyExecutor<'e>, order_id: &str, token: &
     .await
 }
 
-/// Where an order's stray amount of one token stands now.
+/// Where an order's stray amount of one token stands now (the order is a crypto order).
 pub struct StrayAt<'a> {
-    pub order_id: &'a str,
-    pub team_id: &'a str,
-    pub chain_id: u64,
+    pub order: &'a super::orders::Order,
     pub token: Address,
-    pub deposit_address: Address,
     pub reason: &'a str,
     pub amount: U256,
 }
@@ -99,11 +96,13 @@ pub struct StrayAt<'a> {
 /// Sets the unattributed amount of (order, token); returns the row's id when it is new or grew
 /// (to be announced).
 pub async fn set_unattributed(tx: &mut super::Tx, s: &StrayAt<'_>) -> StoreResult<Option<String>> {
+    let Some(crypto) = &s.order.new.crypto else { return Ok(None) };
+    let order_id = s.order.order_id.as_str();
     let token = address_text(&s.token);
     let existing: Option<(String, String)> = sqlx::query_as(
         "SELECT fund_id, amount_base FROM stray_funds WHERE order_id = $1 AND token_address = $2 AND status = 'unattributed'",
     )
-    .bind(s.order_id)
+    .bind(order_id)
     .bind(&token)
     .fetch_optional(&mut **tx)
     .await?;
@@ -135,11 +134,11 @@ pub async fn set_unattributed(tx: &mut super::Tx, s: &StrayAt<'_>) -> StoreResul
                  amount_base, status, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'unattributed', $9, $9)",
             )
             .bind(&fund_id)
-            .bind(s.order_id)
-            .bind(s.team_id)
-            .bind(s.chain_id as i64)
+            .bind(order_id)
+            .bind(&s.order.new.team_id)
+            .bind(crypto.chain_id as i64)
             .bind(&token)
-            .bind(address_text(&s.deposit_address))
+            .bind(address_text(&crypto.deposit_address))
             .bind(s.reason)
             .bind(s.amount.to_string())
             .bind(now)
