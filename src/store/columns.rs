@@ -20,3 +20,8 @@ pub fn parsed_opt<T: FromStr>(row: &AnyRow, table: &str, column: &str) -> StoreR
     let text: Option<String> = row.try_get(column)?;
     text.map(|t| t.parse().map_err(|_| StoreError::Corrupt(format!("{table}.{column} {t:?}")))).transpose()
 }
+
+/// A base-unit amount (an integer string) read from `what`.
+pub fn base_units(text: &str, what: &str) -> StoreResult<alloy::primitives::U256> {
+    crate::money::parse_base_units(text).ok_or_else(|| StoreError::Corrupt(format!("{what} {text:?}")))
+}

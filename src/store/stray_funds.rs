@@ -7,8 +7,9 @@ use alloy::primitives::{Address, U256};
 use sqlx::Row;
 use sqlx::any::AnyExecutor;
 
+use super::columns::base_units;
 use super::orders::address_text;
-use super::{StoreError, StoreResult, unix_now};
+use super::{StoreResult, unix_now};
 
 #[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 pub struct Fund {
@@ -51,10 +52,6 @@ fn from_row(r: &sqlx::any::AnyRow) -> StoreResult<Fund> {
     })
 }
 
-fn units(text: &str) -> StoreResult<U256> {
-    text.parse().map_err(|_| StoreError::Corrupt(format!("stray funds amount {text:?}")))
-}
-
 async fn sum<'e>(db: impl AnyExecutor<'e>, sql: &'static str, a: &str, b: Option<&str>) -> StoreResult<U256> {
     let mut q = sqlx::query_scalar::<_, String>(sql).bind(a);
     if let Some(b) = b {
@@ -62,7 +59,7 @@ async fn sum<'e>(db: impl AnyExecutor<'e>, sql: &'static str, a: &str, b: Option
     }
     let mut total = U256::ZERO;
     for amount in q.fetch_all(db).await? {
-        total += units(&amount)?;
+        total += base_units(&amount, "stray_funds amount")?;
     }
     Ok(total)
 }
@@ -114,7 +111,7 @@ pub async fn set_unattributed(tx: &mut super::Tx, s: &StrayAt<'_>) -> StoreResul
             Ok(None)
         }
         Some((fund_id, old)) => {
-            let old = units(&old)?;
+            let old = base_units(&old, "stray_funds amount")?;
             if old == s.amount {
                 return Ok(None);
             }

@@ -7,7 +7,7 @@ use alloy::primitives::{Address, B256, U256};
 use sqlx::Row;
 use sqlx::any::AnyExecutor;
 
-use super::columns::parsed;
+use super::columns::{base_units, parsed};
 use super::orders::address_text;
 use super::{StoreError, StoreResult, unix_now};
 
@@ -40,10 +40,6 @@ pub struct Candidate {
 
 fn corrupt(what: &str) -> StoreError {
     StoreError::Corrupt(format!("sweeps {what}"))
-}
-
-fn units(text: &str) -> StoreResult<U256> {
-    text.parse().map_err(|_| corrupt("amount"))
 }
 
 /// Addresses with a confirmed transfer in that no pending or confirmed sweep has covered yet.
@@ -105,13 +101,13 @@ pub async fn ledger<'e>(
     .await?;
     let mut total_in = U256::ZERO;
     for r in &received {
-        total_in += units(r)?;
+        total_in += base_units(r, "chain_transfers.amount_base")?;
     }
     let mut total_out = U256::ZERO;
     for r in &swept {
         let mined = r.try_get::<Option<i64>, _>("block_number")?.is_some();
         let column = if mined { "moved_base" } else { "expected_base" };
-        total_out += units(&r.try_get::<String, _>(column)?)?;
+        total_out += base_units(&r.try_get::<String, _>(column)?, "sweeps moved or expected amount")?;
     }
     Ok((total_in, total_out))
 }
@@ -323,10 +319,10 @@ pub async fn balance_at<'e>(
     .await?;
     let mut balance = U256::ZERO;
     for r in &received {
-        balance += units(r)?;
+        balance += base_units(r, "chain_transfers.amount_base")?;
     }
     for m in &moved {
-        balance = balance.saturating_sub(units(m)?);
+        balance = balance.saturating_sub(base_units(m, "sweeps.moved_base")?);
     }
     Ok(balance)
 }

@@ -4,7 +4,6 @@
 //! order of the team, which becomes paid; another is marked refunded.
 
 use alloy::primitives::{Address, U256};
-use paywatch::chain::contracts::MockUSDT;
 use paywatch::chain::status::ChainStatus;
 use paywatch::config::Config;
 use paywatch::devnet::anvil::accounts;
@@ -67,14 +66,7 @@ async fn stray_funds_are_listed_swept_and_applied(backend: &'static str) {
     app.wait_order(&partial, 20, |o| o["status"] == "partially_paid").await;
     // USDT to an ANKR order's address: stray at once.
     let wrong_amount = U256::from(5_000_000u64);
-    MockUSDT::new(usdt, app.payer.clone())
-        .transfer(wrong_at, wrong_amount)
-        .send()
-        .await
-        .unwrap()
-        .get_receipt()
-        .await
-        .unwrap();
+    app.pay(Token::UsdtErc20, wrong_at, wrong_amount).await;
     app.mine(1).await;
     wait_processed(&app, 30).await;
 
