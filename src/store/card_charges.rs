@@ -195,14 +195,6 @@ pub async fn resolve<'e>(
     Ok(done.rows_affected() == 1)
 }
 
-/// Counts by state (the admin view and tests).
-pub async fn count_in_state<'e>(db: impl AnyExecutor<'e>, state: IntentState) -> StoreResult<i64> {
-    Ok(sqlx::query_scalar("SELECT COUNT(*) FROM card_charges WHERE state = $1")
-        .bind(state.as_str())
-        .fetch_one(db)
-        .await?)
-}
-
 /// The app a recorded intent created or extended.
 pub async fn set_app<'e>(db: impl AnyExecutor<'e>, charge_ref: &str, app_id: &str) -> StoreResult<()> {
     sqlx::query("UPDATE card_charges SET app_id = $1 WHERE charge_ref = $2")
