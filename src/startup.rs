@@ -20,7 +20,8 @@ use crate::store::Store;
 
 /// Connects the store and migrates it.
 pub async fn connect_store(config: &Config) -> anyhow::Result<Store> {
-    let store = Store::connect(config.database_url()).await.context("database")?;
+    let store =
+        Store::connect_with(config.database_url(), config.database.max_connections).await.context("database")?;
     store.migrate().await.context("database")?;
     Ok(store)
 }
@@ -47,6 +48,7 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
     let cards: Arc<dyn CardProcessor> = match config.cards.processor {
         CardProcessorKind::Sandbox => Arc::new(Sandbox::new(store.clone())),
     };
+    let hub = crate::live::hub::Hub::new();
     let state = AppState {
         config: config.clone(),
         store: store.clone(),
@@ -58,6 +60,7 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
             config.server.max_streams as usize,
             config.server.max_streams_per_order as usize,
         ),
+        hub: hub.clone(),
         shutdown: shutdown.clone(),
     };
     let addr = listener.local_addr()?;
@@ -80,7 +83,10 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
         poll,
         shutdown.clone(),
     ));
-    tasks.spawn(crate::live::run(store.clone(), config.clone(), status, shutdown.clone()));
+    tasks.spawn(crate::live::run(store.clone(), config.clone(), status, hub.clone(), shutdown.clone()));
+    // New events appear at most once per watcher poll; asking the database more often is waste.
+    let every = Duration::from_millis(config.chain.poll_interval_ms.clamp(100, 2_000));
+    tasks.spawn(crate::live::hub::run(hub, store.clone(), every, shutdown.clone()));
 
     // The first task to end, for whatever reason, brings the others down.
     let first = tasks.join_next().await;

@@ -45,6 +45,8 @@ pub struct AppState {
     pub prices: Arc<crate::payments::prices::PriceBook>,
     /// Caps on open event streams.
     pub streams: Arc<stream_limits::StreamLimits>,
+    /// Recorded order events fanned out to this process's open streams.
+    pub hub: Arc<crate::live::hub::Hub>,
     /// Cancelled at shutdown: long-lived responses (event streams) end with it, so a graceful
     /// shutdown does not wait on clients that never hang up.
     pub shutdown: tokio_util::sync::CancellationToken,

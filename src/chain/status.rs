@@ -18,6 +18,9 @@ pub struct ChainStatus {
     leader_terms: AtomicU64,
     /// Why the watcher cannot go on (RPC unreachable, no common ancestor); `/readyz` says it.
     problem: Mutex<Option<String>>,
+    /// Rung when the head moves or the watcher commits, so the order-event recorder looks at
+    /// once instead of at its next poll.
+    changed: tokio::sync::Notify,
 }
 
 impl ChainStatus {
@@ -27,7 +30,17 @@ impl ChainStatus {
     /// The head the watcher saw last (after a failover to a node behind the previous one,
     /// that node's head: keeping the highest ever seen would freeze confirmations).
     pub fn set_head(&self, n: u64) {
-        self.head.store(n, Ordering::Relaxed);
+        if self.head.swap(n, Ordering::Relaxed) != n {
+            self.changed.notify_one();
+        }
+    }
+    /// The watcher committed what it read.
+    pub fn committed(&self) {
+        self.changed.notify_one();
+    }
+    /// Resolves at the next head move or commit (one that happened unawaited counts).
+    pub async fn changed(&self) {
+        self.changed.notified().await;
     }
     /// The head the watcher last saw (or, on standby, wrote); asked of the node only before
     /// any is known.

@@ -371,6 +371,7 @@ impl Watcher {
             other => other?,
         };
         tx.commit().await.context("committing the step")?;
+        self.status.committed();
         self.status.set_processed(to);
         self.status.set_processed_time(last.time);
         metrics::counter!(crate::telemetry::TRANSFERS_MATCHED).increment(outcome.recorded as u64);
@@ -397,6 +398,7 @@ impl Watcher {
             other => other?,
         };
         tx.commit().await?;
+        self.status.committed();
         crate::telemetry::payments_credited("token", outcome.paid.len());
         Ok(())
     }
@@ -446,6 +448,7 @@ impl Watcher {
             other => other?,
         };
         tx.commit().await?;
+        self.status.committed();
         self.status.set_processed(ancestor.block_number);
         self.status.set_processed_time(ancestor.block_time);
         tracing::warn!(

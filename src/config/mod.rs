@@ -112,11 +112,14 @@ fn default_listen() -> SocketAddr {
 pub struct DatabaseConfig {
     #[serde(default = "default_database_url")]
     pub url: SecretString,
+    /// Connections in the pool; unset: 4 on SQLite (one writer at a time anyway), 10 on PostgreSQL.
+    #[serde(default)]
+    pub max_connections: Option<u32>,
 }
 
 impl Default for DatabaseConfig {
     fn default() -> Self {
-        Self { url: default_database_url() }
+        Self { url: default_database_url(), max_connections: None }
     }
 }
 

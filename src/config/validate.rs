@@ -30,6 +30,9 @@ impl Config {
         if !(url.starts_with("sqlite:") || url.starts_with("postgres://") || url.starts_with("postgresql://")) {
             return Err(ConfigError::key("database.url", "must start with sqlite:, postgres:// or postgresql://"));
         }
+        if self.database.max_connections == Some(0) {
+            return Err(ConfigError::key("database.max_connections", "must be at least 1"));
+        }
         let chain = &self.chain;
         for url in chain.rpc_http.urls() {
             if !(url.starts_with("http://") || url.starts_with("https://")) {

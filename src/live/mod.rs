@@ -2,7 +2,16 @@
 //! (a payment seen, one more confirmation, paid, expired); the API streams those events as
 //! Server-Sent Events whose ids are the events' `seq`, so a client resumes where it left off.
 //! Only the watcher-lease holder records, so processes sharing a database write each change once.
+//!
+//! What to look at comes from the changes themselves, never from scanning history: triggers
+//! note every order a transaction changes in `order_changes` (whichever process commits it),
+//! and orders with a payment still confirming are kept in memory and looked at again when the
+//! head moves. The watcher rings `ChainStatus::changed` after each commit and head move, so the
+//! recorder runs at once; a change committed by another process waits at most one poll.
 
+pub mod hub;
+
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -12,79 +21,128 @@ use crate::chain::status::ChainStatus;
 use crate::chain::watcher::UNSAFE_ZONE;
 use crate::config::{Config, Confirmations};
 use crate::payments::order_view::{self, OrderView};
-use crate::store::{Store, StoreResult, order_events, unix_now};
+use crate::store::{Store, StoreResult, order_events};
 
-/// How far back, in seconds, the first pass after a start looks for changed orders, beyond
-/// the newest recorded event: changes made while no recorder ran are picked up then.
-const RESTART_MARGIN_SECS: i64 = 60;
+/// Changes looked at per pass; a full page makes the next pass start at once.
+const PAGE: i64 = 1_000;
 
 pub async fn run(
     store: Store,
     config: Arc<Config>,
     status: Arc<ChainStatus>,
+    hub: Arc<hub::Hub>,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     let tick = Duration::from_millis(config.chain.poll_interval_ms);
-    let mut since = None;
+    let mut recorder: Option<Recorder> = None;
+    let mut more = false;
     loop {
-        tokio::select! {
-            _ = shutdown.cancelled() => return Ok(()),
-            _ = tokio::time::sleep(tick) => {}
+        if !more {
+            tokio::select! {
+                _ = shutdown.cancelled() => return Ok(()),
+                _ = tokio::time::sleep(tick) => {}
+                _ = status.changed() => {}
+            }
         }
+        more = false;
         // Confirmations are counted from the leader's head; before its first step there is none.
         if !status.is_leader() || status.head() == 0 {
+            // A later term starts from the database again: another leader recorded meanwhile.
+            recorder = None;
             continue;
         }
-        let started = unix_now();
+        let r = recorder.get_or_insert_with(|| Recorder::new(store.clone(), config.clone(), hub.clone()));
         // Each event is its own write, so a pass cut off by shutdown or a lost lease leaves
-        // nothing half done; the next leader's pass picks up from its own `since`.
+        // nothing half done: its changes stay pending for the next leader.
         tokio::select! {
             _ = shutdown.cancelled() => return Ok(()),
-            _ = status.leadership_lost() => {}
-            result = pass(&store, &config, status.head(), since) => match result {
-                // A change in the same second as `started` is looked at again next pass, not missed.
-                Ok(()) => since = Some(started - 1),
+            _ = status.leadership_lost() => recorder = None,
+            result = r.pass(status.head()) => match result {
+                Ok(passed) => more = passed.more,
                 Err(e) => tracing::warn!(error = %e, "recording order events failed; next pass retries"),
             },
         }
     }
 }
 
-async fn pass(store: &Store, config: &Config, head: u64, since: Option<i64>) -> StoreResult<()> {
-    let changed_since = match since {
-        Some(t) => t,
-        None => order_events::last_recorded_at(store.pool()).await?.unwrap_or(0) - RESTART_MARGIN_SECS,
-    };
-    let appended = record_changes(store, config, head, changed_since).await?;
-    if appended > 0 {
-        tracing::debug!(appended, "order events recorded");
-    }
-    Ok(())
+/// What one pass did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Passed {
+    pub appended: usize,
+    /// More changes are pending than one pass takes: the next starts at once.
+    pub more: bool,
 }
 
-/// Appends an event for every candidate order whose view differs from its last event;
-/// returns how many were appended.
-pub async fn record_changes(store: &Store, config: &Config, head: u64, changed_since: i64) -> StoreResult<usize> {
-    let mut appended = 0;
-    for order_id in order_events::candidates(store.pool(), changed_since).await? {
-        let Some(view) = order_view::load(store, config, head, None, &order_id).await? else {
-            continue;
+/// The leader's recorder: which orders are still confirming, and the head it last looked at.
+pub struct Recorder {
+    store: Store,
+    config: Arc<Config>,
+    hub: Arc<hub::Hub>,
+    /// None until read from the database at the first pass.
+    confirming: Option<HashSet<String>>,
+    head_looked_at: u64,
+}
+
+impl Recorder {
+    pub fn new(store: Store, config: Arc<Config>, hub: Arc<hub::Hub>) -> Self {
+        Self { store, config, hub, confirming: None, head_looked_at: 0 }
+    }
+
+    /// Looks at every pending change, and at confirming orders when the head moved.
+    pub async fn pass(&mut self, head: u64) -> StoreResult<Passed> {
+        let store = self.store.clone();
+        let pool = store.pool();
+        if self.confirming.is_none() {
+            self.confirming = Some(order_events::confirming(pool).await?.into_iter().collect());
+        }
+        let mut appended = 0;
+        let changes = order_events::pending_changes(pool, PAGE).await?;
+        let mut looked_at = HashSet::new();
+        for (order_id, version) in &changes {
+            appended += self.record(order_id, head).await? as usize;
+            order_events::change_recorded(pool, order_id, *version).await?;
+            looked_at.insert(order_id.clone());
+        }
+        if head != self.head_looked_at {
+            let confirming: Vec<String> = self.confirming.iter().flatten().cloned().collect();
+            for order_id in confirming.iter().filter(|id| !looked_at.contains(*id)) {
+                appended += self.record(order_id, head).await? as usize;
+            }
+            self.head_looked_at = head;
+        }
+        if appended > 0 {
+            tracing::debug!(appended, "order events recorded");
+            self.hub.appended();
+        }
+        Ok(Passed { appended, more: changes.len() as i64 == PAGE })
+    }
+
+    /// Appends an event when the order's view differs from its last one; true when it did.
+    async fn record(&mut self, order_id: &str, head: u64) -> StoreResult<bool> {
+        let cap = confirmation_cap(&self.config);
+        let Some(view) = order_view::load(&self.store, &self.config, head, None, order_id).await? else {
+            return Ok(false);
         };
-        let view = settled(view, confirmation_cap(config));
+        let view = settled(view, cap);
+        let confirming = self.confirming.get_or_insert_with(HashSet::new);
+        if view.payments.iter().any(|p| p.confirmations < cap) {
+            confirming.insert(order_id.to_string());
+        } else {
+            confirming.remove(order_id);
+        }
         let data = serde_json::to_string(&view).expect("an order view serializes");
-        let previous = order_events::latest_data(store.pool(), &order_id).await?;
+        let previous = order_events::latest_data(self.store.pool(), order_id).await?;
         if previous.as_deref() == Some(data.as_str()) {
-            continue;
+            return Ok(false);
         }
         let previous: Option<OrderView> = previous.and_then(|p| serde_json::from_str(&p).ok());
-        order_events::append(store.pool(), &order_id, event_name(previous.as_ref(), &view), &data).await?;
-        appended += 1;
+        order_events::append(self.store.pool(), order_id, event_name(previous.as_ref(), &view), &data).await?;
+        Ok(true)
     }
-    Ok(appended)
 }
 
 /// Past the depth that settles a payment, more blocks change nothing the payer needs to see.
-fn confirmation_cap(config: &Config) -> u64 {
+pub fn confirmation_cap(config: &Config) -> u64 {
     match config.chain.confirmations {
         Confirmations::Blocks(n) => n,
         Confirmations::Finalized | Confirmations::Safe => UNSAFE_ZONE,

@@ -83,6 +83,11 @@ impl std::fmt::Debug for Store {
 impl Store {
     /// Connects (creating a SQLite file and its folder when missing) and checks the connection.
     pub async fn connect(url: &str) -> StoreResult<Self> {
+        Self::connect_with(url, None).await
+    }
+
+    /// The same with a pool of `max_connections` (None: 4 on SQLite, 10 on PostgreSQL).
+    pub async fn connect_with(url: &str, max_connections: Option<u32>) -> StoreResult<Self> {
         sqlx::any::install_default_drivers();
         let (backend, url) = if let Some(rest) = url.strip_prefix("sqlite:") {
             (Backend::Sqlite, sqlite_url(rest)?)
@@ -93,7 +98,7 @@ impl Store {
         };
         let options: AnyConnectOptions = url.parse()?;
         let pool = AnyPoolOptions::new()
-            .max_connections(if backend == Backend::Sqlite { 4 } else { 10 })
+            .max_connections(max_connections.unwrap_or(if backend == Backend::Sqlite { 4 } else { 10 }))
             .acquire_timeout(Duration::from_secs(5))
             .after_connect(move |conn, _| {
                 Box::pin(async move {

@@ -50,22 +50,57 @@ pub async fn latest_data<'e>(db: impl AnyExecutor<'e>, order_id: &str) -> StoreR
         .await?)
 }
 
-/// Orders whose view may have changed: any order changed since `changed_since` (new, paid,
-/// expired, a transfer seen), and orders with a transfer still confirming (its depth grows
-/// with the chain while the order row stays as it is).
-pub async fn candidates<'e>(db: impl AnyExecutor<'e>, changed_since: i64) -> StoreResult<Vec<String>> {
+/// Orders changed since the recorder last looked (written by the `order_changes` triggers in
+/// the changing transaction), with the version each was at, at most `limit`.
+pub async fn pending_changes<'e>(db: impl AnyExecutor<'e>, limit: i64) -> StoreResult<Vec<(String, i64)>> {
+    let rows = sqlx::query("SELECT order_id, version FROM order_changes LIMIT $1").bind(limit).fetch_all(db).await?;
+    rows.iter().map(|r| Ok((r.try_get("order_id")?, r.try_get("version")?))).collect()
+}
+
+/// The recorder has looked at `order_id` as of `version`; a change made since stays pending.
+pub async fn change_recorded<'e>(db: impl AnyExecutor<'e>, order_id: &str, version: i64) -> StoreResult<()> {
+    sqlx::query("DELETE FROM order_changes WHERE order_id = $1 AND version = $2")
+        .bind(order_id)
+        .bind(version)
+        .execute(db)
+        .await?;
+    Ok(())
+}
+
+/// Orders with a transfer still confirming (read through the partial index of seen transfers):
+/// their depth grows with the chain while no row changes. Read once when a recorder starts.
+pub async fn confirming<'e>(db: impl AnyExecutor<'e>) -> StoreResult<Vec<String>> {
     Ok(sqlx::query_scalar(
-        "SELECT order_id FROM orders WHERE updated_at >= $1 \
-         UNION SELECT order_id FROM chain_transfers WHERE state = 'seen' AND order_id IS NOT NULL",
+        "SELECT DISTINCT order_id FROM chain_transfers WHERE state = 'seen' AND order_id IS NOT NULL",
     )
-    .bind(changed_since)
     .fetch_all(db)
     .await?)
 }
 
-/// When the newest event was recorded: where a restarted recorder picks up.
-pub async fn last_recorded_at<'e>(db: impl AnyExecutor<'e>) -> StoreResult<Option<i64>> {
-    Ok(sqlx::query_scalar("SELECT MAX(created_at) FROM order_events").fetch_one(db).await?)
+/// Every order's events after `after_seq`, oldest first, at most `limit`: what the stream hub
+/// fans out (one query per poll for all open streams).
+pub async fn after_all<'e>(
+    db: impl AnyExecutor<'e>,
+    after_seq: i64,
+    limit: i64,
+) -> StoreResult<Vec<(String, OrderEvent)>> {
+    let rows = sqlx::query("SELECT seq, order_id, event, data FROM order_events WHERE seq > $1 ORDER BY seq LIMIT $2")
+        .bind(after_seq)
+        .bind(limit)
+        .fetch_all(db)
+        .await?;
+    rows.iter()
+        .map(|r| {
+            let event = OrderEvent { seq: r.try_get("seq")?, event: r.try_get("event")?, data: r.try_get("data")? };
+            Ok((r.try_get("order_id")?, event))
+        })
+        .collect()
+}
+
+/// The newest event's id (0 when there is none).
+pub async fn max_seq<'e>(db: impl AnyExecutor<'e>) -> StoreResult<i64> {
+    let max: Option<i64> = sqlx::query_scalar("SELECT MAX(seq) FROM order_events").fetch_one(db).await?;
+    Ok(max.unwrap_or(0))
 }
 
 /// Retention: removes views older than `before` of orders that are settled (paid or expired),

@@ -67,9 +67,23 @@ async fn streams_an_order(backend: &'static str) {
     }
     assert_eq!(data(paid)["status"], "paid");
     assert_eq!(confirmations(paid), 3);
-    // Past the required depth, more blocks are no news: only heartbeats follow.
+    // Paid at the required depth is the final event: the stream ends, and a client resuming
+    // after it is told (204) that nothing more will come, so EventSource stops reconnecting.
     app.mine(2).await;
-    assert_eq!(resumed.wait_comment(10).await, "heartbeat");
+    resumed.ends(10).await;
+    let again = reqwest::Client::new()
+        .get(&url)
+        .bearer_auth(&app.api_key)
+        .header("last-event-id", &paid.id)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status(), 204);
+    // An open order's stream stays open, with heartbeats while nothing changes.
+    let (_, open_order, _, _) = app.create_crypto_app("USDT_ERC20", 1).await;
+    let mut waiting = SseStream::open(&team_stream_url(&app, &open_order), Some(&app.api_key), None).await;
+    assert_eq!(waiting.next(20).await.event, "awaiting_payment");
+    assert_eq!(waiting.wait_comment(10).await, "heartbeat");
 
     // The checkout page's public twin needs no key and, without Last-Event-ID, replays it all.
     let mut public = SseStream::open(&format!("{}/pay/{order_id}/events", app.base), None, None).await;
@@ -81,9 +95,10 @@ async fn streams_an_order(backend: &'static str) {
     let depths: Vec<u64> = all[1..].iter().map(confirmations).collect();
     assert!(depths.windows(2).all(|w| w[0] <= w[1]), "confirmations never go back: {depths:?}");
     assert_eq!(all.last().unwrap(), paid, "the same event, with the same id, on both streams");
+    public.ends(10).await;
     // Streams still open do not hold the server up: shutdown ends them.
     app.stop().await;
-    drop((resumed, public));
+    waiting.ends(10).await;
 }
 
 #[tokio::test]

@@ -11,6 +11,7 @@ mod checkout_page;
 mod cli_check;
 mod contracts;
 mod devnet;
+mod flat_cost;
 mod isolation_and_fuzz;
 mod jobs;
 mod live;

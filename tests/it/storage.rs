@@ -55,11 +55,11 @@ fn d(s: &str) -> Decimal {
     Decimal::from_str(s).unwrap()
 }
 
-async fn team(store: &Store) -> String {
+pub(crate) async fn team(store: &Store) -> String {
     teams::create_team(store.pool(), "acme").await.unwrap().team_id
 }
 
-fn spec() -> AppSpec {
+pub(crate) fn spec() -> AppSpec {
     AppSpec {
         name: "xyh421--boinc-5".into(),
         cluster_id: "cls-a91a7dbc-1a23-42f6-a66f-876094349f03".into(),
@@ -72,7 +72,7 @@ fn spec() -> AppSpec {
     }
 }
 
-fn crypto_order(team_id: &str, app_id: &str, deposit: Address, salt: u8) -> NewOrder {
+pub(crate) fn crypto_order(team_id: &str, app_id: &str, deposit: Address, salt: u8) -> NewOrder {
     NewOrder {
         team_id: team_id.into(),
         app_id: Some(app_id.into()),

@@ -52,6 +52,18 @@ impl SseStream {
         self.comments[before].clone()
     }
 
+    /// Waits for the server to end the stream (no event may come first); panics otherwise.
+    pub async fn ends(mut self, secs: u64) {
+        tokio::time::timeout(Duration::from_secs(secs), async {
+            while let Some(chunk) = self.response.chunk().await.unwrap() {
+                let text = String::from_utf8_lossy(&chunk);
+                assert!(!text.contains("data:"), "an event came where the stream should end: {text}");
+            }
+        })
+        .await
+        .unwrap_or_else(|_| panic!("the stream was still open after {secs} s"));
+    }
+
     async fn read_event(&mut self) -> SseEvent {
         loop {
             if let Some(event) = self.read_event_or_comment().await {

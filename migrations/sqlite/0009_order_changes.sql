@@ -1,0 +1,28 @@
+-- Orders whose payer-visible view may have changed and that the order-event recorder has not
+-- looked at since. Written by triggers in the transaction that makes the change, whichever
+-- process makes it, so the recorder reads what changed (not history, not a host's clock).
+-- `version` grows with each change: the recorder removes a row only at the version it viewed.
+CREATE TABLE order_changes (
+    order_id TEXT PRIMARY KEY,
+    version  BIGINT NOT NULL
+);
+CREATE TRIGGER order_changes_order_insert AFTER INSERT ON orders BEGIN
+    INSERT INTO order_changes (order_id, version) VALUES (NEW.order_id, 1)
+    ON CONFLICT (order_id) DO UPDATE SET version = order_changes.version + 1;
+END;
+CREATE TRIGGER order_changes_order_update AFTER UPDATE ON orders BEGIN
+    INSERT INTO order_changes (order_id, version) VALUES (NEW.order_id, 1)
+    ON CONFLICT (order_id) DO UPDATE SET version = order_changes.version + 1;
+END;
+CREATE TRIGGER order_changes_transfer_insert AFTER INSERT ON chain_transfers WHEN NEW.order_id IS NOT NULL BEGIN
+    INSERT INTO order_changes (order_id, version) VALUES (NEW.order_id, 1)
+    ON CONFLICT (order_id) DO UPDATE SET version = order_changes.version + 1;
+END;
+CREATE TRIGGER order_changes_transfer_update AFTER UPDATE ON chain_transfers WHEN NEW.order_id IS NOT NULL BEGIN
+    INSERT INTO order_changes (order_id, version) VALUES (NEW.order_id, 1)
+    ON CONFLICT (order_id) DO UPDATE SET version = order_changes.version + 1;
+END;
+CREATE TRIGGER order_changes_transfer_delete AFTER DELETE ON chain_transfers WHEN OLD.order_id IS NOT NULL BEGIN
+    INSERT INTO order_changes (order_id, version) VALUES (OLD.order_id, 1)
+    ON CONFLICT (order_id) DO UPDATE SET version = order_changes.version + 1;
+END;
