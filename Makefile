@@ -8,7 +8,7 @@ CARGO ?= cargo
 export ANVIL_BIN := $(ANVIL)
 export PAYWATCH_TEST_POSTGRES ?= postgres://postgres@127.0.0.1:5432/postgres
 
-.PHONY: run test bench tools pytools postgres chromium contracts lint clean
+.PHONY: run test bench bench-scale tools pytools postgres chromium contracts lint clean
 
 ## Builds paywatch and runs the devnet demo (anvil + contracts + API on :8080).
 run: tools
@@ -23,6 +23,10 @@ bench: tools
 	$(CARGO) bench --locked --bench sweep_gas
 	$(CARGO) bench --locked --bench catchup
 	$(CARGO) bench --locked --bench index_memory
+
+## The scale benchmark (slow: bulk-inserts 1,100,000 orders into PostgreSQL, opens 10,000 streams).
+bench-scale: tools postgres
+	$(CARGO) bench --locked --bench scale
 
 ## anvil (and solc, for `make contracts`) from npm, pinned by tools/package-lock.json.
 tools: $(ANVIL)

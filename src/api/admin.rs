@@ -116,6 +116,7 @@ pub async fn revoke_key(
     if !teams::revoke_key(state.store.pool(), &team_id, &key_id).await? {
         return Err(ApiError::NotFound("key"));
     }
+    state.keys.forget_all();
     Ok(Json(RevokedKey { revoked: key_id }))
 }
 

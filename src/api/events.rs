@@ -5,10 +5,11 @@
 
 use std::collections::VecDeque;
 use std::convert::Infallible;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::State;
+use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
@@ -42,13 +43,14 @@ const RETRY: Duration = Duration::from_secs(1);
 )]
 pub async fn team_order_events(
     State(state): State<AppState>,
+    ConnectInfo(client): ConnectInfo<SocketAddr>,
     team: Team,
     ApiPath((team_id, order_id)): ApiPath<(String, String)>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     team.owns(&team_id)?;
     orders::get_order(state.store.pool(), &team_id, &order_id).await?.ok_or(ApiError::NotFound("order"))?;
-    open(&state, order_id, &headers).await
+    open(&state, order_id, client.ip(), &headers).await
 }
 
 /// The checkout page's twin: the order id is the capability.
@@ -65,16 +67,17 @@ pub async fn team_order_events(
 )]
 pub async fn public_order_events(
     State(state): State<AppState>,
+    ConnectInfo(client): ConnectInfo<SocketAddr>,
     ApiPath(order_id): ApiPath<String>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     orders::get_any(state.store.pool(), &order_id).await?.ok_or(ApiError::NotFound("order"))?;
-    open(&state, order_id, &headers).await
+    open(&state, order_id, client.ip(), &headers).await
 }
 
-async fn open(state: &AppState, order_id: String, headers: &HeaderMap) -> Result<Response, ApiError> {
+async fn open(state: &AppState, order_id: String, client: IpAddr, headers: &HeaderMap) -> Result<Response, ApiError> {
     let after = last_event_id(headers)?;
-    let slot = state.streams.take(&order_id)?;
+    let slot = state.streams.take(&order_id, client)?;
     let ends = Finality::new(state);
     // Joined before anything is read, so no event recorded meanwhile is missed.
     let subscription = state.hub.subscribe(&order_id);

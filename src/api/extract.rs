@@ -9,7 +9,6 @@ use serde::de::DeserializeOwned;
 
 use super::AppState;
 use super::error::ApiError;
-use crate::store::teams;
 
 /// The team whose API key came with the request.
 #[derive(Debug, Clone)]
@@ -46,8 +45,8 @@ impl FromRequestParts<AppState> for Team {
             .map(str::trim)
             .filter(|k| !k.is_empty())
             .ok_or(ApiError::Unauthorized)?;
-        let owner = teams::find_key_owner(state.store.pool(), key).await?.ok_or(ApiError::Unauthorized)?;
-        Ok(Team { team_id: owner.team_id })
+        let team_id = state.keys.owner(&state.store, key).await?.ok_or(ApiError::Unauthorized)?;
+        Ok(Team { team_id })
     }
 }
 

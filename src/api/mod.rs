@@ -13,6 +13,7 @@ mod extract;
 mod funds;
 mod health;
 mod idempotency;
+pub mod key_cache;
 mod lists;
 mod metrics;
 mod openapi;
@@ -45,6 +46,8 @@ pub struct AppState {
     pub prices: Arc<crate::payments::prices::PriceBook>,
     /// Caps on open event streams.
     pub streams: Arc<stream_limits::StreamLimits>,
+    /// API keys verified in the last second.
+    pub keys: Arc<key_cache::KeyCache>,
     /// Recorded order events fanned out to this process's open streams.
     pub hub: Arc<crate::live::hub::Hub>,
     /// Cancelled at shutdown: long-lived responses (event streams) end with it, so a graceful

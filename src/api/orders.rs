@@ -79,10 +79,11 @@ pub async fn eth_order(
     if pay_method.token().is_none() {
         return Err(ApiError::invalid("pay_method", "must be ANKR_ERC20 or USDT_ERC20"));
     }
-    apps::get_app(state.store.pool(), &team_id, &app_id).await?.ok_or(ApiError::NotFound("app"))?;
-    let order = orders::current_for_app(state.store.pool(), &team_id, &app_id, pay_method)
-        .await?
-        .ok_or(ApiError::NotFound("token order for this app and pay_method"))?;
+    // One query on the hot path: an order found is the team's app's; only a miss asks which.
+    let Some(order) = orders::current_for_app(state.store.pool(), &team_id, &app_id, pay_method).await? else {
+        apps::get_app(state.store.pool(), &team_id, &app_id).await?.ok_or(ApiError::NotFound("app"))?;
+        return Err(ApiError::NotFound("token order for this app and pay_method"));
+    };
     let c = order.new.crypto.as_ref().ok_or(ApiError::NotFound("token order"))?;
     Ok(Json(EthOrderResponse {
         address: orders::address_text(&c.deposit_address),

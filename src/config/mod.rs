@@ -65,6 +65,10 @@ pub struct ServerConfig {
     /// Open event streams at most for one order.
     #[serde(default = "default_max_streams_per_order")]
     pub max_streams_per_order: u64,
+    /// Open event streams at most from one client address (behind a reverse proxy every
+    /// client has the proxy's address: raise it there).
+    #[serde(default = "default_max_streams_per_client")]
+    pub max_streams_per_client: u64,
 }
 
 impl Default for ServerConfig {
@@ -75,6 +79,7 @@ impl Default for ServerConfig {
             request_timeout_s: default_request_timeout_s(),
             max_streams: default_max_streams(),
             max_streams_per_order: default_max_streams_per_order(),
+            max_streams_per_client: default_max_streams_per_client(),
         }
     }
 }
@@ -96,6 +101,10 @@ fn default_max_streams() -> u64 {
 
 fn default_max_streams_per_order() -> u64 {
     20
+}
+
+fn default_max_streams_per_client() -> u64 {
+    1_000
 }
 
 fn default_heartbeat_secs() -> u64 {

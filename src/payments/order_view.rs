@@ -54,7 +54,7 @@ pub struct OrderView {
 }
 
 /// The order as a frontend shows it, with each payment's depth below `head`. The order and its
-/// transfers are read from one snapshot, so the sums and the payments agree. `team_id` scopes
+/// transfers are read in one statement (one snapshot), so the sums and the payments agree. `team_id` scopes
 /// the lookup to one team; the checkout page passes `None` (the order id is the capability).
 pub async fn load(
     store: &Store,
@@ -63,17 +63,8 @@ pub async fn load(
     team_id: Option<&str>,
     order_id: &str,
 ) -> StoreResult<Option<OrderView>> {
-    let mut snapshot = store.begin_read().await?;
-    let order = match team_id {
-        Some(team_id) => orders::get_order(&mut *snapshot, team_id, order_id).await?,
-        None => orders::get_any(&mut *snapshot, order_id).await?,
-    };
-    let Some(order) = order else {
-        return Ok(None);
-    };
-    let rows = transfers::for_order(&mut *snapshot, &order.order_id).await?;
-    snapshot.rollback().await?; // read-only: nothing to keep
-    Ok(Some(build(config, head, order, rows)))
+    let found = orders::with_transfers(store.pool(), team_id, order_id).await?;
+    Ok(found.map(|(order, rows)| build(config, head, order, rows)))
 }
 
 pub fn build(config: &Config, head: u64, order: Order, rows: Vec<(transfers::Transfer, String)>) -> OrderView {

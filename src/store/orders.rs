@@ -236,6 +236,40 @@ pub async fn get_any<'e>(db: impl AnyExecutor<'e>, order_id: &str) -> StoreResul
     row.map(|r| from_row(&r)).transpose()
 }
 
+/// An order and its transfers (oldest first) in one statement, so one snapshot holds both and
+/// a hot read costs one round trip. `team_id` scopes it to a team (None: any team).
+pub async fn with_transfers<'e>(
+    db: impl AnyExecutor<'e>,
+    team_id: Option<&str>,
+    order_id: &str,
+) -> StoreResult<Option<(Order, Vec<(super::transfers::Transfer, String)>)>> {
+    static SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+        let order: Vec<String> = COLUMNS.split(',').map(|c| format!("o.{}", c.trim())).collect();
+        let transfer: Vec<String> = super::transfers::COLUMNS
+            .split(',')
+            .map(|c| format!("t.{c} AS t_{c}", c = c.trim()))
+            .collect();
+        format!(
+            "SELECT {}, {} FROM orders o LEFT JOIN chain_transfers t ON t.order_id = o.order_id \
+             WHERE o.order_id = $1 AND ($2 IS NULL OR o.team_id = $2) ORDER BY t.block_number, t.log_index",
+            order.join(", "),
+            transfer.join(", ")
+        )
+    });
+    let rows = sqlx::query(sqlx::AssertSqlSafe(SQL.as_str())).bind(order_id).bind(team_id).fetch_all(db).await?;
+    let Some(first) = rows.first() else {
+        return Ok(None);
+    };
+    let order = from_row(first)?;
+    let mut transfers = Vec::new();
+    for r in &rows {
+        if r.try_get::<Option<String>, _>("t_tx_hash")?.is_some() {
+            transfers.push(super::transfers::from_row(r, "t_")?);
+        }
+    }
+    Ok(Some((order, transfers)))
+}
+
 /// How far an order's payment has come; written by the crediting transaction.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PaymentProgress {

@@ -4,7 +4,7 @@
 use alloy::primitives::{Address, B256, U256};
 use sqlx::AnyConnection;
 use sqlx::Row;
-use sqlx::any::AnyExecutor;
+use sqlx::any::{AnyExecutor, AnyRow};
 
 use super::columns::parsed;
 use super::orders::address_text;
@@ -53,40 +53,44 @@ pub async fn insert_seen<'e>(db: impl AnyExecutor<'e>, t: &Transfer) -> StoreRes
 }
 
 /// The transfers recorded for an order, oldest first.
+/// The columns `from_row` reads.
+pub(crate) const COLUMNS: &str = "chain_id, tx_hash, log_index, block_number, block_hash, token_address, \
+    from_address, to_address, amount_base, order_id, state, block_time";
+
 pub async fn for_order<'e>(db: impl AnyExecutor<'e>, order_id: &str) -> StoreResult<Vec<(Transfer, String)>> {
-    let rows = sqlx::query(
-        "SELECT chain_id, tx_hash, log_index, block_number, block_hash, token_address, from_address, to_address, \
-         amount_base, order_id, state, block_time FROM chain_transfers WHERE order_id = $1 \
-         ORDER BY block_number, log_index",
-    )
+    let sql = format!("SELECT {COLUMNS} FROM chain_transfers WHERE order_id = $1 ORDER BY block_number, log_index");
+    let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
     .bind(order_id)
     .fetch_all(db)
     .await?;
-    rows.iter()
-        .map(|r| {
-            let get = |c: &str| -> StoreResult<String> { Ok(r.try_get::<String, _>(c)?) };
-            let hash = |c: &str| parsed::<B256>(r, "chain_transfers", c);
-            let address = |c: &str| parsed::<Address>(r, "chain_transfers", c);
-            let amount = get("amount_base")?;
-            Ok((
-                Transfer {
-                    chain_id: r.try_get::<i64, _>("chain_id")? as u64,
-                    tx_hash: hash("tx_hash")?,
-                    log_index: r.try_get::<i64, _>("log_index")? as u64,
-                    block_number: r.try_get::<i64, _>("block_number")? as u64,
-                    block_hash: hash("block_hash")?,
-                    token: address("token_address")?,
-                    from: address("from_address")?,
-                    to: address("to_address")?,
-                    amount_base: parse_base_units(&amount)
-                        .ok_or_else(|| StoreError::Corrupt(format!("chain_transfers.amount_base {amount:?}")))?,
-                    order_id: r.try_get("order_id")?,
-                    block_time: r.try_get("block_time")?,
-                },
-                r.try_get::<String, _>("state")?,
-            ))
-        })
-        .collect()
+    rows.iter().map(|r| from_row(r, "")).collect()
+}
+
+/// A transfer and its state from a row whose transfer columns are named with `prefix` (a
+/// join names them apart from the order's).
+pub(crate) fn from_row(r: &AnyRow, prefix: &str) -> StoreResult<(Transfer, String)> {
+    let col = |c: &str| format!("{prefix}{c}");
+    let hash = |c: &str| parsed::<B256>(r, "chain_transfers", &col(c));
+    let address = |c: &str| parsed::<Address>(r, "chain_transfers", &col(c));
+    let int = |c: &str| -> StoreResult<u64> { Ok(r.try_get::<i64, _>(col(c).as_str())? as u64) };
+    let amount: String = r.try_get(col("amount_base").as_str())?;
+    Ok((
+        Transfer {
+            chain_id: int("chain_id")?,
+            tx_hash: hash("tx_hash")?,
+            log_index: int("log_index")?,
+            block_number: int("block_number")?,
+            block_hash: hash("block_hash")?,
+            token: address("token_address")?,
+            from: address("from_address")?,
+            to: address("to_address")?,
+            amount_base: parse_base_units(&amount)
+                .ok_or_else(|| StoreError::Corrupt(format!("chain_transfers.amount_base {amount:?}")))?,
+            order_id: r.try_get(col("order_id").as_str())?,
+            block_time: r.try_get(col("block_time").as_str())?,
+        },
+        r.try_get::<String, _>(col("state").as_str())?,
+    ))
 }
 
 /// Marks seen transfers at or below `block` confirmed; returns the orders they belong to.
