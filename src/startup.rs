@@ -71,7 +71,10 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
     let mut tasks = JoinSet::new();
     let token = shutdown.clone();
     tasks.spawn(async move {
-        axum::serve(listener, api::router(state).into_make_service_with_connect_info::<std::net::SocketAddr>()).with_graceful_shutdown(token.cancelled_owned()).await.context("api")
+        axum::serve(listener, api::router(state).into_make_service_with_connect_info::<std::net::SocketAddr>())
+            .with_graceful_shutdown(token.cancelled_owned())
+            .await
+            .context("api")
     });
     let poll = Duration::from_millis(config.chain.poll_interval_ms);
     let watcher = Watcher::new(&config, store.clone(), provider.clone(), status.clone());

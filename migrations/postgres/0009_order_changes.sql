@@ -1,3 +1,4 @@
+-- 0009: order_changes (what the recorder looks at) and deposit_filter (the saved index filter).
 -- Orders whose payer-visible view may have changed and that the order-event recorder has not
 -- looked at since. Written by triggers in the transaction that makes the change, whichever
 -- process makes it, so the recorder reads what changed (not history, not a host's clock).
@@ -26,3 +27,14 @@ CREATE TRIGGER order_changes_order AFTER INSERT OR UPDATE ON orders
     FOR EACH ROW EXECUTE FUNCTION note_order_change();
 CREATE TRIGGER order_changes_transfer AFTER INSERT OR UPDATE OR DELETE ON chain_transfers
     FOR EACH ROW EXECUTE FUNCTION note_order_change();
+
+-- The deposit index's Bloom filter of every address ever issued, saved so a start reads it
+-- and the orders after `read_upto` instead of every order ever taken. One row.
+CREATE TABLE deposit_filter (
+    id        INTEGER PRIMARY KEY CHECK (id = 1),
+    read_upto BIGINT NOT NULL,
+    capacity  BIGINT NOT NULL,
+    items     BIGINT NOT NULL,
+    bits      BYTEA NOT NULL,
+    saved_at  BIGINT NOT NULL
+);

@@ -6,7 +6,10 @@
 //!   refresh until they fill (or, being rolled-back numbers, for `HOLE_PATIENCE`);
 //! - open orders and those within their late window sit in a map (20-byte key, 16-byte id);
 //!   every address ever issued is in a Bloom filter, and a hit outside the map is confirmed by
-//!   a database lookup, so money sent to an old address is still recorded.
+//!   a database lookup, so money sent to an old address is still recorded;
+//! - the filter is saved in the database (`deposit_filter`) with the sequence number it covers,
+//!   so a start reads it and the orders after it, not every order ever taken. Orders read from
+//!   before the saved point are found through the filter and the database until they settle.
 
 use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
@@ -14,6 +17,7 @@ use std::time::{Duration, Instant};
 use alloy::primitives::Address;
 use uuid::Uuid;
 
+use crate::store::deposit_filter::{self, SavedFilter};
 use crate::store::orders::{self, WatchedAddress};
 use crate::store::{Store, StoreResult};
 
@@ -25,6 +29,9 @@ const HOLE_PATIENCE: Duration = Duration::from_secs(600);
 const MAX_HOLES: usize = 10_000;
 /// Kept in the map this long past expiry plus the late window (chain seconds).
 const MAP_MARGIN_SECS: i64 = 3_600;
+/// The filter is saved after this many new addresses, or `SAVE_AFTER` after the first unsaved one.
+const SAVE_EVERY: usize = 1_000;
+const SAVE_AFTER: Duration = Duration::from_secs(60);
 
 pub struct DepositIndex {
     live: HashMap<Address, (Uuid, i64)>,
@@ -34,6 +41,9 @@ pub struct DepositIndex {
     holes: BTreeMap<i64, Instant>,
     late_window_secs: i64,
     loaded: bool,
+    /// Addresses added since the filter was last saved, and since when.
+    unsaved: usize,
+    unsaved_since: Option<Instant>,
 }
 
 impl DepositIndex {
@@ -45,6 +55,8 @@ impl DepositIndex {
             holes: BTreeMap::new(),
             late_window_secs,
             loaded: false,
+            unsaved: 0,
+            unsaved_since: None,
         }
     }
 
@@ -52,11 +64,15 @@ impl DepositIndex {
     /// known yet), used only to keep settled orders out of the map.
     pub async fn refresh(&mut self, store: &Store, clock: i64) -> StoreResult<()> {
         if !self.loaded {
-            return self.load(store, clock).await;
+            self.load(store, clock).await?;
+        } else {
+            self.read_holes(store, clock).await?;
+            self.read_new(store, clock).await?;
+            self.evict(clock);
         }
-        self.read_holes(store, clock).await?;
-        self.read_new(store, clock).await?;
-        self.evict(clock);
+        if self.unsaved >= SAVE_EVERY || self.unsaved_since.is_some_and(|t| t.elapsed() >= SAVE_AFTER) {
+            self.save(store).await?;
+        }
         Ok(())
     }
 
@@ -90,14 +106,42 @@ impl DepositIndex {
         self.live.len()
     }
 
+    /// From the saved filter when it has room for what came since, else from every order
+    /// (then saved at once, so the next start is quick).
     async fn load(&mut self, store: &Store, clock: i64) -> StoreResult<()> {
         let expected = orders::max_seq(store.pool()).await?;
-        self.filter = AddressFilter::with_capacity((expected as usize).max(1) * 2);
         self.live.clear();
         self.holes.clear();
-        self.read_upto = 0;
-        self.read_new(store, clock).await?;
+        let saved = deposit_filter::load(store.pool()).await?;
+        let resumed = saved.and_then(|f| {
+            let room = f.items + (expected - f.read_upto).max(0) < f.capacity;
+            let read_upto = f.read_upto;
+            room.then(|| AddressFilter::from_saved(f)).flatten().map(|filter| (filter, read_upto))
+        });
+        match resumed {
+            Some((filter, read_upto)) => {
+                self.filter = filter;
+                self.read_upto = read_upto;
+                self.read_new(store, clock).await?;
+            }
+            None => {
+                self.filter = AddressFilter::with_capacity((expected as usize).max(1) * 2);
+                self.read_upto = 0;
+                self.read_new(store, clock).await?;
+                self.unsaved = SAVE_EVERY;
+            }
+        }
         self.loaded = true;
+        Ok(())
+    }
+
+    /// Saves the filter up to the lowest sequence number still awaited (re-reading orders
+    /// already in it is harmless).
+    async fn save(&mut self, store: &Store) -> StoreResult<()> {
+        let covered = self.holes.keys().next().map_or(self.read_upto, |hole| hole - 1);
+        deposit_filter::save(store.pool(), &self.filter.to_saved(covered)).await?;
+        self.unsaved = 0;
+        self.unsaved_since = None;
         Ok(())
     }
 
@@ -110,6 +154,8 @@ impl DepositIndex {
             self.loaded = false;
         }
         self.filter.insert(&address);
+        self.unsaved += 1;
+        self.unsaved_since.get_or_insert_with(Instant::now);
         if (clock == 0 || w.expires_at + self.late_window_secs + MAP_MARGIN_SECS >= clock)
             && let Ok(id) = Uuid::parse_str(&w.order_id)
         {
@@ -169,6 +215,27 @@ impl AddressFilter {
         Self { bits: vec![0; (capacity * BITS_PER_ITEM).div_ceil(64)], items: 0, capacity }
     }
 
+    /// The saved form: bits as little-endian bytes.
+    fn to_saved(&self, read_upto: i64) -> SavedFilter {
+        SavedFilter {
+            read_upto,
+            capacity: self.capacity as i64,
+            items: self.items as i64,
+            bits: self.bits.iter().flat_map(|w| w.to_le_bytes()).collect(),
+        }
+    }
+
+    /// None when the saved bits do not fit the saved capacity (then it is rebuilt).
+    fn from_saved(f: SavedFilter) -> Option<Self> {
+        let capacity = usize::try_from(f.capacity).ok()?;
+        let words = (capacity.max(MIN_CAPACITY) * BITS_PER_ITEM).div_ceil(64);
+        if f.bits.len() != words * 8 {
+            return None;
+        }
+        let bits = f.bits.chunks_exact(8).map(|c| u64::from_le_bytes(c.try_into().expect("8 bytes"))).collect();
+        Some(Self { bits, items: usize::try_from(f.items).ok()?, capacity: capacity.max(MIN_CAPACITY) })
+    }
+
     fn positions(&self, a: &Address) -> impl Iterator<Item = usize> + use<> {
         let bytes = a.as_slice();
         let h1 = u64::from_le_bytes(bytes[0..8].try_into().expect("8 bytes"));
@@ -211,5 +278,8 @@ mod tests {
             .filter(|a| f.may_contain(a))
             .count();
         assert!(false_positives < 2_000, "{false_positives} false positives in 100,000");
+        let again = AddressFilter::from_saved(f.to_saved(7)).expect("a saved filter reads back");
+        assert!(inserted.iter().all(|a| again.may_contain(a)), "the saved filter forgets nothing");
+        assert_eq!((again.items, again.capacity), (f.items, f.capacity));
     }
 }

@@ -60,6 +60,21 @@ pub struct Watcher {
     status: Arc<ChainStatus>,
     /// The bloom proof of complete logs (off only to measure its cost).
     prove_complete: bool,
+    /// Far behind the head, the next range's logs are fetched while this one commits.
+    prefetched: Option<Prefetch>,
+}
+
+/// A getLogs answer asked for ahead of its step; used only by a step planning the same range.
+struct Prefetch {
+    from: u64,
+    to: u64,
+    answer: tokio::task::JoinHandle<anyhow::Result<Vec<Log>>>,
+}
+
+impl Drop for Prefetch {
+    fn drop(&mut self) {
+        self.answer.abort();
+    }
 }
 
 /// What a step asks of the loop. Every outcome but `MoreToDo` waits before the next step.
@@ -103,6 +118,7 @@ impl Watcher {
             index: DepositIndex::new(late_window_secs),
             status,
             prove_complete: true,
+            prefetched: None,
         }
     }
 
@@ -301,7 +317,7 @@ impl Watcher {
         if let ParentCheck::Mismatch { .. } = chain_check {
             return Ok(Progress::Retry("the chain moved while reading"));
         }
-        let mut logs = match self.logs(Filter::new().from_block(from).to_block(to)).await {
+        let mut logs = match self.range_logs(from, to).await {
             Ok(logs) => logs,
             Err(e) => {
                 return match classify(&format!("{e:#}")) {
@@ -315,6 +331,7 @@ impl Watcher {
             }
         };
         self.range.grow();
+        self.prefetch_next(to, head);
 
         // Near the head, a "maybe" in a block's bloom with no log in the answer means the
         // answer may be incomplete: ask for that block alone, by its hash.
@@ -492,8 +509,32 @@ impl Watcher {
 
     /// Transfer logs of the watched tokens matching `filter`'s blocks.
     async fn logs(&self, filter: Filter) -> anyhow::Result<Vec<Log>> {
-        let filter = filter.address(self.tokens.clone()).event_signature(IERC20::Transfer::SIGNATURE_HASH);
-        Ok(self.provider.get_logs(&filter).await?)
+        fetch_logs(&self.provider, &self.tokens, filter).await
+    }
+
+    /// The logs of `from..=to`: the answer fetched ahead when it was for this very range (it is
+    /// checked like any answer), else asked now.
+    async fn range_logs(&mut self, from: u64, to: u64) -> anyhow::Result<Vec<Log>> {
+        match self.prefetched.take() {
+            Some(mut p) if (p.from, p.to) == (from, to) => match (&mut p.answer).await {
+                Ok(answer) => answer,
+                Err(e) => Err(anyhow::anyhow!("prefetching logs: {e}")),
+            },
+            _ => self.logs(Filter::new().from_block(from).to_block(to)).await,
+        }
+    }
+
+    /// While this step matches and commits, asks for the next range, if it lies wholly deeper
+    /// than the zone near the head (there the proof needs headers the next step fetches).
+    fn prefetch_next(&mut self, to: u64, head: u64) {
+        let (from, next_to) = (to + 1, to + self.range.get());
+        if next_to + UNSAFE_ZONE >= head {
+            return;
+        }
+        let (provider, tokens) = (self.provider.clone(), self.tokens.clone());
+        let filter = Filter::new().from_block(from).to_block(next_to);
+        let answer = tokio::spawn(async move { fetch_logs(&provider, &tokens, filter).await });
+        self.prefetched = Some(Prefetch { from, to: next_to, answer });
     }
 
     /// Gives each transfer its block's timestamp, from the headers at hand or fetched (a few
@@ -559,4 +600,9 @@ impl Watcher {
 
 fn link(h: &BlockHead) -> (u64, B256, B256) {
     (h.number, h.hash, h.parent)
+}
+
+async fn fetch_logs(provider: &DynProvider, tokens: &[Address], filter: Filter) -> anyhow::Result<Vec<Log>> {
+    let filter = filter.address(tokens.to_vec()).event_signature(IERC20::Transfer::SIGNATURE_HASH);
+    Ok(provider.get_logs(&filter).await?)
 }

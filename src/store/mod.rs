@@ -7,6 +7,7 @@ pub mod card_charges;
 pub mod catalog;
 pub mod columns;
 pub mod cursor;
+pub mod deposit_filter;
 pub mod deposits;
 pub mod idempotency;
 pub mod job_leases;

@@ -245,10 +245,8 @@ pub async fn with_transfers<'e>(
 ) -> StoreResult<Option<(Order, Vec<(super::transfers::Transfer, String)>)>> {
     static SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
         let order: Vec<String> = COLUMNS.split(',').map(|c| format!("o.{}", c.trim())).collect();
-        let transfer: Vec<String> = super::transfers::COLUMNS
-            .split(',')
-            .map(|c| format!("t.{c} AS t_{c}", c = c.trim()))
-            .collect();
+        let transfer: Vec<String> =
+            super::transfers::COLUMNS.split(',').map(|c| format!("t.{c} AS t_{c}", c = c.trim())).collect();
         format!(
             "SELECT {}, {} FROM orders o LEFT JOIN chain_transfers t ON t.order_id = o.order_id \
              WHERE o.order_id = $1 AND ($2 IS NULL OR o.team_id = $2) ORDER BY t.block_number, t.log_index",

@@ -59,10 +59,7 @@ pub(crate) const COLUMNS: &str = "chain_id, tx_hash, log_index, block_number, bl
 
 pub async fn for_order<'e>(db: impl AnyExecutor<'e>, order_id: &str) -> StoreResult<Vec<(Transfer, String)>> {
     let sql = format!("SELECT {COLUMNS} FROM chain_transfers WHERE order_id = $1 ORDER BY block_number, log_index");
-    let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
-    .bind(order_id)
-    .fetch_all(db)
-    .await?;
+    let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(order_id).fetch_all(db).await?;
     rows.iter().map(|r| from_row(r, "")).collect()
 }
 

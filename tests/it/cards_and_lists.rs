@@ -327,6 +327,49 @@ async fn admin_creates_teams_and_revokes_keys() {
     app.stop().await;
 }
 
+/// Keys are verified through a sub-second cache: the process that revokes a key refuses it at
+/// once, another process sharing the PostgreSQL database within a second.
+#[tokio::test]
+async fn a_revoked_key_is_refused_at_once_here_and_within_a_second_elsewhere() {
+    let app = spawn_app(Options { backend: "postgres", ..Default::default() }).await;
+    let other =
+        crate::support::process::ServeProcess::start(&app.config_path, paywatch::devnet::anvil::free_port().unwrap())
+            .await;
+    let admin = |req: reqwest::RequestBuilder| req.bearer_auth("test-admin-token-0123456789");
+    let team: Value = admin(app.http.post(format!("{}/admin/teams", app.base)))
+        .json(&json!({"name": "cached"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let (team_id, key) = (team["team_id"].as_str().unwrap(), team["api_key"].as_str().unwrap());
+    let http = app.http.clone();
+    let status = move |base: String| {
+        let (http, url) = (http.clone(), format!("{base}/v2alpha/teams/{team_id}/deposit_list"));
+        let key = key.to_string();
+        async move { http.get(url).bearer_auth(key).send().await.unwrap().status().as_u16() }
+    };
+    for base in [&app.base, &other.base] {
+        assert_eq!(status(base.clone()).await, 200, "a new key works at once on {base}");
+        assert_eq!(status(base.clone()).await, 200, "and again, from the cache");
+    }
+    let revoke =
+        admin(app.http.delete(format!("{}/admin/teams/{team_id}/keys/{}", app.base, team["key_id"].as_str().unwrap())));
+    assert_eq!(revoke.send().await.unwrap().status(), 200);
+    let revoked = std::time::Instant::now();
+    assert_eq!(status(app.base.clone()).await, 401, "the revoking process refuses the key at once");
+    while status(other.base.clone()).await != 401 {
+        assert!(revoked.elapsed() < std::time::Duration::from_secs(5), "the other process still takes the key");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let took = revoked.elapsed();
+    assert!(took <= std::time::Duration::from_millis(1_500), "the other process took {took:?} to refuse it");
+    other.kill9().await;
+    app.stop().await;
+}
+
 #[tokio::test]
 async fn deposits_are_unique_per_order() {
     let app = spawn_app(Options::default()).await;

@@ -1,5 +1,5 @@
-//! Cost that follows open business, not history: the deposit index keeps open orders in memory
-//! and finds old ones through its filter and the database; the order-event recorder reads what
+//! Cost that follows open business, not history: the deposit index keeps open orders in memory,
+//! finds old ones through its filter and the database, and starts from its saved filter; the order-event recorder reads what
 //! changed (counted with PostgreSQL's own statistics), never the settled history.
 
 use std::sync::Arc;
@@ -183,7 +183,32 @@ async fn the_index_finds_new_orders_and_old_addresses(backend: &str) {
     tx.commit().await.unwrap();
     index.refresh(store, NOW).await.unwrap();
     assert_eq!(index.live_len(), 1, "the open order is held in memory");
-    assert_eq!(index.lookup(store, &address(HISTORY + 1)).await.unwrap(), Some(new));
+    assert_eq!(index.lookup(store, &address(HISTORY + 1)).await.unwrap(), Some(new.clone()));
+
+    // The first load saved the filter: a restart reads it and only the orders after it.
+    let saved = paywatch::store::deposit_filter::load(store.pool()).await.unwrap().expect("the filter was saved");
+    assert!(saved.read_upto >= HISTORY as i64, "it covers the history: {}", saved.read_upto);
+    let mut restarted = DepositIndex::new(3600);
+    restarted.refresh(store, NOW).await.unwrap();
+    let old_again = restarted.lookup(store, &address(7)).await.unwrap();
+    assert!(old_again.is_some(), "an old address, from the saved filter");
+    assert_eq!(restarted.lookup(store, &address(HISTORY + 1)).await.unwrap(), Some(new));
+    // Proof that a start does not read every order: one made after the save, with the saved
+    // point moved past it (as if it were covered), is not found by a fresh start.
+    let mut tx = store.begin().await.unwrap();
+    order(&mut tx, &team_id, &app_id, HISTORY + 2, NOW + 3600, false).await;
+    tx.commit().await.unwrap();
+    sqlx::query("UPDATE deposit_filter SET read_upto = (SELECT MAX(seq) FROM orders)")
+        .execute(store.pool())
+        .await
+        .unwrap();
+    let mut fresh = DepositIndex::new(3600);
+    fresh.refresh(store, NOW).await.unwrap();
+    assert_eq!(
+        fresh.lookup(store, &address(HISTORY + 2)).await.unwrap(),
+        None,
+        "a start reads only past the saved point"
+    );
     db.cleanup().await;
 }
 
