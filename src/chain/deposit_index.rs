@@ -29,8 +29,8 @@ const HOLE_PATIENCE: Duration = Duration::from_secs(600);
 const MAX_HOLES: usize = 10_000;
 /// Kept in the map this long past expiry plus the late window (chain seconds).
 const MAP_MARGIN_SECS: i64 = 3_600;
-/// The filter is saved after this many new addresses, or `SAVE_AFTER` after the first unsaved one.
-const SAVE_EVERY: usize = 1_000;
+/// The filter (a few MB at millions of orders) is saved this long after its first unsaved
+/// address, so a busy sale writes it once a minute, and a start re-reads at most that much.
 const SAVE_AFTER: Duration = Duration::from_secs(60);
 
 pub struct DepositIndex {
@@ -41,9 +41,9 @@ pub struct DepositIndex {
     holes: BTreeMap<i64, Instant>,
     late_window_secs: i64,
     loaded: bool,
-    /// Addresses added since the filter was last saved, and since when.
-    unsaved: usize,
+    /// Since when addresses were added that the saved filter lacks; rebuilt: save at once.
     unsaved_since: Option<Instant>,
+    rebuilt: bool,
 }
 
 impl DepositIndex {
@@ -55,8 +55,8 @@ impl DepositIndex {
             holes: BTreeMap::new(),
             late_window_secs,
             loaded: false,
-            unsaved: 0,
             unsaved_since: None,
+            rebuilt: false,
         }
     }
 
@@ -70,7 +70,7 @@ impl DepositIndex {
             self.read_new(store, clock).await?;
             self.evict(clock);
         }
-        if self.unsaved >= SAVE_EVERY || self.unsaved_since.is_some_and(|t| t.elapsed() >= SAVE_AFTER) {
+        if self.rebuilt || self.unsaved_since.is_some_and(|t| t.elapsed() >= SAVE_AFTER) {
             self.save(store).await?;
         }
         Ok(())
@@ -128,7 +128,7 @@ impl DepositIndex {
                 self.filter = AddressFilter::with_capacity((expected as usize).max(1) * 2);
                 self.read_upto = 0;
                 self.read_new(store, clock).await?;
-                self.unsaved = SAVE_EVERY;
+                self.rebuilt = true;
             }
         }
         self.loaded = true;
@@ -140,8 +140,8 @@ impl DepositIndex {
     async fn save(&mut self, store: &Store) -> StoreResult<()> {
         let covered = self.holes.keys().next().map_or(self.read_upto, |hole| hole - 1);
         deposit_filter::save(store.pool(), &self.filter.to_saved(covered)).await?;
-        self.unsaved = 0;
         self.unsaved_since = None;
+        self.rebuilt = false;
         Ok(())
     }
 
@@ -154,7 +154,6 @@ impl DepositIndex {
             self.loaded = false;
         }
         self.filter.insert(&address);
-        self.unsaved += 1;
         self.unsaved_since.get_or_insert_with(Instant::now);
         if (clock == 0 || w.expires_at + self.late_window_secs + MAP_MARGIN_SECS >= clock)
             && let Ok(id) = Uuid::parse_str(&w.order_id)

@@ -145,34 +145,46 @@ async fn event_streams_refuse_what_they_cannot_serve() {
     app.stop().await;
 }
 
-/// Stream caps: past `max_streams_per_order` (or `max_streams` in all) a new stream is a 503
-/// in the JSON error model; a stream whose client left gives its slot back.
+/// Stream caps: past `max_streams_per_order`, `max_streams_per_client` (by client address) or
+/// `max_streams` in all, a new stream is a 503 in the JSON error model; a stream whose client
+/// left gives its slot back.
 #[tokio::test]
 async fn event_streams_past_their_caps_answer_503_and_slots_come_back() {
     let app = crate::support::app::spawn_app(crate::support::app::Options {
-        config_edits: vec![("heartbeat_secs = 5", "heartbeat_secs = 1\nmax_streams = 3\nmax_streams_per_order = 2")],
+        config_edits: vec![(
+            "heartbeat_secs = 5",
+            "heartbeat_secs = 1\nmax_streams = 4\nmax_streams_per_order = 2\nmax_streams_per_client = 3",
+        )],
         ..Default::default()
     })
     .await;
     let (_, first, _, _) = app.create_crypto_app("USDT_ERC20", 1).await;
     let (_, second, _, _) = app.create_crypto_app("USDT_ERC20", 1).await;
-    let open = |order: String| {
+    let (_, third, _, _) = app.create_crypto_app("USDT_ERC20", 1).await;
+    // A second client: another loopback address.
+    let elsewhere =
+        reqwest::Client::builder().local_address("127.0.0.2".parse::<std::net::IpAddr>().unwrap()).build().unwrap();
+    let open_from = |http: reqwest::Client, order: String| {
         let url = format!("{}/pay/{order}/events", app.base);
-        let http = app.http.clone();
         async move { http.get(url).send().await.unwrap() }
+    };
+    let open = |order: String| open_from(app.http.clone(), order);
+    let refused = |r: reqwest::Response, says: &'static str| async move {
+        assert_eq!(r.status().as_u16(), 503);
+        let body: serde_json::Value = r.json().await.unwrap();
+        assert_eq!(body["code"], "unavailable", "{body}");
+        assert!(body["message"].as_str().unwrap().contains(says), "{body}");
     };
     let a1 = open(first.clone()).await;
     let a2 = open(first.clone()).await;
     assert_eq!((a1.status().as_u16(), a2.status().as_u16()), (200, 200));
-    let refused = open(first.clone()).await;
-    assert_eq!(refused.status().as_u16(), 503);
-    let body: serde_json::Value = refused.json().await.unwrap();
-    assert_eq!(body["code"], "unavailable", "{body}");
-    assert!(body["message"].as_str().unwrap().contains("this order already has 2"), "{body}");
+    refused(open(first.clone()).await, "this order already has 2").await;
     let b1 = open(second.clone()).await;
     assert_eq!(b1.status().as_u16(), 200);
-    let all = open(second.clone()).await;
-    assert_eq!(all.status().as_u16(), 503, "three in all");
+    refused(open(third.clone()).await, "this client already has 3").await;
+    let c1 = open_from(elsewhere.clone(), second.clone()).await;
+    assert_eq!(c1.status().as_u16(), 200, "another client has slots of its own");
+    refused(open_from(elsewhere.clone(), third.clone()).await, "too many open event streams (4)").await;
     // A client leaves: its slot is free again once the server notices (at the next heartbeat).
     drop(a1);
     let started = std::time::Instant::now();
@@ -184,6 +196,6 @@ async fn event_streams_past_their_caps_answer_503_and_slots_come_back() {
         assert!(started.elapsed() < std::time::Duration::from_secs(15), "the slot never came back");
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     };
-    drop((a2, b1, again));
+    drop((a2, b1, c1, again));
     app.stop().await;
 }
