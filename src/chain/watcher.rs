@@ -40,6 +40,8 @@ pub const UNSAFE_ZONE: u64 = 64;
 /// How far back a reorg is searched for, and how many block hashes are kept.
 const MAX_REORG_DEPTH: u64 = 256;
 const MAX_RANGE: u64 = 5_000;
+/// Headers asked per JSON-RPC batch (providers cap batches at 50-1,000 calls).
+const HEADER_BATCH: usize = 50;
 /// Consecutive failures before `/readyz` reports the RPC as the problem.
 const FAILURES_BEFORE_UNREADY: u32 = 3;
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
@@ -485,11 +487,46 @@ impl Watcher {
 
     /// Headers of `numbers`, fetched a few at a time, in order; None where a backend does not
     /// serve one yet.
+    /// Headers of `numbers` (None where the node has none yet), asked in JSON-RPC batches of
+    /// `HEADER_BATCH`: one round trip for the zone near the head instead of one per block. A
+    /// node that refuses batches is asked call by call.
     async fn headers(&self, numbers: &[u64]) -> anyhow::Result<Vec<Option<BlockHead>>> {
-        let futures: Vec<_> = numbers.iter().map(|n| self.header(*n)).collect();
-        let fetched: Vec<anyhow::Result<Option<BlockHead>>> =
-            futures_util::stream::iter(futures).buffered(16).collect().await;
-        fetched.into_iter().collect()
+        let mut out = Vec::with_capacity(numbers.len());
+        for chunk in numbers.chunks(HEADER_BATCH) {
+            if chunk.len() > 1
+                && let Some(heads) = self.header_batch(chunk).await?
+            {
+                out.extend(heads);
+                continue;
+            }
+            let singles: Vec<_> = chunk.iter().map(|n| self.header(*n)).collect();
+            let fetched: Vec<anyhow::Result<Option<BlockHead>>> =
+                futures_util::stream::iter(singles).buffered(16).collect().await;
+            for head in fetched {
+                out.push(head?);
+            }
+        }
+        Ok(out)
+    }
+
+    /// One batch of headers; None when the batch itself was refused (not a call in it).
+    async fn header_batch(&self, numbers: &[u64]) -> anyhow::Result<Option<Vec<Option<BlockHead>>>> {
+        let mut batch = alloy::rpc::client::BatchRequest::new(self.provider.client());
+        let mut waiters = Vec::with_capacity(numbers.len());
+        for n in numbers {
+            let params = (BlockNumberOrTag::Number(*n), false);
+            waiters.push(batch.add_call::<_, Option<alloy::rpc::types::Block>>("eth_getBlockByNumber", &params)?);
+        }
+        if let Err(e) = batch.send().await {
+            tracing::debug!(error = %e, "a batch of headers was refused; asking one by one");
+            return Ok(None);
+        }
+        let mut heads = Vec::with_capacity(numbers.len());
+        for (n, waiter) in numbers.iter().zip(waiters) {
+            let block = waiter.await.with_context(|| format!("eth_getBlockByNumber({n})"))?;
+            heads.push(block.map(|b| head_of(*n, &b.header)));
+        }
+        Ok(Some(heads))
     }
 
     async fn header(&self, n: u64) -> anyhow::Result<Option<BlockHead>> {
@@ -498,13 +535,7 @@ impl Watcher {
             .get_block_by_number(BlockNumberOrTag::Number(n))
             .await
             .with_context(|| format!("eth_getBlockByNumber({n})"))?;
-        Ok(block.map(|b| BlockHead {
-            number: n,
-            hash: b.header.hash,
-            parent: b.header.parent_hash,
-            time: b.header.timestamp as i64,
-            bloom: b.header.logs_bloom,
-        }))
+        Ok(block.map(|b| head_of(n, &b.header)))
     }
 
     /// Transfer logs of the watched tokens matching `filter`'s blocks.
@@ -605,4 +636,8 @@ fn link(h: &BlockHead) -> (u64, B256, B256) {
 async fn fetch_logs(provider: &DynProvider, tokens: &[Address], filter: Filter) -> anyhow::Result<Vec<Log>> {
     let filter = filter.address(tokens.to_vec()).event_signature(IERC20::Transfer::SIGNATURE_HASH);
     Ok(provider.get_logs(&filter).await?)
+}
+
+fn head_of(number: u64, h: &alloy::rpc::types::Header) -> BlockHead {
+    BlockHead { number, hash: h.hash, parent: h.parent_hash, time: h.timestamp as i64, bloom: h.logs_bloom }
 }

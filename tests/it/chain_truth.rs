@@ -211,7 +211,7 @@ async fn a_websocket_that_stays_open_and_silent_leaves_polling_to_credit() {
 #[tokio::test]
 async fn an_incomplete_logs_answer_is_completed_by_the_bloom_proof() {
     // Every getLogs by range misses the newest blocks; only the proof can find the payment.
-    let app = spawn_app(Options { confirmations: 1, proxy: Some(Mode::LaggingLogs), ..Default::default() }).await;
+    let app = spawn_app(Options { confirmations: 1, proxy: Some(Mode::StaleLogs), ..Default::default() }).await;
     let (_, order_id, address, owed) = app.create_crypto_app("USDT_ERC20", 1).await;
     app.pay(Token::UsdtErc20, address, owed).await;
     app.wait_order(&order_id, 30, |o| o["status"] == "paid").await;
@@ -355,6 +355,7 @@ async fn a_catch_up_under_a_range_cap_uses_the_providers_range() {
     assert!(ranges.iter().all(|(from, to)| to - from < 300), "never above the cap: {ranges:?}");
     let full = ranges.iter().filter(|(from, to)| to - from + 1 == 300).count();
     assert!(full >= 2000 / 300 - 1, "the catch-up asks for the whole hinted range: {ranges:?}");
+    assert!(proxy.header_batches() > 0, "the headers near the head are asked in JSON-RPC batches");
     drop(server);
     app.stop().await;
 }

@@ -30,6 +30,8 @@ pub enum Mode {
     /// Half the eth_getLogs calls reach a backend 1-3 blocks behind: the newest blocks' logs
     /// are missing (its `toBlock` clamped to its own head) while headers come from anvil.
     LaggingLogs,
+    /// Every eth_getLogs by range reaches a backend a block behind (headers from anvil).
+    StaleLogs,
     /// One call in `every` answers HTTP 429 with `Retry-After`; others JSON-RPC rate errors.
     RateLimited {
         every: u64,
@@ -52,6 +54,8 @@ struct Shared {
     /// (fromBlock, toBlock) of every eth_getLogs by range that reached anvil.
     log_ranges: Mutex<Vec<(u64, u64)>>,
     refusals: AtomicU64,
+    /// JSON-RPC batches of two or more eth_getBlockByNumber calls.
+    header_batches: AtomicU64,
 }
 
 pub struct RpcProxy {
@@ -81,6 +85,7 @@ impl RpcProxy {
             calls: AtomicU64::new(0),
             log_ranges: Mutex::new(Vec::new()),
             refusals: AtomicU64::new(0),
+            header_batches: AtomicU64::new(0),
         });
         let app = axum::Router::new().fallback(handle).with_state(shared.clone());
         let task = tokio::spawn(async move {
@@ -95,6 +100,11 @@ impl RpcProxy {
 
     pub fn calls(&self) -> u64 {
         self.shared.calls.load(Ordering::SeqCst)
+    }
+
+    /// Batches of headers asked (two or more eth_getBlockByNumber in one request).
+    pub fn header_batches(&self) -> u64 {
+        self.shared.header_batches.load(Ordering::SeqCst)
     }
 
     pub fn log_ranges(&self) -> Vec<(u64, u64)> {
@@ -119,10 +129,6 @@ async fn handle(State(s): State<Arc<Shared>>, body: Bytes) -> Response {
         Ok(v) => v,
         Err(_) => return (StatusCode::BAD_REQUEST, "not JSON").into_response(),
     };
-    let methods: Vec<String> = match &request {
-        Value::Array(items) => items.iter().map(|r| r["method"].as_str().unwrap_or("").to_string()).collect(),
-        single => vec![single["method"].as_str().unwrap_or("").to_string()],
-    };
     let mode = *s.mode.lock().unwrap();
     match mode {
         Mode::Down => return (StatusCode::SERVICE_UNAVAILABLE, "upstream down").into_response(),
@@ -137,24 +143,40 @@ async fn handle(State(s): State<Arc<Shared>>, body: Bytes) -> Response {
         Mode::Flaky if n % 4 == 1 => tokio::time::sleep(Duration::from_millis(300)).await,
         _ => {}
     }
-    let Value::Object(_) = &request else {
-        return forward(&s, &request).await; // batches pass through
+    let Value::Array(items) = &request else {
+        return one(&s, &request, mode, n).await;
     };
-    let method = methods[0].as_str();
+    // A batch: each call meets the same backend behaviour as it would alone.
+    if items.len() > 1 && items.iter().all(|r| r["method"] == "eth_getBlockByNumber") {
+        s.header_batches.fetch_add(1, Ordering::SeqCst);
+    }
+    let mut answers = Vec::with_capacity(items.len());
+    for (i, item) in items.iter().enumerate() {
+        let response = one(&s, item, mode, n.wrapping_mul(1_000).wrapping_add(i as u64)).await;
+        let bytes = axum::body::to_bytes(response.into_body(), usize::MAX).await.unwrap_or_default();
+        answers.push(serde_json::from_slice(&bytes).unwrap_or(Value::Null));
+    }
+    axum::Json(Value::Array(answers)).into_response()
+}
+
+/// One JSON-RPC call through the lagging, flapping and capping behaviours.
+async fn one(s: &Shared, request: &Value, mode: Mode, n: u64) -> Response {
+    let method = request["method"].as_str().unwrap_or("");
     let behind = match mode {
         Mode::LaggingLogs if method == "eth_getLogs" && coin(n) => Some(1 + n % 3),
+        Mode::StaleLogs if method == "eth_getLogs" => Some(1),
         Mode::FlappingHeads if coin(n) => Some(3),
         _ => None,
     };
     if let Some(lag) = behind {
-        let head = upstream_head(&s).await.saturating_sub(lag);
+        let head = upstream_head(s).await.saturating_sub(lag);
         match method {
-            "eth_blockNumber" => return answer(&request, json!(format!("{head:#x}"))),
+            "eth_blockNumber" => return answer(request, json!(format!("{head:#x}"))),
             "eth_getBlockByNumber" => {
                 if let Some(wanted) = request["params"][0].as_str().and_then(parse_quantity)
                     && wanted > head
                 {
-                    return answer(&request, Value::Null);
+                    return answer(request, Value::Null);
                 }
             }
             "eth_getLogs" => {
@@ -162,10 +184,10 @@ async fn handle(State(s): State<Arc<Shared>>, body: Bytes) -> Response {
                 let filter = &mut clamped["params"][0];
                 if let (Some(from), Some(to)) = (block_param(&filter["fromBlock"]), block_param(&filter["toBlock"])) {
                     if from > head {
-                        return answer(&request, json!([]));
+                        return answer(request, json!([]));
                     }
                     filter["toBlock"] = json!(format!("{:#x}", to.min(head)));
-                    return forward(&s, &clamped).await;
+                    return forward(s, &clamped).await;
                 }
             }
             _ => {}
@@ -176,11 +198,11 @@ async fn handle(State(s): State<Arc<Shared>>, body: Bytes) -> Response {
             (block_param(&request["params"][0]["fromBlock"]), block_param(&request["params"][0]["toBlock"]))
     {
         if let Mode::Caps(style) = mode {
-            return capped_logs(&s, &request, style, from, to).await;
+            return capped_logs(s, request, style, from, to).await;
         }
         s.log_ranges.lock().unwrap().push((from, to));
     }
-    forward(&s, &request).await
+    forward(s, request).await
 }
 
 async fn capped_logs(s: &Shared, request: &Value, style: CapStyle, from: u64, to: u64) -> Response {
