@@ -118,7 +118,7 @@ impl Finality {
     fn new(state: &AppState) -> Self {
         Self {
             cap: crate::live::confirmation_cap(&state.config),
-            late_window_secs: (state.config.orders.late_window_hours * 3600) as i64,
+            late_window_secs: state.config.orders.late_window_secs(),
             chain: state.chain.clone(),
         }
     }

@@ -113,24 +113,17 @@ impl DepositIndex {
         self.live.clear();
         self.holes.clear();
         let saved = deposit_filter::load(store.pool()).await?;
-        let resumed = saved.and_then(|f| {
-            let room = f.items + (expected - f.read_upto).max(0) < f.capacity;
+        let resumed = saved.filter(|f| f.items + (expected - f.read_upto).max(0) < f.capacity).and_then(|f| {
             let read_upto = f.read_upto;
-            room.then(|| AddressFilter::from_saved(f)).flatten().map(|filter| (filter, read_upto))
+            AddressFilter::from_saved(f).map(|filter| (filter, read_upto))
         });
-        match resumed {
-            Some((filter, read_upto)) => {
-                self.filter = filter;
-                self.read_upto = read_upto;
-                self.read_new(store, clock).await?;
-            }
-            None => {
-                self.filter = AddressFilter::with_capacity((expected as usize).max(1) * 2);
-                self.read_upto = 0;
-                self.read_new(store, clock).await?;
-                self.rebuilt = true;
-            }
-        }
+        let (filter, read_upto) = resumed.unwrap_or_else(|| {
+            self.rebuilt = true;
+            (AddressFilter::with_capacity((expected as usize).max(1) * 2), 0)
+        });
+        self.filter = filter;
+        self.read_upto = read_upto;
+        self.read_new(store, clock).await?;
         self.loaded = true;
         Ok(())
     }

@@ -105,7 +105,7 @@ impl<E: Into<anyhow::Error>> From<E> for StepError {
 impl Watcher {
     pub fn new(config: &Config, store: Store, provider: DynProvider, status: Arc<ChainStatus>) -> Self {
         let tokens: Vec<Address> = config.tokens.values().map(|t| t.address).collect();
-        let late_window_secs = (config.orders.late_window_hours * 3600) as i64;
+        let late_window_secs = config.orders.late_window_secs();
         Self {
             store,
             provider,

@@ -283,6 +283,13 @@ pub struct OrdersConfig {
     pub underpayment_tolerance: ExactDecimal,
 }
 
+impl OrdersConfig {
+    /// The late window in seconds (payments within it after expiry still credit).
+    pub fn late_window_secs(&self) -> i64 {
+        (self.late_window_hours * 3600) as i64
+    }
+}
+
 impl Default for OrdersConfig {
     fn default() -> Self {
         Self {

@@ -35,7 +35,7 @@ impl Rules {
         Rules {
             chain_id: config.chain.chain_id,
             tolerance: config.orders.underpayment_tolerance.0,
-            late_window_secs: (config.orders.late_window_hours * 3600) as i64,
+            late_window_secs: config.orders.late_window_secs(),
             decimals: config.tokens.values().map(|t| (t.address, t.decimals)).collect(),
             large_usd: config.chain.finality.as_ref().map(|f| f.large_usd.0),
         }
