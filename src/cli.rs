@@ -53,8 +53,8 @@ enum Command {
         #[command(subcommand)]
         command: ContractsCommand,
     },
-    /// Moves confirmed deposits from their deposit addresses to the treasury.
-    Sweep(ConfigArg),
+    /// Moves confirmed deposits from their deposit addresses to the treasury, chain by chain.
+    Sweep(ChainArgs),
     /// Validates the configuration and reaches the database and the RPC node.
     Check(CheckArgs),
     /// Compares, at the last processed block, each deposit address's token balance with the
@@ -69,6 +69,15 @@ struct CheckArgs {
     /// Only validate the configuration (file and PAYWATCH__ variables); reach nothing.
     #[arg(long)]
     offline: bool,
+}
+
+#[derive(clap::Args)]
+struct ChainArgs {
+    #[command(flatten)]
+    config: ConfigArg,
+    /// Only this chain (`main` or a `[chains.NAME]`); default: every chain.
+    #[arg(long)]
+    chain: Option<String>,
 }
 
 #[derive(clap::Args)]
@@ -112,6 +121,9 @@ enum ContractsCommand {
         /// Treasury for the factory; defaults to [deposits] treasury, then the signer's address.
         #[arg(long)]
         treasury: Option<Address>,
+        /// Only this chain; default: every chain (the factory lands at one address on all).
+        #[arg(long)]
+        chain: Option<String>,
     },
 }
 
@@ -182,21 +194,38 @@ async fn run(command: Command) -> anyhow::Result<()> {
             println!("{}", serde_json::json!({"first_groups": first_groups, "groups": groups, "products": products}));
             Ok(())
         }
-        Command::Contracts { command: ContractsCommand::Deploy { config, mocks, treasury } } => {
+        Command::Contracts { command: ContractsCommand::Deploy { config, mocks, treasury, chain } } => {
             let config = Config::load(&config.config)?;
             let signer = rpc::signer_key(&config)?;
             let treasury =
                 treasury.or_else(|| config.deposits.as_ref().map(|d| d.treasury)).unwrap_or_else(|| signer.address());
-            let provider = rpc::signing_provider(config.chain.rpc_http.primary(), signer)?;
-            rpc::check_chain_id(&provider, &config.chain.rpc_http.urls()[..1], config.chain.chain_id).await?;
-            let deployment = deploy::deploy_all(&provider, treasury, mocks).await.context("deploy")?;
-            println!("{}", serde_json::to_string(&deployment)?);
+            // The first chain's deployment at the top (as with one chain), every chain's below.
+            let mut out: Option<serde_json::Value> = None;
+            let mut per_chain = serde_json::Map::new();
+            for c in config.select_chains(chain.as_deref())? {
+                let provider = rpc::signing_provider(c.config.rpc_http.primary(), signer.clone())?;
+                rpc::check_chain_id(&provider, &c.config.rpc_http.urls()[..1], c.chain_id()).await?;
+                let deployment =
+                    deploy::deploy_all(&provider, treasury, mocks).await.with_context(|| format!("deploy on {}", c.name))?;
+                let value = serde_json::to_value(&deployment)?;
+                out.get_or_insert_with(|| value.clone());
+                per_chain.insert(c.name.to_string(), value);
+            }
+            let mut out = out.unwrap_or_default();
+            out["chains"] = serde_json::Value::Object(per_chain);
+            println!("{out}");
             Ok(())
         }
         Command::Reconcile(c) => {
             let config = Config::load(&c.config)?;
-            let (store, provider) = startup::connect(&config).await?;
-            let result = crate::jobs::reconcile::reconcile(&store, &config, &provider).await;
+            let (store, _) = startup::connect(&config).await?;
+            let mut chains = Vec::new();
+            for c in config.chains() {
+                let provider = rpc::provider(c.config.rpc_http.urls())?;
+                rpc::check_chain_id(&provider, c.config.rpc_http.urls(), c.chain_id()).await?;
+                chains.push((c.chain_id(), provider));
+            }
+            let result = crate::jobs::reconcile::reconcile_all(&store, &chains).await;
             store.close().await;
             let result = result?;
             println!("{}", serde_json::to_string(&result)?);
@@ -209,12 +238,16 @@ async fn run(command: Command) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Sweep(c) => {
-            let config = Config::load(&c.config)?;
-            let (store, _) = startup::connect(&config).await?;
-            let signer = rpc::signing_provider_for(&config)?;
-            let report = crate::jobs::sweep::sweep_once(&store, &config, &signer).await?;
+            let config = Config::load(&c.config.config)?;
+            let chains = config.select_chains(c.chain.as_deref())?;
+            rpc::signer_key(&config)?;
+            let store = startup::connect_store(&config).await?;
+            let runs = crate::jobs::sweep::sweep_chains(&store, &config, &chains).await;
             store.close().await;
-            println!("{}", serde_json::to_string(&report)?);
+            println!("{}", serde_json::json!({ "chains": runs }));
+            let failed: Vec<String> =
+                runs.iter().filter_map(|(name, r)| r.error.as_ref().map(|e| format!("{name}: {e}"))).collect();
+            anyhow::ensure!(failed.is_empty(), "sweep failed on {}", failed.join("; "));
             Ok(())
         }
         Command::Check(c) => {
@@ -223,9 +256,24 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 println!("{}", serde_json::json!({"config": "ok", "database": "not checked", "rpc": "not checked"}));
                 return Ok(());
             }
-            let (store, provider) = startup::connect(&config).await?;
+            let store = startup::connect_store(&config).await?;
             store.close().await;
-            rpc::check_finality_tag(&provider, config.chain.confirmations).await?;
+            for c in config.chains() {
+                let provider = rpc::provider(c.config.rpc_http.urls())?;
+                rpc::check_chain_id(&provider, c.config.rpc_http.urls(), c.chain_id())
+                    .await
+                    .with_context(|| format!("chain {}", c.name))?;
+                rpc::check_finality_tag(&provider, c.config.confirmations).await.with_context(|| format!("chain {}", c.name))?;
+                if let Some(d) = &config.deposits {
+                    anyhow::ensure!(
+                        deploy::has_code(&provider, d.factory).await?,
+                        "chain {}: no deposit factory at {} (run `paywatch contracts deploy --chain {}`)",
+                        c.name,
+                        d.factory,
+                        c.name
+                    );
+                }
+            }
             let warnings = config.warnings();
             for w in &warnings {
                 eprintln!("paywatch: warning: {w}");

@@ -8,65 +8,110 @@ use alloy::primitives::U256;
 use rust_decimal::{Decimal, RoundingStrategy};
 use serde::{Deserialize, Serialize};
 
-/// An ERC20 token paywatch accepts. Serialized as the pay-method name (`ANKR_ERC20`); the
-/// lowercase alias exists because environment overrides arrive lowercased.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-pub enum Token {
-    #[serde(rename = "ANKR_ERC20", alias = "ankr_erc20")]
-    AnkrErc20,
-    #[serde(rename = "USDT_ERC20", alias = "usdt_erc20")]
-    UsdtErc20,
-}
+/// An ERC20 token paywatch accepts, named by its pay method (`ANKR_ERC20`, `USDT_ARBITRUM`):
+/// the keys of `[tokens]`. Names are interned, so a token is `Copy` and compares by name; the
+/// set of names is the configuration's, so what is kept is bounded. Lowercase names are taken
+/// as uppercase because environment overrides arrive lowercased.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Token(&'static str);
 
+#[allow(non_upper_case_globals)] // named like the variants they were, as the seed spells them
 impl Token {
-    pub const ALL: [Token; 2] = [Token::AnkrErc20, Token::UsdtErc20];
+    /// The seed's two pay methods, on the first chain.
+    pub const AnkrErc20: Token = Token("ANKR_ERC20");
+    pub const UsdtErc20: Token = Token("USDT_ERC20");
+
+    /// The token of a pay-method name: capital letters, digits and `_`, starting with a letter.
+    pub fn named(name: &str) -> Result<Token, UnknownName> {
+        let name = name.to_ascii_uppercase();
+        let valid = name.len() <= 64
+            && name.starts_with(|c: char| c.is_ascii_uppercase())
+            && name.chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_');
+        if !valid || name == PayMethod::CREDIT_CARD {
+            return Err(UnknownName(name));
+        }
+        static NAMES: std::sync::Mutex<std::collections::BTreeSet<&'static str>> =
+            std::sync::Mutex::new(std::collections::BTreeSet::new());
+        let mut names = NAMES.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(known) = names.get(name.as_str()) {
+            return Ok(Token(known));
+        }
+        let leaked: &'static str = Box::leak(name.into_boxed_str());
+        names.insert(leaked);
+        Ok(Token(leaked))
+    }
 
     pub fn as_str(self) -> &'static str {
-        match self {
-            Token::AnkrErc20 => "ANKR_ERC20",
-            Token::UsdtErc20 => "USDT_ERC20",
-        }
+        self.0
+    }
+
+    /// What the token is worth when `[tokens.X] asset` does not say: the name up to its first
+    /// `_` (`USDT_ERC20` → `USDT`).
+    pub fn default_asset(self) -> &'static str {
+        self.0.split('_').next().unwrap_or(self.0)
+    }
+}
+
+impl fmt::Debug for Token {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.0)
     }
 }
 
 impl fmt::Display for Token {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+        f.write_str(self.0)
     }
 }
 
 impl FromStr for Token {
     type Err = UnknownName;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Token::ALL.into_iter().find(|t| t.as_str() == s).ok_or_else(|| UnknownName(s.to_string()))
+        Token::named(s)
     }
 }
 
-/// How an order is paid: by card, or with one of the tokens.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub enum PayMethod {
-    #[serde(rename = "CREDIT_CARD")]
-    CreditCard,
-    #[serde(rename = "ANKR_ERC20")]
-    AnkrErc20,
-    #[serde(rename = "USDT_ERC20")]
-    UsdtErc20,
+impl Serialize for Token {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.0)
+    }
 }
 
+impl<'de> Deserialize<'de> for Token {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let name = String::deserialize(d)?;
+        Token::named(&name).map_err(|_| {
+            serde::de::Error::custom(format!(
+                "{name:?} is not a token name (capital letters, digits and _, like USDT_ERC20)"
+            ))
+        })
+    }
+}
+
+/// How an order is paid: by card, or with one of the configured tokens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum PayMethod {
+    CreditCard,
+    Token(Token),
+}
+
+#[allow(non_upper_case_globals)]
 impl PayMethod {
+    pub const CREDIT_CARD: &'static str = "CREDIT_CARD";
+    pub const AnkrErc20: PayMethod = PayMethod::Token(Token::AnkrErc20);
+    pub const UsdtErc20: PayMethod = PayMethod::Token(Token::UsdtErc20);
+
     pub fn as_str(self) -> &'static str {
         match self {
-            PayMethod::CreditCard => "CREDIT_CARD",
-            PayMethod::AnkrErc20 => "ANKR_ERC20",
-            PayMethod::UsdtErc20 => "USDT_ERC20",
+            PayMethod::CreditCard => Self::CREDIT_CARD,
+            PayMethod::Token(t) => t.as_str(),
         }
     }
 
     pub fn token(self) -> Option<Token> {
         match self {
             PayMethod::CreditCard => None,
-            PayMethod::AnkrErc20 => Some(Token::AnkrErc20),
-            PayMethod::UsdtErc20 => Some(Token::UsdtErc20),
+            PayMethod::Token(t) => Some(t),
         }
     }
 }
@@ -77,13 +122,23 @@ impl fmt::Display for PayMethod {
     }
 }
 
+/// A name only: whether the token is configured is the caller's question.
 impl FromStr for PayMethod {
     type Err = UnknownName;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        [PayMethod::CreditCard, PayMethod::AnkrErc20, PayMethod::UsdtErc20]
-            .into_iter()
-            .find(|m| m.as_str() == s)
-            .ok_or_else(|| UnknownName(s.to_string()))
+        if s == Self::CREDIT_CARD {
+            return Ok(PayMethod::CreditCard);
+        }
+        if s.bytes().any(|b| b.is_ascii_lowercase()) {
+            return Err(UnknownName(s.to_string()));
+        }
+        Token::named(s).map(PayMethod::Token)
+    }
+}
+
+impl Serialize for PayMethod {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
     }
 }
 
@@ -149,6 +204,18 @@ pub fn parse_base_units(s: &str) -> Option<U256> {
     U256::from_str_radix(s, 10).ok()
 }
 
+/// Base units of a token with `from` decimals → base units of one with `to` decimals (tokens of
+/// one asset on several chains). Exact towards more decimals; towards fewer, what is finer than
+/// the target can hold is dropped (never rounded up in the payer's favour).
+pub fn convert_units(units: U256, from: u8, to: u8) -> U256 {
+    let ten = U256::from(10u8);
+    match from.cmp(&to) {
+        std::cmp::Ordering::Equal => units,
+        std::cmp::Ordering::Less => units.saturating_mul(ten.pow(U256::from(to - from))),
+        std::cmp::Ordering::Greater => units / ten.pow(U256::from(from - to)),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -179,6 +246,27 @@ mod tests {
     fn rounding_up_never_undercharges() {
         assert_eq!(round_up_to_decimals(d("1.0000001"), 6), d("1.000001"));
         assert_eq!(round_up_to_decimals(d("1.5"), 6), d("1.5"));
+    }
+
+    #[test]
+    fn units_convert_between_decimals_without_rounding_up() {
+        let usdt6 = U256::from(1_500_000u64); // 1.5 at 6 decimals
+        assert_eq!(convert_units(usdt6, 6, 18), U256::from(15u64) * U256::from(10u64).pow(U256::from(17)));
+        assert_eq!(convert_units(convert_units(usdt6, 6, 18), 18, 6), usdt6);
+        assert_eq!(convert_units(U256::from(1_999_999u64), 7, 6), U256::from(199_999u64));
+        assert_eq!(convert_units(U256::MAX, 6, 18), U256::MAX);
+    }
+
+    #[test]
+    fn token_names_are_pay_methods() {
+        assert_eq!(Token::named("usdt_arbitrum").unwrap().as_str(), "USDT_ARBITRUM");
+        assert_eq!(Token::named("USDT_ERC20").unwrap(), Token::UsdtErc20);
+        assert_eq!(Token::UsdtErc20.default_asset(), "USDT");
+        for bad in ["", "1USDT", "USDT-ERC20", "CREDIT_CARD"] {
+            assert!(Token::named(bad).is_err(), "{bad:?}");
+        }
+        assert_eq!("CREDIT_CARD".parse::<PayMethod>().unwrap(), PayMethod::CreditCard);
+        assert!("usdt_erc20".parse::<PayMethod>().is_err());
     }
 
     #[test]

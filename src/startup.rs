@@ -11,7 +11,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::api::{self, AppState};
 use crate::chain::rpc;
-use crate::chain::status::ChainStatus;
+use crate::chain::status::Chains;
 use crate::chain::watcher::Watcher;
 use crate::config::{CardProcessorKind, Config};
 use crate::jobs;
@@ -41,9 +41,10 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
     // The API serves whatever the RPC does: the watcher waits for the node (and refuses a
     // wrong chain id, which ends the process); `/readyz` says what it waits for.
     let store = connect_store(&config).await?;
-    let provider = rpc::provider(config.chain.rpc_http.urls())?;
+    let chains = Arc::new(Chains::from_config(&config)?);
+    let provider = chains.first().rpc.clone();
     let config = Arc::new(config);
-    let status = Arc::new(ChainStatus::default());
+    let status = chains.first().status.clone();
     let prices = Arc::new(crate::payments::prices::PriceBook::new(provider.clone()));
     let cards: Arc<dyn CardProcessor> = match config.cards.processor {
         CardProcessorKind::Sandbox => Arc::new(Sandbox::new(store.clone())),
@@ -54,6 +55,7 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
         store: store.clone(),
         rpc: provider.clone(),
         chain: status.clone(),
+        chains: chains.clone(),
         cards: cards.clone(),
         prices,
         streams: api::stream_limits::StreamLimits::new(
@@ -76,19 +78,23 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
             .await
             .context("api")
     });
-    let poll = Duration::from_millis(config.chain.poll_interval_ms);
-    let watcher = Watcher::new(&config, store.clone(), provider.clone(), status.clone());
-    tasks.spawn(watcher.run(config.chain.rpc_ws.clone(), poll, shutdown.clone()));
-    tasks.spawn(jobs::run(store.clone(), config.clone(), status.clone(), cards, shutdown.clone()));
+    // A watcher per chain, each with its own lease: one chain's outage or reorg is its own.
+    for (chain, watched) in config.chains().into_iter().zip(chains.iter()) {
+        let poll = Duration::from_millis(chain.config.poll_interval_ms);
+        let watcher =
+            Watcher::for_chain(&config, chain, store.clone(), watched.rpc.clone(), watched.status.clone());
+        tasks.spawn(watcher.run(chain.config.rpc_ws.clone(), poll, shutdown.clone()));
+        tasks.spawn(crate::chain::status::follow_watcher(
+            store.clone(),
+            watched.chain_id,
+            watched.status.clone(),
+            poll,
+            shutdown.clone(),
+        ));
+    }
+    tasks.spawn(jobs::run(store.clone(), config.clone(), chains.clone(), cards, shutdown.clone()));
     tasks.spawn(crate::webhooks::run(store.clone(), config.clone(), status.clone(), shutdown.clone()));
-    tasks.spawn(crate::chain::status::follow_watcher(
-        store.clone(),
-        config.chain.chain_id,
-        status.clone(),
-        poll,
-        shutdown.clone(),
-    ));
-    tasks.spawn(crate::live::run(store.clone(), config.clone(), status, hub.clone(), shutdown.clone()));
+    tasks.spawn(crate::live::run(store.clone(), config.clone(), chains.clone(), hub.clone(), shutdown.clone()));
     // New events appear at most once per watcher poll; asking the database more often is waste.
     let every = Duration::from_millis(config.chain.poll_interval_ms.clamp(100, 2_000));
     tasks.spawn(crate::live::hub::run(hub, store.clone(), every, shutdown.clone()));

@@ -1,6 +1,8 @@
 //! CreateApp (`POST /v2alpha/app/v2/app`) and app status
 //! (`GET /v2alpha/teams/{team_id}/apps/{app_id}`).
 
+use crate::config::Config;
+use crate::money::Token;
 use std::str::FromStr;
 
 use axum::Json;
@@ -121,9 +123,24 @@ impl CreateAppRequest {
     }
 }
 
-pub fn parse_pay_method(field: &str, value: &str) -> Result<PayMethod, ApiError> {
-    PayMethod::from_str(value)
-        .map_err(|_| ApiError::invalid(field, "must be one of CREDIT_CARD, ANKR_ERC20, USDT_ERC20"))
+/// CREDIT_CARD or a pay method of the configuration (the seed's two names are always known:
+/// unconfigured, they answer that token payments are unavailable rather than "invalid").
+pub fn parse_pay_method(config: &Config, field: &str, value: &str) -> Result<PayMethod, ApiError> {
+    match PayMethod::from_str(value) {
+        Ok(PayMethod::CreditCard) => Ok(PayMethod::CreditCard),
+        Ok(PayMethod::Token(t)) if known_token(config, t) => Ok(PayMethod::Token(t)),
+        _ => Err(ApiError::invalid(field, format!("must be one of CREDIT_CARD, {}", token_names(config)))),
+    }
+}
+
+pub fn known_token(config: &Config, t: Token) -> bool {
+    config.tokens.contains_key(&t) || t == Token::AnkrErc20 || t == Token::UsdtErc20
+}
+
+/// The configured pay methods, comma-separated (the seed's two when none is configured).
+pub fn token_names(config: &Config) -> String {
+    let names: Vec<&str> = config.tokens.keys().map(|t| t.as_str()).collect();
+    if names.is_empty() { "ANKR_ERC20, USDT_ERC20".to_string() } else { names.join(", ") }
 }
 
 /// CreateApp, at most once per Idempotency-Key.
@@ -157,7 +174,7 @@ async fn create_app_once(
         return Ok(CreateAppResponse { app_id, order_id });
     }
     req.validate()?;
-    let pay_method = parse_pay_method("pre_pay_info.pay_method", &req.pre_pay_info.pay_method)?;
+    let pay_method = parse_pay_method(&state.config, "pre_pay_info.pay_method", &req.pre_pay_info.pay_method)?;
     let spec = req.spec();
     let period = req.pre_pay_info.period.0;
     let quote = checkout::quote(

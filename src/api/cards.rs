@@ -154,7 +154,7 @@ pub async fn do_extend_app(
     team: &Team,
     req: DoExtendRequest,
 ) -> Result<DoExtendResponse, ApiError> {
-    if parse_pay_method("pay_method", &req.pay_method)? != PayMethod::CreditCard {
+    if parse_pay_method(&state.config, "pay_method", &req.pay_method)? != PayMethod::CreditCard {
         return Err(ApiError::invalid(
             "pay_method",
             "must be CREDIT_CARD here; token extensions are paid to their order's address",
@@ -236,7 +236,7 @@ async fn extend_app_once(
     if let Some(made) = once.done::<Made>() {
         return Ok(ExtendAppResponse::success(made.order_id));
     }
-    let pay_method = parse_pay_method("pay_method", &req.pay_method)?;
+    let pay_method = parse_pay_method(&state.config, "pay_method", &req.pay_method)?;
     let app = extendable_app(state, team, &req.app_id).await?;
     let period = match req.period {
         Some(p) => p.0,

@@ -150,7 +150,7 @@ async fn cart_order_once(
     if let Some(made) = once.done::<Made>() {
         return cart_answer(state, team, &made.order_id).await;
     }
-    let pay_method = parse_pay_method("pay_method", &req.pay_method)?;
+    let pay_method = parse_pay_method(&state.config, "pay_method", &req.pay_method)?;
     let product = products::get_product(state.store.pool(), req.selection.product_id)
         .await?
         .ok_or(ApiError::NotFound("product"))?;
@@ -186,8 +186,8 @@ async fn cart_order_once(
 
 /// The answer for a cart order: its view and the selection as priced when ordered.
 async fn cart_answer(state: &AppState, team: &Team, order_id: &str) -> Result<CartOrderResponse, ApiError> {
-    let head = state.chain.head_or_ask(&state.rpc).await;
-    let view = order_view::load(&state.store, &state.config, head, Some(&team.team_id), order_id)
+    let heads = state.chains.heads_or_ask().await;
+    let view = order_view::load(&state.store, &state.config, &heads, Some(&team.team_id), order_id)
         .await?
         .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("order {order_id} vanished")))?;
     let price = products::reservation_selection(state.store.pool(), order_id)

@@ -51,8 +51,8 @@ fn asset(content_type: &'static str, body: &'static str) -> Response {
     )
 )]
 pub async fn page(State(state): State<AppState>, ApiPath(order_id): ApiPath<String>) -> Result<Response, ApiError> {
-    let head = state.chain.head_or_ask(&state.rpc).await;
-    let Some(view) = order_view::load(&state.store, &state.config, head, None, &order_id).await? else {
+    let heads = state.chains.heads_or_ask().await;
+    let Some(view) = order_view::load(&state.store, &state.config, &heads, None, &order_id).await? else {
         let body = layout(
             "Order not found",
             "<p class=\"muted\">No order has this link. Check the address you were given.</p>",

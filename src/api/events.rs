@@ -19,7 +19,7 @@ use tokio::sync::broadcast;
 use super::AppState;
 use super::error::ApiError;
 use super::extract::{ApiPath, Team};
-use crate::chain::status::ChainStatus;
+use crate::chain::status::Chains;
 use crate::live::hub::Subscription;
 use crate::payments::order_view::OrderView;
 use crate::store::order_events::{self, OrderEvent};
@@ -109,17 +109,17 @@ async fn open(state: &AppState, order_id: String, client: IpAddr, headers: &Head
 /// past its late window (by the chain's clock). The stream ends after that event.
 #[derive(Clone)]
 struct Finality {
-    cap: u64,
+    config: Arc<crate::config::Config>,
     late_window_secs: i64,
-    chain: Arc<ChainStatus>,
+    chains: Arc<Chains>,
 }
 
 impl Finality {
     fn new(state: &AppState) -> Self {
         Self {
-            cap: crate::live::confirmation_cap(&state.config),
+            config: state.config.clone(),
             late_window_secs: state.config.orders.late_window_secs(),
-            chain: state.chain.clone(),
+            chains: state.chains.clone(),
         }
     }
 
@@ -129,10 +129,11 @@ impl Finality {
         };
         let closed = match view.status.as_str() {
             "paid" => true,
-            "expired" => view.expires_at + self.late_window_secs < self.chain.processed_time(),
+            // Closed for good once every chain's clock passed the late window.
+            "expired" => self.chains.iter().all(|c| view.expires_at + self.late_window_secs < c.status.processed_time()),
             _ => false,
         };
-        closed && view.payments.iter().all(|p| p.confirmations >= self.cap)
+        closed && view.payments.iter().all(|p| p.confirmations >= crate::live::confirmation_cap(&self.config, p.chain_id))
     }
 }
 

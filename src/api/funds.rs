@@ -112,7 +112,7 @@ pub async fn apply_fund(
         return Err(ApiError::Conflict(format!("these funds are already {}", fund.status)));
     }
     // Judged at the chain's clock, like any payment.
-    let at = match cursor::chain_time(&mut *tx).await? {
+    let at = match cursor::chain_time(&mut *tx, &state.config.chain_ids()).await? {
         0 => unix_now(),
         t => t,
     };
@@ -201,7 +201,8 @@ pub async fn reconciliation(
     ApiQuery(q): ApiQuery<ReconciliationQuery>,
 ) -> Result<Json<Reconciliation>, ApiError> {
     if q.fresh {
-        let r = reconcile::reconcile(&state.store, &state.config, &state.rpc)
+        let chains: Vec<_> = state.chains.iter().map(|c| (c.chain_id, c.rpc.clone())).collect();
+        let r = reconcile::reconcile_all(&state.store, &chains)
             .await
             .map_err(|e| ApiError::Unavailable(format!("reconciliation failed: {}", describe(&format!("{e:#}")))))?;
         return Ok(Json(r));

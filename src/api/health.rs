@@ -14,15 +14,37 @@ use super::error::{ApiError, ErrorBody};
 pub struct Health {
     /// Always "ok" while the process serves.
     pub status: &'static str,
-    /// "active" while this process holds the watcher lease, else "standby".
+    /// The first chain's: "active" while this process holds its watcher lease, else "standby".
     pub watcher: &'static str,
     pub processed_block: u64,
+    /// Each configured chain's watcher, the first first.
+    pub chains: Vec<ChainHealth>,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ChainHealth {
+    pub name: String,
+    pub chain_id: u64,
+    /// "active" while this process watches the chain, else "standby" (another process does).
+    pub watcher: &'static str,
+    pub head: u64,
+    pub processed_block: u64,
+    pub caught_up: bool,
+    /// Why the chain's watcher cannot go on, if it cannot.
+    pub problem: Option<String>,
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Ready {
     pub status: &'static str,
+    /// The first chain's head.
     pub chain_head: u64,
+    /// Chain id → head, for every chain.
+    pub heads: std::collections::BTreeMap<u64, u64>,
+}
+
+fn role(leader: bool) -> &'static str {
+    if leader { "active" } else { "standby" }
 }
 
 #[utoipa::path(
@@ -31,8 +53,20 @@ pub struct Ready {
     responses((status = 200, body = Health))
 )]
 pub async fn healthz(State(state): State<AppState>) -> Json<Health> {
-    let watcher = if state.chain.is_leader() { "active" } else { "standby" };
-    Json(Health { status: "ok", watcher, processed_block: state.chain.processed() })
+    let chains = state
+        .chains
+        .iter()
+        .map(|c| ChainHealth {
+            name: c.name.clone(),
+            chain_id: c.chain_id,
+            watcher: role(c.status.is_leader()),
+            head: c.status.head(),
+            processed_block: c.status.processed(),
+            caught_up: c.status.is_caught_up(),
+            problem: c.status.problem(),
+        })
+        .collect();
+    Json(Health { status: "ok", watcher: role(state.chain.is_leader()), processed_block: state.chain.processed(), chains })
 }
 
 #[utoipa::path(
@@ -42,14 +76,21 @@ pub async fn healthz(State(state): State<AppState>) -> Json<Health> {
 )]
 pub async fn readyz(State(state): State<AppState>) -> Result<Json<Ready>, ApiError> {
     state.store.ping().await.map_err(|_| ApiError::Unavailable("database unreachable".into()))?;
-    if let Some(problem) = state.chain.problem() {
-        return Err(ApiError::Unavailable(problem));
+    // Every chain must be watchable; the message names the one that is not.
+    let several = state.chains.iter().count() > 1;
+    for c in state.chains.iter() {
+        let named = |why: String| if several { format!("chain {} ({}): {why}", c.name, c.chain_id) } else { why };
+        if let Some(problem) = c.status.problem() {
+            return Err(ApiError::Unavailable(named(problem)));
+        }
+        if !c.status.is_verified() {
+            return Err(ApiError::Unavailable(named("the RPC node has not answered yet".into())));
+        }
+        if c.status.head() == 0 {
+            return Err(ApiError::Unavailable(named(
+                "the chain's head is not known yet (the watcher has not read it)".into(),
+            )));
+        }
     }
-    if !state.chain.is_verified() {
-        return Err(ApiError::Unavailable("the RPC node has not answered yet".into()));
-    }
-    match state.chain.head() {
-        0 => Err(ApiError::Unavailable("the chain's head is not known yet (the watcher has not read it)".into())),
-        head => Ok(Json(Ready { status: "ready", chain_head: head })),
-    }
+    Ok(Json(Ready { status: "ready", chain_head: state.chain.head(), heads: state.chains.heads() }))
 }

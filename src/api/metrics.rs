@@ -16,11 +16,14 @@ use crate::store::{orders, unix_now};
 )]
 pub async fn metrics(State(state): State<AppState>) -> Result<impl IntoResponse, ApiError> {
     let handle = crate::telemetry::handle();
-    let (head, processed) = (state.chain.head(), state.chain.processed());
-    metrics::gauge!("paywatch_chain_head_block").set(head as f64);
-    metrics::gauge!("paywatch_processed_block").set(processed as f64);
-    metrics::gauge!("paywatch_chain_lag_blocks").set(head.saturating_sub(processed) as f64);
-    metrics::gauge!("paywatch_watcher_active").set(if state.chain.is_leader() { 1.0 } else { 0.0 });
+    for c in state.chains.iter() {
+        let (head, processed) = (c.status.head(), c.status.processed());
+        let chain = c.name.clone();
+        metrics::gauge!("paywatch_chain_head_block", "chain" => chain.clone()).set(head as f64);
+        metrics::gauge!("paywatch_processed_block", "chain" => chain.clone()).set(processed as f64);
+        metrics::gauge!("paywatch_chain_lag_blocks", "chain" => chain.clone()).set(head.saturating_sub(processed) as f64);
+        metrics::gauge!("paywatch_watcher_active", "chain" => chain).set(if c.status.is_leader() { 1.0 } else { 0.0 });
+    }
     for (status, count) in orders::count_by_status(state.store.pool()).await? {
         metrics::gauge!("paywatch_orders", "status" => status).set(count as f64);
     }

@@ -41,7 +41,10 @@ pub struct AppState {
     pub config: Arc<Config>,
     pub store: Store,
     pub rpc: alloy::providers::DynProvider,
+    /// The first chain's watcher status (its lease also carries the jobs).
     pub chain: Arc<crate::chain::status::ChainStatus>,
+    /// Every chain: heads for confirmations, readiness per chain.
+    pub chains: Arc<crate::chain::status::Chains>,
     pub cards: Arc<dyn crate::payments::cards::CardProcessor>,
     pub prices: Arc<crate::payments::prices::PriceBook>,
     /// Caps on open event streams.

@@ -32,8 +32,8 @@ pub async fn order_status(
     ApiPath((team_id, order_id)): ApiPath<(String, String)>,
 ) -> Result<Json<OrderView>, ApiError> {
     team.owns(&team_id)?;
-    let head = state.chain.head_or_ask(&state.rpc).await;
-    let view = order_view::load(&state.store, &state.config, head, Some(&team_id), &order_id)
+    let heads = state.chains.heads_or_ask().await;
+    let view = order_view::load(&state.store, &state.config, &heads, Some(&team_id), &order_id)
         .await?
         .ok_or(ApiError::NotFound("order"))?;
     Ok(Json(view))
@@ -57,6 +57,9 @@ pub struct EthOrderResponse {
     /// Only while the order is open: a closed order must not be paid.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub payment_uri: Option<String>,
+    /// While the order is open: every configured (chain, token) of its asset that can pay it,
+    /// at the same address.
+    pub options: Vec<crate::payments::order_view::PayOption>,
 }
 
 /// The app's open token order for `pay_method` (its first order or an extension); with none
@@ -75,9 +78,9 @@ pub async fn eth_order(
     ApiQuery(q): ApiQuery<EthOrderQuery>,
 ) -> Result<Json<EthOrderResponse>, ApiError> {
     team.owns(&team_id)?;
-    let pay_method = parse_pay_method("pay_method", &q.pay_method)?;
+    let pay_method = parse_pay_method(&state.config, "pay_method", &q.pay_method)?;
     if pay_method.token().is_none() {
-        return Err(ApiError::invalid("pay_method", "must be ANKR_ERC20 or USDT_ERC20"));
+        return Err(ApiError::invalid("pay_method", format!("must be one of {}", super::apps::token_names(&state.config))));
     }
     // One query on the hot path: an order found is the team's app's; only a miss asks which.
     let Some(order) = orders::current_for_app(state.store.pool(), &team_id, &app_id, pay_method).await? else {
@@ -98,6 +101,12 @@ pub async fn eth_order(
             .status
             .is_open()
             .then(|| payment_uri(c.token_address, c.chain_id, c.deposit_address, c.amount_base)),
+        options: if order.progress.status.is_open() {
+            let remaining = c.amount_base.saturating_sub(order.progress.confirmed_base);
+            crate::payments::order_view::pay_options(&state.config, c, remaining)
+        } else {
+            Vec::new()
+        },
     }))
 }
 
@@ -173,7 +182,7 @@ async fn create_extend_order_once(
             .ok_or(ApiError::NotFound("order"))?;
         return Ok(extend_order_response(&order));
     }
-    let pay_method = parse_pay_method("pay_method", &req.pay_method)?;
+    let pay_method = parse_pay_method(&state.config, "pay_method", &req.pay_method)?;
     let app = super::cards::extendable_app(state, team, &req.app_id).await?;
     let period = req.period.0;
     let quote = extension::quote(&state.config, &state.prices, pay_method, &app, period).await?;

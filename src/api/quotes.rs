@@ -34,11 +34,11 @@ pub struct QuoteResponse {
 }
 
 /// `USD` quotes card payments; the token names quote token payments.
-pub fn parse_quote_type(t: &str) -> Result<PayMethod, ApiError> {
-    match t {
-        "USD" => Ok(PayMethod::CreditCard),
-        "ANKR_ERC20" | "USDT_ERC20" => Ok(PayMethod::from_str(t).expect("known name")),
-        _ => Err(ApiError::invalid("type", "must be one of USD, ANKR_ERC20, USDT_ERC20")),
+pub fn parse_quote_type(config: &crate::config::Config, t: &str) -> Result<PayMethod, ApiError> {
+    match (t, PayMethod::from_str(t)) {
+        ("USD", _) => Ok(PayMethod::CreditCard),
+        (_, Ok(PayMethod::Token(token))) if super::apps::known_token(config, token) => Ok(PayMethod::Token(token)),
+        _ => Err(ApiError::invalid("type", format!("must be one of USD, {}", super::apps::token_names(config)))),
     }
 }
 
@@ -56,7 +56,7 @@ pub async fn acquire_pre_amount(
     ApiPath(kind): ApiPath<String>,
     ApiJson(req): ApiJson<QuoteRequest>,
 ) -> Result<Json<QuoteResponse>, ApiError> {
-    let pay_method = parse_quote_type(&kind)?;
+    let pay_method = parse_quote_type(&state.config, &kind)?;
     text_field("cluster_id", &req.cluster_id, 128, false)?;
     text_field("chart_name", &req.chart_name, 128, false)?;
     let resources = Resources {

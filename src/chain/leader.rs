@@ -1,4 +1,4 @@
-//! One watcher per database. On PostgreSQL several `serve` processes may share the database;
+//! One watcher per chain per database. On PostgreSQL several `serve` processes may share the database;
 //! a session advisory lock, held on a connection kept out of the pool, picks the one that
 //! watches. When that process dies its session ends, the lock is released, and another takes
 //! over. SQLite is one process's file: the lease is always granted.
@@ -11,24 +11,31 @@ use tokio_util::sync::CancellationToken;
 
 use crate::store::{Backend, Store, StoreResult};
 
-/// An arbitrary constant naming paywatch's watcher lock ("paywatch" in ASCII).
+/// An arbitrary constant naming paywatch's watcher locks ("paywatch" in ASCII); each chain's
+/// lock is this plus its chain id, so processes may split the chains between them.
 const LOCK_KEY: i64 = 0x7061_7977_6174_6368;
+
+fn lock_key(chain_id: u64) -> i64 {
+    LOCK_KEY.wrapping_add(chain_id as i64)
+}
 const RETRY: Duration = Duration::from_secs(1);
 
 pub struct Lease {
     conn: Option<AnyConnection>,
+    key: i64,
 }
 
 /// Waits until this process may watch; `None` when `shutdown` came first.
-pub async fn acquire(store: &Store, shutdown: &CancellationToken) -> Option<Lease> {
+pub async fn acquire(store: &Store, chain_id: u64, shutdown: &CancellationToken) -> Option<Lease> {
     if shutdown.is_cancelled() {
         return None;
     }
+    let key = lock_key(chain_id);
     if store.backend() == Backend::Sqlite {
-        return Some(Lease { conn: None });
+        return Some(Lease { conn: None, key });
     }
     loop {
-        match try_lock(store).await {
+        match try_lock(store, key).await {
             Ok(Some(lease)) => return Some(lease),
             Ok(None) => {}
             Err(e) => tracing::warn!(error = %e, "watcher lock unavailable"),
@@ -40,10 +47,10 @@ pub async fn acquire(store: &Store, shutdown: &CancellationToken) -> Option<Leas
     }
 }
 
-async fn try_lock(store: &Store) -> StoreResult<Option<Lease>> {
+async fn try_lock(store: &Store, key: i64) -> StoreResult<Option<Lease>> {
     let mut conn = store.pool().acquire().await?.detach();
-    let got: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)").bind(LOCK_KEY).fetch_one(&mut conn).await?;
-    Ok(got.then_some(Lease { conn: Some(conn) }))
+    let got: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)").bind(key).fetch_one(&mut conn).await?;
+    Ok(got.then_some(Lease { conn: Some(conn), key }))
 }
 
 impl Lease {
@@ -69,7 +76,7 @@ impl Lease {
             }
         }
         if let Some(conn) = self.conn.as_mut() {
-            let _ = sqlx::query("SELECT pg_advisory_unlock($1)").bind(LOCK_KEY).execute(&mut *conn).await;
+            let _ = sqlx::query("SELECT pg_advisory_unlock($1)").bind(self.key).execute(&mut *conn).await;
         }
     }
 }

@@ -100,6 +100,76 @@ impl ChainStatus {
     }
 }
 
+/// Chain id → the head its watcher last saw: confirmations are counted per chain.
+pub type Heads = std::collections::BTreeMap<u64, u64>;
+
+/// One configured chain as this process sees it: its name, id, RPC and watcher status.
+pub struct WatchedChain {
+    pub name: String,
+    pub chain_id: u64,
+    pub rpc: alloy::providers::DynProvider,
+    pub status: std::sync::Arc<ChainStatus>,
+}
+
+/// Every configured chain, the first first. The first chain's lease also carries the jobs,
+/// webhook deliveries and the order-event recorder (one process does them).
+pub struct Chains {
+    list: Vec<WatchedChain>,
+}
+
+impl Chains {
+    /// One per configured chain, each with its provider over its endpoints.
+    pub fn from_config(config: &crate::config::Config) -> anyhow::Result<Self> {
+        let mut list = Vec::new();
+        for chain in config.chains() {
+            list.push(WatchedChain {
+                name: chain.name.to_string(),
+                chain_id: chain.chain_id(),
+                rpc: super::rpc::provider(chain.config.rpc_http.urls())?,
+                status: std::sync::Arc::default(),
+            });
+        }
+        Ok(Self { list })
+    }
+
+    pub fn first(&self) -> &WatchedChain {
+        &self.list[0]
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &WatchedChain> {
+        self.list.iter()
+    }
+
+    pub fn by_id(&self, chain_id: u64) -> Option<&WatchedChain> {
+        self.list.iter().find(|c| c.chain_id == chain_id)
+    }
+
+    /// True when every chain's watcher has read up to its head (nothing unread could pay).
+    pub fn all_caught_up(&self) -> bool {
+        self.list.iter().all(|c| c.status.is_caught_up())
+    }
+
+    /// The heads the watchers saw.
+    pub fn heads(&self) -> Heads {
+        self.list.iter().map(|c| (c.chain_id, c.status.head())).collect()
+    }
+
+    /// The same, asking a chain's node for the ones not known yet.
+    pub async fn heads_or_ask(&self) -> Heads {
+        let mut heads = Heads::new();
+        for c in &self.list {
+            heads.insert(c.chain_id, c.status.head_or_ask(&c.rpc).await);
+        }
+        heads
+    }
+
+    /// Resolves at the next head move or commit on any chain.
+    pub async fn changed(&self) {
+        let waits = self.list.iter().map(|c| Box::pin(c.status.changed()));
+        futures_util::future::select_all(waits).await;
+    }
+}
+
 /// On a process that does not hold the watcher lease: copies what the watching process wrote
 /// (head, processed block, its time), every `every`, until `shutdown`.
 pub async fn follow_watcher(

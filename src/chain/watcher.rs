@@ -29,7 +29,7 @@ use super::reorg::{ParentCheck, check_chain};
 use super::rpc::{self, describe};
 use super::status::ChainStatus;
 use super::{leader, wake};
-use crate::config::{Config, Confirmations};
+use crate::config::{ChainRef, Config, Confirmations};
 use crate::payments::credit::{self, Rules, Step};
 use crate::store::transfers::Transfer;
 use crate::store::{Store, StoreError, cursor, unix_now};
@@ -47,6 +47,8 @@ const FAILURES_BEFORE_UNREADY: u32 = 3;
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 
 pub struct Watcher {
+    /// The chain's name, in logs and problems.
+    name: String,
     store: Store,
     provider: DynProvider,
     rpc_names: String,
@@ -103,19 +105,33 @@ impl<E: Into<anyhow::Error>> From<E> for StepError {
 }
 
 impl Watcher {
+    /// The first chain's watcher.
     pub fn new(config: &Config, store: Store, provider: DynProvider, status: Arc<ChainStatus>) -> Self {
-        let tokens: Vec<Address> = config.tokens.values().map(|t| t.address).collect();
+        Self::for_chain(config, config.first_chain(), store, provider, status)
+    }
+
+    /// The watcher of one chain: its tokens, cursor, confirmations, finality and lease.
+    pub fn for_chain(
+        config: &Config,
+        chain: ChainRef<'_>,
+        store: Store,
+        provider: DynProvider,
+        status: Arc<ChainStatus>,
+    ) -> Self {
+        let tokens: Vec<Address> = config.token_book().on_chain(chain.chain_id()).map(|t| t.address).collect();
         let late_window_secs = config.orders.late_window_secs();
+        let c = chain.config;
         Self {
+            name: chain.name.to_string(),
             store,
             provider,
-            rpc_names: rpc::redact_all(config.chain.rpc_http.urls()),
-            rpc_urls: config.chain.rpc_http.urls().to_vec(),
-            rules: Rules::from_config(config),
+            rpc_names: rpc::redact_all(c.rpc_http.urls()),
+            rpc_urls: c.rpc_http.urls().to_vec(),
+            rules: Rules::for_chain(config, chain),
             tokens,
-            confirmations: config.chain.confirmations,
-            large_confirmations: config.chain.finality.as_ref().map(|f| f.large),
-            start_block: config.chain.start_block,
+            confirmations: c.confirmations,
+            large_confirmations: c.finality.as_ref().map(|f| f.large),
+            start_block: c.start_block,
             range: AdaptiveRange::new(1_000, MAX_RANGE),
             index: DepositIndex::new(late_window_secs),
             status,
@@ -146,11 +162,11 @@ impl Watcher {
         if let Some(url) = ws_url {
             tokio::spawn(wake::run(url, wake.clone(), shutdown.clone()));
         }
-        while let Some(lease) = leader::acquire(&self.store, &shutdown).await {
+        while let Some(lease) = leader::acquire(&self.store, self.rules.chain_id, &shutdown).await {
             let lost = shutdown.child_token();
             let keeper = tokio::spawn(lease.keep(lost.clone()));
             self.status.set_leader(true);
-            tracing::info!("watching the chain");
+            tracing::info!(chain = self.name, chain_id = self.rules.chain_id, "watching the chain");
             self.watch(&wake, poll, &lost).await;
             self.status.set_leader(false);
             lost.cancel();
@@ -176,7 +192,7 @@ impl Watcher {
                 }
                 Err(e) => {
                     let reason = format!("rpc unreachable ({}): {}", self.rpc_names, describe(&e.to_string()));
-                    tracing::warn!(retry_in_ms = wait.as_millis() as u64, "{reason}");
+                    tracing::warn!(chain = self.name, retry_in_ms = wait.as_millis() as u64, "{reason}");
                     self.status.set_problem(Some(reason));
                 }
             }
@@ -192,7 +208,7 @@ impl Watcher {
         if self.tokens.is_empty() {
             // An eth_getLogs filter without addresses would match every contract's Transfers.
             // The lease is still held: the jobs and webhook deliveries follow it.
-            tracing::warn!("no [tokens] configured: the watcher has nothing to watch");
+            tracing::warn!(chain = self.name, "no [tokens] on this chain: the watcher has nothing to watch");
             return stop.cancelled().await;
         }
         let mut backoff = poll;
@@ -223,6 +239,7 @@ impl Watcher {
                         self.status.set_problem(Some(format!("rpc failing ({}): {said}", self.rpc_names)));
                     }
                     tracing::warn!(
+                        chain = self.name,
                         error = said,
                         rate_limited,
                         retry_in_ms = backoff.as_millis() as u64,
@@ -396,7 +413,7 @@ impl Watcher {
         metrics::counter!(crate::telemetry::TRANSFERS_MATCHED).increment(outcome.recorded as u64);
         crate::telemetry::payments_credited("token", outcome.paid.len());
         if outcome.recorded > 0 || !outcome.paid.is_empty() {
-            tracing::info!(from, to, recorded = outcome.recorded, paid = outcome.paid.len(), "step committed");
+            tracing::info!(chain = self.name, from, to, recorded = outcome.recorded, paid = outcome.paid.len(), "step committed");
         }
         Ok(if to < head { Progress::MoreToDo } else { Progress::CaughtUp })
     }
@@ -471,6 +488,7 @@ impl Watcher {
         self.status.set_processed(ancestor.block_number);
         self.status.set_processed_time(ancestor.block_time);
         tracing::warn!(
+            chain = self.name,
             from = from.block_number,
             ancestor = ancestor.block_number,
             "reorg: rewound to the common ancestor"

@@ -4,6 +4,7 @@
 
 mod decimal;
 mod load;
+mod networks;
 mod validate;
 
 use std::collections::BTreeMap;
@@ -15,6 +16,7 @@ use serde::Deserialize;
 
 pub use decimal::ExactDecimal;
 pub use load::{ConfigError, load_file};
+pub use networks::{ChainRef, TokenBook, TokenEntry};
 
 use crate::money::Token;
 
@@ -25,7 +27,11 @@ pub struct Config {
     pub server: ServerConfig,
     #[serde(default)]
     pub database: DatabaseConfig,
+    /// The first chain.
     pub chain: ChainConfig,
+    /// More EVM chains, by name, watched beside the first.
+    #[serde(default)]
+    pub chains: BTreeMap<String, ChainConfig>,
     #[serde(default)]
     pub tokens: BTreeMap<Token, TokenConfig>,
     pub deposits: Option<DepositsConfig>,
@@ -45,6 +51,9 @@ pub struct Config {
     pub jobs: JobsConfig,
     pub webhooks: Option<WebhooksConfig>,
     pub signer: Option<SignerConfig>,
+    /// Every (chain, token) pair, built once from `chain`, `chains` and `tokens`.
+    #[serde(skip)]
+    book: std::sync::OnceLock<TokenBook>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -139,6 +148,8 @@ fn default_database_url() -> SecretString {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ChainConfig {
+    /// The first chain's name (`[chains.NAME]` are named by their key); default "main".
+    pub name: Option<String>,
     pub chain_id: u64,
     /// One URL or a list: calls go to the best answering one (see `chain::rpc`).
     pub rpc_http: RpcUrls,
@@ -244,8 +255,13 @@ impl<'de> Deserialize<'de> for Confirmations {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TokenConfig {
+    /// The chain the token lives on (a `[chains.NAME]` name); omitted: the first chain.
+    pub chain: Option<String>,
     pub address: Address,
     pub decimals: u8,
+    /// What the token is worth (tokens of one asset pay the same orders); omitted: the name
+    /// before its first `_` (`USDT_ERC20` → `USDT`).
+    pub asset: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -9,18 +9,22 @@ use super::{Config, ConfigError, ExactDecimal, PriceConfig, ResourcePrices};
 const MAX_TOKEN_DECIMALS: u8 = 28;
 
 /// Chain ids of local development chains (anvil, hardhat, ganache).
-const DEVNET_CHAIN_IDS: [u64; 2] = [31337, 1337];
+const DEVNET_CHAIN_IDS: [u64; 3] = [31337, 31338, 1337];
 
 impl Config {
     /// What is valid but unwise, for `paywatch check` to say.
     pub fn warnings(&self) -> Vec<String> {
         let mut out = Vec::new();
-        if self.chain.rpc_http.urls().len() == 1 && !DEVNET_CHAIN_IDS.contains(&self.chain.chain_id) {
-            out.push(format!(
-                "chain.rpc_http has one endpoint ({}): configure two or more providers so an outage or rate limit \
-                 of one does not stop the watcher",
-                crate::chain::rpc::redact(self.chain.rpc_http.primary())
-            ));
+        for chain in self.chains() {
+            let c = chain.config;
+            if c.rpc_http.urls().len() == 1 && !DEVNET_CHAIN_IDS.contains(&c.chain_id) {
+                out.push(format!(
+                    "chain {}: rpc_http has one endpoint ({}): configure two or more providers so an outage or rate \
+                     limit of one does not stop the watcher",
+                    chain.name,
+                    crate::chain::rpc::redact(c.rpc_http.primary())
+                ));
+            }
         }
         out
     }
@@ -33,25 +37,7 @@ impl Config {
         if self.database.max_connections == Some(0) {
             return Err(ConfigError::key("database.max_connections", "must be at least 1"));
         }
-        let chain = &self.chain;
-        for url in chain.rpc_http.urls() {
-            if !(url.starts_with("http://") || url.starts_with("https://")) {
-                return Err(ConfigError::key("chain.rpc_http", "must be an http:// or https:// URL"));
-            }
-        }
-        if let Some(ws) = &chain.rpc_ws
-            && !(ws.starts_with("ws://") || ws.starts_with("wss://"))
-        {
-            return Err(ConfigError::key("chain.rpc_ws", "must be a ws:// or wss:// URL"));
-        }
-        if let Some(f) = &chain.finality
-            && f.large_usd.0 <= Decimal::ZERO
-        {
-            return Err(ConfigError::key("chain.finality.large_usd", "must be more than 0"));
-        }
-        if chain.poll_interval_ms < 50 {
-            return Err(ConfigError::key("chain.poll_interval_ms", "must be at least 50"));
-        }
+        self.validate_chains()?;
         if self.server.heartbeat_secs == 0 {
             return Err(ConfigError::key("server.heartbeat_secs", "must be at least 1"));
         }
@@ -72,12 +58,13 @@ impl Config {
                 ));
             }
         }
-        for (token, price) in &self.prices {
+        for (name, price) in &self.prices {
             if let PriceConfig::Fixed { usd } = price {
-                positive(&format!("prices.{token}.usd"), usd)?;
+                positive(&format!("prices.{name}.usd"), usd)?;
             }
-            if !self.tokens.contains_key(token) {
-                return Err(ConfigError::key(&format!("prices.{token}"), "has no [tokens] entry"));
+            let book = self.token_book();
+            if book.get(*name).is_none() && !book.entries().iter().any(|e| e.asset == name.as_str()) {
+                return Err(ConfigError::key(&format!("prices.{name}"), "names no [tokens] entry nor a token's asset"));
             }
         }
         fraction("orders.underpayment_tolerance", &self.orders.underpayment_tolerance)?;
@@ -121,6 +108,59 @@ impl Config {
         Ok(())
     }
 
+    /// Each chain's keys; chain names and ids unique; every token on a configured chain, once.
+    fn validate_chains(&self) -> Result<(), ConfigError> {
+        if let Some(name) = &self.chain.name {
+            chain_name("chain.name", name)?;
+        }
+        let mut ids = std::collections::BTreeMap::new();
+        for (i, chain) in self.chains().into_iter().enumerate() {
+            let prefix = if i == 0 { "chain".to_string() } else { format!("chains.{}", chain.name) };
+            if i > 0 {
+                chain_name(&prefix, chain.name)?;
+                if chain.config.name.as_deref().is_some_and(|n| n != chain.name) {
+                    return Err(ConfigError::key(&format!("{prefix}.name"), "is the section's key; leave it out"));
+                }
+                if chain.name == self.first_chain().name {
+                    return Err(ConfigError::key(&prefix, "has the first chain's name"));
+                }
+            }
+            if let Some(other) = ids.insert(chain.chain_id(), prefix.clone()) {
+                return Err(ConfigError::key(
+                    &format!("{prefix}.chain_id"),
+                    format!("{} is also [{other}]'s chain id", chain.chain_id()),
+                ));
+            }
+            validate_chain(&prefix, chain.config)?;
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        for (token, t) in &self.tokens {
+            if let Some(name) = &t.chain
+                && self.chain_named(name).is_none()
+            {
+                let known: Vec<&str> = self.chains().iter().map(|c| c.name).collect();
+                return Err(ConfigError::key(
+                    &format!("tokens.{token}.chain"),
+                    format!("no chain named {name:?} has an RPC configured (chains: {})", known.join(", ")),
+                ));
+            }
+            if let Some(asset) = &t.asset
+                && (asset.is_empty() || !asset.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'))
+            {
+                return Err(ConfigError::key(&format!("tokens.{token}.asset"), "must be a name like USDT"));
+            }
+        }
+        for e in self.token_book().entries() {
+            if !seen.insert((e.chain_id, e.address)) {
+                return Err(ConfigError::key(
+                    &format!("tokens.{}.address", e.token),
+                    format!("another token has this address on chain {}", e.chain),
+                ));
+            }
+        }
+        Ok(())
+    }
+
     fn validate_pricing(&self) -> Result<(), ConfigError> {
         let p = &self.pricing;
         resource_prices("pricing.default", &p.default)?;
@@ -141,6 +181,35 @@ impl Config {
         }
         Ok(())
     }
+}
+
+fn chain_name(key: &str, name: &str) -> Result<(), ConfigError> {
+    if name.is_empty() || !name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_') {
+        return Err(ConfigError::key(key, "a chain's name is lowercase letters, digits, - and _"));
+    }
+    Ok(())
+}
+
+fn validate_chain(prefix: &str, chain: &super::ChainConfig) -> Result<(), ConfigError> {
+    for url in chain.rpc_http.urls() {
+        if !(url.starts_with("http://") || url.starts_with("https://")) {
+            return Err(ConfigError::key(&format!("{prefix}.rpc_http"), "must be an http:// or https:// URL"));
+        }
+    }
+    if let Some(ws) = &chain.rpc_ws
+        && !(ws.starts_with("ws://") || ws.starts_with("wss://"))
+    {
+        return Err(ConfigError::key(&format!("{prefix}.rpc_ws"), "must be a ws:// or wss:// URL"));
+    }
+    if let Some(f) = &chain.finality
+        && f.large_usd.0 <= Decimal::ZERO
+    {
+        return Err(ConfigError::key(&format!("{prefix}.finality.large_usd"), "must be more than 0"));
+    }
+    if chain.poll_interval_ms < 50 {
+        return Err(ConfigError::key(&format!("{prefix}.poll_interval_ms"), "must be at least 50"));
+    }
+    Ok(())
 }
 
 fn resource_prices(prefix: &str, p: &ResourcePrices) -> Result<(), ConfigError> {

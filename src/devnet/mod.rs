@@ -128,10 +128,7 @@ async fn prepare(anvil: &Anvil, dir: &Path, api_addr: std::net::SocketAddr) -> a
 }
 
 pub fn token_decimals(token: Token) -> u8 {
-    match token {
-        Token::AnkrErc20 => 18,
-        Token::UsdtErc20 => 6,
-    }
+    deploy::mock_decimals(token)
 }
 
 fn config_toml(

@@ -9,11 +9,12 @@ use sqlx::Row;
 use crate::store::{Store, StoreResult, cursor, outbox, unix_now};
 
 /// The time unpaid orders are judged by: the timestamp of the last block the watcher
-/// processed, so a payment mined before expiry but not yet read still counts. Only when the
-/// watcher is caught up (nothing unread could pay them) does the wall clock move it further,
-/// for a quiet chain whose last block is old.
-pub async fn order_clock(store: &Store, watcher_caught_up: bool, now: i64) -> StoreResult<i64> {
-    let chain = cursor::chain_time(store.pool()).await?;
+/// processed, the least over the chains (an order can be paid on any of them), so a payment
+/// mined before expiry but not yet read still counts. Only when every watcher is caught up
+/// (nothing unread could pay them) does the wall clock move it further, for a quiet chain
+/// whose last block is old.
+pub async fn order_clock(store: &Store, chain_ids: &[u64], watcher_caught_up: bool, now: i64) -> StoreResult<i64> {
+    let chain = cursor::chain_time(store.pool(), chain_ids).await?;
     Ok(if watcher_caught_up { chain.max(now) } else { chain })
 }
 

@@ -16,7 +16,7 @@ use std::time::Duration;
 use tokio_cron_scheduler::{Job, JobScheduler};
 use tokio_util::sync::CancellationToken;
 
-use crate::chain::status::ChainStatus;
+use crate::chain::status::{ChainStatus, Chains};
 use crate::config::Config;
 use crate::payments::card_payment;
 use crate::payments::cards::CardProcessor;
@@ -32,10 +32,11 @@ const RECONCILE_EVERY: Duration = Duration::from_secs(24 * 3600);
 pub async fn run(
     store: Store,
     config: Arc<Config>,
-    status: Arc<ChainStatus>,
+    chains: Arc<Chains>,
     cards: Arc<dyn CardProcessor>,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
+    let status = chains.first().status.clone();
     let mut scheduler = JobScheduler::new().await?;
     let recover_after = config.cards.recover_after_s;
     let recover_every = Duration::from_secs((recover_after / 2).clamp(1, 30));
@@ -59,11 +60,11 @@ pub async fn run(
     })
     .await?;
     let (s, c) = (store.clone(), config.clone());
-    let st = status.clone();
+    let all = chains.clone();
     add_leader_job(&mut scheduler, EXPIRY_EVERY, &status, move || {
-        let (store, config, status) = (s.clone(), c.clone(), st.clone());
+        let (store, config, chains) = (s.clone(), c.clone(), all.clone());
         async move {
-            if let Err(e) = run_expiry(&store, &config, &status, unix_now()).await {
+            if let Err(e) = run_expiry(&store, &config, chains.all_caught_up(), unix_now()).await {
                 tracing::warn!(error = %e, "expiry job failed; next run retries");
             }
         }
@@ -89,12 +90,12 @@ pub async fn run(
         }
     })
     .await?;
-    let (s, c) = (store.clone(), config.clone());
-    let rpc = crate::chain::rpc::provider(config.chain.rpc_http.urls())?;
+    let s = store.clone();
+    let rpcs: Vec<(u64, alloy::providers::DynProvider)> = chains.iter().map(|c| (c.chain_id, c.rpc.clone())).collect();
     add_leader_job(&mut scheduler, RECONCILE_EVERY, &status, move || {
-        let (store, config, rpc) = (s.clone(), c.clone(), rpc.clone());
+        let (store, rpcs) = (s.clone(), rpcs.clone());
         async move {
-            match reconcile::reconcile(&store, &config, &rpc).await {
+            match reconcile::reconcile_all(&store, &rpcs).await {
                 Ok(r) if !r.differences.is_empty() => {
                     tracing::error!(
                         differences = r.differences.len(),
@@ -109,17 +110,16 @@ pub async fn run(
     })
     .await?;
     if config.signer.is_some() && config.deposits.is_some() {
-        let signer = crate::chain::rpc::signing_provider_for(&config)?;
+        crate::chain::rpc::signer_key(&config)?;
         let (s, c) = (store.clone(), config.clone());
         add_leader_job(&mut scheduler, SWEEP_EVERY, &status, move || {
-            let (store, config, signer) = (s.clone(), c.clone(), signer.clone());
+            let (store, config) = (s.clone(), c.clone());
             async move {
-                match sweep::sweep_once(&store, &config, &signer).await {
-                    Ok(r) if r.swept > 0 || r.failed_batches > 0 => {
-                        tracing::info!(swept = r.swept, failed_batches = r.failed_batches, "sweep")
+                // Each chain with its own gas; a failing chain is logged and the others go on.
+                for (chain, run) in sweep::sweep_chains(&store, &config, &config.chains()).await {
+                    if let Some(r) = run.report.filter(|r| r.swept > 0 || r.failed_batches > 0) {
+                        tracing::info!(chain, swept = r.swept, failed_batches = r.failed_batches, "sweep");
                     }
-                    Ok(_) => {}
-                    Err(e) => tracing::warn!(error = format!("{e:#}"), "sweep failed; next run retries"),
                 }
             }
         })
@@ -172,10 +172,10 @@ where
 pub async fn run_expiry(
     store: &Store,
     config: &Config,
-    status: &ChainStatus,
+    all_caught_up: bool,
     now: i64,
 ) -> crate::store::StoreResult<()> {
-    let clock = expiry::order_clock(store, status.is_caught_up(), now).await?;
+    let clock = expiry::order_clock(store, &config.chain_ids(), all_caught_up, now).await?;
     let orders = expiry::expire_orders(store, clock).await?;
     let strays =
         crate::payments::stray::collect_closed(store, &crate::payments::credit::Rules::from_config(config), clock)

@@ -15,6 +15,8 @@ use crate::store::{Store, cursor, orders, sweeps, unix_now};
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct Difference {
+    #[serde(default)]
+    pub chain_id: u64,
     pub address: String,
     pub token: String,
     /// Base units the ledger says the address holds.
@@ -31,19 +33,51 @@ pub struct Reconciliation {
     pub at: i64,
 }
 
+/// The first chain's reconciliation.
 pub async fn reconcile(store: &Store, config: &Config, provider: &DynProvider) -> anyhow::Result<Reconciliation> {
-    let block = cursor::get(store.pool(), config.chain.chain_id)
-        .await?
-        .context("the watcher has processed no block yet; nothing to reconcile")?
-        .block_number;
-    let pairs = sweeps::ledger_pairs(store.pool()).await?;
+    reconcile_all(store, &[(config.chain.chain_id, provider.clone())]).await
+}
+
+/// Every chain of `chains` (chain id, provider), each at its own last processed block; one
+/// result kept (`block` is the first chain's).
+pub async fn reconcile_all(
+    store: &Store,
+    chains: &[(u64, DynProvider)],
+) -> anyhow::Result<Reconciliation> {
     let mut differences = Vec::new();
-    for (address, token) in &pairs {
-        let ledger = sweeps::balance_at(store.pool(), address, token, block).await?;
+    let mut checked = 0;
+    let mut first_block = None;
+    for (chain_id, provider) in chains {
+        let block = cursor::get(store.pool(), *chain_id)
+            .await?
+            .with_context(|| format!("the watcher has processed no block of chain {chain_id} yet; nothing to reconcile"))?
+            .block_number;
+        first_block.get_or_insert(block);
+        let pairs = sweeps::ledger_pairs(store.pool(), *chain_id).await?;
+        checked += pairs.len();
+        differences.extend(chain_differences(store, *chain_id, provider, &pairs, block).await?);
+    }
+    metrics::gauge!(crate::telemetry::RECONCILIATION_DIFFERENCES).set(differences.len() as f64);
+    let result = Reconciliation { block: first_block.unwrap_or(0), checked, differences, at: unix_now() };
+    save(store, &result).await?;
+    Ok(result)
+}
+
+async fn chain_differences(
+    store: &Store,
+    chain_id: u64,
+    provider: &DynProvider,
+    pairs: &[(Address, Address)],
+    block: u64,
+) -> anyhow::Result<Vec<Difference>> {
+    let mut differences = Vec::new();
+    for (address, token) in pairs {
+        let ledger = sweeps::balance_at(store.pool(), chain_id, address, token, block).await?;
         let on_chain = balance_at(provider, *token, *address, block).await?;
         if ledger != on_chain {
             tracing::warn!(%address, %token, %ledger, %on_chain, block, "a deposit address holds another amount than the ledger says");
             differences.push(Difference {
+                chain_id,
                 address: orders::address_text(address),
                 token: orders::address_text(token),
                 ledger: ledger.to_string(),
@@ -51,10 +85,7 @@ pub async fn reconcile(store: &Store, config: &Config, provider: &DynProvider) -
             });
         }
     }
-    metrics::gauge!(crate::telemetry::RECONCILIATION_DIFFERENCES).set(differences.len() as f64);
-    let result = Reconciliation { block, checked: pairs.len(), differences, at: unix_now() };
-    save(store, &result).await?;
-    Ok(result)
+    Ok(differences)
 }
 
 async fn balance_at(provider: &DynProvider, token: Address, owner: Address, block: u64) -> anyhow::Result<U256> {

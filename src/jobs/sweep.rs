@@ -16,7 +16,7 @@ use serde::Serialize;
 
 use crate::chain::rpc::confirmed_block;
 use crate::chain::sweep::{RECEIPT_TIMEOUT, SweepReceipt, send_sweep, sweep_outcome};
-use crate::config::Config;
+use crate::config::{ChainRef, Config};
 use crate::store::sweeps::{self, SweepState};
 use crate::store::{Store, deposits, job_leases, orders, unix_now};
 
@@ -30,7 +30,6 @@ pub const STUCK_RETRY_SECS: i64 = 6 * 3600;
 const UNMINED_GIVE_UP_SECS: i64 = 600;
 
 static RUNNING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-const LEASE: &str = "sweep";
 /// Longer than any run: a process that dies mid-run frees the sweep after this.
 const LEASE_SECS: i64 = 3600;
 
@@ -61,37 +60,93 @@ pub struct Mismatch {
     pub moved: String,
 }
 
+/// The lease that keeps two sweeps of one chain from running at once, across processes.
+pub fn lease_name(chain_id: u64) -> String {
+    format!("sweep:{chain_id}")
+}
+
+/// One chain's sweep, or why it could not run.
+#[derive(Debug, Serialize)]
+pub struct ChainSweep {
+    pub chain_id: u64,
+    #[serde(flatten)]
+    pub report: Option<SweepReport>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// Sweeps each of `chains` in turn with that chain's gas (the `[signer]` key on its first
+/// endpoint). A chain that fails (no gas, its RPC down) is reported; the others go on.
+pub async fn sweep_chains(store: &Store, config: &Config, chains: &[ChainRef<'_>]) -> BTreeMap<String, ChainSweep> {
+    let mut out = BTreeMap::new();
+    for chain in chains {
+        let result = async {
+            let signer = crate::chain::rpc::signing_provider(
+                chain.config.rpc_http.primary(),
+                crate::chain::rpc::signer_key(config)?,
+            )?;
+            sweep_chain(store, config, *chain, &signer).await
+        }
+        .await;
+        let (report, error) = match result {
+            Ok(r) => (Some(r), None),
+            Err(e) => {
+                let said = crate::chain::rpc::describe(&format!("{e:#}"));
+                tracing::warn!(chain = chain.name, error = said, "sweep failed on this chain; the others go on");
+                (None, Some(said))
+            }
+        };
+        out.insert(chain.name.to_string(), ChainSweep { chain_id: chain.chain_id(), report, error });
+    }
+    out
+}
+
+/// The first chain's sweep.
 pub async fn sweep_once(store: &Store, config: &Config, signer: &DynProvider) -> anyhow::Result<SweepReport> {
+    sweep_chain(store, config, config.first_chain(), signer).await
+}
+
+/// Sweeps one chain's confirmed deposits with `signer` (a provider on that chain).
+pub async fn sweep_chain(
+    store: &Store,
+    config: &Config,
+    chain: ChainRef<'_>,
+    signer: &DynProvider,
+) -> anyhow::Result<SweepReport> {
     let factory = config.deposits.as_ref().context("[deposits] factory is needed to sweep")?.factory;
     // One run at a time: in this process, and across processes (the job and `paywatch sweep`).
     let Ok(_running) = RUNNING.try_lock() else {
         return Ok(SweepReport { skipped: true, ..Default::default() });
     };
     let holder = uuid::Uuid::new_v4().to_string();
-    if !job_leases::take(store.pool(), LEASE, &holder, LEASE_SECS).await? {
+    let lease = lease_name(chain.chain_id());
+    if !job_leases::take(store.pool(), &lease, &holder, LEASE_SECS).await? {
         return Ok(SweepReport { skipped: true, ..Default::default() });
     }
-    let result = sweep_held(store, config, signer, factory).await;
-    job_leases::release(store.pool(), LEASE, &holder).await?;
+    let result = sweep_held(store, config.jobs.sweep_batch as usize, chain, signer, factory).await;
+    job_leases::release(store.pool(), &lease, &holder).await?;
     result
 }
 
 async fn sweep_held(
     store: &Store,
-    config: &Config,
+    batch: usize,
+    chain: ChainRef<'_>,
     signer: &DynProvider,
     factory: Address,
 ) -> anyhow::Result<SweepReport> {
     let mut report = SweepReport::default();
-    recheck(store, config, signer, factory, &mut report).await?;
+    let chain_id = chain.chain_id();
+    recheck(store, chain, signer, factory, &mut report).await?;
 
     let mut by_token: BTreeMap<Address, Vec<(sweeps::Candidate, U256, i64)>> = BTreeMap::new();
-    for c in sweeps::candidates(store.pool(), PER_RUN).await? {
-        let (received, swept) = sweeps::ledger(store.pool(), &c.address, &c.token, None).await?;
+    for c in sweeps::candidates(store.pool(), chain_id, PER_RUN).await? {
+        let (received, swept) = sweeps::ledger(store.pool(), chain_id, &c.address, &c.token, None).await?;
         if received <= swept {
             continue;
         }
-        let (failures, last_failure) = sweeps::failures_since_success(store.pool(), &c.address, &c.token).await?;
+        let (failures, last_failure) =
+            sweeps::failures_since_success(store.pool(), chain_id, &c.address, &c.token).await?;
         if failures >= STUCK_AFTER {
             report.stuck.push(orders::address_text(&c.address));
             // Each attempt costs gas: a stuck address is tried again only every few hours.
@@ -105,7 +160,6 @@ async fn sweep_held(
         tracing::error!(addresses = ?report.stuck, "deposit addresses that repeatedly fail to sweep");
     }
     metrics::gauge!(crate::telemetry::SWEEP_STUCK).set(report.stuck.len() as f64);
-    let batch = config.jobs.sweep_batch as usize;
     for (token, items) in by_token {
         // An address that failed before goes alone, so it cannot fail a batch again.
         let (alone, together): (Vec<_>, Vec<_>) = items.into_iter().partition(|(_, _, failures)| *failures > 0);
@@ -116,7 +170,7 @@ async fn sweep_held(
             match send_sweep(signer, factory, token, salts).await {
                 Ok(tx_hash) => {
                     let mut tx = store.begin().await?;
-                    sweeps::record_sent(&mut tx, config.chain.chain_id, &tx_hash, &token, &expected).await?;
+                    sweeps::record_sent(&mut tx, chain_id, &tx_hash, &token, &expected).await?;
                     tx.commit().await?;
                     report.transactions.push(format!("{tx_hash:#x}"));
                     match sweep_outcome(signer, factory, token, tx_hash, RECEIPT_TIMEOUT).await {
@@ -189,18 +243,18 @@ async fn apply_receipt(
 /// chain (or never reached it) is dropped, so its addresses are swept again.
 async fn recheck(
     store: &Store,
-    config: &Config,
+    chain: ChainRef<'_>,
     provider: &DynProvider,
     factory: Address,
     report: &mut SweepReport,
 ) -> anyhow::Result<()> {
     let now = unix_now();
-    let open = sweeps::open(store.pool(), now - 24 * 3600).await?;
+    let open = sweeps::open(store.pool(), chain.chain_id(), now - 24 * 3600).await?;
     if open.is_empty() {
         return Ok(());
     }
     let head = provider.get_block_number().await?;
-    let deep_to = confirmed_block(provider, config.chain.confirmations, head).await?;
+    let deep_to = confirmed_block(provider, chain.config.confirmations, head).await?;
     for sweep in open {
         match sweep_outcome(provider, factory, sweep.token, sweep.tx_hash, std::time::Duration::ZERO).await? {
             Some(receipt) => {

@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
-use crate::chain::status::ChainStatus;
+use crate::chain::status::{Chains, Heads};
 use crate::chain::watcher::UNSAFE_ZONE;
 use crate::config::{Config, Confirmations};
 use crate::payments::order_view::{self, OrderView};
@@ -29,10 +29,12 @@ const PAGE: i64 = 1_000;
 pub async fn run(
     store: Store,
     config: Arc<Config>,
-    status: Arc<ChainStatus>,
+    chains: Arc<Chains>,
     hub: Arc<hub::Hub>,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
+    // The first chain's lease holder records; any chain's head move or commit wakes it.
+    let status = chains.first().status.clone();
     let tick = Duration::from_millis(config.chain.poll_interval_ms);
     let mut recorder: Option<Recorder> = None;
     let mut more = false;
@@ -41,7 +43,7 @@ pub async fn run(
             tokio::select! {
                 _ = shutdown.cancelled() => return Ok(()),
                 _ = tokio::time::sleep(tick) => {}
-                _ = status.changed() => {}
+                _ = chains.changed() => {}
             }
         }
         more = false;
@@ -54,10 +56,11 @@ pub async fn run(
         let r = recorder.get_or_insert_with(|| Recorder::new(store.clone(), config.clone(), hub.clone()));
         // Each event is its own write, so a pass cut off by shutdown or a lost lease leaves
         // nothing half done: its changes stay pending for the next leader.
+        let heads = chains.heads();
         tokio::select! {
             _ = shutdown.cancelled() => return Ok(()),
             _ = status.leadership_lost() => recorder = None,
-            result = r.pass(status.head()) => match result {
+            result = r.pass(&heads) => match result {
                 Ok(passed) => more = passed.more,
                 Err(e) => tracing::warn!(error = %e, "recording order events failed; next pass retries"),
             },
@@ -80,16 +83,16 @@ pub struct Recorder {
     hub: Arc<hub::Hub>,
     /// None until read from the database at the first pass.
     confirming: Option<HashSet<String>>,
-    head_looked_at: u64,
+    heads_looked_at: Heads,
 }
 
 impl Recorder {
     pub fn new(store: Store, config: Arc<Config>, hub: Arc<hub::Hub>) -> Self {
-        Self { store, config, hub, confirming: None, head_looked_at: 0 }
+        Self { store, config, hub, confirming: None, heads_looked_at: Heads::new() }
     }
 
     /// Looks at every pending change, and at confirming orders when the head moved.
-    pub async fn pass(&mut self, head: u64) -> StoreResult<Passed> {
+    pub async fn pass(&mut self, heads: &Heads) -> StoreResult<Passed> {
         let store = self.store.clone();
         let pool = store.pool();
         if self.confirming.is_none() {
@@ -99,16 +102,16 @@ impl Recorder {
         let changes = order_events::pending_changes(pool, PAGE).await?;
         let mut looked_at = HashSet::new();
         for (order_id, version) in &changes {
-            appended += self.record(order_id, head).await? as usize;
+            appended += self.record(order_id, heads).await? as usize;
             order_events::change_recorded(pool, order_id, *version).await?;
             looked_at.insert(order_id.clone());
         }
-        if head != self.head_looked_at {
+        if *heads != self.heads_looked_at {
             let confirming: Vec<String> = self.confirming.iter().flatten().cloned().collect();
             for order_id in confirming.iter().filter(|id| !looked_at.contains(*id)) {
-                appended += self.record(order_id, head).await? as usize;
+                appended += self.record(order_id, heads).await? as usize;
             }
-            self.head_looked_at = head;
+            self.heads_looked_at = heads.clone();
         }
         if appended > 0 {
             tracing::debug!(appended, "order events recorded");
@@ -118,14 +121,13 @@ impl Recorder {
     }
 
     /// Appends an event when the order's view differs from its last one; true when it did.
-    async fn record(&mut self, order_id: &str, head: u64) -> StoreResult<bool> {
-        let cap = confirmation_cap(&self.config);
-        let Some(view) = order_view::load(&self.store, &self.config, head, None, order_id).await? else {
+    async fn record(&mut self, order_id: &str, heads: &Heads) -> StoreResult<bool> {
+        let Some(view) = order_view::load(&self.store, &self.config, heads, None, order_id).await? else {
             return Ok(false);
         };
-        let view = settled(view, cap);
+        let view = settled(view, &self.config);
         let confirming = self.confirming.get_or_insert_with(HashSet::new);
-        if view.payments.iter().any(|p| p.confirmations < cap) {
+        if view.payments.iter().any(|p| p.confirmations < confirmation_cap(&self.config, p.chain_id)) {
             confirming.insert(order_id.to_string());
         } else {
             confirming.remove(order_id);
@@ -141,17 +143,19 @@ impl Recorder {
     }
 }
 
-/// Past the depth that settles a payment, more blocks change nothing the payer needs to see.
-pub fn confirmation_cap(config: &Config) -> u64 {
-    match config.chain.confirmations {
+/// Past the depth that settles a payment on `chain_id`, more blocks change nothing the payer
+/// needs to see.
+pub fn confirmation_cap(config: &Config, chain_id: u64) -> u64 {
+    let chain = config.chain_by_id(chain_id).unwrap_or_else(|| config.first_chain());
+    match chain.config.confirmations {
         Confirmations::Blocks(n) => n,
         Confirmations::Finalized | Confirmations::Safe => UNSAFE_ZONE,
     }
 }
 
-fn settled(mut view: OrderView, cap: u64) -> OrderView {
+fn settled(mut view: OrderView, config: &Config) -> OrderView {
     for p in &mut view.payments {
-        p.confirmations = p.confirmations.min(cap);
+        p.confirmations = p.confirmations.min(confirmation_cap(config, p.chain_id));
     }
     view
 }

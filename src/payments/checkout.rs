@@ -92,7 +92,7 @@ pub async fn open_token_order(
 ) -> Result<Order, CheckoutError> {
     ensure_payable(&quote)?;
     let factory = config.deposits.as_ref().ok_or(CheckoutError::NoDepositFactory)?.factory;
-    let token_config = config.tokens.get(&token).ok_or(CheckoutError::TokenNotConfigured(token))?;
+    let token_config = config.token_book().get(token).ok_or(CheckoutError::TokenNotConfigured(token))?;
     let amount_base = to_base_units(quote.amount, token_config.decimals)
         .map_err(|_| CheckoutError::Amount(quote.amount.to_string()))?;
     let order_id = orders::new_order_id();
@@ -109,7 +109,8 @@ pub async fn open_token_order(
             amount_base,
             token_price_usd: quote.token_price_usd.unwrap_or(Decimal::ONE),
             token_address: token_config.address,
-            chain_id: config.chain.chain_id,
+            // The pay method's chain; the address is the same on every chain.
+            chain_id: token_config.chain_id,
             salt,
             deposit_address: DepositAddresses::new(factory).address_of(salt),
         }),
@@ -120,10 +121,7 @@ pub async fn open_token_order(
 }
 
 pub fn pay_method_of(token: Token) -> PayMethod {
-    match token {
-        Token::AnkrErc20 => PayMethod::AnkrErc20,
-        Token::UsdtErc20 => PayMethod::UsdtErc20,
-    }
+    PayMethod::Token(token)
 }
 
 /// EIP-681: `ethereum:<token>@<chain_id>/transfer?address=<deposit>&uint256=<base units>`.

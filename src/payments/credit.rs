@@ -4,7 +4,7 @@
 //! (the step is replayed from the old cursor); a replay changes nothing (transfers are keyed
 //! by chain id, tx hash and log index, and sums are recomputed from them).
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 
 use alloy::primitives::{Address, B256, U256};
 use rust_decimal::Decimal;
@@ -12,33 +12,52 @@ use serde_json::json;
 
 use super::calendar::add_months;
 use super::order_state::{Terms, after_confirmation, paid_threshold};
+use crate::config::{ChainRef, TokenBook};
 use crate::money::format_base_units;
 use crate::store::apps::{self, AppStatus};
-use crate::store::orders::{self, Order, OrderKind, OrderStatus, PaymentProgress};
+use crate::store::orders::{self, CryptoTerms, Order, OrderKind, OrderStatus, PaymentProgress};
 use crate::store::transfers::{self, Transfer};
 use crate::store::{StoreError, StoreResult, Tx, cursor, deposits, outbox, products, stray_funds};
 
 /// The rules that do not change between steps.
 #[derive(Debug, Clone)]
 pub struct Rules {
+    /// The chain whose steps these are (cursor, confirmations, rewinds).
     pub chain_id: u64,
     pub tolerance: Decimal,
     pub late_window_secs: i64,
-    /// Decimals of each watched token contract.
-    pub decimals: HashMap<Address, u8>,
-    /// Orders worth at least this many USD wait for `Step::confirm_large_up_to`.
+    /// Every token on every chain: an order's sums count its asset's tokens wherever sent.
+    pub tokens: TokenBook,
+    /// Orders worth at least this many USD wait for `Step::confirm_large_up_to` (this chain's).
     pub large_usd: Option<Decimal>,
 }
 
 impl Rules {
+    /// The first chain's rules.
     pub fn from_config(config: &crate::config::Config) -> Self {
+        Self::for_chain(config, config.first_chain())
+    }
+
+    pub fn for_chain(config: &crate::config::Config, chain: ChainRef<'_>) -> Self {
         Rules {
-            chain_id: config.chain.chain_id,
+            chain_id: chain.chain_id(),
             tolerance: config.orders.underpayment_tolerance.0,
             late_window_secs: config.orders.late_window_secs(),
-            decimals: config.tokens.values().map(|t| (t.address, t.decimals)).collect(),
-            large_usd: config.chain.finality.as_ref().map(|f| f.large_usd.0),
+            tokens: config.token_book().clone(),
+            large_usd: chain.config.finality.as_ref().map(|f| f.large_usd.0),
         }
+    }
+
+    /// Decimals of the token at `address` on `chain_id` (0 for one no longer configured).
+    pub fn decimals(&self, chain_id: u64, address: Address) -> u8 {
+        self.tokens.at(chain_id, address).map_or(0, |e| e.decimals)
+    }
+
+    /// What transfer `t` counts for an order with terms `crypto`, in the order's base units:
+    /// all of it in the order's own token; converted, in another token of the same asset (on
+    /// any chain); None for another asset.
+    pub fn counted_units(&self, crypto: &CryptoTerms, t: &Transfer) -> Option<U256> {
+        self.tokens.counted_units((crypto.chain_id, crypto.token_address), (t.chain_id, t.token), t.amount_base)
     }
 }
 
@@ -161,13 +180,11 @@ async fn settle_sums(tx: &mut Tx, rules: &Rules, order_id: &str, at: i64) -> Sto
     // payment (applied stray funds complete an order at the time they are applied).
     let mut completing: Option<(i64, Option<B256>)> = None;
     for (t, state) in transfers::for_order(&mut **tx, order_id).await? {
-        // Another token sent to this address is recorded and shown, never counted.
-        if t.token != crypto.token_address {
-            continue;
-        }
-        seen += t.amount_base;
+        // Another asset sent to this address is recorded and shown, never counted.
+        let Some(units) = rules.counted_units(&crypto, &t) else { continue };
+        seen += units;
         if state == "confirmed" {
-            confirmed += t.amount_base;
+            confirmed += units;
             if completing.is_none() && confirmed >= threshold {
                 completing = Some((t.block_time.unwrap_or(at), Some(t.tx_hash)));
             }
@@ -199,7 +216,7 @@ async fn settle_sums(tx: &mut Tx, rules: &Rules, order_id: &str, at: i64) -> Sto
         paid_at: if still_paid { order.progress.paid_at.or(Some(paid_at_chain)) } else { None },
     };
     orders::update_progress(&mut **tx, order_id, order.progress.status, &update).await?;
-    let decimals = rules.decimals.get(&crypto.token_address).copied().unwrap_or(0);
+    let decimals = rules.decimals(crypto.chain_id, crypto.token_address);
     if progress.newly_paid {
         let paid = Paid {
             amount: format_base_units(confirmed, decimals),

@@ -4,14 +4,17 @@
 use alloy::primitives::U256;
 use serde::{Deserialize, Serialize};
 
-use crate::config::Config;
-use crate::money::format_base_units;
+use crate::chain::status::Heads;
+use crate::config::{Config, Confirmations};
+use crate::money::{convert_units, format_base_units};
 use crate::payments::checkout::payment_uri;
 use crate::store::orders::{self, Order};
 use crate::store::{Store, StoreResult, transfers};
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct PaymentView {
+    /// The chain the payment was made on.
+    pub chain_id: u64,
     pub tx_hash: String,
     pub log_index: u64,
     pub block_number: u64,
@@ -22,8 +25,23 @@ pub struct PaymentView {
     pub amount: String,
     pub state: String,
     pub confirmations: u64,
-    /// False for a transfer of another token: recorded and shown, never credited.
+    /// False for a transfer of another asset: recorded and shown, never credited.
     pub counted: bool,
+}
+
+/// One (chain, token) that can pay the order: the same deposit address on every chain.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
+pub struct PayOption {
+    /// The chain's name in the configuration.
+    pub chain: String,
+    pub chain_id: u64,
+    pub pay_method: String,
+    pub token: String,
+    /// What remains to pay, in this token's units (the whole amount before any payment;
+    /// rounded up where this token has fewer decimals).
+    pub value: String,
+    /// EIP-681 with the chain id: `ethereum:<token>@<chain_id>/transfer?address=..&uint256=..`.
+    pub payment_uri: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
@@ -50,6 +68,8 @@ pub struct OrderView {
     pub paid_at: Option<i64>,
     pub created_at: i64,
     pub payment_uri: Option<String>,
+    /// Every configured (chain, token) of the order's asset, while it can be paid.
+    pub options: Vec<PayOption>,
     pub payments: Vec<PaymentView>,
 }
 
@@ -59,42 +79,52 @@ pub struct OrderView {
 pub async fn load(
     store: &Store,
     config: &Config,
-    head: u64,
+    heads: &Heads,
     team_id: Option<&str>,
     order_id: &str,
 ) -> StoreResult<Option<OrderView>> {
     let found = orders::with_transfers(store.pool(), team_id, order_id).await?;
-    Ok(found.map(|(order, rows)| build(config, head, order, rows)))
+    Ok(found.map(|(order, rows)| build(config, heads, order, rows)))
 }
 
-pub fn build(config: &Config, head: u64, order: Order, rows: Vec<(transfers::Transfer, String)>) -> OrderView {
-    let decimals = order.new.pay_method.token().and_then(|t| config.tokens.get(&t)).map(|t| t.decimals).unwrap_or(0);
+pub fn build(config: &Config, heads: &Heads, order: Order, rows: Vec<(transfers::Transfer, String)>) -> OrderView {
+    let book = config.token_book();
     let crypto = order.new.crypto.as_ref();
+    let decimals = crypto.and_then(|c| book.at(c.chain_id, c.token_address)).map_or(0, |e| e.decimals);
     let payments = rows
         .into_iter()
         .map(|(t, st)| PaymentView {
+            chain_id: t.chain_id,
             tx_hash: format!("{:#x}", t.tx_hash),
             log_index: t.log_index,
             block_number: t.block_number,
             block_time: t.block_time,
             from: orders::address_text(&t.from),
             token: orders::address_text(&t.token),
-            amount: format_base_units(t.amount_base, decimals_of(config, &t.token).unwrap_or(decimals)),
+            amount: format_base_units(t.amount_base, book.at(t.chain_id, t.token).map_or(decimals, |e| e.decimals)),
             state: st,
-            confirmations: (head + 1).saturating_sub(t.block_number),
-            counted: crypto.is_some_and(|c| c.token_address == t.token),
+            confirmations: (heads.get(&t.chain_id).copied().unwrap_or(0) + 1).saturating_sub(t.block_number),
+            counted: crypto.is_some_and(|c| {
+                book.counted_units((c.chain_id, c.token_address), (t.chain_id, t.token), U256::ZERO).is_some()
+            }),
         })
         .collect();
-    // A large order waits for `[chain.finality] large`, and says so.
-    let required = match &config.chain.finality {
-        Some(f) if order.new.usd >= f.large_usd.0 => f.large,
-        _ => config.chain.confirmations,
-    };
-    let confirmations_required = crypto.map(|_| match required {
-        crate::config::Confirmations::Blocks(n) => n.to_string(),
-        crate::config::Confirmations::Finalized => "finalized".to_string(),
-        crate::config::Confirmations::Safe => "safe".to_string(),
+    // A large order waits for its chain's `finality.large`, and says so.
+    let confirmations_required = crypto.map(|c| match required_depth(config, c.chain_id, order.new.usd) {
+        Confirmations::Blocks(n) => n.to_string(),
+        Confirmations::Finalized => "finalized".to_string(),
+        Confirmations::Safe => "safe".to_string(),
     });
+    let remaining_base = match crypto {
+        Some(c) if order.progress.status != orders::OrderStatus::Paid => {
+            c.amount_base.saturating_sub(order.progress.confirmed_base)
+        }
+        _ => U256::ZERO,
+    };
+    let options = match crypto {
+        Some(c) if order.progress.status.is_open() => pay_options(config, c, remaining_base),
+        _ => Vec::new(),
+    };
     OrderView {
         order_id: order.order_id.clone(),
         app_id: order.new.app_id.clone(),
@@ -107,15 +137,7 @@ pub fn build(config: &Config, head: u64, order: Order, rows: Vec<(transfers::Tra
         seen: format_base_units(order.progress.seen_base, decimals),
         confirmed: format_base_units(order.progress.confirmed_base, decimals),
         overpaid: format_base_units(order.progress.overpaid_base, decimals),
-        remaining: format_base_units(
-            match crypto {
-                Some(c) if order.progress.status != orders::OrderStatus::Paid => {
-                    c.amount_base.saturating_sub(order.progress.confirmed_base)
-                }
-                _ => U256::ZERO,
-            },
-            decimals,
-        ),
+        remaining: format_base_units(remaining_base, decimals),
         late: order.progress.late,
         address: crypto.map(|c| orders::address_text(&c.deposit_address)),
         token: crypto.map(|c| orders::address_text(&c.token_address)),
@@ -125,10 +147,41 @@ pub fn build(config: &Config, head: u64, order: Order, rows: Vec<(transfers::Tra
         paid_at: order.progress.paid_at,
         created_at: order.created_at,
         payment_uri: crypto.map(|c| payment_uri(c.token_address, c.chain_id, c.deposit_address, c.amount_base)),
+        options,
         payments,
     }
 }
 
-fn decimals_of(config: &Config, token: &alloy::primitives::Address) -> Option<u8> {
-    config.tokens.values().find(|t| &t.address == token).map(|t| t.decimals)
+/// The depth a payment on `chain_id` needs for an order worth `usd`.
+pub fn required_depth(config: &Config, chain_id: u64, usd: rust_decimal::Decimal) -> Confirmations {
+    let chain = config.chain_by_id(chain_id).unwrap_or_else(|| config.first_chain()).config;
+    match &chain.finality {
+        Some(f) if usd >= f.large_usd.0 => f.large,
+        _ => chain.confirmations,
+    }
+}
+
+/// Every (chain, token) of the order's asset, with what remains to pay in its units.
+pub fn pay_options(config: &Config, c: &orders::CryptoTerms, remaining_base: U256) -> Vec<PayOption> {
+    let book = config.token_book();
+    let Some(own) = book.at(c.chain_id, c.token_address) else { return Vec::new() };
+    book.payable_with(own.token)
+        .map(|e| {
+            let units = units_rounded_up(remaining_base, own.decimals, e.decimals);
+            PayOption {
+                chain: e.chain.clone(),
+                chain_id: e.chain_id,
+                pay_method: e.token.as_str().to_string(),
+                token: orders::address_text(&e.address),
+                value: format_base_units(units, e.decimals),
+                payment_uri: payment_uri(e.address, e.chain_id, c.deposit_address, units),
+            }
+        })
+        .collect()
+}
+
+/// `units` at `from` decimals in a token of `to` decimals, never less than owed.
+fn units_rounded_up(units: U256, from: u8, to: u8) -> U256 {
+    let down = convert_units(units, from, to);
+    if convert_units(down, to, from) < units { down + U256::from(1u8) } else { down }
 }

@@ -1,6 +1,7 @@
 //! Token prices in USD. `fixed` comes from the configuration; `chainlink` reads an
 //! AggregatorV3 proxy on chain (answer scaled by the feed's decimals), refusing non-positive
-//! answers and answers older than `max_age_s`. USDT is 1 USD unless configured. Feed reads
+//! answers and answers older than `max_age_s`. USDT is 1 USD unless configured. Prices are per
+//! asset (tokens of one asset on several chains share one); feeds are read on the first chain. Feed reads
 //! are cached for a few seconds so a burst of quotes makes one call.
 
 use std::collections::HashMap;
@@ -56,16 +57,16 @@ impl PriceBook {
 
     /// The USD price of one whole `token` at `now` (unix seconds).
     pub async fn usd_price(&self, config: &Config, token: Token, now: i64) -> Result<Decimal, PriceError> {
-        if !config.tokens.contains_key(&token) {
+        let Some(entry) = config.token_book().get(token) else {
             return Err(PriceError::TokenNotConfigured(token));
-        }
-        match config.prices.get(&token) {
+        };
+        match price_of(config, token, &entry.asset) {
             Some(PriceConfig::Fixed { usd }) => Ok(usd.0),
             Some(PriceConfig::Chainlink { feed, max_age_s }) => {
                 let answer = self.read_feed(*feed).await.map_err(|reason| PriceError::Unavailable { token, reason })?;
                 check_fresh(answer, now, *max_age_s).map_err(|reason| PriceError::Unavailable { token, reason })
             }
-            None if token == Token::UsdtErc20 => Ok(Decimal::ONE),
+            None if entry.asset == "USDT" => Ok(Decimal::ONE),
             None => Err(PriceError::NoPrice(token)),
         }
     }
@@ -86,6 +87,17 @@ impl PriceBook {
         cache.insert(feed, (Instant::now(), answer.clone()));
         answer
     }
+}
+
+/// Prices are per asset: `[prices.X]` names a token (its asset's price) or an asset; the
+/// token's own entry first, then its asset's, then another token's of the asset.
+fn price_of<'c>(config: &'c Config, token: Token, asset: &str) -> Option<&'c PriceConfig> {
+    config.prices.get(&token).or_else(|| {
+        config.prices.iter().find_map(|(name, price)| {
+            let same = name.as_str() == asset || config.token_book().get(*name).is_some_and(|e| e.asset == asset);
+            same.then_some(price)
+        })
+    })
 }
 
 async fn read_aggregator(provider: &DynProvider, feed: Address) -> Result<FeedAnswer, String> {

@@ -69,12 +69,16 @@ pub async fn watched<'e>(db: impl AnyExecutor<'e>, chain_id: u64) -> StoreResult
     }))
 }
 
-/// The chain's clock as the watcher has seen it: the least timestamp of the chains' cursors
-/// (0 when nothing was processed yet). Payment rules that depend on time wait for it.
-pub async fn chain_time<'e>(db: impl AnyExecutor<'e>) -> StoreResult<i64> {
-    let t: Option<i64> =
-        sqlx::query_scalar("SELECT MIN(COALESCE(block_time, 0)) FROM chain_cursor").fetch_one(db).await?;
-    Ok(t.unwrap_or(0))
+/// The chains' clock as the watchers have seen it: the least timestamp of the cursors of
+/// `chain_ids` (0 while one of them has processed nothing). Payment rules that depend on time
+/// wait for it.
+pub async fn chain_time<'e>(db: impl AnyExecutor<'e>, chain_ids: &[u64]) -> StoreResult<i64> {
+    let rows: Vec<(i64, Option<i64>)> =
+        sqlx::query_as("SELECT chain_id, block_time FROM chain_cursor").fetch_all(db).await?;
+    let times = chain_ids.iter().map(|id| {
+        rows.iter().find(|(c, _)| *c as u64 == *id).and_then(|(_, t)| *t).unwrap_or(0)
+    });
+    Ok(times.min().unwrap_or(0))
 }
 
 pub async fn record_block<'e>(

@@ -71,20 +71,32 @@ pub async fn applied_to<'e>(db: impl AnyExecutor<'e>, order_id: &str) -> StoreRe
 }
 
 /// What of `order_id`'s stray `token` is already settled (applied elsewhere or refunded).
-pub async fn settled_from<'e>(db: impl AnyExecutor<'e>, order_id: &str, token: &Address) -> StoreResult<U256> {
-    let token = address_text(token);
-    sum(
-        db,
-        "SELECT amount_base FROM stray_funds WHERE order_id = $1 AND token_address = $2 AND status <> 'unattributed'",
-        order_id,
-        Some(&token),
+pub async fn settled_from<'e>(
+    db: impl AnyExecutor<'e>,
+    order_id: &str,
+    chain_id: u64,
+    token: &Address,
+) -> StoreResult<U256> {
+    let rows: Vec<String> = sqlx::query_scalar(
+        "SELECT amount_base FROM stray_funds WHERE order_id = $1 AND chain_id = $2 AND token_address = $3 \
+         AND status <> 'unattributed'",
     )
-    .await
+    .bind(order_id)
+    .bind(chain_id as i64)
+    .bind(address_text(token))
+    .fetch_all(db)
+    .await?;
+    let mut total = U256::ZERO;
+    for amount in rows {
+        total += base_units(&amount, "stray_funds amount")?;
+    }
+    Ok(total)
 }
 
 /// Where an order's stray amount of one token stands now (the order is a crypto order).
 pub struct StrayAt<'a> {
     pub order: &'a super::orders::Order,
+    pub chain_id: u64,
     pub token: Address,
     pub reason: &'a str,
     pub amount: U256,
@@ -97,9 +109,11 @@ pub async fn set_unattributed(tx: &mut super::Tx, s: &StrayAt<'_>) -> StoreResul
     let order_id = s.order.order_id.as_str();
     let token = address_text(&s.token);
     let existing: Option<(String, String)> = sqlx::query_as(
-        "SELECT fund_id, amount_base FROM stray_funds WHERE order_id = $1 AND token_address = $2 AND status = 'unattributed'",
+        "SELECT fund_id, amount_base FROM stray_funds WHERE order_id = $1 AND chain_id = $2 AND token_address = $3 \
+         AND status = 'unattributed'",
     )
     .bind(order_id)
+    .bind(s.chain_id as i64)
     .bind(&token)
     .fetch_optional(&mut **tx)
     .await?;
@@ -133,7 +147,7 @@ pub async fn set_unattributed(tx: &mut super::Tx, s: &StrayAt<'_>) -> StoreResul
             .bind(&fund_id)
             .bind(order_id)
             .bind(&s.order.new.team_id)
-            .bind(crypto.chain_id as i64)
+            .bind(s.chain_id as i64)
             .bind(&token)
             .bind(address_text(&crypto.deposit_address))
             .bind(s.reason)

@@ -46,18 +46,20 @@ fn corrupt(what: &str) -> StoreError {
 /// One with a transfer still short of its confirmations waits; a transfer mined after this
 /// read and before the sweep executes is still moved with the rest (a sweep takes the whole
 /// balance), and the receipt's amounts, not this read, are what the ledger records.
-pub async fn candidates<'e>(db: impl AnyExecutor<'e>, limit: i64) -> StoreResult<Vec<Candidate>> {
+pub async fn candidates<'e>(db: impl AnyExecutor<'e>, chain_id: u64, limit: i64) -> StoreResult<Vec<Candidate>> {
     let rows = sqlx::query(
         "SELECT DISTINCT t.to_address, t.token_address, o.salt FROM chain_transfers t \
          JOIN orders o ON o.order_id = t.order_id \
-         WHERE t.state = 'confirmed' AND o.salt IS NOT NULL \
-         AND NOT EXISTS (SELECT 1 FROM sweeps s WHERE s.deposit_address = t.to_address \
+         WHERE t.chain_id = $2 AND t.state = 'confirmed' AND o.salt IS NOT NULL \
+         AND NOT EXISTS (SELECT 1 FROM sweeps s WHERE s.chain_id = $2 AND s.deposit_address = t.to_address \
               AND s.token_address = t.token_address AND s.state IN ('pending', 'confirmed') \
               AND (s.block_number IS NULL OR s.block_number >= t.block_number)) \
-         AND NOT EXISTS (SELECT 1 FROM chain_transfers u WHERE u.to_address = t.to_address AND u.state = 'seen') \
+         AND NOT EXISTS (SELECT 1 FROM chain_transfers u WHERE u.chain_id = $2 AND u.to_address = t.to_address \
+              AND u.state = 'seen') \
          ORDER BY t.to_address, t.token_address LIMIT $1",
     )
     .bind(limit)
+    .bind(chain_id as i64)
     .fetch_all(db)
     .await?;
     rows.iter()
@@ -76,6 +78,7 @@ pub async fn candidates<'e>(db: impl AnyExecutor<'e>, limit: i64) -> StoreResult
 /// counts what it expects to move).
 pub async fn ledger<'e>(
     db: impl AnyExecutor<'e> + Copy,
+    chain_id: u64,
     address: &Address,
     token: &Address,
     block: Option<u64>,
@@ -83,20 +86,23 @@ pub async fn ledger<'e>(
     let upto = block.map_or(i64::MAX, |b| b as i64);
     let received: Vec<String> = sqlx::query_scalar(
         "SELECT amount_base FROM chain_transfers WHERE to_address = $1 AND token_address = $2 \
-         AND state = 'confirmed' AND block_number <= $3",
+         AND state = 'confirmed' AND block_number <= $3 AND chain_id = $4",
     )
     .bind(address_text(address))
     .bind(address_text(token))
     .bind(upto)
+    .bind(chain_id as i64)
     .fetch_all(db)
     .await?;
     let swept = sqlx::query(
         "SELECT expected_base, moved_base, block_number FROM sweeps WHERE deposit_address = $1 \
-         AND token_address = $2 AND state IN ('pending', 'confirmed') AND COALESCE(block_number, 0) <= $3",
+         AND token_address = $2 AND state IN ('pending', 'confirmed') AND COALESCE(block_number, 0) <= $3 \
+         AND chain_id = $4",
     )
     .bind(address_text(address))
     .bind(address_text(token))
     .bind(upto)
+    .bind(chain_id as i64)
     .fetch_all(db)
     .await?;
     let mut total_in = U256::ZERO;
@@ -116,16 +122,19 @@ pub async fn ledger<'e>(
 /// the latest of them was made.
 pub async fn failures_since_success<'e>(
     db: impl AnyExecutor<'e>,
+    chain_id: u64,
     address: &Address,
     token: &Address,
 ) -> StoreResult<(i64, Option<i64>)> {
     Ok(sqlx::query_as(
         "SELECT COUNT(*), MAX(f.created_at) FROM sweeps f WHERE f.deposit_address = $1 AND f.token_address = $2 \
-         AND f.state = 'failed' AND f.created_at >= COALESCE((SELECT MAX(s.created_at) FROM sweeps s \
-              WHERE s.deposit_address = $1 AND s.token_address = $2 AND s.state IN ('pending', 'confirmed')), 0)",
+         AND f.chain_id = $3 AND f.state = 'failed' AND f.created_at >= COALESCE((SELECT MAX(s.created_at) FROM sweeps s \
+              WHERE s.deposit_address = $1 AND s.token_address = $2 AND s.chain_id = $3 \
+              AND s.state IN ('pending', 'confirmed')), 0)",
     )
     .bind(address_text(address))
     .bind(address_text(token))
+    .bind(chain_id as i64)
     .fetch_one(db)
     .await?)
 }
@@ -194,12 +203,14 @@ pub struct OpenSweep {
     pub created_at: i64,
 }
 
-pub async fn open<'e>(db: impl AnyExecutor<'e>, dropped_since: i64) -> StoreResult<Vec<OpenSweep>> {
+pub async fn open<'e>(db: impl AnyExecutor<'e>, chain_id: u64, dropped_since: i64) -> StoreResult<Vec<OpenSweep>> {
     let rows = sqlx::query(
         "SELECT tx_hash, token_address, MAX(block_number) AS block_number, MIN(created_at) AS created_at FROM sweeps \
-         WHERE state = 'pending' OR (state = 'dropped' AND updated_at >= $1) GROUP BY tx_hash, token_address",
+         WHERE chain_id = $2 AND (state = 'pending' OR (state = 'dropped' AND updated_at >= $1)) \
+         GROUP BY tx_hash, token_address",
     )
     .bind(dropped_since)
+    .bind(chain_id as i64)
     .fetch_all(db)
     .await?;
     rows.iter()
@@ -279,11 +290,12 @@ pub async fn list_for_transaction<'e>(db: impl AnyExecutor<'e>, tx_hash: &B256) 
 }
 
 /// Every (deposit address, token) that ever received a transfer.
-pub async fn ledger_pairs<'e>(db: impl AnyExecutor<'e>) -> StoreResult<Vec<(Address, Address)>> {
+pub async fn ledger_pairs<'e>(db: impl AnyExecutor<'e>, chain_id: u64) -> StoreResult<Vec<(Address, Address)>> {
     let rows: Vec<(String, String)> = sqlx::query_as(
-        "SELECT DISTINCT to_address, token_address FROM chain_transfers WHERE order_id IS NOT NULL \
+        "SELECT DISTINCT to_address, token_address FROM chain_transfers WHERE order_id IS NOT NULL AND chain_id = $1 \
          ORDER BY to_address, token_address",
     )
+    .bind(chain_id as i64)
     .fetch_all(db)
     .await?;
     rows.iter()
@@ -296,25 +308,29 @@ pub async fn ledger_pairs<'e>(db: impl AnyExecutor<'e>) -> StoreResult<Vec<(Addr
 /// moved.
 pub async fn balance_at<'e>(
     db: impl AnyExecutor<'e> + Copy,
+    chain_id: u64,
     address: &Address,
     token: &Address,
     block: u64,
 ) -> StoreResult<U256> {
     let received: Vec<String> = sqlx::query_scalar(
-        "SELECT amount_base FROM chain_transfers WHERE to_address = $1 AND token_address = $2 AND block_number <= $3",
+        "SELECT amount_base FROM chain_transfers WHERE to_address = $1 AND token_address = $2 AND block_number <= $3 \
+         AND chain_id = $4",
     )
     .bind(address_text(address))
     .bind(address_text(token))
     .bind(block as i64)
+    .bind(chain_id as i64)
     .fetch_all(db)
     .await?;
     let moved: Vec<String> = sqlx::query_scalar(
         "SELECT moved_base FROM sweeps WHERE deposit_address = $1 AND token_address = $2 \
-         AND state IN ('pending', 'confirmed') AND block_number <= $3",
+         AND state IN ('pending', 'confirmed') AND block_number <= $3 AND chain_id = $4",
     )
     .bind(address_text(address))
     .bind(address_text(token))
     .bind(block as i64)
+    .bind(chain_id as i64)
     .fetch_all(db)
     .await?;
     let mut balance = U256::ZERO;

@@ -416,7 +416,7 @@ async fn payment_mined_before_expiry_is_on_time(backend: &'static str) {
 
     // The host's clock is past expiry too, but the watcher is behind: nothing expires.
     let store = &app.db.store;
-    let clock = paywatch::jobs::expiry::order_clock(store, false, expires_at + 7_200).await.unwrap();
+    let clock = paywatch::jobs::expiry::order_clock(store, &[31337], false, expires_at + 7_200).await.unwrap();
     assert!(clock < expires_at, "the chain's clock is the last processed block's");
     assert_eq!(paywatch::jobs::expiry::expire_orders(store, clock).await.unwrap(), 0);
 
@@ -432,7 +432,7 @@ async fn payment_mined_before_expiry_is_on_time(backend: &'static str) {
 
     // Once the watcher has read past expiry, the unpaid order expires by the chain's clock.
     wait_processed(&app, 30).await;
-    let clock = paywatch::jobs::expiry::order_clock(store, false, unix_now()).await.unwrap();
+    let clock = paywatch::jobs::expiry::order_clock(store, &[31337], false, unix_now()).await.unwrap();
     assert!(clock > expires_at);
     assert_eq!(paywatch::jobs::expiry::expire_orders(store, clock).await.unwrap(), 1);
     assert_eq!(app.order(&unpaid_order).await["status"], "expired");

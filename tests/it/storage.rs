@@ -210,7 +210,7 @@ async fn the_cursor_and_recent_block_hashes_persist(store: &Store) {
     assert_eq!(cursor::get(store.pool(), 1).await.unwrap(), Some(next));
     assert_eq!(cursor::get(store.pool(), 2).await.unwrap(), None, "cursors are per chain");
     assert_eq!(
-        cursor::chain_time(store.pool()).await.unwrap(),
+        cursor::chain_time(store.pool(), &[1]).await.unwrap(),
         1_700_000_012,
         "the chain's clock is the cursor's block time"
     );
