@@ -211,6 +211,7 @@ async fn setup(
         chainlink_max_age: None,
         admin_token: "bench-admin-token-0123456789".into(),
         signer_key: None,
+        more_chains: Vec::new(),
         extra: String::new(),
     });
     let path = dir.join(format!("{name}.toml"));

@@ -361,6 +361,7 @@ fn config_file(chain: &Chain, dir: &std::path::Path, db_url: &str) -> anyhow::Re
         chainlink_max_age: None,
         admin_token: "bench-admin-token-0123456789".into(),
         signer_key: None,
+        more_chains: Vec::new(),
         extra: String::new(),
     })
     .replace("heartbeat_secs = 5", "heartbeat_secs = 15\nmax_streams = 20000\nmax_streams_per_client = 20000");

@@ -4,7 +4,6 @@
 
 use alloy::primitives::{Address, U256};
 use alloy::signers::local::PrivateKeySigner;
-use paywatch::chain::contracts::{MockERC20, MockUSDT};
 use paywatch::chain::deploy::{self, mint_mock};
 use paywatch::chain::deposit_address::{DepositAddresses, salt_for_order};
 use paywatch::chain::rpc;
@@ -83,13 +82,12 @@ async fn plain_transfer(
     to: Address,
     amount: U256,
 ) -> anyhow::Result<u64> {
-    let receipt = match token {
-        Token::AnkrErc20 => {
-            MockERC20::new(address, payer.clone()).transfer(to, amount).send().await?.get_receipt().await?
-        }
-        Token::UsdtErc20 => {
-            MockUSDT::new(address, payer.clone()).transfer(to, amount).send().await?.get_receipt().await?
-        }
-    };
+    let _ = token; // both mocks take the minimal ERC20 transfer
+    let receipt = paywatch::chain::contracts::IERC20::new(address, payer.clone())
+        .transfer(to, amount)
+        .send()
+        .await?
+        .get_receipt()
+        .await?;
     Ok(receipt.gas_used)
 }

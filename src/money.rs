@@ -20,6 +20,8 @@ impl Token {
     /// The seed's two pay methods, on the first chain.
     pub const AnkrErc20: Token = Token("ANKR_ERC20");
     pub const UsdtErc20: Token = Token("USDT_ERC20");
+    /// The devnet's second chain's USDT.
+    pub const UsdtL2: Token = Token("USDT_L2");
 
     /// The token of a pay-method name: capital letters, digits and `_`, starting with a letter.
     pub fn named(name: &str) -> Result<Token, UnknownName> {

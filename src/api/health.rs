@@ -39,8 +39,15 @@ pub struct Ready {
     pub status: &'static str,
     /// The first chain's head.
     pub chain_head: u64,
-    /// Chain id → head, for every chain.
-    pub heads: std::collections::BTreeMap<u64, u64>,
+    /// Every chain's head.
+    pub chains: Vec<ChainHead>,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ChainHead {
+    pub name: String,
+    pub chain_id: u64,
+    pub head: u64,
 }
 
 fn role(leader: bool) -> &'static str {
@@ -92,5 +99,7 @@ pub async fn readyz(State(state): State<AppState>) -> Result<Json<Ready>, ApiErr
             )));
         }
     }
-    Ok(Json(Ready { status: "ready", chain_head: state.chain.head(), heads: state.chains.heads() }))
+    let chains =
+        state.chains.iter().map(|c| ChainHead { name: c.name.clone(), chain_id: c.chain_id, head: c.status.head() }).collect();
+    Ok(Json(Ready { status: "ready", chain_head: state.chain.head(), chains }))
 }

@@ -16,7 +16,7 @@ use serde::Deserialize;
 
 pub use decimal::ExactDecimal;
 pub use load::{ConfigError, load_file};
-pub use networks::{ChainRef, TokenBook, TokenEntry};
+pub use networks::{ChainRef, FIRST_CHAIN, TokenBook, TokenEntry};
 
 use crate::money::Token;
 

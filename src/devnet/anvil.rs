@@ -74,15 +74,15 @@ pub struct AnvilOptions {
     /// 0 picks a free port.
     pub port: u16,
     pub chain_id: u64,
-    /// Seconds between blocks; `None` mines one block per transaction.
-    pub block_time: Option<u64>,
+    /// Milliseconds between blocks; `None` mines one block per transaction.
+    pub block_time_ms: Option<u64>,
     /// Load and dump state here (survives an anvil restart).
     pub state: Option<PathBuf>,
 }
 
 impl Default for AnvilOptions {
     fn default() -> Self {
-        Self { port: 0, chain_id: 31337, block_time: None, state: None }
+        Self { port: 0, chain_id: 31337, block_time_ms: None, state: None }
     }
 }
 
@@ -105,8 +105,8 @@ impl Anvil {
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .kill_on_drop(true);
-        if let Some(secs) = options.block_time {
-            cmd.args(["--block-time", &secs.to_string()]);
+        if let Some(ms) = options.block_time_ms {
+            cmd.args(["--block-time", &format!("{}.{:03}", ms / 1000, ms % 1000)]);
         }
         if let Some(state) = &options.state {
             cmd.arg("--state").arg(state);
@@ -124,8 +124,18 @@ impl Anvil {
 
     /// Stops anvil (dumping `--state`) and starts it again on the same port: an RPC outage.
     pub async fn restart_after(&mut self, down_for: Duration) -> anyhow::Result<()> {
-        self.terminate().await?;
+        self.pause().await?;
         tokio::time::sleep(down_for).await;
+        self.resume().await
+    }
+
+    /// Stops anvil (dumping `--state`) until [`Anvil::resume`]: an RPC outage of any length.
+    pub async fn pause(&mut self) -> anyhow::Result<()> {
+        self.terminate().await
+    }
+
+    /// Starts a paused anvil again on the same port, from its state.
+    pub async fn resume(&mut self) -> anyhow::Result<()> {
         self.child = Self::start_child(&self.options)?;
         self.wait_ready().await
     }

@@ -21,8 +21,20 @@ pub struct LocalConfig<'a> {
     pub chainlink_max_age: Option<u64>,
     pub admin_token: String,
     pub signer_key: Option<String>,
+    /// More chains (`[chains.NAME]`), each with its deployment's tokens.
+    pub more_chains: Vec<MoreChain<'a>>,
     /// More sections, appended as they are.
     pub extra: String,
+}
+
+/// A `[chains.NAME]` section and the tokens deployed there (all priced by their asset).
+pub struct MoreChain<'a> {
+    pub name: String,
+    pub chain_id: u64,
+    pub rpc_http: String,
+    pub confirmations: u64,
+    pub poll_interval_ms: u64,
+    pub deployment: &'a Deployment,
 }
 
 pub fn render(c: &LocalConfig) -> String {
@@ -97,6 +109,25 @@ discount = "0.78"
             "\n[tokens.{token}]\naddress = \"{address}\"\ndecimals = {}\n",
             super::token_decimals(*token)
         ));
+    }
+    for m in &c.more_chains {
+        toml.push_str(&format!(
+            "\n[chains.{name}]\nchain_id = {id}\nrpc_http = \"{rpc}\"\nconfirmations = {conf}\npoll_interval_ms = {poll}\n\
+             start_block = 0\n",
+            name = m.name,
+            id = m.chain_id,
+            rpc = m.rpc_http,
+            conf = m.confirmations,
+            poll = m.poll_interval_ms,
+        ));
+        for (token, address) in &m.deployment.tokens {
+            toml.push_str(&format!(
+                "\n[tokens.{token}]\nchain = \"{name}\"\naddress = \"{address}\"\ndecimals = {}\nasset = \"{}\"\n",
+                super::token_decimals(*token),
+                token.default_asset(),
+                name = m.name,
+            ));
+        }
     }
     toml.push('\n');
     toml.push_str(&c.extra);

@@ -1,7 +1,9 @@
-//! `paywatch devnet`: a complete local setup in one command. Starts anvil (a block a second),
-//! deploys the contracts with mocks, funds a payer, writes a config, creates a demo team and
-//! catalog, writes `devnet.json` and serves on SQLite until SIGINT/SIGTERM, then stops anvil.
-//! Each run starts from a fresh chain and database in its folder.
+//! `paywatch devnet`: a complete local setup in one command. Starts two anvils: the first chain
+//! (chain id 31337, a block a second) and an L2-like one (31338, a block every 250 ms), deploys
+//! the factory on both at one address (the deterministic deployment proxy), mock ANKR and USDT
+//! on the first and a mock USDT on the second, funds a payer on both, writes a config, creates
+//! a demo team and catalog, writes `devnet.json` and serves on SQLite until SIGINT/SIGTERM,
+//! then stops the anvils. Each run starts from fresh chains and database in its folder.
 
 pub mod anvil;
 pub mod config_template;
@@ -23,6 +25,11 @@ use crate::store::Store;
 use anvil::{Anvil, AnvilOptions, accounts};
 
 pub const CHAIN_ID: u64 = 31337;
+/// The L2-like second chain: its name in the config, its id, its USDT's pay method.
+pub const L2_NAME: &str = "l2";
+pub const L2_CHAIN_ID: u64 = 31338;
+pub const L2_USDT: Token = Token::UsdtL2;
+const L2_BLOCK_MS: u64 = 250;
 pub const CONFIRMATIONS: u64 = 2;
 /// What the payer starts with, in whole tokens of each kind.
 const PAYER_FUNDS: u64 = 1_000_000;
@@ -44,12 +51,21 @@ pub struct DevnetInfo {
     pub treasury: Address,
     pub price_feed: Option<Address>,
     pub confirmations: u64,
+    /// Every chain by name (the first is also described by the keys above).
+    pub chains: BTreeMap<String, DevnetChain>,
     pub payer_private_key: String,
     pub payer_address: Address,
     pub team_id: String,
     pub api_key: String,
     pub admin_token: String,
     pub config: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct DevnetChain {
+    pub rpc_url: String,
+    pub chain_id: u64,
+    pub tokens: BTreeMap<Token, Address>,
 }
 
 pub async fn run(options: Options) -> anyhow::Result<()> {
@@ -64,42 +80,85 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
     let api_addr = listener.local_addr()?;
 
     let anvil =
-        Anvil::spawn(AnvilOptions { port: options.anvil_port, chain_id: CHAIN_ID, block_time: Some(1), state: None })
+        Anvil::spawn(AnvilOptions { port: options.anvil_port, chain_id: CHAIN_ID, block_time_ms: Some(1000), state: None })
             .await?;
-    tracing::info!(rpc = anvil.rpc_url(), "anvil started");
+    let l2_port = if options.anvil_port == 0 { 0 } else { options.anvil_port + 1 };
+    let l2 = Anvil::spawn(AnvilOptions {
+        port: l2_port,
+        chain_id: L2_CHAIN_ID,
+        block_time_ms: Some(L2_BLOCK_MS),
+        state: None,
+    })
+    .await?;
+    tracing::info!(rpc = anvil.rpc_url(), l2 = l2.rpc_url(), "anvils started");
     let shutdown = CancellationToken::new();
     crate::startup::cancel_on_signal(shutdown.clone());
 
     let result = async {
-        let (config, info) = prepare(&anvil, &dir, api_addr).await?;
+        let (config, info) = prepare(&anvil, &l2, &dir, api_addr).await?;
         let info_path = dir.join("devnet.json");
         std::fs::write(&info_path, serde_json::to_string_pretty(&info)? + "\n")?;
         tracing::info!(api = info.api_url, file = %info_path.display(), "devnet ready");
         crate::startup::run(config, listener, shutdown).await
     }
     .await;
+    l2.stop().await?;
     anvil.stop().await?;
     result
 }
 
+/// The second chain's contracts: the factory (at the first chain's address) and a USDT mock.
+pub async fn deploy_l2(provider: &alloy::providers::DynProvider, treasury: Address) -> anyhow::Result<deploy::Deployment> {
+    let factory = deploy::deploy_factory(provider, treasury).await.context("the factory on the second chain")?;
+    let usdt = deploy::deploy_mock_usdt(provider).await.context("USDT on the second chain")?;
+    Ok(deploy::Deployment { factory, tokens: BTreeMap::from([(L2_USDT, usdt)]), price_feed: None })
+}
+
+/// Mints each of `deployment`'s mock tokens to `holder`.
+pub async fn fund(
+    provider: &alloy::providers::DynProvider,
+    deployment: &deploy::Deployment,
+    holder: Address,
+    whole_tokens: u64,
+) -> anyhow::Result<()> {
+    for (token, address) in &deployment.tokens {
+        let amount = U256::from(whole_tokens) * U256::from(10u8).pow(U256::from(token_decimals(*token)));
+        deploy::mint_mock(provider, *token, *address, holder, amount).await.context("funding the payer")?;
+    }
+    Ok(())
+}
+
 /// Deploys, funds, writes the config and seeds the database.
-async fn prepare(anvil: &Anvil, dir: &Path, api_addr: std::net::SocketAddr) -> anyhow::Result<(Config, DevnetInfo)> {
+async fn prepare(
+    anvil: &Anvil,
+    l2: &Anvil,
+    dir: &Path,
+    api_addr: std::net::SocketAddr,
+) -> anyhow::Result<(Config, DevnetInfo)> {
     let deployer: PrivateKeySigner = accounts::DEPLOYER_KEY.parse()?;
     let payer: PrivateKeySigner = accounts::PAYER_KEY.parse()?;
     let treasury = accounts::TREASURY_KEY.parse::<PrivateKeySigner>()?.address();
-    let provider = rpc::signing_provider(&anvil.rpc_url(), deployer)?;
+    let provider = rpc::signing_provider(&anvil.rpc_url(), deployer.clone())?;
     let deployment = deploy::deploy_all(&provider, treasury, true).await.context("deploying contracts")?;
-    for (token, address) in &deployment.tokens {
-        let decimals = token_decimals(*token);
-        let amount = U256::from(PAYER_FUNDS) * U256::from(10u8).pow(U256::from(decimals));
-        deploy::mint_mock(&provider, *token, *address, payer.address(), amount).await.context("funding the payer")?;
-    }
+    fund(&provider, &deployment, payer.address(), PAYER_FUNDS).await?;
+    let l2_provider = rpc::signing_provider(&l2.rpc_url(), deployer)?;
+    let l2_deployment = deploy_l2(&l2_provider, treasury).await?;
+    anyhow::ensure!(l2_deployment.factory == deployment.factory, "the factory landed at another address on the second chain");
+    fund(&l2_provider, &l2_deployment, payer.address(), PAYER_FUNDS).await?;
 
     let mut secret = [0u8; 24];
     rand::rng().fill_bytes(&mut secret);
     let admin_token = hex::encode(secret);
     let config_path = dir.join("paywatch.toml");
-    std::fs::write(&config_path, config_toml(anvil, dir, api_addr, &deployment, treasury, &admin_token))?;
+    let more = vec![config_template::MoreChain {
+        name: L2_NAME.to_string(),
+        chain_id: L2_CHAIN_ID,
+        rpc_http: l2.rpc_url(),
+        confirmations: CONFIRMATIONS,
+        poll_interval_ms: L2_BLOCK_MS,
+        deployment: &l2_deployment,
+    }];
+    std::fs::write(&config_path, config_toml(anvil, dir, api_addr, &deployment, more, treasury, &admin_token))?;
     let config = Config::load(&config_path)?;
 
     let store = Store::connect(config.database_url()).await?;
@@ -117,6 +176,16 @@ async fn prepare(anvil: &Anvil, dir: &Path, api_addr: std::net::SocketAddr) -> a
         treasury,
         price_feed: deployment.price_feed,
         confirmations: CONFIRMATIONS,
+        chains: BTreeMap::from([
+            (
+                crate::config::FIRST_CHAIN.to_string(),
+                DevnetChain { rpc_url: anvil.rpc_url(), chain_id: CHAIN_ID, tokens: deployment.tokens.clone() },
+            ),
+            (
+                L2_NAME.to_string(),
+                DevnetChain { rpc_url: l2.rpc_url(), chain_id: L2_CHAIN_ID, tokens: l2_deployment.tokens.clone() },
+            ),
+        ]),
         payer_private_key: accounts::PAYER_KEY.to_string(),
         payer_address: payer.address(),
         team_id: team.team_id,
@@ -136,6 +205,7 @@ fn config_toml(
     dir: &Path,
     api_addr: std::net::SocketAddr,
     deployment: &deploy::Deployment,
+    more_chains: Vec<config_template::MoreChain<'_>>,
     treasury: Address,
     admin_token: &str,
 ) -> String {
@@ -153,6 +223,7 @@ fn config_toml(
         chainlink_max_age: None,
         admin_token: admin_token.to_string(),
         signer_key: Some(accounts::DEPLOYER_KEY.to_string()),
+        more_chains,
         extra: String::new(),
     });
     format!("{header}{body}")

@@ -134,11 +134,11 @@ async fn the_recorder_reads_what_changed_never_the_settled_history() {
     let counted = Store::connect_with(&db.url, Some(1)).await.unwrap();
     let mut recorder = Recorder::new(counted.clone(), config(dir.path(), &db.url), Hub::new());
     let before = rows_read(&counted).await;
-    let first = recorder.pass(100).await.unwrap();
-    let same_head = recorder.pass(100).await.unwrap();
-    let deeper = recorder.pass(101).await.unwrap();
-    let settled_head = recorder.pass(110).await.unwrap();
-    let after_settled = recorder.pass(111).await.unwrap();
+    let first = recorder.pass(&heads(100)).await.unwrap();
+    let same_head = recorder.pass(&heads(100)).await.unwrap();
+    let deeper = recorder.pass(&heads(101)).await.unwrap();
+    let settled_head = recorder.pass(&heads(110)).await.unwrap();
+    let after_settled = recorder.pass(&heads(111)).await.unwrap();
     let read = rows_read(&counted).await - before;
 
     assert_eq!(first.appended, 1, "the open order's first view");
@@ -220,4 +220,9 @@ async fn the_index_finds_new_orders_and_old_addresses_sqlite() {
 #[tokio::test]
 async fn the_index_finds_new_orders_and_old_addresses_postgres() {
     the_index_finds_new_orders_and_old_addresses("postgres").await;
+}
+
+/// The test chain's head at `n`.
+fn heads(n: u64) -> paywatch::chain::status::Heads {
+    paywatch::chain::status::Heads::from([(paywatch::devnet::CHAIN_ID, n)])
 }

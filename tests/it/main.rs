@@ -7,6 +7,7 @@ mod card_faults;
 mod cards_and_lists;
 mod catalog;
 mod chain_truth;
+mod chains;
 mod checkout_page;
 mod cli_check;
 mod contracts;

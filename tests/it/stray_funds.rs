@@ -4,7 +4,6 @@
 //! order of the team, which becomes paid; another is marked refunded.
 
 use alloy::primitives::{Address, U256};
-use paywatch::chain::status::ChainStatus;
 use paywatch::config::Config;
 use paywatch::devnet::anvil::accounts;
 use paywatch::money::Token;
@@ -115,7 +114,7 @@ async fn stray_funds_are_listed_swept_and_applied(backend: &'static str) {
     let treasury_before = app.chain.balance_of(usdt, app.chain.treasury).await;
     let out = paywatch_beside_server(&["sweep", "--config", app.config_path.to_str().unwrap()]).await;
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let report: Value = serde_json::from_slice::<Value>(&out.stdout).unwrap()["chains"]["main"].clone();
     assert_eq!(report["swept"], 3, "{report}");
     for address in [partial_at, late_at, wrong_at] {
         assert_eq!(app.chain.balance_of(usdt, address).await, U256::ZERO, "{address} swept");

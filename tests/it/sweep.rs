@@ -17,7 +17,8 @@ fn signer_config() -> String {
 async fn sweep(app: &TestApp) -> Value {
     let out = paywatch_beside_server(&["sweep", "--config", app.config_path.to_str().unwrap()]).await;
     assert!(out.status.success(), "sweep failed: {}", String::from_utf8_lossy(&out.stderr));
-    serde_json::from_slice(&out.stdout).expect("sweep prints a JSON report")
+    let runs: Value = serde_json::from_slice(&out.stdout).expect("sweep prints a JSON report");
+    runs["chains"]["main"].clone()
 }
 
 #[tokio::test]
@@ -235,6 +236,7 @@ async fn a_sweep_reorged_out_is_pending_again_and_swept_again_once_postgres() {
 /// sweep` does nothing and says so; once it is free, the sweep runs.
 #[tokio::test]
 async fn a_sweep_running_elsewhere_keeps_another_from_starting() {
+    use paywatch::jobs::sweep::lease_name;
     use paywatch::store::job_leases;
     let app = spawn_app(Options { confirmations: 1, extra_config: signer_config(), ..Default::default() }).await;
     let usdt = app.chain.token(Token::UsdtErc20);
@@ -242,11 +244,11 @@ async fn a_sweep_running_elsewhere_keeps_another_from_starting() {
     app.pay(Token::UsdtErc20, address, owed).await;
     app.wait_order(&order_id, 20, |o| o["status"] == "paid").await;
     let pool = app.db.store.pool();
-    assert!(job_leases::take(pool, "sweep", "another-process", 60).await.unwrap());
+    assert!(job_leases::take(pool, &lease_name(31337), "another-process", 60).await.unwrap());
     let skipped = sweep(&app).await;
     assert_eq!((skipped["skipped"].as_bool(), skipped["swept"].as_u64()), (Some(true), Some(0)), "{skipped}");
     assert_eq!(app.chain.balance_of(usdt, address).await, owed);
-    job_leases::release(pool, "sweep", "another-process").await.unwrap();
+    job_leases::release(pool, &lease_name(31337), "another-process").await.unwrap();
     assert_eq!(sweep(&app).await["swept"], 1);
     assert_eq!(app.chain.balance_of(usdt, address).await, U256::ZERO);
     app.stop().await;

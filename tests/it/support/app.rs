@@ -7,7 +7,6 @@ use alloy::primitives::{Address, U256};
 use alloy::providers::ext::AnvilApi;
 use alloy::providers::{DynProvider, Provider};
 use alloy::signers::local::PrivateKeySigner;
-use paywatch::chain::contracts::{MockERC20, MockUSDT};
 use paywatch::chain::rpc;
 use paywatch::config::Config;
 use paywatch::devnet::anvil::accounts;
@@ -31,6 +30,8 @@ pub struct TestApp {
     pub http: reqwest::Client,
     /// The hostile RPC proxy paywatch talks to, when the test asked for one.
     pub proxy: Option<RpcProxy>,
+    /// The second chain (`[chains.l2]`, chain id 31338), when the test asked for one.
+    pub l2: Option<TestChain>,
     shutdown: CancellationToken,
     server: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
     _dir: tempfile::TempDir,
@@ -52,6 +53,8 @@ pub struct Options {
     pub poll_interval_ms: u64,
     /// (from, to) text replacements in the rendered config, e.g. another late window.
     pub config_edits: Vec<(&'static str, &'static str)>,
+    /// Also watch a second anvil as `[chains.l2]` (with `USDT_L2`), at these confirmations.
+    pub l2_confirmations: Option<u64>,
 }
 
 impl Default for Options {
@@ -67,6 +70,7 @@ impl Default for Options {
             proxy: None,
             poll_interval_ms: 100,
             config_edits: Vec::new(),
+            l2_confirmations: None,
         }
     }
 }
@@ -74,6 +78,28 @@ impl Default for Options {
 /// The paywatch.toml the tests use, pointing at `chain` (through `rpc_url`: anvil or a proxy
 /// in front of it) and `db_url`; `options.config_edits` replace parts of it.
 pub fn config_text(chain: &TestChain, rpc_url: &str, db_url: &str, options: &Options) -> String {
+    config_text_with(chain, None, rpc_url, db_url, options)
+}
+
+/// The same, with a second chain when `l2` is given.
+pub fn config_text_with(
+    chain: &TestChain,
+    l2: Option<&TestChain>,
+    rpc_url: &str,
+    db_url: &str,
+    options: &Options,
+) -> String {
+    let more_chains = l2
+        .map(|l2| paywatch::devnet::config_template::MoreChain {
+            name: paywatch::devnet::L2_NAME.to_string(),
+            chain_id: l2.anvil.chain_id(),
+            rpc_http: l2.anvil.rpc_url(),
+            confirmations: options.l2_confirmations.unwrap_or(options.confirmations),
+            poll_interval_ms: options.poll_interval_ms,
+            deployment: &l2.deployment,
+        })
+        .into_iter()
+        .collect();
     let text = paywatch::devnet::config_template::render(&paywatch::devnet::config_template::LocalConfig {
         listen: "127.0.0.1:0".into(),
         database_url: db_url.into(),
@@ -87,6 +113,7 @@ pub fn config_text(chain: &TestChain, rpc_url: &str, db_url: &str, options: &Opt
         chainlink_max_age: options.chainlink_max_age,
         admin_token: "test-admin-token-0123456789".into(),
         signer_key: None,
+        more_chains,
         extra: options.extra_config.clone(),
     });
     options.config_edits.iter().fold(text, |text, (from, to)| {
@@ -110,13 +137,17 @@ pub async fn spawn_app(options: Options) -> TestApp {
     let dir = tempfile::tempdir().unwrap();
     let state = options.anvil_state.then(|| dir.path().join("anvil-state.json"));
     let chain = TestChain::start_with(paywatch::devnet::anvil::AnvilOptions { state, ..Default::default() }).await;
+    let l2 = match options.l2_confirmations {
+        Some(_) => Some(TestChain::start_l2(options.anvil_state.then(|| dir.path().join("anvil-l2-state.json"))).await),
+        None => None,
+    };
     let db = TestDb::by_backend(options.backend).await;
     let proxy = match options.proxy {
         Some(mode) => Some(RpcProxy::start(&chain.anvil.rpc_url(), mode).await),
         None => None,
     };
     let rpc_url = proxy.as_ref().map_or_else(|| chain.anvil.rpc_url(), |p| p.url.clone());
-    let text = config_text(&chain, &rpc_url, &db.url, &options);
+    let text = config_text_with(&chain, l2.as_ref(), &rpc_url, &db.url, &options);
     let config_path = write_file(dir.path(), "paywatch.toml", &text);
     let config = Config::load(&config_path).expect("test config is valid");
     let (team, key) = paywatch::store::teams::create_with_key(&db.store, "acme").await.unwrap();
@@ -136,6 +167,9 @@ pub async fn spawn_app(options: Options) -> TestApp {
                 .await
                 .unwrap();
         }
+        if let Some(l2) = &l2 {
+            paywatch::devnet::fund(&l2.deployer, &l2.deployment, holder, 1_000_000_000).await.unwrap();
+        }
     }
     let app = TestApp {
         base,
@@ -147,6 +181,7 @@ pub async fn spawn_app(options: Options) -> TestApp {
         config_path,
         http: reqwest::Client::new(),
         proxy,
+        l2,
         shutdown,
         server: Some(server),
         _dir: dir,
@@ -266,18 +301,35 @@ impl TestApp {
     /// A transfer from the account of `key`, through a fresh provider: a cached nonce would be
     /// wrong after a reorg took a transaction back.
     pub async fn pay_from(&self, key: &str, token: Token, to: Address, amount: U256) -> alloy::primitives::TxHash {
-        let address = self.chain.token(token);
-        let payer =
-            rpc::signing_provider(&self.chain.anvil.rpc_url(), key.parse::<PrivateKeySigner>().unwrap()).unwrap();
-        let pending = match token {
-            Token::AnkrErc20 => MockERC20::new(address, payer).transfer(to, amount).send().await,
-            Token::UsdtErc20 => MockUSDT::new(address, payer).transfer(to, amount).send().await,
-        };
+        pay_on(&self.chain, key, token, to, amount).await
+    }
+
+    /// The second chain.
+    pub fn l2(&self) -> &TestChain {
+        self.l2.as_ref().expect("this test asked for a second chain (Options::l2_confirmations)")
+    }
+
+    /// A USDT transfer from the payer on the second chain.
+    pub async fn pay_l2(&self, to: Address, amount: U256) -> alloy::primitives::TxHash {
+        pay_on(self.l2(), accounts::PAYER_KEY, paywatch::devnet::L2_USDT, to, amount).await
+    }
+}
+
+/// A token transfer on `chain` from the account of `key`, through a fresh provider (a cached
+/// nonce would be wrong after a reorg took a transaction back).
+pub async fn pay_on(chain: &TestChain, key: &str, token: Token, to: Address, amount: U256) -> alloy::primitives::TxHash {
+    {
+        let address = chain.token(token);
+        let payer = rpc::signing_provider(&chain.anvil.rpc_url(), key.parse::<PrivateKeySigner>().unwrap()).unwrap();
+        // The minimal ERC20 interface fits both mocks (USDT's transfer returns nothing).
+        let pending = paywatch::chain::contracts::IERC20::new(address, payer).transfer(to, amount).send().await;
         let receipt = pending.unwrap().get_receipt().await.unwrap();
         assert!(receipt.status(), "transfer succeeded");
         receipt.transaction_hash
     }
+}
 
+impl TestApp {
     pub async fn mine(&self, blocks: u64) {
         self.chain.deployer.anvil_mine(Some(blocks), None).await.unwrap();
     }

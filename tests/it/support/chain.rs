@@ -31,6 +31,20 @@ impl TestChain {
         Self { anvil, deployer, treasury, deployment }
     }
 
+    /// The L2-like second chain (chain id 31338): the factory, at the first chain's address,
+    /// and a USDT mock (`USDT_L2`), as `paywatch devnet` sets it up.
+    pub async fn start_l2(state: Option<std::path::PathBuf>) -> Self {
+        let options = AnvilOptions { chain_id: paywatch::devnet::L2_CHAIN_ID, state, ..Default::default() };
+        let anvil = Anvil::spawn(options)
+            .await
+            .unwrap_or_else(|e| panic!("anvil is needed for this test and did not start: {e:#}"));
+        let signer: PrivateKeySigner = accounts::DEPLOYER_KEY.parse().unwrap();
+        let deployer = rpc::signing_provider(&anvil.rpc_url(), signer).unwrap();
+        let treasury = accounts::TREASURY_KEY.parse::<PrivateKeySigner>().unwrap().address();
+        let deployment = paywatch::devnet::deploy_l2(&deployer, treasury).await.expect("contracts deploy on anvil");
+        Self { anvil, deployer, treasury, deployment }
+    }
+
     pub fn token(&self, token: paywatch::money::Token) -> Address {
         self.deployment.tokens[&token]
     }
