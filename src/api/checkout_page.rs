@@ -83,6 +83,7 @@ fn render(view: &OrderView) -> String {
     };
     let payment = match (closed, &view.address, &view.payment_uri) {
         (Some(note), _, _) => note.to_string(),
+        (None, Some(address), Some(_)) if view.options.len() > 1 => networks(view, address),
         (None, Some(address), Some(uri)) => format!(
             r#"<section class="deposit">
   <div class="qr" aria-label="QR code of the payment request">{qr}</div>
@@ -123,6 +124,55 @@ fn render(view: &OrderView) -> String {
         expires_at = view.expires_at,
     );
     layout("Pay your order", &body)
+}
+
+/// The deposit box when several networks can pay the order: a choice of network, and the QR
+/// code, amount, token and wallet link of the chosen one (`checkout.js` switches them). The
+/// address is the same on every network, and the page says so.
+fn networks(view: &OrderView, address: &str) -> String {
+    let chosen = view.options.iter().position(|o| Some(o.chain_id) == view.chain_id).unwrap_or(0);
+    let mut choices = String::new();
+    let mut codes = String::new();
+    for (i, o) in view.options.iter().enumerate() {
+        let checked = if i == chosen { " checked" } else { "" };
+        choices.push_str(&format!(
+            r#"<label class="network"><input type="radio" name="network" value="{id}" data-uri="{uri}" data-value="{value}" data-token="{token}" data-chain="{chain}"{checked}> {chain} <span class="muted small">(chain {id}, {method})</span></label>"#,
+            id = o.chain_id,
+            uri = escape(&o.payment_uri),
+            value = escape(&o.value),
+            token = escape(&checksummed(&o.token)),
+            chain = escape(&o.chain),
+            method = escape(&o.pay_method),
+        ));
+        let hidden = if i == chosen { "" } else { " hidden" };
+        codes.push_str(&format!(
+            r#"<div class="qr" data-chain-id="{id}" aria-label="QR code of the payment request on chain {id}"{hidden}>{qr}</div>"#,
+            id = o.chain_id,
+            qr = qr_svg(&o.payment_uri),
+        ));
+    }
+    let o = &view.options[chosen];
+    format!(
+        r#"<section class="deposit">
+  <fieldset id="networks"><legend>Pay on</legend>{choices}</fieldset>
+  {codes}
+  <div class="fields">
+    <label>Send exactly</label>
+    <p class="amount"><span id="amount">{amount}</span> {unit}</p>
+    <label for="address">to this address (chain <span id="chain">{chain_id}</span>)</label>
+    <div class="copy-row"><code id="address">{address}</code>
+      <button type="button" id="copy" data-copy="{address}">Copy</button></div>
+    <p class="muted small" id="same-address">The same address on every network: pay on whichever holds your {unit}.</p>
+    <p class="muted small">Token contract <code id="token">{token}</code>. <a id="wallet-link" href="{uri}">Open in wallet</a></p>
+  </div>
+</section>"#,
+        amount = escape(&o.value),
+        unit = escape(unit(view)),
+        chain_id = o.chain_id,
+        address = escape(&checksummed(address)),
+        token = escape(&checksummed(&o.token)),
+        uri = escape(&o.payment_uri),
+    )
 }
 
 fn layout(title: &str, body: &str) -> String {

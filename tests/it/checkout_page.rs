@@ -175,3 +175,55 @@ async fn closed_orders_show_no_payment_instructions_and_get_eth_order_prefers_th
     assert!(!expired_page.contains("Send exactly") && !expired_page.contains("id=\"address\""), "{expired_page}");
     app.stop().await;
 }
+
+/// With two chains the page offers both networks; switching changes the QR code's URI (chain
+/// id and token), the amount and the wallet link, the address stays; a payment on the second
+/// chain turns the page to paid.
+#[tokio::test]
+async fn checkout_page_offers_both_networks_and_turns_paid_by_the_second_chain() {
+    use paywatch::devnet::{L2_CHAIN_ID, L2_USDT};
+    let app = spawn_app(Options { confirmations: 1, l2_confirmations: Some(2), ..Default::default() }).await;
+    let (_, order_id, address, owed) = app.create_crypto_app("USDT_ERC20", 1).await;
+    let browser = Browser::start(1280, 900).await;
+    browser.client.goto(&format!("{}/pay/{order_id}", app.base)).await.unwrap();
+    wait_status(&browser, "awaiting_payment", "Waiting for payment").await;
+    let choices = browser.client.find_all(Locator::Css("#networks input[name=network]")).await.unwrap();
+    assert_eq!(choices.len(), 2, "both networks offered");
+    assert!(text(&browser, "#same-address").await.contains("same address"), "the page says the address is one");
+
+    let visible_qr = || async {
+        browser
+            .client
+            .execute("return [...document.querySelectorAll('.qr[data-chain-id]')].filter(q => !q.hidden).map(q => q.dataset.chainId)", vec![])
+            .await
+            .unwrap()
+    };
+    let wallet = || async {
+        browser.client.find(Locator::Css("#wallet-link")).await.unwrap().attr("href").await.unwrap().unwrap_or_default()
+    };
+    let first_token = app.chain.token(Token::UsdtErc20);
+    assert_eq!(visible_qr().await, serde_json::json!([paywatch::devnet::CHAIN_ID.to_string()]));
+    assert_eq!(wallet().await, format!("ethereum:{first_token}@31337/transfer?address={address}&uint256={owed}"));
+
+    let second = browser.client.find(Locator::Css(&format!("input[name=network][value='{L2_CHAIN_ID}']"))).await.unwrap();
+    second.click().await.unwrap();
+    let l2_token = app.l2().token(L2_USDT);
+    let l2_uri = format!("ethereum:{l2_token}@{L2_CHAIN_ID}/transfer?address={address}&uint256={owed}");
+    assert_eq!(wallet().await, l2_uri, "the wallet link follows the choice");
+    assert_eq!(visible_qr().await, serde_json::json!([L2_CHAIN_ID.to_string()]), "the QR code follows the choice");
+    // The QR code shown is the one of that URI, as the server rendered it for that option.
+    let order = app.order(&order_id).await;
+    let option = order["options"].as_array().unwrap().iter().find(|o| o["chain_id"] == L2_CHAIN_ID).unwrap().clone();
+    assert_eq!(option["payment_uri"], l2_uri);
+    assert_eq!(text(&browser, "#chain").await, L2_CHAIN_ID.to_string());
+    assert_eq!(text(&browser, "#token").await.to_lowercase(), format!("{l2_token:#x}"));
+    assert_eq!(text(&browser, "#address").await.to_lowercase(), format!("{address:#x}"), "the same address");
+    browser.screenshot("checkout-networks").await;
+
+    app.pay_l2(address, owed).await;
+    wait_status(&browser, "awaiting_payment", "Payment seen").await;
+    alloy::providers::ext::AnvilApi::anvil_mine(&app.l2().deployer, Some(1), None).await.unwrap();
+    wait_status(&browser, "paid", "Paid").await;
+    browser.close().await;
+    app.stop().await;
+}

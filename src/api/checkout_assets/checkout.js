@@ -94,6 +94,20 @@
     });
   }
 
+  // Several networks: the QR code, amount, token and wallet link follow the choice.
+  function choose(input) {
+    document.querySelectorAll(".qr[data-chain-id]").forEach(function (qr) {
+      qr.hidden = qr.dataset.chainId !== input.value;
+    });
+    document.getElementById("amount").textContent = input.dataset.value;
+    document.getElementById("chain").textContent = input.value;
+    document.getElementById("token").textContent = input.dataset.token;
+    document.getElementById("wallet-link").href = input.dataset.uri;
+  }
+  document.querySelectorAll("input[name=network]").forEach(function (input) {
+    input.addEventListener("change", function () { if (input.checked) { choose(input); } });
+  });
+
   render(order);
   setInterval(tick, 1000);
   if (window.EventSource) {
