@@ -242,3 +242,50 @@ fn an_unreachable_rpc_is_one_line_without_the_urls_key() {
     assert_eq!(lines.len(), 1, "{lines:?}");
     assert!(lines[0].contains("http://127.0.0.1:1") && !lines[0].contains("SECRETKEY"), "{lines:?}");
 }
+
+#[test]
+fn an_unknown_chain_name_and_a_duplicate_chain_id_are_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = config("http://127.0.0.1:1", 1, "sqlite://x.db", "");
+    let l2 = "\n[chains.arbitrum]\nchain_id = 42161\nrpc_http = \"http://127.0.0.1:2\"\n";
+    let unknown = format!(
+        "{base}{l2}\n[tokens.USDT_BASE]\nchain = \"base\"\naddress = \"0xdAC17F958D2ee523a2206206994597C13D831ec7\"\ndecimals = 6\n"
+    );
+    assert_one_line_failure(check(dir.path(), &unknown, &[]), "tokens.USDT_BASE.chain");
+    let duplicate = format!("{base}{}", l2.replace("42161", "1"));
+    assert_one_line_failure(check(dir.path(), &duplicate, &[]), "chains.arbitrum.chain_id");
+    let same_token_twice = format!(
+        "{base}\n[tokens.ANKR_AGAIN]\naddress = \"0x8290333ceF9e6D528dD5618Fb97a76f268f3EDD4\"\ndecimals = 18\n"
+    );
+    assert_one_line_failure(check(dir.path(), &same_token_twice, &[]), "address");
+}
+
+/// `check` reaches every chain and finds the factory on each, or says that deploy must run there.
+#[tokio::test]
+async fn check_verifies_the_factory_on_every_chain() {
+    let first = TestChain::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}/paywatch.db", dir.path().display());
+    let factory = first.deployment.factory;
+    let second = paywatch::devnet::anvil::Anvil::spawn(paywatch::devnet::anvil::AnvilOptions {
+        chain_id: paywatch::devnet::L2_CHAIN_ID,
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let extra = format!(
+        "[deposits]\nfactory = \"{factory}\"\ntreasury = \"{}\"\n\n[chains.l2]\nchain_id = {}\nrpc_http = \"{}\"\n",
+        first.treasury,
+        paywatch::devnet::L2_CHAIN_ID,
+        second.rpc_url()
+    );
+    let text = config(&first.anvil.rpc_url(), 31337, &db, &extra);
+    assert_one_line_failure(check(dir.path(), &text, &[]), "contracts deploy --chain l2");
+
+    let signer: alloy::signers::local::PrivateKeySigner =
+        paywatch::devnet::anvil::accounts::DEPLOYER_KEY.parse().unwrap();
+    let provider = paywatch::chain::rpc::signing_provider(&second.rpc_url(), signer).unwrap();
+    assert_eq!(paywatch::chain::deploy::deploy_factory(&provider, first.treasury).await.unwrap(), factory);
+    let (code, lines) = check(dir.path(), &text, &[]);
+    assert_eq!(code, 0, "the factory is on both chains now: {lines:?}");
+}

@@ -65,6 +65,22 @@ async fn devnet_comes_up_with_a_usable_devnet_json_and_leaves_no_anvil_behind() 
         assert!(balance > U256::ZERO, "payer holds {token}");
     }
     assert!(provider.get_balance(payer.address()).await.unwrap() > U256::ZERO, "payer has gas money");
+
+    // Two chains: the first as above, the L2-like one with the factory at the same address
+    // and a funded USDT.
+    assert_eq!(info["chains"]["main"]["rpc_url"], info["rpc_url"]);
+    let l2 = &info["chains"]["l2"];
+    assert_eq!(l2["chain_id"], 31338);
+    let l2_provider = rpc::http_provider(l2["rpc_url"].as_str().unwrap()).unwrap();
+    assert_eq!(l2_provider.get_chain_id().await.unwrap(), 31338);
+    assert!(!l2_provider.get_code_at(address(&info["factory"])).await.unwrap().is_empty(), "factory on the L2 too");
+    let l2_usdt = IERC20::new(address(&l2["tokens"]["USDT_L2"]), l2_provider.clone());
+    assert!(l2_usdt.balanceOf(payer.address()).call().await.unwrap() > U256::ZERO, "payer holds USDT on the L2");
+    let first_block = l2_provider.get_block_number().await.unwrap();
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    assert!(l2_provider.get_block_number().await.unwrap() >= first_block + 3, "the L2 mines every 250 ms");
+    let health: Value = reqwest::get(format!("{api}/healthz")).await.unwrap().json().await.unwrap();
+    assert_eq!(health["chains"].as_array().map(Vec::len), Some(2), "both chains watched: {health}");
     assert_ne!(address(&info["treasury"]), Address::ZERO);
     assert_eq!(info["confirmations"].as_u64(), Some(2));
     assert!(info["admin_token"].as_str().unwrap().len() >= 16);
@@ -82,4 +98,5 @@ async fn devnet_comes_up_with_a_usable_devnet_json_and_leaves_no_anvil_behind() 
     let status = tokio::time::timeout(Duration::from_secs(20), child.wait()).await.expect("devnet stops").unwrap();
     assert!(status.success(), "devnet exits cleanly on SIGTERM: {status}");
     assert!(provider.get_chain_id().await.is_err(), "anvil is gone after devnet stopped");
+    assert!(l2_provider.get_chain_id().await.is_err(), "the second anvil is gone too");
 }
