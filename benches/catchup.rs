@@ -4,7 +4,10 @@
 //!    orders, among thousands of empty blocks. The watcher's catch-up (fetch, match, record,
 //!    credit, commit) is timed against the baseline measured in the same run: raw eth_getLogs
 //!    of the same range, in the same 1,000-block chunks, doing nothing with the logs.
-//! 2. Latency: from a payment's block being mined to its order showing `paid`, with
+//! 2. Two chains: the same workload on a second anvil (`[chains.l2]`, paying other orders of
+//!    the same store); each chain's catch-up alone, then both watchers at once: the second
+//!    chain's catch-up should not slow the first's by more than 20 %.
+//! 3. Latency: from a payment's block being mined to its order showing `paid`, with
 //!    confirmations = 1, with the WebSocket wake-up on and off (HTTP polling every 1,000 ms).
 //!
 //! Prints a Markdown report; docs/BENCHMARKS.md holds the last one.
@@ -46,37 +49,20 @@ async fn main() -> anyhow::Result<()> {
     let deployment = deploy::deploy_all(&deployer, treasury, true).await?;
     let usdt = deployment.tokens[&Token::UsdtErc20];
     let dir = tempfile::tempdir()?;
+    let l2 = Anvil::spawn(AnvilOptions { chain_id: paywatch::devnet::L2_CHAIN_ID, ..Default::default() }).await?;
+    let l2_deployer = rpc::signing_provider(&l2.rpc_url(), accounts::DEPLOYER_KEY.parse()?)?;
+    let l2_deployment = paywatch::devnet::deploy_l2(&l2_deployer, treasury).await?;
 
-    let (config, store) = setup(&anvil, &deployment, dir.path(), "catchup", false).await?;
+    let (config, store) = setup(&anvil, &deployment, Some((&l2, &l2_deployment)), dir.path(), "catchup", false).await?;
     let orders_n = TOTAL_LOGS / DEPOSIT_SHARE;
     let deposits = open_orders(&config, &store, orders_n).await?;
     let payer = rpc::signing_provider(&anvil.rpc_url(), accounts::PAYER_KEY.parse()?)?;
     let payer_address = accounts::PAYER_KEY.parse::<PrivateKeySigner>()?.address();
     deploy::mint_mock(&deployer, Token::UsdtErc20, usdt, payer_address, U256::from(10u64).pow(U256::from(30))).await?;
+    paywatch::devnet::fund(&l2_deployer, &l2_deployment, payer_address, 1_000_000_000_000).await?;
 
     eprintln!("generating {TOTAL_LOGS} transfers…");
-    let first_block = anvil_head(&deployer).await? + 1;
-    let token = MockUSDT::new(usdt, payer.clone());
-    let mut d = 0;
-    for tx in 0..TOTAL_LOGS / PER_TX {
-        let mut to = Vec::with_capacity(PER_TX);
-        let mut values = Vec::with_capacity(PER_TX);
-        for i in 0..PER_TX {
-            if i % DEPOSIT_SHARE == 0 {
-                to.push(deposits[d].0);
-                values.push(deposits[d].1);
-                d += 1;
-            } else {
-                to.push(Address::from_word(alloy::primitives::keccak256(format!("noise-{tx}-{i}"))));
-                values.push(U256::from(1u8));
-            }
-        }
-        token.multiTransfer(to, values).gas(25_000_000).send().await?.get_receipt().await?;
-        if tx % 10 == 0 {
-            deployer.anvil_mine(Some(EMPTY_BLOCKS / 10), None).await?;
-        }
-    }
-    let last_block = anvil_head(&deployer).await?;
+    let (first_block, last_block) = generate(&anvil, usdt, &deposits).await?;
     let blocks = last_block - first_block + 1;
 
     let raw =
@@ -87,7 +73,7 @@ async fn main() -> anyhow::Result<()> {
     for prove in [true, false] {
         let mut watcher_times = Vec::new();
         for _ in 0..RUNS {
-            reset(&store, first_block - 1, &deployer).await?;
+            reset(&store, &[(31337, first_block - 1, &deployer)]).await?;
             let watcher = Watcher::new(
                 &config,
                 store.clone(),
@@ -134,6 +120,52 @@ async fn main() -> anyhow::Result<()> {
         (watched.as_secs_f64() / unproven.as_secs_f64() - 1.0) * 100.0
     );
 
+    // Two chains: the second chain pays orders of its own (same store, same asset).
+    let l2_deposits = open_orders(&config, &store, orders_n).await?;
+    eprintln!("generating {TOTAL_LOGS} transfers on the second chain…");
+    let (l2_first, _) = generate(&l2, l2_deployment.tokens[&paywatch::devnet::L2_USDT], &l2_deposits).await?;
+    let starts = [(31337, first_block - 1, &deployer), (paywatch::devnet::L2_CHAIN_ID, l2_first - 1, &l2_deployer)];
+    let chains = config.chains();
+    let watcher_on = |i: usize| -> anyhow::Result<Watcher> {
+        let url = if i == 0 { anvil.rpc_url() } else { l2.rpc_url() };
+        Ok(Watcher::for_chain(&config, chains[i], store.clone(), rpc::http_provider(&url)?, Arc::default()))
+    };
+    let (mut alone, mut together) = ([Vec::new(), Vec::new()], [Vec::new(), Vec::new()]);
+    for _ in 0..RUNS {
+        for (i, times) in alone.iter_mut().enumerate() {
+            reset(&store, &starts).await?;
+            let mut w = watcher_on(i)?;
+            let started = Instant::now();
+            w.catch_up().await?;
+            times.push(started.elapsed());
+        }
+        reset(&store, &starts).await?;
+        let (ta, tb) = tokio::try_join!(timed_catch_up(watcher_on(0)?), timed_catch_up(watcher_on(1)?))?;
+        together[0].push(ta);
+        together[1].push(tb);
+        let paid: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM orders WHERE status = 'paid'").fetch_one(store.pool()).await?;
+        anyhow::ensure!(paid as usize == 2 * orders_n, "two-chain catch-up credited {paid} of {} orders", 2 * orders_n);
+    }
+    let mid = |mut v: Vec<Duration>| {
+        v.sort();
+        v[v.len() / 2]
+    };
+    let [alone_first, alone_second] = alone.map(mid);
+    let [both_first, both_second] = together.map(mid);
+    println!("## Two chains at once ({TOTAL_LOGS} Transfer logs on each, {orders_n} orders paid on each; median of {RUNS})\n");
+    println!("| | first chain | second chain |\n|---|---|---|");
+    println!("| each chain alone | {:.0} ms | {:.0} ms |", ms(alone_first), ms(alone_second));
+    println!("| both watchers at once | {:.0} ms | {:.0} ms |", ms(both_first), ms(both_second));
+    println!(
+        "\nThe first chain's catch-up with the second running beside it: **{:.2}x** its time alone (target: at \
+         most 1.20x); the second's: {:.2}x. Both share one SQLite database and this machine's 2 cores. All {} orders \
+         ended paid in every run.\n",
+        both_first.as_secs_f64() / alone_first.as_secs_f64(),
+        both_second.as_secs_f64() / alone_second.as_secs_f64(),
+        2 * orders_n
+    );
+
     println!("## Latency from a mined payment block to `paid` (confirmations = 1, median of {LATENCY_SAMPLES})\n");
     println!("| wake-up | median | p90 |\n|---|---|---|");
     for ws in [false, true] {
@@ -141,8 +173,44 @@ async fn main() -> anyhow::Result<()> {
         let label = if ws { "WebSocket new heads" } else { "HTTP polling every 1000 ms" };
         println!("| {label} | {:.0} ms | {:.0} ms |", ms(median), ms(p90));
     }
+    l2.stop().await?;
     anvil.stop().await?;
     Ok(())
+}
+
+async fn timed_catch_up(mut watcher: Watcher) -> anyhow::Result<Duration> {
+    let started = Instant::now();
+    watcher.catch_up().await?;
+    Ok(started.elapsed())
+}
+
+/// `TOTAL_LOGS` USDT Transfer logs on `anvil`, one in `DEPOSIT_SHARE` paying one of `deposits`,
+/// among empty blocks; returns the first and last block of the range.
+async fn generate(anvil: &Anvil, usdt: Address, deposits: &[(Address, U256, String)]) -> anyhow::Result<(u64, u64)> {
+    let deployer = rpc::signing_provider(&anvil.rpc_url(), accounts::DEPLOYER_KEY.parse()?)?;
+    let payer = rpc::signing_provider(&anvil.rpc_url(), accounts::PAYER_KEY.parse()?)?;
+    let first_block = anvil_head(&deployer).await? + 1;
+    let token = MockUSDT::new(usdt, payer);
+    let mut d = 0;
+    for tx in 0..TOTAL_LOGS / PER_TX {
+        let mut to = Vec::with_capacity(PER_TX);
+        let mut values = Vec::with_capacity(PER_TX);
+        for i in 0..PER_TX {
+            if i % DEPOSIT_SHARE == 0 {
+                to.push(deposits[d].0);
+                values.push(deposits[d].1);
+                d += 1;
+            } else {
+                to.push(Address::from_word(alloy::primitives::keccak256(format!("noise-{tx}-{i}"))));
+                values.push(U256::from(1u8));
+            }
+        }
+        token.multiTransfer(to, values).gas(25_000_000).send().await?.get_receipt().await?;
+        if tx % 10 == 0 {
+            deployer.anvil_mine(Some(EMPTY_BLOCKS / 10), None).await?;
+        }
+    }
+    Ok((first_block, anvil_head(&deployer).await?))
 }
 
 fn ms(d: Duration) -> f64 {
@@ -194,6 +262,7 @@ async fn raw_fetch(
 async fn setup(
     anvil: &Anvil,
     deployment: &deploy::Deployment,
+    l2: Option<(&Anvil, &deploy::Deployment)>,
     dir: &std::path::Path,
     name: &str,
     ws: bool,
@@ -211,7 +280,17 @@ async fn setup(
         chainlink_max_age: None,
         admin_token: "bench-admin-token-0123456789".into(),
         signer_key: None,
-        more_chains: Vec::new(),
+        more_chains: l2
+            .map(|(l2, deployment)| paywatch::devnet::config_template::MoreChain {
+                name: paywatch::devnet::L2_NAME.into(),
+                chain_id: l2.chain_id(),
+                rpc_http: l2.rpc_url(),
+                confirmations: 1,
+                poll_interval_ms: 1000,
+                deployment,
+            })
+            .into_iter()
+            .collect(),
         extra: String::new(),
     });
     let path = dir.join(format!("{name}.toml"));
@@ -257,7 +336,8 @@ async fn open_orders(config: &Config, store: &Store, n: usize) -> anyhow::Result
 }
 
 /// Forgets everything the watcher did, so each run catches up from the same place.
-async fn reset(store: &Store, before_first: u64, p: &alloy::providers::DynProvider) -> anyhow::Result<()> {
+/// Each chain of `starts` (chain id, the block before its range, a provider on it) starts there.
+async fn reset(store: &Store, starts: &[(u64, u64, &alloy::providers::DynProvider)]) -> anyhow::Result<()> {
     let mut tx = store.begin().await?;
     for sql in [
         "DELETE FROM deposits",
@@ -271,17 +351,19 @@ async fn reset(store: &Store, before_first: u64, p: &alloy::providers::DynProvid
         sqlx::query(sql).execute(&mut *tx).await?;
     }
     tx.commit().await?;
-    let block = p.get_block_by_number(before_first.into()).await?.context("block")?;
-    paywatch::store::cursor::set(
-        store.pool(),
-        31337,
-        paywatch::store::cursor::Cursor {
-            block_number: before_first,
-            block_hash: block.header.hash,
-            block_time: block.header.timestamp as i64,
-        },
-    )
-    .await?;
+    for (chain_id, before_first, p) in starts {
+        let block = p.get_block_by_number((*before_first).into()).await?.context("block")?;
+        paywatch::store::cursor::set(
+            store.pool(),
+            *chain_id,
+            paywatch::store::cursor::Cursor {
+                block_number: *before_first,
+                block_hash: block.header.hash,
+                block_time: block.header.timestamp as i64,
+            },
+        )
+        .await?;
+    }
     Ok(())
 }
 
@@ -293,7 +375,7 @@ async fn latency(
     ws: bool,
     payer: &alloy::providers::DynProvider,
 ) -> anyhow::Result<(Duration, Duration)> {
-    let (config, store) = setup(anvil, deployment, dir, if ws { "latency-ws" } else { "latency-poll" }, ws).await?;
+    let (config, store) = setup(anvil, deployment, None, dir, if ws { "latency-ws" } else { "latency-poll" }, ws).await?;
     let head = anvil_head(payer).await?;
     let block = payer.get_block_by_number(head.into()).await?.context("head")?;
     paywatch::store::cursor::set(
