@@ -153,7 +153,9 @@ async fn main() -> anyhow::Result<()> {
     };
     let [alone_first, alone_second] = alone.map(mid);
     let [both_first, both_second] = together.map(mid);
-    println!("## Two chains at once ({TOTAL_LOGS} Transfer logs on each, {orders_n} orders paid on each; median of {RUNS})\n");
+    println!(
+        "## Two chains at once ({TOTAL_LOGS} Transfer logs on each, {orders_n} orders paid on each; median of {RUNS})\n"
+    );
     println!("| | first chain | second chain |\n|---|---|---|");
     println!("| each chain alone | {:.0} ms | {:.0} ms |", ms(alone_first), ms(alone_second));
     println!("| both watchers at once | {:.0} ms | {:.0} ms |", ms(both_first), ms(both_second));
@@ -375,7 +377,8 @@ async fn latency(
     ws: bool,
     payer: &alloy::providers::DynProvider,
 ) -> anyhow::Result<(Duration, Duration)> {
-    let (config, store) = setup(anvil, deployment, None, dir, if ws { "latency-ws" } else { "latency-poll" }, ws).await?;
+    let (config, store) =
+        setup(anvil, deployment, None, dir, if ws { "latency-ws" } else { "latency-poll" }, ws).await?;
     let head = anvil_head(payer).await?;
     let block = payer.get_block_by_number(head.into()).await?.context("head")?;
     paywatch::store::cursor::set(

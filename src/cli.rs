@@ -205,8 +205,9 @@ async fn run(command: Command) -> anyhow::Result<()> {
             for c in config.select_chains(chain.as_deref())? {
                 let provider = rpc::signing_provider(c.config.rpc_http.primary(), signer.clone())?;
                 rpc::check_chain_id(&provider, &c.config.rpc_http.urls()[..1], c.chain_id()).await?;
-                let deployment =
-                    deploy::deploy_all(&provider, treasury, mocks).await.with_context(|| format!("deploy on {}", c.name))?;
+                let deployment = deploy::deploy_all(&provider, treasury, mocks)
+                    .await
+                    .with_context(|| format!("deploy on {}", c.name))?;
                 let value = serde_json::to_value(&deployment)?;
                 out.get_or_insert_with(|| value.clone());
                 per_chain.insert(c.name.to_string(), value);
@@ -263,7 +264,9 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 rpc::check_chain_id(&provider, c.config.rpc_http.urls(), c.chain_id())
                     .await
                     .with_context(|| format!("chain {}", c.name))?;
-                rpc::check_finality_tag(&provider, c.config.confirmations).await.with_context(|| format!("chain {}", c.name))?;
+                rpc::check_finality_tag(&provider, c.config.confirmations)
+                    .await
+                    .with_context(|| format!("chain {}", c.name))?;
                 if let Some(d) = &config.deposits {
                     anyhow::ensure!(
                         deploy::has_code(&provider, d.factory).await?,

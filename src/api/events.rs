@@ -130,10 +130,13 @@ impl Finality {
         let closed = match view.status.as_str() {
             "paid" => true,
             // Closed for good once every chain's clock passed the late window.
-            "expired" => self.chains.iter().all(|c| view.expires_at + self.late_window_secs < c.status.processed_time()),
+            "expired" => {
+                self.chains.iter().all(|c| view.expires_at + self.late_window_secs < c.status.processed_time())
+            }
             _ => false,
         };
-        closed && view.payments.iter().all(|p| p.confirmations >= crate::live::confirmation_cap(&self.config, p.chain_id))
+        closed
+            && view.payments.iter().all(|p| p.confirmations >= crate::live::confirmation_cap(&self.config, p.chain_id))
     }
 }
 

@@ -73,7 +73,12 @@ pub async fn healthz(State(state): State<AppState>) -> Json<Health> {
             problem: c.status.problem(),
         })
         .collect();
-    Json(Health { status: "ok", watcher: role(state.chain.is_leader()), processed_block: state.chain.processed(), chains })
+    Json(Health {
+        status: "ok",
+        watcher: role(state.chain.is_leader()),
+        processed_block: state.chain.processed(),
+        chains,
+    })
 }
 
 #[utoipa::path(
@@ -99,7 +104,10 @@ pub async fn readyz(State(state): State<AppState>) -> Result<Json<Ready>, ApiErr
             )));
         }
     }
-    let chains =
-        state.chains.iter().map(|c| ChainHead { name: c.name.clone(), chain_id: c.chain_id, head: c.status.head() }).collect();
+    let chains = state
+        .chains
+        .iter()
+        .map(|c| ChainHead { name: c.name.clone(), chain_id: c.chain_id, head: c.status.head() })
+        .collect();
     Ok(Json(Ready { status: "ready", chain_head: state.chain.head(), chains }))
 }

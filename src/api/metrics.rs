@@ -21,7 +21,8 @@ pub async fn metrics(State(state): State<AppState>) -> Result<impl IntoResponse,
         let chain = c.name.clone();
         metrics::gauge!("paywatch_chain_head_block", "chain" => chain.clone()).set(head as f64);
         metrics::gauge!("paywatch_processed_block", "chain" => chain.clone()).set(processed as f64);
-        metrics::gauge!("paywatch_chain_lag_blocks", "chain" => chain.clone()).set(head.saturating_sub(processed) as f64);
+        metrics::gauge!("paywatch_chain_lag_blocks", "chain" => chain.clone())
+            .set(head.saturating_sub(processed) as f64);
         metrics::gauge!("paywatch_watcher_active", "chain" => chain).set(if c.status.is_leader() { 1.0 } else { 0.0 });
     }
     for (status, count) in orders::count_by_status(state.store.pool()).await? {

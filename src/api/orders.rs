@@ -80,7 +80,10 @@ pub async fn eth_order(
     team.owns(&team_id)?;
     let pay_method = parse_pay_method(&state.config, "pay_method", &q.pay_method)?;
     if pay_method.token().is_none() {
-        return Err(ApiError::invalid("pay_method", format!("must be one of {}", super::apps::token_names(&state.config))));
+        return Err(ApiError::invalid(
+            "pay_method",
+            format!("must be one of {}", super::apps::token_names(&state.config)),
+        ));
     }
     // One query on the hot path: an order found is the team's app's; only a miss asks which.
     let Some(order) = orders::current_for_app(state.store.pool(), &team_id, &app_id, pay_method).await? else {

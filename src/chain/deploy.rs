@@ -78,11 +78,9 @@ pub async fn deploy_factory(provider: &DynProvider, treasury: Address) -> Result
     }
     let mut data = B256::ZERO.to_vec();
     data.extend(factory_init_code(treasury));
-    let tx = alloy::rpc::types::TransactionRequest::default()
-        .with_to(DETERMINISTIC_DEPLOYER)
-        .with_input(Bytes::from(data));
-    let receipt =
-        provider.send_transaction(tx).await.map_err(rpc_error)?.get_receipt().await.map_err(rpc_error)?;
+    let tx =
+        alloy::rpc::types::TransactionRequest::default().with_to(DETERMINISTIC_DEPLOYER).with_input(Bytes::from(data));
+    let receipt = provider.send_transaction(tx).await.map_err(rpc_error)?.get_receipt().await.map_err(rpc_error)?;
     if !receipt.status() || !has_code(provider, factory).await? {
         return Err(DeployError::NoCode(factory));
     }

@@ -413,7 +413,14 @@ impl Watcher {
         metrics::counter!(crate::telemetry::TRANSFERS_MATCHED).increment(outcome.recorded as u64);
         crate::telemetry::payments_credited("token", outcome.paid.len());
         if outcome.recorded > 0 || !outcome.paid.is_empty() {
-            tracing::info!(chain = self.name, from, to, recorded = outcome.recorded, paid = outcome.paid.len(), "step committed");
+            tracing::info!(
+                chain = self.name,
+                from,
+                to,
+                recorded = outcome.recorded,
+                paid = outcome.paid.len(),
+                "step committed"
+            );
         }
         Ok(if to < head { Progress::MoreToDo } else { Progress::CaughtUp })
     }

@@ -79,9 +79,13 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
         .with_context(|| format!("port {} for the API", options.port))?;
     let api_addr = listener.local_addr()?;
 
-    let anvil =
-        Anvil::spawn(AnvilOptions { port: options.anvil_port, chain_id: CHAIN_ID, block_time_ms: Some(1000), state: None })
-            .await?;
+    let anvil = Anvil::spawn(AnvilOptions {
+        port: options.anvil_port,
+        chain_id: CHAIN_ID,
+        block_time_ms: Some(1000),
+        state: None,
+    })
+    .await?;
     let l2_port = if options.anvil_port == 0 { 0 } else { options.anvil_port + 1 };
     let l2 = Anvil::spawn(AnvilOptions {
         port: l2_port,
@@ -108,7 +112,10 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
 }
 
 /// The second chain's contracts: the factory (at the first chain's address) and a USDT mock.
-pub async fn deploy_l2(provider: &alloy::providers::DynProvider, treasury: Address) -> anyhow::Result<deploy::Deployment> {
+pub async fn deploy_l2(
+    provider: &alloy::providers::DynProvider,
+    treasury: Address,
+) -> anyhow::Result<deploy::Deployment> {
     let factory = deploy::deploy_factory(provider, treasury).await.context("the factory on the second chain")?;
     let usdt = deploy::deploy_mock_usdt(provider).await.context("USDT on the second chain")?;
     Ok(deploy::Deployment { factory, tokens: BTreeMap::from([(L2_USDT, usdt)]), price_feed: None })
@@ -143,7 +150,10 @@ async fn prepare(
     fund(&provider, &deployment, payer.address(), PAYER_FUNDS).await?;
     let l2_provider = rpc::signing_provider(&l2.rpc_url(), deployer)?;
     let l2_deployment = deploy_l2(&l2_provider, treasury).await?;
-    anyhow::ensure!(l2_deployment.factory == deployment.factory, "the factory landed at another address on the second chain");
+    anyhow::ensure!(
+        l2_deployment.factory == deployment.factory,
+        "the factory landed at another address on the second chain"
+    );
     fund(&l2_provider, &l2_deployment, payer.address(), PAYER_FUNDS).await?;
 
     let mut secret = [0u8; 24];

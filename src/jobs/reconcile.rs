@@ -40,17 +40,16 @@ pub async fn reconcile(store: &Store, config: &Config, provider: &DynProvider) -
 
 /// Every chain of `chains` (chain id, provider), each at its own last processed block; one
 /// result kept (`block` is the first chain's).
-pub async fn reconcile_all(
-    store: &Store,
-    chains: &[(u64, DynProvider)],
-) -> anyhow::Result<Reconciliation> {
+pub async fn reconcile_all(store: &Store, chains: &[(u64, DynProvider)]) -> anyhow::Result<Reconciliation> {
     let mut differences = Vec::new();
     let mut checked = 0;
     let mut first_block = None;
     for (chain_id, provider) in chains {
         let block = cursor::get(store.pool(), *chain_id)
             .await?
-            .with_context(|| format!("the watcher has processed no block of chain {chain_id} yet; nothing to reconcile"))?
+            .with_context(|| {
+                format!("the watcher has processed no block of chain {chain_id} yet; nothing to reconcile")
+            })?
             .block_number;
         first_block.get_or_insert(block);
         let pairs = sweeps::ledger_pairs(store.pool(), *chain_id).await?;

@@ -75,9 +75,8 @@ pub async fn watched<'e>(db: impl AnyExecutor<'e>, chain_id: u64) -> StoreResult
 pub async fn chain_time<'e>(db: impl AnyExecutor<'e>, chain_ids: &[u64]) -> StoreResult<i64> {
     let rows: Vec<(i64, Option<i64>)> =
         sqlx::query_as("SELECT chain_id, block_time FROM chain_cursor").fetch_all(db).await?;
-    let times = chain_ids.iter().map(|id| {
-        rows.iter().find(|(c, _)| *c as u64 == *id).and_then(|(_, t)| *t).unwrap_or(0)
-    });
+    let times =
+        chain_ids.iter().map(|id| rows.iter().find(|(c, _)| *c as u64 == *id).and_then(|(_, t)| *t).unwrap_or(0));
     Ok(times.min().unwrap_or(0))
 }
 

@@ -99,8 +99,11 @@ async fn paid_on_the_second_chain_and_split_across_both(backend: &'static str) {
     app.pay(Token::UsdtErc20, split_at, part).await;
     let partial = app.wait_order(&split_id, 30, |o| o["status"] == "partially_paid").await;
     let rest = split_owed - part;
-    assert_eq!(option_on(&partial, L2_CHAIN_ID)["payment_uri"].as_str().unwrap().rsplit("uint256=").next(),
-        Some(rest.to_string().as_str()), "the options ask for what remains");
+    assert_eq!(
+        option_on(&partial, L2_CHAIN_ID)["payment_uri"].as_str().unwrap().rsplit("uint256=").next(),
+        Some(rest.to_string().as_str()),
+        "the options ask for what remains"
+    );
     app.pay_l2(split_at, rest).await;
     let split = app.wait_order(&split_id, 30, |o| o["status"] == "paid").await;
     let mut chains: Vec<u64> =
@@ -291,9 +294,15 @@ async fn sweeps_move_each_chains_deposits_on_that_chain(backend: &'static str) {
     // The other chain's address was never touched by the wrong chain's sweep.
     assert_eq!(app.l2().balance_of(usdt2, first_at).await, U256::ZERO);
     let again: Value = serde_json::from_slice(
-        &crate::support::paywatch_beside_server(&["sweep", "--config", app.config_path.to_str().unwrap(), "--chain", "l2"])
-            .await
-            .stdout,
+        &crate::support::paywatch_beside_server(&[
+            "sweep",
+            "--config",
+            app.config_path.to_str().unwrap(),
+            "--chain",
+            "l2",
+        ])
+        .await
+        .stdout,
     )
     .unwrap();
     assert_eq!(again["chains"]["l2"]["swept"], 0, "nothing twice: {again:#}");

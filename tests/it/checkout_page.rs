@@ -205,7 +205,8 @@ async fn checkout_page_offers_both_networks_and_turns_paid_by_the_second_chain()
     assert_eq!(visible_qr().await, serde_json::json!([paywatch::devnet::CHAIN_ID.to_string()]));
     assert_eq!(wallet().await, format!("ethereum:{first_token}@31337/transfer?address={address}&uint256={owed}"));
 
-    let second = browser.client.find(Locator::Css(&format!("input[name=network][value='{L2_CHAIN_ID}']"))).await.unwrap();
+    let second =
+        browser.client.find(Locator::Css(&format!("input[name=network][value='{L2_CHAIN_ID}']"))).await.unwrap();
     second.click().await.unwrap();
     let l2_token = app.l2().token(L2_USDT);
     let l2_uri = format!("ethereum:{l2_token}@{L2_CHAIN_ID}/transfer?address={address}&uint256={owed}");

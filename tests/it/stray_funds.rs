@@ -33,9 +33,7 @@ async fn funds(app: &TestApp, query: &str) -> Vec<Value> {
 /// Runs the expiry job as the scheduler would, by the chain's clock.
 async fn run_expiry(app: &TestApp) {
     let config = Config::load(&app.config_path).unwrap();
-    paywatch::jobs::run_expiry(&app.db.store, &config, false, paywatch::store::unix_now())
-        .await
-        .unwrap();
+    paywatch::jobs::run_expiry(&app.db.store, &config, false, paywatch::store::unix_now()).await.unwrap();
 }
 
 async fn chain_now(app: &TestApp) -> i64 {

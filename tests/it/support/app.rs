@@ -76,13 +76,9 @@ impl Default for Options {
 }
 
 /// The paywatch.toml the tests use, pointing at `chain` (through `rpc_url`: anvil or a proxy
-/// in front of it) and `db_url`; `options.config_edits` replace parts of it.
-pub fn config_text(chain: &TestChain, rpc_url: &str, db_url: &str, options: &Options) -> String {
-    config_text_with(chain, None, rpc_url, db_url, options)
-}
-
-/// The same, with a second chain when `l2` is given.
-pub fn config_text_with(
+/// in front of it), a second chain when `l2` is given, and `db_url`; `options.config_edits`
+/// replace parts of it.
+pub fn config_text(
     chain: &TestChain,
     l2: Option<&TestChain>,
     rpc_url: &str,
@@ -147,7 +143,7 @@ pub async fn spawn_app(options: Options) -> TestApp {
         None => None,
     };
     let rpc_url = proxy.as_ref().map_or_else(|| chain.anvil.rpc_url(), |p| p.url.clone());
-    let text = config_text_with(&chain, l2.as_ref(), &rpc_url, &db.url, &options);
+    let text = config_text(&chain, l2.as_ref(), &rpc_url, &db.url, &options);
     let config_path = write_file(dir.path(), "paywatch.toml", &text);
     let config = Config::load(&config_path).expect("test config is valid");
     let (team, key) = paywatch::store::teams::create_with_key(&db.store, "acme").await.unwrap();
@@ -317,7 +313,13 @@ impl TestApp {
 
 /// A token transfer on `chain` from the account of `key`, through a fresh provider (a cached
 /// nonce would be wrong after a reorg took a transaction back).
-pub async fn pay_on(chain: &TestChain, key: &str, token: Token, to: Address, amount: U256) -> alloy::primitives::TxHash {
+pub async fn pay_on(
+    chain: &TestChain,
+    key: &str,
+    token: Token,
+    to: Address,
+    amount: U256,
+) -> alloy::primitives::TxHash {
     {
         let address = chain.token(token);
         let payer = rpc::signing_provider(&chain.anvil.rpc_url(), key.parse::<PrivateKeySigner>().unwrap()).unwrap();
