@@ -109,7 +109,7 @@ pub async fn cart_price(
 pub struct CartOrderRequest {
     #[serde(flatten)]
     pub selection: Selection,
-    /// CREDIT_CARD, ANKR_ERC20 or USDT_ERC20.
+    /// CREDIT_CARD or a configured pay method (ANKR_ERC20, USDT_ERC20, ...).
     pub pay_method: String,
     /// For CREDIT_CARD.
     #[serde(default)]

@@ -45,7 +45,7 @@ pub fn parse_quote_type(config: &crate::config::Config, t: &str) -> Result<PayMe
 #[utoipa::path(
     post, path = "/v2alpha/{type}/acquire_pre_amount", tag = "payments",
     summary = "Quote an app's price for a pay method and period",
-    params(("type" = String, Path, description = "USD, ANKR_ERC20 or USDT_ERC20")),
+    params(("type" = String, Path, description = "USD or a configured pay method (ANKR_ERC20, USDT_ERC20, ...)")),
     request_body = QuoteRequest,
     responses((status = 200, description = "The amount to pay and its USD value", body = QuoteResponse), super::error::responses::TeamWrite),
     security(("team_key" = []))

@@ -81,10 +81,10 @@ pub async fn sweep_chains(store: &Store, config: &Config, chains: &[ChainRef<'_>
     let mut out = BTreeMap::new();
     for chain in chains {
         let result = async {
-            let signer = crate::chain::rpc::signing_provider(
-                chain.config.rpc_http.primary(),
-                crate::chain::rpc::signer_key(config)?,
-            )?;
+            let urls = chain.config.rpc_http.urls();
+            let signer = crate::chain::rpc::signing_provider(urls[0].as_str(), crate::chain::rpc::signer_key(config)?)?;
+            // Never send a sweep to another chain than the one whose ledger it follows.
+            crate::chain::rpc::check_chain_id(&signer, &urls[..1], chain.chain_id()).await?;
             sweep_chain(store, config, *chain, &signer).await
         }
         .await;
