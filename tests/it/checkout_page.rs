@@ -221,8 +221,20 @@ async fn checkout_page_offers_both_networks_and_turns_paid_by_the_second_chain()
     assert_eq!(text(&browser, "#address").await.to_lowercase(), format!("{address:#x}"), "the same address");
     browser.screenshot("checkout-networks").await;
 
-    app.pay_l2(address, owed).await;
-    wait_status(&browser, "awaiting_payment", "Payment seen").await;
+    // 40 % on the first chain: the amount and link of the chosen network ask for what remains.
+    let part = owed * alloy::primitives::U256::from(4u8) / alloy::primitives::U256::from(10u8);
+    app.pay(Token::UsdtErc20, address, part).await;
+    wait_status(&browser, "partially_paid", "Partially paid").await;
+    let rest = owed - part;
+    let started = Instant::now();
+    while !wallet().await.ends_with(&format!("uint256={rest}")) {
+        assert!(started.elapsed() < Duration::from_secs(30), "the link still asks for {}", wallet().await);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let remaining = app.order(&order_id).await["remaining"].as_str().unwrap().to_string();
+    assert_eq!(text(&browser, "#amount").await, remaining, "the amount is what remains");
+
+    app.pay_l2(address, rest).await;
     alloy::providers::ext::AnvilApi::anvil_mine(&app.l2().deployer, Some(1), None).await.unwrap();
     wait_status(&browser, "paid", "Paid").await;
     browser.close().await;

@@ -52,6 +52,15 @@
         : "This order has expired: do not send money to its address. Create a new order.";
       deposit.appendChild(note);
     }
+    // What remains follows each payment, on every network offered.
+    (view.options || []).forEach(function (o) {
+      var input = document.querySelector("input[name=network][value='" + o.chain_id + "']");
+      if (input) {
+        input.dataset.value = o.value;
+        input.dataset.uri = o.payment_uri;
+        if (input.checked) { choose(input); }
+      }
+    });
     statusEl.textContent = text;
     statusEl.dataset.status = view.late && view.status === "paid" ? "paid" : view.status;
     detailEl.textContent = detail;
