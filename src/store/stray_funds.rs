@@ -52,22 +52,19 @@ fn from_row(r: &sqlx::any::AnyRow) -> StoreResult<Fund> {
     })
 }
 
-async fn sum<'e>(db: impl AnyExecutor<'e>, sql: &'static str, a: &str, b: Option<&str>) -> StoreResult<U256> {
-    let mut q = sqlx::query_scalar::<_, String>(sql).bind(a);
-    if let Some(b) = b {
-        q = q.bind(b);
-    }
-    let mut total = U256::ZERO;
-    for amount in q.fetch_all(db).await? {
-        total += base_units(&amount, "stray_funds amount")?;
-    }
-    Ok(total)
+/// The sum of base-unit amounts read from the ledger.
+fn total(amounts: Vec<String>) -> StoreResult<U256> {
+    amounts.iter().try_fold(U256::ZERO, |sum, a| Ok(sum + base_units(a, "stray_funds amount")?))
 }
 
 /// What the operator applied to `order_id` from elsewhere (counted in its sums).
 pub async fn applied_to<'e>(db: impl AnyExecutor<'e>, order_id: &str) -> StoreResult<U256> {
-    sum(db, "SELECT amount_base FROM stray_funds WHERE applied_order_id = $1 AND status = 'applied'", order_id, None)
-        .await
+    let rows =
+        sqlx::query_scalar("SELECT amount_base FROM stray_funds WHERE applied_order_id = $1 AND status = 'applied'")
+            .bind(order_id)
+            .fetch_all(db)
+            .await?;
+    total(rows)
 }
 
 /// What of `order_id`'s stray `token` is already settled (applied elsewhere or refunded).
@@ -86,11 +83,7 @@ pub async fn settled_from<'e>(
     .bind(address_text(token))
     .fetch_all(db)
     .await?;
-    let mut total = U256::ZERO;
-    for amount in rows {
-        total += base_units(&amount, "stray_funds amount")?;
-    }
-    Ok(total)
+    total(rows)
 }
 
 /// Where an order's stray amount of one token stands now (the order is a crypto order).

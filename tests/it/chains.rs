@@ -253,12 +253,7 @@ async fn two_serve_processes_on_postgres_watch_each_chain_once_and_take_over_a_d
     let now = each_chain_watched_once(&[&survivor]).await;
     assert_eq!(now.values().copied().collect::<Vec<_>>(), vec![0, 0], "the survivor watches every chain");
     app.base = survivor.base.clone();
-    let (_, first_id, first_at, first_owed) = app.create_crypto_app("USDT_ERC20", 1).await;
-    app.pay(Token::UsdtErc20, first_at, first_owed).await;
-    let (_, second_id, second_at, second_owed) = app.create_crypto_app("USDT_ERC20", 1).await;
-    app.pay_l2(second_at, second_owed).await;
-    app.wait_order(&first_id, 30, |o| o["status"] == "paid").await;
-    app.wait_order(&second_id, 30, |o| o["status"] == "paid").await;
+    let [(first_id, _, _), (second_id, _, _)] = paid_on_each_chain(&app).await;
     for id in [&paid_id, &first_id, &second_id] {
         assert_eq!(crate::support::db::deposits_for_order(&app.db.store, id).await, 1, "{id} paid once");
     }
@@ -266,15 +261,22 @@ async fn two_serve_processes_on_postgres_watch_each_chain_once_and_take_over_a_d
     app.stop().await;
 }
 
-async fn sweeps_move_each_chains_deposits_on_that_chain(backend: &'static str) {
-    let signer = format!("[signer]\nprivate_key = \"{}\"\n", accounts::DEPLOYER_KEY);
-    let app = spawn_app(Options { extra_config: signer, ..two_chains(backend, 1, 1) }).await;
+/// A USDT order paid on the first chain and another on the second, both credited:
+/// (order id, deposit address, base units) of each.
+async fn paid_on_each_chain(app: &TestApp) -> [(String, alloy::primitives::Address, U256); 2] {
     let (_, first_id, first_at, first_owed) = app.create_crypto_app("USDT_ERC20", 1).await;
     app.pay(Token::UsdtErc20, first_at, first_owed).await;
     let (_, second_id, second_at, second_owed) = app.create_crypto_app("USDT_ERC20", 1).await;
     app.pay_l2(second_at, second_owed).await;
     app.wait_order(&first_id, 30, |o| o["status"] == "paid").await;
     app.wait_order(&second_id, 30, |o| o["status"] == "paid").await;
+    [(first_id, first_at, first_owed), (second_id, second_at, second_owed)]
+}
+
+async fn sweeps_move_each_chains_deposits_on_that_chain(backend: &'static str) {
+    let signer = format!("[signer]\nprivate_key = \"{}\"\n", accounts::DEPLOYER_KEY);
+    let app = spawn_app(Options { extra_config: signer, ..two_chains(backend, 1, 1) }).await;
+    let [(_, first_at, first_owed), (_, second_at, second_owed)] = paid_on_each_chain(&app).await;
 
     let usdt1 = app.chain.token(Token::UsdtErc20);
     let usdt2 = app.l2().token(L2_USDT);

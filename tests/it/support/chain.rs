@@ -21,26 +21,27 @@ impl TestChain {
     }
 
     pub async fn start_with(options: AnvilOptions) -> Self {
+        let (anvil, deployer, treasury) = Self::launch(options).await;
+        let deployment = deploy::deploy_all(&deployer, treasury, true).await.expect("contracts deploy on anvil");
+        Self { anvil, deployer, treasury, deployment }
+    }
+
+    /// anvil, a provider signing as the deployer, and the treasury address.
+    async fn launch(options: AnvilOptions) -> (Anvil, DynProvider, Address) {
         let anvil = Anvil::spawn(options)
             .await
             .unwrap_or_else(|e| panic!("anvil is needed for this test and did not start: {e:#}"));
         let signer: PrivateKeySigner = accounts::DEPLOYER_KEY.parse().unwrap();
         let deployer = rpc::signing_provider(&anvil.rpc_url(), signer).unwrap();
         let treasury = accounts::TREASURY_KEY.parse::<PrivateKeySigner>().unwrap().address();
-        let deployment = deploy::deploy_all(&deployer, treasury, true).await.expect("contracts deploy on anvil");
-        Self { anvil, deployer, treasury, deployment }
+        (anvil, deployer, treasury)
     }
 
     /// The L2-like second chain (chain id 31338): the factory, at the first chain's address,
     /// and a USDT mock (`USDT_L2`), as `paywatch devnet` sets it up.
     pub async fn start_l2(state: Option<std::path::PathBuf>) -> Self {
         let options = AnvilOptions { chain_id: paywatch::devnet::L2_CHAIN_ID, state, ..Default::default() };
-        let anvil = Anvil::spawn(options)
-            .await
-            .unwrap_or_else(|e| panic!("anvil is needed for this test and did not start: {e:#}"));
-        let signer: PrivateKeySigner = accounts::DEPLOYER_KEY.parse().unwrap();
-        let deployer = rpc::signing_provider(&anvil.rpc_url(), signer).unwrap();
-        let treasury = accounts::TREASURY_KEY.parse::<PrivateKeySigner>().unwrap().address();
+        let (anvil, deployer, treasury) = Self::launch(options).await;
         let deployment = paywatch::devnet::deploy_l2(&deployer, treasury).await.expect("contracts deploy on anvil");
         Self { anvil, deployer, treasury, deployment }
     }
