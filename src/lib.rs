@@ -9,6 +9,7 @@ pub mod devnet;
 pub mod jobs;
 pub mod live;
 pub mod money;
+pub mod overview;
 pub mod payments;
 pub mod startup;
 pub mod store;

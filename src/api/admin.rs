@@ -76,11 +76,16 @@ pub async fn create_team(
     _: Admin,
     ApiJson(req): ApiJson<NewTeam>,
 ) -> Result<Json<IssuedKeyView>, ApiError> {
-    let (team, key) = teams::create_with_key(&state.store, &req.name).await.map_err(|e| match e {
+    Ok(Json(new_team(&state, &req.name).await?))
+}
+
+/// A team and its first key (the API and the console).
+pub async fn new_team(state: &AppState, name: &str) -> Result<IssuedKeyView, ApiError> {
+    let (team, key) = teams::create_with_key(&state.store, name).await.map_err(|e| match e {
         teams::NewTeamError::Name => ApiError::invalid("name", e.to_string()),
         teams::NewTeamError::Store(s) => s.into(),
     })?;
-    Ok(Json(IssuedKeyView { team_id: team.team_id, api_key: key.api_key, key_id: key.key_id }))
+    Ok(IssuedKeyView { team_id: team.team_id, api_key: key.api_key, key_id: key.key_id })
 }
 
 /// Issues another key for a team (rotation: issue, switch, revoke the old one).
@@ -96,9 +101,14 @@ pub async fn issue_key(
     _: Admin,
     ApiPath(team_id): ApiPath<String>,
 ) -> Result<Json<IssuedKeyView>, ApiError> {
-    teams::get_team(state.store.pool(), &team_id).await?.ok_or(ApiError::NotFound("team"))?;
-    let key = teams::issue_key(state.store.pool(), &team_id).await?;
-    Ok(Json(IssuedKeyView { team_id, api_key: key.api_key, key_id: key.key_id }))
+    Ok(Json(another_key(&state, &team_id).await?))
+}
+
+/// Another key for an existing team.
+pub async fn another_key(state: &AppState, team_id: &str) -> Result<IssuedKeyView, ApiError> {
+    teams::get_team(state.store.pool(), team_id).await?.ok_or(ApiError::NotFound("team"))?;
+    let key = teams::issue_key(state.store.pool(), team_id).await?;
+    Ok(IssuedKeyView { team_id: team_id.to_string(), api_key: key.api_key, key_id: key.key_id })
 }
 
 #[utoipa::path(
@@ -113,11 +123,17 @@ pub async fn revoke_key(
     _: Admin,
     ApiPath((team_id, key_id)): ApiPath<(String, String)>,
 ) -> Result<Json<RevokedKey>, ApiError> {
-    if !teams::revoke_key(state.store.pool(), &team_id, &key_id).await? {
+    revoke(&state, &team_id, &key_id).await?;
+    Ok(Json(RevokedKey { revoked: key_id }))
+}
+
+/// Revokes a live key; this process's key cache forgets at once.
+pub async fn revoke(state: &AppState, team_id: &str, key_id: &str) -> Result<(), ApiError> {
+    if !teams::revoke_key(state.store.pool(), team_id, key_id).await? {
         return Err(ApiError::NotFound("key"));
     }
     state.keys.forget_all();
-    Ok(Json(RevokedKey { revoked: key_id }))
+    Ok(())
 }
 
 /// The newest webhook events with their delivery state.
@@ -128,7 +144,7 @@ pub async fn revoke_key(
     security(("admin_token" = []))
 )]
 pub async fn webhook_deliveries(State(state): State<AppState>, _: Admin) -> Result<Json<WebhookDeliveries>, ApiError> {
-    let list = crate::store::outbox::list(state.store.pool(), 200).await?;
+    let list = crate::store::outbox::list(state.store.pool(), crate::store::outbox::Which::All, 200).await?;
     Ok(Json(WebhookDeliveries { deliveries: list }))
 }
 
@@ -145,8 +161,14 @@ pub async fn redeliver(
     _: Admin,
     ApiPath(event_id): ApiPath<String>,
 ) -> Result<Json<QueuedEvent>, ApiError> {
-    if !crate::store::outbox::redeliver(state.store.pool(), &event_id, crate::store::unix_now()).await? {
+    queue_again(&state, &event_id).await?;
+    Ok(Json(QueuedEvent { queued: event_id }))
+}
+
+/// Queues a webhook event for delivery again.
+pub async fn queue_again(state: &AppState, event_id: &str) -> Result<(), ApiError> {
+    if !crate::store::outbox::redeliver(state.store.pool(), event_id, crate::store::unix_now()).await? {
         return Err(ApiError::NotFound("event"));
     }
-    Ok(Json(QueuedEvent { queued: event_id }))
+    Ok(())
 }

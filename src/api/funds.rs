@@ -93,9 +93,14 @@ pub async fn apply_fund(
     ApiPath(fund_id): ApiPath<String>,
     ApiJson(req): ApiJson<ApplyFund>,
 ) -> Result<Json<AppliedFund>, ApiError> {
+    Ok(Json(apply_to_order(&state, &fund_id, &req.order_id).await?))
+}
+
+/// Counts stray funds in another open order of the same team and token (the API and the console).
+pub async fn apply_to_order(state: &AppState, fund_id: &str, order_id: &str) -> Result<AppliedFund, ApiError> {
     let mut tx = state.store.begin().await?;
-    let fund = stray_funds::get(&mut *tx, &fund_id).await?.ok_or(ApiError::NotFound("fund"))?;
-    let target = orders::get_any(&mut *tx, &req.order_id).await?.ok_or(ApiError::NotFound("order"))?;
+    let fund = stray_funds::get(&mut *tx, fund_id).await?.ok_or(ApiError::NotFound("fund"))?;
+    let target = orders::get_any(&mut *tx, order_id).await?.ok_or(ApiError::NotFound("order"))?;
     if target.new.team_id != fund.team_id {
         return Err(ApiError::invalid("order_id", "belongs to another team than the funds"));
     }
@@ -108,7 +113,7 @@ pub async fn apply_fund(
     if !target.progress.status.is_open() {
         return Err(ApiError::Conflict(format!("order {} is {}", target.order_id, target.progress.status.as_str())));
     }
-    if !stray_funds::settle(&mut *tx, &fund_id, Some(&target.order_id), None).await? {
+    if !stray_funds::settle(&mut *tx, fund_id, Some(&target.order_id), None).await? {
         return Err(ApiError::Conflict(format!("these funds are already {}", fund.status)));
     }
     // Judged at the chain's clock, like any payment.
@@ -118,9 +123,9 @@ pub async fn apply_fund(
     };
     credit::settle_applied(&mut tx, &Rules::from_config(&state.config), &target.order_id, at).await?;
     tx.commit().await.map_err(StoreError::from)?;
-    let fund = stray_funds::get(state.store.pool(), &fund_id).await?.ok_or(ApiError::NotFound("fund"))?;
+    let fund = stray_funds::get(state.store.pool(), fund_id).await?.ok_or(ApiError::NotFound("fund"))?;
     let order = orders::get_any(state.store.pool(), &target.order_id).await?.ok_or(ApiError::NotFound("order"))?;
-    Ok(Json(AppliedFund { fund, order_status: order.progress.status.as_str() }))
+    Ok(AppliedFund { fund, order_status: order.progress.status.as_str() })
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -143,13 +148,18 @@ pub async fn refunded_fund(
     ApiPath(fund_id): ApiPath<String>,
     ApiJson(req): ApiJson<RefundedFund>,
 ) -> Result<Json<Fund>, ApiError> {
+    Ok(Json(mark_refunded(&state, &fund_id, &req.tx_hash).await?))
+}
+
+/// Records the transaction that sent stray funds back (the API and the console).
+pub async fn mark_refunded(state: &AppState, fund_id: &str, tx_hash: &str) -> Result<Fund, ApiError> {
     let hash: alloy::primitives::B256 =
-        req.tx_hash.trim().parse().map_err(|_| ApiError::invalid("tx_hash", "must be 0x and 64 hex digits"))?;
-    let fund = stray_funds::get(state.store.pool(), &fund_id).await?.ok_or(ApiError::NotFound("fund"))?;
-    if !stray_funds::settle(state.store.pool(), &fund_id, None, Some(&format!("{hash:#x}"))).await? {
+        tx_hash.trim().parse().map_err(|_| ApiError::invalid("tx_hash", "must be 0x and 64 hex digits"))?;
+    let fund = stray_funds::get(state.store.pool(), fund_id).await?.ok_or(ApiError::NotFound("fund"))?;
+    if !stray_funds::settle(state.store.pool(), fund_id, None, Some(&format!("{hash:#x}"))).await? {
         return Err(ApiError::Conflict(format!("these funds are already {}", fund.status)));
     }
-    Ok(Json(stray_funds::get(state.store.pool(), &fund_id).await?.ok_or(ApiError::NotFound("fund"))?))
+    stray_funds::get(state.store.pool(), fund_id).await?.ok_or(ApiError::NotFound("fund"))
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]

@@ -17,6 +17,8 @@ pub struct Health {
     /// The first chain's: "active" while this process holds its watcher lease, else "standby".
     pub watcher: &'static str,
     pub processed_block: u64,
+    /// The first chain's head minus its processed block.
+    pub behind_blocks: u64,
     /// Each configured chain's watcher, the first first.
     pub chains: Vec<ChainHealth>,
 }
@@ -29,6 +31,8 @@ pub struct ChainHealth {
     pub watcher: &'static str,
     pub head: u64,
     pub processed_block: u64,
+    /// The head minus the processed block (more than 1,000: the watcher is catching up).
+    pub behind_blocks: u64,
     pub caught_up: bool,
     /// Why the chain's watcher cannot go on, if it cannot.
     pub problem: Option<String>,
@@ -69,6 +73,7 @@ pub async fn healthz(State(state): State<AppState>) -> Json<Health> {
             watcher: role(c.status.is_leader()),
             head: c.status.head(),
             processed_block: c.status.processed(),
+            behind_blocks: c.status.behind(),
             caught_up: c.status.is_caught_up(),
             problem: c.status.problem(),
         })
@@ -77,6 +82,7 @@ pub async fn healthz(State(state): State<AppState>) -> Json<Health> {
         status: "ok",
         watcher: role(state.chain.is_leader()),
         processed_block: state.chain.processed(),
+        behind_blocks: state.chain.behind(),
         chains,
     })
 }

@@ -1,16 +1,17 @@
 //! The HTTP API. Each area has its own module; `router` puts them together with the shared
 //! middleware (request tracing, timeouts, panic catching that answers the JSON error model).
 
-mod admin;
-mod apps;
+pub(crate) mod admin;
+pub(crate) mod apps;
 mod cards;
 mod cart;
 mod catalog;
 mod checkout_page;
+mod console;
 pub mod error;
 mod events;
 mod extract;
-mod funds;
+pub(crate) mod funds;
 mod health;
 mod idempotency;
 pub mod key_cache;
@@ -108,6 +109,7 @@ pub fn api_routes() -> OpenApiRouter<AppState> {
 
 pub fn router(state: AppState) -> Router {
     let (routes, _) = api_routes().split_for_parts();
+    let routes = routes.merge(console::routes());
     let timeout = Duration::from_secs(state.config.server.request_timeout_s);
     routes
         .route_layer(axum::middleware::from_fn(crate::telemetry::track_http))

@@ -53,6 +53,30 @@ async fn try_lock(store: &Store, key: i64) -> StoreResult<Option<Lease>> {
     Ok(got.then_some(Lease { conn: Some(conn), key }))
 }
 
+/// Who holds a chain's watcher lease on PostgreSQL: the holding session's pid, client address
+/// and application name, from `pg_locks` (None when nobody holds it; SQLite has no such row).
+pub async fn holder(store: &Store, chain_id: u64) -> StoreResult<Option<String>> {
+    if store.backend() == Backend::Sqlite {
+        return Ok(None);
+    }
+    let key = lock_key(chain_id);
+    // A bigint advisory lock is kept as two 32-bit halves: classid (high) and objid (low).
+    let row: Option<(i32, Option<String>, Option<String>)> = sqlx::query_as(
+        "SELECT a.pid, host(a.client_addr), a.application_name FROM pg_locks l \
+         JOIN pg_stat_activity a ON a.pid = l.pid \
+         WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1 \
+         AND l.classid::bigint = $1 AND l.objid::bigint = $2",
+    )
+    .bind(key >> 32)
+    .bind(key & 0xffff_ffff)
+    .fetch_optional(store.pool())
+    .await?;
+    Ok(row.map(|(pid, addr, app)| {
+        let app = app.filter(|a| !a.is_empty()).map(|a| format!(" {a}")).unwrap_or_default();
+        format!("pid {pid} at {}{app}", addr.unwrap_or_else(|| "local socket".into()))
+    }))
+}
+
 impl Lease {
     /// Cancels `lost` when the lock's session is gone (so the watcher stops acting).
     pub async fn keep(mut self, lost: CancellationToken) {

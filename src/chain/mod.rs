@@ -7,6 +7,7 @@ pub mod deploy;
 pub mod deposit_address;
 pub mod deposit_index;
 pub mod leader;
+pub mod progress;
 pub mod range;
 pub mod reorg;
 pub mod rpc;

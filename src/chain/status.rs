@@ -21,6 +21,56 @@ pub struct ChainStatus {
     /// Rung when the head moves or the watcher commits, so the order-event recorder looks at
     /// once instead of at its next poll.
     changed: tokio::sync::Notify,
+    /// Lag samples of the last hour, for the console's chart.
+    lag: Mutex<LagHistory>,
+}
+
+/// How far behind the head the watcher was: one sample per `LAG_STEP_SECS`, an hour of them
+/// (this process's view since it started; by the host's clock, which only the chart uses).
+#[derive(Debug, Default)]
+pub struct LagHistory {
+    samples: std::collections::VecDeque<LagSample>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LagSample {
+    /// Unix seconds, rounded down to the step.
+    pub at: i64,
+    pub head: u64,
+    pub processed: u64,
+}
+
+impl LagSample {
+    pub fn behind(&self) -> u64 {
+        self.head.saturating_sub(self.processed)
+    }
+}
+
+pub const LAG_STEP_SECS: i64 = 10;
+const LAG_KEPT_SECS: i64 = 3600;
+
+impl LagHistory {
+    /// Keeps the newest reading of each step; drops what is older than an hour.
+    pub fn record(&mut self, now: i64, head: u64, processed: u64) {
+        let at = now - now.rem_euclid(LAG_STEP_SECS);
+        let sample = LagSample { at, head, processed };
+        match self.samples.back_mut() {
+            Some(last) if last.at == at => *last = sample,
+            _ => self.samples.push_back(sample),
+        }
+        while self.samples.front().is_some_and(|s| s.at <= at - LAG_KEPT_SECS) {
+            self.samples.pop_front();
+        }
+    }
+    pub fn samples(&self) -> Vec<LagSample> {
+        self.samples.iter().copied().collect()
+    }
+    /// Blocks processed per second over the last minute of samples (None with fewer than two).
+    pub fn blocks_per_second(&self) -> Option<f64> {
+        let last = self.samples.back()?;
+        let first = self.samples.iter().find(|s| s.at >= last.at - 60 && s.at < last.at)?;
+        Some(last.processed.saturating_sub(first.processed) as f64 / (last.at - first.at) as f64)
+    }
 }
 
 impl ChainStatus {
@@ -33,6 +83,7 @@ impl ChainStatus {
         if self.head.swap(n, Ordering::Relaxed) != n {
             self.changed.notify_one();
         }
+        self.sample_lag();
     }
     /// The watcher committed what it read.
     pub fn committed(&self) {
@@ -57,6 +108,25 @@ impl ChainStatus {
     }
     pub fn set_processed(&self, n: u64) {
         self.processed.store(n, Ordering::Relaxed);
+        self.sample_lag();
+    }
+    /// Blocks between the head and the last processed block.
+    pub fn behind(&self) -> u64 {
+        self.head().saturating_sub(self.processed())
+    }
+    fn sample_lag(&self) {
+        let (head, processed) = (self.head(), self.processed());
+        if head > 0 && processed > 0 {
+            let mut lag = self.lag.lock().unwrap_or_else(|e| e.into_inner());
+            lag.record(crate::store::unix_now(), head, processed);
+        }
+    }
+    /// The last hour's lag samples, oldest first.
+    pub fn lag_samples(&self) -> Vec<LagSample> {
+        self.lag.lock().unwrap_or_else(|e| e.into_inner()).samples()
+    }
+    pub fn blocks_per_second(&self) -> Option<f64> {
+        self.lag.lock().unwrap_or_else(|e| e.into_inner()).blocks_per_second()
     }
     pub fn processed_time(&self) -> i64 {
         self.processed_time.load(Ordering::Relaxed)
@@ -221,5 +291,24 @@ mod tests {
         s.set_head(100);
         s.set_head(90); // a failover to a node 10 blocks behind
         assert_eq!(s.head(), 90);
+    }
+}
+
+#[cfg(test)]
+mod lag_tests {
+    use super::*;
+
+    #[test]
+    fn one_sample_per_step_an_hour_kept_and_a_rate_over_the_last_minute() {
+        let mut lag = LagHistory::default();
+        lag.record(1000, 100, 90);
+        lag.record(1005, 110, 95); // same step: replaces
+        assert_eq!(lag.samples(), vec![LagSample { at: 1000, head: 110, processed: 95 }]);
+        assert_eq!(lag.blocks_per_second(), None);
+        lag.record(1010, 120, 115);
+        assert_eq!(lag.blocks_per_second(), Some(2.0));
+        lag.record(1000 + 3600, 130, 130);
+        assert_eq!(lag.samples().first().map(|s| s.at), Some(1010), "an hour back is dropped");
+        assert_eq!(lag.samples().last().map(LagSample::behind), Some(0));
     }
 }

@@ -66,6 +66,8 @@ pub struct Watcher {
     prove_complete: bool,
     /// Far behind the head, the next range's logs are fetched while this one commits.
     prefetched: Option<Prefetch>,
+    /// The info line while far behind the head.
+    catch_up_log: super::progress::CatchUpLog,
 }
 
 /// A getLogs answer asked for ahead of its step; used only by a step planning the same range.
@@ -137,6 +139,7 @@ impl Watcher {
             status,
             prove_complete: true,
             prefetched: None,
+            catch_up_log: Default::default(),
         }
     }
 
@@ -221,6 +224,16 @@ impl Watcher {
                     // A step that went through clears whatever stopped the last one.
                     if self.status.problem().is_some() {
                         self.status.set_problem(None);
+                    }
+                    let now = std::time::Instant::now();
+                    if let Some(c) = self.catch_up_log.tick(now, self.status.head(), self.status.processed()) {
+                        tracing::info!(
+                            chain = self.name,
+                            behind_blocks = c.behind,
+                            blocks_per_second = format!("{:.1}", c.blocks_per_second),
+                            eta_secs = c.eta_secs,
+                            "catching up"
+                        );
                     }
                     match progress {
                         Progress::MoreToDo => Duration::ZERO,

@@ -162,6 +162,9 @@ pub struct ChainConfig {
     pub start_block: u64,
     /// More certainty for large orders.
     pub finality: Option<FinalityConfig>,
+    /// A block explorer's base URL (`https://etherscan.io`): the console links transactions
+    /// and addresses to `{explorer}/tx/{hash}` and `{explorer}/address/{address}`.
+    pub explorer: Option<String>,
 }
 
 /// Orders worth at least `large_usd` wait for `large` (a tag or a larger count) instead of

@@ -201,6 +201,11 @@ fn validate_chain(prefix: &str, chain: &super::ChainConfig) -> Result<(), Config
     {
         return Err(ConfigError::key(&format!("{prefix}.rpc_ws"), "must be a ws:// or wss:// URL"));
     }
+    if let Some(explorer) = &chain.explorer
+        && !(explorer.starts_with("http://") || explorer.starts_with("https://"))
+    {
+        return Err(ConfigError::key(&format!("{prefix}.explorer"), "must be an http:// or https:// URL"));
+    }
     if let Some(f) = &chain.finality
         && f.large_usd.0 <= Decimal::ZERO
     {

@@ -69,6 +69,15 @@ pub async fn watched<'e>(db: impl AnyExecutor<'e>, chain_id: u64) -> StoreResult
     }))
 }
 
+/// When the watcher last moved its cursor (unix seconds, the writing host's clock): how an
+/// operator's tool tells a stalled watcher from a quiet chain.
+pub async fn moved_at<'e>(db: impl AnyExecutor<'e>, chain_id: u64) -> StoreResult<Option<i64>> {
+    Ok(sqlx::query_scalar("SELECT updated_at FROM chain_cursor WHERE chain_id = $1")
+        .bind(chain_id as i64)
+        .fetch_optional(db)
+        .await?)
+}
+
 /// The chains' clock as the watchers have seen it: the least timestamp of the cursors of
 /// `chain_ids` (0 while one of them has processed nothing). Payment rules that depend on time
 /// wait for it.

@@ -187,3 +187,12 @@ pub async fn mark_swept<'e>(
     .await?;
     Ok(done.rows_affected() == 1)
 }
+
+/// (deposit time, pay method, usd) of every deposit since `from` (unix seconds): what the
+/// revenue figures sum, by the payment list's rule (a deposit counts in its UTC month).
+pub async fn revenue_since<'e>(db: impl AnyExecutor<'e>, from: i64) -> StoreResult<Vec<(i64, String, String)>> {
+    Ok(sqlx::query_as("SELECT deposit_time, pay_method, usd FROM deposits WHERE deposit_time >= $1")
+        .bind(from)
+        .fetch_all(db)
+        .await?)
+}

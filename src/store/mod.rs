@@ -12,6 +12,7 @@ pub mod deposits;
 pub mod idempotency;
 pub mod job_leases;
 pub mod order_events;
+pub mod order_search;
 pub mod orders;
 pub mod outbox;
 pub mod products;

@@ -142,15 +142,34 @@ pub struct Delivery {
     pub delivered_at: Option<i64>,
 }
 
-pub async fn list<'e>(db: impl AnyExecutor<'e>, limit: i64) -> StoreResult<Vec<Delivery>> {
+/// Which deliveries a list holds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Which<'a> {
+    #[default]
+    All,
+    /// Failed or still pending (the console's backlog).
+    Undelivered,
+    /// The events of one app.
+    App(&'a str),
+}
+
+/// The newest `limit` events with their delivery state.
+pub async fn list<'e>(db: impl AnyExecutor<'e>, which: Which<'_>, limit: i64) -> StoreResult<Vec<Delivery>> {
     use sqlx::Row;
-    let rows = sqlx::query(
+    let filter = match which {
+        Which::All => "$2 = ''",
+        Which::Undelivered => "$2 = '' AND delivered_at IS NULL",
+        Which::App(_) => "app_id = $2",
+    };
+    let sql = format!(
         "SELECT event_id, event_type, app_id, attempts, last_error, created_at, delivered_at, failed_at \
-         FROM webhook_outbox ORDER BY seq DESC LIMIT $1",
-    )
-    .bind(limit)
-    .fetch_all(db)
-    .await?;
+         FROM webhook_outbox WHERE {filter} ORDER BY seq DESC LIMIT $1"
+    );
+    let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(limit)
+        .bind(if let Which::App(app) = which { app } else { "" })
+        .fetch_all(db)
+        .await?;
     rows.iter()
         .map(|r| {
             let delivered_at: Option<i64> = r.try_get("delivered_at")?;
@@ -171,6 +190,18 @@ pub async fn list<'e>(db: impl AnyExecutor<'e>, limit: i64) -> StoreResult<Vec<D
             })
         })
         .collect()
+}
+
+/// (pending, failed) events: the webhook backlog.
+pub async fn backlog<'e>(db: impl AnyExecutor<'e>) -> StoreResult<(i64, i64)> {
+    let (pending, failed): (i64, i64) = sqlx::query_as(
+        "SELECT COALESCE(SUM(CASE WHEN failed_at IS NULL THEN 1 ELSE 0 END), 0), \
+         COALESCE(SUM(CASE WHEN failed_at IS NOT NULL THEN 1 ELSE 0 END), 0) \
+         FROM webhook_outbox WHERE delivered_at IS NULL",
+    )
+    .fetch_one(db)
+    .await?;
+    Ok((pending, failed))
 }
 
 /// Queues an event again (after it failed, or to send it once more); false if unknown.

@@ -342,3 +342,38 @@ pub async fn balance_at<'e>(
     }
     Ok(balance)
 }
+
+/// Confirmed money at deposit addresses that no pending or confirmed sweep has covered, per
+/// (chain id, token): (chain id, token, total base units, addresses holding some). The same
+/// rule as `candidates`, summed per transfer (a sweep takes an address's whole balance, so a
+/// transfer mined after the address's last sweep is what remains).
+pub async fn unswept<'e>(db: impl AnyExecutor<'e>) -> StoreResult<Vec<(u64, Address, U256, usize)>> {
+    let rows = sqlx::query(
+        "SELECT t.chain_id, t.token_address, t.to_address, t.amount_base FROM chain_transfers t \
+         JOIN orders o ON o.order_id = t.order_id \
+         WHERE t.state = 'confirmed' AND o.salt IS NOT NULL \
+         AND NOT EXISTS (SELECT 1 FROM sweeps s WHERE s.chain_id = t.chain_id AND s.deposit_address = t.to_address \
+              AND s.token_address = t.token_address AND s.state IN ('pending', 'confirmed') \
+              AND (s.block_number IS NULL OR s.block_number >= t.block_number)) \
+         ORDER BY t.chain_id, t.token_address, t.to_address",
+    )
+    .fetch_all(db)
+    .await?;
+    let mut totals: Vec<(u64, Address, U256, usize)> = Vec::new();
+    let mut last_address = None;
+    for r in &rows {
+        let chain_id = r.try_get::<i64, _>("chain_id")? as u64;
+        let token: Address = parsed(r, "chain_transfers", "token_address")?;
+        let address: Address = parsed(r, "chain_transfers", "to_address")?;
+        let amount = base_units(&r.try_get::<String, _>("amount_base")?, "chain_transfers.amount_base")?;
+        match totals.last_mut() {
+            Some((c, t, sum, n)) if *c == chain_id && *t == token => {
+                *sum += amount;
+                *n += (last_address != Some(address)) as usize;
+            }
+            _ => totals.push((chain_id, token, amount, 1)),
+        }
+        last_address = Some(address);
+    }
+    Ok(totals)
+}

@@ -115,3 +115,34 @@ pub async fn revoke_key<'e>(db: impl AnyExecutor<'e>, team_id: &str, key_id: &st
             .await?;
     Ok(done.rows_affected() == 1)
 }
+
+/// A key as the operator sees it: never the secret, which is not stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyRow {
+    pub key_id: String,
+    pub created_at: i64,
+    pub revoked_at: Option<i64>,
+}
+
+/// Every team, newest first, with its keys (newest first).
+pub async fn list_with_keys<'e>(db: impl AnyExecutor<'e>) -> StoreResult<Vec<(Team, Vec<KeyRow>)>> {
+    let rows = sqlx::query(
+        "SELECT t.team_id, t.name, t.created_at, k.key_id, k.created_at AS key_created_at, k.revoked_at \
+         FROM teams t LEFT JOIN api_keys k ON k.team_id = t.team_id \
+         ORDER BY t.created_at DESC, t.team_id, k.created_at DESC, k.key_id",
+    )
+    .fetch_all(db)
+    .await?;
+    let mut teams: Vec<(Team, Vec<KeyRow>)> = Vec::new();
+    for r in rows {
+        let team_id: String = r.try_get("team_id")?;
+        if teams.last().is_none_or(|(t, _)| t.team_id != team_id) {
+            teams.push((Team { team_id, name: r.try_get("name")?, created_at: r.try_get("created_at")? }, Vec::new()));
+        }
+        if let Some(key_id) = r.try_get::<Option<String>, _>("key_id")? {
+            let key = KeyRow { key_id, created_at: r.try_get("key_created_at")?, revoked_at: r.try_get("revoked_at")? };
+            teams.last_mut().expect("pushed above").1.push(key);
+        }
+    }
+    Ok(teams)
+}
