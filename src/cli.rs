@@ -57,6 +57,9 @@ enum Command {
     Sweep(ChainArgs),
     /// Validates the configuration and reaches the database and the RPC node.
     Check(CheckArgs),
+    /// The operator's overview in a terminal (chains, lag, orders, webhooks, unswept money);
+    /// exits 1 when a watcher is stalled or a chain's RPC is unreachable.
+    Status(ConfigArg),
     /// Compares, at the last processed block, each deposit address's token balance with the
     /// ledger; prints the result as JSON and exits 1 when any differs.
     Reconcile(ConfigArg),
@@ -215,6 +218,16 @@ async fn run(command: Command) -> anyhow::Result<()> {
             let mut out = out.unwrap_or_default();
             out["chains"] = serde_json::Value::Object(per_chain);
             println!("{out}");
+            Ok(())
+        }
+        Command::Status(c) => {
+            let config = Config::load(&c.config)?;
+            let store = startup::connect_store(&config).await?;
+            let status = crate::overview::terminal::status(&store, &config).await;
+            store.close().await;
+            let status = status?;
+            print!("{}", status.text);
+            anyhow::ensure!(status.alarms.is_empty(), "{}", status.alarms.join("; "));
             Ok(())
         }
         Command::Reconcile(c) => {

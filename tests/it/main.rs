@@ -10,6 +10,7 @@ mod chain_truth;
 mod chains;
 mod checkout_page;
 mod cli_check;
+mod console;
 mod contracts;
 mod devnet;
 mod flat_cost;

@@ -26,7 +26,7 @@ pub fn colour(i: usize) -> &'static str {
 fn frame(id: &str, title: &str, max_label: &str, inner: Markup, x_labels: Markup) -> Markup {
     let plot_bottom = HEIGHT - BOTTOM;
     html! {
-        svg class="chart" id=(id) viewBox={"0 0 " (WIDTH) " " (HEIGHT)} role="img" aria-labelledby={(id) "-title"} {
+        svg class="chart" id=(id) viewBox={"0 0 " (WIDTH) " " (HEIGHT)} preserveAspectRatio="xMinYMin meet" role="img" aria-labelledby={(id) "-title"} {
             title id={(id) "-title"} { (title) }
             line class="axis" x1=(LEFT) y1=(TOP) x2=(LEFT) y2=(plot_bottom) stroke="#555" {}
             line class="axis" x1=(LEFT) y1=(plot_bottom) x2=(WIDTH) y2=(plot_bottom) stroke="#555" {}

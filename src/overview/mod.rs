@@ -13,6 +13,8 @@ use crate::config::Config;
 use crate::money::format_base_units;
 use crate::store::{Store, StoreError, StoreResult, deposits, orders, outbox, sweeps};
 
+pub mod terminal;
+
 /// Blocks behind the head past which the watcher reports its catch-up progress.
 pub const FAR_BEHIND: u64 = 1_000;
 
