@@ -178,8 +178,20 @@ struct Report {
     create_rps: f64,
     status_rps: f64,
     healthz_rps: f64,
+    console: ConsoleTimes,
     streams: Option<StreamReport>,
 }
+
+/// The console's orders page, signed in: (median, slowest) of `CONSOLE_SAMPLES` requests each.
+#[derive(Default)]
+struct ConsoleTimes {
+    first_page: (Duration, Duration),
+    deep_page: (Duration, Duration),
+    by_status: (Duration, Duration),
+    by_tx_hash: (Duration, Duration),
+}
+
+const CONSOLE_SAMPLES: usize = 20;
 
 /// Where the server listens and the team's key.
 struct Api {
@@ -262,6 +274,8 @@ async fn measure_on(chain: &Chain, db_url: &str, db_name: &str, scale: &Scale) -
     report.create_rps =
         load(&http, || http.post(format!("{base}/v2alpha/app/v2/app")).bearer_auth(&key).json(&body)).await?;
 
+    report.console = console_times(&http, &base, &store).await?;
+
     if scale.streams {
         let api = Api { base, team_id, key };
         report.streams = Some(streams(chain, &store, db_name, &server, &api, scale.tag).await?);
@@ -269,6 +283,69 @@ async fn measure_on(chain: &Chain, db_url: &str, db_name: &str, scale: &Scale) -
     server.stop().await?;
     store.close().await;
     Ok(report)
+}
+
+/// Signs in to the console as a browser would (sign-in nonce cookie, then the session cookie).
+async fn console_session(base: &str) -> anyhow::Result<String> {
+    // The sign-in answers see-other with the cookie: not followed, so the cookie is read here.
+    let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build()?;
+    let cookie = |r: &reqwest::Response, name: &str| -> anyhow::Result<String> {
+        r.headers()
+            .get_all("set-cookie")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .find_map(|v| v.strip_prefix(&format!("{name}=")).map(|rest| rest.split(';').next().unwrap_or("").to_string()))
+            .with_context(|| format!("no {name} cookie"))
+    };
+    let form = http.get(format!("{base}/console/sign-in")).send().await?;
+    let nonce = cookie(&form, "paywatch_sign_in")?;
+    let signed = http
+        .post(format!("{base}/console/sign-in"))
+        .header("cookie", format!("paywatch_sign_in={nonce}"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!("token=bench-admin-token-0123456789&nonce={nonce}&next=%2Fconsole"))
+        .send()
+        .await?;
+    anyhow::ensure!(signed.status() == 303, "console sign-in: {}", signed.status());
+    Ok(format!("paywatch_console={}", cookie(&signed, "paywatch_console")?))
+}
+
+async fn console_times(http: &reqwest::Client, base: &str, store: &Store) -> anyhow::Result<ConsoleTimes> {
+    let session = console_session(base).await?;
+    let pool = store.pool();
+    let total: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM orders").fetch_one(pool).await?;
+    // A page half-way down the table (the mark is found by OFFSET here, once, unmeasured).
+    let (at, id): (i64, String) = sqlx::query_as(
+        "SELECT created_at, order_id FROM orders ORDER BY created_at DESC, order_id DESC OFFSET $1 LIMIT 1",
+    )
+    .bind(total / 2)
+    .fetch_one(pool)
+    .await?;
+    let tx: String = sqlx::query_scalar("SELECT tx_hash FROM chain_transfers ORDER BY block_number DESC LIMIT 1")
+        .fetch_one(pool)
+        .await?;
+    let time = |path: String| {
+        let (http, session) = (http.clone(), session.clone());
+        async move {
+            let mut samples = Vec::with_capacity(CONSOLE_SAMPLES);
+            for _ in 0..CONSOLE_SAMPLES {
+                let started = Instant::now();
+                let r = http.get(format!("{base}{path}")).header("cookie", &session).send().await?;
+                let status = r.status();
+                let html = r.text().await?;
+                samples.push(started.elapsed());
+                anyhow::ensure!(status == 200 && html.contains("id=\"orders\""), "{path}: {status}, no orders table");
+            }
+            samples.sort();
+            Ok::<_, anyhow::Error>((samples[samples.len() / 2], samples[samples.len() - 1]))
+        }
+    };
+    Ok(ConsoleTimes {
+        first_page: time("/console/orders".into()).await?,
+        deep_page: time(format!("/console/orders?after={at}.{id}")).await?,
+        by_status: time("/console/orders?status=awaiting_payment".into()).await?,
+        by_tx_hash: time(format!("/console/orders?q={tx}")).await?,
+    })
 }
 
 /// One team with a key; history and open orders bulk-inserted (each with its recorded view, as
@@ -758,6 +835,32 @@ fn print_report(chain: &Chain, scales: &[Scale], reports: &[Report]) {
     if let [small, large] = reports {
         let ratio = |r: &Report| r.catch_up.as_secs_f64() / r.raw_fetch.as_secs_f64();
         println!("\nLarge / small catch-up ratio: **{:.2}x** (flat means ≤ 1.1x).", ratio(large) / ratio(small));
+    }
+    println!(
+        "\n### The console's orders page (signed in; median / slowest of {CONSOLE_SAMPLES} requests; target: under 200 ms at 1,000,000 orders)\n"
+    );
+    println!("| | first page | a page half-way down (keyset) | status filter | search by tx hash |\n|---|---|---|---|---|");
+    for (scale, r) in scales.iter().zip(reports) {
+        let c = &r.console;
+        let cell = |t: (Duration, Duration)| format!("{:.1} / {:.1} ms", ms(t.0), ms(t.1));
+        println!(
+            "| {} | {} | {} | {} | {} |",
+            scale.name,
+            cell(c.first_page),
+            cell(c.deep_page),
+            cell(c.by_status),
+            cell(c.by_tx_hash)
+        );
+    }
+    if let [small, large] = reports {
+        let ratio = |f: fn(&ConsoleTimes) -> Duration| ms(f(&large.console)) / ms(f(&small.console)).max(0.001);
+        println!(
+            "\nLarge / small (medians): first page **{:.2}x**, half-way page **{:.2}x**, status filter **{:.2}x**, tx hash **{:.2}x**.",
+            ratio(|c| c.first_page.0),
+            ratio(|c| c.deep_page.0),
+            ratio(|c| c.by_status.0),
+            ratio(|c| c.by_tx_hash.0)
+        );
     }
     for r in reports {
         if let Some(s) = &r.streams {

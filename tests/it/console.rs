@@ -100,8 +100,19 @@ fn form(request: reqwest::RequestBuilder, fields: &[(&str, &str)]) -> reqwest::R
     request.header("content-type", "application/x-www-form-urlencoded").body(body.join("&"))
 }
 
+/// An element's text; found again when the overview's live refresh replaced it meanwhile.
 async fn text(browser: &Browser, css: &str) -> String {
-    find(browser, css).await.text().await.unwrap()
+    let mut tries = 0;
+    loop {
+        match find(browser, css).await.text().await {
+            Ok(t) => return t,
+            Err(e) if tries < 5 => {
+                tries += 1;
+                let _ = e;
+            }
+            Err(e) => panic!("{css}: {e}"),
+        }
+    }
 }
 
 async fn all(browser: &Browser, css: &str) -> Vec<fantoccini::elements::Element> {
@@ -271,6 +282,8 @@ async fn console_end_to_end(backend: &'static str) {
     assert!(!all(&browser, &format!("#lag-{chain_id} circle.point")).await.is_empty(), "the lag chart has points");
     assert_eq!(text(&browser, &format!("#chains tr[data-chain-id=\"{chain_id}\"] td:nth-of-type(5)")).await, "this process");
     assert!(text(&browser, "table.endpoints").await.contains("block "), "the endpoint answered");
+    let (head, processed, _) = first_chain_health(&app).await;
+    assert!(head > 0 && processed > 0, "the watcher is running");
     accessible(&browser, "overview").await;
     if shots {
         pictures(&browser, "overview").await;
@@ -414,4 +427,14 @@ async fn status_prints_the_overview_and_exits_1_when_the_rpc_is_unreachable() {
     assert!(printed.contains("paid: 1"), "the rest of the overview is still printed: {printed}");
     assert!(String::from_utf8_lossy(&out.stderr).contains("no RPC endpoint answers"));
     app.stop().await;
+}
+
+async fn first_chain_health(app: &TestApp) -> (u64, u64, u64) {
+    let health: Value = app.http.get(format!("{}/healthz", app.base)).send().await.unwrap().json().await.unwrap();
+    let c = &health["chains"][0];
+    let (head, processed) = (c["head"].as_u64().unwrap(), c["processed_block"].as_u64().unwrap());
+    let behind = c["behind_blocks"].as_u64().expect("behind_blocks in /healthz");
+    assert_eq!(behind, head.saturating_sub(processed), "behind_blocks is head - processed: {health}");
+    assert_eq!(health["behind_blocks"], c["behind_blocks"], "the first chain's, at the top");
+    (head, processed, behind)
 }

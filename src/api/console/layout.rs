@@ -104,3 +104,13 @@ pub fn error_page(operator: Option<&Operator>, e: ApiError) -> Response {
 pub fn notice(operator: &Operator, current: &str, title: &str, body: Markup) -> Response {
     (StatusCode::OK, page(Some(operator), current, title, body)).into_response()
 }
+
+/// Percent-encodes a query value (everything but unreserved characters).
+pub fn encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}

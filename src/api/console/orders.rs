@@ -8,7 +8,7 @@ use serde::Deserialize;
 use time::Date;
 use time::macros::format_description;
 
-use super::layout::{error_page, page, when};
+use super::layout::{encode, error_page, page, when};
 use super::{Operator, webhooks};
 use crate::api::AppState;
 use crate::api::error::ApiError;
@@ -88,14 +88,6 @@ impl ListQuery {
     }
 }
 
-fn encode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
 
 pub async fn list(State(state): State<AppState>, op: Operator, Query(q): Query<ListQuery>) -> Response {
     let found = async {

@@ -196,3 +196,33 @@ fn money_sections(o: &Overview) -> Markup {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::chain::status::ChainStatus;
+
+    fn line(head: u64, processed: u64) -> ChainLine {
+        ChainLine {
+            name: "main".into(),
+            chain_id: 1,
+            head: Some(head),
+            processed,
+            caught_up: false,
+            problem: None,
+            watcher: "this process".into(),
+        }
+    }
+
+    #[test]
+    fn a_progress_bar_only_while_more_than_1000_blocks_behind() {
+        let status = ChainStatus::default();
+        status.set_head(20_000);
+        status.set_processed(12_000);
+        let far = chain_section(&line(20_000, 12_000), &status, 10_000, &[]).into_string();
+        assert!(far.contains(r#"<progress id="lag-1-progress" max="10000" value="2000">"#), "{far}");
+        assert!(far.contains("8000 blocks behind"), "{far}");
+        let near = chain_section(&line(20_000, 19_000), &status, 10_000, &[]).into_string();
+        assert!(!near.contains("<progress"), "1,000 behind is not far: {near}");
+    }
+}

@@ -115,18 +115,10 @@ impl Operator {
 /// See-other to the sign-in page, remembering where the operator was going.
 pub fn to_sign_in(parts: &Parts) -> Response {
     let next = parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/console");
-    let target = format!("{SIGN_IN}?next={}", urlencode(next));
+    let target = format!("{SIGN_IN}?next={}", super::layout::encode(next));
     (StatusCode::SEE_OTHER, [(LOCATION, target)]).into_response()
 }
 
-fn urlencode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'/' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
 
 impl FromRequestParts<AppState> for Operator {
     type Rejection = Response;
