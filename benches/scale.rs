@@ -294,7 +294,9 @@ async fn console_session(base: &str) -> anyhow::Result<String> {
             .get_all("set-cookie")
             .iter()
             .filter_map(|v| v.to_str().ok())
-            .find_map(|v| v.strip_prefix(&format!("{name}=")).map(|rest| rest.split(';').next().unwrap_or("").to_string()))
+            .find_map(|v| {
+                v.strip_prefix(&format!("{name}=")).map(|rest| rest.split(';').next().unwrap_or("").to_string())
+            })
             .with_context(|| format!("no {name} cookie"))
     };
     let form = http.get(format!("{base}/console/sign-in")).send().await?;
@@ -839,7 +841,9 @@ fn print_report(chain: &Chain, scales: &[Scale], reports: &[Report]) {
     println!(
         "\n### The console's orders page (signed in; median / slowest of {CONSOLE_SAMPLES} requests; target: under 200 ms at 1,000,000 orders)\n"
     );
-    println!("| | first page | a page half-way down (keyset) | status filter | search by tx hash |\n|---|---|---|---|---|");
+    println!(
+        "| | first page | a page half-way down (keyset) | status filter | search by tx hash |\n|---|---|---|---|---|"
+    );
     for (scale, r) in scales.iter().zip(reports) {
         let c = &r.console;
         let cell = |t: (Duration, Duration)| format!("{:.1} / {:.1} ms", ms(t.0), ms(t.1));

@@ -47,7 +47,9 @@ pub async fn status(store: &Store, config: &Config) -> StoreResult<Status> {
         };
         match (head, moved_at) {
             (None, _) => alarms.push(format!("chain {}: no RPC endpoint answers", c.name)),
-            (Some(_), None) => alarms.push(format!("chain {}: nothing has been processed yet (is `paywatch serve` running?)", c.name)),
+            (Some(_), None) => {
+                alarms.push(format!("chain {}: nothing has been processed yet (is `paywatch serve` running?)", c.name))
+            }
             (Some(_), Some(at)) => {
                 let behind = line.behind().unwrap_or(0);
                 if behind > STALL_BLOCKS && now - at > STALL_SECS {

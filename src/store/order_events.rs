@@ -119,7 +119,11 @@ pub async fn compact_settled<'e>(db: impl AnyExecutor<'e>, before: i64) -> Store
 }
 
 /// The order's timeline for operators: (seq, event, recorded at), oldest first, at most `limit`.
-pub async fn timeline<'e>(db: impl AnyExecutor<'e>, order_id: &str, limit: i64) -> StoreResult<Vec<(i64, String, i64)>> {
+pub async fn timeline<'e>(
+    db: impl AnyExecutor<'e>,
+    order_id: &str,
+    limit: i64,
+) -> StoreResult<Vec<(i64, String, i64)>> {
     Ok(sqlx::query_as("SELECT seq, event, created_at FROM order_events WHERE order_id = $1 ORDER BY seq LIMIT $2")
         .bind(order_id)
         .bind(limit)

@@ -52,7 +52,11 @@ const COLUMNS: &str =
 /// A page of at most `limit` orders, newest first, and where the next one starts (None on the
 /// last page). Only the conditions asked for are in the statement, so each filter can use its
 /// index (a `$1 = '' OR` form would leave the planner guessing).
-pub async fn page<'e>(db: impl AnyExecutor<'e>, f: &OrderFilter, limit: i64) -> StoreResult<(Vec<OrderRow>, Option<After>)> {
+pub async fn page<'e>(
+    db: impl AnyExecutor<'e>,
+    f: &OrderFilter,
+    limit: i64,
+) -> StoreResult<(Vec<OrderRow>, Option<After>)> {
     let mut conditions = Vec::new();
     let mut binds = Vec::new();
     let mut bind = |b: Bind| {

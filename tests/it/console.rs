@@ -138,9 +138,8 @@ async fn wait_path(browser: &Browser, prefix: &str) {
 
 /// Runs axe-core inside the page; fails listing every serious or critical violation.
 async fn accessible(browser: &Browser, what: &str) {
-    let axe = std::env::var("AXE_JS").unwrap_or_else(|_| {
-        concat!(env!("CARGO_MANIFEST_DIR"), "/tools/node_modules/axe-core/axe.min.js").to_string()
-    });
+    let axe = std::env::var("AXE_JS")
+        .unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/tools/node_modules/axe-core/axe.min.js").to_string());
     let source = std::fs::read_to_string(&axe)
         .unwrap_or_else(|e| panic!("{axe}: {e}: axe-core is needed for this test (run `make tools`)"));
     browser.client.execute(&source, vec![]).await.expect("axe-core loads in the page");
@@ -194,7 +193,10 @@ async fn console_end_to_end(backend: &'static str) {
         backend,
         confirmations: 1,
         extra_config: format!("{}{signer}", webhook_config(&url)),
-        config_edits: vec![("poll_interval_ms = 100\n", "poll_interval_ms = 100\nexplorer = \"https://explorer.example\"\n")],
+        config_edits: vec![(
+            "poll_interval_ms = 100\n",
+            "poll_interval_ms = 100\nexplorer = \"https://explorer.example\"\n",
+        )],
         ..Default::default()
     })
     .await;
@@ -274,13 +276,19 @@ async fn console_end_to_end(backend: &'static str) {
             .filter(|p| p["pay_method"] == method)
             .map(|p| p["usd"].as_str().unwrap().parse::<Decimal>().unwrap())
             .sum();
-        assert_eq!(text(&browser, &format!("#revenue-month tr[data-method={method}] .amount")).await, format!("{listed:.2}"));
+        assert_eq!(
+            text(&browser, &format!("#revenue-month tr[data-method={method}] .amount")).await,
+            format!("{listed:.2}")
+        );
         let bar = find(&browser, &format!("#revenue-chart rect.bar[data-method={method}]")).await;
         assert_eq!(bar.attr("data-usd").await.unwrap().unwrap().parse::<Decimal>().unwrap(), listed, "{method}'s bar");
     }
     let chain_id = app.chain.anvil.chain_id();
     assert!(!all(&browser, &format!("#lag-{chain_id} circle.point")).await.is_empty(), "the lag chart has points");
-    assert_eq!(text(&browser, &format!("#chains tr[data-chain-id=\"{chain_id}\"] td:nth-of-type(5)")).await, "this process");
+    assert_eq!(
+        text(&browser, &format!("#chains tr[data-chain-id=\"{chain_id}\"] td:nth-of-type(5)")).await,
+        "this process"
+    );
     assert!(text(&browser, "table.endpoints").await.contains("block "), "the endpoint answered");
     let (head, processed, _) = first_chain_health(&app).await;
     assert!(head > 0 && processed > 0, "the watcher is running");
@@ -340,7 +348,11 @@ async fn console_end_to_end(backend: &'static str) {
     if shots {
         pictures(&browser, "webhooks").await;
     }
-    find(&browser, &format!("#undelivered tr[data-event-id=\"{}\"] button", state.failed_event)).await.click().await.unwrap();
+    find(&browser, &format!("#undelivered tr[data-event-id=\"{}\"] button", state.failed_event))
+        .await
+        .click()
+        .await
+        .unwrap();
     let started = Instant::now();
     while !receiver.seen().iter().any(|r| r.event_id == state.failed_event && r.answered == 200) {
         assert!(started.elapsed() < Duration::from_secs(30), "the redelivered event never arrived");
@@ -413,7 +425,10 @@ async fn status_prints_the_overview_and_exits_1_when_the_rpc_is_unreachable() {
     let head = app.head().await;
     assert!(printed.contains(&format!("main ({}): head {head}", app.chain.anvil.chain_id())), "{printed}");
     assert!(printed.contains("paid: 1"), "{printed}");
-    assert!(printed.contains(&format!("USDT_ERC20 on main: {} at 1 address(es)", format_base_units(owed, 6))), "{printed}");
+    assert!(
+        printed.contains(&format!("USDT_ERC20 on main: {} at 1 address(es)", format_base_units(owed, 6))),
+        "{printed}"
+    );
 
     let text = std::fs::read_to_string(&app.config_path).unwrap();
     let dead = text.replace(&app.chain.anvil.rpc_url(), "http://127.0.0.1:9");

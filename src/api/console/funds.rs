@@ -79,7 +79,11 @@ pub struct RefundForm {
     tx_hash: String,
 }
 
-pub async fn refunded(State(state): State<AppState>, Path(fund_id): Path<String>, posted: Posted<RefundForm>) -> Response {
+pub async fn refunded(
+    State(state): State<AppState>,
+    Path(fund_id): Path<String>,
+    posted: Posted<RefundForm>,
+) -> Response {
     match mark_refunded(&state, &fund_id, &posted.form.tx_hash).await {
         Ok(_) => back_to(Some("/console/funds")),
         Err(e) => error_page(Some(&posted.operator), e),

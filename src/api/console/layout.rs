@@ -96,7 +96,8 @@ pub fn error_page(operator: Option<&Operator>, e: ApiError) -> Response {
     if let ApiError::Internal(cause) = &e {
         tracing::error!(error = format!("{cause:#}"), "console request failed");
     }
-    let body = html! { p class="error" role="alert" { (e.to_string()) } p { a href="/console" { "Back to the overview" } } };
+    let body =
+        html! { p class="error" role="alert" { (e.to_string()) } p { a href="/console" { "Back to the overview" } } };
     (status, page(operator, "", "Something went wrong", body)).into_response()
 }
 

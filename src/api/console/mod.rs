@@ -75,8 +75,7 @@ async fn style() -> Response {
 }
 
 async fn script() -> Response {
-    ([(CONTENT_TYPE, "text/javascript; charset=utf-8"), (CACHE_CONTROL, "public, max-age=300")], SCRIPT)
-        .into_response()
+    ([(CONTENT_TYPE, "text/javascript; charset=utf-8"), (CACHE_CONTROL, "public, max-age=300")], SCRIPT).into_response()
 }
 
 /// A form posted by a signed-in operator with the session's CSRF token; `T` is read from the
@@ -159,12 +158,22 @@ struct SignIn {
 async fn sign_in(State(state): State<AppState>, headers: HeaderMap, Form(form): Form<SignIn>) -> Response {
     let echoed = session::cookie_value(&headers, SIGN_IN_COOKIE).is_some_and(|c| !c.is_empty() && c == form.nonce);
     if !echoed {
-        return sign_in_form(&state, form.next.as_deref(), Some("The sign-in form expired; try again."), StatusCode::FORBIDDEN);
+        return sign_in_form(
+            &state,
+            form.next.as_deref(),
+            Some("The sign-in form expired; try again."),
+            StatusCode::FORBIDDEN,
+        );
     }
     let Some(token) = state.config.auth.admin_token.as_ref().filter(|_| session::token_matches(&state, &form.token))
     else {
         tracing::warn!("console sign-in refused: wrong admin token");
-        return sign_in_form(&state, form.next.as_deref(), Some("That is not the admin token."), StatusCode::UNAUTHORIZED);
+        return sign_in_form(
+            &state,
+            form.next.as_deref(),
+            Some("That is not the admin token."),
+            StatusCode::UNAUTHORIZED,
+        );
     };
     let value = session::new_session(token.expose_secret(), crate::store::unix_now());
     let cookie = session::set_cookie(&headers, &value, session::SESSION_SECS);

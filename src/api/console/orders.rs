@@ -77,7 +77,13 @@ impl ListQuery {
     /// This query's link with another page start.
     fn with_after(&self, after: &After) -> String {
         let mut pairs: Vec<(&str, String)> = Vec::new();
-        for (k, v) in [("status", &self.status), ("team", &self.team), ("pay_method", &self.pay_method), ("from", &self.from), ("to", &self.to)] {
+        for (k, v) in [
+            ("status", &self.status),
+            ("team", &self.team),
+            ("pay_method", &self.pay_method),
+            ("from", &self.from),
+            ("to", &self.to),
+        ] {
             if let Some(v) = given(v) {
                 pairs.push((k, v));
             }
@@ -87,7 +93,6 @@ impl ListQuery {
         format!("/console/orders?{}", query.join("&"))
     }
 }
-
 
 pub async fn list(State(state): State<AppState>, op: Operator, Query(q): Query<ListQuery>) -> Response {
     let found = async {
@@ -99,7 +104,9 @@ pub async fn list(State(state): State<AppState>, op: Operator, Query(q): Query<L
     }
     .await;
     match found {
-        Ok((rows, next)) => page(Some(&op), "/console/orders", "Orders", list_body(&state, &q, &rows, next.as_ref())).into_response(),
+        Ok((rows, next)) => {
+            page(Some(&op), "/console/orders", "Orders", list_body(&state, &q, &rows, next.as_ref())).into_response()
+        }
         Err(e) => error_page(Some(&op), e),
     }
 }
@@ -169,7 +176,9 @@ pub async fn detail(State(state): State<AppState>, op: Operator, Path(order_id):
 
 fn explorer_link(base: Option<&str>, kind: &str, value: &str) -> Markup {
     match base {
-        Some(b) => html! { a href={(b.trim_end_matches('/')) "/" (kind) "/" (value)} rel="noreferrer" { code { (value) } } },
+        Some(b) => {
+            html! { a href={(b.trim_end_matches('/')) "/" (kind) "/" (value)} rel="noreferrer" { code { (value) } } }
+        }
         None => html! { code { (value) } },
     }
 }

@@ -119,7 +119,6 @@ pub fn to_sign_in(parts: &Parts) -> Response {
     (StatusCode::SEE_OTHER, [(LOCATION, target)]).into_response()
 }
 
-
 impl FromRequestParts<AppState> for Operator {
     type Rejection = Response;
 

@@ -70,8 +70,13 @@ pub async fn run(State(state): State<AppState>, posted: Posted<super::Back>) -> 
     let report = crate::jobs::sweep::sweep_chains(&state.store, &state.config, &chains).await;
     let text = serde_json::to_string_pretty(&report).unwrap_or_default();
     let failed = report.values().any(|r| r.error.is_some());
-    notice(&op, "/console/sweeps", if failed { "Sweep: a chain failed" } else { "Swept" }, html! {
-        pre id="sweep-report" { (text) }
-        p { a href="/console/sweeps" { "Back to sweeps" } }
-    })
+    notice(
+        &op,
+        "/console/sweeps",
+        if failed { "Sweep: a chain failed" } else { "Swept" },
+        html! {
+            pre id="sweep-report" { (text) }
+            p { a href="/console/sweeps" { "Back to sweeps" } }
+        },
+    )
 }

@@ -55,15 +55,20 @@ pub async fn page(State(state): State<AppState>, op: Operator) -> Response {
 
 /// The one time a key's secret is shown.
 fn shown_once(op: &Operator, title: &str, issued: &IssuedKeyView) -> Response {
-    notice(op, "/console/teams", title, html! {
-        p { "Copy the key now: it is shown this once (only its hash is stored)." }
-        dl class="facts" {
-            dt { "Team id" } dd { code id="issued-team" { (issued.team_id) } }
-            dt { "Key id" } dd { code id="issued-key-id" { (issued.key_id) } }
-            dt { "API key" } dd { code id="issued-key" { (issued.api_key) } }
-        }
-        p { a href="/console/teams" { "Back to teams" } }
-    })
+    notice(
+        op,
+        "/console/teams",
+        title,
+        html! {
+            p { "Copy the key now: it is shown this once (only its hash is stored)." }
+            dl class="facts" {
+                dt { "Team id" } dd { code id="issued-team" { (issued.team_id) } }
+                dt { "Key id" } dd { code id="issued-key-id" { (issued.key_id) } }
+                dt { "API key" } dd { code id="issued-key" { (issued.api_key) } }
+            }
+            p { a href="/console/teams" { "Back to teams" } }
+        },
+    )
 }
 
 #[derive(Deserialize)]

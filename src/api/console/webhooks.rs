@@ -14,10 +14,7 @@ use crate::store::outbox::{self, Delivery};
 /// An error text with every URL replaced: the receiver's address (and any secret in it) stays
 /// out of the console.
 pub fn hide_urls(text: &str) -> String {
-    text.split(' ')
-        .map(|w| if w.contains("://") { "[url hidden]" } else { w })
-        .collect::<Vec<_>>()
-        .join(" ")
+    text.split(' ').map(|w| if w.contains("://") { "[url hidden]" } else { w }).collect::<Vec<_>>().join(" ")
 }
 
 pub fn table(op: &Operator, id: &str, deliveries: &[Delivery], back: &str) -> Markup {
