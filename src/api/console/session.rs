@@ -138,7 +138,15 @@ impl FromRequestParts<AppState> for Operator {
 /// Where to go after signing in: only a console path (never another site).
 pub fn safe_next(next: Option<&str>) -> &str {
     match next {
-        Some(n) if n.starts_with("/console") && !n.starts_with("//") && !n.contains("\\") => n,
+        // Visible ASCII only: it goes into a Location header, which must not fail to build.
+        Some(n)
+            if n.starts_with("/console")
+                && !n.starts_with("//")
+                && !n.contains('\\')
+                && n.bytes().all(|b| b.is_ascii_graphic()) =>
+        {
+            n
+        }
         _ => "/console",
     }
 }
@@ -165,5 +173,7 @@ mod tests {
         assert_eq!(safe_next(Some("https://evil.example/console")), "/console");
         assert_eq!(safe_next(Some("//evil.example")), "/console");
         assert_eq!(safe_next(None), "/console");
+        assert_eq!(safe_next(Some("/console\nSet-Cookie: x")), "/console", "no control characters");
+        assert_eq!(safe_next(Some("/console/é")), "/console");
     }
 }
