@@ -49,6 +49,8 @@ on_both_backends!(
     a_goods_specification_is_replaced_whole,
     a_failed_transaction_leaves_nothing_behind,
     retention_compacts_history_and_keeps_the_last_view_of_every_order,
+    the_console_order_pages_walk_each_filtered_order_once_newest_first,
+    the_console_search_finds_an_order_by_each_of_its_keys,
 );
 
 fn d(s: &str) -> Decimal {
@@ -369,4 +371,125 @@ async fn retention_compacts_history_and_keeps_the_last_view_of_every_order(store
     let attempts: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM webhook_attempts").fetch_one(db).await.unwrap();
     assert_eq!(attempts, 0, "the compacted event's attempts go with it");
     assert_eq!(paywatch::jobs::compact(store, 5000).await.unwrap(), (0, 0), "and a second run finds nothing");
+}
+
+/// 24 orders of two teams, three pay methods and four statuses, created at four shared seconds
+/// (so pages split inside one second): any filter, walked in pages of 4, yields exactly the
+/// matching orders, newest first by (created_at, order_id), each once.
+async fn the_console_order_pages_walk_each_filtered_order_once_newest_first(store: &Store) {
+    use paywatch::store::order_search::{After, OrderFilter, page};
+    let teams = [team(store).await, team(store).await];
+    let statuses = ["awaiting_payment", "partially_paid", "paid", "expired"];
+    let methods = [PayMethod::AnkrErc20, PayMethod::UsdtErc20, PayMethod::CreditCard];
+    let mut all = Vec::new();
+    for i in 0..24u8 {
+        let team_id = &teams[usize::from(i % 2)];
+        let app = insert_app(store.pool(), team_id, &spec(), PayMethod::AnkrErc20).await.unwrap();
+        let mut new = crypto_order(team_id, &app.app_id, Address::repeat_byte(0x80 + i), 0x80 + i);
+        new.pay_method = methods[usize::from(i % 3)];
+        if new.pay_method == PayMethod::CreditCard {
+            new.crypto = None;
+        }
+        let order = insert_order(store.pool(), &orders::new_order_id(), &new).await.unwrap();
+        let (status, created_at) = (statuses[usize::from(i / 2 % 4)], 1_000 + i64::from(i % 4) * 100);
+        sqlx::query("UPDATE orders SET status = $1, created_at = $2 WHERE order_id = $3")
+            .bind(status)
+            .bind(created_at)
+            .bind(&order.order_id)
+            .execute(store.pool())
+            .await
+            .unwrap();
+        all.push((created_at, order.order_id, team_id.clone(), new.pay_method.as_str().to_string(), status));
+    }
+    all.sort_by(|a, b| (b.0, &b.1).cmp(&(a.0, &a.1)));
+    let some = |s: &str| Some(s.to_string());
+    let filters = [
+        OrderFilter::default(),
+        OrderFilter { status: some("paid"), ..Default::default() },
+        OrderFilter { team_id: Some(teams[1].clone()), ..Default::default() },
+        OrderFilter { pay_method: some("CREDIT_CARD"), ..Default::default() },
+        OrderFilter { status: some("expired"), team_id: Some(teams[0].clone()), ..Default::default() },
+        OrderFilter { created_from: Some(1_100), created_before: Some(1_300), ..Default::default() },
+        OrderFilter { team_id: Some(teams[0].clone()), created_before: Some(1_200), ..Default::default() },
+        OrderFilter {
+            pay_method: some("USDT_ERC20"),
+            status: some("awaiting_payment"),
+            created_from: Some(1_000),
+            created_before: Some(1_400),
+            ..Default::default()
+        },
+        OrderFilter { status: some("paid"), created_from: Some(1_400), ..Default::default() },
+    ];
+    for filter in filters {
+        let expected: Vec<&String> = all
+            .iter()
+            .filter(|(at, _, team, method, status)| {
+                filter.status.as_deref().is_none_or(|s| s == *status)
+                    && filter.team_id.as_ref().is_none_or(|t| t == team)
+                    && filter.pay_method.as_ref().is_none_or(|m| m == method)
+                    && filter.created_from.is_none_or(|from| *at >= from)
+                    && filter.created_before.is_none_or(|before| *at < before)
+            })
+            .map(|o| &o.1)
+            .collect();
+        let mut walked = Vec::new();
+        let mut after: Option<After> = None;
+        loop {
+            let (rows, next) =
+                page(store.pool(), &OrderFilter { after: after.clone(), ..filter.clone() }, 4).await.unwrap();
+            assert!(rows.len() <= 4);
+            walked.extend(rows.into_iter().map(|r| r.order_id));
+            match next {
+                Some(n) => after = Some(n),
+                None => break,
+            }
+            assert!(walked.len() <= all.len(), "the pages of {filter:?} do not end");
+        }
+        assert_eq!(walked.iter().collect::<Vec<_>>(), expected, "pages of {filter:?}");
+    }
+}
+
+async fn the_console_search_finds_an_order_by_each_of_its_keys(store: &Store) {
+    use paywatch::store::order_search::search;
+    let team_id = team(store).await;
+    let app = insert_app(store.pool(), &team_id, &spec(), PayMethod::AnkrErc20).await.unwrap();
+    let deposit = Address::repeat_byte(0xab);
+    let order =
+        insert_order(store.pool(), &orders::new_order_id(), &crypto_order(&team_id, &app.app_id, deposit, 0xab))
+            .await
+            .unwrap();
+    let other = insert_app(store.pool(), &team_id, &spec(), PayMethod::AnkrErc20).await.unwrap();
+    insert_order(
+        store.pool(),
+        &orders::new_order_id(),
+        &crypto_order(&team_id, &other.app_id, Address::repeat_byte(0xac), 0xac),
+    )
+    .await
+    .unwrap();
+    let tx = B256::repeat_byte(0xcd);
+    let transfer = Transfer {
+        chain_id: 31337,
+        tx_hash: tx,
+        log_index: 0,
+        block_number: 10,
+        block_hash: B256::repeat_byte(0x10),
+        token: Address::repeat_byte(0xaa),
+        from: Address::repeat_byte(0x01),
+        to: deposit,
+        amount_base: U256::from(1u8),
+        order_id: Some(order.order_id.clone()),
+        block_time: Some(1_700_000_000),
+    };
+    assert!(transfers::insert_seen(store.pool(), &transfer).await.unwrap());
+    for term in [
+        order.order_id.clone(),
+        app.app_id.clone(),
+        format!("{deposit:#x}").to_uppercase().replace("0X", "0x"),
+        format!(" {tx:#x} "),
+    ] {
+        let found: Vec<String> =
+            search(store.pool(), &term, 50).await.unwrap().into_iter().map(|r| r.order_id).collect();
+        assert_eq!(found, vec![order.order_id.clone()], "search for {term:?}");
+    }
+    assert!(search(store.pool(), &format!("{:#x}", B256::repeat_byte(0xce)), 50).await.unwrap().is_empty());
 }
