@@ -381,6 +381,31 @@ async fn console_end_to_end(backend: &'static str) {
     if shots {
         pictures(&browser, "funds").await;
     }
+    // Mark refunded from the page: a malformed hash is refused with its reason and changes
+    // nothing; a good one settles the fund.
+    let fund = paywatch::store::stray_funds::list(app.db.store.pool(), &Default::default(), 10).await.unwrap();
+    let fund_id = &fund[0].fund_id;
+    let refund = |hash: &'static str| {
+        let browser = &browser;
+        async move {
+            find(browser, &format!("#refund-{fund_id}")).await.send_keys(hash).await.unwrap();
+            find(browser, &format!("form[action=\"/console/funds/{fund_id}/refunded\"] button"))
+                .await
+                .click()
+                .await
+                .unwrap();
+        }
+    };
+    refund("0x12").await;
+    assert!(text(&browser, "p.error").await.contains("tx_hash"), "a malformed refund hash is refused with its reason");
+    let kept = paywatch::store::stray_funds::get(app.db.store.pool(), fund_id).await.unwrap().unwrap();
+    assert_eq!(kept.status, "unattributed", "a refused refund changes nothing");
+    browser.client.goto(&format!("{}/console/funds", app.base)).await.unwrap();
+    let hash = "0x00000000000000000000000000000000000000000000000000000000000000fe";
+    refund(hash).await;
+    wait_path(&browser, "/console/funds").await;
+    let row = text(&browser, &format!("tr[data-fund-id=\"{fund_id}\"][data-status=\"refunded\"]")).await;
+    assert!(row.contains(hash), "the refunded fund shows its refund transaction: {row}");
 
     // Sweep now: the treasury's balance moves on anvil by what was waiting.
     let usdt = app.chain.token(Token::UsdtErc20);
