@@ -22,6 +22,7 @@ test: tools pytools postgres chromium
 bench: tools
 	$(CARGO) bench --locked --bench sweep_gas
 	$(CARGO) bench --locked --bench catchup
+	$(CARGO) bench --locked --bench rpc_cost
 	$(CARGO) bench --locked --bench index_memory
 
 ## The scale benchmark (slow: bulk-inserts 1,100,000 orders into PostgreSQL, opens 10,000 streams).

@@ -272,11 +272,34 @@ async fn run(command: Command) -> anyhow::Result<()> {
             }
             let store = startup::connect_store(&config).await?;
             store.close().await;
+            let mut down = Vec::new();
             for c in config.chains() {
-                let provider = rpc::provider(c.config.rpc_http.urls())?;
-                rpc::check_chain_id(&provider, c.config.rpc_http.urls(), c.chain_id())
-                    .await
-                    .with_context(|| format!("chain {}", c.name))?;
+                let urls = c.config.rpc_http.urls();
+                let mut unreachable = Vec::new();
+                // Each endpoint alone: a fallback would answer for the first that works.
+                for (url, check) in urls.iter().zip(rpc::check_endpoints(urls, c.chain_id()).await?) {
+                    match check {
+                        rpc::EndpointCheck::Serves => {}
+                        rpc::EndpointCheck::WrongChain(actual) => anyhow::bail!(
+                            "chain {}: the RPC at {} serves chain id {actual}, but the chain id is {} (remove it \
+                             from rpc_http; serve leaves it out)",
+                            c.name,
+                            rpc::redact(url),
+                            c.chain_id()
+                        ),
+                        rpc::EndpointCheck::Unreachable(reason) => unreachable.push(format!(
+                            "chain {}: rpc: cannot reach {}: {reason}",
+                            c.name,
+                            rpc::redact(url)
+                        )),
+                    }
+                }
+                // One endpoint down is a warning (failover); all of them is a failure.
+                if unreachable.len() >= urls.len() {
+                    anyhow::bail!("{}", unreachable.join("; "));
+                }
+                down.extend(unreachable);
+                let provider = rpc::provider(urls)?;
                 rpc::check_finality_tag(&provider, c.config.confirmations)
                     .await
                     .with_context(|| format!("chain {}", c.name))?;
@@ -290,7 +313,8 @@ async fn run(command: Command) -> anyhow::Result<()> {
                     );
                 }
             }
-            let warnings = config.warnings();
+            let mut warnings = config.warnings();
+            warnings.extend(down);
             for w in &warnings {
                 eprintln!("paywatch: warning: {w}");
             }

@@ -81,7 +81,8 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
     // A watcher per chain, each with its own lease: one chain's outage or reorg is its own.
     for (chain, watched) in config.chains().into_iter().zip(chains.iter()) {
         let poll = Duration::from_millis(chain.config.poll_interval_ms);
-        let watcher = Watcher::for_chain(&config, chain, store.clone(), watched.rpc.clone(), watched.status.clone());
+        let watcher = Watcher::for_chain(&config, chain, store.clone(), watched.rpc.clone(), watched.status.clone())
+            .with_failover(watched.failover.clone());
         tasks.spawn(watcher.run(chain.config.rpc_ws.clone(), poll, shutdown.clone()));
         tasks.spawn(crate::chain::status::follow_watcher(
             store.clone(),

@@ -12,8 +12,10 @@ use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
 pub const LOGS_SCANNED: &str = "paywatch_logs_scanned_total";
 pub const TRANSFERS_MATCHED: &str = "paywatch_transfers_matched_total";
-/// getLogs answers that a block's bloom proved incomplete (and a by-hash fetch completed).
-pub const INCOMPLETE_ANSWERS: &str = "paywatch_incomplete_log_answers_total";
+/// getLogs answers not believed: the node that answered did not have the range's last block.
+pub const UNTRUSTED_ANSWERS: &str = "paywatch_untrusted_log_answers_total";
+/// Logs refused: `removed: true`, or not in their block's `logsBloom`.
+pub const REFUSED_LOGS: &str = "paywatch_refused_logs_total";
 /// Transfer logs to a deposit address that lack the ERC20 shape, skipped.
 pub const MALFORMED_LOGS: &str = "paywatch_malformed_transfer_logs_total";
 pub const PAYMENTS_CREDITED: &str = "paywatch_payments_credited_total";
@@ -56,6 +58,8 @@ pub fn handle() -> &'static PrometheusHandle {
 fn register_descriptions() {
     metrics::describe_counter!(LOGS_SCANNED, "ERC20 Transfer logs read from the node");
     metrics::describe_counter!(TRANSFERS_MATCHED, "Transfers to a deposit address, recorded");
+    metrics::describe_counter!(UNTRUSTED_ANSWERS, "getLogs answers from a node without the range's last block");
+    metrics::describe_counter!(REFUSED_LOGS, "Logs refused: removed, or not in their block's bloom");
     metrics::describe_counter!(PAYMENTS_CREDITED, "Orders paid in full, by pay method");
     metrics::describe_counter!(WEBHOOK_DELIVERIES, "Webhook delivery attempts, by result");
     metrics::describe_counter!(WEBHOOK_FAILURES, "Webhook events given up after their last attempt");

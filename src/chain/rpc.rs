@@ -1,11 +1,10 @@
-//! The RPC connection: one or several HTTP endpoints behind alloy's own transport layers.
-//! `FallbackLayer` ranks the endpoints by latency and failures and sends each call to the best
-//! one; `RetryBackoffLayer` waits out rate limits (HTTP 429, `Retry-After`, provider texts)
-//! before giving up. Neither proves an answer complete: the watcher does that itself
-//! (`chain::completeness`). URLs usually carry an API key, so only scheme and host are ever
-//! printed (`redact`).
+//! The RPC connection: one or several HTTP endpoints. `failover::Failover` sends each call
+//! (a batch whole) to the first endpoint that is up, in the configured order, and moves on at
+//! once when one fails; alloy's `RetryBackoffLayer` above it waits out rate limits (HTTP 429,
+//! `Retry-After`, provider texts) before giving up. Neither proves an answer complete: the
+//! watcher does that itself (a getLogs answer is tied to a node that has the range's last
+//! block). URLs usually carry an API key, so only scheme and host are ever printed (`redact`).
 
-use std::num::NonZeroUsize;
 use std::time::Duration;
 
 use alloy::network::EthereumWallet;
@@ -13,9 +12,11 @@ use alloy::providers::{DynProvider, Provider, ProviderBuilder};
 use alloy::rpc::client::RpcClient;
 use alloy::signers::local::PrivateKeySigner;
 use alloy::transports::http::Http;
-use alloy::transports::layers::{FallbackLayer, RateLimitRetryPolicy, RetryBackoffLayer, RetryPolicy};
+use alloy::transports::layers::{RateLimitRetryPolicy, RetryBackoffLayer, RetryPolicy};
 use alloy::transports::{TransportError, TransportErrorKind};
 use tower::ServiceBuilder;
+
+use super::failover::Failover;
 
 /// Retries of a rate-limited (or dropped) call inside the transport; past them the caller's own backoff
 /// takes over (the watcher doubles its wait up to 30 s).
@@ -63,7 +64,7 @@ pub fn redact_all(urls: &[String]) -> String {
     urls.iter().map(|u| redact(u)).collect::<Vec<_>>().join(", ")
 }
 
-fn client_over(urls: &[String]) -> Result<RpcClient, RpcError> {
+fn client_over(urls: &[String], chain_id: Option<u64>) -> Result<(RpcClient, Failover), RpcError> {
     let http = reqwest::Client::builder()
         .timeout(CALL_TIMEOUT)
         .build()
@@ -71,21 +72,21 @@ fn client_over(urls: &[String]) -> Result<RpcClient, RpcError> {
     let mut transports = Vec::with_capacity(urls.len());
     for url in urls {
         let parsed = url.parse().map_err(|_| RpcError::BadUrl { url: redact(url) })?;
-        transports.push(Http::with_client(http.clone(), parsed));
+        transports.push((Http::with_client(http.clone(), parsed), redact(url)));
     }
     if transports.is_empty() {
         return Err(RpcError::BadUrl { url: "(none configured)".into() });
     }
-    let is_local = transports.iter().all(|t| t.guess_local());
+    let is_local = transports.iter().all(|(t, _)| t.guess_local());
     let retry = RetryBackoffLayer::new_with_policy(
         RATE_LIMIT_RETRIES,
         RATE_LIMIT_BACKOFF_MS,
         COMPUTE_UNITS_PER_SECOND,
         ReadRetry,
     );
-    let fallback = FallbackLayer::default().with_active_transport_count(NonZeroUsize::MIN);
-    let service = ServiceBuilder::new().layer(retry).layer(fallback).service(transports);
-    Ok(RpcClient::new(service, is_local))
+    let failover = Failover::new(transports, chain_id);
+    let service = ServiceBuilder::new().layer(retry).service(failover.clone());
+    Ok((RpcClient::new(service, is_local), failover))
 }
 
 /// alloy's rate-limit policy, plus dropped connections and timeouts (reads are safe to
@@ -111,9 +112,73 @@ impl RetryPolicy for ReadRetry {
     }
 }
 
-/// A read-only provider over one or several endpoints.
+/// A read-only provider over one or several endpoints (their chain ids unchecked).
 pub fn provider(urls: &[String]) -> Result<DynProvider, RpcError> {
-    Ok(ProviderBuilder::new().connect_client(client_over(urls)?).erased())
+    Ok(ProviderBuilder::new().connect_client(client_over(urls, None)?.0).erased())
+}
+
+/// What one endpoint answered for its chain id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EndpointCheck {
+    Serves,
+    WrongChain(u64),
+    Unreachable(String),
+}
+
+/// Asks each endpoint alone for its chain id (a fallback would hide all but the one that
+/// answered).
+pub async fn check_endpoints(urls: &[String], expected: u64) -> Result<Vec<EndpointCheck>, RpcError> {
+    let mut out = Vec::with_capacity(urls.len());
+    for url in urls {
+        let one = ProviderBuilder::new().connect_client(client_over(std::slice::from_ref(url), None)?.0);
+        out.push(match tokio::time::timeout(Duration::from_secs(10), one.get_chain_id()).await {
+            Ok(Ok(id)) if id == expected => EndpointCheck::Serves,
+            Ok(Ok(id)) => EndpointCheck::WrongChain(id),
+            Ok(Err(e)) => EndpointCheck::Unreachable(describe(&e.to_string())),
+            Err(_) => EndpointCheck::Unreachable("no answer within 10 s".into()),
+        });
+    }
+    Ok(out)
+}
+
+/// The read-only provider of a chain, and its endpoints' failover (which checks a rested
+/// endpoint's chain id before using it again).
+pub fn chain_provider(urls: &[String], chain_id: u64) -> Result<(DynProvider, Failover), RpcError> {
+    let (client, failover) = client_over(urls, Some(chain_id))?;
+    Ok((ProviderBuilder::new().connect_client(client).erased(), failover))
+}
+
+/// Each endpoint's chain id, asked alone: one that serves another chain is named and left out
+/// of `failover` for good. Errors when every endpoint serves another chain (final), or when
+/// none answered (wait and ask again); one that does not answer yet is kept and checked when
+/// it first comes back.
+pub async fn verify_endpoints(failover: &Failover, urls: &[String], expected: u64) -> Result<(), RpcError> {
+    let checks = check_endpoints(urls, expected).await?;
+    for (i, (url, check)) in urls.iter().zip(&checks).enumerate() {
+        if let EndpointCheck::WrongChain(actual) = check {
+            tracing::error!(
+                endpoint = redact(url),
+                expected,
+                actual,
+                "rpc endpoint serves another chain; it is not used"
+            );
+            failover.exclude(i, *actual);
+        }
+    }
+    if checks.contains(&EndpointCheck::Serves) {
+        return Ok(());
+    }
+    if let Some(reason) = checks.iter().find_map(|c| match c {
+        EndpointCheck::Unreachable(reason) => Some(reason.clone()),
+        _ => None,
+    }) {
+        return Err(RpcError::Unreachable { url: redact_all(urls), reason });
+    }
+    let actual = checks.iter().find_map(|c| match c {
+        EndpointCheck::WrongChain(actual) => Some(*actual),
+        _ => None,
+    });
+    Err(RpcError::ChainIdMismatch { url: redact_all(urls), expected, actual: actual.unwrap_or_default() })
 }
 
 /// A read-only provider over one endpoint (devnet, tests).

@@ -178,6 +178,8 @@ pub struct WatchedChain {
     pub name: String,
     pub chain_id: u64,
     pub rpc: alloy::providers::DynProvider,
+    /// The endpoints behind `rpc`: the watcher leaves out those serving another chain.
+    pub failover: super::failover::Failover,
     pub status: std::sync::Arc<ChainStatus>,
 }
 
@@ -192,10 +194,12 @@ impl Chains {
     pub fn from_config(config: &crate::config::Config) -> anyhow::Result<Self> {
         let mut list = Vec::new();
         for chain in config.chains() {
+            let (rpc, failover) = super::rpc::chain_provider(chain.config.rpc_http.urls(), chain.chain_id())?;
             list.push(WatchedChain {
                 name: chain.name.to_string(),
                 chain_id: chain.chain_id(),
-                rpc: super::rpc::provider(chain.config.rpc_http.urls())?,
+                rpc,
+                failover,
                 status: std::sync::Arc::default(),
             });
         }

@@ -7,7 +7,7 @@
 //! every retrying path waits (rate limits and outages back off), and the loop resumes from the
 //! stored cursor.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -21,11 +21,10 @@ use futures_util::StreamExt;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-use super::completeness::{BlockHead, unproven};
+use super::completeness::{Believed, BlockHead, TiedLook, Verdict, bloom_holds, verify};
 use super::contracts::IERC20;
 use super::deposit_index::DepositIndex;
 use super::range::{AdaptiveRange, Failure, classify};
-use super::reorg::{ParentCheck, check_chain};
 use super::rpc::{self, describe};
 use super::status::ChainStatus;
 use super::{leader, wake};
@@ -34,9 +33,13 @@ use crate::payments::credit::{self, Rules, Step};
 use crate::store::transfers::Transfer;
 use crate::store::{Store, StoreError, cursor, unix_now};
 
-/// Blocks this close to the head get every header fetched, stored and their logs proven
-/// complete: backends disagree and reorgs happen here.
+/// How deep a `safe` or `finalized` tag is taken to be when shown as a count of confirmations.
 pub const UNSAFE_ZONE: u64 = 64;
+/// The next range is fetched ahead only when it ends this far below the head.
+const PREFETCH_MARGIN: u64 = 64;
+/// Retries in a row (a lagging endpoint, a fork between backends) before `/readyz` says why
+/// the watcher waits.
+const RETRIES_BEFORE_UNREADY: u32 = 5;
 /// How far back a reorg is searched for, and how many block hashes are kept.
 const MAX_REORG_DEPTH: u64 = 256;
 const MAX_RANGE: u64 = 5_000;
@@ -62,8 +65,10 @@ pub struct Watcher {
     range: AdaptiveRange,
     index: DepositIndex,
     status: Arc<ChainStatus>,
-    /// The bloom proof of complete logs (off only to measure its cost).
-    prove_complete: bool,
+    /// Logs asked in one batch with their range's headers (off only to measure its cost).
+    tie_logs: bool,
+    /// The endpoints behind `provider`, when the watcher may leave one out (another chain).
+    failover: Option<super::failover::Failover>,
     /// Far behind the head, the next range's logs are fetched while this one commits.
     prefetched: Option<Prefetch>,
     /// The info line while far behind the head.
@@ -74,7 +79,7 @@ pub struct Watcher {
 struct Prefetch {
     from: u64,
     to: u64,
-    answer: tokio::task::JoinHandle<anyhow::Result<Vec<Log>>>,
+    answer: tokio::task::JoinHandle<anyhow::Result<TiedLook>>,
 }
 
 impl Drop for Prefetch {
@@ -88,8 +93,20 @@ enum Progress {
     CaughtUp,
     MoreToDo,
     /// The answers disagreed (chain moved, a lagging backend, a refused range): try again
-    /// soon, without treating it as an outage.
-    Retry(&'static str),
+    /// soon, without treating it as an outage (unless it goes on: `/readyz` then says why).
+    Retry(String),
+}
+
+/// What `plan` found: a range to read, or the step's outcome without one.
+enum Plan {
+    Range(u64, u64),
+    Done(Progress),
+}
+
+/// Whether every transfer got its block's header.
+enum Stamped {
+    All,
+    Missing,
 }
 
 /// A step failure, classified so the loop knows how long to wait.
@@ -137,16 +154,23 @@ impl Watcher {
             range: AdaptiveRange::new(1_000, MAX_RANGE),
             index: DepositIndex::new(late_window_secs),
             status,
-            prove_complete: true,
+            tie_logs: true,
+            failover: None,
             prefetched: None,
             catch_up_log: Default::default(),
         }
     }
 
-    /// Turns the completeness proof off: for the benchmark that measures what it costs, never
-    /// for watching a chain.
-    pub fn without_completeness_proof(mut self) -> Self {
-        self.prove_complete = false;
+    /// Asks logs alone, not tied to their range's headers: for the benchmark that measures what
+    /// the tie costs, never for watching a chain.
+    pub fn with_untied_logs(mut self) -> Self {
+        self.tie_logs = false;
+        self
+    }
+
+    /// Each endpoint's chain id is checked on its own, and one serving another chain left out.
+    pub fn with_failover(mut self, failover: super::failover::Failover) -> Self {
+        self.failover = Some(failover);
         self
     }
 
@@ -182,7 +206,11 @@ impl Watcher {
     async fn verify_chain(&self, poll: Duration, shutdown: &CancellationToken) -> anyhow::Result<bool> {
         let mut wait = poll;
         loop {
-            match rpc::check_chain_id(&self.provider, &self.rpc_urls, self.rules.chain_id).await {
+            let checked = match &self.failover {
+                Some(f) => rpc::verify_endpoints(f, &self.rpc_urls, self.rules.chain_id).await,
+                None => rpc::check_chain_id(&self.provider, &self.rpc_urls, self.rules.chain_id).await,
+            };
+            match checked {
                 Ok(()) => {
                     self.status.set_problem(None);
                     self.status.set_verified();
@@ -216,14 +244,22 @@ impl Watcher {
         }
         let mut backoff = poll;
         let mut failures = 0u32;
+        let mut retries = 0u32;
         loop {
             let wait = match self.step().await {
                 Ok(progress) => {
                     failures = 0;
                     backoff = poll;
-                    // A step that went through clears whatever stopped the last one.
-                    if self.status.problem().is_some() {
-                        self.status.set_problem(None);
+                    retries = if matches!(progress, Progress::Retry(_)) { retries + 1 } else { 0 };
+                    // A step that went through clears whatever stopped the last one; retries
+                    // that go on are the problem.
+                    match &progress {
+                        Progress::Retry(why) if retries >= RETRIES_BEFORE_UNREADY => {
+                            self.status.set_problem(Some(format!("waiting: {why}")))
+                        }
+                        Progress::Retry(_) => {}
+                        _ if self.status.problem().is_some() => self.status.set_problem(None),
+                        _ => {}
                     }
                     let now = std::time::Instant::now();
                     if let Some(c) = self.catch_up_log.tick(now, self.status.head(), self.status.processed()) {
@@ -288,126 +324,149 @@ impl Watcher {
         }
     }
 
-    /// One step: check the cursor's block, fetch the next range, prove it complete, commit.
-    /// Never skips a block: the cursor moves only in the transaction that records the range's
-    /// transfers.
+    /// One step, in four stages: read the head, plan the range, look at it (logs tied to a node
+    /// that has its last block), commit. Never skips a block: the cursor moves only in the
+    /// transaction that records the range's transfers, and only past a range whose answer
+    /// `completeness::verify` believed.
     async fn step(&mut self) -> Result<Progress, StepError> {
-        let chain_id = self.rules.chain_id;
-        let head = self.provider.get_block_number().await.context("eth_blockNumber")?;
-        if head != self.status.head() {
-            // Processes on standby read it from here.
-            cursor::set_head(self.store.pool(), chain_id, head).await.context("recording the head")?;
-        }
-        self.status.set_head(head);
+        let head = self.read_head().await?;
         // A failed read is an error, never "no cursor": that would restart from start_block.
-        let stored = cursor::get(self.store.pool(), chain_id).await.context("reading the cursor")?;
-
-        if let Some(c) = stored {
-            let Some(canonical) = self.header(c.block_number).await? else {
-                return Ok(Progress::Retry("the node does not have the cursor's block yet"));
-            };
-            if canonical.hash != c.block_hash {
-                return self.walk_back(c).await;
-            }
-            self.status.set_processed(c.block_number);
-            self.status.set_processed_time(c.block_time);
-        }
-        let from = stored.map_or(self.start_block, |c| c.block_number + 1);
-        if from > head {
-            self.confirm_only(head, stored).await?;
-            self.status.set_caught_up(true);
-            return Ok(Progress::CaughtUp);
-        }
-        self.status.set_caught_up(false);
-        let planned_to = head.min(from + self.range.get() - 1);
-
-        // The first block must extend the cursor; blocks near the head are all fetched,
-        // checked as one chain and kept; far behind, the ends suffice.
-        let zone_from = from.max(head.saturating_sub(UNSAFE_ZONE)).max(from + 1);
-        let mut numbers = vec![from];
-        numbers.extend(zone_from..=planned_to);
-        if numbers.last() != Some(&planned_to) {
-            numbers.push(planned_to);
-        }
-        // A backend behind the one that gave the head answers null for the newest blocks:
-        // this step stops below the first block it could not get.
-        let fetched = self.headers(&numbers).await?;
-        let headers: Vec<BlockHead> = fetched.into_iter().map_while(|h| h).collect();
-        let Some(last) = headers.last().copied() else {
-            return Ok(Progress::Retry("a backend does not have the next block yet"));
+        let stored = cursor::get(self.store.pool(), self.rules.chain_id).await.context("reading the cursor")?;
+        let (from, to) = match self.plan(&head, stored).await? {
+            Plan::Range(from, to) => (from, to),
+            Plan::Done(progress) => return Ok(progress),
         };
-        let to = last.number;
-        let contiguous = zone_from == from + 1;
-        let zone: Vec<BlockHead> = headers.iter().copied().filter(|h| h.number >= zone_from).collect();
-        let chain_check = match check_chain(stored.map(|c| c.block_hash), &[link(&headers[0])]) {
-            ParentCheck::Valid | ParentCheck::Unknown => {
-                let base = if contiguous { Some(headers[0].hash) } else { None };
-                check_chain(base, &zone.iter().map(link).collect::<Vec<_>>())
-            }
-            mismatch => mismatch,
-        };
-        if let ParentCheck::Mismatch { .. } = chain_check {
-            return Ok(Progress::Retry("the chain moved while reading"));
-        }
-        let mut logs = match self.range_logs(from, to).await {
-            Ok(logs) => logs,
+        let look = match self.range_look(from, to).await {
+            Ok(look) => look,
             Err(e) => {
                 return match classify(&format!("{e:#}")) {
                     Failure::TooLarge { span, cap } => {
                         self.range.refused(span, cap, to - from + 1);
                         tracing::info!(range = self.range.get(), "the node refused the range; asking for less");
-                        Ok(Progress::Retry("range refused"))
+                        Ok(Progress::Retry("range refused".into()))
                     }
                     _ => Err(e.into()),
                 };
             }
         };
+        let (logs, first, last) = match verify(look, stored.map(|c| c.block_hash), &head, &self.tokens) {
+            Verdict::Trusted(believed) => {
+                let Believed { logs, first, last, removed, outside_bloom } = *believed;
+                if removed + outside_bloom > 0 {
+                    tracing::warn!(
+                        chain = self.name,
+                        removed,
+                        outside_bloom,
+                        "logs refused: removed, or not in their block's bloom"
+                    );
+                    metrics::counter!(crate::telemetry::REFUSED_LOGS).increment((removed + outside_bloom) as u64);
+                }
+                (logs, first, last)
+            }
+            Verdict::NotKnown(block) => {
+                metrics::counter!(crate::telemetry::UNTRUSTED_ANSWERS).increment(1);
+                // Ask for less: a lagging node still proves the blocks it has.
+                self.range.shrink(None, to - from + 1);
+                return Ok(Progress::Retry(format!(
+                    "the endpoint answering logs does not have block {block} yet (it lags the head {})",
+                    head.number
+                )));
+            }
+            Verdict::Unlinked => return self.check_cursor(stored).await,
+            Verdict::Retry(why) => return Ok(Progress::Retry(why.into())),
+        };
         self.range.grow();
-        self.prefetch_next(to, head);
+        self.prefetch_next(last.number, head.number);
+        self.commit(head.number, first, last, logs).await
+    }
 
-        // Near the head, a "maybe" in a block's bloom with no log in the answer means the
-        // answer may be incomplete: ask for that block alone, by its hash.
-        let in_range_zone: Vec<BlockHead> = headers
-            .iter()
-            .copied()
-            .filter(|h| self.prove_complete && h.number >= from.max(head.saturating_sub(UNSAFE_ZONE)))
-            .collect();
-        let answered: HashSet<u64> = logs.iter().filter_map(|l| l.block_number).collect();
-        for block in unproven(&in_range_zone, &self.tokens, &IERC20::Transfer::SIGNATURE_HASH, &answered) {
-            let again =
-                self.logs(Filter::new().at_block_hash(block.hash)).await.context("eth_getLogs by block hash")?;
-            if !again.is_empty() {
-                tracing::warn!(block = block.number, logs = again.len(), "an incomplete getLogs answer was completed");
-                metrics::counter!(crate::telemetry::INCOMPLETE_ANSWERS).increment(1);
-                logs.extend(again);
+    /// The head: one `eth_getBlockByNumber("latest")` (number, hash and parent in one answer).
+    async fn read_head(&mut self) -> Result<BlockHead, StepError> {
+        let block = self
+            .provider
+            .get_block_by_number(BlockNumberOrTag::Latest)
+            .await
+            .context("eth_getBlockByNumber(latest)")?
+            .context("the node has no latest block")?;
+        let head = head_of(block.header.number, &block.header);
+        if head.number != self.status.head() {
+            // Processes on standby read it from here.
+            cursor::set_head(self.store.pool(), self.rules.chain_id, head.number)
+                .await
+                .context("recording the head")?;
+        }
+        self.status.set_head(head.number);
+        Ok(head)
+    }
+
+    /// The range to read next, or why there is none: caught up (earlier transfers may reach
+    /// their confirmations), the cursor's block gone (walked back), the node behind.
+    async fn plan(&mut self, head: &BlockHead, stored: Option<cursor::Cursor>) -> Result<Plan, StepError> {
+        if let Some(c) = stored {
+            self.status.set_processed(c.block_number);
+            self.status.set_processed_time(c.block_time);
+            if head.number <= c.block_number {
+                if head.hash != c.block_hash {
+                    // The head is at or below the cursor on another hash: is the cursor's block
+                    // still on the chain?
+                    match self.header(c.block_number).await? {
+                        None => return Ok(Plan::Done(Progress::Retry("the node is behind the cursor".into()))),
+                        Some(h) if h.hash != c.block_hash => return Ok(Plan::Done(self.walk_back(c).await?)),
+                        Some(_) => {}
+                    }
+                }
+                self.confirm_only(c).await?;
+                self.status.set_caught_up(true);
+                return Ok(Plan::Done(Progress::CaughtUp));
             }
         }
-        metrics::counter!(crate::telemetry::LOGS_SCANNED).increment(logs.len() as u64);
-        let known: HashMap<u64, &BlockHead> = headers.iter().map(|h| (h.number, h)).collect();
-        if logs.iter().any(|l| l.block_number.and_then(|n| known.get(&n)).is_some_and(|h| Some(h.hash) != l.block_hash))
-        {
-            return Ok(Progress::Retry("logs from another fork than the headers"));
+        let from = stored.map_or(self.start_block, |c| c.block_number + 1);
+        if from > head.number {
+            self.status.set_caught_up(true);
+            return Ok(Plan::Done(Progress::CaughtUp));
         }
-        if logs.iter().any(|l| l.block_number.is_none_or(|n| n < from || n > to)) {
-            return Ok(Progress::Retry("logs outside the asked range"));
-        }
+        self.status.set_caught_up(false);
+        Ok(Plan::Range(from, head.number.min(from + self.range.get() - 1)))
+    }
 
+    /// The range's first block does not extend the cursor: the cursor's block left the chain
+    /// (walk back) or the node that answered is on another fork (ask again).
+    async fn check_cursor(&mut self, stored: Option<cursor::Cursor>) -> Result<Progress, StepError> {
+        let Some(c) = stored else { return Ok(Progress::Retry("no cursor to link to".into())) };
+        match self.header(c.block_number).await? {
+            None => Ok(Progress::Retry("the node does not have the cursor's block".into())),
+            Some(h) if h.hash != c.block_hash => self.walk_back(c).await,
+            Some(_) => Ok(Progress::Retry("a node on another fork answered the logs".into())),
+        }
+    }
+
+    /// Matches the believed logs to orders, stamps each with its block's time and commits
+    /// them with the cursor at `last`. Confirmations count from `last`, a block a node served
+    /// with its logs, never from the head number alone.
+    async fn commit(
+        &mut self,
+        head: u64,
+        first: BlockHead,
+        last: BlockHead,
+        logs: Vec<Log>,
+    ) -> Result<Progress, StepError> {
+        let (from, to) = (first.number, last.number);
+        metrics::counter!(crate::telemetry::LOGS_SCANNED).increment(logs.len() as u64);
         // Refreshed after the logs were fetched: any order whose address is paid in these logs
         // was committed before the payment was mined, so it is in the index now.
         self.index.refresh(&self.store, self.status.processed_time()).await?;
         let mut transfers = self.matching_transfers(&logs).await?;
-        if !self.stamp_times(&mut transfers, &known).await? {
-            return Ok(Progress::Retry("a transfer's block is not served yet"));
+        let known: HashMap<u64, BlockHead> = [(from, first), (to, last)].into();
+        match self.stamp_times(&mut transfers, known).await? {
+            Stamped::All => {}
+            Stamped::Missing => return Ok(Progress::Retry("a transfer's block is not served yet".into())),
         }
-        let mut kept: Vec<BlockHead> = zone;
-        kept.push(headers[0]);
-        kept.push(last);
         let step = Step {
             transfers,
-            confirm_up_to: self.confirmed_block(self.confirmations, head).await?.map(|b| b.min(to)),
-            confirm_large_up_to: self.confirmed_large(head).await?.map(|b| b.min(to)),
-            cursor: Some(cursor::Cursor { block_number: last.number, block_hash: last.hash, block_time: last.time }),
-            blocks: kept.iter().map(|h| (h.number, h.hash, h.parent)).collect(),
+            confirm_up_to: self.confirmed_block(self.confirmations, to).await?.map(|b| b.min(to)),
+            confirm_large_up_to: self.confirmed_large(to).await?.map(|b| b.min(to)),
+            cursor: Some(cursor::Cursor { block_number: to, block_hash: last.hash, block_time: last.time }),
+            blocks: [first, last].iter().map(link).collect(),
             forget_blocks_below: to.saturating_sub(MAX_REORG_DEPTH),
             at: unix_now(),
         };
@@ -415,7 +474,7 @@ impl Watcher {
         let outcome = match credit::commit_step(&mut tx, &self.rules, &step).await {
             Err(StoreError::Conflict(why)) => {
                 tracing::info!(why, "an order changed under the step; recomputing");
-                return Ok(Progress::Retry("an order changed under the step"));
+                return Ok(Progress::Retry("an order changed under the step".into()));
             }
             other => other?,
         };
@@ -438,13 +497,13 @@ impl Watcher {
         Ok(if to < head { Progress::MoreToDo } else { Progress::CaughtUp })
     }
 
-    /// Nothing new to read: only let earlier transfers reach their confirmations.
-    async fn confirm_only(&mut self, head: u64, stored: Option<cursor::Cursor>) -> Result<(), StepError> {
-        let Some(c) = stored else { return Ok(()) };
-        let Some(block) = self.confirmed_block(self.confirmations, head).await? else { return Ok(()) };
+    /// Nothing new to read: only let earlier transfers reach their confirmations, counted
+    /// from the cursor (a block whose logs a node served).
+    async fn confirm_only(&mut self, c: cursor::Cursor) -> Result<(), StepError> {
+        let Some(block) = self.confirmed_block(self.confirmations, c.block_number).await? else { return Ok(()) };
         let step = Step {
             confirm_up_to: Some(block.min(c.block_number)),
-            confirm_large_up_to: self.confirmed_large(head).await?.map(|b| b.min(c.block_number)),
+            confirm_large_up_to: self.confirmed_large(c.block_number).await?.map(|b| b.min(c.block_number)),
             at: unix_now(),
             ..Default::default()
         };
@@ -481,7 +540,7 @@ impl Watcher {
         let mut ancestor = None;
         for (n, stored) in cursor::blocks_below(self.store.pool(), chain_id, from.block_number, floor).await? {
             let Some(node) = self.header(n).await? else {
-                return Ok(Progress::Retry("the node does not have a block below the cursor"));
+                return Ok(Progress::Retry("the node does not have a block below the cursor".into()));
             };
             if node.hash == stored {
                 ancestor = Some(cursor::Cursor { block_number: n, block_hash: node.hash, block_time: node.time });
@@ -500,7 +559,7 @@ impl Watcher {
         };
         let mut tx = self.store.begin().await?;
         let (reversed, deep) = match credit::rewind(&mut tx, &self.rules, ancestor, unix_now()).await {
-            Err(StoreError::Conflict(_)) => return Ok(Progress::Retry("an order changed under the rewind")),
+            Err(StoreError::Conflict(_)) => return Ok(Progress::Retry("an order changed under the rewind".into())),
             other => other?,
         };
         tx.commit().await?;
@@ -576,61 +635,80 @@ impl Watcher {
         Ok(block.map(|b| head_of(n, &b.header)))
     }
 
-    /// Transfer logs of the watched tokens matching `filter`'s blocks.
-    async fn logs(&self, filter: Filter) -> anyhow::Result<Vec<Log>> {
-        fetch_logs(&self.provider, &self.tokens, filter).await
-    }
-
-    /// The logs of `from..=to`: the answer fetched ahead when it was for this very range (it is
-    /// checked like any answer), else asked now.
-    async fn range_logs(&mut self, from: u64, to: u64) -> anyhow::Result<Vec<Log>> {
+    /// The tied look at `from..=to`: the answer fetched ahead when it was for this very range
+    /// (it is judged like any answer), else asked now.
+    async fn range_look(&mut self, from: u64, to: u64) -> anyhow::Result<TiedLook> {
         match self.prefetched.take() {
             Some(mut p) if (p.from, p.to) == (from, to) => match (&mut p.answer).await {
                 Ok(answer) => answer,
                 Err(e) => Err(anyhow::anyhow!("prefetching logs: {e}")),
             },
-            _ => self.logs(Filter::new().from_block(from).to_block(to)).await,
+            _ => tied_look(&self.provider, &self.tokens, from, to, self.tie_logs).await,
         }
     }
 
-    /// While this step matches and commits, asks for the next range, if it lies wholly deeper
-    /// than the zone near the head (there the proof needs headers the next step fetches).
+    /// While this step matches and commits, asks for the next range when it lies wholly below
+    /// the head (near the head the next step plans its range from the head it reads).
     fn prefetch_next(&mut self, to: u64, head: u64) {
         let (from, next_to) = (to + 1, to + self.range.get());
-        if next_to + UNSAFE_ZONE >= head {
+        if next_to + PREFETCH_MARGIN >= head {
             return;
         }
-        let (provider, tokens) = (self.provider.clone(), self.tokens.clone());
-        let filter = Filter::new().from_block(from).to_block(next_to);
-        let answer = tokio::spawn(async move { fetch_logs(&provider, &tokens, filter).await });
+        let (provider, tokens, tie) = (self.provider.clone(), self.tokens.clone(), self.tie_logs);
+        let answer = tokio::spawn(async move { tied_look(&provider, &tokens, from, next_to, tie).await });
         self.prefetched = Some(Prefetch { from, to: next_to, answer });
     }
 
-    /// Gives each transfer its block's timestamp, from the headers at hand or fetched (a few
-    /// at a time); false when a block is not served (a lagging backend) or is of another fork.
-    async fn stamp_times(&self, transfers: &mut [Transfer], known: &HashMap<u64, &BlockHead>) -> anyhow::Result<bool> {
-        let mut times: HashMap<u64, (B256, i64)> = known.iter().map(|(n, h)| (*n, (h.hash, h.time))).collect();
+    /// Gives each transfer its block's timestamp from that block's header (the range's ends at
+    /// hand, others fetched): the header must have the log's hash (else the node serving it is
+    /// on another fork: `Missing`, the step retries) and its bloom must hold the log's address
+    /// and topics (else the log cannot be in that block: it is dropped and counted).
+    async fn stamp_times(
+        &self,
+        transfers: &mut Vec<Transfer>,
+        mut known: HashMap<u64, BlockHead>,
+    ) -> anyhow::Result<Stamped> {
         let mut missing: Vec<u64> =
-            transfers.iter().map(|t| t.block_number).filter(|n| !times.contains_key(n)).collect();
+            transfers.iter().map(|t| t.block_number).filter(|n| !known.contains_key(n)).collect();
         missing.sort_unstable();
         missing.dedup();
         for head in self.headers(&missing).await? {
-            let Some(h) = head else { return Ok(false) };
-            times.insert(h.number, (h.hash, h.time));
+            let Some(h) = head else { return Ok(Stamped::Missing) };
+            known.insert(h.number, h);
         }
-        for t in transfers.iter_mut() {
-            match times.get(&t.block_number) {
-                Some((hash, time)) if *hash == t.block_hash => t.block_time = Some(*time),
-                _ => return Ok(false),
+        let before = transfers.len();
+        for t in transfers.iter() {
+            if known.get(&t.block_number).is_none_or(|h| h.hash != t.block_hash) {
+                return Ok(Stamped::Missing);
             }
         }
-        Ok(true)
+        transfers.retain(|t| {
+            let topics = [IERC20::Transfer::SIGNATURE_HASH, t.from.into_word(), t.to.into_word()];
+            known.get(&t.block_number).is_some_and(|h| bloom_holds(&h.bloom, &t.token, &topics))
+        });
+        if transfers.len() < before {
+            tracing::warn!(
+                chain = self.name,
+                refused = before - transfers.len(),
+                "transfers not in their block's bloom refused"
+            );
+            metrics::counter!(crate::telemetry::REFUSED_LOGS).increment((before - transfers.len()) as u64);
+        }
+        for t in transfers.iter_mut() {
+            t.block_time = known.get(&t.block_number).map(|h| h.time);
+        }
+        Ok(Stamped::All)
     }
 
     /// Transfers into deposit addresses; everything else is skipped by the index.
     async fn matching_transfers(&self, logs: &[Log]) -> anyhow::Result<Vec<Transfer>> {
         let mut out = Vec::new();
         for log in logs {
+            // A node may answer logs nobody asked for: only the tokens' Transfers count.
+            if !self.tokens.contains(&log.address()) || log.topics().first() != Some(&IERC20::Transfer::SIGNATURE_HASH)
+            {
+                continue;
+            }
             // topics: [signature, from, to]; the recipient decides whether we care.
             let Some(to_topic) = log.topics().get(2) else { continue };
             let to = Address::from_word(*to_topic);
@@ -671,9 +749,48 @@ fn link(h: &BlockHead) -> (u64, B256, B256) {
     (h.number, h.hash, h.parent)
 }
 
-async fn fetch_logs(provider: &DynProvider, tokens: &[Address], filter: Filter) -> anyhow::Result<Vec<Log>> {
-    let filter = filter.address(tokens.to_vec()).event_signature(IERC20::Transfer::SIGNATURE_HASH);
-    Ok(provider.get_logs(&filter).await?)
+/// `eth_getLogs(from, to)` for the tokens' Transfers with the headers of `from` and `to`, in
+/// one JSON-RPC batch: one HTTP request reaches one node, so the headers say whether the node
+/// that answered the logs has the range (`completeness::verify`). With `tie` off (only to
+/// measure what the tie costs) the logs are asked alone and the headers after them.
+async fn tied_look(
+    provider: &DynProvider,
+    tokens: &[Address],
+    from: u64,
+    to: u64,
+    tie: bool,
+) -> anyhow::Result<TiedLook> {
+    let filter = Filter::new()
+        .from_block(from)
+        .to_block(to)
+        .address(tokens.to_vec())
+        .event_signature(IERC20::Transfer::SIGNATURE_HASH);
+    let header_of = |n: u64, b: Option<alloy::rpc::types::Block>| b.map(|b| head_of(n, &b.header));
+    if !tie {
+        let logs = provider.get_logs(&filter).await?;
+        let first = header_of(from, provider.get_block_by_number(BlockNumberOrTag::Number(from)).await?);
+        let last = header_of(to, provider.get_block_by_number(BlockNumberOrTag::Number(to)).await?);
+        return Ok(TiedLook { from, to, logs, first, last });
+    }
+    // Headers first: a node answering a batch in order, and so having `to` when it answers
+    // its header, has it when it answers the logs after it (a head only moves up).
+    let mut batch = alloy::rpc::client::BatchRequest::new(provider.client());
+    let block = |n: u64| (BlockNumberOrTag::Number(n), false);
+    let first = batch.add_call::<_, Option<alloy::rpc::types::Block>>("eth_getBlockByNumber", &block(from))?;
+    let last = if to > from {
+        Some(batch.add_call::<_, Option<alloy::rpc::types::Block>>("eth_getBlockByNumber", &block(to))?)
+    } else {
+        None
+    };
+    let logs = batch.add_call::<_, Vec<Log>>("eth_getLogs", &(filter,))?;
+    batch.send().await.context("a batch of headers and eth_getLogs")?;
+    let first = header_of(from, first.await.with_context(|| format!("eth_getBlockByNumber({from})"))?);
+    let last = match last {
+        Some(waiter) => header_of(to, waiter.await.with_context(|| format!("eth_getBlockByNumber({to})"))?),
+        None => first,
+    };
+    let logs = logs.await.context("eth_getLogs")?;
+    Ok(TiedLook { from, to, logs, first, last })
 }
 
 fn head_of(number: u64, h: &alloy::rpc::types::Header) -> BlockHead {

@@ -27,4 +27,5 @@ mod resilience;
 mod storage;
 mod stray_funds;
 mod sweep;
+mod untrusted_rpc;
 mod webhooks;

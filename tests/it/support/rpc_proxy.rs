@@ -27,23 +27,49 @@ pub enum CapStyle {
 pub enum Mode {
     /// Everything goes through untouched.
     Honest,
-    /// Half the eth_getLogs calls reach a backend 1-3 blocks behind: the newest blocks' logs
-    /// are missing (its `toBlock` clamped to its own head) while headers come from anvil.
+    /// Half the requests holding an eth_getLogs reach a node 1-3 blocks behind, for every
+    /// call in them: the newest blocks' logs are missing (`toBlock` clamped to its own head)
+    /// and so are their headers.
     LaggingLogs,
-    /// Every eth_getLogs by range reaches a backend a block behind (headers from anvil).
+    /// Every request holding an eth_getLogs reaches a node a block behind.
     StaleLogs,
     /// One call in `every` answers HTTP 429 with `Retry-After`; others JSON-RPC rate errors.
     RateLimited {
         every: u64,
     },
     Caps(CapStyle),
-    /// Half the calls reach a node 3 blocks behind: a lower eth_blockNumber, null for
-    /// newer headers, clamped logs.
+    /// Half the requests reach a node 3 blocks behind: a lower head, null for newer headers,
+    /// clamped logs.
     FlappingHeads,
     /// One call in four drops the connection mid-answer, one in four answers slowly.
     Flaky,
     /// Every call fails with 503.
     Down,
+    /// Three requests in four (a batch is one request) reach a node `lag` blocks behind, for every
+    /// call in them: its head, null for headers past it by number and by hash, logs by range
+    /// clamped to it and `[]` by hash for blocks it does not have.
+    LaggingNode {
+        lag: u64,
+    },
+    /// Every request holding an eth_getLogs reaches a node `lag` blocks behind (a provider's
+    /// log-serving pool), for every call in it; requests without logs reach a current node.
+    LogsBehind {
+        lag: u64,
+    },
+    /// Requests asking only for the head reach a current node; every other request reaches a
+    /// node 1-3 blocks behind it.
+    HeadAhead,
+    /// eth_blockNumber and the latest block claim a head `ahead` blocks past the real one.
+    LyingHead {
+        ahead: u64,
+    },
+    /// Every eth_getLogs answer also carries a `removed: true` copy of each log.
+    RemovedLogs,
+    /// Every eth_getLogs answer also carries, for each log, one from a sender that is not in
+    /// its block's bloom (the same transfer from an address the block never saw).
+    OutsideBloom,
+    /// A node of another chain: eth_chainId answers 1.
+    OtherChain,
 }
 
 struct Shared {
@@ -56,6 +82,9 @@ struct Shared {
     refusals: AtomicU64,
     /// JSON-RPC batches of two or more eth_getBlockByNumber calls.
     header_batches: AtomicU64,
+    /// Set when the proxy is dropped: connections still open are cut (a client sees its
+    /// connection fail, then the port refuses new ones).
+    closed: std::sync::atomic::AtomicBool,
 }
 
 pub struct RpcProxy {
@@ -86,6 +115,7 @@ impl RpcProxy {
             log_ranges: Mutex::new(Vec::new()),
             refusals: AtomicU64::new(0),
             header_batches: AtomicU64::new(0),
+            closed: Default::default(),
         });
         let app = axum::Router::new().fallback(handle).with_state(shared.clone());
         let task = tokio::spawn(async move {
@@ -119,6 +149,7 @@ impl RpcProxy {
 
 impl Drop for RpcProxy {
     fn drop(&mut self) {
+        self.shared.closed.store(true, Ordering::SeqCst);
         self.task.abort();
     }
 }
@@ -130,53 +161,93 @@ async fn handle(State(s): State<Arc<Shared>>, body: Bytes) -> Response {
         Err(_) => return (StatusCode::BAD_REQUEST, "not JSON").into_response(),
     };
     let mode = *s.mode.lock().unwrap();
+    if s.closed.load(Ordering::SeqCst) {
+        return dropped_connection();
+    }
     match mode {
         Mode::Down => return (StatusCode::SERVICE_UNAVAILABLE, "upstream down").into_response(),
         Mode::RateLimited { every } if n % every == 0 => return rate_limited(&request, n),
-        Mode::Flaky if n % 4 == 0 => {
-            // Headers go out, then the body fails: the client sees the connection drop.
-            let failing = futures_util::stream::once(async {
-                Err::<Bytes, std::io::Error>(std::io::Error::new(std::io::ErrorKind::ConnectionReset, "dropped"))
-            });
-            return Response::builder().status(200).body(Body::from_stream(failing)).unwrap();
-        }
+        Mode::Flaky if n % 4 == 0 => return dropped_connection(),
         Mode::Flaky if n % 4 == 1 => tokio::time::sleep(Duration::from_millis(300)).await,
         _ => {}
     }
+    let lag = request_lag(mode, n, &request);
     let Value::Array(items) = &request else {
-        return one(&s, &request, mode, n).await;
+        return one(&s, &request, mode, lag).await;
     };
     // A batch: each call meets the same backend behaviour as it would alone.
     if items.len() > 1 && items.iter().all(|r| r["method"] == "eth_getBlockByNumber") {
         s.header_batches.fetch_add(1, Ordering::SeqCst);
     }
     let mut answers = Vec::with_capacity(items.len());
-    for (i, item) in items.iter().enumerate() {
-        let response = one(&s, item, mode, n.wrapping_mul(1_000).wrapping_add(i as u64)).await;
+    for item in items {
+        let response = one(&s, item, mode, lag).await;
         let bytes = axum::body::to_bytes(response.into_body(), usize::MAX).await.unwrap_or_default();
         answers.push(serde_json::from_slice(&bytes).unwrap_or(Value::Null));
     }
     axum::Json(Value::Array(answers)).into_response()
 }
 
-/// One JSON-RPC call through the lagging, flapping and capping behaviours.
-async fn one(s: &Shared, request: &Value, mode: Mode, n: u64) -> Response {
-    let method = request["method"].as_str().unwrap_or("");
-    let behind = match mode {
-        Mode::LaggingLogs if method == "eth_getLogs" && coin(n) => Some(1 + n % 3),
-        Mode::StaleLogs if method == "eth_getLogs" => Some(1),
-        Mode::FlappingHeads if coin(n) => Some(3),
-        _ => None,
+/// How far behind the node is that answers a whole request (a batch reaches one node).
+fn request_lag(mode: Mode, n: u64, request: &Value) -> Option<u64> {
+    let calls: Vec<&Value> = match request {
+        Value::Array(items) => items.iter().collect(),
+        one => vec![one],
     };
-    if let Some(lag) = behind {
+    let method = |c: &&Value| c["method"].as_str().unwrap_or("").to_string();
+    let has_logs = calls.iter().any(|c| method(c) == "eth_getLogs");
+    match mode {
+        Mode::LaggingLogs if has_logs && coin(n) => Some(1 + n % 3),
+        Mode::StaleLogs if has_logs => Some(1),
+        Mode::FlappingHeads if coin(n) => Some(3),
+        Mode::LaggingNode { lag } if coin(n) || coin(n ^ 0x5555) => Some(lag),
+        Mode::LogsBehind { lag } if has_logs => Some(lag),
+        Mode::HeadAhead => {
+            let head_only = calls.iter().all(|c| {
+                method(c) == "eth_blockNumber" || (method(c) == "eth_getBlockByNumber" && c["params"][0] == "latest")
+            });
+            (!head_only).then_some(1 + n % 3)
+        }
+        _ => None,
+    }
+}
+
+/// One JSON-RPC call through the lagging, flapping, capping and lying behaviours; `lag` is the
+/// request's node when the mode picks one per request.
+async fn one(s: &Shared, request: &Value, mode: Mode, lag: Option<u64>) -> Response {
+    let method = request["method"].as_str().unwrap_or("");
+    if let Some(lag) = lag {
         let head = upstream_head(s).await.saturating_sub(lag);
         match method {
             "eth_blockNumber" => return answer(request, json!(format!("{head:#x}"))),
             "eth_getBlockByNumber" => {
-                if let Some(wanted) = request["params"][0].as_str().and_then(parse_quantity)
-                    && wanted > head
-                {
-                    return answer(request, Value::Null);
+                let wanted = match request["params"][0].as_str() {
+                    Some("latest") => Some(head),
+                    other => other.and_then(parse_quantity),
+                };
+                if let Some(wanted) = wanted {
+                    if wanted > head {
+                        return answer(request, Value::Null);
+                    }
+                    let mut asked = request.clone();
+                    asked["params"][0] = json!(format!("{wanted:#x}"));
+                    return forward(s, &asked).await;
+                }
+            }
+            // A node answers only for the blocks it has, by hash too.
+            "eth_getBlockByHash" => {
+                let block = forward_json(s, request).await;
+                let number = block["result"]["number"].as_str().and_then(parse_quantity);
+                return answer(
+                    request,
+                    if number.is_some_and(|b| b <= head) { block["result"].clone() } else { Value::Null },
+                );
+            }
+            "eth_getLogs" if request["params"][0]["blockHash"].is_string() => {
+                let asked = json!({"jsonrpc": "2.0", "id": 1, "method": "eth_getBlockByHash", "params": [request["params"][0]["blockHash"], false]});
+                let number = forward_json(s, &asked).await["result"]["number"].as_str().and_then(parse_quantity);
+                if number.is_none_or(|b| b > head) {
+                    return answer(request, json!([]));
                 }
             }
             "eth_getLogs" => {
@@ -193,6 +264,33 @@ async fn one(s: &Shared, request: &Value, mode: Mode, n: u64) -> Response {
             _ => {}
         }
     }
+    if mode == Mode::OtherChain && method == "eth_chainId" {
+        return answer(request, json!("0x1"));
+    }
+    if let Mode::LyingHead { ahead } = mode {
+        match method {
+            "eth_blockNumber" => {
+                let head = upstream_head(s).await + ahead;
+                return answer(request, json!(format!("{head:#x}")));
+            }
+            "eth_getBlockByNumber" if request["params"][0] == "latest" => {
+                let mut block = forward_json(s, request).await;
+                if let Some(number) = block["result"]["number"].as_str().and_then(parse_quantity) {
+                    block["result"]["number"] = json!(format!("{:#x}", number + ahead));
+                }
+                return axum::Json(block).into_response();
+            }
+            _ => {}
+        }
+    }
+    if method == "eth_getLogs" && matches!(mode, Mode::RemovedLogs | Mode::OutsideBloom) {
+        let mut answered = forward_json(s, request).await;
+        if let Some(logs) = answered["result"].as_array_mut() {
+            let forged: Vec<Value> = logs.iter().map(|l| forge(l, mode)).collect();
+            logs.extend(forged);
+        }
+        return axum::Json(answered).into_response();
+    }
     if method == "eth_getLogs"
         && let (Some(from), Some(to)) =
             (block_param(&request["params"][0]["fromBlock"]), block_param(&request["params"][0]["toBlock"]))
@@ -203,6 +301,27 @@ async fn one(s: &Shared, request: &Value, mode: Mode, n: u64) -> Response {
         s.log_ranges.lock().unwrap().push((from, to));
     }
     forward(s, request).await
+}
+
+/// A log that is not a live payment: the same transfer in another transaction, marked removed
+/// (`RemovedLogs`) or from a sender its block's bloom never saw (`OutsideBloom`).
+fn forge(log: &Value, mode: Mode) -> Value {
+    let mut forged = log.clone();
+    let tx = log["transactionHash"].as_str().unwrap_or("0x");
+    forged["transactionHash"] = json!(format!("{}ee", &tx[..tx.len().saturating_sub(2)]));
+    match mode {
+        Mode::RemovedLogs => forged["removed"] = json!(true),
+        _ => forged["topics"][1] = json!(format!("0x000000000000000000000000{}", "5a".repeat(20))),
+    }
+    forged
+}
+
+/// Headers go out, then the body fails: the client sees the connection drop.
+fn dropped_connection() -> Response {
+    let failing = futures_util::stream::once(async {
+        Err::<Bytes, std::io::Error>(std::io::Error::new(std::io::ErrorKind::ConnectionReset, "dropped"))
+    });
+    Response::builder().status(200).body(Body::from_stream(failing)).unwrap()
 }
 
 async fn capped_logs(s: &Shared, request: &Value, style: CapStyle, from: u64, to: u64) -> Response {
