@@ -321,3 +321,58 @@ async fn sweeps_move_each_chains_confirmed_deposits_to_the_treasury_on_that_chai
 async fn sweeps_move_each_chains_confirmed_deposits_to_the_treasury_on_that_chain_postgres() {
     sweeps_move_each_chains_deposits_on_that_chain("postgres").await;
 }
+
+/// Issue 26, item 1: the first chain's ANKR and the second's USDT_L2 share a contract address.
+/// A wrong-token payment on the first chain and an overpayment on the second leave two open
+/// stray funds of one order at one token address, on two chains; neither chain's watcher may
+/// stop (before the index carried the chain id, the second row broke every later step).
+async fn stray_funds_of_one_address_on_two_chains(backend: &'static str) {
+    let app = spawn_app(two_chains(backend, 1, 1)).await;
+    assert_eq!(
+        app.chain.token(Token::AnkrErc20),
+        app.l2().token(L2_USDT),
+        "the devnet's two tokens share an address (what this test is about)"
+    );
+    let (_, order_id, address, owed) = app.create_crypto_app("USDT_ERC20", 1).await;
+    app.pay(Token::AnkrErc20, address, U256::from(1u64)).await;
+    app.pay_l2(address, owed + U256::from(5u64)).await;
+    app.wait_order(&order_id, 30, |o| o["status"] == "paid").await;
+    // Both chains go on crediting.
+    for on_l2 in [false, true] {
+        let (_, next, address, owed) = app.create_crypto_app("USDT_ERC20", 1).await;
+        if on_l2 {
+            app.pay_l2(address, owed).await;
+        } else {
+            app.pay(Token::UsdtErc20, address, owed).await;
+        }
+        app.wait_order(&next, 30, |o| o["status"] == "paid").await;
+    }
+    let r = app
+        .http
+        .get(format!("{}/admin/funds?status=unattributed", app.base))
+        .bearer_auth("test-admin-token-0123456789")
+        .send()
+        .await
+        .unwrap();
+    let body: Value = r.json().await.unwrap();
+    let mut chains: Vec<u64> = body["funds"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["order_id"] == order_id.as_str())
+        .map(|f| f["chain_id"].as_u64().unwrap())
+        .collect();
+    chains.sort_unstable();
+    assert_eq!(chains, [FIRST, L2_CHAIN_ID], "one open fund on each chain: {body:#}");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn stray_funds_of_one_address_on_two_chains_sqlite() {
+    stray_funds_of_one_address_on_two_chains("sqlite").await;
+}
+
+#[tokio::test]
+async fn stray_funds_of_one_address_on_two_chains_postgres() {
+    stray_funds_of_one_address_on_two_chains("postgres").await;
+}
