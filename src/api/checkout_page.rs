@@ -97,7 +97,8 @@ fn render(view: &OrderView) -> String {
   </div>
 </section>"#,
             qr = qr_svg(uri),
-            amount = escape(&view.expected),
+            // What remains after partial payments (the whole amount before any).
+            amount = escape(&view.remaining),
             unit = escape(unit(view)),
             chain = view.chain_id.unwrap_or_default(),
             address = escape(&checksummed(address)),

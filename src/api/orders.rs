@@ -91,6 +91,8 @@ pub async fn eth_order(
         return Err(ApiError::NotFound("token order for this app and pay_method"));
     };
     let c = order.new.crypto.as_ref().ok_or(ApiError::NotFound("token order"))?;
+    // After a partial payment the request asks for what remains, as the options do.
+    let remaining = c.amount_base.saturating_sub(order.progress.confirmed_base);
     Ok(Json(EthOrderResponse {
         address: orders::address_text(&c.deposit_address),
         value: order.new.amount.normalize().to_string(),
@@ -99,13 +101,11 @@ pub async fn eth_order(
         chain_id: c.chain_id,
         expires_at: order.new.expires_at,
         status: order.progress.status.as_str(),
-        payment_uri: order
-            .progress
-            .status
-            .is_open()
-            .then(|| payment_uri(c.token_address, c.chain_id, c.deposit_address, c.amount_base)),
+        payment_uri: order.progress.status.is_open().then(|| {
+            let asked = crate::payments::order_view::asked_base(c, remaining);
+            payment_uri(c.token_address, c.chain_id, c.deposit_address, asked)
+        }),
         options: if order.progress.status.is_open() {
-            let remaining = c.amount_base.saturating_sub(order.progress.confirmed_base);
             crate::payments::order_view::pay_options(&state.config, c, remaining)
         } else {
             Vec::new()

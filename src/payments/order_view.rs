@@ -146,10 +146,17 @@ pub fn build(config: &Config, heads: &Heads, order: Order, rows: Vec<(transfers:
         expires_at: order.new.expires_at,
         paid_at: order.progress.paid_at,
         created_at: order.created_at,
-        payment_uri: crypto.map(|c| payment_uri(c.token_address, c.chain_id, c.deposit_address, c.amount_base)),
+        payment_uri: crypto
+            .map(|c| payment_uri(c.token_address, c.chain_id, c.deposit_address, asked_base(c, remaining_base))),
         options,
         payments,
     }
+}
+
+/// What a payment request asks for: what remains after partial payments, or the whole amount
+/// when nothing remains (a paid or closed order's request is never shown as one to pay).
+pub fn asked_base(c: &orders::CryptoTerms, remaining_base: U256) -> U256 {
+    if remaining_base.is_zero() { c.amount_base } else { remaining_base }
 }
 
 /// The depth a payment on `chain_id` needs for an order worth `usd`.

@@ -240,3 +240,37 @@ async fn checkout_page_offers_both_networks_and_turns_paid_by_the_second_chain()
     browser.close().await;
     app.stop().await;
 }
+
+/// Issue 26, item 9: after a partial payment on a single-network order, the page, its wallet
+/// link (and so its QR code, drawn from the same URI), the order's `payment_uri` and
+/// GetEthOrder's ask for what remains, never the whole amount again.
+#[tokio::test]
+async fn after_a_partial_payment_a_single_network_order_asks_for_what_remains() {
+    let app = spawn_app(Options { confirmations: 1, ..Default::default() }).await;
+    let (app_id, order_id, address, owed) = app.create_crypto_app("USDT_ERC20", 1).await;
+    let part = owed * alloy::primitives::U256::from(40u64) / alloy::primitives::U256::from(100u64);
+    let left = owed - part;
+    app.pay(Token::UsdtErc20, address, part).await;
+    let order = app.wait_order(&order_id, 20, |o| o["status"] == "partially_paid").await;
+    let remaining = order["remaining"].as_str().unwrap().to_string();
+    assert_ne!(remaining, order["expected"].as_str().unwrap(), "something was paid: {order:#}");
+    let asks_left = |uri: &str| uri.ends_with(&format!("uint256={left}"));
+    assert!(asks_left(order["payment_uri"].as_str().unwrap()), "the order's payment_uri: {order:#}");
+
+    let page = reqwest::get(format!("{}/pay/{order_id}", app.base)).await.unwrap().text().await.unwrap();
+    assert!(
+        page.contains(&format!("<span id=\"amount\">{remaining}</span>")),
+        "the amount shown is what remains: {page}"
+    );
+    assert!(page.contains(&format!("uint256={left}\"")), "the wallet link asks for what remains: {page}");
+    assert!(!page.contains(&format!("uint256={owed}")), "nothing asks for the whole amount: {page}");
+
+    let (status, eth) =
+        app.get(&format!("/v2alpha/teams/{}/eth_order/{app_id}?pay_method=USDT_ERC20", app.team_id)).await;
+    assert_eq!(status, 200, "{eth}");
+    assert!(asks_left(eth["payment_uri"].as_str().unwrap()), "GetEthOrder's payment_uri: {eth}");
+    app.pay(Token::UsdtErc20, address, left).await;
+    let paid = app.wait_order(&order_id, 20, |o| o["status"] == "paid").await;
+    assert_eq!(paid["overpaid"], "0", "paying what was asked pays exactly: {paid:#}");
+    app.stop().await;
+}

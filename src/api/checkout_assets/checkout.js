@@ -52,7 +52,13 @@
         : "This order has expired: do not send money to its address. Create a new order.";
       deposit.appendChild(note);
     }
-    // What remains follows each payment, on every network offered.
+    // What remains follows each payment, on every network offered (one network: the amount
+    // and wallet link of the page itself; its QR code is redrawn when the page is reloaded).
+    if (!document.querySelector("input[name=network]") && view.payment_uri && view.remaining !== "0") {
+      var amountEl = document.getElementById("amount"), linkEl = document.getElementById("wallet-link");
+      if (amountEl) { amountEl.textContent = view.remaining; }
+      if (linkEl) { linkEl.href = view.payment_uri; }
+    }
     (view.options || []).forEach(function (o) {
       var input = document.querySelector("input[name=network][value='" + o.chain_id + "']");
       if (input) {
