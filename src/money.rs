@@ -15,6 +15,22 @@ use serde::{Deserialize, Serialize};
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Token(&'static str);
 
+/// Every token name interned so far.
+static NAMES: std::sync::Mutex<std::collections::BTreeSet<&'static str>> =
+    std::sync::Mutex::new(std::collections::BTreeSet::new());
+
+/// A pay-method name, uppercased, or why it is not one.
+fn valid_name(name: &str) -> Result<String, UnknownName> {
+    let name = name.to_ascii_uppercase();
+    let valid = name.len() <= 64
+        && name.starts_with(|c: char| c.is_ascii_uppercase())
+        && name.chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_');
+    if !valid || name == PayMethod::CREDIT_CARD {
+        return Err(UnknownName(name));
+    }
+    Ok(name)
+}
+
 #[allow(non_upper_case_globals)] // named like the variants they were, as the seed spells them
 impl Token {
     /// The seed's two pay methods, on the first chain.
@@ -24,16 +40,10 @@ impl Token {
     pub const UsdtL2: Token = Token("USDT_L2");
 
     /// The token of a pay-method name: capital letters, digits and `_`, starting with a letter.
+    /// The name is interned: for the configuration and stored rows only (what they hold is
+    /// bounded); a name from a request goes through `PayMethod::known`.
     pub fn named(name: &str) -> Result<Token, UnknownName> {
-        let name = name.to_ascii_uppercase();
-        let valid = name.len() <= 64
-            && name.starts_with(|c: char| c.is_ascii_uppercase())
-            && name.chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_');
-        if !valid || name == PayMethod::CREDIT_CARD {
-            return Err(UnknownName(name));
-        }
-        static NAMES: std::sync::Mutex<std::collections::BTreeSet<&'static str>> =
-            std::sync::Mutex::new(std::collections::BTreeSet::new());
+        let name = valid_name(name)?;
         let mut names = NAMES.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(known) = names.get(name.as_str()) {
             return Ok(Token(known));
@@ -41,6 +51,22 @@ impl Token {
         let leaked: &'static str = Box::leak(name.into_boxed_str());
         names.insert(leaked);
         Ok(Token(leaked))
+    }
+
+    /// The token of a name already interned (configured or stored), without interning it:
+    /// a request's name is checked before anything of it is kept.
+    pub fn interned(name: &str) -> Result<Token, UnknownName> {
+        let name = valid_name(name)?;
+        if let Some(t) = [Token::AnkrErc20, Token::UsdtErc20, Token::UsdtL2].into_iter().find(|t| t.0 == name) {
+            return Ok(t);
+        }
+        let names = NAMES.lock().unwrap_or_else(|e| e.into_inner());
+        names.get(name.as_str()).map(|known| Token(known)).ok_or(UnknownName(name))
+    }
+
+    /// How many names are interned (bounded by the configuration and the stored rows).
+    pub fn interned_count() -> usize {
+        NAMES.lock().unwrap_or_else(|e| e.into_inner()).len()
     }
 
     pub fn as_str(self) -> &'static str {
@@ -124,7 +150,21 @@ impl fmt::Display for PayMethod {
     }
 }
 
-/// A name only: whether the token is configured is the caller's question.
+impl PayMethod {
+    /// A request's pay method: CREDIT_CARD or a token name already known to the process
+    /// (configured, or the seed's two), checked without interning the name.
+    pub fn known(s: &str) -> Result<Self, UnknownName> {
+        if s == Self::CREDIT_CARD {
+            return Ok(PayMethod::CreditCard);
+        }
+        if s.bytes().any(|b| b.is_ascii_lowercase()) {
+            return Err(UnknownName(s.to_string()));
+        }
+        Token::interned(s).map(PayMethod::Token)
+    }
+}
+
+/// A name only (for stored rows): whether the token is configured is the caller's question.
 impl FromStr for PayMethod {
     type Err = UnknownName;
     fn from_str(s: &str) -> Result<Self, Self::Err> {

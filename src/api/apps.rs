@@ -126,7 +126,7 @@ impl CreateAppRequest {
 /// CREDIT_CARD or a pay method of the configuration (the seed's two names are always known:
 /// unconfigured, they answer that token payments are unavailable rather than "invalid").
 pub fn parse_pay_method(config: &Config, field: &str, value: &str) -> Result<PayMethod, ApiError> {
-    match PayMethod::from_str(value) {
+    match PayMethod::known(value) {
         Ok(PayMethod::CreditCard) => Ok(PayMethod::CreditCard),
         Ok(PayMethod::Token(t)) if known_token(config, t) => Ok(PayMethod::Token(t)),
         _ => Err(ApiError::invalid(field, format!("must be one of CREDIT_CARD, {}", token_names(config)))),

@@ -35,7 +35,7 @@ pub struct QuoteResponse {
 
 /// `USD` quotes card payments; the token names quote token payments.
 pub fn parse_quote_type(config: &crate::config::Config, t: &str) -> Result<PayMethod, ApiError> {
-    match (t, PayMethod::from_str(t)) {
+    match (t, PayMethod::known(t)) {
         ("USD", _) => Ok(PayMethod::CreditCard),
         (_, Ok(PayMethod::Token(token))) if super::apps::known_token(config, token) => Ok(PayMethod::Token(token)),
         _ => Err(ApiError::invalid("type", format!("must be one of USD, {}", super::apps::token_names(config)))),

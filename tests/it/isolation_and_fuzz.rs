@@ -258,3 +258,25 @@ async fn generated_bodies_never_get_a_5xx_from_any_post_route() {
     }
     app.stop().await;
 }
+
+/// Issue 26, item 10: a well-formed pay-method name that is not configured is refused before
+/// anything of it is kept. 2,000 distinct names through the quote route and CreateApp each get
+/// a 422 naming the configured pay methods, and the process interns none of them (it interned
+/// every one before: memory grew with each cheap request).
+#[tokio::test]
+async fn unknown_pay_method_names_are_refused_without_being_kept() {
+    let app = spawn_app(Options::default()).await;
+    let before = paywatch::money::Token::interned_count();
+    let quote = json!({"cpu_limit": 1000, "mem_limit": 2000, "storage_limit": 20000, "period": 1, "cluster_id": "cls-a91a7dbc-1a23-42f6-a66f-876094349f03", "chart_name": "boinc"});
+    for i in 0..1_000 {
+        let (status, body) = app.post(&format!("/v2alpha/NOT_A_TOKEN_{i}/acquire_pre_amount"), &quote).await;
+        assert_eq!(status, 422, "{body}");
+        assert!(body["message"].as_str().unwrap_or_default().contains("USDT_ERC20"), "{body}");
+        let (status, body) = app.post("/v2alpha/app/v2/app", &create_app_body(&format!("NOT_A_METHOD_{i}"), 1)).await;
+        assert_eq!(status, 422, "{body}");
+    }
+    let after = paywatch::money::Token::interned_count();
+    // Other tests of this process may intern their own configured names meanwhile: a handful.
+    assert!(after < before + 10, "{} names interned by 2,000 refused requests", after - before);
+    app.stop().await;
+}
