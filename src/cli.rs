@@ -281,10 +281,15 @@ async fn run(command: Command) -> anyhow::Result<()> {
                     match check {
                         rpc::EndpointCheck::Serves => {}
                         rpc::EndpointCheck::WrongChain(actual) => anyhow::bail!(
-                            "chain {}: the RPC at {} serves chain id {actual}, but the chain id is {} (remove it \
+                            "chain {}: the RPC at {} serves chain id {actual}, but {}.chain_id is {} (remove it \
                              from rpc_http; serve leaves it out)",
                             c.name,
                             rpc::redact(url),
+                            if c.chain_id() == config.first_chain().chain_id() {
+                                "chain".to_string()
+                            } else {
+                                format!("chains.{}", c.name)
+                            },
                             c.chain_id()
                         ),
                         rpc::EndpointCheck::Unreachable(reason) => unreachable.push(format!(

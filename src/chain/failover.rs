@@ -82,7 +82,8 @@ impl Failover {
     fn rest(&self, i: usize, why: &str) {
         let e = &self.endpoints[i];
         let mut state = e.state.lock().unwrap();
-        if *state == State::Up {
+        // With one endpoint there is no next to try: the caller reports the failure.
+        if *state == State::Up && self.endpoints.len() > 1 {
             tracing::warn!(
                 endpoint = e.name,
                 error = why,

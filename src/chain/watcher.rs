@@ -73,6 +73,12 @@ pub struct Watcher {
     prefetched: Option<Prefetch>,
     /// The info line while far behind the head.
     catch_up_log: super::progress::CatchUpLog,
+    /// The last step read one block at the head (the next poll may ask for the next block's
+    /// logs with the head).
+    following: bool,
+    /// The last head read, and the chain's seconds per block seen between heads.
+    last_head: Option<BlockHead>,
+    block_secs: Option<f64>,
 }
 
 /// A getLogs answer asked for ahead of its step; used only by a step planning the same range.
@@ -158,6 +164,9 @@ impl Watcher {
             failover: None,
             prefetched: None,
             catch_up_log: Default::default(),
+            following: false,
+            last_head: None,
+            block_secs: None,
         }
     }
 
@@ -329,26 +338,39 @@ impl Watcher {
     /// transaction that records the range's transfers, and only past a range whose answer
     /// `completeness::verify` believed.
     async fn step(&mut self) -> Result<Progress, StepError> {
-        let head = self.read_head().await?;
         // A failed read is an error, never "no cursor": that would restart from start_block.
         let stored = cursor::get(self.store.pool(), self.rules.chain_id).await.context("reading the cursor")?;
+        let (head, quick_logs) = match stored.filter(|c| self.next_block_due(c)) {
+            Some(c) => self.read_head_with_logs(c.block_number + 1).await?,
+            None => (self.read_head().await?, None),
+        };
         let (from, to) = match self.plan(&head, stored).await? {
             Plan::Range(from, to) => (from, to),
-            Plan::Done(progress) => return Ok(progress),
-        };
-        let look = match self.range_look(from, to).await {
-            Ok(look) => look,
-            Err(e) => {
-                return match classify(&format!("{e:#}")) {
-                    Failure::TooLarge { span, cap } => {
-                        self.range.refused(span, cap, to - from + 1);
-                        tracing::info!(range = self.range.get(), "the node refused the range; asking for less");
-                        Ok(Progress::Retry("range refused".into()))
-                    }
-                    _ => Err(e.into()),
-                };
+            Plan::Done(progress) => {
+                self.following = false;
+                return Ok(progress);
             }
         };
+        // The head is the cursor's child and its logs came in the same batch, after it: that
+        // answer is tied to the node that served the head.
+        let quick = quick_logs.filter(|_| from == head.number && stored.is_some_and(|c| c.block_hash == head.parent));
+        let look = match quick {
+            Some(logs) => TiedLook { from, to: from, logs, first: Some(head), last: Some(head) },
+            None => match self.range_look(from, to).await {
+                Ok(look) => look,
+                Err(e) => {
+                    return match classify(&format!("{e:#}")) {
+                        Failure::TooLarge { span, cap } => {
+                            self.range.refused(span, cap, to - from + 1);
+                            tracing::info!(range = self.range.get(), "the node refused the range; asking for less");
+                            Ok(Progress::Retry("range refused".into()))
+                        }
+                        _ => Err(e.into()),
+                    };
+                }
+            },
+        };
+        let to = look.to;
         let (logs, first, last) = match verify(look, stored.map(|c| c.block_hash), &head, &self.tokens) {
             Verdict::Trusted(believed) => {
                 let Believed { logs, first, last, removed, outside_bloom } = *believed;
@@ -377,7 +399,10 @@ impl Watcher {
         };
         self.range.grow();
         self.prefetch_next(last.number, head.number);
-        self.commit(head.number, first, last, logs).await
+        let progress = self.commit(head.number, first, last, logs).await?;
+        // One block read at the head: the next poll may well find exactly the next one.
+        self.following = matches!(progress, Progress::CaughtUp) && first.number == last.number;
+        Ok(progress)
     }
 
     /// The head: one `eth_getBlockByNumber("latest")` (number, hash and parent in one answer).
@@ -389,6 +414,45 @@ impl Watcher {
             .context("eth_getBlockByNumber(latest)")?
             .context("the node has no latest block")?;
         let head = head_of(block.header.number, &block.header);
+        self.record_head(&head).await?;
+        Ok(head)
+    }
+
+    /// When the next block is due: the head and `eth_getLogs(from, "latest")` in one batch,
+    /// the head first, so the node that answers the logs had the head when it did (logs past
+    /// the head are dropped; the next step reads them). The logs are None when that call
+    /// failed (a node refuses a `from` past its head).
+    async fn read_head_with_logs(&mut self, from: u64) -> Result<(BlockHead, Option<Vec<Log>>), StepError> {
+        let filter = Filter::new()
+            .from_block(from)
+            .to_block(BlockNumberOrTag::Latest)
+            .address(self.tokens.clone())
+            .event_signature(IERC20::Transfer::SIGNATURE_HASH);
+        let mut batch = alloy::rpc::client::BatchRequest::new(self.provider.client());
+        let latest = batch.add_call::<_, Option<alloy::rpc::types::Block>>(
+            "eth_getBlockByNumber",
+            &(BlockNumberOrTag::Latest, false),
+        )?;
+        let logs = batch.add_call::<_, Vec<Log>>("eth_getLogs", &(filter,))?;
+        batch.send().await.context("a batch of the head and eth_getLogs")?;
+        let block = latest.await.context("eth_getBlockByNumber(latest)")?.context("the node has no latest block")?;
+        let head = head_of(block.header.number, &block.header);
+        self.record_head(&head).await?;
+        let logs = logs.await.ok().map(|logs: Vec<Log>| {
+            logs.into_iter().filter(|l| l.block_number.is_some_and(|n| n <= head.number)).collect()
+        });
+        Ok((head, logs))
+    }
+
+    async fn record_head(&mut self, head: &BlockHead) -> Result<(), StepError> {
+        if let Some(seen) = self.last_head
+            && head.number > seen.number
+            && head.time > seen.time
+        {
+            let secs = (head.time - seen.time) as f64 / (head.number - seen.number) as f64;
+            self.block_secs = Some(self.block_secs.map_or(secs, |s| 0.8 * s + 0.2 * secs));
+        }
+        self.last_head = Some(*head);
         if head.number != self.status.head() {
             // Processes on standby read it from here.
             cursor::set_head(self.store.pool(), self.rules.chain_id, head.number)
@@ -396,7 +460,14 @@ impl Watcher {
                 .context("recording the head")?;
         }
         self.status.set_head(head.number);
-        Ok(head)
+        Ok(())
+    }
+
+    /// Whether the poll should ask for the next block's logs with the head (one request, the
+    /// floor's two calls): while following the head a block a step, once the chain's pace says
+    /// the next block is due. Only a cost choice: either way the answer is judged the same.
+    fn next_block_due(&self, c: &cursor::Cursor) -> bool {
+        self.following && self.block_secs.is_some_and(|secs| (unix_now() - c.block_time) as f64 >= secs)
     }
 
     /// The range to read next, or why there is none: caught up (earlier transfers may reach

@@ -253,7 +253,8 @@ async fn one(s: &Shared, request: &Value, mode: Mode, lag: Option<u64>) -> Respo
             "eth_getLogs" => {
                 let mut clamped = request.clone();
                 let filter = &mut clamped["params"][0];
-                if let (Some(from), Some(to)) = (block_param(&filter["fromBlock"]), block_param(&filter["toBlock"])) {
+                let to = if filter["toBlock"] == "latest" { Some(head) } else { block_param(&filter["toBlock"]) };
+                if let (Some(from), Some(to)) = (block_param(&filter["fromBlock"]), to) {
                     if from > head {
                         return answer(request, json!([]));
                     }
