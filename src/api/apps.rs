@@ -3,7 +3,6 @@
 
 use crate::config::Config;
 use crate::money::Token;
-use std::str::FromStr;
 
 use axum::Json;
 use axum::extract::State;

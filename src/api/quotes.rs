@@ -1,7 +1,5 @@
 //! `POST /v2alpha/{type}/acquire_pre_amount`: what deploying would cost.
 
-use std::str::FromStr;
-
 use axum::Json;
 use axum::extract::State;
 use serde::{Deserialize, Serialize};
