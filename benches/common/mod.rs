@@ -87,7 +87,9 @@ pub async fn open_orders(config: &Config, store: &Store, n: usize) -> anyhow::Re
         .await?;
         let what =
             OrderFor { team_id: &team.team_id, app_id: Some(&app.app_id), kind: OrderKind::Create, period_months: 1 };
-        let order = checkout::open_token_order(&mut tx, config, what, Token::UsdtErc20, quote).await?;
+        let order =
+            checkout::open_token_order(&mut tx, config, what, Token::UsdtErc20, quote, |_| paywatch::store::unix_now())
+                .await?;
         tx.commit().await?;
         let c = order.new.crypto.context("token order")?;
         out.push((c.deposit_address, c.amount_base, order.order_id));

@@ -199,7 +199,8 @@ async fn create_app_once(
         kind: OrderKind::Create,
         period_months: period as i64,
     };
-    let order = checkout::open_token_order(&mut tx, &state.config, what, token, quote).await?;
+    let order =
+        checkout::open_token_order(&mut tx, &state.config, what, token, quote, |id| state.chains.now_on(id)).await?;
     once.save_done(&mut tx, &Made { app_id: Some(app.app_id.clone()), order_id: order.order_id.clone() }).await?;
     tx.commit().await.map_err(crate::store::StoreError::from)?;
     Ok(CreateAppResponse { app_id: app.app_id, order_id: order.order_id })

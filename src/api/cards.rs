@@ -101,7 +101,10 @@ pub async fn open_token_extension(
     period: u32,
 ) -> Result<Order, ApiError> {
     let mut tx = state.store.begin().await?;
-    let order = extension::open_token_order(&mut tx, &state.config, &team.team_id, app, token, quote, period).await?;
+    let order = extension::open_token_order(&mut tx, &state.config, &team.team_id, app, token, quote, period, |id| {
+        state.chains.now_on(id)
+    })
+    .await?;
     once.save_done(&mut tx, &Made { app_id: Some(app.app_id.clone()), order_id: order.order_id.clone() }).await?;
     tx.commit().await.map_err(crate::store::StoreError::from)?;
     Ok(order)

@@ -168,7 +168,9 @@ async fn cart_order_once(
                 return Err(out_of_stock());
             }
             let what = OrderFor { team_id: &team.team_id, app_id: None, kind: OrderKind::Catalog, period_months: 0 };
-            let order = checkout::open_token_order(&mut tx, &state.config, what, token, quote).await?;
+            let order =
+                checkout::open_token_order(&mut tx, &state.config, what, token, quote, |id| state.chains.now_on(id))
+                    .await?;
             products::record_reservation(&mut tx, &order.order_id, product.id, priced.qty, &selection).await?;
             once.save_done(&mut tx, &Made { app_id: None, order_id: order.order_id.clone() }).await?;
             tx.commit().await.map_err(crate::store::StoreError::from)?;

@@ -10,6 +10,9 @@ pub struct ChainStatus {
     processed: AtomicU64,
     /// Timestamp of the last processed block: the clock of the payment rules.
     processed_time: AtomicI64,
+    /// The newest block timestamp seen (the head's, or on standby the processed block's) and
+    /// when it was seen: the chain's clock now, without the host's clock (`chain_now`).
+    seen_time: Mutex<Option<(i64, std::time::Instant)>>,
     caught_up: AtomicBool,
     /// The node answered with the configured chain id (this process asked it).
     verified: AtomicBool,
@@ -128,6 +131,16 @@ impl ChainStatus {
     pub fn blocks_per_second(&self) -> Option<f64> {
         self.lag.lock().unwrap_or_else(|e| e.into_inner()).blocks_per_second()
     }
+    /// A block timestamp just read (the head's).
+    pub fn set_head_time(&self, t: i64) {
+        *self.seen_time.lock().unwrap_or_else(|e| e.into_inner()) = Some((t, std::time::Instant::now()));
+    }
+    /// The chain's clock now: the newest block timestamp seen plus the time elapsed since (a
+    /// duration, so a host clock set hours off changes nothing). None before any block is seen.
+    pub fn chain_now(&self) -> Option<i64> {
+        let seen = *self.seen_time.lock().unwrap_or_else(|e| e.into_inner());
+        seen.map(|(t, at)| t + at.elapsed().as_secs() as i64)
+    }
     pub fn processed_time(&self) -> i64 {
         self.processed_time.load(Ordering::Relaxed)
     }
@@ -223,6 +236,17 @@ impl Chains {
         self.list.iter().all(|c| c.status.is_caught_up())
     }
 
+    /// The clock of a payment rule on `chain_id`: that chain's `chain_now`, else the host's
+    /// (before its watcher has read a block).
+    pub fn now_on(&self, chain_id: u64) -> i64 {
+        self.by_id(chain_id).and_then(|c| c.status.chain_now()).unwrap_or_else(crate::store::unix_now)
+    }
+
+    /// The least of the chains' clocks (an order can be paid on any of them).
+    pub fn least_now(&self) -> i64 {
+        self.list.iter().map(|c| self.now_on(c.chain_id)).min().unwrap_or_else(crate::store::unix_now)
+    }
+
     /// The heads the watchers saw.
     pub fn heads(&self) -> Heads {
         self.list.iter().map(|c| (c.chain_id, c.status.head())).collect()
@@ -281,6 +305,10 @@ impl ChainStatus {
     fn copy_from_watcher(&self, head: u64, processed: u64, time: i64) {
         self.set_head(head);
         self.set_processed(processed);
+        if time != self.processed_time() {
+            // The newest block time a process on standby knows (a poll behind the head's).
+            self.set_head_time(time);
+        }
         self.set_processed_time(time);
     }
 }

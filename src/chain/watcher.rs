@@ -453,6 +453,7 @@ impl Watcher {
             self.block_secs = Some(self.block_secs.map_or(secs, |s| 0.8 * s + 0.2 * secs));
         }
         self.last_head = Some(*head);
+        self.status.set_head_time(head.time);
         if head.number != self.status.head() {
             // Processes on standby read it from here.
             cursor::set_head(self.store.pool(), self.rules.chain_id, head.number)
@@ -463,11 +464,17 @@ impl Watcher {
         Ok(())
     }
 
+    /// The clock of the payment rules a step applies (lateness, stray funds): the chain's,
+    /// from the head's timestamp, never the host's (`ChainStatus::chain_now`).
+    fn chain_now(&self) -> i64 {
+        self.status.chain_now().unwrap_or_else(unix_now)
+    }
+
     /// Whether the poll should ask for the next block's logs with the head (one request, the
     /// floor's two calls): while following the head a block a step, once the chain's pace says
     /// the next block is due. Only a cost choice: either way the answer is judged the same.
     fn next_block_due(&self, c: &cursor::Cursor) -> bool {
-        self.following && self.block_secs.is_some_and(|secs| (unix_now() - c.block_time) as f64 >= secs)
+        self.following && self.block_secs.is_some_and(|secs| (self.chain_now() - c.block_time) as f64 >= secs)
     }
 
     /// The range to read next, or why there is none: caught up (earlier transfers may reach
@@ -539,7 +546,7 @@ impl Watcher {
             cursor: Some(cursor::Cursor { block_number: to, block_hash: last.hash, block_time: last.time }),
             blocks: [first, last].iter().map(link).collect(),
             forget_blocks_below: to.saturating_sub(MAX_REORG_DEPTH),
-            at: unix_now(),
+            at: self.chain_now(),
         };
         let mut tx = self.store.begin().await?;
         let outcome = match credit::commit_step(&mut tx, &self.rules, &step).await {
@@ -575,7 +582,7 @@ impl Watcher {
         let step = Step {
             confirm_up_to: Some(block.min(c.block_number)),
             confirm_large_up_to: self.confirmed_large(c.block_number).await?.map(|b| b.min(c.block_number)),
-            at: unix_now(),
+            at: self.chain_now(),
             ..Default::default()
         };
         let mut tx = self.store.begin().await?;
@@ -629,7 +636,7 @@ impl Watcher {
             return Err(StepError { error: anyhow::anyhow!(reason), rate_limited: false });
         };
         let mut tx = self.store.begin().await?;
-        let (reversed, deep) = match credit::rewind(&mut tx, &self.rules, ancestor, unix_now()).await {
+        let (reversed, deep) = match credit::rewind(&mut tx, &self.rules, ancestor, self.chain_now()).await {
             Err(StoreError::Conflict(_)) => return Ok(Progress::Retry("an order changed under the rewind".into())),
             other => other?,
         };

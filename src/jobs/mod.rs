@@ -64,7 +64,7 @@ pub async fn run(
     add_leader_job(&mut scheduler, EXPIRY_EVERY, &status, move || {
         let (store, config, chains) = (s.clone(), c.clone(), all.clone());
         async move {
-            if let Err(e) = run_expiry(&store, &config, chains.all_caught_up(), unix_now()).await {
+            if let Err(e) = run_expiry(&store, &config, chains.all_caught_up(), chains.least_now()).await {
                 tracing::warn!(error = %e, "expiry job failed; next run retries");
             }
         }

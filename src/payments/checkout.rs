@@ -89,6 +89,7 @@ pub async fn open_token_order(
     what: OrderFor<'_>,
     token: Token,
     quote: Quote,
+    chain_now: impl Fn(u64) -> i64,
 ) -> Result<Order, CheckoutError> {
     ensure_payable(&quote)?;
     let factory = config.deposits.as_ref().ok_or(CheckoutError::NoDepositFactory)?.factory;
@@ -115,7 +116,9 @@ pub async fn open_token_order(
             deposit_address: DepositAddresses::new(factory).address_of(salt),
         }),
         card_id: None,
-        expires_at: unix_now() + (config.orders.ttl_minutes * 60) as i64,
+        // By the clock of the chain it is paid on (its newest block's timestamp plus the time
+        // since), never the host's: a host clock hours off would expire it early or late.
+        expires_at: chain_now(token_config.chain_id) + (config.orders.ttl_minutes * 60) as i64,
     };
     Ok(orders::insert_order(&mut **tx, &order_id, &new).await?)
 }

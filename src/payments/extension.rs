@@ -111,7 +111,8 @@ pub async fn open_token_order(
     token: Token,
     quote: Quote,
     period: u32,
+    chain_now: impl Fn(u64) -> i64,
 ) -> Result<Order, CheckoutError> {
     let what = OrderFor { team_id, app_id: Some(&app.app_id), kind: OrderKind::Extend, period_months: period as i64 };
-    checkout::open_token_order(tx, config, what, token, quote).await
+    checkout::open_token_order(tx, config, what, token, quote, chain_now).await
 }

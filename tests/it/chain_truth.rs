@@ -696,3 +696,42 @@ async fn readiness_polls_make_no_rpc_calls() {
     assert!(calls < 200 && calls <= watcher_budget, "{calls} RPC calls during 200 readiness polls");
     app.stop().await;
 }
+
+/// Issue 26, item 8: the host's clock 3 hours behind the chain's (anvil's clock moved 3 hours
+/// ahead). An order's expiry comes from the chain's clock at creation: paid 10 chain-minutes
+/// after it was created it is on time, and an unpaid one is still open 20 chain-minutes into
+/// its 60-minute life when the expiry job runs by the chain's clock. (By the host's clock the
+/// order was born 3 hours expired: paid late, and expired at the first run.)
+#[tokio::test]
+async fn an_order_created_with_the_host_clock_3_hours_behind_lives_by_the_chains_clock() {
+    let app = spawn_app(Options { confirmations: 1, poll_interval_ms: 200, ..Default::default() }).await;
+    app.chain.deployer.anvil_increase_time(3 * 3600).await.unwrap();
+    app.mine(1).await;
+    wait_processed(&app, 30).await;
+    let head = app.chain.deployer.get_block_by_number(app.head().await.into()).await.unwrap().unwrap();
+    let chain_time = head.header.timestamp as i64;
+    assert!(chain_time > unix_now() + 3 * 3600 - 60, "the chain's clock is 3 hours ahead of the host's");
+    let (_, paid_id, address, owed) = app.create_crypto_app("USDT_ERC20", 1).await;
+    let (_, unpaid_id, _, _) = app.create_crypto_app("USDT_ERC20", 1).await;
+    let order = app.order(&paid_id).await;
+    let expires_at = order["expires_at"].as_i64().unwrap();
+    assert!(
+        (expires_at - (chain_time + 3600)).abs() < 120,
+        "expires an hour after creation by the chain's clock ({chain_time}): {expires_at}"
+    );
+
+    app.chain.deployer.anvil_increase_time(600).await.unwrap();
+    app.pay(Token::UsdtErc20, address, owed).await;
+    let paid = app.wait_order(&paid_id, 30, |o| o["status"] == "paid").await;
+    assert_eq!(paid["late"], false, "paid 10 chain-minutes after creation: {paid:#}");
+
+    app.chain.deployer.anvil_increase_time(600).await.unwrap();
+    app.mine(1).await;
+    wait_processed(&app, 30).await;
+    let config = paywatch::config::Config::load(&app.config_path).unwrap();
+    let now = app.chain.deployer.get_block_by_number(app.head().await.into()).await.unwrap().unwrap().header.timestamp;
+    paywatch::jobs::run_expiry(&app.db.store, &config, true, now as i64).await.unwrap();
+    let unpaid = app.order(&unpaid_id).await;
+    assert_eq!(unpaid["status"], "awaiting_payment", "20 chain-minutes into 60: {unpaid:#}");
+    app.stop().await;
+}
