@@ -182,9 +182,11 @@ async fn settle_sums(tx: &mut Tx, rules: &Rules, order_id: &str, at: i64) -> Sto
     for (t, state) in transfers::for_order(&mut **tx, order_id).await? {
         // Another asset sent to this address is recorded and shown, never counted.
         let Some(units) = rules.counted_units(&crypto, &t) else { continue };
-        seen += units;
+        // Saturating: sums across tokens and chains can exceed a uint256 where no one token's
+        // supply can, and a wrapped sum would un-pay a paid order.
+        seen = seen.saturating_add(units);
         if state == "confirmed" {
-            confirmed += units;
+            confirmed = confirmed.saturating_add(units);
             if completing.is_none() && confirmed >= threshold {
                 completing = Some((t.block_time.unwrap_or(at), Some(t.tx_hash)));
             }
@@ -192,8 +194,8 @@ async fn settle_sums(tx: &mut Tx, rules: &Rules, order_id: &str, at: i64) -> Sto
     }
     let applied = stray_funds::applied_to(&mut **tx, order_id).await?;
     if !applied.is_zero() {
-        seen += applied;
-        confirmed += applied;
+        seen = seen.saturating_add(applied);
+        confirmed = confirmed.saturating_add(applied);
         if completing.is_none() && confirmed >= threshold {
             completing = Some((at, None));
         }

@@ -26,14 +26,14 @@ pub async fn recompute(tx: &mut Tx, rules: &Rules, order_id: &str, at: i64) -> S
         if state == "confirmed" {
             let counted = rules.counted_units(crypto, &t);
             let entry = received.entry((t.chain_id, t.token)).or_default();
-            entry.0 += t.amount_base;
-            entry.1 = counted.map(|c| entry.1.unwrap_or_default() + c);
+            entry.0 = entry.0.saturating_add(t.amount_base);
+            entry.1 = counted.map(|c| entry.1.unwrap_or_default().saturating_add(c));
         }
     }
     let closed_for_good =
         order.progress.status == OrderStatus::Expired && at > order.new.expires_at + rules.late_window_secs;
     let threshold = paid_threshold(crypto.amount_base, rules.tolerance);
-    let counted_total: U256 = received.values().filter_map(|(_, c)| *c).fold(U256::ZERO, |a, b| a + b);
+    let counted_total: U256 = received.values().filter_map(|(_, c)| *c).fold(U256::ZERO, U256::saturating_add);
     // An overpayment is stray where it landed: the order's own token first, then the others.
     let own = (crypto.chain_id, crypto.token_address);
     let mut order_of_buckets: Vec<(u64, Address)> = received.keys().copied().collect();

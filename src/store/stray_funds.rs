@@ -54,7 +54,7 @@ fn from_row(r: &sqlx::any::AnyRow) -> StoreResult<Fund> {
 
 /// The sum of base-unit amounts read from the ledger.
 fn total(amounts: Vec<String>) -> StoreResult<U256> {
-    amounts.iter().try_fold(U256::ZERO, |sum, a| Ok(sum + base_units(a, "stray_funds amount")?))
+    amounts.iter().try_fold(U256::ZERO, |sum, a| Ok(sum.saturating_add(base_units(a, "stray_funds amount")?)))
 }
 
 /// What the operator applied to `order_id` from elsewhere (counted in its sums).

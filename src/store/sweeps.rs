@@ -107,13 +107,14 @@ pub async fn ledger<'e>(
     .await?;
     let mut total_in = U256::ZERO;
     for r in &received {
-        total_in += base_units(r, "chain_transfers.amount_base")?;
+        total_in = total_in.saturating_add(base_units(r, "chain_transfers.amount_base")?);
     }
     let mut total_out = U256::ZERO;
     for r in &swept {
         let mined = r.try_get::<Option<i64>, _>("block_number")?.is_some();
         let column = if mined { "moved_base" } else { "expected_base" };
-        total_out += base_units(&r.try_get::<String, _>(column)?, "sweeps moved or expected amount")?;
+        total_out =
+            total_out.saturating_add(base_units(&r.try_get::<String, _>(column)?, "sweeps moved or expected amount")?);
     }
     Ok((total_in, total_out))
 }
@@ -335,7 +336,7 @@ pub async fn balance_at<'e>(
     .await?;
     let mut balance = U256::ZERO;
     for r in &received {
-        balance += base_units(r, "chain_transfers.amount_base")?;
+        balance = balance.saturating_add(base_units(r, "chain_transfers.amount_base")?);
     }
     for m in &moved {
         balance = balance.saturating_sub(base_units(m, "sweeps.moved_base")?);
@@ -368,7 +369,7 @@ pub async fn unswept<'e>(db: impl AnyExecutor<'e>) -> StoreResult<Vec<(u64, Addr
         let amount = base_units(&r.try_get::<String, _>("amount_base")?, "chain_transfers.amount_base")?;
         match totals.last_mut() {
             Some((c, t, sum, n)) if *c == chain_id && *t == token => {
-                *sum += amount;
+                *sum = sum.saturating_add(amount);
                 *n += (last_address != Some(address)) as usize;
             }
             _ => totals.push((chain_id, token, amount, 1)),

@@ -376,3 +376,35 @@ async fn stray_funds_of_one_address_on_two_chains_sqlite() {
 async fn stray_funds_of_one_address_on_two_chains_postgres() {
     stray_funds_of_one_address_on_two_chains("postgres").await;
 }
+
+/// Issue 26, item 11: an order's sums add transfers of two tokens on two chains, which together
+/// can pass what a uint256 holds (each token's supply cannot). 2^255 USDT on each chain to one
+/// order: with wrapping sums the order fell back to nothing received (un-paid by its second
+/// payment); saturating, it stays paid, overpaid.
+#[tokio::test]
+async fn sums_across_two_chains_never_wrap_around() {
+    let app = spawn_app(two_chains("sqlite", 1, 1)).await;
+    let payer = paywatch::devnet::anvil::accounts::PAYER_KEY
+        .parse::<alloy::signers::local::PrivateKeySigner>()
+        .unwrap()
+        .address();
+    let half = U256::from(1u64) << 255;
+    deploy::mint_mock(&app.chain.deployer, Token::UsdtErc20, app.chain.token(Token::UsdtErc20), payer, half)
+        .await
+        .unwrap();
+    deploy::mint_mock(&app.l2().deployer, L2_USDT, app.l2().token(L2_USDT), payer, half).await.unwrap();
+    let (_, order_id, address, _) = app.create_crypto_app("USDT_ERC20", 1).await;
+    app.pay(Token::UsdtErc20, address, half).await;
+    app.wait_order(&order_id, 30, |o| o["status"] == "paid").await;
+    app.pay_l2(address, half).await;
+    // Both confirmed (one confirmation each), then the order as the watcher left it.
+    let order = app
+        .wait_order(&order_id, 30, |o| {
+            let payments = o["payments"].as_array().unwrap();
+            payments.len() == 2 && payments.iter().all(|p| p["state"] == "confirmed")
+        })
+        .await;
+    assert_eq!(order["status"], "paid", "{order:#}");
+    assert_ne!(order["confirmed"], "0", "the sum did not wrap to nothing: {order:#}");
+    app.stop().await;
+}
