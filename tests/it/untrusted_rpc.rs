@@ -122,9 +122,11 @@ async fn with_the_first_endpoint_down_the_second_credits_and_the_first_is_used_a
     // Back: after its rest the first is asked again (its chain id first), and used.
     let first = RpcProxy::start_on(first_port, &anvil, Mode::Honest).await;
     wait_calls(&first, 1, 60, "the recovered first endpoint").await;
-    let before = first.calls();
     pay_one(&app, 30).await;
-    assert!(first.calls() > before + 1, "the first endpoint serves again");
+    // Every poll goes to it again, not to the second.
+    let (first_before, second_before) = (first.calls(), second.calls());
+    wait_calls(&first, first_before + 5, 30, "the first endpoint serving polls again").await;
+    assert!(second.calls() <= second_before + 1, "the second endpoint rests once the first is back");
     drop(server);
     app.stop().await;
 }
