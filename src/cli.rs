@@ -200,8 +200,22 @@ async fn run(command: Command) -> anyhow::Result<()> {
         Command::Contracts { command: ContractsCommand::Deploy { config, mocks, treasury, chain } } => {
             let config = Config::load(&config.config)?;
             let signer = rpc::signer_key(&config)?;
-            let treasury =
-                treasury.or_else(|| config.deposits.as_ref().map(|d| d.treasury)).unwrap_or_else(|| signer.address());
+            // Fixed for good at deployment: never picked silently.
+            let treasury = match treasury.or_else(|| config.deposits.as_ref().map(|d| d.treasury)) {
+                Some(t) => t,
+                None if mocks => {
+                    eprintln!(
+                        "paywatch: no treasury named (--treasury or [deposits] treasury): --mocks uses the \
+                         signer's address {}",
+                        signer.address()
+                    );
+                    signer.address()
+                }
+                None => anyhow::bail!(
+                    "contracts deploy: name the treasury sweeps go to, fixed for good at deployment \
+                     (--treasury ADDRESS or [deposits] treasury)"
+                ),
+            };
             // The first chain's deployment at the top (as with one chain), every chain's below.
             let mut out: Option<serde_json::Value> = None;
             let mut per_chain = serde_json::Map::new();
@@ -316,6 +330,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
                         d.factory,
                         c.name
                     );
+                    deploy::check_treasury(&provider, d).await.with_context(|| format!("chain {}", c.name))?;
                 }
             }
             let mut warnings = config.warnings();

@@ -66,6 +66,35 @@ pub async fn has_code(provider: &DynProvider, address: Address) -> Result<bool, 
     Ok(!provider.get_code_at(address).await.map_err(rpc_error)?.is_empty())
 }
 
+/// The treasury a deployed factory sends sweeps to (fixed at its deployment), None where
+/// `factory` holds no code.
+pub async fn factory_treasury(provider: &DynProvider, factory: Address) -> Result<Option<Address>, DeployError> {
+    if !has_code(provider, factory).await? {
+        return Ok(None);
+    }
+    let treasury = crate::chain::contracts::DepositFactory::new(factory, provider.clone())
+        .treasury()
+        .call()
+        .await
+        .map_err(|e| DeployError::Rpc(crate::chain::rpc::describe(&e.to_string())))?;
+    Ok(Some(treasury))
+}
+
+/// `[deposits] treasury` must be where the factory sends sweeps: a config naming another one
+/// would show an address the money never goes to. Checked on the chain, both addresses named.
+pub async fn check_treasury(provider: &DynProvider, deposits: &crate::config::DepositsConfig) -> anyhow::Result<()> {
+    if let Some(actual) = factory_treasury(provider, deposits.factory).await? {
+        anyhow::ensure!(
+            actual == deposits.treasury,
+            "deposits.treasury is {} but the factory at {} sends sweeps to {actual} (its treasury is fixed at \
+             deployment: set deposits.treasury to it, or deploy a factory for the new treasury)",
+            deposits.treasury,
+            deposits.factory
+        );
+    }
+    Ok(())
+}
+
 /// Deploys the factory through the proxy (nothing to do where it already is); its address is
 /// [`factory_address`] on every chain.
 pub async fn deploy_factory(provider: &DynProvider, treasury: Address) -> Result<Address, DeployError> {

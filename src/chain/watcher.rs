@@ -76,6 +76,8 @@ pub struct Watcher {
     /// The last step read one block at the head (the next poll may ask for the next block's
     /// logs with the head).
     following: bool,
+    /// The configured factory and treasury: the factory's own treasury must be this one.
+    deposits: Option<crate::config::DepositsConfig>,
     /// The last head read, and the chain's seconds per block seen between heads.
     last_head: Option<BlockHead>,
     block_secs: Option<f64>,
@@ -165,6 +167,7 @@ impl Watcher {
             prefetched: None,
             catch_up_log: Default::default(),
             following: false,
+            deposits: config.deposits.clone(),
             last_head: None,
             block_secs: None,
         }
@@ -194,6 +197,7 @@ impl Watcher {
         if !self.verify_chain(poll, &shutdown).await? {
             return Ok(());
         }
+        self.verify_treasury().await?;
         let wake = Arc::new(Notify::new());
         if let Some(url) = ws_url {
             tokio::spawn(wake::run(url, wake.clone(), shutdown.clone()));
@@ -209,6 +213,25 @@ impl Watcher {
             let _ = keeper.await;
         }
         Ok(())
+    }
+
+    /// A `[deposits] treasury` other than the factory's own ends the process, both named: the
+    /// config, status and console would show an address the sweeps never go to. An RPC error
+    /// here is only logged (the node answered a moment ago; `check` asks again).
+    async fn verify_treasury(&self) -> anyhow::Result<()> {
+        let Some(d) = &self.deposits else { return Ok(()) };
+        match super::deploy::check_treasury(&self.provider, d).await {
+            Err(e) if e.downcast_ref::<super::deploy::DeployError>().is_some() => {
+                tracing::warn!(chain = self.name, error = %e, "could not read the factory's treasury");
+                Ok(())
+            }
+            Err(e) => {
+                let e = e.context(format!("chain {}", self.name));
+                self.status.set_problem(Some(format!("{e:#}")));
+                Err(e)
+            }
+            Ok(()) => Ok(()),
+        }
     }
 
     /// False when shut down before the node answered.

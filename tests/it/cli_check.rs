@@ -289,3 +289,78 @@ async fn check_verifies_the_factory_on_every_chain() {
     let (code, lines) = check(dir.path(), &text, &[]);
     assert_eq!(code, 0, "the factory is on both chains now: {lines:?}");
 }
+
+/// Issue 26, item 7: `[deposits] treasury` must be the factory's own (fixed at its deployment).
+/// `check` refuses another, naming both addresses; so does `serve` (it exits); `contracts
+/// deploy` refuses to pick a treasury silently, and with `--mocks` says which it used.
+#[tokio::test]
+async fn a_treasury_that_is_not_the_factorys_is_refused_and_deploy_never_picks_one_silently() {
+    let chain = TestChain::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}/paywatch.db", dir.path().display());
+    let factory = chain.deployment.factory;
+    let elsewhere = alloy::primitives::Address::repeat_byte(0x42);
+    let deposits = |treasury: alloy::primitives::Address| {
+        format!("[deposits]\nfactory = \"{factory}\"\ntreasury = \"{treasury}\"\n")
+    };
+    let good = config(&chain.anvil.rpc_url(), 31337, &db, &deposits(chain.treasury));
+    let (code, lines) = check(dir.path(), &good, &[]);
+    assert_eq!(code, 0, "the factory's own treasury passes: {lines:?}");
+
+    let wrong = config(&chain.anvil.rpc_url(), 31337, &db, &deposits(elsewhere));
+    let (code, lines) = check(dir.path(), &wrong, &[]);
+    assert_eq!(code, 1, "{lines:?}");
+    let line = lines.join("\n");
+    assert!(
+        line.contains(&elsewhere.to_string()) && line.contains(&chain.treasury.to_string()),
+        "check names both treasuries: {line}"
+    );
+
+    let path = write_file(dir.path(), "wrong.toml", &wrong);
+    let serve = tokio::task::spawn_blocking(move || {
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_paywatch"))
+            .args(["serve", "--config", path.to_str().unwrap()])
+            .stderr(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let started = std::time::Instant::now();
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                let mut err = String::new();
+                std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+                return (status.code(), err);
+            }
+            if started.elapsed() > std::time::Duration::from_secs(60) {
+                let _ = child.kill();
+                return (None, "serve was still running after 60 s".to_string());
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+    })
+    .await
+    .unwrap();
+    assert_eq!(serve.0, Some(1), "serve refuses the config: {}", serve.1);
+    assert!(
+        serve.1.contains(&elsewhere.to_string()) && serve.1.contains(&chain.treasury.to_string()),
+        "serve names both treasuries: {}",
+        serve.1
+    );
+
+    // contracts deploy: no treasury named and no --mocks is refused; with --mocks it says so.
+    let key = paywatch::devnet::anvil::accounts::DEPLOYER_KEY;
+    let bare = config(&chain.anvil.rpc_url(), 31337, &db, &format!("[signer]\nprivate_key = \"{key}\"\n"));
+    let path = write_file(dir.path(), "bare.toml", &bare);
+    let out =
+        crate::support::paywatch_beside_server(&["contracts", "deploy", "--config", path.to_str().unwrap()]).await;
+    let err = String::from_utf8_lossy(&out.stderr).to_string();
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("--treasury"), "names how to give one: {err}");
+    let out =
+        crate::support::paywatch_beside_server(&["contracts", "deploy", "--mocks", "--config", path.to_str().unwrap()])
+            .await;
+    let err = String::from_utf8_lossy(&out.stderr).to_string();
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    let signer: alloy::signers::local::PrivateKeySigner = key.parse().unwrap();
+    assert!(err.contains(&signer.address().to_string()), "--mocks says it used the signer: {err}");
+}
