@@ -17,7 +17,7 @@ use super::types::Period;
 use crate::money::PayMethod;
 use crate::payments::card_payment::{self, CardPayError, CardPayment, Recorded};
 use crate::payments::cards::CardError;
-use crate::payments::checkout::Quote;
+use crate::payments::checkout::{self, Quote};
 use crate::payments::extension::{self, ExtendError};
 use crate::store::apps::App;
 use crate::store::card_charges::Purpose;
@@ -101,10 +101,9 @@ pub async fn open_token_extension(
     period: u32,
 ) -> Result<Order, ApiError> {
     let mut tx = state.store.begin().await?;
-    let order = extension::open_token_order(&mut tx, &state.config, &team.team_id, app, token, quote, period, |id| {
-        state.chains.now_on(id)
-    })
-    .await?;
+    let what = extension::extend_order_for(&team.team_id, app, period);
+    let order =
+        checkout::open_token_order(&mut tx, &state.config, what, token, quote, |id| state.chains.now_on(id)).await?;
     once.save_done(&mut tx, &Made { app_id: Some(app.app_id.clone()), order_id: order.order_id.clone() }).await?;
     tx.commit().await.map_err(crate::store::StoreError::from)?;
     Ok(order)

@@ -10,11 +10,11 @@ use super::checkout::{self, CheckoutError, OrderFor, Quote};
 use super::prices::PriceBook;
 use super::pricing::Resources;
 use crate::config::Config;
-use crate::money::{PayMethod, Token};
+use crate::money::PayMethod;
 use crate::store::apps::{self, App, AppSpec, AppStatus};
 use crate::store::card_charges::Purpose;
-use crate::store::orders::{Order, OrderKind};
-use crate::store::{Store, StoreError, StoreResult, Tx};
+use crate::store::orders::OrderKind;
+use crate::store::{Store, StoreError, StoreResult};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ExtendError {
@@ -102,17 +102,7 @@ pub async fn by_card(
     Ok(card_payment::pay(with.store, with.cards, payment).await?)
 }
 
-/// Opens the token extend order for `app`, inside the caller's transaction.
-pub async fn open_token_order(
-    tx: &mut Tx,
-    config: &Config,
-    team_id: &str,
-    app: &App,
-    token: Token,
-    quote: Quote,
-    period: u32,
-    chain_now: impl Fn(u64) -> i64,
-) -> Result<Order, CheckoutError> {
-    let what = OrderFor { team_id, app_id: Some(&app.app_id), kind: OrderKind::Extend, period_months: period as i64 };
-    checkout::open_token_order(tx, config, what, token, quote, chain_now).await
+/// What a token extend order for `app` is for (`checkout::open_token_order` opens it).
+pub fn extend_order_for<'a>(team_id: &'a str, app: &'a App, period: u32) -> OrderFor<'a> {
+    OrderFor { team_id, app_id: Some(&app.app_id), kind: OrderKind::Extend, period_months: period as i64 }
 }
