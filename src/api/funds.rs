@@ -107,8 +107,14 @@ pub async fn apply_to_order(state: &AppState, fund_id: &str, order_id: &str) -> 
     if target.order_id == fund.order_id {
         return Err(ApiError::invalid("order_id", "is the order the funds are stray from"));
     }
-    if target.new.crypto.as_ref().map(|c| orders::address_text(&c.token_address)) != Some(fund.token.clone()) {
-        return Err(ApiError::invalid("order_id", "is not paid in the funds' token"));
+    // The same token is the same contract on the same chain: one address can be two tokens of
+    // different decimals on two chains, and funds count in their own token's base units.
+    let same_token =
+        target.new.crypto.as_ref().is_some_and(|c| {
+            orders::address_text(&c.token_address) == fund.token && c.chain_id as i64 == fund.chain_id
+        });
+    if !same_token {
+        return Err(ApiError::invalid("order_id", "is not paid in the funds' token on the funds' chain"));
     }
     if !target.progress.status.is_open() {
         return Err(ApiError::Conflict(format!("order {} is {}", target.order_id, target.progress.status.as_str())));

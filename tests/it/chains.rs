@@ -408,3 +408,45 @@ async fn sums_across_two_chains_never_wrap_around() {
     assert_ne!(order["confirmed"], "0", "the sum did not wrap to nothing: {order:#}");
     app.stop().await;
 }
+
+/// Issue 26, item 6: the first chain's ANKR (18 decimals) and the second chain's USDT_L2 (6)
+/// share an address. A stray ANKR fund applied to a USDT_L2 order must be refused: it would
+/// count 10^18 base units of ANKR as 10^12 USDT.
+#[tokio::test]
+async fn a_fund_is_never_applied_to_an_order_of_another_chains_token_at_the_same_address() {
+    let app = spawn_app(two_chains("sqlite", 1, 1)).await;
+    assert_eq!(app.chain.token(Token::AnkrErc20), app.l2().token(L2_USDT));
+    let (_, stray_from, address, _) = app.create_crypto_app("USDT_ERC20", 1).await;
+    let one_ankr = U256::from(10u64).pow(U256::from(18u64));
+    app.pay(Token::AnkrErc20, address, one_ankr).await;
+    let admin = |method: reqwest::Method, path: String, body: Option<Value>| {
+        let mut r = app.http.request(method, format!("{}{path}", app.base)).bearer_auth("test-admin-token-0123456789");
+        if let Some(body) = body {
+            r = r.json(&body);
+        }
+        async move {
+            let r = r.send().await.unwrap();
+            (r.status().as_u16(), r.json::<Value>().await.unwrap_or(Value::Null))
+        }
+    };
+    let started = Instant::now();
+    let fund = loop {
+        let (_, body) = admin(reqwest::Method::GET, "/admin/funds?status=unattributed".into(), None).await;
+        if let Some(f) = body["funds"].as_array().unwrap().iter().find(|f| f["order_id"] == stray_from.as_str()) {
+            break f.clone();
+        }
+        assert!(started.elapsed() < Duration::from_secs(30), "no stray fund: {body:#}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let (_, target, _, _) = app.create_crypto_app(L2_USDT.as_str(), 1).await;
+    let (status, body) = admin(
+        reqwest::Method::POST,
+        format!("/admin/funds/{}/apply", fund["fund_id"].as_str().unwrap()),
+        Some(serde_json::json!({"order_id": target})),
+    )
+    .await;
+    assert_eq!(status, 422, "refused: {body}");
+    let order = app.order(&target).await;
+    assert_eq!(order["status"], "awaiting_payment", "nothing credited: {order:#}");
+    app.stop().await;
+}
