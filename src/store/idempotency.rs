@@ -111,13 +111,28 @@ pub async fn complete<'e>(
     Ok(())
 }
 
-/// Drops a claim whose work failed, so the client may retry with the same key.
-pub async fn release<'e>(db: impl AnyExecutor<'e>, team_id: &str, key: &str) -> StoreResult<()> {
-    sqlx::query("DELETE FROM idempotency_keys WHERE team_id = $1 AND idempotency_key = $2 AND response_status IS NULL")
-        .bind(team_id)
-        .bind(key)
-        .execute(db)
-        .await?;
+/// Gives up a claim whose call failed, so the client may retry with the same key. A claim
+/// whose work already committed something (`save_done`, in the work's own transaction) keeps
+/// it, with its lease lapsed: the retry takes it over and answers what was made instead of
+/// making it again (a second order, stock reserved twice). Only a claim with nothing saved is
+/// dropped.
+pub async fn release<'e>(db: impl AnyExecutor<'e> + Copy, team_id: &str, key: &str) -> StoreResult<()> {
+    sqlx::query(
+        "UPDATE idempotency_keys SET lease_until = 0 WHERE team_id = $1 AND idempotency_key = $2 \
+         AND response_status IS NULL AND done IS NOT NULL",
+    )
+    .bind(team_id)
+    .bind(key)
+    .execute(db)
+    .await?;
+    sqlx::query(
+        "DELETE FROM idempotency_keys WHERE team_id = $1 AND idempotency_key = $2 AND response_status IS NULL \
+         AND done IS NULL",
+    )
+    .bind(team_id)
+    .bind(key)
+    .execute(db)
+    .await?;
     Ok(())
 }
 

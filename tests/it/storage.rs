@@ -258,6 +258,17 @@ async fn idempotency_keys_replay_and_refuse_a_different_body(store: &Store) {
     assert_eq!(claim(t.clone(), "k3", "h", 1029).await, Claim::InFlight);
     assert_eq!(claim(t.clone(), "k3", "h", 1031).await, Claim::Fresh { done: Some(r#"{"order_id":"o1"}"#.into()) });
     assert_eq!(claim(t.clone(), "k3", "h", 1032).await, Claim::InFlight, "the takeover holds a new lease");
+
+    // Issue 26, item 11: a call that failed after its work committed (what it made is saved)
+    // releases its key without forgetting what was made: the retry answers it, at once.
+    assert_eq!(claim(t.clone(), "k4", "h", 1000).await, fresh);
+    idempotency::save_done(db, &team_id, "k4", r#"{"order_id":"o4"}"#).await.unwrap();
+    idempotency::release(db, &team_id, "k4").await.unwrap();
+    assert_eq!(
+        claim(t.clone(), "k4", "h", 1001).await,
+        Claim::Fresh { done: Some(r#"{"order_id":"o4"}"#.into()) },
+        "the retry learns what the failed call made"
+    );
 }
 
 async fn a_goods_specification_is_replaced_whole(store: &Store) {
