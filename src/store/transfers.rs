@@ -58,7 +58,12 @@ pub(crate) const COLUMNS: &str = "chain_id, tx_hash, log_index, block_number, bl
     from_address, to_address, amount_base, order_id, state, block_time";
 
 pub async fn for_order<'e>(db: impl AnyExecutor<'e>, order_id: &str) -> StoreResult<Vec<(Transfer, String)>> {
-    let sql = format!("SELECT {COLUMNS} FROM chain_transfers WHERE order_id = $1 ORDER BY block_number, log_index");
+    // In the order they happened: by block time across chains (block numbers of two chains say
+    // nothing of which came first), then within a chain by block and log.
+    let sql = format!(
+        "SELECT {COLUMNS} FROM chain_transfers WHERE order_id = $1 \
+         ORDER BY COALESCE(block_time, 0), chain_id, block_number, log_index"
+    );
     let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(order_id).fetch_all(db).await?;
     rows.iter().map(|r| from_row(r, "")).collect()
 }

@@ -450,3 +450,28 @@ async fn a_fund_is_never_applied_to_an_order_of_another_chains_token_at_the_same
     assert_eq!(order["status"], "awaiting_payment", "nothing credited: {order:#}");
     app.stop().await;
 }
+
+/// Issue 26, item 2: which transfer completed an order is decided by block time, not by block
+/// number (two chains' numbers say nothing of which came first). Half paid on time on the first
+/// chain at a high block number, the rest on the second chain at a low block number after the
+/// order's expiry by that chain's clock: the order is paid late. (Sorted by block number, the
+/// second chain's transfer came "first" and the on-time half "completed" it.)
+#[tokio::test]
+async fn lateness_across_chains_follows_block_time_not_block_number() {
+    let app = spawn_app(two_chains("sqlite", 1, 1)).await;
+    app.mine(100).await;
+    let (_, order_id, address, owed) = app.create_crypto_app("USDT_ERC20", 1).await;
+    let half = owed / U256::from(2u64);
+    app.pay(Token::UsdtErc20, address, half).await;
+    app.wait_order(&order_id, 30, |o| o["status"] == "partially_paid").await;
+    app.l2().deployer.anvil_increase_time(90 * 60).await.unwrap();
+    app.pay_l2(address, owed - half).await;
+    let order = app.wait_order(&order_id, 30, |o| o["status"] == "paid").await;
+    let payments = order["payments"].as_array().unwrap();
+    let number_on = |chain: u64| {
+        payments.iter().find(|p| p["chain_id"] == chain).map(|p| p["block_number"].as_u64().unwrap()).unwrap()
+    };
+    assert!(number_on(L2_CHAIN_ID) < number_on(FIRST), "the late payment has the lower block number: {order:#}");
+    assert_eq!(order["late"], true, "completed after expiry by the second chain's payment: {order:#}");
+    app.stop().await;
+}
