@@ -206,11 +206,13 @@ pub async fn settle<'e>(
     Ok(done.rows_affected() == 1)
 }
 
-/// Expired orders past their late window that hold confirmed money and have no stray row yet.
+/// Expired orders past their late window that hold confirmed money and were not judged since it
+/// closed (no partial or after-window fund yet; a wrong-token fund from before says nothing).
 pub async fn closed_orders_unchecked<'e>(db: impl AnyExecutor<'e>, closed_before: i64) -> StoreResult<Vec<String>> {
     Ok(sqlx::query_scalar(
         "SELECT order_id FROM orders o WHERE status = 'expired' AND expires_at < $1 AND confirmed_base <> '0' \
-         AND NOT EXISTS (SELECT 1 FROM stray_funds s WHERE s.order_id = o.order_id) LIMIT 500",
+         AND NOT EXISTS (SELECT 1 FROM stray_funds s WHERE s.order_id = o.order_id \
+             AND s.reason IN ('partial_on_expired_order', 'after_late_window')) LIMIT 500",
     )
     .bind(closed_before)
     .fetch_all(db)

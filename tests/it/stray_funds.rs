@@ -174,3 +174,51 @@ async fn stray_funds_are_listed_swept_and_applied_sqlite() {
 async fn stray_funds_are_listed_swept_and_applied_postgres() {
     stray_funds_are_listed_swept_and_applied("postgres").await;
 }
+
+/// Issue 26, item 5: an order paid in part and also sent another token expires; once its late
+/// window closes its partial payment is listed, beside the wrong-token fund it already had (an
+/// order with any fund was taken as already judged, so the partial was never listed).
+async fn a_partial_beside_a_wrong_token_fund_is_listed_when_the_window_closes(backend: &'static str) {
+    let app = spawn_app(Options {
+        backend,
+        confirmations: 1,
+        config_edits: vec![("late_window_hours = 24", "late_window_hours = 0")],
+        ..Default::default()
+    })
+    .await;
+    let (_, order_id, address, owed) = app.create_crypto_app("USDT_ERC20", 1).await;
+    let part = owed * U256::from(4u8) / U256::from(10u8);
+    app.pay(Token::UsdtErc20, address, part).await;
+    app.pay(Token::AnkrErc20, address, U256::from(7u64)).await;
+    app.wait_order(&order_id, 20, |o| o["status"] == "partially_paid").await;
+    let started = std::time::Instant::now();
+    while !funds(&app, "?status=unattributed").await.iter().any(|f| f["order_id"] == order_id.as_str()) {
+        assert!(started.elapsed() < std::time::Duration::from_secs(20), "the wrong-token fund is listed");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let expires_at = app.order(&order_id).await["expires_at"].as_i64().unwrap();
+    let config = Config::load(&app.config_path).unwrap();
+    for _ in 0..2 {
+        paywatch::jobs::run_expiry(&app.db.store, &config, true, expires_at + 60).await.unwrap();
+    }
+    assert_eq!(app.order(&order_id).await["status"], "expired");
+    let reasons: Vec<(Value, Value)> = funds(&app, "?status=unattributed")
+        .await
+        .into_iter()
+        .filter(|f| f["order_id"] == order_id.as_str())
+        .map(|f| (f["reason"].clone(), f["amount_base"].clone()))
+        .collect();
+    assert!(reasons.contains(&(json!("wrong_token"), json!("7"))), "{reasons:?}");
+    assert!(reasons.contains(&(json!("partial_on_expired_order"), json!(part.to_string()))), "{reasons:?}");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_partial_beside_a_wrong_token_fund_is_listed_when_the_window_closes_sqlite() {
+    a_partial_beside_a_wrong_token_fund_is_listed_when_the_window_closes("sqlite").await;
+}
+
+#[tokio::test]
+async fn a_partial_beside_a_wrong_token_fund_is_listed_when_the_window_closes_postgres() {
+    a_partial_beside_a_wrong_token_fund_is_listed_when_the_window_closes("postgres").await;
+}
