@@ -369,10 +369,8 @@ impl Watcher {
         };
         let (from, to) = match self.plan(&head, stored).await? {
             Plan::Range(from, to) => (from, to),
-            Plan::Done(progress) => {
-                self.following = false;
-                return Ok(progress);
-            }
+            // Nothing new (or a reorg walked back): whether the next block is due says the pace.
+            Plan::Done(progress) => return Ok(progress),
         };
         // The head is the cursor's child and its logs came in the same batch, after it: that
         // answer is tied to the node that served the head.

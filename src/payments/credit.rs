@@ -167,6 +167,7 @@ pub async fn settle_applied(tx: &mut Tx, rules: &Rules, order_id: &str, at: i64)
 /// activates or extends its app and records the deposit; when it stops being paid (a deep
 /// reorg), reverses that.
 async fn settle_sums(tx: &mut Tx, rules: &Rules, order_id: &str, at: i64) -> StoreResult<Settled> {
+    orders::lock(tx, order_id).await?;
     let order = orders::get_any(&mut **tx, order_id)
         .await?
         .ok_or_else(|| StoreError::Corrupt(format!("transfer for missing order {order_id}")))?;

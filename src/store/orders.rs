@@ -106,6 +106,22 @@ pub fn new_order_id() -> String {
     Uuid::new_v4().to_string()
 }
 
+/// Holds the order's row until the transaction ends, so two settles of one order (a fund
+/// applied while another is, or while the watcher confirms a transfer) run one after the other
+/// and the second reads what the first wrote. PostgreSQL only: SQLite's write transactions
+/// (`BEGIN IMMEDIATE`) are serialized already.
+pub async fn lock(tx: &mut super::Tx, order_id: &str) -> StoreResult<()> {
+    if tx.backend_name() == "PostgreSQL" {
+        // NO KEY UPDATE: what the order's own UPDATE takes, and no conflict with the key-share lock a
+        // stray fund's foreign key holds on the order (FOR UPDATE would deadlock two applies).
+        sqlx::query("SELECT 1 FROM orders WHERE order_id = $1 FOR NO KEY UPDATE")
+            .bind(order_id)
+            .execute(&mut **tx)
+            .await?;
+    }
+    Ok(())
+}
+
 pub async fn insert_order<'e>(db: impl AnyExecutor<'e>, order_id: &str, new: &NewOrder) -> StoreResult<Order> {
     let now = unix_now();
     let order_id = order_id.to_string();

@@ -222,3 +222,65 @@ async fn a_partial_beside_a_wrong_token_fund_is_listed_when_the_window_closes_sq
 async fn a_partial_beside_a_wrong_token_fund_is_listed_when_the_window_closes_postgres() {
     a_partial_beside_a_wrong_token_fund_is_listed_when_the_window_closes("postgres").await;
 }
+
+/// Issue 26, item 3 (PostgreSQL): two stray funds applied to one order at the same moment, each
+/// less than the order and both together more. A trigger holds each apply open between its fund
+/// update and the order's settle, so both settles read at once; 8 orders, every one must end
+/// paid (without a lock on the order, each settle saw only its own fund and the last write left
+/// the order partially paid although covered).
+#[tokio::test]
+async fn two_funds_applied_to_one_order_at_once_both_count_on_postgres() {
+    let app = spawn_app(Options { backend: "postgres", confirmations: 1, ..Default::default() }).await;
+    let mut funds_for = Vec::new();
+    for _ in 0..8 {
+        let (_, target, _, owed) = app.create_crypto_app("USDT_ERC20", 1).await;
+        let extra = owed * U256::from(6u8) / U256::from(10u8);
+        let mut sources = Vec::new();
+        for _ in 0..2 {
+            let (_, source, address, owed) = app.create_crypto_app("USDT_ERC20", 1).await;
+            app.pay(Token::UsdtErc20, address, owed + extra).await;
+            sources.push(source);
+        }
+        funds_for.push((target, sources));
+    }
+    app.mine(1).await;
+    wait_processed(&app, 30).await;
+    let listed = funds(&app, "?status=unattributed").await;
+    let fund_of = |order: &str| {
+        listed.iter().find(|f| f["order_id"] == order).unwrap_or_else(|| panic!("no fund from {order}: {listed:?}"))
+            ["fund_id"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    sqlx::raw_sql(
+        "CREATE FUNCTION slow_apply() RETURNS trigger AS $$ BEGIN \
+           IF NEW.status = 'applied' THEN PERFORM pg_sleep(0.3); END IF; RETURN NEW; END $$ LANGUAGE plpgsql; \
+         CREATE TRIGGER slow_apply BEFORE UPDATE ON stray_funds FOR EACH ROW EXECUTE FUNCTION slow_apply();",
+    )
+    .execute(app.db.store.pool())
+    .await
+    .unwrap();
+    let apply = |fund: String, order: String| {
+        let app = &app;
+        async move {
+            admin(app, reqwest::Method::POST, &format!("/admin/funds/{fund}/apply"), Some(json!({"order_id": order})))
+                .await
+        }
+    };
+    let mut races = Vec::new();
+    for (target, sources) in &funds_for {
+        races.push(futures_util::future::join(
+            apply(fund_of(&sources[0]), target.clone()),
+            apply(fund_of(&sources[1]), target.clone()),
+        ));
+    }
+    for ((a, body_a), (b, body_b)) in futures_util::future::join_all(races).await {
+        assert_eq!((a, b), (200, 200), "{body_a} {body_b}");
+    }
+    for (target, _) in &funds_for {
+        let order = app.order(target).await;
+        assert_eq!(order["status"], "paid", "both funds count: {order:#}");
+    }
+    app.stop().await;
+}
