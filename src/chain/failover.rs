@@ -30,6 +30,13 @@ struct Endpoint {
     state: Mutex<State>,
 }
 
+impl Endpoint {
+    /// Its state (a panic elsewhere while holding it leaves a state still worth reading).
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
     /// In use (or never failed).
@@ -62,7 +69,7 @@ impl Failover {
     /// the resting ones (when every endpoint failed, the least recently failed is still asked).
     fn order(&self) -> Vec<usize> {
         let now = Instant::now();
-        let states: Vec<State> = self.endpoints.iter().map(|e| *e.state.lock().unwrap()).collect();
+        let states: Vec<State> = self.endpoints.iter().map(|e| *e.state()).collect();
         let mut up: Vec<usize> = Vec::new();
         let mut resting: Vec<(Instant, usize)> = Vec::new();
         for (i, s) in states.iter().enumerate() {
@@ -81,7 +88,7 @@ impl Failover {
 
     fn rest(&self, i: usize, why: &str) {
         let e = &self.endpoints[i];
-        let mut state = e.state.lock().unwrap();
+        let mut state = e.state();
         // With one endpoint there is no next to try: the caller reports the failure.
         if *state == State::Up && self.endpoints.len() > 1 {
             tracing::warn!(
@@ -99,12 +106,12 @@ impl Failover {
     /// Before a rested endpoint is used again: its chain id must be the configured one.
     async fn back_on_the_right_chain(&self, i: usize) -> Result<(), TransportError> {
         let e = &self.endpoints[i];
-        let was = *e.state.lock().unwrap();
+        let was = *e.state();
         let (State::Resting(_), Some(expected)) = (was, self.chain_id) else { return Ok(()) };
         let actual = chain_id_of(&e.transport).await?;
         if actual != expected {
             tracing::error!(endpoint = e.name, expected, actual, "rpc endpoint serves another chain; it is not used");
-            *e.state.lock().unwrap() = State::WrongChain(actual);
+            *e.state() = State::WrongChain(actual);
             return Err(TransportErrorKind::custom_str(&format!("{} serves chain id {actual}", e.name)));
         }
         tracing::info!(endpoint = e.name, "rpc endpoint is back");
@@ -113,7 +120,7 @@ impl Failover {
 
     /// Leaves out an endpoint found serving another chain at start.
     pub fn exclude(&self, i: usize, actual: u64) {
-        *self.endpoints[i].state.lock().unwrap() = State::WrongChain(actual);
+        *self.endpoints[i].state() = State::WrongChain(actual);
     }
 }
 
@@ -164,7 +171,7 @@ impl Service<RequestPacket> for Failover {
                 }
                 match this.endpoints[i].transport.clone().call(request.clone()).await {
                     Ok(answer) => {
-                        let mut state = this.endpoints[i].state.lock().unwrap();
+                        let mut state = this.endpoints[i].state();
                         if matches!(*state, State::Resting(_)) {
                             *state = State::Up;
                         }
