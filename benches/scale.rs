@@ -452,7 +452,8 @@ fn config_file(chain: &Chain, dir: &std::path::Path, db_url: &str) -> anyhow::Re
         confirmations: 1,
         poll_interval_ms: POLL_MS,
         deployment: &chain.deployment,
-        treasury: chain.deployment.factory,
+        // The treasury the factory was deployed for (serve refuses any other).
+        treasury: accounts::TREASURY_KEY.parse::<PrivateKeySigner>()?.address(),
         chainlink_max_age: None,
         admin_token: "bench-admin-token-0123456789".into(),
         signer_key: None,

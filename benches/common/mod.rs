@@ -36,7 +36,10 @@ pub async fn setup(
         confirmations: through.map_or(1, |t| t.confirmations),
         poll_interval_ms: through.map_or(1000, |t| t.poll_interval_ms),
         deployment,
-        treasury: deployment.factory,
+        // The treasury the benches deploy the factory for (serve refuses any other).
+        treasury: paywatch::devnet::anvil::accounts::TREASURY_KEY
+            .parse::<alloy::signers::local::PrivateKeySigner>()?
+            .address(),
         chainlink_max_age: None,
         admin_token: "bench-admin-token-0123456789".into(),
         signer_key: None,
