@@ -107,7 +107,12 @@ impl Failover {
     async fn back_on_the_right_chain(&self, i: usize) -> Result<(), TransportError> {
         let e = &self.endpoints[i];
         let was = *e.state();
-        let (State::Resting(_), Some(expected)) = (was, self.chain_id) else { return Ok(()) };
+        // Only once its rest is over: the only endpoint asked again early (every one resting)
+        // would otherwise cost a chain-id call before each call while it fails.
+        let (State::Resting(until), Some(expected)) = (was, self.chain_id) else { return Ok(()) };
+        if until > Instant::now() {
+            return Ok(());
+        }
         let actual = chain_id_of(&e.transport).await?;
         if actual != expected {
             tracing::error!(endpoint = e.name, expected, actual, "rpc endpoint serves another chain; it is not used");
