@@ -4,14 +4,15 @@
 //! (the step is replayed from the old cursor); a replay changes nothing (transfers are keyed
 //! by chain id, tx hash and log index, and sums are recomputed from them).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use alloy::primitives::{Address, B256, U256};
 use rust_decimal::Decimal;
 use serde_json::json;
 
 use super::calendar::add_months;
-use super::order_state::{Terms, after_confirmation, paid_threshold};
+use super::order_money::{OrderMoney, Received, judge};
+use super::order_state::Terms;
 use crate::config::{ChainRef, TokenBook};
 use crate::money::format_base_units;
 use crate::store::apps::{self, AppStatus};
@@ -89,7 +90,7 @@ pub struct Outcome {
 
 /// What recomputing one order did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Settled {
+pub enum Settled {
     Unchanged,
     NewlyPaid,
     Reversed,
@@ -149,24 +150,18 @@ pub async fn rewind(
     Ok((reversed, deep))
 }
 
-/// Settles an order (below), then brings its stray funds up to date.
-async fn settle(tx: &mut Tx, rules: &Rules, order_id: &str, at: i64) -> StoreResult<Settled> {
-    let settled = settle_sums(tx, rules, order_id, at).await?;
-    super::stray::recompute(tx, rules, order_id, at).await?;
-    Ok(settled)
-}
-
 /// Recomputes an order after the operator applied stray funds to it; true when it became paid.
 pub async fn settle_applied(tx: &mut Tx, rules: &Rules, order_id: &str, at: i64) -> StoreResult<bool> {
     Ok(settle(tx, rules, order_id, at).await? == Settled::NewlyPaid)
 }
 
-/// Recomputes an order's sums from its transfers (and stray funds applied to it) and applies
-/// the status rules, judged by the chain's clock: a payment is on time or late by the
-/// timestamp of the block holding the transfer that completed it. On the step that pays it,
-/// activates or extends its app and records the deposit; when it stops being paid (a deep
-/// reorg), reverses that.
-async fn settle_sums(tx: &mut Tx, rules: &Rules, order_id: &str, at: i64) -> StoreResult<Settled> {
+/// The one writer of an order's money: under the order's row lock (so two settles of one
+/// order serialize and each reads what the other wrote), reads everything the money model
+/// needs, lets `order_money::judge` decide, and writes the decision: the sums and status, the
+/// app's activation or extension and the deposit row on the step that pays it, the reversal
+/// when it stops being paid (a deep reorg), the unattributed rows, and the release of funds
+/// applied to an order that closed unpaid. `at` is the chain's clock.
+pub async fn settle(tx: &mut Tx, rules: &Rules, order_id: &str, at: i64) -> StoreResult<Settled> {
     orders::lock(tx, order_id).await?;
     let order = orders::get_any(&mut **tx, order_id)
         .await?
@@ -174,71 +169,78 @@ async fn settle_sums(tx: &mut Tx, rules: &Rules, order_id: &str, at: i64) -> Sto
     let Some(crypto) = order.new.crypto.clone() else {
         return Ok(Settled::Unchanged);
     };
-    let threshold = paid_threshold(crypto.amount_base, rules.tolerance);
-    let mut seen = U256::ZERO;
-    let mut confirmed = U256::ZERO;
-    // The confirmed transfer that brought the sum to the threshold: its block is the time of
-    // payment (applied stray funds complete an order at the time they are applied).
-    let mut completing: Option<(i64, Option<B256>)> = None;
-    for (t, state) in transfers::for_order(&mut **tx, order_id).await? {
-        // Another asset sent to this address is recorded and shown, never counted.
-        let Some(units) = rules.counted_units(&crypto, &t) else { continue };
-        // Saturating: sums across tokens and chains can exceed a uint256 where no one token's
-        // supply can, and a wrapped sum would un-pay a paid order.
-        seen = seen.saturating_add(units);
-        if state == "confirmed" {
-            confirmed = confirmed.saturating_add(units);
-            if completing.is_none() && confirmed >= threshold {
-                completing = Some((t.block_time.unwrap_or(at), Some(t.tx_hash)));
-            }
-        }
+    let own = (crypto.chain_id, crypto.token_address);
+    let received: Vec<Received> = transfers::for_order(&mut **tx, order_id)
+        .await?
+        .into_iter()
+        .map(|(t, state)| Received {
+            bucket: (t.chain_id, t.token),
+            amount: t.amount_base,
+            counted: rules.counted_units(&crypto, &t),
+            confirmed: state == "confirmed",
+            block_time: t.block_time,
+            tx_hash: t.tx_hash,
+        })
+        .collect();
+    let (mut settled, mut decimals) = (BTreeMap::new(), BTreeMap::new());
+    decimals.insert(own, rules.decimals(own.0, own.1));
+    for (chain_id, token) in received.iter().map(|r| r.bucket).collect::<BTreeSet<_>>() {
+        decimals.insert((chain_id, token), rules.decimals(chain_id, token));
+        settled.insert((chain_id, token), stray_funds::settled_from(&mut **tx, order_id, chain_id, &token).await?);
     }
-    let applied = stray_funds::applied_to(&mut **tx, order_id).await?;
-    if !applied.is_zero() {
-        seen = seen.saturating_add(applied);
-        confirmed = confirmed.saturating_add(applied);
-        if completing.is_none() && confirmed >= threshold {
-            completing = Some((at, None));
-        }
-    }
-    let terms = Terms {
-        expected: crypto.amount_base,
-        tolerance: rules.tolerance,
-        expires_at: order.new.expires_at,
-        late_window_secs: rules.late_window_secs,
-    };
-    let paid_at_chain = completing.map_or(at, |(time, _)| time);
-    let progress = after_confirmation(order.progress.status, &terms, confirmed, paid_at_chain);
-    let still_paid = progress.status == OrderStatus::Paid;
+    let decision = judge(&OrderMoney {
+        status: order.progress.status,
+        late: order.progress.late,
+        paid_at: order.progress.paid_at,
+        terms: Terms {
+            expected: crypto.amount_base,
+            tolerance: rules.tolerance,
+            expires_at: order.new.expires_at,
+            late_window_secs: rules.late_window_secs,
+        },
+        own,
+        received: &received,
+        applied: stray_funds::applied_to(&mut **tx, order_id).await?,
+        settled: &settled,
+        decimals: &decimals,
+        at,
+    });
     let update = PaymentProgress {
-        status: progress.status,
-        seen_base: seen,
-        confirmed_base: confirmed,
-        overpaid_base: progress.overpaid,
-        late: still_paid && (progress.late || order.progress.late),
-        paid_at: if still_paid { order.progress.paid_at.or(Some(paid_at_chain)) } else { None },
+        status: decision.progress.status,
+        seen_base: decision.seen,
+        confirmed_base: decision.confirmed,
+        overpaid_base: decision.progress.overpaid,
+        late: decision.late,
+        paid_at: decision.paid_at,
     };
     orders::update_progress(&mut **tx, order_id, order.progress.status, &update).await?;
+    super::stray::write(tx, rules, &order, &decision.stray).await?;
+    if decision.release_applied {
+        // Each fund goes back to the order it is stray from, whose unattributed row grows.
+        for source in stray_funds::release_applied_to(tx, order_id).await? {
+            Box::pin(settle(tx, rules, &source, at)).await?;
+        }
+    }
     let decimals = rules.decimals(crypto.chain_id, crypto.token_address);
-    if progress.newly_paid {
+    if decision.progress.newly_paid {
         let paid = Paid {
-            amount: format_base_units(confirmed, decimals),
-            late: progress.late,
+            amount: format_base_units(decision.confirmed, decimals),
+            late: decision.progress.late,
             address: Some(orders::address_text(&crypto.deposit_address)),
-            transaction_hash: completing.and_then(|(_, h)| h).map(|h| format!("{h:#x}")),
+            transaction_hash: decision.completing_tx.map(|h| format!("{h:#x}")),
             card_id: None,
         };
-        record_paid(tx, &order, &paid, paid_at_chain).await?;
+        record_paid(tx, &order, &paid, decision.paid_at_chain).await?;
         return Ok(Settled::NewlyPaid);
     }
-    if progress.reversed {
+    if decision.progress.reversed {
         super::reversal::reverse(tx, &order, at).await?;
         return Ok(Settled::Reversed);
     }
-    if progress.status == OrderStatus::PartiallyPaid && confirmed != order.progress.confirmed_base {
+    if decision.progress.status == OrderStatus::PartiallyPaid && decision.confirmed != order.progress.confirmed_base {
         let data = json!({
             "team_id": order.new.team_id, "app_id": order.new.app_id, "order_id": order.order_id,
-            "confirmed": format_base_units(confirmed, decimals),
+            "confirmed": format_base_units(decision.confirmed, decimals),
             "expected": order.new.amount.to_string(),
         });
         outbox::emit(&mut **tx, "order.partially_paid", order.new.app_id.as_deref(), data).await?;

@@ -7,6 +7,7 @@ pub mod cards;
 pub mod checkout;
 pub mod credit;
 pub mod extension;
+pub mod order_money;
 pub mod order_state;
 pub mod order_view;
 pub mod prices;

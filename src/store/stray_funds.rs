@@ -114,7 +114,11 @@ pub async fn set_unattributed(tx: &mut super::Tx, s: &StrayAt<'_>) -> StoreResul
     match existing {
         None if s.amount.is_zero() => Ok(None),
         Some((fund_id, _)) if s.amount.is_zero() => {
-            sqlx::query("DELETE FROM stray_funds WHERE fund_id = $1").bind(fund_id).execute(&mut **tx).await?;
+            let done = sqlx::query("DELETE FROM stray_funds WHERE fund_id = $1 AND status = 'unattributed'")
+                .bind(&fund_id)
+                .execute(&mut **tx)
+                .await?;
+            still_unattributed(done.rows_affected(), &fund_id)?;
             Ok(None)
         }
         Some((fund_id, old)) => {
@@ -122,13 +126,18 @@ pub async fn set_unattributed(tx: &mut super::Tx, s: &StrayAt<'_>) -> StoreResul
             if old == s.amount {
                 return Ok(None);
             }
-            sqlx::query("UPDATE stray_funds SET amount_base = $1, reason = $2, updated_at = $3 WHERE fund_id = $4")
-                .bind(s.amount.to_string())
-                .bind(s.reason)
-                .bind(now)
-                .bind(&fund_id)
-                .execute(&mut **tx)
-                .await?;
+            // Only while it is unattributed: one applied or refunded meanwhile is settled money.
+            let done = sqlx::query(
+                "UPDATE stray_funds SET amount_base = $1, reason = $2, updated_at = $3 \
+                 WHERE fund_id = $4 AND status = 'unattributed'",
+            )
+            .bind(s.amount.to_string())
+            .bind(s.reason)
+            .bind(now)
+            .bind(&fund_id)
+            .execute(&mut **tx)
+            .await?;
+            still_unattributed(done.rows_affected(), &fund_id)?;
             Ok((s.amount > old).then_some(fund_id))
         }
         None => {
@@ -151,6 +160,32 @@ pub async fn set_unattributed(tx: &mut super::Tx, s: &StrayAt<'_>) -> StoreResul
             Ok(Some(fund_id))
         }
     }
+}
+
+/// A row read as unattributed was settled before this transaction could change it: the
+/// caller's reading is stale (the step recomputes).
+fn still_unattributed(rows: u64, fund_id: &str) -> StoreResult<()> {
+    match rows {
+        0 => Err(super::StoreError::Conflict(format!("stray funds {fund_id} were settled meanwhile"))),
+        _ => Ok(()),
+    }
+}
+
+/// The funds applied to `order_id` go back to being stray where they came from (the order
+/// closed unpaid): the applied rows are removed, so the orders they came from count them as
+/// unsettled again. Returns those orders, to be settled next.
+pub async fn release_applied_to(tx: &mut super::Tx, order_id: &str) -> StoreResult<Vec<String>> {
+    let sources: Vec<String> = sqlx::query_scalar(
+        "SELECT DISTINCT order_id FROM stray_funds WHERE applied_order_id = $1 AND status = 'applied' ORDER BY order_id",
+    )
+    .bind(order_id)
+    .fetch_all(&mut **tx)
+    .await?;
+    sqlx::query("DELETE FROM stray_funds WHERE applied_order_id = $1 AND status = 'applied'")
+        .bind(order_id)
+        .execute(&mut **tx)
+        .await?;
+    Ok(sources)
 }
 
 pub async fn get<'e>(db: impl AnyExecutor<'e>, fund_id: &str) -> StoreResult<Option<Fund>> {

@@ -284,3 +284,156 @@ async fn two_funds_applied_to_one_order_at_once_both_count_on_postgres() {
     }
     app.stop().await;
 }
+
+/// Issue 26, item 4: a fund applied to an order that then closes unpaid (expired, late window
+/// over) goes back to being stray where it came from: listed as unattributed again, counted no
+/// more by the closed order, and the expiry job stops re-selecting that order (it was applied
+/// to it forever, listed nowhere, and the job picked the order again on every run).
+async fn funds_applied_to_an_order_that_closes_unpaid_are_unattributed_again(backend: &'static str) {
+    let app = spawn_app(Options {
+        backend,
+        confirmations: 1,
+        config_edits: vec![("late_window_hours = 24", "late_window_hours = 0")],
+        ..Default::default()
+    })
+    .await;
+    let (_, target, _, owed) = app.create_crypto_app("USDT_ERC20", 1).await;
+    let (_, source, address, source_owed) = app.create_crypto_app("USDT_ERC20", 1).await;
+    let extra = owed / U256::from(4u8);
+    app.pay(Token::UsdtErc20, address, source_owed + extra).await;
+    app.wait_order(&source, 20, |o| o["status"] == "paid").await;
+    let fund = wait_fund_of(&app, &source).await;
+    let (status, body) = admin(
+        &app,
+        reqwest::Method::POST,
+        &format!("/admin/funds/{}/apply", fund["fund_id"].as_str().unwrap()),
+        Some(json!({"order_id": target})),
+    )
+    .await;
+    assert_eq!((status, body["order_status"].as_str()), (200, Some("partially_paid")), "{body}");
+    let expires_at = app.order(&target).await["expires_at"].as_i64().unwrap();
+    let config = Config::load(&app.config_path).unwrap();
+    for _ in 0..2 {
+        paywatch::jobs::run_expiry(&app.db.store, &config, true, expires_at + 60).await.unwrap();
+    }
+    let closed = app.order(&target).await;
+    assert_eq!(closed["status"], "expired", "{closed:#}");
+    let listed = funds(&app, "?status=unattributed").await;
+    let back: Vec<&Value> = listed.iter().filter(|f| f["order_id"] == source.as_str()).collect();
+    assert_eq!(back.len(), 1, "the fund is stray at its order again: {listed:#?}");
+    assert_eq!(back[0]["amount_base"], extra.to_string());
+    assert!(funds(&app, "?status=applied").await.is_empty(), "no fund stays applied to a closed order");
+    let unchecked =
+        paywatch::store::stray_funds::closed_orders_unchecked(app.db.store.pool(), expires_at + 600).await.unwrap();
+    assert!(!unchecked.contains(&target), "the expiry job keeps re-selecting the closed order");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn funds_applied_to_an_order_that_closes_unpaid_are_unattributed_again_sqlite() {
+    funds_applied_to_an_order_that_closes_unpaid_are_unattributed_again("sqlite").await;
+}
+
+#[tokio::test]
+async fn funds_applied_to_an_order_that_closes_unpaid_are_unattributed_again_postgres() {
+    funds_applied_to_an_order_that_closes_unpaid_are_unattributed_again("postgres").await;
+}
+
+/// The unattributed fund of `order_id`, once listed.
+async fn wait_fund_of(app: &TestApp, order_id: &str) -> Value {
+    let started = std::time::Instant::now();
+    loop {
+        let listed = funds(app, "?status=unattributed").await;
+        if let Some(f) = listed.into_iter().find(|f| f["order_id"] == order_id) {
+            return f;
+        }
+        assert!(started.elapsed() < std::time::Duration::from_secs(20), "no fund from {order_id}");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
+/// Issue 26, item 11 (PostgreSQL): the watcher settles an order whose stray fund the operator
+/// is applying elsewhere at that moment. A trigger holds each apply 1.5 s after its fund
+/// update; meanwhile the source order is overpaid again and the watcher confirms it. 8 orders
+/// at once: every applied fund keeps the amount the target was credited with, and the new
+/// overpayment is a new unattributed fund (the watcher's update overwrote the applied row:
+/// the target counted one amount, the fund said another, and the new money was listed nowhere).
+#[tokio::test]
+async fn a_fund_applied_while_the_watcher_rewrites_it_keeps_its_amount_on_postgres() {
+    let app = spawn_app(Options { backend: "postgres", confirmations: 1, ..Default::default() }).await;
+    let mut pairs = Vec::new();
+    for _ in 0..8 {
+        let (_, target, _, owed) = app.create_crypto_app("USDT_ERC20", 1).await;
+        let (_, source, address, source_owed) = app.create_crypto_app("USDT_ERC20", 1).await;
+        let extra = owed / U256::from(4u8);
+        app.pay(Token::UsdtErc20, address, source_owed + extra).await;
+        pairs.push((target, source, address, extra));
+    }
+    app.mine(1).await;
+    wait_processed(&app, 30).await;
+    let mut funds_of = Vec::new();
+    for (_, source, _, _) in &pairs {
+        funds_of.push(wait_fund_of(&app, source).await["fund_id"].as_str().unwrap().to_string());
+    }
+    sqlx::raw_sql(
+        "CREATE FUNCTION slow_apply() RETURNS trigger AS $$ BEGIN \
+           IF NEW.status = 'applied' THEN PERFORM pg_sleep(1.5); END IF; RETURN NEW; END $$ LANGUAGE plpgsql; \
+         CREATE TRIGGER slow_apply BEFORE UPDATE ON stray_funds FOR EACH ROW EXECUTE FUNCTION slow_apply();",
+    )
+    .execute(app.db.store.pool())
+    .await
+    .unwrap();
+    let applies = pairs.iter().zip(&funds_of).map(|((target, ..), fund)| {
+        let app = &app;
+        async move {
+            admin(app, reqwest::Method::POST, &format!("/admin/funds/{fund}/apply"), Some(json!({"order_id": target})))
+                .await
+        }
+    });
+    let more = U256::from(1_000u64);
+    let pay_again = async {
+        // Every apply is inside its window (its trigger sleeping) before the payments are made.
+        let started = std::time::Instant::now();
+        loop {
+            let sleeping: i64 = sqlx::query_scalar(
+                "SELECT count(*) FROM pg_stat_activity WHERE wait_event = 'PgSleep' AND query LIKE 'UPDATE stray_funds%'",
+            )
+            .fetch_one(app.db.store.pool())
+            .await
+            .unwrap();
+            if sleeping == 8 {
+                break;
+            }
+            assert!(started.elapsed() < std::time::Duration::from_secs(10), "{sleeping} applies in their window");
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        for (_, _, address, _) in &pairs {
+            app.pay(Token::UsdtErc20, *address, more).await;
+        }
+    };
+    let (answers, ()) = futures_util::future::join(futures_util::future::join_all(applies), pay_again).await;
+    for (status, body) in answers {
+        assert_eq!(status, 200, "{body}");
+    }
+    wait_processed(&app, 30).await;
+    let applied_funds = funds(&app, "?status=applied").await;
+    for ((target, source, _, extra), fund) in pairs.iter().zip(&funds_of) {
+        let applied = applied_funds.iter().find(|f| f["fund_id"] == fund.as_str()).expect("the fund is applied");
+        assert_eq!(applied["amount_base"], extra.to_string(), "the applied fund was rewritten: {applied}");
+        let credited = app.order(target).await;
+        assert_eq!(credited["status"], "partially_paid", "{credited:#}");
+        let started = std::time::Instant::now();
+        loop {
+            let listed = funds(&app, "?status=unattributed").await;
+            if listed.iter().any(|f| f["order_id"] == source.as_str() && f["amount_base"] == more.to_string()) {
+                break;
+            }
+            assert!(
+                started.elapsed() < std::time::Duration::from_secs(20),
+                "the new overpayment of {source} is listed"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+    }
+    app.stop().await;
+}
