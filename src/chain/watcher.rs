@@ -73,14 +73,20 @@ pub struct Watcher {
     prefetched: Option<Prefetch>,
     /// The info line while far behind the head.
     catch_up_log: super::progress::CatchUpLog,
-    /// The last step read one block at the head (the next poll may ask for the next block's
-    /// logs with the head).
+    /// The last step reached the head (the next poll may ask for the new blocks' logs with
+    /// the head).
     following: bool,
     /// The configured factory and treasury: the factory's own treasury must be this one.
     deposits: Option<crate::config::DepositsConfig>,
     /// The last head read, and the chain's seconds per block seen between heads.
     last_head: Option<BlockHead>,
     block_secs: Option<f64>,
+}
+
+/// The logs asked in the head's batch, and the first new block's header when it was asked.
+struct Quick {
+    logs: Vec<Log>,
+    first: Option<BlockHead>,
 }
 
 /// A getLogs answer asked for ahead of its step; used only by a step planning the same range.
@@ -363,8 +369,8 @@ impl Watcher {
     async fn step(&mut self) -> Result<Progress, StepError> {
         // A failed read is an error, never "no cursor": that would restart from start_block.
         let stored = cursor::get(self.store.pool(), self.rules.chain_id).await.context("reading the cursor")?;
-        let (head, quick_logs) = match stored.filter(|c| self.next_block_due(c)) {
-            Some(c) => self.read_head_with_logs(c.block_number + 1).await?,
+        let (head, quick) = match stored.filter(|c| self.next_block_due(c)) {
+            Some(c) => self.read_head_with_logs(c.block_number + 1, self.blocks_due(&c) > 1).await?,
             None => (self.read_head().await?, None),
         };
         let (from, to) = match self.plan(&head, stored).await? {
@@ -372,11 +378,13 @@ impl Watcher {
             // Nothing new (or a reorg walked back): whether the next block is due says the pace.
             Plan::Done(progress) => return Ok(progress),
         };
-        // The head is the cursor's child and its logs came in the same batch, after it: that
-        // answer is tied to the node that served the head.
-        let quick = quick_logs.filter(|_| from == head.number && stored.is_some_and(|c| c.block_hash == head.parent));
+        // Logs asked with the head, after it, up to the head: tied to the node that served it.
+        let quick = match quick.filter(|_| to == head.number) {
+            Some(q) => self.quick_look(from, &head, q).await?,
+            None => None,
+        };
         let look = match quick {
-            Some(logs) => TiedLook { from, to: from, logs, first: Some(head), last: Some(head) },
+            Some(look) => look,
             None => match self.range_look(from, to).await {
                 Ok(look) => look,
                 Err(e) => {
@@ -421,8 +429,8 @@ impl Watcher {
         self.range.grow();
         self.prefetch_next(last.number, head.number);
         let progress = self.commit(head.number, first, last, logs).await?;
-        // One block read at the head: the next poll may well find exactly the next one.
-        self.following = matches!(progress, Progress::CaughtUp) && first.number == last.number;
+        // At the head: the next poll may ask for the new blocks' logs with the head.
+        self.following = matches!(progress, Progress::CaughtUp);
         Ok(progress)
     }
 
@@ -439,30 +447,57 @@ impl Watcher {
         Ok(head)
     }
 
-    /// When the next block is due: the head and `eth_getLogs(from, "latest")` in one batch,
-    /// the head first, so the node that answers the logs had the head when it did (logs past
-    /// the head are dropped; the next step reads them). The logs are None when that call
-    /// failed (a node refuses a `from` past its head).
-    async fn read_head_with_logs(&mut self, from: u64) -> Result<(BlockHead, Option<Vec<Log>>), StepError> {
+    /// When new blocks are due: `eth_getBlockByNumber("latest")`, the first new block's header
+    /// when the pace says more than one is due (`with_first`), then `eth_getLogs(from,
+    /// "latest")`, in one batch, in that order: the node that answers the logs had the head
+    /// when it did (logs past the head are dropped; the next step reads them). None when a
+    /// call after the head failed (a node refuses a `from` past its head).
+    async fn read_head_with_logs(
+        &mut self,
+        from: u64,
+        with_first: bool,
+    ) -> Result<(BlockHead, Option<Quick>), StepError> {
         let filter = Filter::new()
             .from_block(from)
             .to_block(BlockNumberOrTag::Latest)
             .address(self.tokens.clone())
             .event_signature(IERC20::Transfer::SIGNATURE_HASH);
         let mut batch = alloy::rpc::client::BatchRequest::new(self.provider.client());
-        let latest = batch.add_call::<_, Option<alloy::rpc::types::Block>>(
-            "eth_getBlockByNumber",
-            &(BlockNumberOrTag::Latest, false),
-        )?;
+        type Block = Option<alloy::rpc::types::Block>;
+        let latest = batch.add_call::<_, Block>("eth_getBlockByNumber", &(BlockNumberOrTag::Latest, false))?;
+        let first = match with_first {
+            true => Some(batch.add_call::<_, Block>("eth_getBlockByNumber", &(BlockNumberOrTag::Number(from), false))?),
+            false => None,
+        };
         let logs = batch.add_call::<_, Vec<Log>>("eth_getLogs", &(filter,))?;
         batch.send().await.context("a batch of the head and eth_getLogs")?;
         let block = latest.await.context("eth_getBlockByNumber(latest)")?.context("the node has no latest block")?;
         let head = head_of(block.header.number, &block.header);
         self.record_head(&head).await?;
-        let logs = logs.await.ok().map(|logs: Vec<Log>| {
-            logs.into_iter().filter(|l| l.block_number.is_some_and(|n| n <= head.number)).collect()
+        let first = match first {
+            Some(waiter) => match waiter.await {
+                Ok(block) => block.map(|b| head_of(from, &b.header)),
+                Err(_) => return Ok((head, None)),
+            },
+            None => None,
+        };
+        let quick = logs.await.ok().map(|logs: Vec<Log>| Quick {
+            logs: logs.into_iter().filter(|l| l.block_number.is_some_and(|n| n <= head.number)).collect(),
+            first,
         });
-        Ok((head, logs))
+        Ok((head, quick))
+    }
+
+    /// The look at `from..=head` made of the logs asked with the head: its first block is the
+    /// head itself, the header that came in the same batch, or (the pace said one block but
+    /// more came) that header asked now, from a node that has it since it has the head.
+    async fn quick_look(&self, from: u64, head: &BlockHead, q: Quick) -> anyhow::Result<Option<TiedLook>> {
+        let first = match q.first {
+            _ if from == head.number => Some(*head),
+            Some(first) if first.number == from => Some(first),
+            _ => self.header(from).await?,
+        };
+        Ok(first.map(|first| TiedLook { from, to: head.number, logs: q.logs, first: Some(first), last: Some(*head) }))
     }
 
     async fn record_head(&mut self, head: &BlockHead) -> Result<(), StepError> {
@@ -491,11 +526,18 @@ impl Watcher {
         self.status.chain_now().unwrap_or_else(unix_now)
     }
 
-    /// Whether the poll should ask for the next block's logs with the head (one request, the
-    /// floor's two calls): while following the head a block a step, once the chain's pace says
-    /// the next block is due. Only a cost choice: either way the answer is judged the same.
+    /// Whether the poll should ask for the new blocks' logs with the head (one request: the
+    /// floor's two calls, and the first new block's header when more than one is due): while
+    /// following the head, once the chain's pace says a block is due. Only a cost choice:
+    /// either way the answer is judged the same.
     fn next_block_due(&self, c: &cursor::Cursor) -> bool {
-        self.following && self.block_secs.is_some_and(|secs| (self.chain_now() - c.block_time) as f64 >= secs)
+        self.following && self.blocks_due(c) >= 1
+    }
+
+    /// How many blocks the chain's pace says were made since the cursor's block.
+    fn blocks_due(&self, c: &cursor::Cursor) -> u64 {
+        let elapsed = (self.chain_now() - c.block_time).max(0) as f64;
+        self.block_secs.map_or(0, |secs| (elapsed / secs.max(0.001)) as u64)
     }
 
     /// The range to read next, or why there is none: caught up (earlier transfers may reach
