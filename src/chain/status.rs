@@ -131,9 +131,13 @@ impl ChainStatus {
     pub fn blocks_per_second(&self) -> Option<f64> {
         self.lag.lock().unwrap_or_else(|e| e.into_inner()).blocks_per_second()
     }
-    /// A block timestamp just read (the head's).
+    /// A block timestamp just read (the head's). The same head read again keeps the moment it
+    /// was first seen: the chain's clock goes on from there, not from each poll.
     pub fn set_head_time(&self, t: i64) {
-        *self.seen_time.lock().unwrap_or_else(|e| e.into_inner()) = Some((t, std::time::Instant::now()));
+        let mut seen = self.seen_time.lock().unwrap_or_else(|e| e.into_inner());
+        if seen.is_none_or(|(old, _)| old != t) {
+            *seen = Some((t, std::time::Instant::now()));
+        }
     }
     /// The chain's clock now: the newest block timestamp seen plus the time elapsed since (a
     /// duration, so a host clock set hours off changes nothing). None before any block is seen.

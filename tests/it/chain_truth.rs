@@ -735,3 +735,45 @@ async fn an_order_created_with_the_host_clock_3_hours_behind_lives_by_the_chains
     assert_eq!(unpaid["status"], "awaiting_payment", "20 chain-minutes into 60: {unpaid:#}");
     app.stop().await;
 }
+
+/// Issue 25: while following the head, a poll asks for the new blocks' logs in the head's own
+/// batch, linked to the cursor by the first new block's parent. A reorg between two polls that
+/// replaced the cursor's block (taking one payment out, putting another in) must be seen by
+/// that link: the payment taken out is never credited, the one put in is. Without the link the
+/// watcher read on from the new head, kept the first payment and never saw the second.
+#[tokio::test]
+async fn a_reorg_between_two_polls_is_seen_by_the_heads_batch() {
+    let app = spawn_app(Options { confirmations: 8, poll_interval_ms: 1_000, ..Default::default() }).await;
+    let (_, taken_out, address_out, owed_out) = app.create_crypto_app("USDT_ERC20", 1).await;
+    let (_, put_in, address_in, owed_in) = app.create_crypto_app("USDT_ERC20", 1).await;
+    // The chain's pace, as the watcher sees it between heads.
+    for _ in 0..4 {
+        app.mine(1).await;
+        wait_processed(&app, 20).await;
+    }
+    app.pay(Token::UsdtErc20, address_out, owed_out).await;
+    app.mine(1).await;
+    wait_processed(&app, 20).await;
+    let seen = app.wait_order(&taken_out, 20, |o| o["payments"].as_array().is_some_and(|p| !p.is_empty())).await;
+    assert_eq!(seen["status"], "awaiting_payment", "not yet deep enough: {seen:#}");
+    // Whole seconds of the chain's clock pass after the head was read, so the next poll finds
+    // blocks due by the pace and asks for their logs with the head (a precondition of the
+    // path under test, not a wait for a result).
+    tokio::time::sleep(Duration::from_millis(2_200)).await;
+    let payer: Address = accounts::PAYER_KEY.parse::<PrivateKeySigner>().unwrap().address();
+    let call = paywatch::chain::contracts::IERC20::transferCall { to: address_in, value: owed_in };
+    let tx = alloy::rpc::types::TransactionRequest::default()
+        .from(payer)
+        .to(app.chain.token(Token::UsdtErc20))
+        .input(alloy::sol_types::SolCall::abi_encode(&call).into());
+    let put = alloy::rpc::types::anvil::TransactionData::JSON(tx);
+    app.chain.deployer.anvil_reorg(ReorgOptions { depth: 2, tx_block_pairs: vec![(put, 0)] }).await.unwrap();
+    app.mine(3).await;
+    app.mine(8).await;
+    app.wait_order(&put_in, 30, |o| o["status"] == "paid").await;
+    wait_processed(&app, 20).await;
+    let order = app.order(&taken_out).await;
+    assert_eq!(order["status"], "awaiting_payment", "the payment taken out by the reorg counts for nothing: {order:#}");
+    assert_eq!(order["payments"].as_array().map(Vec::len), Some(0), "{order:#}");
+    app.stop().await;
+}
