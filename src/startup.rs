@@ -66,17 +66,17 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
         hub: hub.clone(),
         keys: Arc::default(),
         shutdown: shutdown.clone(),
+        trusted_proxies: Arc::new(config.server.trusted_proxy_nets()),
+        auth_throttle: Arc::default(),
     };
     let addr = listener.local_addr()?;
     tracing::info!(%addr, "serving");
 
     let mut tasks = JoinSet::new();
     let token = shutdown.clone();
+    let header_read_timeout = Duration::from_secs(config.server.header_read_timeout_s);
     tasks.spawn(async move {
-        axum::serve(listener, api::router(state).into_make_service_with_connect_info::<std::net::SocketAddr>())
-            .with_graceful_shutdown(token.cancelled_owned())
-            .await
-            .context("api")
+        api::serve::serve(listener, api::router(state), header_read_timeout, token).await.context("api")
     });
     // A watcher per chain, each with its own lease: one chain's outage or reorg is its own.
     for (chain, watched) in config.chains().into_iter().zip(chains.iter()) {

@@ -27,9 +27,13 @@ impl FromRequestParts<AppState> for Admin {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.strip_prefix("Bearer "))
             .ok_or(ApiError::Unauthorized)?;
+        let super::client_addr::ClientAddr(client) = super::client_addr::ClientAddr::of(parts, state);
+        // A client past its free wrong tries waits, whatever it sends now.
+        state.auth_throttle.check(client).map_err(|wait| ApiError::TooManyAttempts(wait.as_secs().max(1)))?;
         if bool::from(given.trim().as_bytes().ct_eq(expected.expose_secret().as_bytes())) {
             Ok(Admin)
         } else {
+            state.auth_throttle.failed(client);
             Err(ApiError::Unauthorized)
         }
     }

@@ -42,6 +42,9 @@ pub enum ApiError {
     /// 503 with `Retry-After`: the database is busy; the same request shortly will do.
     #[error("the database is busy; retry in a moment")]
     Busy,
+    /// 429 with `Retry-After`: too many wrong admin tokens from this client; the seconds to wait.
+    #[error("too many wrong admin tokens from this address; retry in {0} s")]
+    TooManyAttempts(u64),
     /// 500: a bug or an unexpected failure; logged, not described.
     #[error("internal error")]
     Internal(#[source] anyhow::Error),
@@ -72,6 +75,7 @@ impl ApiError {
             ApiError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
             ApiError::Invalid { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "invalid"),
             ApiError::Unavailable(_) | ApiError::Busy => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+            ApiError::TooManyAttempts(_) => (StatusCode::TOO_MANY_REQUESTS, "too_many_attempts"),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
     }
@@ -84,8 +88,13 @@ impl IntoResponse for ApiError {
             tracing::error!(error = format!("{cause:#}"), "request failed");
         }
         let mut response = (status, Json(ErrorBody { code, message: self.to_string() })).into_response();
-        if matches!(self, ApiError::Busy) {
-            response.headers_mut().insert(axum::http::header::RETRY_AFTER, axum::http::HeaderValue::from_static("1"));
+        let retry_after = match self {
+            ApiError::Busy => Some(1),
+            ApiError::TooManyAttempts(secs) => Some(secs),
+            _ => None,
+        };
+        if let Some(secs) = retry_after {
+            response.headers_mut().insert(axum::http::header::RETRY_AFTER, axum::http::HeaderValue::from(secs));
         }
         response
     }
@@ -166,6 +175,8 @@ pub mod responses {
         "A price, the database, the node or the card processor is unavailable (a busy database says when to retry)",
     );
     const DB_UNAVAILABLE: Answer = (503, "The database or the node is unavailable");
+    const TOO_MANY_ATTEMPTS: Answer =
+        (429, "Too many wrong admin tokens from this address; `Retry-After` says when to try again");
 
     fn answers(list: &[Answer]) -> BTreeMap<String, RefOr<Response>> {
         list.iter()
@@ -196,7 +207,7 @@ pub mod responses {
     kind!(/// A route behind a team key that may charge a card.
         TeamPayment = [BAD_REQUEST, NO_KEY, DECLINED, OTHER_TEAM, NOT_FOUND_FOR_KEY, TIMEOUT, CONFLICT, INVALID, UNAVAILABLE]);
     kind!(/// An operator's route behind the admin token.
-        Admin = [BAD_REQUEST, NO_ADMIN, NOT_FOUND, SETTLED, INVALID, DB_UNAVAILABLE]);
+        Admin = [BAD_REQUEST, NO_ADMIN, NOT_FOUND, SETTLED, INVALID, TOO_MANY_ATTEMPTS, DB_UNAVAILABLE]);
     kind!(/// A public route (no key).
         Public = [BAD_REQUEST, NOT_FOUND, INVALID, UNAVAILABLE]);
 }

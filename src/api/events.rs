@@ -5,11 +5,11 @@
 
 use std::collections::VecDeque;
 use std::convert::Infallible;
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::{ConnectInfo, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
@@ -17,6 +17,7 @@ use futures_util::{Stream, StreamExt};
 use tokio::sync::broadcast;
 
 use super::AppState;
+use super::client_addr::ClientAddr;
 use super::error::ApiError;
 use super::extract::{ApiPath, Team};
 use crate::chain::status::Chains;
@@ -43,14 +44,14 @@ const RETRY: Duration = Duration::from_secs(1);
 )]
 pub async fn team_order_events(
     State(state): State<AppState>,
-    ConnectInfo(client): ConnectInfo<SocketAddr>,
+    ClientAddr(client): ClientAddr,
     team: Team,
     ApiPath((team_id, order_id)): ApiPath<(String, String)>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     team.owns(&team_id)?;
     orders::get_order(state.store.pool(), &team_id, &order_id).await?.ok_or(ApiError::NotFound("order"))?;
-    open(&state, order_id, client.ip(), &headers).await
+    open(&state, order_id, client, &headers).await
 }
 
 /// The checkout page's twin: the order id is the capability.
@@ -67,12 +68,12 @@ pub async fn team_order_events(
 )]
 pub async fn public_order_events(
     State(state): State<AppState>,
-    ConnectInfo(client): ConnectInfo<SocketAddr>,
+    ClientAddr(client): ClientAddr,
     ApiPath(order_id): ApiPath<String>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     orders::get_any(state.store.pool(), &order_id).await?.ok_or(ApiError::NotFound("order"))?;
-    open(&state, order_id, client.ip(), &headers).await
+    open(&state, order_id, client, &headers).await
 }
 
 async fn open(state: &AppState, order_id: String, client: IpAddr, headers: &HeaderMap) -> Result<Response, ApiError> {

@@ -3,10 +3,12 @@
 
 pub(crate) mod admin;
 pub(crate) mod apps;
+pub mod auth_throttle;
 mod cards;
 mod cart;
 mod catalog;
 mod checkout_page;
+pub mod client_addr;
 mod console;
 pub mod error;
 mod events;
@@ -20,6 +22,7 @@ mod metrics;
 mod openapi;
 mod orders;
 mod quotes;
+pub mod serve;
 pub mod stream_limits;
 mod types;
 
@@ -57,6 +60,10 @@ pub struct AppState {
     /// Cancelled at shutdown: long-lived responses (event streams) end with it, so a graceful
     /// shutdown does not wait on clients that never hang up.
     pub shutdown: tokio_util::sync::CancellationToken,
+    /// `[server] trusted_proxies`, parsed (`client_addr`).
+    pub trusted_proxies: Arc<Vec<ipnet::IpNet>>,
+    /// Wrong admin tokens per client address (`auth_throttle`).
+    pub auth_throttle: Arc<auth_throttle::AuthThrottle>,
 }
 
 /// Every route, each registered with its OpenAPI annotation (see `openapi`).

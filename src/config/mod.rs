@@ -78,6 +78,14 @@ pub struct ServerConfig {
     /// client has the proxy's address: raise it there).
     #[serde(default = "default_max_streams_per_client")]
     pub max_streams_per_client: u64,
+    /// Reverse proxies (addresses or CIDRs, e.g. "10.0.0.0/8") whose `Forwarded` or
+    /// `X-Forwarded-For` header names the client: the per-client stream cap and the slowing of
+    /// failed sign-ins count that client, not the proxy. Empty: the headers are ignored.
+    #[serde(default)]
+    pub trusted_proxies: Vec<String>,
+    /// A connection that has not sent a whole request header within this is closed.
+    #[serde(default = "default_header_read_timeout_s")]
+    pub header_read_timeout_s: u64,
 }
 
 impl Default for ServerConfig {
@@ -89,11 +97,19 @@ impl Default for ServerConfig {
             max_streams: default_max_streams(),
             max_streams_per_order: default_max_streams_per_order(),
             max_streams_per_client: default_max_streams_per_client(),
+            trusted_proxies: Vec::new(),
+            header_read_timeout_s: default_header_read_timeout_s(),
         }
     }
 }
 
 impl ServerConfig {
+    /// `trusted_proxies` parsed (a bare address is a one-address network); `validate` has
+    /// refused a config where one does not parse.
+    pub fn trusted_proxy_nets(&self) -> Vec<ipnet::IpNet> {
+        self.trusted_proxies.iter().filter_map(|p| parse_net(p)).collect()
+    }
+
     /// How long an in-flight Idempotency-Key claim holds its key.
     pub fn idempotency_lease_secs(&self) -> i64 {
         self.request_timeout_s as i64 + 5
@@ -114,6 +130,16 @@ fn default_max_streams_per_order() -> u64 {
 
 fn default_max_streams_per_client() -> u64 {
     1_000
+}
+
+/// An address or a CIDR network.
+pub(crate) fn parse_net(text: &str) -> Option<ipnet::IpNet> {
+    let text = text.trim();
+    text.parse::<ipnet::IpNet>().ok().or_else(|| text.parse::<std::net::IpAddr>().ok().map(ipnet::IpNet::from))
+}
+
+fn default_header_read_timeout_s() -> u64 {
+    10
 }
 
 fn default_heartbeat_secs() -> u64 {

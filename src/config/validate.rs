@@ -44,6 +44,15 @@ impl Config {
         if !(1..=3600).contains(&self.server.request_timeout_s) {
             return Err(ConfigError::key("server.request_timeout_s", "must be 1 to 3600"));
         }
+        if let Some(bad) = self.server.trusted_proxies.iter().find(|p| super::parse_net(p).is_none()) {
+            return Err(ConfigError::key(
+                "server.trusted_proxies",
+                format!("{bad:?} is neither an IP address nor a CIDR network (like \"10.0.0.0/8\")"),
+            ));
+        }
+        if !(1..=300).contains(&self.server.header_read_timeout_s) {
+            return Err(ConfigError::key("server.header_read_timeout_s", "must be 1 to 300"));
+        }
         if self.server.max_streams == 0 || self.server.max_streams_per_order == 0 {
             return Err(ConfigError::key("server.max_streams", "and max_streams_per_order must be at least 1"));
         }

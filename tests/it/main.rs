@@ -3,6 +3,7 @@
 
 mod support;
 
+mod behind_a_proxy;
 mod card_faults;
 mod cards_and_lists;
 mod catalog;

@@ -28,6 +28,7 @@ use serde::de::DeserializeOwned;
 use tower_http::set_header::SetResponseHeaderLayer;
 
 use super::AppState;
+use super::client_addr::ClientAddr;
 use super::error::ApiError;
 use layout::page;
 pub use session::Operator;
@@ -155,7 +156,18 @@ struct SignIn {
     next: Option<String>,
 }
 
-async fn sign_in(State(state): State<AppState>, headers: HeaderMap, Form(form): Form<SignIn>) -> Response {
+async fn sign_in(
+    State(state): State<AppState>,
+    ClientAddr(client): ClientAddr,
+    headers: HeaderMap,
+    Form(form): Form<SignIn>,
+) -> Response {
+    if let Err(wait) = state.auth_throttle.check(client) {
+        let message = format!("Too many wrong tokens from this address; try again in {} s.", wait.as_secs().max(1));
+        let mut page = sign_in_form(&state, form.next.as_deref(), Some(&message), StatusCode::TOO_MANY_REQUESTS);
+        page.headers_mut().insert(axum::http::header::RETRY_AFTER, HeaderValue::from(wait.as_secs().max(1)));
+        return page;
+    }
     let echoed = session::cookie_value(&headers, SIGN_IN_COOKIE).is_some_and(|c| !c.is_empty() && c == form.nonce);
     if !echoed {
         return sign_in_form(
@@ -167,7 +179,8 @@ async fn sign_in(State(state): State<AppState>, headers: HeaderMap, Form(form): 
     }
     let Some(token) = state.config.auth.admin_token.as_ref().filter(|_| session::token_matches(&state, &form.token))
     else {
-        tracing::warn!("console sign-in refused: wrong admin token");
+        tracing::warn!(%client, "console sign-in refused: wrong admin token");
+        state.auth_throttle.failed(client);
         return sign_in_form(
             &state,
             form.next.as_deref(),
