@@ -108,6 +108,7 @@ impl From<StoreError> for ApiError {
             return ApiError::Conflict("that already exists".into());
         }
         if e.is_busy() {
+            tracing::warn!(error = %e, "the database was busy; the client is asked to retry");
             return ApiError::Busy;
         }
         match e {

@@ -119,13 +119,10 @@ pub async fn apply_to_order(state: &AppState, fund_id: &str, order_id: &str) -> 
     if !target.progress.status.is_open() {
         return Err(ApiError::Conflict(format!("order {} is {}", target.order_id, target.progress.status.as_str())));
     }
-    // Both orders' locks, in one order (no deadlock between two applies): the watcher settling
-    // the source order rewrites its unattributed rows, and waits for this apply to finish.
-    let mut both = [fund.order_id.as_str(), target.order_id.as_str()];
-    both.sort_unstable();
-    for order_id in both {
-        orders::lock(&mut tx, order_id).await?;
-    }
+    // Both orders' locks, in id order like the watcher's (no deadlock with another apply or a
+    // watcher step): the watcher settling the source order rewrites its unattributed rows, and
+    // waits for this apply to finish.
+    orders::lock_all(&mut tx, &[fund.order_id.clone(), target.order_id.clone()].into()).await?;
     if !stray_funds::settle(&mut *tx, fund_id, Some(&target.order_id), None).await? {
         return Err(ApiError::Conflict(format!("these funds are already {}", fund.status)));
     }

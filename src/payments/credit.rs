@@ -97,6 +97,12 @@ pub enum Settled {
 }
 
 pub async fn commit_step(tx: &mut Tx, rules: &Rules, step: &Step) -> StoreResult<Outcome> {
+    // Every order this step may write, locked before the first write (see `orders::lock_all`).
+    let mut due: BTreeSet<String> = step.transfers.iter().filter_map(|t| t.order_id.clone()).collect();
+    if let Some(block) = step.confirm_up_to {
+        due.extend(transfers::orders_seen_up_to(tx, rules.chain_id, block).await?);
+    }
+    orders::lock_all(tx, &due).await?;
     let mut touched = BTreeSet::new();
     let mut outcome = Outcome::default();
     for t in &step.transfers {

@@ -122,6 +122,16 @@ pub async fn lock(tx: &mut super::Tx, order_id: &str) -> StoreResult<()> {
     Ok(())
 }
 
+/// Holds several orders' rows, in id order: a transaction that writes to more than one order
+/// takes them all first, so it cannot hold one order's change note while waiting on another
+/// (the deadlock of a watcher step against an apply).
+pub async fn lock_all(tx: &mut super::Tx, order_ids: &std::collections::BTreeSet<String>) -> StoreResult<()> {
+    for order_id in order_ids {
+        lock(tx, order_id).await?;
+    }
+    Ok(())
+}
+
 pub async fn insert_order<'e>(db: impl AnyExecutor<'e>, order_id: &str, new: &NewOrder) -> StoreResult<Order> {
     let now = unix_now();
     let order_id = order_id.to_string();

@@ -106,13 +106,7 @@ pub async fn confirm_up_to(
 ) -> StoreResult<Vec<String>> {
     if large.is_none() {
         // One depth for every order: one statement.
-        let orders: Vec<Option<String>> = sqlx::query_scalar(
-            "SELECT DISTINCT order_id FROM chain_transfers WHERE chain_id = $1 AND state = 'seen' AND block_number <= $2",
-        )
-        .bind(chain_id as i64)
-        .bind(block as i64)
-        .fetch_all(&mut *db)
-        .await?;
+        let orders = orders_seen_up_to(&mut *db, chain_id, block).await?;
         sqlx::query(
             "UPDATE chain_transfers SET state = 'confirmed' WHERE chain_id = $1 AND state = 'seen' AND block_number <= $2",
         )
@@ -120,7 +114,7 @@ pub async fn confirm_up_to(
         .bind(block as i64)
         .execute(&mut *db)
         .await?;
-        return Ok(orders.into_iter().flatten().collect());
+        return Ok(orders);
     }
     let candidates = sqlx::query(
         "SELECT DISTINCT t.order_id, o.usd FROM chain_transfers t JOIN orders o ON o.order_id = t.order_id \
@@ -154,6 +148,19 @@ pub async fn confirm_up_to(
         }
     }
     Ok(touched)
+}
+
+/// The orders with transfers still only seen at or below `block`: those a confirmation up to
+/// it may touch.
+pub async fn orders_seen_up_to(db: &mut AnyConnection, chain_id: u64, block: u64) -> StoreResult<Vec<String>> {
+    let orders: Vec<Option<String>> = sqlx::query_scalar(
+        "SELECT DISTINCT order_id FROM chain_transfers WHERE chain_id = $1 AND state = 'seen' AND block_number <= $2",
+    )
+    .bind(chain_id as i64)
+    .bind(block as i64)
+    .fetch_all(&mut *db)
+    .await?;
+    Ok(orders.into_iter().flatten().collect())
 }
 
 /// After a reorg: every transfer above `block` left the canonical chain, seen or confirmed,

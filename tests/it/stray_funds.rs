@@ -437,3 +437,83 @@ async fn a_fund_applied_while_the_watcher_rewrites_it_keeps_its_amount_on_postgr
     }
     app.stop().await;
 }
+
+/// Issue 26, item 3, the second race (PostgreSQL): a fund applied to an order while the
+/// watcher confirms the order's own transfer. A trigger holds each apply 1.5 s between its
+/// settle's reading and its write of the order; inside that window a block confirms the
+/// transfers. 8 orders, each covered only by the two together: every apply answers 200 and
+/// every order ends paid. Without the order's lock the apply's write found the order changed
+/// under it (503); with it, but the watcher locking its orders only when it settles them, the
+/// watcher's confirmation held the orders' change notes while waiting on their locks: deadlock
+/// (503).
+#[tokio::test]
+async fn a_fund_applied_while_the_watcher_confirms_the_orders_transfer_counts_on_postgres() {
+    let app = spawn_app(Options { backend: "postgres", confirmations: 10, ..Default::default() }).await;
+    let mut pairs = Vec::new();
+    for _ in 0..8 {
+        let (_, target, target_address, owed) = app.create_crypto_app("USDT_ERC20", 1).await;
+        let (_, source, address, source_owed) = app.create_crypto_app("USDT_ERC20", 1).await;
+        let part = owed * U256::from(6u8) / U256::from(10u8);
+        app.pay(Token::UsdtErc20, address, source_owed + part).await;
+        pairs.push((target, target_address, source, part));
+    }
+    app.mine(10).await;
+    let mut funds_of = Vec::new();
+    for (_, _, source, _) in &pairs {
+        funds_of.push(wait_fund_of(&app, source).await["fund_id"].as_str().unwrap().to_string());
+    }
+    // Each target's own part: seen, not yet 10 deep.
+    for (_, target_address, _, part) in &pairs {
+        app.pay(Token::UsdtErc20, *target_address, *part).await;
+    }
+    wait_processed(&app, 30).await;
+    for (target, ..) in &pairs {
+        let seen = app.order(target).await;
+        assert_eq!(
+            (seen["status"].as_str(), seen["confirmed"].as_str()),
+            (Some("awaiting_payment"), Some("0")),
+            "{seen:#}"
+        );
+    }
+    // The apply's write is the one that adds the fund to what was seen.
+    sqlx::raw_sql(
+        "CREATE FUNCTION slow_apply_write() RETURNS trigger AS $$ BEGIN \
+           IF NEW.seen_base <> OLD.seen_base THEN PERFORM pg_sleep(1.5); END IF; RETURN NEW; END $$ LANGUAGE plpgsql; \
+         CREATE TRIGGER slow_apply_write BEFORE UPDATE ON orders FOR EACH ROW EXECUTE FUNCTION slow_apply_write();",
+    )
+    .execute(app.db.store.pool())
+    .await
+    .unwrap();
+    let applies = pairs.iter().zip(&funds_of).map(|((target, ..), fund)| {
+        let app = &app;
+        async move {
+            admin(app, reqwest::Method::POST, &format!("/admin/funds/{fund}/apply"), Some(json!({"order_id": target})))
+                .await
+        }
+    });
+    let confirm = async {
+        let started = std::time::Instant::now();
+        loop {
+            let sleeping: i64 = sqlx::query_scalar(
+                "SELECT count(*) FROM pg_stat_activity WHERE wait_event = 'PgSleep' AND query LIKE 'UPDATE orders%'",
+            )
+            .fetch_one(app.db.store.pool())
+            .await
+            .unwrap();
+            if sleeping == 8 {
+                break;
+            }
+            assert!(started.elapsed() < std::time::Duration::from_secs(10), "{sleeping} applies in their window");
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        app.mine(10).await;
+    };
+    let (answers, ()) = futures_util::future::join(futures_util::future::join_all(applies), confirm).await;
+    for (status, body) in answers {
+        assert_eq!(status, 200, "{body}");
+    }
+    for (target, ..) in &pairs {
+        app.wait_order(target, 30, |o| o["status"] == "paid").await;
+    }
+    app.stop().await;
+}
