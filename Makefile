@@ -8,7 +8,7 @@ CARGO ?= cargo
 export ANVIL_BIN := $(ANVIL)
 export PAYWATCH_TEST_POSTGRES ?= postgres://postgres@127.0.0.1:5432/postgres
 
-.PHONY: run test bench bench-scale tools pytools postgres chromium contracts lint clean
+.PHONY: run test soak bench bench-scale tools pytools postgres chromium contracts lint clean
 
 ## Builds paywatch and runs the devnet demo (anvil + contracts + API on :8080).
 run: tools
@@ -17,6 +17,13 @@ run: tools
 ## Every test, on SQLite and on PostgreSQL, against a real anvil (and headless Chromium).
 test: tools pytools postgres chromium
 	./scripts/test.sh
+
+## The soak (tests/it/soak): a random workload with faults, the books audited against the chain.
+## SOAK_SECS per backend (default 600), PAYWATCH_SOAK_SEED to replay, SOAK_BACKEND=sqlite|postgres
+## for one of them. `make test` runs it too, 45 s per backend.
+soak: tools postgres
+	SOAK_SECS=$${SOAK_SECS:-600} $(CARGO) test --locked --test it -- --nocapture --test-threads 1 \
+		soak::the_books_hold_under_a_random_workload_with_faults_$${SOAK_BACKEND:-}
 
 ## Benchmarks (bench binaries, release build); the report goes to stdout.
 bench: tools

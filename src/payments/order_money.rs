@@ -104,7 +104,14 @@ pub fn judge(m: &OrderMoney<'_>) -> Decision {
         confirmed,
         paid_at_chain,
         completing_tx: completing.and_then(|(_, h)| h),
-        late: still_paid && (progress.late || m.late),
+        // A transfer that completed it says when by its block time, even when an earlier
+        // transfer on another chain was confirmed after a later one had paid it late; only an
+        // apply (no block time of its own) keeps the lateness it was paid with.
+        late: still_paid
+            && match completing {
+                Some((time, Some(_))) => time > m.terms.expires_at,
+                _ => progress.late || m.late,
+            },
         paid_at: if still_paid { m.paid_at.or(Some(paid_at_chain)) } else { None },
         stray: stray(m, &progress),
         release_applied,
@@ -219,6 +226,7 @@ mod tests {
 
     struct Case {
         status: OrderStatus,
+        late: bool,
         tolerance: &'static str,
         received: Vec<Received>,
         applied: U256,
@@ -230,6 +238,7 @@ mod tests {
         fn new(received: Vec<Received>) -> Self {
             Case {
                 status: OrderStatus::AwaitingPayment,
+                late: false,
                 tolerance: "0",
                 received,
                 applied: U256::ZERO,
@@ -241,7 +250,7 @@ mod tests {
             let decimals: BTreeMap<Bucket, u8> = [(OWN, 6), (L2, 18), (OTHER_ASSET, 18)].into();
             judge(&OrderMoney {
                 status: self.status,
-                late: false,
+                late: self.late,
                 paid_at: None,
                 terms: terms(self.tolerance),
                 own: OWN,
@@ -345,6 +354,27 @@ mod tests {
         case.at = EXP + 200;
         let d = case.judge();
         assert_eq!((d.progress.status, d.late, d.completing_tx), (OrderStatus::Paid, true, Some(B256::repeat_byte(2))));
+    }
+
+    #[test]
+    fn an_earlier_transfer_confirmed_later_on_another_chain_makes_a_late_order_on_time() {
+        // Paid late by the first chain's transfer, while the L2's earlier one was not yet
+        // confirmed; once it is, the sum crossed before expiry (the soak found this, seed 3).
+        let mut case = Case::new(vec![
+            paid(L2, u(100) * U256::from(10u64).pow(u(18)), EXP - 100, 2),
+            paid(OWN, u(60_000_000), EXP + 100, 1),
+        ]);
+        (case.status, case.late, case.at) = (OrderStatus::Paid, true, EXP + 200);
+        let d = case.judge();
+        assert_eq!(
+            (d.progress.status, d.late, d.completing_tx),
+            (OrderStatus::Paid, false, Some(B256::repeat_byte(2)))
+        );
+        // Completed by an apply: the lateness it was paid with stays.
+        let mut applied = Case::new(vec![paid(OWN, u(40_000_000), EXP - 100, 1)]);
+        (applied.status, applied.late, applied.applied, applied.at) =
+            (OrderStatus::Paid, true, u(60_000_000), EXP + 200);
+        assert!(applied.judge().late);
     }
 
     #[test]

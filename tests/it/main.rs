@@ -25,6 +25,7 @@ mod prices;
 mod products;
 mod reconcile;
 mod resilience;
+mod soak;
 mod storage;
 mod stray_funds;
 mod sweep;

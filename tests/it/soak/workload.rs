@@ -1,0 +1,131 @@
+//! The soak's workload: each step draws one action and all its parameters from the workload's
+//! generator first (so the payments a seed issues never depend on timing), then does it.
+
+use alloy::primitives::U256;
+use paywatch::devnet::anvil::accounts;
+use paywatch::money::Token;
+use rand::Rng;
+use serde_json::json;
+
+use super::{Soak, SoakOrder};
+use crate::support::app::{create_app_body, pay_on};
+
+const PAY_METHODS: [&str; 2] = ["ANKR_ERC20", "USDT_ERC20"];
+
+fn percent(amount: U256, pct: u64) -> U256 {
+    amount * U256::from(pct) / U256::from(100u64)
+}
+
+/// The other token on the first chain: a wrong-token payment.
+fn other_token(pay_method: &str) -> Token {
+    if pay_method == "ANKR_ERC20" { Token::UsdtErc20 } else { Token::AnkrErc20 }
+}
+
+fn own_token(pay_method: &str) -> Token {
+    if pay_method == "ANKR_ERC20" { Token::AnkrErc20 } else { Token::UsdtErc20 }
+}
+
+pub async fn act(soak: &mut Soak) {
+    let action = soak.work.random_range(0..100u8);
+    let pick: u64 = soak.work.random();
+    let pct = soak.work.random_range(1..100u64);
+    let payer = if soak.work.random_bool(0.5) { accounts::PAYER_KEY } else { accounts::OTHER_PAYER_KEY };
+    if soak.orders.is_empty() || action < 25 {
+        let pay_method = PAY_METHODS[(pick % 2) as usize];
+        let period = (pct % 3 + 1) as u32;
+        create_order(soak, pay_method, period).await;
+        return;
+    }
+    let index = (pick % soak.orders.len() as u64) as usize;
+    let order = soak.orders[index].clone();
+    let own = own_token(order.pay_method);
+    let l2 = order.pay_method == "USDT_ERC20";
+    // (kind, [(on the second chain, token, amount)])
+    let (kind, transfers): (&str, Vec<(bool, Token, U256)>) = match action {
+        25..=44 => ("exact", vec![(false, own, order.owed)]),
+        45..=54 => ("partial", vec![(false, own, percent(order.owed, pct.min(90)))]),
+        55..=62 => ("over", vec![(false, own, order.owed + percent(order.owed, pct / 3 + 1))]),
+        63..=69 => {
+            ("wrong token", vec![(false, other_token(order.pay_method), percent(order.owed, pct) + U256::from(1u8))])
+        }
+        70..=79 => {
+            let first = percent(order.owed, pct.clamp(10, 90));
+            let rest = order.owed - first;
+            if l2 {
+                ("split across chains", vec![(false, own, first), (true, paywatch::devnet::L2_USDT, rest)])
+            } else {
+                ("split in two transactions", vec![(false, own, first), (false, own, rest)])
+            }
+        }
+        80..=84 if l2 => ("on the second chain", vec![(true, paywatch::devnet::L2_USDT, order.owed)]),
+        80..=89 => ("apply a stray fund", Vec::new()),
+        _ => ("mine", Vec::new()),
+    };
+    match kind {
+        "apply a stray fund" => apply_fund(soak, pick).await,
+        "mine" => {
+            soak.app.mine(pct % 4 + 1).await;
+            soak.count("mined blocks");
+        }
+        _ => {
+            soak.issued.push(format!("{kind} to order #{index}: {transfers:?}"));
+            for (second_chain, token, amount) in transfers {
+                let chain = if second_chain { soak.app.l2() } else { &soak.app.chain };
+                pay_on(chain, payer, token, order.address, amount).await;
+            }
+            soak.count(&format!("payment: {kind}"));
+        }
+    }
+}
+
+async fn create_order(soak: &mut Soak, pay_method: &'static str, period: u32) {
+    let (status, created) = soak
+        .call(reqwest::Method::POST, "/v2alpha/app/v2/app", Some(&create_app_body(pay_method, period)), false)
+        .await;
+    assert_eq!(status, 200, "CreateApp: {created}");
+    let app_id = created["app_id"].as_str().unwrap().to_string();
+    let path = format!("/v2alpha/teams/{}/eth_order/{app_id}?pay_method={pay_method}", soak.app.team_id);
+    let (status, eth) = soak.call(reqwest::Method::GET, &path, None, false).await;
+    assert_eq!(status, 200, "GetEthOrder: {eth}");
+    let owed = eth["payment_uri"].as_str().unwrap().rsplit("uint256=").next().unwrap().parse().unwrap();
+    soak.orders.push(SoakOrder {
+        order_id: eth["order_id"].as_str().unwrap().to_string(),
+        pay_method,
+        address: eth["address"].as_str().unwrap().parse().unwrap(),
+        owed,
+    });
+    soak.count(&format!("order: {pay_method}"));
+}
+
+/// An unattributed fund applied to an open order of its token (chosen by `pick`); the API's
+/// refusals (the order closed meanwhile, the fund taken) are counted, not errors.
+async fn apply_fund(soak: &mut Soak, pick: u64) {
+    let (status, listed) = soak.call(reqwest::Method::GET, "/admin/funds?status=unattributed", None, true).await;
+    assert_eq!(status, 200, "{listed}");
+    let funds = listed["funds"].as_array().cloned().unwrap_or_default();
+    if funds.is_empty() {
+        soak.count("apply: no fund to apply");
+        return;
+    }
+    let fund = &funds[(pick % funds.len() as u64) as usize];
+    let token: alloy::primitives::Address = fund["token"].as_str().unwrap().parse().unwrap();
+    let on_first_chain = fund["chain_id"] == paywatch::devnet::CHAIN_ID;
+    let targets: Vec<&SoakOrder> = soak
+        .orders
+        .iter()
+        .filter(|o| on_first_chain && soak.app.chain.token(own_token(o.pay_method)) == token)
+        .filter(|o| fund["order_id"] != o.order_id.as_str())
+        .collect();
+    if targets.is_empty() {
+        soak.count("apply: no order of its token");
+        return;
+    }
+    let target = targets[(pick / 7 % targets.len() as u64) as usize].order_id.clone();
+    let path = format!("/admin/funds/{}/apply", fund["fund_id"].as_str().unwrap());
+    let (status, body) = soak.call(reqwest::Method::POST, &path, Some(&json!({"order_id": target})), true).await;
+    match status {
+        200 => soak.count("apply: applied"),
+        409 | 422 => soak.count("apply: refused (order closed or fund taken)"),
+        other => panic!("apply answered {other}: {body}"),
+    }
+}
