@@ -190,7 +190,9 @@ pub async fn settle(tx: &mut Tx, rules: &Rules, order_id: &str, at: i64) -> Stor
         .collect();
     let (mut settled, mut decimals) = (BTreeMap::new(), BTreeMap::new());
     decimals.insert(own, rules.decimals(own.0, own.1));
-    for (chain_id, token) in received.iter().map(|r| r.bucket).collect::<BTreeSet<_>>() {
+    let mut buckets: BTreeSet<(u64, Address)> = received.iter().map(|r| r.bucket).collect();
+    buckets.extend(stray_funds::buckets_of(&mut **tx, order_id).await?);
+    for (chain_id, token) in buckets {
         decimals.insert((chain_id, token), rules.decimals(chain_id, token));
         settled.insert((chain_id, token), stray_funds::settled_from(&mut **tx, order_id, chain_id, &token).await?);
     }
@@ -221,6 +223,13 @@ pub async fn settle(tx: &mut Tx, rules: &Rules, order_id: &str, at: i64) -> Stor
     };
     orders::update_progress(&mut **tx, order_id, order.progress.status, &update).await?;
     super::stray::write(tx, rules, &order, &decision.stray).await?;
+    // Funds applied elsewhere whose money a reorg took back: the orders they paid lose them.
+    for s in decision.stray.iter().filter(|s| !s.overdrawn.is_zero()) {
+        let (chain_id, token) = s.bucket;
+        for target in stray_funds::take_back_applied(tx, order_id, chain_id, &token, s.overdrawn).await? {
+            Box::pin(settle(tx, rules, &target, at)).await?;
+        }
+    }
     if decision.release_applied {
         // Each fund goes back to the order it is stray from, whose unattributed row grows.
         for source in stray_funds::release_applied_to(tx, order_id).await? {

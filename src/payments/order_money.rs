@@ -64,6 +64,9 @@ pub struct Stray {
     pub reason: &'static str,
     /// Not yet settled, in the bucket's units (zero: no unattributed row).
     pub open: U256,
+    /// Settled (applied elsewhere or refunded) beyond what is stray now: money a reorg took
+    /// off the chain after it was applied. Those applies are taken back.
+    pub overdrawn: U256,
 }
 
 /// The decision for one order.
@@ -163,14 +166,16 @@ fn stray(m: &OrderMoney<'_>, progress: &Progress) -> Vec<Stray> {
         progress.status == OrderStatus::Expired && m.at > m.terms.expires_at + m.terms.late_window_secs;
     let threshold = paid_threshold(m.terms.expected, m.terms.tolerance);
     let counted_total = received.values().filter_map(|(_, c)| *c).fold(U256::ZERO, U256::saturating_add);
-    let mut buckets: Vec<Bucket> = received.keys().copied().collect();
-    buckets.sort_by_key(|b| *b != m.own);
+    // Every bucket with money, or with stray money settled before (a reorg may have taken it).
+    let mut buckets: Vec<Bucket> = received.keys().chain(m.settled.keys()).copied().collect();
+    buckets.sort_by_key(|b| (*b != m.own, *b));
+    buckets.dedup();
     let mut overpaid_left = progress.overpaid;
     let decimals = |b: &Bucket| m.decimals.get(b).copied().unwrap_or(0);
     buckets
         .into_iter()
         .map(|bucket| {
-            let (amount, counted) = received[&bucket];
+            let (amount, counted) = received.get(&bucket).copied().unwrap_or((U256::ZERO, Some(U256::ZERO)));
             let (stray, reason) = match counted {
                 None => (amount, "wrong_token"),
                 Some(units) if progress.status == OrderStatus::Paid => {
@@ -182,8 +187,8 @@ fn stray(m: &OrderMoney<'_>, progress: &Progress) -> Vec<Stray> {
                 Some(_) if closed_for_good => (amount, "partial_on_expired_order"),
                 Some(_) => (U256::ZERO, ""),
             };
-            let open = stray.saturating_sub(m.settled.get(&bucket).copied().unwrap_or_default());
-            Stray { bucket, reason, open }
+            let settled = m.settled.get(&bucket).copied().unwrap_or_default();
+            Stray { bucket, reason, open: stray.saturating_sub(settled), overdrawn: settled.saturating_sub(stray) }
         })
         .collect()
 }
@@ -375,6 +380,26 @@ mod tests {
         (applied.status, applied.late, applied.applied, applied.at) =
             (OrderStatus::Paid, true, u(60_000_000), EXP + 200);
         assert!(applied.judge().late);
+    }
+
+    #[test]
+    fn stray_money_applied_then_taken_by_a_reorg_is_overdrawn() {
+        // 30 over, all 30 applied elsewhere; then the overpaying transfer left the chain.
+        let mut case = Case::new(vec![paid(OWN, u(130_000_000), EXP - 100, 1)]);
+        case.settled = [(OWN, u(30_000_000))].into();
+        let d = case.judge();
+        assert_eq!(d.stray.iter().map(|s| (s.open, s.overdrawn)).collect::<Vec<_>>(), vec![(U256::ZERO, U256::ZERO)]);
+        case.received = vec![paid(OWN, u(100_000_000), EXP - 100, 2)];
+        let d = case.judge();
+        assert_eq!(
+            d.stray.iter().map(|s| (s.open, s.overdrawn)).collect::<Vec<_>>(),
+            vec![(U256::ZERO, u(30_000_000))]
+        );
+        // No money left in the bucket at all: the bucket is still judged (its rows go).
+        case.received = vec![];
+        case.status = OrderStatus::Paid;
+        let d = case.judge();
+        assert_eq!(d.stray.iter().map(|s| (s.bucket, s.overdrawn)).collect::<Vec<_>>(), vec![(OWN, u(30_000_000))]);
     }
 
     #[test]

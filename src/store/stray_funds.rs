@@ -9,7 +9,7 @@ use sqlx::any::AnyExecutor;
 
 use super::columns::base_units;
 use super::orders::address_text;
-use super::{StoreResult, unix_now};
+use super::{StoreError, StoreResult, unix_now};
 
 #[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 pub struct Fund {
@@ -166,7 +166,7 @@ pub async fn set_unattributed(tx: &mut super::Tx, s: &StrayAt<'_>) -> StoreResul
 /// caller's reading is stale (the step recomputes).
 fn still_unattributed(rows: u64, fund_id: &str) -> StoreResult<()> {
     match rows {
-        0 => Err(super::StoreError::Conflict(format!("stray funds {fund_id} were settled meanwhile"))),
+        0 => Err(StoreError::Conflict(format!("stray funds {fund_id} were settled meanwhile"))),
         _ => Ok(()),
     }
 }
@@ -186,6 +186,71 @@ pub async fn release_applied_to(tx: &mut super::Tx, order_id: &str) -> StoreResu
         .execute(&mut **tx)
         .await?;
     Ok(sources)
+}
+
+/// The (chain, token) of every stray row of `order_id`, whatever its status.
+pub async fn buckets_of<'e>(db: impl AnyExecutor<'e>, order_id: &str) -> StoreResult<Vec<(u64, Address)>> {
+    let rows: Vec<(i64, String)> =
+        sqlx::query_as("SELECT DISTINCT chain_id, token_address FROM stray_funds WHERE order_id = $1")
+            .bind(order_id)
+            .fetch_all(db)
+            .await?;
+    rows.into_iter()
+        .map(|(chain_id, token)| {
+            let token =
+                token.parse().map_err(|_| StoreError::Corrupt(format!("stray_funds.token_address {token:?}")))?;
+            Ok((chain_id as u64, token))
+        })
+        .collect()
+}
+
+/// Takes back `excess` of `order_id`'s stray `token` applied to other orders (newest applies
+/// first): the money left the chain with a reorg, so no order may keep it. A fund wholly taken
+/// back is deleted, one partly taken shrinks. Refunded rows are not touched (the money was
+/// sent). Returns the orders that lost applied funds, to be settled again.
+pub async fn take_back_applied(
+    tx: &mut super::Tx,
+    order_id: &str,
+    chain_id: u64,
+    token: &Address,
+    excess: U256,
+) -> StoreResult<Vec<String>> {
+    let rows: Vec<(String, String, Option<String>)> = sqlx::query_as(
+        "SELECT fund_id, amount_base, applied_order_id FROM stray_funds WHERE order_id = $1 AND chain_id = $2 \
+         AND token_address = $3 AND status = 'applied' ORDER BY updated_at DESC, fund_id",
+    )
+    .bind(order_id)
+    .bind(chain_id as i64)
+    .bind(address_text(token))
+    .fetch_all(&mut **tx)
+    .await?;
+    let mut left = excess;
+    let mut targets = Vec::new();
+    for (fund_id, amount, target) in rows {
+        if left.is_zero() {
+            break;
+        }
+        let amount = base_units(&amount, "stray_funds amount")?;
+        let taken = amount.min(left);
+        left -= taken;
+        if taken == amount {
+            sqlx::query("DELETE FROM stray_funds WHERE fund_id = $1").bind(&fund_id).execute(&mut **tx).await?;
+        } else {
+            sqlx::query("UPDATE stray_funds SET amount_base = $1, updated_at = $2 WHERE fund_id = $3")
+                .bind((amount - taken).to_string())
+                .bind(unix_now())
+                .bind(&fund_id)
+                .execute(&mut **tx)
+                .await?;
+        }
+        targets.extend(target);
+    }
+    if !left.is_zero() {
+        tracing::warn!(order_id, chain_id, %left, "stray money refunded before a reorg took it off the chain");
+    }
+    targets.sort();
+    targets.dedup();
+    Ok(targets)
 }
 
 pub async fn get<'e>(db: impl AnyExecutor<'e>, fund_id: &str) -> StoreResult<Option<Fund>> {

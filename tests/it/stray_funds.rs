@@ -517,3 +517,51 @@ async fn a_fund_applied_while_the_watcher_confirms_the_orders_transfer_counts_on
     }
     app.stop().await;
 }
+
+/// A reorg meets an apply: a fund (an overpayment) applied to another order, whose payment
+/// then leaves the chain. The money no longer exists, so the order it paid loses it (its
+/// payment is reversed) and the fund is gone; nothing is credited twice or from nothing. The
+/// soak found it (an awaiting order whose stray funds had no transfer behind them).
+async fn a_fund_whose_money_a_reorg_takes_is_taken_back_from_the_order_it_paid(backend: &'static str) {
+    use alloy::providers::ext::AnvilApi;
+    use alloy::rpc::types::anvil::ReorgOptions;
+    let app = spawn_app(Options { backend, confirmations: 2, ..Default::default() }).await;
+    let (target_app, target, _, owed) = app.create_crypto_app("USDT_ERC20", 1).await;
+    let (_, source, address, source_owed) = app.create_crypto_app("USDT_ERC20", 1).await;
+    let paid_in = app.head().await + 1;
+    app.pay(Token::UsdtErc20, address, source_owed + owed).await;
+    app.mine(2).await;
+    let fund = wait_fund_of(&app, &source).await;
+    assert_eq!(fund["amount_base"], owed.to_string().as_str(), "{fund}");
+    let apply = format!("/admin/funds/{}/apply", fund["fund_id"].as_str().unwrap());
+    let (status, body) = admin(&app, reqwest::Method::POST, &apply, Some(json!({"order_id": target}))).await;
+    assert_eq!(status, 200, "{body}");
+    app.wait_order(&target, 20, |o| o["status"] == "paid").await;
+    assert_eq!(app.app_status(&target_app).await["status"], "active");
+
+    // The block with the overpayment is replaced by one without it.
+    let depth = app.head().await - paid_in + 1;
+    app.chain.deployer.anvil_reorg(ReorgOptions { depth, tx_block_pairs: vec![] }).await.unwrap();
+    app.mine(3).await;
+    wait_processed(&app, 30).await;
+    app.wait_order(&source, 20, |o| o["status"] == "awaiting_payment").await;
+    let target_now = app.wait_order(&target, 20, |o| o["status"] != "paid").await;
+    assert_eq!(
+        (target_now["status"].as_str(), target_now["confirmed"].as_str()),
+        (Some("awaiting_payment"), Some("0"))
+    );
+    assert_ne!(app.app_status(&target_app).await["status"], "active", "the app paid by vanished money stops");
+    let left: Vec<Value> = funds(&app, "").await.into_iter().filter(|f| f["order_id"] == source.as_str()).collect();
+    assert!(left.is_empty(), "no fund without money behind it: {left:?}");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_fund_whose_money_a_reorg_takes_is_taken_back_from_the_order_it_paid_sqlite() {
+    a_fund_whose_money_a_reorg_takes_is_taken_back_from_the_order_it_paid("sqlite").await;
+}
+
+#[tokio::test]
+async fn a_fund_whose_money_a_reorg_takes_is_taken_back_from_the_order_it_paid_postgres() {
+    a_fund_whose_money_a_reorg_takes_is_taken_back_from_the_order_it_paid("postgres").await;
+}

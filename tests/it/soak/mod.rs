@@ -12,6 +12,7 @@ mod workload;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
+use alloy::providers::Provider;
 use alloy::providers::ext::AnvilApi;
 use alloy::rpc::types::anvil::ReorgOptions;
 use rand::rngs::StdRng;
@@ -162,6 +163,7 @@ impl Soak {
     /// Faults off, every payment deep, the watchers caught up; then the audit.
     async fn quiet_point(&mut self, last: bool) -> Result<(), Violation> {
         self.app.proxy.as_ref().unwrap().set_mode(Mode::Honest);
+        self.align_clocks().await;
         self.app.mine(CONFIRMATIONS + 1).await;
         self.app.l2().deployer.anvil_mine(Some(L2_CONFIRMATIONS + 1), None).await.unwrap();
         self.wait_processed().await?;
@@ -196,6 +198,22 @@ impl Soak {
             }
         }
         Ok(())
+    }
+
+    /// Both chains' next blocks at the later of their clocks: time moves on both as on one
+    /// world's (a reorg can take a chain's clock back; the audit judges by the chains' clock).
+    async fn align_clocks(&self) {
+        let chains = [&self.app.chain, self.app.l2()];
+        let mut latest = 0;
+        for chain in chains {
+            let head =
+                chain.deployer.get_block_by_number(alloy::eips::BlockNumberOrTag::Latest).await.unwrap().unwrap();
+            latest = latest.max(head.header.timestamp);
+        }
+        for chain in chains {
+            chain.deployer.anvil_set_time(latest + 1).await.unwrap();
+            chain.deployer.anvil_mine(Some(1), None).await.unwrap();
+        }
     }
 
     async fn fault(&mut self) {
@@ -236,8 +254,8 @@ impl Soak {
                 let secs = [600, 1_800, 3_600, 4 * 3_600, 25 * 3_600][self.faults.random_range(0..5)];
                 for chain in [&self.app.chain, self.app.l2()] {
                     chain.deployer.anvil_increase_time(secs).await.unwrap();
-                    chain.deployer.anvil_mine(Some(1), None).await.unwrap();
                 }
+                self.align_clocks().await;
                 self.count("fault: chain clock moved");
             }
             _ if self.backend == "postgres" => {
