@@ -5,7 +5,7 @@
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE};
+use axum::http::header::{CACHE_CONTROL, CONTENT_SECURITY_POLICY, CONTENT_TYPE};
 use axum::response::{Html, IntoResponse, Response};
 use qrcode::QrCode;
 use qrcode::render::svg;
@@ -59,16 +59,13 @@ pub async fn page(State(state): State<AppState>, ApiPath(order_id): ApiPath<Stri
         );
         return Ok((StatusCode::NOT_FOUND, Html(body)).into_response());
     };
-    Ok(Html(render(&view)).into_response())
+    Ok(([(CONTENT_SECURITY_POLICY, CSP)], Html(render(&view))).into_response())
 }
 
-/// The symbol payers know: `USDT_ERC20` → `USDT`, `CREDIT_CARD` → `USD`.
-fn unit(view: &OrderView) -> &str {
-    match view.token {
-        Some(_) => view.pay_method.split('_').next().unwrap_or(&view.pay_method),
-        None => "USD",
-    }
-}
+/// Only paywatch's own script, style and pictures; the page talks to nothing but paywatch
+/// (a browser wallet is an extension, outside the page's policy).
+const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+    connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
 
 fn render(view: &OrderView) -> String {
     let state_json = serde_json::to_string(view).expect("an order view serializes").replace("</", "<\\/");
@@ -81,31 +78,14 @@ fn render(view: &OrderView) -> String {
         ),
         _ => None,
     };
-    let payment = match (closed, &view.address, &view.payment_uri) {
-        (Some(note), _, _) => note.to_string(),
-        (None, Some(address), Some(_)) if view.options.len() > 1 => networks(view, address),
-        (None, Some(address), Some(uri)) => format!(
-            r#"<section class="deposit">
-  <div class="qr" aria-label="QR code of the payment request">{qr}</div>
-  <div class="fields">
-    <label>Send exactly</label>
-    <p class="amount"><span id="amount">{amount}</span> {unit}</p>
-    <label for="address">to this address (Ethereum, chain {chain})</label>
-    <div class="copy-row"><code id="address">{address}</code>
-      <button type="button" id="copy" data-copy="{address}">Copy</button></div>
-    <p class="muted small">Token contract <code>{token}</code>. <a id="wallet-link" href="{uri}">Open in wallet</a></p>
-  </div>
-</section>"#,
-            qr = qr_svg(uri),
-            // What remains after partial payments (the whole amount before any).
-            amount = escape(&view.remaining),
-            unit = escape(unit(view)),
-            chain = view.chain_id.unwrap_or_default(),
-            address = escape(&checksummed(address)),
-            token = escape(&checksummed(view.token.as_deref().unwrap_or_default())),
-            uri = escape(uri),
-        ),
-        _ => format!(
+    let payment = match (closed, &view.address) {
+        (Some(note), _) => note.to_string(),
+        (None, Some(address)) if !view.options.is_empty() => deposit(view, address),
+        (None, Some(_)) => {
+            "<section class=\"deposit\"><p class=\"muted\">This order's token is no longer offered here.</p></section>"
+                .to_string()
+        }
+        (None, None) => format!(
             r#"<section class="deposit"><p class="amount"><span id="amount">{}</span> USD by card</p></section>"#,
             escape(&view.usd)
         ),
@@ -127,53 +107,77 @@ fn render(view: &OrderView) -> String {
     layout("Pay your order", &body)
 }
 
-/// The deposit box when several networks can pay the order: a choice of network, and the QR
-/// code, amount, token and wallet link of the chosen one (`checkout.js` switches them). The
+/// The deposit box of an open order: a choice of network when several can pay it, the chosen
+/// one's QR code (its wallet link), the amount in token units and the address, each with a
+/// copy button, and a place for browser wallets (`checkout.js` fills and switches them). The
 /// address is the same on every network, and the page says so.
-fn networks(view: &OrderView, address: &str) -> String {
+fn deposit(view: &OrderView, address: &str) -> String {
     let chosen = view.options.iter().position(|o| Some(o.chain_id) == view.chain_id).unwrap_or(0);
     let mut choices = String::new();
     let mut codes = String::new();
     for (i, o) in view.options.iter().enumerate() {
         let checked = if i == chosen { " checked" } else { "" };
         choices.push_str(&format!(
-            r#"<label class="network"><input type="radio" name="network" value="{id}" data-uri="{uri}" data-value="{value}" data-token="{token}" data-chain="{chain}"{checked}> {chain} <span class="muted small">(chain {id}, {method})</span></label>"#,
+            r#"<label class="network"><input type="radio" name="network" value="{id}"{checked}> {icon}{network} <span class="muted small">({symbol})</span></label>"#,
             id = o.chain_id,
-            uri = escape(&o.payment_uri),
-            value = escape(&o.value),
-            token = escape(&checksummed(&o.token)),
-            chain = escape(&o.chain),
-            method = escape(&o.pay_method),
+            icon = icon(o.icon.as_deref()),
+            network = escape(&o.network),
+            symbol = escape(&o.symbol),
         ));
         let hidden = if i == chosen { "" } else { " hidden" };
         codes.push_str(&format!(
-            r#"<div class="qr" data-chain-id="{id}" aria-label="QR code of the payment request on chain {id}"{hidden}>{qr}</div>"#,
+            r#"<div class="qr" data-chain-id="{id}" role="img" aria-label="QR code of the payment on {network}"{hidden}>{qr}</div>"#,
             id = o.chain_id,
-            qr = qr_svg(&o.payment_uri),
+            network = escape(&o.network),
+            qr = qr_svg(&o.link),
         ));
     }
     let o = &view.options[chosen];
+    let (networks, same_address) = match view.options.len() {
+        1 => (String::new(), String::new()),
+        _ => (
+            format!(r#"<fieldset id="networks"><legend>Pay on</legend>{choices}</fieldset>"#),
+            format!(
+                r#"<p class="muted small" id="same-address">The same address on every network: pay on whichever holds your {}.</p>"#,
+                escape(&o.symbol)
+            ),
+        ),
+    };
     format!(
-        r#"<section class="deposit">
-  <fieldset id="networks"><legend>Pay on</legend>{choices}</fieldset>
+        r#"{networks}
+<section class="deposit">
   {codes}
   <div class="fields">
-    <label>Send exactly</label>
-    <p class="amount"><span id="amount">{amount}</span> {unit}</p>
-    <label for="address">to this address (chain <span id="chain">{chain_id}</span>)</label>
+    <label for="amount">Send exactly</label>
+    <div class="copy-row amount-row"><p class="amount"><span id="amount">{amount}</span> <span id="unit">{symbol}</span></p>
+      <button type="button" class="copy" data-copy-from="amount" aria-label="Copy the amount">Copy</button></div>
+    <label for="address">to this address on <span id="network">{network}</span></label>
     <div class="copy-row"><code id="address">{address}</code>
-      <button type="button" id="copy" data-copy="{address}">Copy</button></div>
-    <p class="muted small" id="same-address">The same address on every network: pay on whichever holds your {unit}.</p>
-    <p class="muted small">Token contract <code id="token">{token}</code>. <a id="wallet-link" href="{uri}">Open in wallet</a></p>
+      <button type="button" class="copy" data-copy-from="address" aria-label="Copy the address">Copy</button></div>
+    {same_address}
+    <p class="muted small">Only {symbol} on {network_again}: token contract <code id="token">{token}</code>. <a id="wallet-link" href="{link}">Open in a wallet app</a></p>
   </div>
+</section>
+<section class="wallet" id="wallet" hidden aria-labelledby="wallet-title">
+  <h2 id="wallet-title">Pay with a browser wallet</h2>
+  <div id="wallet-buttons"></div>
+  <p id="wallet-message" role="alert"></p>
+  <p id="wallet-tx" class="small"></p>
 </section>"#,
         amount = escape(&o.value),
-        unit = escape(unit(view)),
-        chain_id = o.chain_id,
+        symbol = escape(&o.symbol),
+        network = escape(&o.network),
+        network_again = escape(&o.network),
         address = escape(&checksummed(address)),
         token = escape(&checksummed(&o.token)),
-        uri = escape(&o.payment_uri),
+        link = escape(&o.link),
     )
+}
+
+/// A network's picture beside its name (decorative: the name says it).
+fn icon(src: Option<&str>) -> String {
+    src.map(|src| format!(r#"<img class="icon" src="{}" alt="" width="20" height="20"> "#, escape(src)))
+        .unwrap_or_default()
 }
 
 fn layout(title: &str, body: &str) -> String {

@@ -188,9 +188,34 @@ pub struct ChainConfig {
     pub start_block: u64,
     /// More certainty for large orders.
     pub finality: Option<FinalityConfig>,
-    /// A block explorer's base URL (`https://etherscan.io`): the console links transactions
-    /// and addresses to `{explorer}/tx/{hash}` and `{explorer}/address/{address}`.
+    /// A block explorer's base URL (`https://etherscan.io`): the console and the checkout page
+    /// link transactions and addresses to `{explorer}/tx/{hash}` and `{explorer}/address/{address}`.
     pub explorer: Option<String>,
+    /// The network's name as payers know it ("Ethereum", "Arbitrum One"), shown on the checkout
+    /// page and given to wallets; default: the chain's config name.
+    pub display_name: Option<String>,
+    /// A small picture of the network for the checkout page: a path paywatch's host serves
+    /// (`/static/arbitrum.svg`) or a `data:image/...` URI (the page loads nothing from elsewhere).
+    pub icon: Option<String>,
+    /// The link (and QR code) payers open in their wallet: "eip681" (default), "address", or a
+    /// template (see `payments::payment_link`).
+    #[serde(default = "default_payment_link")]
+    pub payment_link: String,
+    /// A public RPC URL wallets may add the network with (`wallet_addEthereumChain`); never
+    /// `rpc_http`, which usually carries a provider key. Without it a wallet that does not know
+    /// the network is asked to add it by hand.
+    pub wallet_rpc: Option<String>,
+    /// The network's native currency symbol, for adding it to a wallet; default "ETH".
+    #[serde(default = "default_native_symbol")]
+    pub native_symbol: String,
+}
+
+fn default_payment_link() -> String {
+    "eip681".into()
+}
+
+fn default_native_symbol() -> String {
+    "ETH".into()
 }
 
 /// Orders worth at least `large_usd` wait for `large` (a tag or a larger count) instead of

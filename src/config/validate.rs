@@ -215,6 +215,27 @@ fn validate_chain(prefix: &str, chain: &super::ChainConfig) -> Result<(), Config
     {
         return Err(ConfigError::key(&format!("{prefix}.explorer"), "must be an http:// or https:// URL"));
     }
+    crate::payments::payment_link::PaymentLink::parse(&chain.payment_link)
+        .map_err(|why| ConfigError::key(&format!("{prefix}.payment_link"), why))?;
+    if let Some(rpc) = &chain.wallet_rpc
+        && !(rpc.starts_with("https://") || rpc.starts_with("http://"))
+    {
+        return Err(ConfigError::key(&format!("{prefix}.wallet_rpc"), "must be an http:// or https:// URL"));
+    }
+    if let Some(icon) = &chain.icon
+        && !((icon.starts_with('/') && !icon.starts_with("//")) || icon.starts_with("data:image/"))
+    {
+        return Err(ConfigError::key(
+            &format!("{prefix}.icon"),
+            "must be a path on this host (/...) or a data:image/ URI: the checkout page loads nothing from elsewhere",
+        ));
+    }
+    if chain.display_name.as_deref().is_some_and(|n| n.trim().is_empty() || n.len() > 60) {
+        return Err(ConfigError::key(&format!("{prefix}.display_name"), "must be 1 to 60 characters"));
+    }
+    if chain.native_symbol.is_empty() || chain.native_symbol.len() > 11 {
+        return Err(ConfigError::key(&format!("{prefix}.native_symbol"), "must be 1 to 11 characters"));
+    }
     if let Some(f) = &chain.finality
         && f.large_usd.0 <= Decimal::ZERO
     {

@@ -53,6 +53,7 @@ url = "{db}"
 
 [chain]
 chain_id = {chain_id}
+display_name = "Local devnet"
 rpc_http = "{rpc}"
 {ws}confirmations = {confirmations}
 poll_interval_ms = {poll}
@@ -112,8 +113,8 @@ discount = "0.78"
     }
     for m in &c.more_chains {
         toml.push_str(&format!(
-            "\n[chains.{name}]\nchain_id = {id}\nrpc_http = \"{rpc}\"\nconfirmations = {conf}\npoll_interval_ms = {poll}\n\
-             start_block = 0\n",
+            "\n[chains.{name}]\nchain_id = {id}\ndisplay_name = \"Local {name} devnet\"\nrpc_http = \"{rpc}\"\n\
+             confirmations = {conf}\npoll_interval_ms = {poll}\nstart_block = 0\n",
             name = m.name,
             id = m.chain_id,
             rpc = m.rpc_http,

@@ -10,6 +10,7 @@ pub mod extension;
 pub mod order_money;
 pub mod order_state;
 pub mod order_view;
+pub mod payment_link;
 pub mod prices;
 pub mod pricing;
 pub mod reversal;

@@ -8,6 +8,7 @@ use crate::chain::status::Heads;
 use crate::config::{Config, Confirmations};
 use crate::money::{convert_units, format_base_units};
 use crate::payments::checkout::payment_uri;
+use crate::payments::payment_link::{LinkParts, PaymentLink};
 use crate::store::orders::{self, Order};
 use crate::store::{Store, StoreResult, transfers};
 
@@ -42,6 +43,23 @@ pub struct PayOption {
     pub value: String,
     /// EIP-681 with the chain id: `ethereum:<token>@<chain_id>/transfer?address=..&uint256=..`.
     pub payment_uri: String,
+    /// The network's name as payers know it (`[chain] display_name`, else the config name).
+    pub network: String,
+    /// The network's picture, if configured (a path on this host or a data URI).
+    pub icon: Option<String>,
+    /// The token's symbol as payers know it (`USDT`).
+    pub symbol: String,
+    pub decimals: u8,
+    /// What remains, in this token's base units: what a wallet is asked to transfer.
+    pub amount_base: String,
+    /// The link wallets open and the QR code holds, by the chain's `payment_link`.
+    pub link: String,
+    /// The chain's block explorer, for a transaction's link.
+    pub explorer: Option<String>,
+    /// A public RPC URL a wallet may add the network with, if configured.
+    pub wallet_rpc: Option<String>,
+    /// The network's native currency symbol (for adding it to a wallet).
+    pub native_symbol: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
@@ -173,16 +191,35 @@ pub fn pay_options(config: &Config, c: &orders::CryptoTerms, remaining_base: U25
     let book = config.token_book();
     let Some(own) = book.at(c.chain_id, c.token_address) else { return Vec::new() };
     book.payable_with(own.token)
-        .map(|e| {
+        .filter_map(|e| {
             let units = units_rounded_up(remaining_base, own.decimals, e.decimals);
-            PayOption {
+            let chain = config.chain_by_id(e.chain_id)?.config;
+            // Checked when the config loaded; an option is left out rather than shown wrong.
+            let link = PaymentLink::parse(&chain.payment_link).ok()?;
+            let parts = LinkParts {
+                token: e.address,
+                chain_id: e.chain_id,
+                to: c.deposit_address,
+                amount_base: units,
+                decimals: e.decimals,
+            };
+            Some(PayOption {
                 chain: e.chain.clone(),
                 chain_id: e.chain_id,
                 pay_method: e.token.as_str().to_string(),
                 token: orders::address_text(&e.address),
                 value: format_base_units(units, e.decimals),
                 payment_uri: payment_uri(e.address, e.chain_id, c.deposit_address, units),
-            }
+                network: chain.display_name.clone().unwrap_or_else(|| e.chain.clone()),
+                icon: chain.icon.clone(),
+                symbol: e.asset.clone(),
+                decimals: e.decimals,
+                amount_base: units.to_string(),
+                link: link.render(&parts),
+                explorer: chain.explorer.clone(),
+                wallet_rpc: chain.wallet_rpc.clone(),
+                native_symbol: chain.native_symbol.clone(),
+            })
         })
         .collect()
 }

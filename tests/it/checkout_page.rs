@@ -216,7 +216,11 @@ async fn checkout_page_offers_both_networks_and_turns_paid_by_the_second_chain()
     let order = app.order(&order_id).await;
     let option = order["options"].as_array().unwrap().iter().find(|o| o["chain_id"] == L2_CHAIN_ID).unwrap().clone();
     assert_eq!(option["payment_uri"], l2_uri);
-    assert_eq!(text(&browser, "#chain").await, L2_CHAIN_ID.to_string());
+    assert_eq!(
+        text(&browser, "#network").await,
+        format!("Local {} devnet", paywatch::devnet::L2_NAME),
+        "its display name"
+    );
     assert_eq!(text(&browser, "#token").await.to_lowercase(), format!("{l2_token:#x}"));
     assert_eq!(text(&browser, "#address").await.to_lowercase(), format!("{address:#x}"), "the same address");
     browser.screenshot("checkout-networks").await;

@@ -364,3 +364,24 @@ async fn a_treasury_that_is_not_the_factorys_is_refused_and_deploy_never_picks_o
     let signer: alloy::signers::local::PrivateKeySigner = key.parse().unwrap();
     assert!(err.contains(&signer.address().to_string()), "--mocks says it used the signer: {err}");
 }
+
+/// Issue 28: a chain's `payment_link` template is checked at start: `check` and `serve` refuse
+/// a broken one with one line naming the chain's key (nothing is served with a wrong link).
+#[test]
+fn a_broken_payment_link_template_is_refused_naming_its_chain() {
+    let dir = tempfile::tempdir().unwrap();
+    let second = r#"
+[chains.arbitrum]
+chain_id = 42161
+rpc_http = "http://127.0.0.1:1"
+payment_link = "safepal://send?to={address}&amount={amont}"
+"#;
+    let text = config("http://127.0.0.1:1", 1, "sqlite://x.db", second);
+    assert_one_line_failure(check(dir.path(), &text, &[]), "chains.arbitrum.payment_link");
+    let (_, lines) = check(dir.path(), &text, &[]);
+    assert!(lines[0].contains("unknown placeholder {amont}"), "{lines:?}");
+    let path = write_file(dir.path(), "paywatch.toml", &text);
+    let out = paywatch(&["serve", "--config", path.to_str().unwrap()], &[]);
+    let stderr: Vec<String> = String::from_utf8_lossy(&out.stderr).lines().map(str::to_string).collect();
+    assert_one_line_failure((out.status.code().unwrap_or(-1), stderr), "chains.arbitrum.payment_link");
+}

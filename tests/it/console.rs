@@ -15,7 +15,7 @@ use rust_decimal::Decimal;
 use serde_json::Value;
 
 use crate::support::app::{Options, TestApp, spawn_app};
-use crate::support::browser::Browser;
+use crate::support::browser::{Browser, accessible};
 use crate::support::webhook_receiver::{Receiver, webhook_config};
 
 const ADMIN_TOKEN: &str = "test-admin-token-0123456789";
@@ -134,30 +134,6 @@ async fn wait_path(browser: &Browser, prefix: &str) {
         assert!(started.elapsed() < Duration::from_secs(20), "still at {}, wanted {prefix}", path(browser).await);
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-}
-
-/// Runs axe-core inside the page; fails listing every serious or critical violation.
-async fn accessible(browser: &Browser, what: &str) {
-    let axe = std::env::var("AXE_JS")
-        .unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/tools/node_modules/axe-core/axe.min.js").to_string());
-    let source = std::fs::read_to_string(&axe)
-        .unwrap_or_else(|e| panic!("{axe}: {e}: axe-core is needed for this test (run `make tools`)"));
-    browser.client.execute(&source, vec![]).await.expect("axe-core loads in the page");
-    let found = browser
-        .client
-        .execute_async(
-            "const done = arguments[arguments.length - 1];
-             axe.run(document, { resultTypes: ['violations'] })
-               .then(r => done({ ran: r.passes !== undefined, bad: r.violations
-                 .filter(v => v.impact === 'serious' || v.impact === 'critical')
-                 .map(v => v.id + ' (' + v.impact + '): ' + v.help + ' at ' + v.nodes.map(n => n.target.join(' ')).join(', ')) }))
-               .catch(e => done({ ran: false, bad: [String(e)] }));",
-            vec![],
-        )
-        .await
-        .unwrap();
-    assert_eq!(found["ran"], Value::Bool(true), "axe-core ran on {what}: {found}");
-    assert_eq!(found["bad"], Value::Array(vec![]), "serious or critical accessibility violations on {what}");
 }
 
 /// The window at `width`, as tall as the page (so a screenshot holds all of it).

@@ -10,6 +10,7 @@ mod catalog;
 mod chain_truth;
 mod chains;
 mod checkout_page;
+mod checkout_wallet;
 mod cli_check;
 mod console;
 mod contracts;

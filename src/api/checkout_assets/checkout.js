@@ -1,12 +1,25 @@
 // Keeps the checkout page's status live: renders the order view embedded in the page, then
-// every view the order's event stream sends, and counts down to expiry. No reloads.
+// every view the order's event stream sends, and counts down to expiry. No reloads. Offers
+// the browser wallets the page finds (EIP-6963, else window.ethereum) to pay what remains.
 (function () {
   "use strict";
   var order = JSON.parse(document.getElementById("order-state").textContent);
   var statusEl = document.getElementById("status");
   var detailEl = document.getElementById("detail");
   var countdownEl = document.getElementById("countdown");
-  var unit = order.token ? order.pay_method.split("_")[0] : "USD";
+  var chosenChain = null;
+
+  function chosen() {
+    var options = order.options || [];
+    for (var i = 0; i < options.length; i++) {
+      if (options[i].chain_id === chosenChain) { return options[i]; }
+    }
+    return options[0] || null;
+  }
+  function unit() {
+    var o = chosen();
+    return o ? o.symbol : (order.token ? order.pay_method.split("_")[0] : "USD");
+  }
 
   function deepest(view) {
     return view.payments.filter(function (p) { return p.counted; })
@@ -20,11 +33,11 @@
     switch (view.status) {
       case "paid":
         text = view.late ? "Paid (after the order expired)" : "Paid";
-        detail = view.overpaid !== "0" ? "Overpaid by " + view.overpaid + " " + unit + "." : "Thank you.";
+        detail = view.overpaid !== "0" ? "Overpaid by " + view.overpaid + " " + unit() + "." : "Thank you.";
         break;
       case "partially_paid":
         text = "Partially paid";
-        detail = view.confirmed + " " + unit + " received; " + view.remaining + " " + unit + " still to send.";
+        detail = view.confirmed + " " + unit() + " received; " + view.remaining + " " + unit() + " still to send.";
         break;
       case "expired":
         text = "Expired";
@@ -51,22 +64,13 @@
       note.textContent = view.status === "paid" ? "This order is paid. Nothing more to send."
         : "This order has expired: do not send money to its address. Create a new order.";
       deposit.appendChild(note);
+      ["networks", "wallet-buttons"].forEach(function (id) {
+        var el = document.getElementById(id);
+        if (el) { el.remove(); }
+      });
     }
-    // What remains follows each payment, on every network offered (one network: the amount
-    // and wallet link of the page itself; its QR code is redrawn when the page is reloaded).
-    if (!document.querySelector("input[name=network]") && view.payment_uri && view.remaining !== "0") {
-      var amountEl = document.getElementById("amount"), linkEl = document.getElementById("wallet-link");
-      if (amountEl) { amountEl.textContent = view.remaining; }
-      if (linkEl) { linkEl.href = view.payment_uri; }
-    }
-    (view.options || []).forEach(function (o) {
-      var input = document.querySelector("input[name=network][value='" + o.chain_id + "']");
-      if (input) {
-        input.dataset.value = o.value;
-        input.dataset.uri = o.payment_uri;
-        if (input.checked) { choose(input); }
-      }
-    });
+    // What remains follows each payment, on every network offered.
+    if (document.getElementById("amount") && chosen()) { show(chosen()); }
     statusEl.textContent = text;
     statusEl.dataset.status = view.late && view.status === "paid" ? "paid" : view.status;
     detailEl.textContent = detail;
@@ -88,40 +92,180 @@
     countdownEl.textContent = "Expires in " + (h > 0 ? h + ":" + pad(m) : m) + ":" + pad(s);
   }
 
-  var copy = document.getElementById("copy");
-  if (copy) {
-    copy.addEventListener("click", function () {
-      var value = copy.dataset.copy;
-      var done = function () { copy.textContent = "Copied"; setTimeout(function () { copy.textContent = "Copy"; }, 1500); };
-      if (navigator.clipboard && window.isSecureContext) {
-        navigator.clipboard.writeText(value).then(done, function () { select(); });
-      } else {
-        select();
-      }
-      function select() {
+  document.querySelectorAll("button.copy").forEach(function (button) {
+    button.addEventListener("click", function () {
+      var source = document.getElementById(button.dataset.copyFrom);
+      var done = function () { button.textContent = "Copied"; setTimeout(function () { button.textContent = "Copy"; }, 1500); };
+      var select = function () {
         var range = document.createRange();
-        range.selectNodeContents(document.getElementById("address"));
+        range.selectNodeContents(source);
         var sel = window.getSelection();
         sel.removeAllRanges();
         sel.addRange(range);
-        try { document.execCommand("copy"); done(); } catch (e) { /* the address stays selected */ }
+        try { document.execCommand("copy"); done(); } catch (e) { /* the text stays selected */ }
+      };
+      if (navigator.clipboard && window.isSecureContext) {
+        navigator.clipboard.writeText(source.textContent).then(done, select);
+      } else {
+        select();
       }
     });
-  }
+  });
 
-  // Several networks: the QR code, amount, token and wallet link follow the choice.
-  function choose(input) {
+  // The chosen network's QR code, amount, token, name and wallet link.
+  function show(o) {
     document.querySelectorAll(".qr[data-chain-id]").forEach(function (qr) {
-      qr.hidden = qr.dataset.chainId !== input.value;
+      qr.hidden = qr.dataset.chainId !== String(o.chain_id);
     });
-    document.getElementById("amount").textContent = input.dataset.value;
-    document.getElementById("chain").textContent = input.value;
-    document.getElementById("token").textContent = input.dataset.token;
-    document.getElementById("wallet-link").href = input.dataset.uri;
+    document.getElementById("amount").textContent = o.value;
+    document.getElementById("unit").textContent = o.symbol;
+    document.getElementById("network").textContent = o.network;
+    document.getElementById("token").textContent = o.token;
+    document.getElementById("wallet-link").href = o.link;
   }
   document.querySelectorAll("input[name=network]").forEach(function (input) {
-    input.addEventListener("change", function () { if (input.checked) { choose(input); } });
+    if (input.checked) { chosenChain = Number(input.value); }
+    input.addEventListener("change", function () {
+      if (input.checked) { chosenChain = Number(input.value); show(chosen()); }
+    });
   });
+
+  // Browser wallets. EIP-6963 wallets announce themselves (now and whenever asked); an older
+  // one only sets window.ethereum (EIP-1193).
+  var wallets = [];
+  var walletBox = document.getElementById("wallet");
+  var buttons = document.getElementById("wallet-buttons");
+  var messageEl = document.getElementById("wallet-message");
+  var txEl = document.getElementById("wallet-tx");
+  var busy = false;
+
+  function say(text, kind) {
+    messageEl.textContent = text;
+    messageEl.dataset.kind = kind || "";
+  }
+
+  function offer(info, provider) {
+    if (!walletBox || !buttons || wallets.some(function (w) { return w.provider === provider; })) { return; }
+    if (order.status !== "awaiting_payment" && order.status !== "partially_paid") { return; }
+    wallets.push({ info: info, provider: provider });
+    var button = document.createElement("button");
+    button.type = "button";
+    button.className = "pay-with-wallet";
+    if (info.icon && /^data:image\//.test(info.icon)) {
+      var img = document.createElement("img");
+      img.src = info.icon;
+      img.alt = "";
+      button.appendChild(img);
+    }
+    button.appendChild(document.createTextNode("Pay with " + (info.name || "browser wallet")));
+    button.addEventListener("click", function () { pay(provider, button); });
+    buttons.appendChild(button);
+    walletBox.hidden = false;
+  }
+  window.addEventListener("eip6963:announceProvider", function (e) {
+    if (e.detail && e.detail.provider && typeof e.detail.provider.request === "function") {
+      offer(e.detail.info || {}, e.detail.provider);
+    }
+  });
+  window.dispatchEvent(new Event("eip6963:requestProvider"));
+  // Give announcements a moment before settling for window.ethereum.
+  setTimeout(function () {
+    if (wallets.length === 0 && window.ethereum && typeof window.ethereum.request === "function") {
+      offer({ name: "browser wallet" }, window.ethereum);
+    }
+  }, 300);
+
+  function hex(n) { return "0x" + BigInt(n).toString(16); }
+  function word(hexText) { return hexText.replace(/^0x/, "").padStart(64, "0"); }
+
+  // What each wallet error means to the payer; the page stays usable.
+  function explain(e, o) {
+    var code = e && e.code;
+    if (code === 4001) { return "You declined in your wallet. Nothing was sent."; }
+    if (code === 4100) { return "Your wallet did not let this page use the account. Unlock it or allow this site, then try again."; }
+    if (code === -32002) { return "Your wallet already has a request open: look at your wallet."; }
+    if (code === 4900 || code === 4901) { return "Your wallet is not connected to " + o.network + ". Connect it, then try again."; }
+    var text = (e && e.message) || String(e);
+    if (/insufficient/i.test(text)) { return "Your wallet does not hold enough to pay (the token, or " + o.native_symbol + " for the fee). Nothing was sent."; }
+    return "Your wallet answered: " + text + ". Nothing was sent.";
+  }
+
+  async function onNetwork(provider, o) {
+    var want = hex(o.chain_id);
+    var now = await provider.request({ method: "eth_chainId" });
+    if (String(now).toLowerCase() === want) { return true; }
+    say("Switch your wallet to " + o.network + " in its window…", "wait");
+    try {
+      await provider.request({ method: "wallet_switchEthereumChain", params: [{ chainId: want }] });
+    } catch (e) {
+      if (e && e.code === 4902) {
+        if (!o.wallet_rpc) {
+          say("Your wallet does not know " + o.network + " (chain " + o.chain_id + "). Add the network to your wallet, then try again. Nothing was sent.", "error");
+          return false;
+        }
+        say("Add " + o.network + " to your wallet in its window…", "wait");
+        var network = { chainId: want, chainName: o.network, rpcUrls: [o.wallet_rpc],
+          nativeCurrency: { name: o.native_symbol, symbol: o.native_symbol, decimals: 18 } };
+        if (o.explorer) { network.blockExplorerUrls = [o.explorer]; }
+        await provider.request({ method: "wallet_addEthereumChain", params: [network] });
+        await provider.request({ method: "wallet_switchEthereumChain", params: [{ chainId: want }] });
+      } else {
+        throw e;
+      }
+    }
+    var after = await provider.request({ method: "eth_chainId" });
+    if (String(after).toLowerCase() !== want) {
+      say("Your wallet is still on another network. Switch it to " + o.network + ", then try again. Nothing was sent.", "error");
+      return false;
+    }
+    return true;
+  }
+
+  async function pay(provider, button) {
+    var o = chosen();
+    if (busy || !o) { return; }
+    busy = true;
+    buttons.querySelectorAll("button").forEach(function (b) { b.disabled = true; });
+    txEl.textContent = "";
+    try {
+      say("Waiting for the wallet: allow this page to see your account…", "wait");
+      var accounts = await provider.request({ method: "eth_requestAccounts" });
+      if (!accounts || accounts.length === 0) {
+        say("Your wallet shared no account. Unlock it, then try again. Nothing was sent.", "error");
+        return;
+      }
+      var from = accounts[0];
+      if (!(await onNetwork(provider, o))) { return; }
+      o = chosen(); // what remains may have changed while the wallet asked
+      var balance = await provider.request({ method: "eth_call", params: [{ to: o.token, data: "0x70a08231" + word(from) }, "latest"] });
+      if (BigInt(balance) < BigInt(o.amount_base)) {
+        say("This account holds less than " + o.value + " " + o.symbol + " on " + o.network + ". Nothing was sent.", "error");
+        return;
+      }
+      say("Waiting for the wallet: confirm sending " + o.value + " " + o.symbol + " on " + o.network + "…", "wait");
+      var data = "0xa9059cbb" + word(order.address) + word(hex(o.amount_base));
+      var hash = await provider.request({ method: "eth_sendTransaction", params: [{ from: from, to: o.token, data: data }] });
+      say("Sent. The status below follows it on the chain.", "");
+      txEl.textContent = "Transaction ";
+      var code = document.createElement("code");
+      code.id = "wallet-tx-hash";
+      code.textContent = hash;
+      if (o.explorer) {
+        var link = document.createElement("a");
+        link.href = o.explorer.replace(/\/$/, "") + "/tx/" + hash;
+        link.rel = "noopener";
+        link.appendChild(code);
+        txEl.appendChild(link);
+      } else {
+        txEl.appendChild(code);
+      }
+    } catch (e) {
+      say(explain(e, o), "error");
+    } finally {
+      busy = false;
+      buttons.querySelectorAll("button").forEach(function (b) { b.disabled = false; });
+    }
+  }
 
   render(order);
   setInterval(tick, 1000);

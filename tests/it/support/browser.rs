@@ -4,7 +4,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use fantoccini::{Client, ClientBuilder};
-use serde_json::json;
+use serde_json::{Value, json};
 
 pub struct Browser {
     pub client: Client,
@@ -72,6 +72,30 @@ impl Browser {
         let _ = self.driver.kill();
         let _ = self.driver.wait();
     }
+}
+
+/// Runs axe-core inside the page; fails listing every serious or critical violation.
+pub async fn accessible(browser: &Browser, what: &str) {
+    let axe = std::env::var("AXE_JS")
+        .unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/tools/node_modules/axe-core/axe.min.js").to_string());
+    let source = std::fs::read_to_string(&axe)
+        .unwrap_or_else(|e| panic!("{axe}: {e}: axe-core is needed for this test (run `make tools`)"));
+    browser.client.execute(&source, vec![]).await.expect("axe-core loads in the page");
+    let found = browser
+        .client
+        .execute_async(
+            "const done = arguments[arguments.length - 1];
+             axe.run(document, { resultTypes: ['violations'] })
+               .then(r => done({ ran: r.passes !== undefined, bad: r.violations
+                 .filter(v => v.impact === 'serious' || v.impact === 'critical')
+                 .map(v => v.id + ' (' + v.impact + '): ' + v.help + ' at ' + v.nodes.map(n => n.target.join(' ')).join(', ')) }))
+               .catch(e => done({ ran: false, bad: [String(e)] }));",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(found["ran"], Value::Bool(true), "axe-core ran on {what}: {found}");
+    assert_eq!(found["bad"], Value::Array(vec![]), "serious or critical accessibility violations on {what}");
 }
 
 impl Drop for Browser {
