@@ -428,7 +428,7 @@ impl Watcher {
         };
         self.range.grow();
         self.prefetch_next(last.number, head.number);
-        let progress = self.commit(head.number, first, last, logs).await?;
+        let progress = self.commit(stored, head.number, first, last, logs).await?;
         // At the head: the next poll may ask for the new blocks' logs with the head.
         self.following = matches!(progress, Progress::CaughtUp);
         Ok(progress)
@@ -586,6 +586,7 @@ impl Watcher {
     /// with its logs, never from the head number alone.
     async fn commit(
         &mut self,
+        stored: Option<cursor::Cursor>,
         head: u64,
         first: BlockHead,
         last: BlockHead,
@@ -603,6 +604,7 @@ impl Watcher {
             Stamped::Missing => return Ok(Progress::Retry("a transfer's block is not served yet".into())),
         }
         let step = Step {
+            from_cursor: stored,
             transfers,
             confirm_up_to: self.confirmed_block(self.confirmations, to).await?.map(|b| b.min(to)),
             confirm_large_up_to: self.confirmed_large(to).await?.map(|b| b.min(to)),
@@ -643,6 +645,7 @@ impl Watcher {
     async fn confirm_only(&mut self, c: cursor::Cursor) -> Result<(), StepError> {
         let Some(block) = self.confirmed_block(self.confirmations, c.block_number).await? else { return Ok(()) };
         let step = Step {
+            from_cursor: Some(c),
             confirm_up_to: Some(block.min(c.block_number)),
             confirm_large_up_to: self.confirmed_large(c.block_number).await?.map(|b| b.min(c.block_number)),
             at: self.chain_now(),
@@ -699,7 +702,7 @@ impl Watcher {
             return Err(StepError { error: anyhow::anyhow!(reason), rate_limited: false });
         };
         let mut tx = self.store.begin().await?;
-        let (reversed, deep) = match credit::rewind(&mut tx, &self.rules, ancestor, self.chain_now()).await {
+        let (reversed, deep) = match credit::rewind(&mut tx, &self.rules, ancestor, self.chain_now(), from).await {
             Err(StoreError::Conflict(_)) => return Ok(Progress::Retry("an order changed under the rewind".into())),
             other => other?,
         };

@@ -65,6 +65,9 @@ impl Rules {
 /// What one watcher step found.
 #[derive(Debug, Clone, Default)]
 pub struct Step {
+    /// The cursor the step was read from: it commits only if the cursor is still there (one
+    /// process that lost its lease and another that took it may both be mid-step).
+    pub from_cursor: Option<cursor::Cursor>,
     pub transfers: Vec<Transfer>,
     /// Seen transfers at or below this block become confirmed.
     pub confirm_up_to: Option<u64>,
@@ -97,6 +100,9 @@ pub enum Settled {
 }
 
 pub async fn commit_step(tx: &mut Tx, rules: &Rules, step: &Step) -> StoreResult<Outcome> {
+    if let Some(c) = step.from_cursor {
+        cursor::claim(tx, rules.chain_id, c).await?;
+    }
     // Every order this step may write, locked before the first write (see `orders::lock_all`).
     let mut due: BTreeSet<String> = step.transfers.iter().filter_map(|t| t.order_id.clone()).collect();
     if let Some(block) = step.confirm_up_to {
@@ -143,7 +149,9 @@ pub async fn rewind(
     rules: &Rules,
     ancestor: cursor::Cursor,
     at: i64,
+    from: cursor::Cursor,
 ) -> StoreResult<(Vec<String>, Vec<(Option<String>, String)>)> {
+    cursor::claim(tx, rules.chain_id, from).await?;
     let (touched, deep) = transfers::remove_above(tx, rules.chain_id, ancestor.block_number).await?;
     let mut reversed = Vec::new();
     for order_id in &touched {

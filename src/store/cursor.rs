@@ -47,6 +47,25 @@ pub async fn set<'e>(db: impl AnyExecutor<'e>, chain_id: u64, cursor: Cursor) ->
     Ok(())
 }
 
+/// Holds the chain's cursor row for the transaction if it is still `expected`; Conflict if
+/// another process moved it since it was read. A step read from a cursor commits only onto that
+/// cursor: a process that lost its lease mid-step cannot write over its successor's work.
+pub async fn claim(tx: &mut super::Tx, chain_id: u64, expected: Cursor) -> StoreResult<()> {
+    let done = sqlx::query(
+        "UPDATE chain_cursor SET updated_at = $1 WHERE chain_id = $2 AND block_number = $3 AND block_hash = $4",
+    )
+    .bind(unix_now())
+    .bind(chain_id as i64)
+    .bind(expected.block_number as i64)
+    .bind(format!("{:#x}", expected.block_hash))
+    .execute(&mut **tx)
+    .await?;
+    match done.rows_affected() {
+        0 => Err(super::StoreError::Conflict(format!("the cursor of chain {chain_id} moved under the step"))),
+        _ => Ok(()),
+    }
+}
+
 /// Records the head the watcher just saw (on the cursor's row; nothing before a cursor exists).
 pub async fn set_head<'e>(db: impl AnyExecutor<'e>, chain_id: u64, head: u64) -> StoreResult<()> {
     sqlx::query("UPDATE chain_cursor SET head_block = $1 WHERE chain_id = $2")

@@ -777,3 +777,71 @@ async fn a_reorg_between_two_polls_is_seen_by_the_heads_batch() {
     assert_eq!(order["payments"].as_array().map(Vec::len), Some(0), "{order:#}");
     app.stop().await;
 }
+
+/// A step commits only onto the cursor it was read from. A process whose lease was lost (its
+/// database session killed) may still be mid-step while its successor rewinds after a reorg;
+/// its commit must not write the old chain's transfers and a cursor over the successor's work.
+async fn a_step_read_from_a_cursor_another_process_moved_is_refused(backend: &'static str) {
+    use alloy::primitives::B256;
+    use paywatch::payments::credit::{self, Rules, Step};
+    use paywatch::store::cursor::{self, Cursor};
+    use paywatch::store::transfers::Transfer;
+    let mut app = spawn_app(Options { backend, ..Default::default() }).await;
+    let (_, order_id, address, owed) = app.create_crypto_app("USDT_ERC20", 1).await;
+    app.stop_server().await;
+    let rules = Rules::from_config(&paywatch::config::Config::load(&app.config_path).unwrap());
+    let store = &app.db.store;
+    let at = |n: u64, byte: u8| Cursor {
+        block_number: n,
+        block_hash: B256::repeat_byte(byte),
+        block_time: 1_000 + n as i64,
+    };
+    cursor::set(store.pool(), rules.chain_id, at(10, 0xaa)).await.unwrap();
+    let stale = at(10, 0xaa);
+    // The successor rewound and moved on: the cursor is elsewhere now.
+    cursor::set(store.pool(), rules.chain_id, at(12, 0xbb)).await.unwrap();
+    let transfer = Transfer {
+        chain_id: rules.chain_id,
+        tx_hash: B256::repeat_byte(0x11),
+        log_index: 0,
+        block_number: 11,
+        block_hash: B256::repeat_byte(0xcc),
+        token: app.chain.token(Token::UsdtErc20),
+        from: Address::repeat_byte(0x01),
+        to: address,
+        amount_base: owed,
+        order_id: Some(order_id.clone()),
+        block_time: Some(1_011),
+    };
+    let step =
+        Step { from_cursor: Some(stale), transfers: vec![transfer], cursor: Some(at(11, 0xcc)), ..Default::default() };
+    let mut tx = store.begin().await.unwrap();
+    let refused = credit::commit_step(&mut tx, &rules, &step).await;
+    drop(tx);
+    assert!(matches!(refused, Err(paywatch::store::StoreError::Conflict(_))), "{refused:?}");
+    assert_eq!(
+        cursor::get(store.pool(), rules.chain_id).await.unwrap(),
+        Some(at(12, 0xbb)),
+        "the successor's cursor stands"
+    );
+    let recorded: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM chain_transfers").fetch_one(store.pool()).await.unwrap();
+    assert_eq!(recorded, 0, "nothing of the stale step is written");
+    // Read from the cursor as it is, the same step commits.
+    let step = Step { from_cursor: Some(at(12, 0xbb)), cursor: Some(at(13, 0xdd)), ..step };
+    let mut tx = store.begin().await.unwrap();
+    credit::commit_step(&mut tx, &rules, &step).await.unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(cursor::get(store.pool(), rules.chain_id).await.unwrap(), Some(at(13, 0xdd)));
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_step_read_from_a_cursor_another_process_moved_is_refused_sqlite() {
+    a_step_read_from_a_cursor_another_process_moved_is_refused("sqlite").await;
+}
+
+#[tokio::test]
+async fn a_step_read_from_a_cursor_another_process_moved_is_refused_postgres() {
+    a_step_read_from_a_cursor_another_process_moved_is_refused("postgres").await;
+}

@@ -240,6 +240,17 @@ pub async fn check(soak: &mut Soak, last: bool) -> Result<(), Violation> {
             soak.count("audit: an order left unjudged (completed by an apply, its window closed)");
             continue;
         };
+        if last {
+            let kind = match crossing {
+                _ if !applied.is_zero() => "completed with applied funds",
+                Some(t) if t > deadline => "completed after the late window (credits nothing)",
+                Some(t) if t > o.expires_at => "paid late",
+                Some(_) => "paid on time",
+                None if counted_total.is_zero() => "never paid",
+                None => "partly paid",
+            };
+            soak.count(&format!("final audit: orders {kind}"));
+        }
         let judged = paid_expected || !closed_for_good || last;
         if judged && (o.status == "paid") != paid_expected {
             return violation(

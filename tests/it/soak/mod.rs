@@ -254,6 +254,8 @@ impl Soak {
                 let secs = [600, 1_800, 3_600, 4 * 3_600, 25 * 3_600][self.faults.random_range(0..5)];
                 for chain in [&self.app.chain, self.app.l2()] {
                     chain.deployer.anvil_increase_time(secs).await.unwrap();
+                    // A block at the new time: aligning reads the clocks from the heads.
+                    chain.deployer.anvil_mine(Some(1), None).await.unwrap();
                 }
                 self.align_clocks().await;
                 self.count("fault: chain clock moved");
