@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Installs the Python tools the tests run (schemathesis, openapi-spec-validator) into
+# Installs the Python tools the tests run (schemathesis, openapi-spec-validator, standardwebhooks) into
 # tools/.venv from PyPI, pinned by tools/requirements.txt; does nothing when they are current.
 set -euo pipefail
 cd "$(dirname "$0")/.."

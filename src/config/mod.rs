@@ -512,7 +512,15 @@ fn default_sweep_batch() -> u64 {
 #[serde(deny_unknown_fields)]
 pub struct WebhooksConfig {
     pub url: String,
+    /// The signing secret: `whsec_<base64>` (Standard Webhooks) or any string of 16+ bytes.
     pub secret: SecretString,
+    /// Secrets being rotated out: deliveries are signed with these too until they are removed.
+    #[serde(default)]
+    pub previous_secrets: Vec<SecretString>,
+    /// "standard" (Standard Webhooks headers, the default) or "paywatch" (the deprecated
+    /// `Paywatch-Signature` header, kept for one release).
+    #[serde(default = "default_signature_scheme")]
+    pub signature_scheme: String,
     /// Attempts per event before it is marked failed (redeliverable from the admin API).
     #[serde(default = "default_max_attempts")]
     pub max_attempts: u32,
@@ -524,6 +532,20 @@ pub struct WebhooksConfig {
     /// How often the outbox is read for due events.
     #[serde(default = "default_webhook_poll_ms")]
     pub poll_interval_ms: u64,
+}
+
+fn default_signature_scheme() -> String {
+    "standard".into()
+}
+
+impl WebhooksConfig {
+    /// The HMAC keys deliveries are signed with: the secret's, then the previous ones'.
+    pub fn signing_keys(&self) -> Result<Vec<Vec<u8>>, String> {
+        std::iter::once(&self.secret)
+            .chain(&self.previous_secrets)
+            .map(|s| crate::webhooks::sign::standard_key(secrecy::ExposeSecret::expose_secret(s)))
+            .collect()
+    }
 }
 
 fn default_max_attempts() -> u32 {

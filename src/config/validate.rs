@@ -90,8 +90,18 @@ impl Config {
             if !(w.url.starts_with("http://") || w.url.starts_with("https://")) {
                 return Err(ConfigError::key("webhooks.url", "must be an http:// or https:// URL"));
             }
-            if w.secret.expose_secret().is_empty() {
-                return Err(ConfigError::key("webhooks.secret", "must not be empty"));
+            let secrets = std::iter::once(("webhooks.secret", &w.secret))
+                .chain(w.previous_secrets.iter().map(|s| ("webhooks.previous_secrets", s)));
+            for (key, secret) in secrets {
+                // Never echo the value: it is a secret.
+                crate::webhooks::sign::standard_key(secret.expose_secret())
+                    .map_err(|why| ConfigError::key(key, why))?;
+            }
+            if !["standard", "paywatch"].contains(&w.signature_scheme.as_str()) {
+                return Err(ConfigError::key(
+                    "webhooks.signature_scheme",
+                    "must be \"standard\" (Standard Webhooks) or \"paywatch\" (deprecated)",
+                ));
             }
             if w.max_attempts == 0 {
                 return Err(ConfigError::key("webhooks.max_attempts", "must be at least 1"));

@@ -75,17 +75,23 @@ async fn deliver(
     let this_round = attempt - event.attempts_before_redelivery;
     let now = unix_now();
     let started = Instant::now();
-    let response = client
-        .post(&hooks.url)
-        .header("content-type", "application/json")
-        .header("Paywatch-Event-Id", &event.event_id)
-        .header(
+    let mut request =
+        client.post(&hooks.url).header("content-type", "application/json").header("Paywatch-Event-Id", &event.event_id);
+    request = match hooks.signature_scheme.as_str() {
+        "paywatch" => request.header(
             "Paywatch-Signature",
             sign::signature(hooks.secret.expose_secret().as_bytes(), now, event.payload.as_bytes()),
-        )
-        .body(event.payload.clone())
-        .send()
-        .await;
+        ),
+        // Checked when the config loaded.
+        _ => {
+            let keys = hooks.signing_keys().unwrap_or_default();
+            request.header("webhook-id", &event.event_id).header("webhook-timestamp", now.to_string()).header(
+                "webhook-signature",
+                sign::standard_signature(&keys, &event.event_id, now, event.payload.as_bytes()),
+            )
+        }
+    };
+    let response = request.body(event.payload.clone()).send().await;
     let duration_ms = started.elapsed().as_millis() as i64;
     let (status_code, error, retry_after) = match &response {
         Ok(r) => {

@@ -27,8 +27,10 @@ async fn deliveries_are_signed_retried_after_a_500_and_in_order_per_app() {
     let delivered = receiver.wait_delivered(4).await;
 
     for r in receiver.seen() {
+        let key = sign::standard_key(SECRET).unwrap();
+        assert_eq!(r.webhook_id, r.event_id, "webhook-id is the event's id");
         assert!(
-            sign::verify(SECRET.as_bytes(), &r.signature, r.body.as_bytes(), unix_now(), 300),
+            sign::verify_standard(&key, &r.webhook_id, &r.timestamp, &r.signature, r.body.as_bytes(), unix_now(), 300),
             "signature of {}",
             r.event_id
         );
@@ -267,5 +269,83 @@ async fn a_lost_watcher_lease_drops_a_stuck_delivery_at_once() {
     assert_eq!(ended, vec![true], "one lease session ended");
     let dropped = tokio::time::timeout(Duration::from_secs(10), closed.recv()).await;
     assert!(dropped.is_ok(), "the stuck delivery was not dropped within 10 s of losing the lease");
+    app.stop().await;
+}
+
+/// Standard Webhooks (issue 29): a receiver verifying with the `standardwebhooks` library (PyPI,
+/// a real client) accepts every delivery, refuses a tampered body, an old timestamp and another
+/// secret; while a secret is rotated out, each delivery is signed with both and either verifies.
+#[tokio::test]
+async fn the_standard_webhooks_library_verifies_deliveries_with_either_secret_during_a_rotation() {
+    const OLD: &str = "whsec_b2xkIHNlY3JldCBiZWluZyByb3RhdGVkIG91dCEh";
+    let (receiver, url) = Receiver::start(&[], 200).await;
+    let config = webhook_config(&url) + &format!("previous_secrets = [\"{OLD}\"]\n");
+    let app = spawn_app(Options { extra_config: config, ..Default::default() }).await;
+    app.create_card_app(1).await;
+    let delivered = receiver.wait_delivered(2).await;
+    let cases: Vec<Value> = delivered
+        .iter()
+        .map(|r| {
+            let headers =
+                json!({"webhook-id": r.webhook_id, "webhook-timestamp": r.timestamp, "webhook-signature": r.signature});
+            json!({"headers": headers, "body": r.body})
+        })
+        .collect();
+    assert!(
+        cases.iter().all(|c| c["headers"]["webhook-signature"].as_str().unwrap().split(' ').count() == 2),
+        "{cases:?}"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("deliveries.json");
+    std::fs::write(&path, serde_json::to_string(&cases).unwrap()).unwrap();
+    let python = concat!(env!("CARGO_MANIFEST_DIR"), "/tools/.venv/bin/python");
+    assert!(std::path::Path::new(python).exists(), "{python} is needed: run `make pytools`");
+    let script = r#"
+import base64, json, sys, time
+from standardwebhooks import Webhook, WebhookVerificationError
+cases = json.load(open(sys.argv[1]))
+new, old = sys.argv[2], sys.argv[3]
+def refused(secret, body, headers):
+    try:
+        Webhook(secret).verify(body, headers)
+        return "accepted"
+    except WebhookVerificationError as e:
+        return str(e)
+out = {name: sum(1 for c in cases if Webhook(s).verify(c["body"], c["headers"]) is not None) for name, s in (("new", new), ("old", old))}
+c = cases[0]
+out["tampered"] = refused(new, c["body"].replace("}", " }", 1), c["headers"])
+stale = dict(c["headers"], **{"webhook-timestamp": str(int(time.time()) - 3600)})
+out["old_timestamp"] = refused(new, c["body"], stale)
+out["other_secret"] = refused("whsec_" + base64.b64encode(b"a secret nobody configured here").decode(), c["body"], c["headers"])
+print(json.dumps(out))
+"#;
+    let run = std::process::Command::new(python)
+        .args(["-c", script, path.to_str().unwrap(), SECRET, OLD])
+        .output()
+        .expect("python runs");
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    let out: Value = serde_json::from_slice(&run.stdout).unwrap();
+    assert_eq!(
+        (out["new"].as_u64(), out["old"].as_u64()),
+        (Some(cases.len() as u64), Some(cases.len() as u64)),
+        "{out}"
+    );
+    assert_eq!(out["tampered"], "No matching signature found", "{out}");
+    assert_eq!(out["old_timestamp"], "Message timestamp too old", "{out}");
+    assert_eq!(out["other_secret"], "No matching signature found", "{out}");
+    app.stop().await;
+}
+
+/// The deprecated scheme, one release behind a switch: `Paywatch-Signature` as before.
+#[tokio::test]
+async fn the_deprecated_paywatch_signature_is_sent_when_configured() {
+    let (receiver, url) = Receiver::start(&[], 200).await;
+    let config = webhook_config(&url) + "signature_scheme = \"paywatch\"\n";
+    let app = spawn_app(Options { extra_config: config, ..Default::default() }).await;
+    app.create_card_app(1).await;
+    for r in receiver.wait_delivered(2).await {
+        assert!(r.webhook_id.is_empty(), "no Standard Webhooks headers in the old scheme");
+        assert!(sign::verify(SECRET.as_bytes(), &r.signature, r.body.as_bytes(), unix_now(), 300), "{}", r.signature);
+    }
     app.stop().await;
 }

@@ -7,12 +7,16 @@ use std::time::{Duration, Instant};
 
 use axum::http::{HeaderMap, StatusCode};
 
-pub const SECRET: &str = "whsec_test_secret";
+/// A Standard Webhooks secret (`whsec_` + base64 of 32 bytes).
+pub const SECRET: &str = "whsec_dGVzdCBzZWNyZXQgZm9yIHBheXdhdGNoIHdlYmhvb2tzIQ==";
 
 #[derive(Debug, Clone)]
 pub struct Received {
     pub event_id: String,
+    /// `webhook-signature` (Standard Webhooks), else the deprecated `Paywatch-Signature`.
     pub signature: String,
+    pub timestamp: String,
+    pub webhook_id: String,
     pub body: String,
     pub answered: u16,
 }
@@ -41,7 +45,12 @@ impl Receiver {
                         |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or_default().to_string();
                     state.seen.lock().unwrap().push(Received {
                         event_id: header("paywatch-event-id"),
-                        signature: header("paywatch-signature"),
+                        signature: match header("webhook-signature") {
+                            standard if !standard.is_empty() => standard,
+                            _ => header("paywatch-signature"),
+                        },
+                        timestamp: header("webhook-timestamp"),
+                        webhook_id: header("webhook-id"),
                         body,
                         answered: code,
                     });
