@@ -15,6 +15,11 @@ use crate::support::paywatch_beside_server;
 
 const ADMIN: &str = "test-admin-token-0123456789";
 
+/// Orders raced at once in the concurrency tests, each apply holding a connection in its window.
+const RACES: usize = 20;
+/// A pool with room for every raced apply and the watcher.
+const ROOMY_POOL: (&str, &str) = ("[database]\n", "[database]\nmax_connections = 40\n");
+
 async fn admin(app: &TestApp, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
     let mut r = app.http.request(method, format!("{}{path}", app.base)).bearer_auth(ADMIN);
     if let Some(body) = body {
@@ -225,14 +230,20 @@ async fn a_partial_beside_a_wrong_token_fund_is_listed_when_the_window_closes_po
 
 /// Issue 26, item 3 (PostgreSQL): two stray funds applied to one order at the same moment, each
 /// less than the order and both together more. A trigger holds each apply open between its fund
-/// update and the order's settle, so both settles read at once; 8 orders, every one must end
+/// update and the order's settle, so both settles read at once; RACES (20) orders, every one must end
 /// paid (without a lock on the order, each settle saw only its own fund and the last write left
 /// the order partially paid although covered).
 #[tokio::test]
 async fn two_funds_applied_to_one_order_at_once_both_count_on_postgres() {
-    let app = spawn_app(Options { backend: "postgres", confirmations: 1, ..Default::default() }).await;
+    let app = spawn_app(Options {
+        backend: "postgres",
+        confirmations: 1,
+        config_edits: vec![ROOMY_POOL],
+        ..Default::default()
+    })
+    .await;
     let mut funds_for = Vec::new();
-    for _ in 0..8 {
+    for _ in 0..RACES {
         let (_, target, _, owed) = app.create_crypto_app("USDT_ERC20", 1).await;
         let extra = owed * U256::from(6u8) / U256::from(10u8);
         let mut sources = Vec::new();
@@ -354,15 +365,21 @@ async fn wait_fund_of(app: &TestApp, order_id: &str) -> Value {
 
 /// Issue 26, item 11 (PostgreSQL): the watcher settles an order whose stray fund the operator
 /// is applying elsewhere at that moment. A trigger holds each apply 1.5 s after its fund
-/// update; meanwhile the source order is overpaid again and the watcher confirms it. 8 orders
+/// update; meanwhile the source order is overpaid again and the watcher confirms it. RACES (20) orders
 /// at once: every applied fund keeps the amount the target was credited with, and the new
 /// overpayment is a new unattributed fund (the watcher's update overwrote the applied row:
 /// the target counted one amount, the fund said another, and the new money was listed nowhere).
 #[tokio::test]
 async fn a_fund_applied_while_the_watcher_rewrites_it_keeps_its_amount_on_postgres() {
-    let app = spawn_app(Options { backend: "postgres", confirmations: 1, ..Default::default() }).await;
+    let app = spawn_app(Options {
+        backend: "postgres",
+        confirmations: 1,
+        config_edits: vec![ROOMY_POOL],
+        ..Default::default()
+    })
+    .await;
     let mut pairs = Vec::new();
-    for _ in 0..8 {
+    for _ in 0..RACES {
         let (_, target, _, owed) = app.create_crypto_app("USDT_ERC20", 1).await;
         let (_, source, address, source_owed) = app.create_crypto_app("USDT_ERC20", 1).await;
         let extra = owed / U256::from(4u8);
@@ -401,7 +418,7 @@ async fn a_fund_applied_while_the_watcher_rewrites_it_keeps_its_amount_on_postgr
             .fetch_one(app.db.store.pool())
             .await
             .unwrap();
-            if sleeping == 8 {
+            if sleeping == RACES as i64 {
                 break;
             }
             assert!(started.elapsed() < std::time::Duration::from_secs(10), "{sleeping} applies in their window");
@@ -441,28 +458,34 @@ async fn a_fund_applied_while_the_watcher_rewrites_it_keeps_its_amount_on_postgr
 /// Issue 26, item 3, the second race (PostgreSQL): a fund applied to an order while the
 /// watcher confirms the order's own transfer. A trigger holds each apply 1.5 s between its
 /// settle's reading and its write of the order; inside that window a block confirms the
-/// transfers. 8 orders, each covered only by the two together: every apply answers 200 and
+/// transfers. RACES (20) orders, each covered only by the two together: every apply answers 200 and
 /// every order ends paid. Without the order's lock the apply's write found the order changed
 /// under it (503); with it, but the watcher locking its orders only when it settles them, the
 /// watcher's confirmation held the orders' change notes while waiting on their locks: deadlock
 /// (503).
 #[tokio::test]
 async fn a_fund_applied_while_the_watcher_confirms_the_orders_transfer_counts_on_postgres() {
-    let app = spawn_app(Options { backend: "postgres", confirmations: 10, ..Default::default() }).await;
+    let app = spawn_app(Options {
+        backend: "postgres",
+        confirmations: 30,
+        config_edits: vec![ROOMY_POOL],
+        ..Default::default()
+    })
+    .await;
     let mut pairs = Vec::new();
-    for _ in 0..8 {
+    for _ in 0..RACES {
         let (_, target, target_address, owed) = app.create_crypto_app("USDT_ERC20", 1).await;
         let (_, source, address, source_owed) = app.create_crypto_app("USDT_ERC20", 1).await;
         let part = owed * U256::from(6u8) / U256::from(10u8);
         app.pay(Token::UsdtErc20, address, source_owed + part).await;
         pairs.push((target, target_address, source, part));
     }
-    app.mine(10).await;
+    app.mine(30).await;
     let mut funds_of = Vec::new();
     for (_, _, source, _) in &pairs {
         funds_of.push(wait_fund_of(&app, source).await["fund_id"].as_str().unwrap().to_string());
     }
-    // Each target's own part: seen, not yet 10 deep.
+    // Each target's own part: seen, not yet 30 deep (one block per payment).
     for (_, target_address, _, part) in &pairs {
         app.pay(Token::UsdtErc20, *target_address, *part).await;
     }
@@ -500,13 +523,13 @@ async fn a_fund_applied_while_the_watcher_confirms_the_orders_transfer_counts_on
             .fetch_one(app.db.store.pool())
             .await
             .unwrap();
-            if sleeping == 8 {
+            if sleeping == RACES as i64 {
                 break;
             }
             assert!(started.elapsed() < std::time::Duration::from_secs(10), "{sleeping} applies in their window");
             tokio::time::sleep(std::time::Duration::from_millis(20)).await;
         }
-        app.mine(10).await;
+        app.mine(30).await;
     };
     let (answers, ()) = futures_util::future::join(futures_util::future::join_all(applies), confirm).await;
     for (status, body) in answers {
