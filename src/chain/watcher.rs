@@ -470,7 +470,15 @@ impl Watcher {
             false => None,
         };
         let logs = batch.add_call::<_, Vec<Log>>("eth_getLogs", &(filter,))?;
-        batch.send().await.context("a batch of the head and eth_getLogs")?;
+        if let Err(e) = batch.send().await {
+            // The node answered, refusing a call of the batch (some refuse a `from` past their
+            // head, for the whole batch): the head alone, the range read the usual way.
+            if e.is_error_resp() {
+                tracing::debug!(error = %e, "the head's batch was refused; reading the head alone");
+                return Ok((self.read_head().await?, None));
+            }
+            return Err(anyhow::Error::new(e).context("a batch of the head and eth_getLogs").into());
+        }
         let block = latest.await.context("eth_getBlockByNumber(latest)")?.context("the node has no latest block")?;
         let head = head_of(block.header.number, &block.header);
         self.record_head(&head).await?;
