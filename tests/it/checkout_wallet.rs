@@ -247,6 +247,12 @@ async fn transfer_of(chain: &crate::support::chain::TestChain, hash: &str) -> (A
     (log.address(), event.to, event.value)
 }
 
+/// Picks a network on the page.
+async fn choose_network(browser: &Browser, chain_id: u64) {
+    let choice = browser.client.find(Locator::Css(&format!("input[name=network][value='{chain_id}']"))).await.unwrap();
+    choice.click().await.unwrap();
+}
+
 /// Screenshots on a desktop and a phone-sized window (no sideways scrolling on the phone).
 async fn shots(browser: &Browser, name: &str) {
     browser.screenshot(name).await;
@@ -305,14 +311,7 @@ async fn a_browser_wallet_pays_what_remains_on_the_chosen_network() {
         Behaviour { on: CHAIN_ID, knows: both_chains(&app), decline_send: false, hold_send: false },
     )
     .await;
-    browser
-        .client
-        .find(Locator::Css(&format!("input[name=network][value='{L2_CHAIN_ID}']")))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    choose_network(&browser, L2_CHAIN_ID).await;
     click_pay(&browser).await;
     let (chain, hash) = wallet.wait_sent(1).await;
     assert_eq!(chain, L2_CHAIN_ID);
@@ -420,14 +419,7 @@ async fn a_chains_payment_link_template_and_name_are_what_payers_see() {
 
     let browser = Browser::start(1280, 900).await;
     open(&app, &browser, &order_id).await;
-    browser
-        .client
-        .find(Locator::Css(&format!("input[name=network][value='{L2_CHAIN_ID}']")))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    choose_network(&browser, L2_CHAIN_ID).await;
     let href = browser.client.find(Locator::Css("#wallet-link")).await.unwrap().attr("href").await.unwrap();
     assert_eq!(href.as_deref(), Some(expected.as_str()));
     assert_eq!(text(&browser, "#network").await, "Arbitrum One");

@@ -350,6 +350,25 @@ async fn funds_applied_to_an_order_that_closes_unpaid_are_unattributed_again_pos
     funds_applied_to_an_order_that_closes_unpaid_are_unattributed_again("postgres").await;
 }
 
+/// Until all RACES applies sleep in their trigger on an `UPDATE <table>`: each inside its window.
+async fn all_in_their_window(app: &TestApp, table: &str) {
+    let started = std::time::Instant::now();
+    loop {
+        let sleeping: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM pg_stat_activity WHERE wait_event = 'PgSleep' AND query LIKE 'UPDATE ' || $1 || '%'",
+        )
+        .bind(table)
+        .fetch_one(app.db.store.pool())
+        .await
+        .unwrap();
+        if sleeping == RACES as i64 {
+            return;
+        }
+        assert!(started.elapsed() < std::time::Duration::from_secs(10), "{sleeping} applies in their window");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
 /// The unattributed fund of `order_id`, once listed.
 async fn wait_fund_of(app: &TestApp, order_id: &str) -> Value {
     let started = std::time::Instant::now();
@@ -410,20 +429,7 @@ async fn a_fund_applied_while_the_watcher_rewrites_it_keeps_its_amount_on_postgr
     let more = U256::from(1_000u64);
     let pay_again = async {
         // Every apply is inside its window (its trigger sleeping) before the payments are made.
-        let started = std::time::Instant::now();
-        loop {
-            let sleeping: i64 = sqlx::query_scalar(
-                "SELECT count(*) FROM pg_stat_activity WHERE wait_event = 'PgSleep' AND query LIKE 'UPDATE stray_funds%'",
-            )
-            .fetch_one(app.db.store.pool())
-            .await
-            .unwrap();
-            if sleeping == RACES as i64 {
-                break;
-            }
-            assert!(started.elapsed() < std::time::Duration::from_secs(10), "{sleeping} applies in their window");
-            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-        }
+        all_in_their_window(&app, "stray_funds").await;
         for (_, _, address, _) in &pairs {
             app.pay(Token::UsdtErc20, *address, more).await;
         }
@@ -515,20 +521,7 @@ async fn a_fund_applied_while_the_watcher_confirms_the_orders_transfer_counts_on
         }
     });
     let confirm = async {
-        let started = std::time::Instant::now();
-        loop {
-            let sleeping: i64 = sqlx::query_scalar(
-                "SELECT count(*) FROM pg_stat_activity WHERE wait_event = 'PgSleep' AND query LIKE 'UPDATE orders%'",
-            )
-            .fetch_one(app.db.store.pool())
-            .await
-            .unwrap();
-            if sleeping == RACES as i64 {
-                break;
-            }
-            assert!(started.elapsed() < std::time::Duration::from_secs(10), "{sleeping} applies in their window");
-            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-        }
+        all_in_their_window(&app, "orders").await;
         app.mine(30).await;
     };
     let (answers, ()) = futures_util::future::join(futures_util::future::join_all(applies), confirm).await;
