@@ -10,6 +10,8 @@
 
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD};
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
 
 const WHSEC: &str = "whsec_";
 
@@ -67,9 +69,6 @@ pub fn verify_standard(
         .filter_map(|s| STANDARD.decode(s).ok())
         .any(|given| standard_mac(key, id, timestamp, body).verify_slice(&given).is_ok())
 }
-
-use hmac::{Hmac, Mac};
-use sha2::Sha256;
 
 pub fn signature(secret: &[u8], timestamp: i64, body: &[u8]) -> String {
     let mut mac = Hmac::<Sha256>::new_from_slice(secret).expect("HMAC takes keys of any length");
