@@ -581,3 +581,49 @@ async fn a_fund_whose_money_a_reorg_takes_is_taken_back_from_the_order_it_paid_s
 async fn a_fund_whose_money_a_reorg_takes_is_taken_back_from_the_order_it_paid_postgres() {
     a_fund_whose_money_a_reorg_takes_is_taken_back_from_the_order_it_paid("postgres").await;
 }
+
+/// Issue 26, item 11: stray-fund lateness is judged by the chain's clock. The chain runs 2 hours
+/// ahead of the host: an order's late window (0 here) has closed by the chain's clock though not
+/// by the host's. A full payment then is listed as `after_late_window` by the watcher's own step,
+/// before any expiry run (judged by the host's clock the window was open, and nothing was listed).
+async fn stray_lateness_follows_the_chains_clock_not_the_hosts(backend: &'static str) {
+    use alloy::providers::ext::AnvilApi;
+    let app = spawn_app(Options {
+        backend,
+        confirmations: 1,
+        config_edits: vec![("late_window_hours = 24", "late_window_hours = 0")],
+        ..Default::default()
+    })
+    .await;
+    let (_, order_id, address, owed) = app.create_crypto_app("USDT_ERC20", 1).await;
+    app.chain.deployer.anvil_increase_time(2 * 3600).await.unwrap();
+    app.mine(1).await;
+    wait_processed(&app, 30).await;
+    let expires_at = app.order(&order_id).await["expires_at"].as_i64().unwrap();
+    assert!(
+        chain_now(&app).await > expires_at && paywatch::store::unix_now() < expires_at,
+        "the window is closed by the chain only"
+    );
+    run_expiry(&app).await;
+    assert_eq!(app.order(&order_id).await["status"], "expired");
+    app.pay(Token::UsdtErc20, address, owed).await;
+    app.mine(1).await;
+    wait_processed(&app, 30).await;
+    let fund = wait_fund_of(&app, &order_id).await;
+    assert_eq!(
+        (fund["reason"].as_str(), fund["amount_base"].as_str()),
+        (Some("after_late_window"), Some(owed.to_string().as_str()))
+    );
+    assert_eq!(app.order(&order_id).await["status"], "expired", "a payment after the window credits nothing");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn stray_lateness_follows_the_chains_clock_not_the_hosts_sqlite() {
+    stray_lateness_follows_the_chains_clock_not_the_hosts("sqlite").await;
+}
+
+#[tokio::test]
+async fn stray_lateness_follows_the_chains_clock_not_the_hosts_postgres() {
+    stray_lateness_follows_the_chains_clock_not_the_hosts("postgres").await;
+}
