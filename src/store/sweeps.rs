@@ -149,6 +149,14 @@ pub async fn record_sent(
     expected: &[(Address, U256)],
 ) -> StoreResult<()> {
     let now = unix_now();
+    // The same transaction sent again (a reorg dropped it, and the nonce, calldata and fees
+    // came out the same): its dropped rows describe it too, and a receipt would fill both sets
+    // and count it twice. The new rows replace them.
+    sqlx::query("DELETE FROM sweeps WHERE chain_id = $1 AND tx_hash = $2 AND state = 'dropped'")
+        .bind(chain_id as i64)
+        .bind(format!("{tx_hash:#x}"))
+        .execute(&mut **tx)
+        .await?;
     for (address, amount) in expected {
         sqlx::query(
             "INSERT INTO sweeps (sweep_id, chain_id, tx_hash, token_address, deposit_address, expected_base, state, \

@@ -51,6 +51,7 @@ on_both_backends!(
     retention_compacts_history_and_keeps_the_last_view_of_every_order,
     the_console_order_pages_walk_each_filtered_order_once_newest_first,
     the_console_search_finds_an_order_by_each_of_its_keys,
+    a_dropped_sweep_sent_again_as_the_same_transaction_is_counted_once,
 );
 
 fn d(s: &str) -> Decimal {
@@ -297,6 +298,29 @@ async fn a_goods_specification_is_replaced_whole(store: &Store) {
     assert_eq!(got, second);
     let mut tx = store.begin().await.unwrap();
     assert_eq!(catalog::get_goods_specification(&mut tx, 2).await.unwrap(), None);
+}
+
+/// A sweep a reorg dropped, sent again with the same nonce, calldata and fees: the same hash.
+/// Its receipt must fill one set of rows, not the dropped one too (found by the soak on the
+/// second chain: the ledger said twice what the address had received was swept).
+async fn a_dropped_sweep_sent_again_as_the_same_transaction_is_counted_once(store: &Store) {
+    use paywatch::store::sweeps::{self, SweepState};
+    let (hash, token, address, amount) =
+        (B256::repeat_byte(7), Address::repeat_byte(1), Address::repeat_byte(2), U256::from(500u64));
+    let send = || async {
+        let mut tx = store.begin().await.unwrap();
+        sweeps::record_sent(&mut tx, 1, &hash, &token, &[(address, amount)]).await.unwrap();
+        tx.commit().await.unwrap();
+    };
+    send().await;
+    assert_eq!(sweeps::drop_transaction(store.pool(), &hash).await.unwrap(), 1);
+    send().await;
+    let block = Some((9, B256::repeat_byte(9)));
+    sweeps::record_outcome(store.pool(), &hash, &address, SweepState::Confirmed, amount, block, None).await.unwrap();
+    let (_, swept) = sweeps::ledger(store.pool(), 1, &address, &token, None).await.unwrap();
+    assert_eq!(swept, amount, "moved once by the ledger");
+    let rows: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM sweeps").fetch_one(store.pool()).await.unwrap();
+    assert_eq!(rows, 1);
 }
 
 async fn a_failed_transaction_leaves_nothing_behind(store: &Store) {

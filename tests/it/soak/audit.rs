@@ -19,26 +19,26 @@ type Bucket = (u64, Address);
 
 /// A Transfer into a deposit address, as the chain has it.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-struct OnChain {
-    chain_id: u64,
-    tx_hash: String,
-    log_index: u64,
-    block_number: u64,
-    block_time: i64,
-    token: Address,
-    to: Address,
-    amount: U256,
+pub(super) struct OnChain {
+    pub(super) chain_id: u64,
+    pub(super) tx_hash: String,
+    pub(super) log_index: u64,
+    pub(super) block_number: u64,
+    pub(super) block_time: i64,
+    pub(super) token: Address,
+    pub(super) to: Address,
+    pub(super) amount: U256,
 }
 
-fn violation(invariant: &'static str, detail: String) -> Result<(), Violation> {
+pub(super) fn violation(invariant: &'static str, detail: String) -> Result<(), Violation> {
     Err(Violation { invariant, detail })
 }
 
-fn u256(text: &str) -> U256 {
+pub(super) fn u256(text: &str) -> U256 {
     text.parse().unwrap_or_else(|_| panic!("a base-unit amount: {text:?}"))
 }
 
-async fn transfers_on(chain: &TestChain) -> Vec<OnChain> {
+pub(super) async fn transfers_on(chain: &TestChain) -> Vec<OnChain> {
     let tokens: Vec<Address> = chain.deployment.tokens.values().copied().collect();
     let chain_id = chain.anvil.chain_id();
     let filter = Filter::new().from_block(0).address(tokens).event_signature(IERC20::Transfer::SIGNATURE_HASH);
@@ -79,7 +79,7 @@ struct OrderRow {
 }
 
 /// Reads (retrying once: a fault may have just killed the connection).
-async fn rows(soak: &Soak, sql: &str) -> Vec<sqlx::any::AnyRow> {
+pub(super) async fn rows(soak: &Soak, sql: &str) -> Vec<sqlx::any::AnyRow> {
     let query = || sqlx::query(sqlx::AssertSqlSafe(sql.to_string()));
     match query().fetch_all(soak.app.db.store.pool()).await {
         Ok(rows) => rows,
@@ -265,7 +265,7 @@ pub async fn check(soak: &mut Soak, last: bool) -> Result<(), Violation> {
             );
         }
         if last && !paid_expected && closed_for_good && !applied.is_zero() {
-            return violation("4: funds applied to an order closed unpaid are released", what("still applied"));
+            return violation("2: funds applied to an order closed unpaid are released", what("still applied"));
         }
         if last && !paid_expected {
             let expected = match (chain_now > o.expires_at, counted_total + applied) {

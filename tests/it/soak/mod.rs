@@ -7,6 +7,7 @@
 //! replayable, their kinds and order are.
 
 mod audit;
+mod ledgers;
 mod workload;
 
 use std::collections::BTreeMap;
@@ -22,11 +23,15 @@ use serde_json::Value;
 use crate::support::app::{Options, TestApp, spawn_app};
 use crate::support::process::ServeProcess;
 use crate::support::rpc_proxy::Mode;
+use crate::support::webhook_receiver::{Receiver, webhook_config};
 
 const ADMIN_TOKEN: &str = "test-admin-token-0123456789";
 /// The first chain's depth (a reorg of up to 5 blocks goes within and beyond it) and the second's.
 const CONFIRMATIONS: u64 = 3;
 const L2_CONFIRMATIONS: u64 = 2;
+
+/// Deliveries are retried until they land: the audit wants every event delivered.
+const WEBHOOK_ATTEMPTS: &str = "max_attempts = 1000";
 
 /// One order the workload created (each is its own app's first order).
 #[derive(Debug, Clone)]
@@ -56,6 +61,14 @@ pub struct Soak {
     /// The payments issued, in order (kind, order index, amount): what "same seed, same
     /// workload" compares.
     pub issued: Vec<String>,
+    /// The webhook receiver (invariant 6); it fails for a while as one of the faults.
+    pub receiver: Receiver,
+    /// Apps paid by card at creation (the workload extends them by card).
+    pub card_apps: Vec<String>,
+    /// Deposit addresses blacklisted by the first chain's USDT (their sweeps fail).
+    pub blacklisted: Vec<alloy::primitives::Address>,
+    /// Each (chain id, token)'s treasury balance before the workload: sweeps add to it.
+    pub treasury_start: BTreeMap<(u64, alloy::primitives::Address), alloy::primitives::U256>,
 }
 
 /// What a violated invariant reports: enough to replay it.
@@ -67,11 +80,18 @@ pub struct Violation {
 
 impl Soak {
     pub async fn start(backend: &'static str, seed: u64) -> Self {
+        let (receiver, hook_url) = Receiver::start(&[], 200).await;
+        let extra_config = format!(
+            "{}[signer]\nprivate_key = \"{}\"\n[cards]\nrecover_after_s = 1\n",
+            webhook_config(&hook_url).replace("max_attempts = 5", WEBHOOK_ATTEMPTS),
+            paywatch::devnet::anvil::accounts::DEPLOYER_KEY
+        );
         let mut app = spawn_app(Options {
             backend,
             confirmations: CONFIRMATIONS,
             l2_confirmations: Some(L2_CONFIRMATIONS),
             proxy: Some(Mode::Honest),
+            extra_config,
             ..Default::default()
         })
         .await;
@@ -81,6 +101,12 @@ impl Soak {
         // The setup (contracts, the payers' tokens) deeper than any reorg the faults make.
         app.mine(10).await;
         app.l2().deployer.anvil_mine(Some(10), None).await.unwrap();
+        let mut treasury_start = BTreeMap::new();
+        for (chain_id, chain) in [(paywatch::devnet::CHAIN_ID, &app.chain), (paywatch::devnet::L2_CHAIN_ID, app.l2())] {
+            for token in chain.deployment.tokens.values() {
+                treasury_start.insert((chain_id, *token), chain.balance_of(*token, chain.treasury).await);
+            }
+        }
         let processes = if backend == "postgres" { 2 } else { 1 };
         let mut servers = Vec::new();
         for _ in 0..processes {
@@ -99,6 +125,10 @@ impl Soak {
             step: 0,
             http: reqwest::Client::new(),
             issued: Vec::new(),
+            receiver,
+            card_apps: Vec::new(),
+            blacklisted: Vec::new(),
+            treasury_start,
         }
     }
 
@@ -106,13 +136,27 @@ impl Soak {
         *self.counts.entry(kind.to_string()).or_default() += 1;
     }
 
-    /// A request to one of the running processes (another when one refuses the connection).
+    /// A request to one of the running processes (another when one refuses the connection),
+    /// retried while it answers the documented 503.
     pub async fn call(
         &mut self,
         method: reqwest::Method,
         path: &str,
         body: Option<&Value>,
         admin: bool,
+    ) -> (u16, Value) {
+        self.call_with(method, path, body, admin, true).await
+    }
+
+    /// `call`, answering a 503 as it came when `retry_busy` is false (a card whose charge is
+    /// unresolved answers 503; the recovery job settles it, not a retry).
+    pub async fn call_with(
+        &mut self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&Value>,
+        admin: bool,
+        retry_busy: bool,
     ) -> (u16, Value) {
         let started = Instant::now();
         loop {
@@ -129,7 +173,7 @@ impl Soak {
                 if status >= 500 && status != 503 {
                     self.server_errors.push(format!("step {}: {method} {path} answered {status}: {body}", self.step));
                 }
-                if status == 503 && started.elapsed() < Duration::from_secs(20) {
+                if retry_busy && status == 503 && started.elapsed() < Duration::from_secs(20) {
                     // The documented "busy, retry": a client retries.
                     tokio::time::sleep(Duration::from_millis(100)).await;
                     continue;
@@ -163,12 +207,18 @@ impl Soak {
     /// Faults off, every payment deep, the watchers caught up; then the audit.
     async fn quiet_point(&mut self, last: bool) -> Result<(), Violation> {
         self.app.proxy.as_ref().unwrap().set_mode(Mode::Honest);
+        *self.receiver.fallback.lock().unwrap() = 200;
         self.align_clocks().await;
         self.app.mine(CONFIRMATIONS + 1).await;
         self.app.l2().deployer.anvil_mine(Some(L2_CONFIRMATIONS + 1), None).await.unwrap();
         self.wait_processed().await?;
+        // The sweep ledger learns of sweeps that left the chain when a sweep run rechecks them.
+        workload::sweep(self, true).await;
+        self.app.mine(CONFIRMATIONS + 1).await;
+        self.wait_processed().await?;
         self.count(if last { "audit (final)" } else { "audit (quiet point)" });
-        audit::check(self, last).await
+        audit::check(self, last).await?;
+        ledgers::check(self, last).await
     }
 
     /// Until each chain's cursor (in the database: whichever process watches) reaches its head.
@@ -217,7 +267,7 @@ impl Soak {
     }
 
     async fn fault(&mut self) {
-        match self.faults.random_range(0..6u8) {
+        match self.faults.random_range(0..7u8) {
             0 => {
                 // Within the depth (transfers seen, not yet credited) or beyond it (reversal).
                 let depth = self.faults.random_range(1..=CONFIRMATIONS + 2);
@@ -259,6 +309,15 @@ impl Soak {
                 }
                 self.align_clocks().await;
                 self.count("fault: chain clock moved");
+            }
+            5 => {
+                // The receiver fails (5xx) until the next such fault or quiet point.
+                let mut answer = self.receiver.fallback.lock().unwrap();
+                *answer = if *answer == 200 { 500 } else { 200 };
+                let kind =
+                    if *answer == 200 { "fault: webhook receiver back" } else { "fault: webhook receiver failing" };
+                drop(answer);
+                self.count(kind);
             }
             _ if self.backend == "postgres" => {
                 // Every other connection to the database: the processes' pools reconnect.

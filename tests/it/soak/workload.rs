@@ -58,11 +58,36 @@ pub async fn act(soak: &mut Soak) {
             }
         }
         80..=84 if l2 => ("on the second chain", vec![(true, paywatch::devnet::L2_USDT, order.owed)]),
-        80..=89 => ("apply a stray fund", Vec::new()),
+        80..=86 => ("apply a stray fund", Vec::new()),
+        87..=89 => ("refund a stray fund", Vec::new()),
+        90..=93 => ("card", Vec::new()),
+        94..=95 => ("sweep", Vec::new()),
+        96..=97 if !soak.card_apps.is_empty() => ("card extension", Vec::new()),
         _ => ("mine", Vec::new()),
     };
     match kind {
         "apply a stray fund" => apply_fund(soak, pick).await,
+        "refund a stray fund" => refund_fund(soak, pick).await,
+        "card" => card_order(soak, card(pct), (pct % 3 + 1) as u32).await,
+        "card extension" => {
+            let app_id = soak.card_apps[(pick % soak.card_apps.len() as u64) as usize].clone();
+            card_extension(soak, &app_id, card(pct), (pct % 2 + 1) as u32).await;
+        }
+        "sweep" => {
+            // Now and then a deposit address of the first chain's USDT may no longer send.
+            let usdt_orders: Vec<&SoakOrder> = soak.orders.iter().filter(|o| o.pay_method == "USDT_ERC20").collect();
+            if pct < 30 && !usdt_orders.is_empty() {
+                let address = usdt_orders[(pick % usdt_orders.len() as u64) as usize].address;
+                blacklist(soak, address, true).await;
+                soak.blacklisted.push(address);
+                soak.count("sweep: a deposit address blacklisted first");
+            } else if pct > 80 && !soak.blacklisted.is_empty() {
+                let address = soak.blacklisted.remove(0);
+                blacklist(soak, address, false).await;
+                soak.count("sweep: a deposit address taken off the blacklist first");
+            }
+            sweep(soak, false).await;
+        }
         "mine" => {
             soak.app.mine(pct % 4 + 1).await;
             soak.count("mined blocks");
@@ -76,6 +101,69 @@ pub async fn act(soak: &mut Soak) {
             soak.count(&format!("payment: {kind}"));
         }
     }
+}
+
+/// Stripe-like test cards (the sandbox processor): most succeed; some are declined, fail for
+/// funds, answer slowly, or charge and then fail as if the connection dropped.
+fn card(pct: u64) -> &'static str {
+    match pct % 10 {
+        0 => "pm_card_chargeDeclined",
+        1 => "pm_card_chargeDeclinedInsufficientFunds",
+        2 => "pm_card_visa_chargedThenError",
+        3 => "pm_card_visa_slow_1",
+        _ => "pm_card_visa",
+    }
+}
+
+/// What a card request may answer: paid (200), refused (402), or unresolved (503: the
+/// recovery job settles it). Anything else is a defect.
+fn card_answer(soak: &mut Soak, what: &str, card_id: &str, status: u16, body: &serde_json::Value) {
+    let outcome = match status {
+        200 => "paid",
+        402 => "refused",
+        503 => "unresolved (the recovery job settles it)",
+        other => panic!("{what} with {card_id} answered {other}: {body}"),
+    };
+    soak.count(&format!("{what}: {outcome}"));
+}
+
+async fn card_order(soak: &mut Soak, card_id: &'static str, period: u32) {
+    let mut body = create_app_body("CREDIT_CARD", period);
+    body["pre_pay_info"]["card_id"] = json!(card_id);
+    let (status, created) =
+        soak.call_with(reqwest::Method::POST, "/v2alpha/app/v2/app", Some(&body), false, false).await;
+    card_answer(soak, "card order", card_id, status, &created);
+    if status == 200 {
+        soak.card_apps.push(created["app_id"].as_str().unwrap().to_string());
+    }
+}
+
+async fn card_extension(soak: &mut Soak, app_id: &str, card_id: &'static str, period: u32) {
+    let body = json!({"app_id": app_id, "period": period, "pay_method": "CREDIT_CARD", "card_id": card_id});
+    let path = "/v2alpha/after_create_extend_order/do_extend_app";
+    let (status, answer) = soak.call_with(reqwest::Method::POST, path, Some(&body), false, false).await;
+    card_answer(soak, "card extension", card_id, status, &answer);
+}
+
+/// `paywatch sweep` (every chain), as an operator or the scheduled job runs it. Under a fault
+/// (the RPC down, say) it may fail and the next run goes on; at a quiet point it must not.
+pub async fn sweep(soak: &mut Soak, must: bool) {
+    let config = soak.app.config_path.to_str().unwrap().to_string();
+    let out = crate::support::paywatch_beside_server(&["sweep", "--config", &config]).await;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success() || !must, "sweep failed at a quiet point: {stderr}");
+    soak.count(if out.status.success() { "sweep: runs" } else { "sweep: failed under a fault" });
+}
+
+async fn blacklist(soak: &Soak, address: alloy::primitives::Address, on: bool) {
+    let owner = paywatch::chain::rpc::signing_provider(
+        &soak.app.chain.anvil.rpc_url(),
+        accounts::PAYER_KEY.parse::<alloy::signers::local::PrivateKeySigner>().unwrap(),
+    )
+    .unwrap();
+    let usdt = paywatch::chain::contracts::MockUSDT::new(soak.app.chain.token(Token::UsdtErc20), owner);
+    let sent = if on { usdt.addBlackList(address).send().await } else { usdt.removeBlackList(address).send().await };
+    sent.unwrap().get_receipt().await.unwrap();
 }
 
 async fn create_order(soak: &mut Soak, pay_method: &'static str, period: u32) {
@@ -97,17 +185,36 @@ async fn create_order(soak: &mut Soak, pay_method: &'static str, period: u32) {
     soak.count(&format!("order: {pay_method}"));
 }
 
-/// An unattributed fund applied to an open order of its token (chosen by `pick`); the API's
-/// refusals (the order closed meanwhile, the fund taken) are counted, not errors.
-async fn apply_fund(soak: &mut Soak, pick: u64) {
+/// An unattributed fund recorded as refunded by hand (the operator sent it back and gives the
+/// transaction's hash); a fund taken meanwhile is a refusal, counted.
+async fn refund_fund(soak: &mut Soak, pick: u64) {
+    let Some(fund) = unattributed_fund(soak, pick).await else { return };
+    let path = format!("/admin/funds/{}/refunded", fund["fund_id"].as_str().unwrap());
+    let hash = format!("{:#x}", alloy::primitives::B256::from(U256::from(pick)));
+    let (status, body) = soak.call(reqwest::Method::POST, &path, Some(&json!({"tx_hash": hash})), true).await;
+    match status {
+        200 => soak.count("refund: recorded"),
+        409 => soak.count("refund: refused (fund taken)"),
+        other => panic!("refunded answered {other}: {body}"),
+    }
+}
+
+/// One unattributed fund (chosen by `pick`), if any.
+async fn unattributed_fund(soak: &mut Soak, pick: u64) -> Option<serde_json::Value> {
     let (status, listed) = soak.call(reqwest::Method::GET, "/admin/funds?status=unattributed", None, true).await;
     assert_eq!(status, 200, "{listed}");
     let funds = listed["funds"].as_array().cloned().unwrap_or_default();
     if funds.is_empty() {
-        soak.count("apply: no fund to apply");
-        return;
+        soak.count("apply or refund: no fund");
+        return None;
     }
-    let fund = &funds[(pick % funds.len() as u64) as usize];
+    Some(funds[(pick % funds.len() as u64) as usize].clone())
+}
+
+/// An unattributed fund applied to an open order of its token (chosen by `pick`); the API's
+/// refusals (the order closed meanwhile, the fund taken) are counted, not errors.
+async fn apply_fund(soak: &mut Soak, pick: u64) {
+    let Some(fund) = unattributed_fund(soak, pick).await else { return };
     let token: alloy::primitives::Address = fund["token"].as_str().unwrap().parse().unwrap();
     let on_first_chain = fund["chain_id"] == paywatch::devnet::CHAIN_ID;
     let targets: Vec<&SoakOrder> = soak
