@@ -42,6 +42,7 @@ pub async fn act(soak: &mut Soak) {
     let l2 = order.pay_method == "USDT_ERC20";
     // (kind, [(on the second chain, token, amount)])
     let (kind, transfers): (&str, Vec<(bool, Token, U256)>) = match action {
+        42..=44 if !l2 => ("several in one transaction", Vec::new()),
         25..=44 => ("exact", vec![(false, own, order.owed)]),
         45..=54 => ("partial", vec![(false, own, percent(order.owed, pct.min(90)))]),
         55..=62 => ("over", vec![(false, own, order.owed + percent(order.owed, pct / 3 + 1))]),
@@ -68,6 +69,7 @@ pub async fn act(soak: &mut Soak) {
     match kind {
         "apply a stray fund" => apply_fund(soak, pick).await,
         "refund a stray fund" => refund_fund(soak, pick).await,
+        "several in one transaction" => several_in_one_transaction(soak, index, pick, payer).await,
         "card" => card_order(soak, card(pct), (pct % 3 + 1) as u32).await,
         "card extension" => {
             let app_id = soak.card_apps[(pick % soak.card_apps.len() as u64) as usize].clone();
@@ -183,6 +185,31 @@ async fn create_order(soak: &mut Soak, pay_method: &'static str, period: u32) {
         owed,
     });
     soak.count(&format!("order: {pay_method}"));
+}
+
+/// One ANKR transaction paying this order and up to two other ANKR orders (their exact amounts):
+/// several Transfer logs in one transaction, each its own payment.
+async fn several_in_one_transaction(soak: &mut Soak, index: usize, pick: u64, payer: &str) {
+    let ankr: Vec<usize> =
+        (0..soak.orders.len()).filter(|i| *i != index && soak.orders[*i].pay_method == "ANKR_ERC20").collect();
+    let mut paid = vec![index];
+    for k in 0..(pick % 3) as usize {
+        if !ankr.is_empty() {
+            paid.push(ankr[(pick as usize / (k + 2)) % ankr.len()]);
+        }
+    }
+    let to: Vec<_> = paid.iter().map(|i| soak.orders[*i].address).collect();
+    let amounts: Vec<U256> = paid.iter().map(|i| soak.orders[*i].owed).collect();
+    soak.issued.push(format!("several in one transaction to orders {paid:?}: {amounts:?}"));
+    let signer = paywatch::chain::rpc::signing_provider(
+        &soak.app.chain.anvil.rpc_url(),
+        payer.parse::<alloy::signers::local::PrivateKeySigner>().unwrap(),
+    )
+    .unwrap();
+    let token = paywatch::chain::contracts::MockERC20::new(soak.app.chain.token(Token::AnkrErc20), signer);
+    let receipt = token.multiTransfer(to, amounts).send().await.unwrap().get_receipt().await.unwrap();
+    assert!(receipt.status(), "multiTransfer succeeded");
+    soak.count("payment: several in one transaction");
 }
 
 /// An unattributed fund recorded as refunded by hand (the operator sent it back and gives the
