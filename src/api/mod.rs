@@ -12,6 +12,7 @@ pub mod client_addr;
 mod console;
 pub mod error;
 mod events;
+mod exports;
 mod extract;
 pub(crate) mod funds;
 mod health;
@@ -112,6 +113,9 @@ pub fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(funds::refunded_fund))
         .routes(routes!(funds::list_sweeps))
         .routes(routes!(funds::reconciliation))
+        .routes(routes!(exports::payments_csv))
+        .routes(routes!(exports::stray_funds_csv))
+        .routes(routes!(exports::refunds_csv))
 }
 
 pub fn router(state: AppState) -> Router {

@@ -9,6 +9,7 @@ pub mod columns;
 pub mod cursor;
 pub mod deposit_filter;
 pub mod deposits;
+pub mod exports;
 pub mod idempotency;
 pub mod job_leases;
 pub mod order_events;

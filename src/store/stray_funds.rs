@@ -31,10 +31,10 @@ pub struct Fund {
     pub updated_at: i64,
 }
 
-const COLUMNS: &str = "fund_id, order_id, team_id, chain_id, token_address, deposit_address, reason, amount_base, \
+pub(super) const COLUMNS: &str = "fund_id, order_id, team_id, chain_id, token_address, deposit_address, reason, amount_base, \
                        status, applied_order_id, refund_tx, created_at, updated_at";
 
-fn from_row(r: &sqlx::any::AnyRow) -> StoreResult<Fund> {
+pub(super) fn from_row(r: &sqlx::any::AnyRow) -> StoreResult<Fund> {
     Ok(Fund {
         fund_id: r.try_get("fund_id")?,
         order_id: r.try_get("order_id")?,

@@ -15,6 +15,7 @@ mod cli_check;
 mod console;
 mod contracts;
 mod devnet;
+mod exports;
 mod flat_cost;
 mod isolation_and_fuzz;
 mod jobs;

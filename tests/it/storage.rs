@@ -52,6 +52,7 @@ on_both_backends!(
     the_console_order_pages_walk_each_filtered_order_once_newest_first,
     the_console_search_finds_an_order_by_each_of_its_keys,
     a_dropped_sweep_sent_again_as_the_same_transaction_is_counted_once,
+    the_payments_export_walks_each_payment_of_its_period_once_in_pages,
 );
 
 fn d(s: &str) -> Decimal {
@@ -321,6 +322,59 @@ async fn a_dropped_sweep_sent_again_as_the_same_transaction_is_counted_once(stor
     assert_eq!(swept, amount, "moved once by the ledger");
     let rows: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM sweeps").fetch_one(store.pool()).await.unwrap();
     assert_eq!(rows, 1);
+}
+
+/// The export's keyset pages: payments sharing a second are each read once, in order, and the
+/// period's ends are kept (from included, to excluded).
+async fn the_payments_export_walks_each_payment_of_its_period_once_in_pages(store: &Store) {
+    use paywatch::store::deposits::{self, NewDeposit};
+    use paywatch::store::exports;
+    let team_id = team(store).await;
+    let mut inserted = Vec::new();
+    for i in 0..7u8 {
+        let app = insert_app(store.pool(), &team_id, &spec(), PayMethod::AnkrErc20).await.unwrap();
+        let order_id = orders::new_order_id();
+        insert_order(store.pool(), &order_id, &crypto_order(&team_id, &app.app_id, Address::repeat_byte(i + 1), i + 1))
+            .await
+            .unwrap();
+        // Three payments in one second, two at its ends.
+        let at = [1_000, 1_000, 1_000, 999, 1_001, 1_002, 1_003][i as usize];
+        let deposit = NewDeposit {
+            team_id: team_id.clone(),
+            app_id: Some(app.app_id.clone()),
+            order_id: order_id.clone(),
+            pay_method: "ANKR_ERC20".into(),
+            usd: "33.3".into(),
+            amount: "1".into(),
+            expected_amount: "1".into(),
+            address: None,
+            transaction_hash: None,
+            card_id: None,
+            app_end_time: None,
+            deposit_time: at,
+            app_before: None,
+        };
+        deposits::insert(store.pool(), &deposit).await.unwrap();
+        inserted.push((at, order_id));
+    }
+    let mut read = Vec::new();
+    let mut after = None;
+    loop {
+        let page = exports::payments(store.pool(), 1_000, 1_003, after.as_ref(), 2).await.unwrap();
+        assert!(page.len() <= 2);
+        let Some(last) = page.last() else { break };
+        after = Some((last.paid_at, last.deposit_id.clone()));
+        read.extend(page.iter().map(|p| (p.paid_at, p.order_id.clone())));
+    }
+    let mut expected: Vec<_> = inserted.into_iter().filter(|(at, _)| (1_000..1_003).contains(at)).collect();
+    expected.sort_by_key(|(at, _)| *at);
+    assert_eq!(read.len(), expected.len(), "{read:?}");
+    let mut unique = read.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(unique.len(), read.len(), "each once: {read:?}");
+    assert!(read.windows(2).all(|w| w[0].0 <= w[1].0), "in time order: {read:?}");
+    assert_eq!(read.iter().map(|(at, _)| *at).collect::<Vec<_>>(), [1_000, 1_000, 1_000, 1_001, 1_002]);
 }
 
 async fn a_failed_transaction_leaves_nothing_behind(store: &Store) {
