@@ -12,6 +12,10 @@
 //! - block mined → order `paid` in the database, WebSocket wake-ups on;
 //! - requests per second of CreateApp, of the order-status GET and of `/healthz` (a load
 //!   generator in this binary: keep-alive connections, a fixed number in flight);
+//! - the payments export (`/admin/exports/payments.csv`) of every order's deposit (100 rows on
+//!   the small one, 1,000,000 on the large): rows per second and the server's resident memory
+//!   sampled during the download, against its memory before it (flat means the growth does not
+//!   follow the rows);
 //! - on the large one, with 10,000 SSE streams open: resident memory, database transactions per
 //!   second (`pg_stat_database.xact_commit`) against the same server with no stream open, the
 //!   latency from a payment's block to the `paid` event on its stream, and a payment to an
@@ -179,7 +183,17 @@ struct Report {
     status_rps: f64,
     healthz_rps: f64,
     console: ConsoleTimes,
+    export: ExportRun,
     streams: Option<StreamReport>,
+}
+
+/// One download of the payments export.
+#[derive(Default)]
+struct ExportRun {
+    rows: usize,
+    time: Duration,
+    rss_before_mb: f64,
+    rss_peak_mb: f64,
 }
 
 /// The console's orders page, signed in: (median, slowest) of `CONSOLE_SAMPLES` requests each.
@@ -276,6 +290,7 @@ async fn measure_on(chain: &Chain, db_url: &str, db_name: &str, scale: &Scale) -
         load(&http, || http.post(format!("{base}/v2alpha/app/v2/app")).bearer_auth(&key).json(&body)).await?;
 
     report.console = console_times(&http, &base, &store).await?;
+    report.export = export_run(&http, &base, &store, &server, scale).await?;
 
     if scale.streams {
         let api = Api { base, team_id, key };
@@ -284,6 +299,61 @@ async fn measure_on(chain: &Chain, db_url: &str, db_name: &str, scale: &Scale) -
     server.stop().await?;
     store.close().await;
     Ok(report)
+}
+
+/// Every historical order (the open ones on the small database) gets a deposit row, then the
+/// whole payments export is downloaded while the server's memory is sampled every 20 ms.
+async fn export_run(
+    http: &reqwest::Client,
+    base: &str,
+    store: &Store,
+    server: &Server,
+    scale: &Scale,
+) -> anyhow::Result<ExportRun> {
+    let which = if scale.history > 0 { "expired" } else { "awaiting_payment" };
+    eprintln!("writing deposits for the export…");
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "INSERT INTO deposits (deposit_id, team_id, app_id, order_id, pay_method, usd, amount, expected_amount, address, \
+         transaction_hash, deposit_time, created_at) SELECT md5('deposit' || order_id), team_id, app_id, order_id, \
+         pay_method, usd, amount, amount, deposit_address, '0x' || md5(order_id) || md5('tx' || order_id), created_at, \
+         created_at FROM orders WHERE status = '{which}'"
+    )))
+    .execute(store.pool())
+    .await?;
+    sqlx::query("ANALYZE deposits").execute(store.pool()).await?;
+    let pid = server.child.id().context("pid")?;
+    let rss_before_mb = rss_of(pid)?;
+    let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let sampler = {
+        let done = done.clone();
+        tokio::spawn(async move {
+            let mut peak: f64 = 0.0;
+            while !done.load(Ordering::Relaxed) {
+                peak = peak.max(rss_of(pid).unwrap_or(0.0));
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            peak
+        })
+    };
+    let started = Instant::now();
+    let mut answer = http
+        .get(format!("{base}/admin/exports/payments.csv"))
+        .bearer_auth("bench-admin-token-0123456789")
+        .send()
+        .await?;
+    anyhow::ensure!(answer.status() == 200, "export: {}", answer.status());
+    let mut lines = 0;
+    while let Some(chunk) = answer.chunk().await? {
+        lines += chunk.iter().filter(|b| **b == b'\n').count();
+    }
+    let time = started.elapsed();
+    done.store(true, Ordering::Relaxed);
+    let rss_peak_mb = sampler.await?.max(rss_before_mb);
+    let rows = lines.saturating_sub(1);
+    let expected: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM deposits").fetch_one(store.pool()).await?;
+    anyhow::ensure!(rows as i64 == expected, "the export held {rows} of {expected} payments");
+    eprintln!("export: {rows} rows in {time:?}, RSS {rss_before_mb:.1} → peak {rss_peak_mb:.1} MB");
+    Ok(ExportRun { rows, time, rss_before_mb, rss_peak_mb })
 }
 
 /// Signs in to the console as a browser would (sign-in nonce cookie, then the session cookie).
@@ -466,6 +536,18 @@ fn config_file(chain: &Chain, dir: &std::path::Path, db_url: &str) -> anyhow::Re
     Ok(path)
 }
 
+/// A process's resident memory in MB.
+fn rss_of(pid: u32) -> anyhow::Result<f64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    let kib: f64 = status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .context("VmRSS")?
+        .parse()?;
+    Ok(kib / 1024.0)
+}
+
 /// `paywatch serve` (the release binary built with this bench), its address read from its log.
 struct Server {
     child: tokio::process::Child,
@@ -514,15 +596,7 @@ impl Server {
     }
 
     fn rss_mb(&self) -> anyhow::Result<f64> {
-        let pid = self.child.id().context("pid")?;
-        let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
-        let kib: f64 = status
-            .lines()
-            .find(|l| l.starts_with("VmRSS:"))
-            .and_then(|l| l.split_whitespace().nth(1))
-            .context("VmRSS")?
-            .parse()?;
-        Ok(kib / 1024.0)
+        rss_of(self.child.id().context("pid")?)
     }
 
     async fn stop(mut self) -> anyhow::Result<()> {
@@ -883,6 +957,33 @@ fn print_report(chain: &Chain, scales: &[Scale], reports: &[Report]) {
             ratio(|c| c.by_status.0),
             ratio(|c| c.deep_by_status.0),
             ratio(|c| c.by_tx_hash.0)
+        );
+    }
+    println!("\n### The payments export (`/admin/exports/payments.csv`, one download of every row)\n");
+    println!(
+        "| | rows | time | rows/s | server RSS before | peak RSS during | growth |\n|---|---:|---:|---:|---:|---:|---:|"
+    );
+    for (scale, r) in scales.iter().zip(reports) {
+        let e = &r.export;
+        println!(
+            "| {} | {} | {:.2} s | {:.0} | {:.1} MB | {:.1} MB | {:.1} MB |",
+            scale.name,
+            e.rows,
+            e.time.as_secs_f64(),
+            e.rows as f64 / e.time.as_secs_f64().max(0.001),
+            e.rss_before_mb,
+            e.rss_peak_mb,
+            e.rss_peak_mb - e.rss_before_mb
+        );
+    }
+    if let [small, large] = reports {
+        let peak = |r: &Report| r.export.rss_peak_mb / r.export.rss_before_mb.max(0.1);
+        println!(
+            "\nPeak RSS during / before the download: **{:.2}x** at {} rows, {:.2}x at {} rows (flat: the memory does not follow the rows).",
+            peak(large),
+            large.export.rows,
+            peak(small),
+            small.export.rows
         );
     }
     for r in reports {

@@ -23,6 +23,8 @@ pub const PAYMENTS_CREDITED: &str = "paywatch_payments_credited_total";
 pub const PAYMENTS_REVERSED: &str = "paywatch_payments_reversed_total";
 pub const WEBHOOK_DELIVERIES: &str = "paywatch_webhook_deliveries_total";
 pub const WEBHOOK_FAILURES: &str = "paywatch_webhook_failures_total";
+pub const WEBHOOK_ENDPOINT_DISABLED: &str = "paywatch_webhook_endpoint_disabled";
+pub const WEBHOOK_PASSES_HELD: &str = "paywatch_webhook_passes_held_total";
 pub const CARD_REFUNDS: &str = "paywatch_card_refunds_total";
 /// Deposit addresses whose transfer reverted inside a sweep.
 pub const SWEEP_FAILURES: &str = "paywatch_sweep_address_failures_total";
@@ -63,6 +65,14 @@ fn register_descriptions() {
     metrics::describe_counter!(PAYMENTS_CREDITED, "Orders paid in full, by pay method");
     metrics::describe_counter!(WEBHOOK_DELIVERIES, "Webhook delivery attempts, by result");
     metrics::describe_counter!(WEBHOOK_FAILURES, "Webhook events given up after their last attempt");
+    metrics::describe_gauge!(
+        WEBHOOK_ENDPOINT_DISABLED,
+        "1 while the webhook endpoint is disabled (it answered 410 Gone)"
+    );
+    metrics::describe_counter!(
+        WEBHOOK_PASSES_HELD,
+        "Delivery passes that sent nothing because the endpoint is disabled"
+    );
     metrics::describe_counter!(CARD_REFUNDS, "Card charges given back because their order could not be recorded");
     metrics::describe_counter!(SWEEP_FAILURES, "Deposit addresses whose transfer reverted inside a sweep");
     metrics::describe_gauge!(SWEEP_STUCK, "Deposit addresses that failed to sweep 3 times in a row");

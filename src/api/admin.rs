@@ -60,6 +60,14 @@ pub struct RevokedKey {
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct WebhookDeliveries {
     pub deliveries: Vec<crate::store::outbox::Delivery>,
+    /// Set while the endpoint is disabled (it answered 410 Gone); events wait until re-enabled.
+    pub endpoint_disabled: Option<crate::store::webhook_endpoint::Disabled>,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct EndpointEnabled {
+    /// False when it was not disabled.
+    pub was_disabled: bool,
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -149,7 +157,32 @@ pub async fn revoke(state: &AppState, team_id: &str, key_id: &str) -> Result<(),
 )]
 pub async fn webhook_deliveries(State(state): State<AppState>, _: Admin) -> Result<Json<WebhookDeliveries>, ApiError> {
     let list = crate::store::outbox::list(state.store.pool(), crate::store::outbox::Which::All, 200).await?;
-    Ok(Json(WebhookDeliveries { deliveries: list }))
+    Ok(Json(WebhookDeliveries { deliveries: list, endpoint_disabled: endpoint_disabled(&state).await? }))
+}
+
+/// Why the configured endpoint is disabled, if it is.
+pub async fn endpoint_disabled(state: &AppState) -> Result<Option<crate::store::webhook_endpoint::Disabled>, ApiError> {
+    let Some(hooks) = &state.config.webhooks else { return Ok(None) };
+    Ok(crate::store::webhook_endpoint::disabled(state.store.pool(), &hooks.url).await?)
+}
+
+/// Re-enables the endpoint a 410 disabled: the waiting events go out, oldest first.
+#[utoipa::path(
+    post, path = "/admin/webhooks/endpoint/enable", tag = "admin",
+    summary = "Re-enable the webhook endpoint after it answered 410 Gone",
+    responses((status = 200, body = EndpointEnabled), super::error::responses::Admin),
+    security(("admin_token" = []))
+)]
+pub async fn enable_endpoint(State(state): State<AppState>, _: Admin) -> Result<Json<EndpointEnabled>, ApiError> {
+    Ok(Json(EndpointEnabled { was_disabled: enable(&state).await? }))
+}
+
+/// Re-enables the configured endpoint (the API and the console).
+pub async fn enable(state: &AppState) -> Result<bool, ApiError> {
+    let Some(hooks) = &state.config.webhooks else {
+        return Err(ApiError::Conflict("no [webhooks] endpoint is configured".into()));
+    };
+    Ok(crate::store::webhook_endpoint::enable(state.store.pool(), &hooks.url).await?)
 }
 
 /// Queues an event for delivery again.

@@ -106,6 +106,7 @@ pub fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(admin::create_team))
         .routes(routes!(admin::webhook_deliveries))
         .routes(routes!(admin::redeliver))
+        .routes(routes!(admin::enable_endpoint))
         .routes(routes!(admin::issue_key))
         .routes(routes!(admin::revoke_key))
         .routes(routes!(funds::list_funds))

@@ -21,6 +21,7 @@ pub mod stray_funds;
 pub mod sweeps;
 pub mod teams;
 pub mod transfers;
+pub mod webhook_endpoint;
 
 use std::path::Path;
 use std::time::Duration;

@@ -2,7 +2,9 @@
 //! this task sends them, signed, oldest first and in order per app, retrying with
 //! exponential backoff and jitter on network errors, timeouts, 408, 429 and 5xx (honouring
 //! Retry-After), never on other 4xx, and recording every attempt. Only the watcher-lease
-//! holder delivers, so processes sharing a database do not send twice.
+//! holder delivers, so processes sharing a database do not send twice. A receiver answering
+//! 410 Gone disables the endpoint (Standard Webhooks' convention): nothing more is sent until
+//! an operator re-enables it, and the events wait in the outbox, in order.
 
 pub mod sign;
 
@@ -16,6 +18,7 @@ use tokio_util::sync::CancellationToken;
 use crate::chain::status::ChainStatus;
 use crate::config::WebhooksConfig;
 use crate::store::outbox::{self, AttemptResult, PendingEvent};
+use crate::store::webhook_endpoint;
 use crate::store::{Store, StoreResult, unix_now};
 
 const BATCH: i64 = 50;
@@ -57,11 +60,28 @@ pub async fn run(
 
 /// Sends every event due now; returns how many were attempted.
 pub async fn deliver_due(store: &Store, client: &reqwest::Client, hooks: &WebhooksConfig) -> StoreResult<usize> {
+    if let Some(off) = webhook_endpoint::disabled(store.pool(), &hooks.url).await? {
+        metrics::gauge!(crate::telemetry::WEBHOOK_ENDPOINT_DISABLED).set(1.0);
+        metrics::counter!(crate::telemetry::WEBHOOK_PASSES_HELD).increment(1);
+        tracing::debug!(since = off.disabled_at, "webhook endpoint disabled; events wait");
+        return Ok(0);
+    }
+    metrics::gauge!(crate::telemetry::WEBHOOK_ENDPOINT_DISABLED).set(0.0);
     let due = outbox::due(store.pool(), unix_now(), BATCH).await?;
-    for event in &due {
-        deliver(store, client, hooks, event).await?;
+    for (sent, event) in due.iter().enumerate() {
+        if deliver(store, client, hooks, event).await? == Endpoint::Gone {
+            return Ok(sent + 1);
+        }
     }
     Ok(due.len())
+}
+
+/// What an attempt said of the endpoint itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Endpoint {
+    Live,
+    /// It answered 410 Gone: disabled now.
+    Gone,
 }
 
 async fn deliver(
@@ -69,7 +89,7 @@ async fn deliver(
     client: &reqwest::Client,
     hooks: &WebhooksConfig,
     event: &PendingEvent,
-) -> StoreResult<()> {
+) -> StoreResult<Endpoint> {
     let attempt = event.attempts + 1;
     // A redelivered event gets its max_attempts again.
     let this_round = attempt - event.attempts_before_redelivery;
@@ -104,8 +124,11 @@ async fn deliver(
         Err(e) if e.is_timeout() => (None, Some("timeout".to_string()), None),
         Err(e) => (None, Some(format!("network: {}", crate::chain::rpc::describe(&format!("{e:#}")))), None),
     };
+    let gone = status_code == Some(410);
     let result = match status_code {
         Some(code) if (200..300).contains(&code) => AttemptResult::Delivered,
+        // The event waits, pending, for the endpoint to be re-enabled.
+        _ if gone => AttemptResult::RetryAt(now),
         Some(code) if !retryable(code) => AttemptResult::GiveUp,
         _ if this_round >= i64::from(hooks.max_attempts) => AttemptResult::GiveUp,
         _ => AttemptResult::RetryAt(now + backoff_secs(hooks.retry_base_ms, this_round, retry_after)),
@@ -130,8 +153,15 @@ async fn deliver(
         duration_ms,
     };
     outbox::record_attempt(&mut tx, &record, result).await?;
+    if gone {
+        webhook_endpoint::disable(&mut *tx, &hooks.url, "the receiver answered 410 Gone").await?;
+        tracing::error!(
+            event_id = event.event_id,
+            "webhook receiver answered 410 Gone: endpoint disabled until re-enabled"
+        );
+    }
     tx.commit().await?;
-    Ok(())
+    Ok(if gone { Endpoint::Gone } else { Endpoint::Live })
 }
 
 /// Network errors and timeouts (no status), 408, 429 and 5xx are worth another try.

@@ -87,7 +87,7 @@ async fn make_state(app: &TestApp, receiver: &Receiver) -> State {
     }
 }
 
-async fn find(browser: &Browser, css: &str) -> fantoccini::elements::Element {
+pub(crate) async fn find(browser: &Browser, css: &str) -> fantoccini::elements::Element {
     match browser.client.wait().at_most(Duration::from_secs(20)).for_element(Locator::Css(css)).await {
         Ok(el) => el,
         Err(e) => panic!("{css} on {}: {e}", path(browser).await),
@@ -156,7 +156,7 @@ async fn pictures(browser: &Browser, name: &str) {
     browser.client.set_window_size(1280, 900).await.unwrap();
 }
 
-async fn sign_in(browser: &Browser, app: &TestApp, token: &str) {
+pub(crate) async fn sign_in(browser: &Browser, app: &TestApp, token: &str) {
     browser.client.goto(&format!("{}/console/sign-in", app.base)).await.unwrap();
     find(browser, "#token").await.send_keys(token).await.unwrap();
     find(browser, "form.sign-in button").await.click().await.unwrap();

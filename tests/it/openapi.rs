@@ -55,6 +55,7 @@ const ROUTES: &[&str] = &[
     "POST /admin/funds/{fund_id}/apply",
     "POST /admin/funds/{fund_id}/refunded",
     "GET /admin/sweeps",
+    "POST /admin/webhooks/endpoint/enable",
     "GET /admin/exports/payments.csv",
     "GET /admin/exports/stray_funds.csv",
     "GET /admin/exports/refunds.csv",

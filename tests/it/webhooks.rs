@@ -349,3 +349,74 @@ async fn the_deprecated_paywatch_signature_is_sent_when_configured() {
     }
     app.stop().await;
 }
+
+/// Delivery passes held back because the endpoint is disabled (this process's counter).
+async fn held_passes(app: &crate::support::app::TestApp) -> f64 {
+    let scrape = crate::metrics::scrape(app).await;
+    scrape
+        .samples
+        .iter()
+        .find(|s| s.metric == "paywatch_webhook_passes_held_total")
+        .map(|s| match s.value {
+            prometheus_parse::Value::Counter(v) | prometheus_parse::Value::Untyped(v) => v,
+            _ => 0.0,
+        })
+        .unwrap_or(0.0)
+}
+
+/// A receiver answering 410 Gone disables the endpoint (Standard Webhooks): nothing more is
+/// sent while the delivery loop runs and holds back, the events wait, the console says so, and
+/// once re-enabled there every event arrives, in order per app, none lost.
+#[tokio::test]
+async fn a_410_disables_the_endpoint_until_the_console_re_enables_it() {
+    let (receiver, url) = Receiver::start(&[410], 200).await;
+    let app = spawn_app(Options { extra_config: webhook_config(&url), ..Default::default() }).await;
+    let (app_id, _) = app.create_card_app(1).await;
+    let started = std::time::Instant::now();
+    let disabled = loop {
+        let (status, body) = admin_get(&app, "/admin/webhooks").await;
+        assert_eq!(status, 200, "{body}");
+        if !body["endpoint_disabled"].is_null() {
+            break body["endpoint_disabled"].clone();
+        }
+        assert!(started.elapsed() < Duration::from_secs(20), "the 410 never disabled the endpoint: {body}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(disabled["reason"].as_str().unwrap().contains("410"), "{disabled}");
+    assert_eq!(receiver.seen().len(), 1, "one request, answered 410");
+
+    // More events while it is disabled; the loop runs (its held passes grow) and sends nothing.
+    let extend = json!({"app_id": app_id, "period": 1, "pay_method": "CREDIT_CARD", "card_id": "pm_card_visa"});
+    assert_eq!(app.post("/v2alpha/after_create_extend_order/do_extend_app", &extend).await.0, 200);
+    let held = held_passes(&app).await;
+    let started = std::time::Instant::now();
+    while held_passes(&app).await < held + 5.0 {
+        assert!(started.elapsed() < Duration::from_secs(20), "the delivery loop stopped running");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(receiver.seen().len(), 1, "nothing is sent while the endpoint is disabled");
+
+    // The console shows it and re-enables it.
+    let browser = crate::support::browser::Browser::start(1280, 900).await;
+    crate::console::sign_in(&browser, &app, "test-admin-token-0123456789").await;
+    browser.client.goto(&format!("{}/console/webhooks", app.base)).await.unwrap();
+    let alert = crate::console::find(&browser, "#endpoint-disabled").await;
+    assert!(alert.text().await.unwrap().contains("410 Gone"));
+    crate::support::browser::accessible(&browser, "webhooks with the endpoint disabled").await;
+    crate::console::find(&browser, "#endpoint-disabled button").await.click().await.unwrap();
+    let delivered = receiver.wait_delivered(4).await;
+    let types: Vec<String> = delivered
+        .iter()
+        .map(|r| serde_json::from_str::<Value>(&r.body).unwrap()["type"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(types, ["order.paid", "app.activated", "order.paid", "app.extended"], "in order, none lost");
+    assert!(admin_get(&app, "/admin/webhooks").await.1["endpoint_disabled"].is_null());
+    browser.close().await;
+    app.stop().await;
+}
+
+async fn admin_get(app: &crate::support::app::TestApp, path: &str) -> (u16, Value) {
+    let r =
+        app.http.get(format!("{}{path}", app.base)).bearer_auth("test-admin-token-0123456789").send().await.unwrap();
+    (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))
+}

@@ -46,6 +46,7 @@ pub fn routes() -> Router<AppState> {
         .route("/console/orders/{order_id}", get(orders::detail))
         .route("/console/webhooks", get(webhooks::page))
         .route("/console/webhooks/{event_id}/redeliver", post(webhooks::redeliver))
+        .route("/console/webhooks/enable", post(webhooks::enable))
         .route("/console/sweeps", get(sweeps::page))
         .route("/console/sweeps/run", post(sweeps::run))
         .route("/console/teams", get(teams::page).post(teams::create))

@@ -8,7 +8,7 @@ use maud::{Markup, html};
 use super::layout::{action_button, error_page, when};
 use super::{Back, Operator, Posted, back_to};
 use crate::api::AppState;
-use crate::api::admin::queue_again;
+use crate::api::admin::{endpoint_disabled, queue_again};
 use crate::store::outbox::{self, Delivery};
 
 /// An error text with every URL replaced: the receiver's address (and any secret in it) stays
@@ -46,9 +46,18 @@ pub async fn page(State(state): State<AppState>, op: Operator) -> Response {
         ))
     }
     .await;
-    match lists {
-        Ok((undelivered, recent)) => {
+    let disabled = endpoint_disabled(&state).await;
+    match (lists, disabled) {
+        (Ok((undelivered, recent)), Ok(disabled)) => {
             let body = html! {
+                @if let Some(off) = disabled {
+                    section id="endpoint-disabled" class="alert" role="alert" aria-labelledby="endpoint-h" {
+                        h2 id="endpoint-h" { "Endpoint disabled" }
+                        p { "Nothing is sent since " (when(off.disabled_at)) ": " (off.reason)
+                            ". Events wait in order and go out once it is re-enabled." }
+                        (action_button(&op, "/console/webhooks/enable", "Re-enable the endpoint", "/console/webhooks"))
+                    }
+                }
                 section aria-labelledby="undelivered-h" {
                     h2 id="undelivered-h" { "Failed and pending" }
                     (table(&op, "undelivered", &undelivered, "/console/webhooks"))
@@ -60,7 +69,15 @@ pub async fn page(State(state): State<AppState>, op: Operator) -> Response {
             };
             super::layout::page(Some(&op), "/console/webhooks", "Webhooks", body).into_response()
         }
-        Err(e) => error_page(Some(&op), e.into()),
+        (Err(e), _) => error_page(Some(&op), e.into()),
+        (_, Err(e)) => error_page(Some(&op), e),
+    }
+}
+
+pub async fn enable(State(state): State<AppState>, posted: Posted<Back>) -> Response {
+    match crate::api::admin::enable(&state).await {
+        Ok(_) => back_to(posted.form.back.as_deref()),
+        Err(e) => error_page(Some(&posted.operator), e),
     }
 }
 
