@@ -23,6 +23,7 @@ mod metrics;
 mod openapi;
 mod orders;
 mod quotes;
+mod refunds;
 pub mod serve;
 pub mod stream_limits;
 mod types;
@@ -117,11 +118,17 @@ pub fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(exports::payments_csv))
         .routes(routes!(exports::stray_funds_csv))
         .routes(routes!(exports::refunds_csv))
+        .routes(routes!(refunds::create))
+        .routes(routes!(refunds::list))
+        .routes(routes!(refunds::get))
+        .routes(routes!(refunds::approve))
+        .routes(routes!(refunds::sent))
+        .routes(routes!(refunds::page, refunds::claim_json))
 }
 
 pub fn router(state: AppState) -> Router {
     let (routes, _) = api_routes().split_for_parts();
-    let routes = routes.merge(console::routes());
+    let routes = routes.merge(console::routes()).merge(refunds::form_routes());
     let timeout = Duration::from_secs(state.config.server.request_timeout_s);
     routes
         .route_layer(axum::middleware::from_fn(crate::telemetry::track_http))

@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 
 use alloy::primitives::Address;
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
 pub use decimal::ExactDecimal;
@@ -51,6 +51,8 @@ pub struct Config {
     pub jobs: JobsConfig,
     pub webhooks: Option<WebhooksConfig>,
     pub signer: Option<SignerConfig>,
+    #[serde(default)]
+    pub refunds: RefundsConfig,
     /// Every (chain, token) pair, built once from `chain`, `chains` and `tokens`.
     #[serde(skip)]
     book: std::sync::OnceLock<TokenBook>,
@@ -562,6 +564,50 @@ fn default_timeout_ms() -> u64 {
 
 fn default_webhook_poll_ms() -> u64 {
     1_000
+}
+
+/// Refunds of stray funds, sent on chain once the payer claimed them and they are approved.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RefundsConfig {
+    /// The refund wallet: a key holding a float of each token, apart from the deposit factory
+    /// and its treasury. Without it, paywatch prepares each transaction for an external signer
+    /// (a Safe) and records the hash the operator gives back.
+    pub private_key: Option<SecretString>,
+    /// Claims worth at most this many USD are sent without an operator's approval.
+    #[serde(default)]
+    pub auto_approve_usd: decimal::ExactDecimal,
+    #[serde(default = "default_max_per_refund_usd")]
+    pub max_per_refund_usd: decimal::ExactDecimal,
+    /// Refunds approved within any 24 hours may not add up to more.
+    #[serde(default = "default_max_per_day_usd")]
+    pub max_per_day_usd: decimal::ExactDecimal,
+}
+
+impl Default for RefundsConfig {
+    fn default() -> Self {
+        Self {
+            private_key: None,
+            auto_approve_usd: decimal::ExactDecimal::default(),
+            max_per_refund_usd: default_max_per_refund_usd(),
+            max_per_day_usd: default_max_per_day_usd(),
+        }
+    }
+}
+
+fn default_max_per_refund_usd() -> decimal::ExactDecimal {
+    decimal::ExactDecimal(rust_decimal::Decimal::from(500))
+}
+
+fn default_max_per_day_usd() -> decimal::ExactDecimal {
+    decimal::ExactDecimal(rust_decimal::Decimal::from(5000))
+}
+
+impl RefundsConfig {
+    /// The refund wallet's key, if one is configured (checked when the config loaded).
+    pub fn signer(&self) -> Option<alloy::signers::local::PrivateKeySigner> {
+        self.private_key.as_ref().and_then(|k| k.expose_secret().trim().parse().ok())
+    }
 }
 
 #[derive(Debug, Deserialize)]

@@ -113,6 +113,18 @@ impl Config {
                 ));
             }
         }
+        if let Some(key) = &self.refunds.private_key
+            && key.expose_secret().trim().parse::<alloy::signers::local::PrivateKeySigner>().is_err()
+        {
+            return Err(ConfigError::key("refunds.private_key", "is not a 32-byte hex private key"));
+        }
+        let r = &self.refunds;
+        if r.max_per_refund_usd.0 <= rust_decimal::Decimal::ZERO || r.max_per_day_usd.0 < r.max_per_refund_usd.0 {
+            return Err(ConfigError::key(
+                "refunds.max_per_day_usd",
+                "and max_per_refund_usd must be positive, the day's at least one refund's",
+            ));
+        }
         if let Some(s) = &self.signer
             && s.private_key.expose_secret().parse::<alloy::signers::local::PrivateKeySigner>().is_err()
         {

@@ -7,6 +7,7 @@
 
 pub mod expiry;
 pub mod reconcile;
+pub mod refunds;
 pub mod sweep;
 
 use std::future::Future;

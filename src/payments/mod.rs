@@ -13,5 +13,6 @@ pub mod order_view;
 pub mod payment_link;
 pub mod prices;
 pub mod pricing;
+pub mod refunds;
 pub mod reversal;
 pub mod stray;

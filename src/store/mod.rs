@@ -17,6 +17,7 @@ pub mod order_search;
 pub mod orders;
 pub mod outbox;
 pub mod products;
+pub mod refunds;
 pub mod stray_funds;
 pub mod sweeps;
 pub mod teams;

@@ -318,3 +318,91 @@ pub async fn closed_orders_unchecked<'e>(db: impl AnyExecutor<'e>, closed_before
     .fetch_all(db)
     .await?)
 }
+
+/// Takes `units` of an unattributed fund holding `held` for a refund: the row becomes
+/// `refunded` (its transaction recorded once confirmed); when only part is refunded, the rest
+/// stays open as a new unattributed row. False when the fund was taken meanwhile.
+pub async fn take_for_refund(tx: &mut super::Tx, fund_id: &str, units: U256, held: U256) -> StoreResult<bool> {
+    let now = unix_now();
+    let taken = sqlx::query(
+        "UPDATE stray_funds SET status = 'refunded', amount_base = $2, refund_tx = NULL, updated_at = $3 \
+         WHERE fund_id = $1 AND status = 'unattributed' AND amount_base = $4",
+    )
+    .bind(fund_id)
+    .bind(units.to_string())
+    .bind(now)
+    .bind(held.to_string())
+    .execute(&mut **tx)
+    .await?;
+    if taken.rows_affected() != 1 {
+        return Ok(false);
+    }
+    if units < held {
+        sqlx::query(
+            "INSERT INTO stray_funds (fund_id, order_id, team_id, chain_id, token_address, deposit_address, reason, \
+             amount_base, status, created_at, updated_at) SELECT $2, order_id, team_id, chain_id, token_address, \
+             deposit_address, reason, $3, 'unattributed', created_at, $4 FROM stray_funds WHERE fund_id = $1",
+        )
+        .bind(fund_id)
+        .bind(uuid::Uuid::new_v4().to_string())
+        .bind((held - units).to_string())
+        .bind(now)
+        .execute(&mut **tx)
+        .await?;
+    }
+    Ok(true)
+}
+
+/// The refund of this fund was confirmed by `tx_hash`.
+pub async fn refund_confirmed<'e>(db: impl AnyExecutor<'e>, fund_id: &str, tx_hash: &str) -> StoreResult<()> {
+    sqlx::query("UPDATE stray_funds SET refund_tx = $2, updated_at = $3 WHERE fund_id = $1 AND status = 'refunded'")
+        .bind(fund_id)
+        .bind(tx_hash)
+        .bind(unix_now())
+        .execute(db)
+        .await?;
+    Ok(())
+}
+
+/// A refund failed: its money is open again (into the order's open row of that token, if one
+/// grew meanwhile; the refunded row keeps nothing).
+pub async fn refund_failed(tx: &mut super::Tx, fund_id: &str) -> StoreResult<()> {
+    let Some(fund) = get(&mut **tx, fund_id).await? else { return Ok(()) };
+    let now = unix_now();
+    let sibling: Option<(String, String)> = sqlx::query_as(
+        "SELECT fund_id, amount_base FROM stray_funds WHERE order_id = $1 AND chain_id = $2 AND token_address = $3 \
+         AND status = 'unattributed'",
+    )
+    .bind(&fund.order_id)
+    .bind(fund.chain_id)
+    .bind(&fund.token)
+    .fetch_optional(&mut **tx)
+    .await?;
+    match sibling {
+        None => {
+            sqlx::query(
+                "UPDATE stray_funds SET status = 'unattributed', refund_tx = NULL, updated_at = $2 WHERE fund_id = $1",
+            )
+            .bind(fund_id)
+            .bind(now)
+            .execute(&mut **tx)
+            .await?;
+        }
+        Some((open_id, open_amount)) => {
+            let sum =
+                open_amount.parse::<U256>().unwrap_or_default() + fund.amount_base.parse::<U256>().unwrap_or_default();
+            sqlx::query("UPDATE stray_funds SET amount_base = $2, updated_at = $3 WHERE fund_id = $1")
+                .bind(&open_id)
+                .bind(sum.to_string())
+                .bind(now)
+                .execute(&mut **tx)
+                .await?;
+            sqlx::query("UPDATE stray_funds SET amount_base = '0', updated_at = $2 WHERE fund_id = $1")
+                .bind(fund_id)
+                .bind(now)
+                .execute(&mut **tx)
+                .await?;
+        }
+    }
+    Ok(())
+}

@@ -26,6 +26,7 @@ mod payments;
 mod prices;
 mod products;
 mod reconcile;
+mod refunds;
 mod resilience;
 mod soak;
 mod storage;

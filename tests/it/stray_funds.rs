@@ -20,7 +20,7 @@ const RACES: usize = 20;
 /// A pool with room for every raced apply and the watcher.
 const ROOMY_POOL: (&str, &str) = ("[database]\n", "[database]\nmax_connections = 40\n");
 
-async fn admin(app: &TestApp, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
+pub(crate) async fn admin(app: &TestApp, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
     let mut r = app.http.request(method, format!("{}{path}", app.base)).bearer_auth(ADMIN);
     if let Some(body) = body {
         r = r.json(&body);
@@ -29,7 +29,7 @@ async fn admin(app: &TestApp, method: reqwest::Method, path: &str, body: Option<
     (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))
 }
 
-async fn funds(app: &TestApp, query: &str) -> Vec<Value> {
+pub(crate) async fn funds(app: &TestApp, query: &str) -> Vec<Value> {
     let (status, body) = admin(app, reqwest::Method::GET, &format!("/admin/funds{query}"), None).await;
     assert_eq!(status, 200, "{body}");
     body["funds"].as_array().unwrap().clone()

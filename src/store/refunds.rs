@@ -1,0 +1,221 @@
+//! Refunds of stray funds: open (a claim link) → claimed (the payer gave an address) →
+//! approved (by the operator, or automatically under the configured amount) → sent (nonce,
+//! signed transaction and hash written before the broadcast) → confirmed at the chain's depth,
+//! or failed (the transfer reverted; the fund is open again). Each step is a conditional
+//! update from the state before it, so a second claim or approval changes nothing.
+
+use sqlx::Row;
+use sqlx::any::AnyExecutor;
+
+use super::{StoreResult, unix_now};
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+pub struct Refund {
+    /// Also the claim link's capability: `/refund/{refund_id}`.
+    pub refund_id: String,
+    pub fund_id: String,
+    pub team_id: String,
+    pub chain_id: i64,
+    pub token: String,
+    /// Base units of the token.
+    pub amount_base: String,
+    /// Its USD value when created (what the limits count).
+    pub usd: String,
+    /// open, claimed, approved, sent, confirmed or failed.
+    pub status: String,
+    /// Where the payer asked it sent.
+    pub to_address: Option<String>,
+    /// The wallet that sends it (the refund key's address), once sent.
+    pub from_address: Option<String>,
+    pub nonce: Option<i64>,
+    pub tx_hash: Option<String>,
+    pub block_number: Option<i64>,
+    pub error: Option<String>,
+    pub created_at: i64,
+    pub claimed_at: Option<i64>,
+    pub approved_at: Option<i64>,
+    pub confirmed_at: Option<i64>,
+    #[serde(skip)]
+    pub raw_tx: Option<String>,
+}
+
+const COLUMNS: &str = "refund_id, fund_id, team_id, chain_id, token_address, amount_base, usd, status, to_address, \
+                       from_address, nonce, raw_tx, tx_hash, block_number, error, created_at, claimed_at, approved_at, \
+                       confirmed_at";
+
+fn from_row(r: &sqlx::any::AnyRow) -> StoreResult<Refund> {
+    Ok(Refund {
+        refund_id: r.try_get("refund_id")?,
+        fund_id: r.try_get("fund_id")?,
+        team_id: r.try_get("team_id")?,
+        chain_id: r.try_get("chain_id")?,
+        token: r.try_get("token_address")?,
+        amount_base: r.try_get("amount_base")?,
+        usd: r.try_get("usd")?,
+        status: r.try_get("status")?,
+        to_address: r.try_get("to_address")?,
+        from_address: r.try_get("from_address")?,
+        nonce: r.try_get("nonce")?,
+        raw_tx: r.try_get("raw_tx")?,
+        tx_hash: r.try_get("tx_hash")?,
+        block_number: r.try_get("block_number")?,
+        error: r.try_get("error")?,
+        created_at: r.try_get("created_at")?,
+        claimed_at: r.try_get("claimed_at")?,
+        approved_at: r.try_get("approved_at")?,
+        confirmed_at: r.try_get("confirmed_at")?,
+    })
+}
+
+pub struct NewRefund<'a> {
+    pub fund_id: &'a str,
+    pub team_id: &'a str,
+    pub chain_id: u64,
+    pub token: &'a str,
+    pub amount_base: &'a str,
+    pub usd: &'a str,
+}
+
+/// A new refund (its id a random 128-bit capability).
+pub async fn insert<'e>(db: impl AnyExecutor<'e>, new: &NewRefund<'_>) -> StoreResult<String> {
+    let refund_id = uuid::Uuid::new_v4().simple().to_string();
+    let now = unix_now();
+    sqlx::query(
+        "INSERT INTO refunds (refund_id, fund_id, team_id, chain_id, token_address, amount_base, usd, status, \
+         created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, 'open', $8, $8)",
+    )
+    .bind(&refund_id)
+    .bind(new.fund_id)
+    .bind(new.team_id)
+    .bind(new.chain_id as i64)
+    .bind(new.token)
+    .bind(new.amount_base)
+    .bind(new.usd)
+    .bind(now)
+    .execute(db)
+    .await?;
+    Ok(refund_id)
+}
+
+pub async fn get<'e>(db: impl AnyExecutor<'e>, refund_id: &str) -> StoreResult<Option<Refund>> {
+    let sql = format!("SELECT {COLUMNS} FROM refunds WHERE refund_id = $1");
+    let row = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(refund_id).fetch_optional(db).await?;
+    row.as_ref().map(from_row).transpose()
+}
+
+/// Newest first, optionally of one status.
+pub async fn list<'e>(db: impl AnyExecutor<'e>, status: Option<&str>, limit: i64) -> StoreResult<Vec<Refund>> {
+    let sql = format!(
+        "SELECT {COLUMNS} FROM refunds WHERE ($1 = '' OR status = $1) ORDER BY created_at DESC, refund_id LIMIT $2"
+    );
+    let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(status.unwrap_or_default()).bind(limit).fetch_all(db).await?;
+    rows.iter().map(from_row).collect()
+}
+
+/// open → claimed with the payer's address; false when it was not open.
+pub async fn claim<'e>(db: impl AnyExecutor<'e>, refund_id: &str, to: &str) -> StoreResult<bool> {
+    let now = unix_now();
+    let done = sqlx::query(
+        "UPDATE refunds SET status = 'claimed', to_address = $2, claimed_at = $3, updated_at = $3 \
+         WHERE refund_id = $1 AND status = 'open'",
+    )
+    .bind(refund_id)
+    .bind(to)
+    .bind(now)
+    .execute(db)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// claimed → approved; false when it was not claimed.
+pub async fn approve<'e>(db: impl AnyExecutor<'e>, refund_id: &str) -> StoreResult<bool> {
+    let now = unix_now();
+    let done = sqlx::query(
+        "UPDATE refunds SET status = 'approved', approved_at = $2, updated_at = $2 WHERE refund_id = $1 AND status = 'claimed'",
+    )
+    .bind(refund_id)
+    .bind(now)
+    .execute(db)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// USD of refunds approved since `since` (approved, sent, confirmed; not failed).
+pub async fn approved_usd_since<'e>(db: impl AnyExecutor<'e>, since: i64) -> StoreResult<Vec<String>> {
+    Ok(sqlx::query_scalar(
+        "SELECT usd FROM refunds WHERE approved_at >= $1 AND status IN ('approved', 'sent', 'confirmed')",
+    )
+    .bind(since)
+    .fetch_all(db)
+    .await?)
+}
+
+/// The next nonce of `from` on `chain_id` by the refunds it sent (None: none yet).
+pub async fn next_nonce<'e>(db: impl AnyExecutor<'e>, chain_id: u64, from: &str) -> StoreResult<Option<i64>> {
+    let max: Option<i64> =
+        sqlx::query_scalar("SELECT MAX(nonce) FROM refunds WHERE chain_id = $1 AND from_address = $2")
+            .bind(chain_id as i64)
+            .bind(from)
+            .fetch_one(db)
+            .await?;
+    Ok(max.map(|n| n + 1))
+}
+
+/// What a refund's transaction is, once decided: written before it is broadcast.
+pub struct Intent<'a> {
+    pub from: &'a str,
+    pub nonce: Option<i64>,
+    pub raw_tx: Option<&'a str>,
+    pub tx_hash: &'a str,
+}
+
+/// approved → sent with its transaction; false when it was not approved (another process, or
+/// the same refund twice).
+pub async fn record_sent<'e>(db: impl AnyExecutor<'e>, refund_id: &str, intent: &Intent<'_>) -> StoreResult<bool> {
+    let now = unix_now();
+    let done = sqlx::query(
+        "UPDATE refunds SET status = 'sent', from_address = $2, nonce = $3, raw_tx = $4, tx_hash = $5, sent_at = $6, \
+         updated_at = $6 WHERE refund_id = $1 AND status = 'approved'",
+    )
+    .bind(refund_id)
+    .bind(intent.from)
+    .bind(intent.nonce)
+    .bind(intent.raw_tx)
+    .bind(intent.tx_hash)
+    .bind(now)
+    .execute(db)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Where a sent refund's transaction is now (None: not on the chain, e.g. reorged out).
+pub async fn set_block<'e>(db: impl AnyExecutor<'e>, refund_id: &str, block: Option<i64>) -> StoreResult<()> {
+    sqlx::query("UPDATE refunds SET block_number = $2, updated_at = $3 WHERE refund_id = $1 AND status = 'sent'")
+        .bind(refund_id)
+        .bind(block)
+        .bind(unix_now())
+        .execute(db)
+        .await?;
+    Ok(())
+}
+
+/// sent → confirmed or failed; false when it was not sent.
+pub async fn settle<'e>(
+    db: impl AnyExecutor<'e>,
+    refund_id: &str,
+    confirmed: bool,
+    error: Option<&str>,
+) -> StoreResult<bool> {
+    let now = unix_now();
+    let done = sqlx::query(
+        "UPDATE refunds SET status = $2, error = $3, confirmed_at = CASE WHEN $2 = 'confirmed' THEN $4 ELSE NULL END, \
+         updated_at = $4 WHERE refund_id = $1 AND status = 'sent'",
+    )
+    .bind(refund_id)
+    .bind(if confirmed { "confirmed" } else { "failed" })
+    .bind(error)
+    .bind(now)
+    .execute(db)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}

@@ -1,0 +1,368 @@
+//! Refund claims on anvil (issue 29): stray funds refunded through claim links (one filled in
+//! headless Chromium), sent from the refund wallet and confirmed at depth, exactly once through a
+//! reorg and a SIGKILL; the limits; an external signer's transaction recorded by its hash.
+
+use std::time::{Duration, Instant};
+
+use alloy::primitives::{Address, U256};
+use alloy::providers::Provider;
+use alloy::providers::ext::AnvilApi;
+use alloy::signers::local::PrivateKeySigner;
+use paywatch::money::Token;
+use serde_json::{Value, json};
+
+use crate::stray_funds::{admin, funds};
+use crate::support::app::{Options, TestApp, spawn_app};
+
+const USDT: u64 = 1_000_000;
+
+/// An app whose refund wallet is `wallet` (funded with gas and 1,000 of each token), or none.
+async fn refund_app(backend: &'static str, wallet: Option<&PrivateKeySigner>, limits: &str) -> TestApp {
+    let key = wallet.map(|w| format!("private_key = \"0x{}\"\n", alloy::hex::encode(w.to_bytes()))).unwrap_or_default();
+    let app = spawn_app(Options {
+        backend,
+        confirmations: 2,
+        extra_config: format!("[refunds]\n{key}{limits}"),
+        ..Default::default()
+    })
+    .await;
+    if let Some(w) = wallet {
+        app.chain.deployer.anvil_set_balance(w.address(), U256::from(10u64).pow(U256::from(19u64))).await.unwrap();
+        paywatch::devnet::fund(&app.chain.deployer, &app.chain.deployment, w.address(), 1_000).await.unwrap();
+    }
+    app
+}
+
+/// An overpaid USDT order (2 USDT over) and an ANKR order paid 1.5 USDT: two stray funds.
+async fn two_funds(app: &TestApp) -> (Value, Value) {
+    let (_, over, a, owed) = app.create_crypto_app("USDT_ERC20", 1).await;
+    let (_, _, b, _) = app.create_crypto_app("ANKR_ERC20", 1).await;
+    app.pay(Token::UsdtErc20, a, owed + U256::from(2 * USDT)).await;
+    app.pay(Token::UsdtErc20, b, U256::from(3 * USDT / 2)).await;
+    app.mine(2).await;
+    app.wait_order(&over, 20, |o| o["status"] == "paid").await;
+    let started = Instant::now();
+    loop {
+        let open = funds(app, "?status=unattributed").await;
+        if open.len() == 2 {
+            let by = |reason: &str| open.iter().find(|f| f["reason"] == reason).unwrap().clone();
+            return (by("overpaid"), by("wrong_token"));
+        }
+        assert!(started.elapsed() < Duration::from_secs(20), "two funds: {open:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn refund_of(app: &TestApp, fund: &Value, amount: Option<&str>) -> Value {
+    let body = amount.map_or(json!({}), |a| json!({"amount": a}));
+    let path = format!("/admin/funds/{}/refunds", fund["fund_id"].as_str().unwrap());
+    let (status, answer) = admin(app, reqwest::Method::POST, &path, Some(body)).await;
+    assert_eq!(status, 200, "{answer}");
+    answer
+}
+
+async fn claim(app: &TestApp, refund_id: &str, address: &str) -> (u16, Value) {
+    let r = app
+        .http
+        .post(format!("{}/refund/{refund_id}", app.base))
+        .json(&json!({"address": address, "confirm": true}))
+        .send()
+        .await
+        .unwrap();
+    (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))
+}
+
+async fn approve(app: &TestApp, refund_id: &str) -> (u16, Value) {
+    admin(app, reqwest::Method::POST, &format!("/admin/refunds/{refund_id}/approve"), None).await
+}
+
+/// Mines a block at a time until the refund reads `status` (the job sends and follows it).
+async fn wait_refund(app: &TestApp, refund_id: &str, status: &str) -> Value {
+    let started = Instant::now();
+    loop {
+        let (_, detail) = admin(app, reqwest::Method::GET, &format!("/admin/refunds/{refund_id}"), None).await;
+        if detail["refund"]["status"] == status {
+            return detail["refund"].clone();
+        }
+        assert!(started.elapsed() < Duration::from_secs(30), "refund never {status}: {detail}");
+        if detail["refund"]["status"] == "sent" {
+            app.mine(1).await;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn usdt(app: &TestApp) -> Address {
+    app.chain.token(Token::UsdtErc20)
+}
+
+async fn refunds_through_claim_links(backend: &'static str) {
+    let wallet = PrivateKeySigner::random();
+    let app = refund_app(backend, Some(&wallet), "").await;
+    let (overpaid, wrong) = two_funds(&app).await;
+    let (first, second) = (PrivateKeySigner::random().address(), PrivateKeySigner::random().address());
+
+    // The overpayment, whole, claimed in a browser; the wrong token, 1 of its 1.5, by JSON.
+    let whole = refund_of(&app, &overpaid, None).await;
+    let part = refund_of(&app, &wrong, Some("1")).await;
+    let (whole_id, part_id) =
+        (whole["refund"]["refund_id"].as_str().unwrap(), part["refund"]["refund_id"].as_str().unwrap());
+    assert_eq!(whole["refund"]["amount_base"], (2 * USDT).to_string());
+    let open = funds(&app, "?status=unattributed").await;
+    assert_eq!(open.len(), 1, "the wrong token's other 0.5 stays open: {open:?}");
+    assert_eq!(open[0]["amount_base"], (USDT / 2).to_string());
+    let (status, _) = admin(
+        &app,
+        reqwest::Method::POST,
+        &format!("/admin/funds/{}/apply", overpaid["fund_id"].as_str().unwrap()),
+        Some(json!({"order_id": "x"})),
+    )
+    .await;
+    assert!(status == 409 || status == 404 || status == 422, "a fund being refunded cannot be applied: {status}");
+
+    let browser = crate::support::browser::Browser::start(1280, 900).await;
+    browser.client.goto(&format!("{}{}", app.base, whole["claim_url"].as_str().unwrap())).await.unwrap();
+    assert!(crate::console::find(&browser, "#refund-amount").await.text().await.unwrap().contains("2 USDT"));
+    crate::support::browser::accessible(&browser, "refund claim").await;
+    crate::console::find(&browser, "#address").await.send_keys(&first.to_checksum(None)).await.unwrap();
+    crate::console::find(&browser, "#confirm").await.click().await.unwrap();
+    crate::console::find(&browser, "form.claim button").await.click().await.unwrap();
+    let said = crate::console::find(&browser, "#refund-status").await.text().await.unwrap();
+    assert!(said.contains("Claimed"), "{said}");
+    browser.close().await;
+    let (status, claimed) = claim(&app, part_id, &format!("{second:#x}")).await;
+    assert_eq!(status, 200, "{claimed}");
+    assert_eq!(claimed["status"], "claimed");
+
+    // A second claim, and addresses a refund may not go to.
+    assert_eq!(claim(&app, whole_id, &format!("{second:#x}")).await.0, 409, "claimed once");
+    let again = refund_of(&app, &funds(&app, "?status=unattributed").await[0], Some("0.25")).await;
+    let again_id = again["refund"]["refund_id"].as_str().unwrap();
+    let deposit = overpaid["deposit_address"].as_str().unwrap().to_string();
+    let mut bad_checksum = first.to_checksum(None);
+    bad_checksum = bad_checksum.replacen(|c: char| c.is_ascii_uppercase(), "x", 1).replace('x', "a");
+    for (address, says) in [
+        (deposit.as_str(), "deposit address"),
+        (&format!("{:#x}", usdt(&app)), "token contract"),
+        ("0x0000000000000000000000000000000000000000", "zero"),
+        ("0x12", "40 hex digits"),
+    ] {
+        let (status, body) = claim(&app, again_id, address).await;
+        assert_eq!(status, 422, "{address}: {body}");
+        assert!(body["message"].as_str().unwrap().contains(says), "{address}: {body}");
+    }
+    if bad_checksum != first.to_checksum(None) && bad_checksum.chars().any(|c| c.is_ascii_uppercase()) {
+        let (status, body) = claim(&app, again_id, &bad_checksum).await;
+        assert_eq!(status, 422, "a broken checksum: {body}");
+    }
+
+    // Approved: sent from the refund wallet, confirmed at depth; a second approval changes nothing.
+    assert_eq!(approve(&app, whole_id).await.0, 200);
+    assert_eq!(approve(&app, part_id).await.0, 200);
+    let (status, body) = approve(&app, whole_id).await;
+    assert_eq!(status, 409, "{body}");
+    let done_whole = wait_refund(&app, whole_id, "confirmed").await;
+    let done_part = wait_refund(&app, part_id, "confirmed").await;
+    assert_eq!(app.chain.balance_of(usdt(&app), first).await, U256::from(2 * USDT));
+    assert_eq!(app.chain.balance_of(usdt(&app), second).await, U256::from(USDT));
+    for (fund, done) in [(&overpaid, &done_whole), (&wrong, &done_part)] {
+        let listed = funds(&app, "?status=refunded").await;
+        let row = listed.iter().find(|f| f["fund_id"] == fund["fund_id"]).unwrap();
+        assert_eq!(row["refund_tx"], done["tx_hash"], "the fund reads refunded with the transaction");
+        assert_eq!(done["from_address"], format!("{:#x}", wallet.address()));
+    }
+    assert_ne!(done_whole["nonce"], done_part["nonce"]);
+    let events: Vec<String> =
+        sqlx::query_scalar("SELECT event_type FROM webhook_outbox WHERE event_type LIKE 'refund.%'")
+            .fetch_all(app.db.store.pool())
+            .await
+            .unwrap();
+    for kind in ["refund.claimed", "refund.sent", "refund.confirmed"] {
+        assert_eq!(events.iter().filter(|e| *e == kind).count(), 2, "{kind}: {events:?}");
+    }
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn stray_funds_are_refunded_through_claim_links_once_sqlite() {
+    refunds_through_claim_links("sqlite").await;
+}
+
+#[tokio::test]
+async fn stray_funds_are_refunded_through_claim_links_once_postgres() {
+    refunds_through_claim_links("postgres").await;
+}
+
+/// The refund's transaction leaves the chain before it is deep: the same transaction (nonce,
+/// hash) is sent again, and the payer receives the refund once.
+#[tokio::test]
+async fn a_refund_reorged_out_is_sent_again_and_received_once() {
+    let wallet = PrivateKeySigner::random();
+    let app = refund_app("sqlite", Some(&wallet), "").await;
+    let (overpaid, _) = two_funds(&app).await;
+    let to = PrivateKeySigner::random().address();
+    let refund = refund_of(&app, &overpaid, None).await;
+    let id = refund["refund"]["refund_id"].as_str().unwrap();
+    assert_eq!(claim(&app, id, &format!("{to:#x}")).await.0, 200);
+    assert_eq!(approve(&app, id).await.0, 200);
+    // Mined (automine) and seen in its block by the job, not yet deep.
+    let started = Instant::now();
+    let sent = loop {
+        let (_, d) = admin(&app, reqwest::Method::GET, &format!("/admin/refunds/{id}"), None).await;
+        if !d["refund"]["block_number"].is_null() {
+            break d["refund"].clone();
+        }
+        assert!(started.elapsed() < Duration::from_secs(20), "never mined: {d}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(app.chain.balance_of(usdt(&app), to).await, U256::from(2 * USDT));
+    app.chain
+        .deployer
+        .anvil_reorg(alloy::rpc::types::anvil::ReorgOptions { depth: 1, tx_block_pairs: vec![] })
+        .await
+        .unwrap();
+    assert_eq!(app.chain.balance_of(usdt(&app), to).await, U256::ZERO, "the reorg took the refund");
+    let done = wait_refund(&app, id, "confirmed").await;
+    assert_eq!((&done["tx_hash"], &done["nonce"]), (&sent["tx_hash"], &sent["nonce"]), "the same transaction");
+    assert_eq!(app.chain.balance_of(usdt(&app), to).await, U256::from(2 * USDT), "received once");
+    let nonce = app.chain.deployer.get_transaction_count(wallet.address()).await.unwrap();
+    assert_eq!(nonce, done["nonce"].as_u64().unwrap() + 1, "the wallet sent one transaction");
+    app.stop().await;
+}
+
+/// Per refund and per day: a refund over the one is refused when created, an approval past the
+/// other is refused with the day's total in its message, and the refund waits, claimed.
+#[tokio::test]
+async fn the_refund_limits_refuse_with_a_clear_error() {
+    let wallet = PrivateKeySigner::random();
+    let limits = "max_per_refund_usd = \"1.6\"\nmax_per_day_usd = \"2.5\"\n";
+    let app = refund_app("postgres", Some(&wallet), limits).await;
+    let (overpaid, wrong) = two_funds(&app).await;
+    let path = format!("/admin/funds/{}/refunds", overpaid["fund_id"].as_str().unwrap());
+    let (status, body) = admin(&app, reqwest::Method::POST, &path, Some(json!({}))).await;
+    assert_eq!(status, 422, "2 USDT is over 1.6: {body}");
+    assert!(body["message"].as_str().unwrap().contains("per-refund limit"), "{body}");
+    let first = refund_of(&app, &wrong, None).await;
+    let second = refund_of(&app, &overpaid, Some("1.5")).await;
+    for r in [&first, &second] {
+        let id = r["refund"]["refund_id"].as_str().unwrap();
+        assert_eq!(claim(&app, id, &format!("{:#x}", PrivateKeySigner::random().address())).await.0, 200);
+    }
+    assert_eq!(approve(&app, first["refund"]["refund_id"].as_str().unwrap()).await.0, 200);
+    let second_id = second["refund"]["refund_id"].as_str().unwrap();
+    let (status, body) = approve(&app, second_id).await;
+    assert_eq!(status, 422, "{body}");
+    let message = body["message"].as_str().unwrap();
+    assert!(message.contains("per-day limit of 2.5 USD") && message.contains("1.5"), "{message}");
+    let (_, detail) = admin(&app, reqwest::Method::GET, &format!("/admin/refunds/{second_id}"), None).await;
+    assert_eq!(detail["refund"]["status"], "claimed");
+    app.stop().await;
+}
+
+/// SIGKILL of the process that sent a refund, the moment the payer's balance shows it (before
+/// it could record the receipt): the next process follows the same transaction, and the payer
+/// receives it once (one nonce, one intent).
+#[tokio::test]
+async fn a_sigkill_after_sending_leads_to_one_refund() {
+    let wallet = PrivateKeySigner::random();
+    let mut app = refund_app("postgres", Some(&wallet), "").await;
+    let (overpaid, _) = two_funds(&app).await;
+    app.stop_server().await;
+    let config = app.config_path.clone();
+    let port = || paywatch::devnet::anvil::free_port().unwrap();
+    let server = crate::support::process::ServeProcess::start(&config, port()).await;
+    let to = PrivateKeySigner::random().address();
+    let refund = refund_of_at(&server.base, &overpaid).await;
+    let id = refund["refund"]["refund_id"].as_str().unwrap().to_string();
+    let http = reqwest::Client::new();
+    let r = http
+        .post(format!("{}/refund/{id}", server.base))
+        .json(&json!({"address": format!("{to:#x}"), "confirm": true}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let r = http
+        .post(format!("{}/admin/refunds/{id}/approve", server.base))
+        .bearer_auth("test-admin-token-0123456789")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let started = Instant::now();
+    while app.chain.balance_of(usdt(&app), to).await.is_zero() {
+        assert!(started.elapsed() < Duration::from_secs(20), "never sent");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    server.kill9().await;
+    let again = crate::support::process::ServeProcess::start(&config, port()).await;
+    let started = Instant::now();
+    loop {
+        let status: String = sqlx::query_scalar("SELECT status FROM refunds WHERE refund_id = $1")
+            .bind(&id)
+            .fetch_one(app.db.store.pool())
+            .await
+            .unwrap();
+        if status == "confirmed" {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(30), "never confirmed after the restart: {status}");
+        app.mine(1).await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(app.chain.balance_of(usdt(&app), to).await, U256::from(2 * USDT), "received once");
+    let intents: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM refunds WHERE nonce IS NOT NULL")
+        .fetch_one(app.db.store.pool())
+        .await
+        .unwrap();
+    assert_eq!(intents, 1);
+    assert_eq!(app.chain.deployer.get_transaction_count(wallet.address()).await.unwrap(), 1, "one transaction sent");
+    again.kill9().await;
+    app.stop().await;
+}
+
+async fn refund_of_at(base: &str, fund: &Value) -> Value {
+    let r = reqwest::Client::new()
+        .post(format!("{base}/admin/funds/{}/refunds", fund["fund_id"].as_str().unwrap()))
+        .bearer_auth("test-admin-token-0123456789")
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    r.json().await.unwrap()
+}
+
+/// No refund key: the approved refund carries the transaction to sign; the test sends it with
+/// a key of its own, gives its hash back, and the refund is confirmed by its receipt.
+#[tokio::test]
+async fn without_a_refund_key_an_external_signers_transaction_confirms_the_refund() {
+    let app = refund_app("sqlite", None, "").await;
+    let (overpaid, _) = two_funds(&app).await;
+    let to = PrivateKeySigner::random().address();
+    let refund = refund_of(&app, &overpaid, None).await;
+    let id = refund["refund"]["refund_id"].as_str().unwrap();
+    assert_eq!(claim(&app, id, &format!("{to:#x}")).await.0, 200);
+    let (status, approved) = approve(&app, id).await;
+    assert_eq!(status, 200, "{approved}");
+    let prepared = &approved["prepared_transaction"];
+    assert_eq!(prepared["to"], format!("{:#x}", usdt(&app)));
+    assert_eq!(prepared["safe_transaction_builder"]["transactions"][0]["data"], prepared["data"]);
+    // The operator's Safe, played by a funded key of the test's own.
+    let safe = PrivateKeySigner::random();
+    app.chain.deployer.anvil_set_balance(safe.address(), U256::from(10u64).pow(U256::from(19u64))).await.unwrap();
+    paywatch::devnet::fund(&app.chain.deployer, &app.chain.deployment, safe.address(), 100).await.unwrap();
+    let signer = paywatch::chain::rpc::signing_provider(&app.chain.anvil.rpc_url(), safe).unwrap();
+    let request = alloy::rpc::types::TransactionRequest::default()
+        .to(prepared["to"].as_str().unwrap().parse().unwrap())
+        .input(alloy::primitives::Bytes::from(alloy::hex::decode(prepared["data"].as_str().unwrap()).unwrap()).into());
+    let receipt = signer.send_transaction(request).await.unwrap().get_receipt().await.unwrap();
+    let hash = format!("{:#x}", receipt.transaction_hash);
+    let (status, body) =
+        admin(&app, reqwest::Method::POST, &format!("/admin/refunds/{id}/sent"), Some(json!({"tx_hash": hash}))).await;
+    assert_eq!(status, 200, "{body}");
+    let done = wait_refund(&app, id, "confirmed").await;
+    assert_eq!(done["tx_hash"], hash);
+    assert_eq!(app.chain.balance_of(usdt(&app), to).await, U256::from(2 * USDT));
+    app.stop().await;
+}
