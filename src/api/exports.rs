@@ -27,7 +27,7 @@ use crate::store::{Store, StoreResult};
 /// Rows read per page.
 const PAGE: i64 = 1_000;
 
-#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct Period {
     /// Start, included: a date (`2026-11-01`, UTC), an RFC 3339 time or unix seconds.
@@ -256,7 +256,18 @@ pub async fn payments_csv(
     _: Admin,
     ApiQuery(q): ApiQuery<Period>,
 ) -> Result<Response, ApiError> {
-    stream(&state, Payments, &q, "payments.csv").await
+    file(&state, "payments.csv", &q).await
+}
+
+/// One of the export files by name (the API and the console's downloads).
+pub async fn file(state: &AppState, name: &str, q: &Period) -> Result<Response, ApiError> {
+    let funds = |book| Funds { book, config: state.config.clone() };
+    match name {
+        "payments.csv" => stream(state, Payments, q, name).await,
+        "stray_funds.csv" => stream(state, funds(Book::StrayFunds), q, name).await,
+        "refunds.csv" => stream(state, funds(Book::Refunds), q, name).await,
+        _ => Err(ApiError::NotFound("export")),
+    }
 }
 
 #[utoipa::path(
@@ -272,8 +283,7 @@ pub async fn stray_funds_csv(
     _: Admin,
     ApiQuery(q): ApiQuery<Period>,
 ) -> Result<Response, ApiError> {
-    let export = Funds { book: Book::StrayFunds, config: state.config.clone() };
-    stream(&state, export, &q, "stray_funds.csv").await
+    file(&state, "stray_funds.csv", &q).await
 }
 
 #[utoipa::path(
@@ -289,6 +299,5 @@ pub async fn refunds_csv(
     _: Admin,
     ApiQuery(q): ApiQuery<Period>,
 ) -> Result<Response, ApiError> {
-    let export = Funds { book: Book::Refunds, config: state.config.clone() };
-    stream(&state, export, &q, "refunds.csv").await
+    file(&state, "refunds.csv", &q).await
 }

@@ -102,37 +102,48 @@ async fn refunds_through_claim_links(backend: &'static str) {
     let (overpaid, wrong) = two_funds(&app).await;
     let (first, second) = (PrivateKeySigner::random().address(), PrivateKeySigner::random().address());
 
-    // The overpayment, whole, claimed in a browser; the wrong token, 1 of its 1.5, by JSON.
+    // The overpayment, whole, refunded by the API; 1 of the wrong token's 1.5 from the console.
     let whole = refund_of(&app, &overpaid, None).await;
-    let part = refund_of(&app, &wrong, Some("1")).await;
-    let (whole_id, part_id) =
-        (whole["refund"]["refund_id"].as_str().unwrap(), part["refund"]["refund_id"].as_str().unwrap());
+    let whole_id = whole["refund"]["refund_id"].as_str().unwrap().to_string();
     assert_eq!(whole["refund"]["amount_base"], (2 * USDT).to_string());
+    let browser = crate::support::browser::Browser::start(1280, 900).await;
+    crate::console::sign_in(&browser, &app, "test-admin-token-0123456789").await;
+    browser.client.goto(&format!("{}/console/funds", app.base)).await.unwrap();
+    let fund_id = wrong["fund_id"].as_str().unwrap();
+    crate::console::find(&browser, &format!("#refund-amount-{fund_id}")).await.send_keys("1").await.unwrap();
+    crate::console::find(&browser, &format!("tr[data-fund-id=\"{fund_id}\"] form.refund button"))
+        .await
+        .click()
+        .await
+        .unwrap();
+    let row = crate::console::find(
+        &browser,
+        &format!("#refunds tr[data-status=\"open\"]:not([data-refund-id=\"{whole_id}\"])"),
+    )
+    .await;
+    let part_id = row.attr("data-refund-id").await.unwrap().unwrap();
+    crate::support::browser::accessible(&browser, "stray funds and refunds").await;
     let open = funds(&app, "?status=unattributed").await;
     assert_eq!(open.len(), 1, "the wrong token's other 0.5 stays open: {open:?}");
     assert_eq!(open[0]["amount_base"], (USDT / 2).to_string());
-    let (status, _) = admin(
-        &app,
-        reqwest::Method::POST,
-        &format!("/admin/funds/{}/apply", overpaid["fund_id"].as_str().unwrap()),
-        Some(json!({"order_id": "x"})),
-    )
-    .await;
-    assert!(status == 409 || status == 404 || status == 422, "a fund being refunded cannot be applied: {status}");
+    // A fund being refunded cannot also pay an order.
+    let (_, open_order, _, _) = app.create_crypto_app("USDT_ERC20", 1).await;
+    let apply = format!("/admin/funds/{}/apply", overpaid["fund_id"].as_str().unwrap());
+    let (status, body) = admin(&app, reqwest::Method::POST, &apply, Some(json!({"order_id": open_order}))).await;
+    assert_eq!(status, 409, "{body}");
 
-    let browser = crate::support::browser::Browser::start(1280, 900).await;
-    browser.client.goto(&format!("{}{}", app.base, whole["claim_url"].as_str().unwrap())).await.unwrap();
-    assert!(crate::console::find(&browser, "#refund-amount").await.text().await.unwrap().contains("2 USDT"));
-    crate::support::browser::accessible(&browser, "refund claim").await;
-    crate::console::find(&browser, "#address").await.send_keys(&first.to_checksum(None)).await.unwrap();
-    crate::console::find(&browser, "#confirm").await.click().await.unwrap();
-    crate::console::find(&browser, "form.claim button").await.click().await.unwrap();
-    let said = crate::console::find(&browser, "#refund-status").await.text().await.unwrap();
-    assert!(said.contains("Claimed"), "{said}");
-    browser.close().await;
-    let (status, claimed) = claim(&app, part_id, &format!("{second:#x}")).await;
-    assert_eq!(status, 200, "{claimed}");
-    assert_eq!(claimed["status"], "claimed");
+    // Both claimed by the payer in the browser, through their links.
+    for (id, to, shows) in [(&whole_id, first, "2 USDT"), (&part_id, second, "1 USDT")] {
+        browser.client.goto(&format!("{}/refund/{id}", app.base)).await.unwrap();
+        assert!(crate::console::find(&browser, "#refund-amount").await.text().await.unwrap().contains(shows));
+        crate::support::browser::accessible(&browser, "refund claim").await;
+        crate::console::find(&browser, "#address").await.send_keys(&to.to_checksum(None)).await.unwrap();
+        crate::console::find(&browser, "#confirm").await.click().await.unwrap();
+        crate::console::find(&browser, "form.claim button").await.click().await.unwrap();
+        let said = crate::console::find(&browser, "#refund-status").await.text().await.unwrap();
+        assert!(said.contains("Claimed"), "{said}");
+    }
+    let (whole_id, part_id) = (whole_id.as_str(), part_id.as_str());
 
     // A second claim, and addresses a refund may not go to.
     assert_eq!(claim(&app, whole_id, &format!("{second:#x}")).await.0, 409, "claimed once");
@@ -158,7 +169,13 @@ async fn refunds_through_claim_links(backend: &'static str) {
 
     // Approved: sent from the refund wallet, confirmed at depth; a second approval changes nothing.
     assert_eq!(approve(&app, whole_id).await.0, 200);
-    assert_eq!(approve(&app, part_id).await.0, 200);
+    browser.client.goto(&format!("{}/console/funds", app.base)).await.unwrap();
+    crate::console::find(&browser, &format!("#refunds tr[data-refund-id=\"{part_id}\"] button"))
+        .await
+        .click()
+        .await
+        .unwrap();
+    crate::console::find(&browser, &format!("#refunds tr[data-refund-id=\"{part_id}\"][data-status=\"approved\"], #refunds tr[data-refund-id=\"{part_id}\"][data-status=\"sent\"], #refunds tr[data-refund-id=\"{part_id}\"][data-status=\"confirmed\"]")).await;
     let (status, body) = approve(&app, whole_id).await;
     assert_eq!(status, 409, "{body}");
     let done_whole = wait_refund(&app, whole_id, "confirmed").await;
@@ -172,6 +189,22 @@ async fn refunds_through_claim_links(backend: &'static str) {
         assert_eq!(done["from_address"], format!("{:#x}", wallet.address()));
     }
     assert_ne!(done_whole["nonce"], done_part["nonce"]);
+    // The console's download of the refunds file: both, with their transactions.
+    let session = browser.client.get_named_cookie("paywatch_console").await.expect("a session cookie");
+    let csv = app
+        .http
+        .get(format!("{}/console/exports/refunds.csv", app.base))
+        .header("cookie", format!("paywatch_console={}", session.value()))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for done in [&done_whole, &done_part] {
+        assert!(csv.contains(done["tx_hash"].as_str().unwrap()), "{csv}");
+    }
+    browser.close().await;
     let events: Vec<String> =
         sqlx::query_scalar("SELECT event_type FROM webhook_outbox WHERE event_type LIKE 'refund.%'")
             .fetch_all(app.db.store.pool())
