@@ -58,7 +58,7 @@ pub async fn payments<'e>(
              AND t.tx_hash = d.transaction_hash ORDER BY t.log_index LIMIT 1), o.token_address) AS token \
          FROM deposits d JOIN orders o ON o.order_id = d.order_id \
          WHERE d.deposit_time >= $1 AND d.deposit_time < $2 \
-         AND (d.deposit_time > $3 OR (d.deposit_time = $3 AND d.deposit_id > $4)) \
+         AND (d.deposit_time, d.deposit_id) > ($3, $4) \
          ORDER BY d.deposit_time, d.deposit_id LIMIT $5",
     )
     .bind(from)
@@ -106,7 +106,7 @@ pub async fn funds<'e>(
     let (after_time, after_id) = after.cloned().unwrap_or((i64::MIN, String::new()));
     let sql = format!(
         "SELECT {} FROM stray_funds WHERE {time} >= $1 AND {time} < $2 {only_refunded} \
-         AND ({time} > $3 OR ({time} = $3 AND fund_id > $4)) ORDER BY {time}, fund_id LIMIT $5",
+         AND ({time}, fund_id) > ($3, $4) ORDER BY {time}, fund_id LIMIT $5",
         super::stray_funds::COLUMNS
     );
     let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
