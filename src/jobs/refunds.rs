@@ -88,7 +88,9 @@ async fn send(store: &Store, config: &Config, refund: &Refund, signer: PrivateKe
         Ok(gas) => gas,
         Err(e) => {
             // Most often the wallet's float is short: it waits, approved, and is reported.
-            tracing::error!(refund_id = refund.refund_id, error = %rpc::describe(&e.to_string()), "a refund cannot be sent now");
+            let why = format!("cannot be sent now: {}", rpc::describe(&e.to_string()));
+            tracing::error!(refund_id = refund.refund_id, error = why, "a refund waits");
+            refunds::note_problem(store.pool(), &refund.refund_id, &why).await?;
             return Ok(());
         }
     };

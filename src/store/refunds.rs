@@ -175,7 +175,7 @@ pub async fn record_sent<'e>(db: impl AnyExecutor<'e>, refund_id: &str, intent: 
     let now = unix_now();
     let done = sqlx::query(
         "UPDATE refunds SET status = 'sent', from_address = $2, nonce = $3, raw_tx = $4, tx_hash = $5, sent_at = $6, \
-         updated_at = $6 WHERE refund_id = $1 AND status = 'approved'",
+         updated_at = $6, error = NULL WHERE refund_id = $1 AND status = 'approved'",
     )
     .bind(refund_id)
     .bind(intent.from)
@@ -218,4 +218,16 @@ pub async fn settle<'e>(
     .execute(db)
     .await?;
     Ok(done.rows_affected() == 1)
+}
+
+/// Why an approved refund is not sent yet (the wallet's float is short, say); shown to the
+/// operator, cleared when it is sent.
+pub async fn note_problem<'e>(db: impl AnyExecutor<'e>, refund_id: &str, problem: &str) -> StoreResult<()> {
+    sqlx::query("UPDATE refunds SET error = $2, updated_at = $3 WHERE refund_id = $1 AND status = 'approved'")
+        .bind(refund_id)
+        .bind(problem)
+        .bind(unix_now())
+        .execute(db)
+        .await?;
+    Ok(())
 }

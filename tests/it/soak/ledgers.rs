@@ -16,7 +16,74 @@ use super::{Soak, Violation};
 pub async fn check(soak: &mut Soak, last: bool) -> Result<(), Violation> {
     sweeps(soak).await?;
     cards(soak).await?;
-    webhooks(soak, last).await
+    webhooks(soak, last).await?;
+    refunds(soak).await
+}
+
+/// Refunds sent by paywatch: once every approved one is settled (blocks mined for its depth),
+/// each confirmed refund's address holds exactly its amount (each address is used once) and
+/// its fund carries its hash, an unsent one's holds nothing, and on each chain the refund
+/// wallet sent exactly one transaction per recorded intent (its nonce count).
+async fn refunds(soak: &mut Soak) -> Result<(), Violation> {
+    let started = Instant::now();
+    loop {
+        let open =
+            rows(soak, "SELECT refund_id, status, error FROM refunds WHERE status IN ('approved', 'sent')").await;
+        if open.is_empty() {
+            break;
+        }
+        if started.elapsed() > Duration::from_secs(90) {
+            let open: Vec<(String, String, Option<String>)> =
+                open.iter().map(|r| (r.get("refund_id"), r.get("status"), r.get("error"))).collect();
+            return violation("refunds: each approved refund is sent and settled", format!("after 90 s: {open:?}"));
+        }
+        soak.app.mine(1).await;
+        alloy::providers::ext::AnvilApi::anvil_mine(&soak.app.l2().deployer, Some(1), None).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let chains = [(paywatch::devnet::CHAIN_ID, &soak.app.chain), (paywatch::devnet::L2_CHAIN_ID, soak.app.l2())];
+    let funds: BTreeMap<String, Option<String>> = rows(soak, "SELECT fund_id, refund_tx FROM stray_funds")
+        .await
+        .iter()
+        .map(|r| (r.get("fund_id"), r.get("refund_tx")))
+        .collect();
+    let mut intents: BTreeMap<u64, u64> = BTreeMap::new();
+    let mut confirmed = 0;
+    for r in rows(soak, "SELECT refund_id, fund_id, chain_id, token_address, to_address, amount_base, status, tx_hash, nonce FROM refunds").await {
+        let chain_id = r.get::<i64, _>("chain_id") as u64;
+        let Some((_, chain)) = chains.iter().find(|(id, _)| *id == chain_id) else { continue };
+        let Some(to) = r.get::<Option<String>, _>("to_address") else { continue };
+        let status: String = r.get("status");
+        let amount = u256(&r.get::<String, _>("amount_base"));
+        let holds = chain.balance_of(r.get::<String, _>("token_address").parse().unwrap(), to.parse().unwrap()).await;
+        let expected = if status == "confirmed" { amount } else { U256::ZERO };
+        let tx_hash: Option<String> = r.get("tx_hash");
+        let fund_id: String = r.get("fund_id");
+        let refund_id: String = r.get("refund_id");
+        if holds != expected || (status == "confirmed" && funds.get(&fund_id).cloned().flatten() != tx_hash) {
+            return violation(
+                "refunds: each confirmed refund reached its payer once, and only those",
+                format!("refund {refund_id} ({status}, {amount}) to {to} on {chain_id}: holds {holds}; fund {fund_id} {:?}, tx {tx_hash:?}", funds.get(&fund_id)),
+            );
+        }
+        confirmed += usize::from(status == "confirmed");
+        if r.get::<Option<i64>, _>("nonce").is_some() {
+            *intents.entry(chain_id).or_default() += 1;
+        }
+    }
+    for (chain_id, chain) in chains {
+        let sent =
+            alloy::providers::Provider::get_transaction_count(&chain.deployer, soak.refund_wallet).await.unwrap();
+        let recorded = intents.get(&chain_id).copied().unwrap_or(0);
+        if sent != recorded {
+            return violation(
+                "refunds: one transaction per refund intent",
+                format!("chain {chain_id}: the wallet sent {sent} transactions for {recorded} intents"),
+            );
+        }
+    }
+    soak.counts.insert("audit: refunds confirmed (at the latest audit)".into(), confirmed as u64);
+    Ok(())
 }
 
 /// 4. Each deposit address holds on chain what it received minus what the sweep ledger says

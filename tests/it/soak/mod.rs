@@ -30,6 +30,9 @@ const ADMIN_TOKEN: &str = "test-admin-token-0123456789";
 const CONFIRMATIONS: u64 = 3;
 const L2_CONFIRMATIONS: u64 = 2;
 
+/// No limit stands in the way of the workload's refunds.
+const REFUND_LIMITS: &str = "auto_approve_usd = \"1000000000000000000000000\"\nmax_per_refund_usd = \"1000000000000000000000000\"\nmax_per_day_usd = \"1000000000000000000000000000\"\n";
+
 /// Deliveries are retried until they land: the audit wants every event delivered.
 const WEBHOOK_ATTEMPTS: &str = "max_attempts = 1000";
 
@@ -67,6 +70,8 @@ pub struct Soak {
     pub card_apps: Vec<String>,
     /// Deposit addresses blacklisted by the first chain's USDT (their sweeps fail).
     pub blacklisted: Vec<alloy::primitives::Address>,
+    /// The refund wallet paywatch sends refunds from.
+    pub refund_wallet: alloy::primitives::Address,
     /// Each (chain id, token)'s treasury balance before the workload: sweeps add to it.
     pub treasury_start: BTreeMap<(u64, alloy::primitives::Address), alloy::primitives::U256>,
 }
@@ -81,10 +86,13 @@ pub struct Violation {
 impl Soak {
     pub async fn start(backend: &'static str, seed: u64) -> Self {
         let (receiver, hook_url) = Receiver::start(&[], 200).await;
+        // Refunds are approved as soon as claimed: the workload's refunds are sent at once.
+        let refund_wallet = alloy::signers::local::PrivateKeySigner::random();
         let extra_config = format!(
-            "{}[signer]\nprivate_key = \"{}\"\n[cards]\nrecover_after_s = 1\n",
+            "{}[signer]\nprivate_key = \"{}\"\n[cards]\nrecover_after_s = 1\n[refunds]\nprivate_key = \"0x{}\"\n{REFUND_LIMITS}",
             webhook_config(&hook_url).replace("max_attempts = 5", WEBHOOK_ATTEMPTS),
-            paywatch::devnet::anvil::accounts::DEPLOYER_KEY
+            paywatch::devnet::anvil::accounts::DEPLOYER_KEY,
+            alloy::hex::encode(refund_wallet.to_bytes()),
         );
         let mut app = spawn_app(Options {
             backend,
@@ -98,7 +106,21 @@ impl Soak {
         // The workload talks to `paywatch serve` processes (SIGKILL is one of the faults); on
         // PostgreSQL two of them, the watchers' leases moving between them.
         app.stop_server().await;
-        // The setup (contracts, the payers' tokens) deeper than any reorg the faults make.
+        // The refund wallet's float, before the setup is buried.
+        for chain in [&app.chain, app.l2()] {
+            let wallet = refund_wallet.address();
+            chain
+                .deployer
+                .anvil_set_balance(
+                    wallet,
+                    alloy::primitives::U256::from(10u64).pow(alloy::primitives::U256::from(20u64)),
+                )
+                .await
+                .unwrap();
+            // Wrong-token payments can be huge (an ANKR amount sent in USDT units): a float to match.
+            paywatch::devnet::fund(&chain.deployer, &chain.deployment, wallet, 10_000_000_000_000_000).await.unwrap();
+        }
+        // The setup (contracts, the payers' tokens, the refund wallet's float) deeper than any reorg the faults make.
         app.mine(10).await;
         app.l2().deployer.anvil_mine(Some(10), None).await.unwrap();
         let mut treasury_start = BTreeMap::new();
@@ -129,6 +151,7 @@ impl Soak {
             card_apps: Vec::new(),
             blacklisted: Vec::new(),
             treasury_start,
+            refund_wallet: refund_wallet.address(),
         }
     }
 
@@ -225,15 +248,18 @@ impl Soak {
     async fn wait_processed(&mut self) -> Result<(), Violation> {
         let chains = [(&self.app.chain, paywatch::devnet::CHAIN_ID), (self.app.l2(), paywatch::devnet::L2_CHAIN_ID)];
         for (chain, chain_id) in chains {
-            let head =
-                alloy::providers::Provider::get_block_by_number(&chain.deployer, alloy::eips::BlockNumberOrTag::Latest)
-                    .await
-                    .unwrap()
-                    .unwrap()
-                    .header;
             let started = Instant::now();
             loop {
-                // The head itself, by hash: after a reorg the old cursor may stand at the same number.
+                // The head now (a refund sent meanwhile mines a block), and the cursor on it by
+                // hash: after a reorg the old cursor may stand at the same number.
+                let head = alloy::providers::Provider::get_block_by_number(
+                    &chain.deployer,
+                    alloy::eips::BlockNumberOrTag::Latest,
+                )
+                .await
+                .unwrap()
+                .unwrap()
+                .header;
                 let cursor = paywatch::store::cursor::get(self.app.db.store.pool(), chain_id).await.ok().flatten();
                 if cursor.is_some_and(|c| c.block_number == head.number && c.block_hash == head.hash) {
                     break;

@@ -216,14 +216,42 @@ async fn several_in_one_transaction(soak: &mut Soak, index: usize, pick: u64, pa
 /// transaction's hash); a fund taken meanwhile is a refusal, counted.
 async fn refund_fund(soak: &mut Soak, pick: u64) {
     let Some(fund) = unattributed_fund(soak, pick).await else { return };
-    let path = format!("/admin/funds/{}/refunded", fund["fund_id"].as_str().unwrap());
-    let hash = format!("{:#x}", alloy::primitives::B256::from(U256::from(pick)));
-    let (status, body) = soak.call(reqwest::Method::POST, &path, Some(&json!({"tx_hash": hash})), true).await;
-    match status {
-        200 => soak.count("refund: recorded"),
-        409 => soak.count("refund: refused (fund taken)"),
-        other => panic!("refunded answered {other}: {body}"),
+    let fund_id = fund["fund_id"].as_str().unwrap();
+    if pick % 2 == 0 {
+        let path = format!("/admin/funds/{fund_id}/refunded");
+        let hash = format!("{:#x}", alloy::primitives::B256::from(U256::from(pick)));
+        let (status, body) = soak.call(reqwest::Method::POST, &path, Some(&json!({"tx_hash": hash})), true).await;
+        match status {
+            200 => soak.count("refund: recorded by hand"),
+            409 => soak.count("refund: refused (fund taken)"),
+            other => panic!("refunded answered {other}: {body}"),
+        }
+        return;
     }
+    // Sent by paywatch: a part or all of it, claimed by a payer address of its own (approved
+    // at once under the soak's auto-approval).
+    let held: U256 = fund["amount_base"].as_str().unwrap().parse().unwrap();
+    let part = if pick % 3 == 0 { held / U256::from(2u8) } else { held };
+    if part.is_zero() {
+        return;
+    }
+    let token: alloy::primitives::Address = fund["token"].as_str().unwrap().parse().unwrap();
+    let ankr = fund["chain_id"] == paywatch::devnet::CHAIN_ID && token == soak.app.chain.token(Token::AnkrErc20);
+    let decimals = if ankr { 18 } else { 6 };
+    let amount = paywatch::money::format_base_units(part, decimals);
+    let path = format!("/admin/funds/{fund_id}/refunds");
+    let (status, body) = soak.call(reqwest::Method::POST, &path, Some(&json!({"amount": amount})), true).await;
+    match status {
+        200 => {}
+        409 => return soak.count("refund: refused (fund taken)"),
+        other => panic!("refunds answered {other}: {body}"),
+    }
+    let refund_id = body["refund"]["refund_id"].as_str().unwrap().to_string();
+    let to = alloy::primitives::Address::from_word(alloy::primitives::keccak256(format!("soak refund {pick}")));
+    let claim = json!({"address": format!("{to:#x}"), "confirm": true});
+    let (status, body) = soak.call(reqwest::Method::POST, &format!("/refund/{refund_id}"), Some(&claim), false).await;
+    assert_eq!(status, 200, "claim: {body}");
+    soak.count("refund: sent by paywatch (claimed)");
 }
 
 /// One unattributed fund (chosen by `pick`), if any.
