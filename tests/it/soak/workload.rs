@@ -217,7 +217,7 @@ async fn several_in_one_transaction(soak: &mut Soak, index: usize, pick: u64, pa
 async fn refund_fund(soak: &mut Soak, pick: u64) {
     let Some(fund) = unattributed_fund(soak, pick).await else { return };
     let fund_id = fund["fund_id"].as_str().unwrap();
-    if pick % 2 == 0 {
+    if pick.is_multiple_of(2) {
         let path = format!("/admin/funds/{fund_id}/refunded");
         let hash = format!("{:#x}", alloy::primitives::B256::from(U256::from(pick)));
         let (status, body) = soak.call(reqwest::Method::POST, &path, Some(&json!({"tx_hash": hash})), true).await;
@@ -231,7 +231,7 @@ async fn refund_fund(soak: &mut Soak, pick: u64) {
     // Sent by paywatch: a part or all of it, claimed by a payer address of its own (approved
     // at once under the soak's auto-approval).
     let held: U256 = fund["amount_base"].as_str().unwrap().parse().unwrap();
-    let part = if pick % 3 == 0 { held / U256::from(2u8) } else { held };
+    let part = if pick.is_multiple_of(3) { held / U256::from(2u8) } else { held };
     if part.is_zero() {
         return;
     }
