@@ -399,3 +399,26 @@ async fn without_a_refund_key_an_external_signers_transaction_confirms_the_refun
     assert_eq!(app.chain.balance_of(usdt(&app), to).await, U256::from(2 * USDT));
     app.stop().await;
 }
+
+/// A claim worth at most `auto_approve_usd` needs no operator: it is approved as claimed, sent
+/// and confirmed; one worth more waits, claimed.
+#[tokio::test]
+async fn a_claim_under_the_auto_approval_amount_is_sent_without_an_operator() {
+    let wallet = PrivateKeySigner::random();
+    let app = refund_app("sqlite", Some(&wallet), "auto_approve_usd = \"1.8\"\n").await;
+    let (overpaid, wrong) = two_funds(&app).await;
+    let (small, to) = (refund_of(&app, &wrong, None).await, PrivateKeySigner::random().address());
+    assert_eq!(small["refund"]["usd"], "1.5");
+    let id = small["refund"]["refund_id"].as_str().unwrap();
+    let (status, claimed) = claim(&app, id, &format!("{to:#x}")).await;
+    assert_eq!(status, 200, "{claimed}");
+    assert_ne!(claimed["status"], "claimed", "1.5 USD is under 1.8: approved at once");
+    wait_refund(&app, id, "confirmed").await;
+    assert_eq!(app.chain.balance_of(usdt(&app), to).await, U256::from(3 * USDT / 2));
+    let big = refund_of(&app, &overpaid, None).await;
+    assert_eq!(big["refund"]["usd"], "2");
+    let id = big["refund"]["refund_id"].as_str().unwrap();
+    let (_, claimed) = claim(&app, id, &format!("{:#x}", PrivateKeySigner::random().address())).await;
+    assert_eq!(claimed["status"], "claimed", "2 USD is over 1.8: the operator approves");
+    app.stop().await;
+}
