@@ -96,6 +96,11 @@ impl Anvil {
         Ok(anvil)
     }
 
+    /// The anvil process's id while it runs (tests pause it with SIGSTOP).
+    pub fn pid(&self) -> Option<u32> {
+        self.child.id()
+    }
+
     fn start_child(options: &AnvilOptions) -> anyhow::Result<Child> {
         let bin = find()?;
         let port = options.port;

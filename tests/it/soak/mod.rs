@@ -72,6 +72,8 @@ pub struct Soak {
     pub blacklisted: Vec<alloy::primitives::Address>,
     /// The refund wallet paywatch sends refunds from.
     pub refund_wallet: alloy::primitives::Address,
+    /// Chains paused by a fault: each task resumes its chain.
+    paused: Vec<tokio::task::JoinHandle<()>>,
     /// Each (chain id, token)'s treasury balance before the workload: sweeps add to it.
     pub treasury_start: BTreeMap<(u64, alloy::primitives::Address), alloy::primitives::U256>,
 }
@@ -152,6 +154,7 @@ impl Soak {
             blacklisted: Vec::new(),
             treasury_start,
             refund_wallet: refund_wallet.address(),
+            paused: Vec::new(),
         }
     }
 
@@ -229,6 +232,9 @@ impl Soak {
 
     /// Faults off, every payment deep, the watchers caught up; then the audit.
     async fn quiet_point(&mut self, last: bool) -> Result<(), Violation> {
+        for resume in self.paused.drain(..) {
+            resume.await.unwrap();
+        }
         self.app.proxy.as_ref().unwrap().set_mode(Mode::Honest);
         *self.receiver.fallback.lock().unwrap() = 200;
         self.align_clocks().await;
@@ -293,7 +299,7 @@ impl Soak {
     }
 
     async fn fault(&mut self) {
-        match self.faults.random_range(0..7u8) {
+        match self.faults.random_range(0..8u8) {
             0 => {
                 // Within the depth (transfers seen, not yet credited) or beyond it (reversal).
                 let depth = self.faults.random_range(1..=CONFIRMATIONS + 2);
@@ -335,6 +341,21 @@ impl Soak {
                 }
                 self.align_clocks().await;
                 self.count("fault: chain clock moved");
+            }
+            6 => {
+                // A chain stops (its node frozen with SIGSTOP) for 0.5-3 s: calls to it wait,
+                // as on a node that stalls, and it goes on where it was.
+                let second = self.faults.random_bool(0.5);
+                let chain = if second { self.app.l2() } else { &self.app.chain };
+                let pid = chain.anvil.pid().expect("anvil runs") as libc::pid_t;
+                let millis = self.faults.random_range(500..3_000);
+                // SAFETY: signals to a child process this test started.
+                unsafe { libc::kill(pid, libc::SIGSTOP) };
+                self.paused.push(tokio::spawn(async move {
+                    tokio::time::sleep(Duration::from_millis(millis)).await;
+                    unsafe { libc::kill(pid, libc::SIGCONT) };
+                }));
+                self.count(if second { "fault: second chain paused" } else { "fault: first chain paused" });
             }
             5 => {
                 // The receiver fails (5xx) until the next such fault or quiet point.

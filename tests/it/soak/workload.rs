@@ -223,7 +223,7 @@ async fn refund_fund(soak: &mut Soak, pick: u64) {
         let (status, body) = soak.call(reqwest::Method::POST, &path, Some(&json!({"tx_hash": hash})), true).await;
         match status {
             200 => soak.count("refund: recorded by hand"),
-            409 => soak.count("refund: refused (fund taken)"),
+            404 | 409 => soak.count("refund: refused (fund taken or gone)"),
             other => panic!("refunded answered {other}: {body}"),
         }
         return;
@@ -243,7 +243,8 @@ async fn refund_fund(soak: &mut Soak, pick: u64) {
     let (status, body) = soak.call(reqwest::Method::POST, &path, Some(&json!({"amount": amount})), true).await;
     match status {
         200 => {}
-        409 => return soak.count("refund: refused (fund taken)"),
+        // Taken meanwhile, or gone with the money a reorg took.
+        404 | 409 => return soak.count("refund: refused (fund taken or gone)"),
         other => panic!("refunds answered {other}: {body}"),
     }
     let refund_id = body["refund"]["refund_id"].as_str().unwrap().to_string();
@@ -287,7 +288,7 @@ async fn apply_fund(soak: &mut Soak, pick: u64) {
     let (status, body) = soak.call(reqwest::Method::POST, &path, Some(&json!({"order_id": target})), true).await;
     match status {
         200 => soak.count("apply: applied"),
-        409 | 422 => soak.count("apply: refused (order closed or fund taken)"),
+        404 | 409 | 422 => soak.count("apply: refused (order closed, fund taken or gone)"),
         other => panic!("apply answered {other}: {body}"),
     }
 }
