@@ -234,8 +234,14 @@ pub async fn settle(tx: &mut Tx, rules: &Rules, order_id: &str, at: i64) -> Stor
     // Funds applied elsewhere whose money a reorg took back: the orders they paid lose them.
     for s in decision.stray.iter().filter(|s| !s.overdrawn.is_zero()) {
         let (chain_id, token) = s.bucket;
-        for target in stray_funds::take_back_applied(tx, order_id, chain_id, &token, s.overdrawn).await? {
+        let taken = stray_funds::take_back_applied(tx, order_id, chain_id, &token, s.overdrawn).await?;
+        for target in taken.targets {
             Box::pin(settle(tx, rules, &target, at)).await?;
+        }
+        for refund_id in taken.cancelled_refunds {
+            if let Some(refund) = crate::store::refunds::get(&mut **tx, &refund_id).await? {
+                super::refunds::announce(tx, "refund.failed", &refund).await?;
+            }
         }
     }
     if decision.release_applied {

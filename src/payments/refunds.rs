@@ -156,8 +156,10 @@ async fn check_destination(store: &Store, config: &Config, text: &str) -> Result
 /// `auto_approve_usd` (and within the day's limit).
 pub async fn claim(store: &Store, config: &Config, refund_id: &str, address: &str) -> Result<Refund, RefundError> {
     let refund = reread(store.pool(), refund_id).await?;
-    if refund.status != "open" {
-        return Err(RefundError::Conflict("this refund was claimed already".into()));
+    match (refund.status.as_str(), &refund.error) {
+        ("open", _) => {}
+        ("failed", Some(why)) => return Err(RefundError::Conflict(format!("this refund was cancelled: {why}"))),
+        _ => return Err(RefundError::Conflict("this refund was claimed already".into())),
     }
     let to = check_destination(store, config, address).await?;
     let mut tx = store.begin().await?;

@@ -214,7 +214,7 @@ pub async fn take_back_applied(
     chain_id: u64,
     token: &Address,
     excess: U256,
-) -> StoreResult<Vec<String>> {
+) -> StoreResult<TakenBack> {
     let rows: Vec<(String, String, Option<String>)> = sqlx::query_as(
         "SELECT fund_id, amount_base, applied_order_id FROM stray_funds WHERE order_id = $1 AND chain_id = $2 \
          AND token_address = $3 AND status = 'applied' ORDER BY updated_at DESC, fund_id",
@@ -245,12 +245,118 @@ pub async fn take_back_applied(
         }
         targets.extend(target);
     }
+    let cancelled_refunds = if left.is_zero() {
+        Vec::new()
+    } else {
+        take_back_unsent_refunds(tx, order_id, chain_id, token, &mut left).await?
+    };
     if !left.is_zero() {
-        tracing::warn!(order_id, chain_id, %left, "stray money refunded before a reorg took it off the chain");
+        tracing::error!(order_id, chain_id, %left, "stray money refunded before a reorg took it off the chain: refunded twice");
     }
     targets.sort();
     targets.dedup();
-    Ok(targets)
+    Ok(TakenBack { targets, cancelled_refunds })
+}
+
+/// What a reorg's take-back touched: orders that lose applied funds, refunds cancelled.
+#[derive(Debug, Default)]
+pub struct TakenBack {
+    pub targets: Vec<String>,
+    pub cancelled_refunds: Vec<String>,
+}
+
+/// Refunds of this money not sent yet are cancelled (failed, with why): the money is no longer
+/// there to send. Their rows keep nothing; what a cancelled refund held beyond the money taken
+/// is open again. A refund already sent cannot be taken back (the caller reports it).
+async fn take_back_unsent_refunds(
+    tx: &mut super::Tx,
+    order_id: &str,
+    chain_id: u64,
+    token: &Address,
+    left: &mut U256,
+) -> StoreResult<Vec<String>> {
+    let rows: Vec<(String, String, String)> = sqlx::query_as(
+        "SELECT f.fund_id, f.amount_base, r.refund_id FROM stray_funds f JOIN refunds r ON r.fund_id = f.fund_id \
+         WHERE f.order_id = $1 AND f.chain_id = $2 AND f.token_address = $3 AND f.status = 'refunded' \
+         AND r.status IN ('open', 'claimed', 'approved') ORDER BY f.updated_at DESC, f.fund_id",
+    )
+    .bind(order_id)
+    .bind(chain_id as i64)
+    .bind(address_text(token))
+    .fetch_all(&mut **tx)
+    .await?;
+    let mut cancelled = Vec::new();
+    for (fund_id, amount, refund_id) in rows {
+        if left.is_zero() {
+            break;
+        }
+        let cancel = sqlx::query(
+            "UPDATE refunds SET status = 'failed', error = 'the money left the chain in a reorg before it was sent', \
+             updated_at = $2 WHERE refund_id = $1 AND status IN ('open', 'claimed', 'approved')",
+        )
+        .bind(&refund_id)
+        .bind(unix_now())
+        .execute(&mut **tx)
+        .await?;
+        if cancel.rows_affected() == 0 {
+            continue;
+        }
+        let amount = base_units(&amount, "stray_funds amount")?;
+        let taken = amount.min(*left);
+        *left -= taken;
+        reopen(tx, &fund_id, amount - taken).await?;
+        cancelled.push(refund_id);
+    }
+    Ok(cancelled)
+}
+
+/// A refunded row gives up its money: `amount` of it is open again (in the order's open row of
+/// that token, or a new one); the row itself stays, empty, for the refund that names it.
+async fn reopen(tx: &mut super::Tx, fund_id: &str, amount: U256) -> StoreResult<()> {
+    let now = unix_now();
+    if !amount.is_zero() {
+        let Some(fund) = get(&mut **tx, fund_id).await? else { return Ok(()) };
+        let open: Option<(String, String)> = sqlx::query_as(
+            "SELECT fund_id, amount_base FROM stray_funds WHERE order_id = $1 AND chain_id = $2 \
+             AND token_address = $3 AND status = 'unattributed'",
+        )
+        .bind(&fund.order_id)
+        .bind(fund.chain_id)
+        .bind(&fund.token)
+        .fetch_optional(&mut **tx)
+        .await?;
+        match open {
+            Some((open_id, open_amount)) => {
+                let sum = base_units(&open_amount, "stray_funds amount")? + amount;
+                sqlx::query("UPDATE stray_funds SET amount_base = $2, updated_at = $3 WHERE fund_id = $1")
+                    .bind(&open_id)
+                    .bind(sum.to_string())
+                    .bind(now)
+                    .execute(&mut **tx)
+                    .await?;
+            }
+            None => {
+                sqlx::query(
+                    "INSERT INTO stray_funds (fund_id, order_id, team_id, chain_id, token_address, deposit_address, \
+                     reason, amount_base, status, created_at, updated_at) SELECT $2, order_id, team_id, chain_id, \
+                     token_address, deposit_address, reason, $3, 'unattributed', created_at, $4 FROM stray_funds \
+                     WHERE fund_id = $1",
+                )
+                .bind(fund_id)
+                .bind(uuid::Uuid::new_v4().to_string())
+                .bind(amount.to_string())
+                .bind(now)
+                .execute(&mut **tx)
+                .await?;
+            }
+        }
+    }
+    sqlx::query("UPDATE stray_funds SET amount_base = '0', refund_tx = NULL, updated_at = $2 WHERE fund_id = $1")
+        .bind(fund_id)
+        .bind(now)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
 }
 
 pub async fn get<'e>(db: impl AnyExecutor<'e>, fund_id: &str) -> StoreResult<Option<Fund>> {
@@ -364,45 +470,10 @@ pub async fn refund_confirmed<'e>(db: impl AnyExecutor<'e>, fund_id: &str, tx_ha
     Ok(())
 }
 
-/// A refund failed: its money is open again (into the order's open row of that token, if one
-/// grew meanwhile; the refunded row keeps nothing).
+/// A refund failed: its money is open again (in the order's open row of that token, or a new
+/// one); the refunded row stays, empty, for the refund that names it (an open row may be
+/// deleted when its money leaves, which a row a refund names must never be).
 pub async fn refund_failed(tx: &mut super::Tx, fund_id: &str) -> StoreResult<()> {
     let Some(fund) = get(&mut **tx, fund_id).await? else { return Ok(()) };
-    let now = unix_now();
-    let sibling: Option<(String, String)> = sqlx::query_as(
-        "SELECT fund_id, amount_base FROM stray_funds WHERE order_id = $1 AND chain_id = $2 AND token_address = $3 \
-         AND status = 'unattributed'",
-    )
-    .bind(&fund.order_id)
-    .bind(fund.chain_id)
-    .bind(&fund.token)
-    .fetch_optional(&mut **tx)
-    .await?;
-    match sibling {
-        None => {
-            sqlx::query(
-                "UPDATE stray_funds SET status = 'unattributed', refund_tx = NULL, updated_at = $2 WHERE fund_id = $1",
-            )
-            .bind(fund_id)
-            .bind(now)
-            .execute(&mut **tx)
-            .await?;
-        }
-        Some((open_id, open_amount)) => {
-            let sum =
-                open_amount.parse::<U256>().unwrap_or_default() + fund.amount_base.parse::<U256>().unwrap_or_default();
-            sqlx::query("UPDATE stray_funds SET amount_base = $2, updated_at = $3 WHERE fund_id = $1")
-                .bind(&open_id)
-                .bind(sum.to_string())
-                .bind(now)
-                .execute(&mut **tx)
-                .await?;
-            sqlx::query("UPDATE stray_funds SET amount_base = '0', updated_at = $2 WHERE fund_id = $1")
-                .bind(fund_id)
-                .bind(now)
-                .execute(&mut **tx)
-                .await?;
-        }
-    }
-    Ok(())
+    reopen(tx, fund_id, base_units(&fund.amount_base, "stray_funds amount")?).await
 }

@@ -422,3 +422,41 @@ async fn a_claim_under_the_auto_approval_amount_is_sent_without_an_operator() {
     assert_eq!(claimed["status"], "claimed", "2 USD is over 1.8: the operator approves");
     app.stop().await;
 }
+
+/// Where a reorg and a refund meet: the wrong-token payment behind a refund not sent yet leaves
+/// the chain (deeper than the confirmations). The refund is cancelled (failed, saying why, and
+/// announced), its fund keeps nothing, nothing of that money is left open, and a claim is refused.
+#[tokio::test]
+async fn a_refund_whose_money_a_reorg_takes_before_it_is_sent_is_cancelled() {
+    let wallet = PrivateKeySigner::random();
+    let app = refund_app("postgres", Some(&wallet), "").await;
+    let (_, wrong) = two_funds(&app).await;
+    let refund = refund_of(&app, &wrong, None).await;
+    let id = refund["refund"]["refund_id"].as_str().unwrap();
+    // The wrong-token payment was the last transaction: three blocks back takes it.
+    app.chain
+        .deployer
+        .anvil_reorg(alloy::rpc::types::anvil::ReorgOptions { depth: 3, tx_block_pairs: vec![] })
+        .await
+        .unwrap();
+    app.mine(1).await;
+    let cancelled = wait_refund(&app, id, "failed").await;
+    assert!(cancelled["error"].as_str().unwrap().contains("reorg"), "{cancelled}");
+    let order_funds: Vec<Value> =
+        funds(&app, "").await.into_iter().filter(|f| f["order_id"] == wrong["order_id"]).collect();
+    assert!(
+        order_funds.iter().all(|f| f["amount_base"] == "0" || f["status"] != "unattributed"),
+        "nothing of the money taken is open: {order_funds:?}"
+    );
+    let open: Vec<&Value> = order_funds.iter().filter(|f| f["status"] == "unattributed").collect();
+    assert!(open.is_empty(), "{open:?}");
+    let (status, body) = claim(&app, id, &format!("{:#x}", PrivateKeySigner::random().address())).await;
+    assert_eq!(status, 409, "{body}");
+    assert!(body["message"].as_str().unwrap().contains("cancelled"), "{body}");
+    let announced: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM webhook_outbox WHERE event_type = 'refund.failed'")
+        .fetch_one(app.db.store.pool())
+        .await
+        .unwrap();
+    assert_eq!(announced, 1);
+    app.stop().await;
+}
