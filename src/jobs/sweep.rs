@@ -249,6 +249,14 @@ async fn recheck(
     report: &mut SweepReport,
 ) -> anyhow::Result<()> {
     let now = unix_now();
+    // A reorg deeper than the confirmations can take a confirmed sweep: the money is back at
+    // its addresses, and the ledger must not keep it as moved (nor keep them from a new sweep).
+    for (tx_hash, block, hash) in sweeps::confirmed_since(store.pool(), chain.chain_id(), now - 24 * 3600).await? {
+        let canonical = provider.get_block_by_number(block.into()).await?.map(|b| b.header.hash);
+        if canonical != Some(hash) && sweeps::unconfirm_transaction(store.pool(), &tx_hash).await? > 0 {
+            tracing::warn!(%tx_hash, block, "a confirmed sweep's block left the chain; checking it again");
+        }
+    }
     let open = sweeps::open(store.pool(), chain.chain_id(), now - 24 * 3600).await?;
     if open.is_empty() {
         return Ok(());

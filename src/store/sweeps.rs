@@ -386,3 +386,41 @@ pub async fn unswept<'e>(db: impl AnyExecutor<'e>) -> StoreResult<Vec<(u64, Addr
     }
     Ok(totals)
 }
+
+/// Confirmed sweep transactions created since `since`, with the block each was confirmed in:
+/// a reorg deeper than the confirmations can still take one (its block no longer the chain's).
+pub async fn confirmed_since<'e>(
+    db: impl AnyExecutor<'e>,
+    chain_id: u64,
+    since: i64,
+) -> StoreResult<Vec<(B256, u64, B256)>> {
+    let rows = sqlx::query(
+        "SELECT DISTINCT tx_hash, block_number, block_hash FROM sweeps WHERE chain_id = $1 AND state = 'confirmed' \
+         AND created_at >= $2 AND block_number IS NOT NULL AND block_hash IS NOT NULL",
+    )
+    .bind(chain_id as i64)
+    .bind(since)
+    .fetch_all(db)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            Ok((
+                parsed(r, "sweeps", "tx_hash")?,
+                r.try_get::<i64, _>("block_number")? as u64,
+                parsed(r, "sweeps", "block_hash")?,
+            ))
+        })
+        .collect()
+}
+
+/// A confirmed sweep whose block left the chain is pending again (still marked mined), so the
+/// next check drops it, or finds it mined elsewhere.
+pub async fn unconfirm_transaction<'e>(db: impl AnyExecutor<'e>, tx_hash: &B256) -> StoreResult<u64> {
+    let done =
+        sqlx::query("UPDATE sweeps SET state = 'pending', updated_at = $1 WHERE tx_hash = $2 AND state = 'confirmed'")
+            .bind(unix_now())
+            .bind(format!("{tx_hash:#x}"))
+            .execute(db)
+            .await?;
+    Ok(done.rows_affected())
+}

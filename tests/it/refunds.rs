@@ -228,10 +228,9 @@ async fn stray_funds_are_refunded_through_claim_links_once_postgres() {
 
 /// The refund's transaction leaves the chain before it is deep: the same transaction (nonce,
 /// hash) is sent again, and the payer receives the refund once.
-#[tokio::test]
-async fn a_refund_reorged_out_is_sent_again_and_received_once() {
+async fn reorged_out_refund(backend: &'static str) {
     let wallet = PrivateKeySigner::random();
-    let app = refund_app("sqlite", Some(&wallet), "").await;
+    let app = refund_app(backend, Some(&wallet), "").await;
     let (overpaid, _) = two_funds(&app).await;
     let to = PrivateKeySigner::random().address();
     let refund = refund_of(&app, &overpaid, None).await;
@@ -263,13 +262,22 @@ async fn a_refund_reorged_out_is_sent_again_and_received_once() {
     app.stop().await;
 }
 
+#[tokio::test]
+async fn a_refund_reorged_out_is_sent_again_and_received_once_sqlite() {
+    reorged_out_refund("sqlite").await;
+}
+
+#[tokio::test]
+async fn a_refund_reorged_out_is_sent_again_and_received_once_postgres() {
+    reorged_out_refund("postgres").await;
+}
+
 /// Per refund and per day: a refund over the one is refused when created, an approval past the
 /// other is refused with the day's total in its message, and the refund waits, claimed.
-#[tokio::test]
-async fn the_refund_limits_refuse_with_a_clear_error() {
+async fn refund_limits(backend: &'static str) {
     let wallet = PrivateKeySigner::random();
     let limits = "max_per_refund_usd = \"1.6\"\nmax_per_day_usd = \"2.5\"\n";
-    let app = refund_app("postgres", Some(&wallet), limits).await;
+    let app = refund_app(backend, Some(&wallet), limits).await;
     let (overpaid, wrong) = two_funds(&app).await;
     let path = format!("/admin/funds/{}/refunds", overpaid["fund_id"].as_str().unwrap());
     let (status, body) = admin(&app, reqwest::Method::POST, &path, Some(json!({}))).await;
@@ -292,13 +300,22 @@ async fn the_refund_limits_refuse_with_a_clear_error() {
     app.stop().await;
 }
 
+#[tokio::test]
+async fn the_refund_limits_refuse_with_a_clear_error_sqlite() {
+    refund_limits("sqlite").await;
+}
+
+#[tokio::test]
+async fn the_refund_limits_refuse_with_a_clear_error_postgres() {
+    refund_limits("postgres").await;
+}
+
 /// SIGKILL of the process that sent a refund, the moment the payer's balance shows it (before
 /// it could record the receipt): the next process follows the same transaction, and the payer
 /// receives it once (one nonce, one intent).
-#[tokio::test]
-async fn a_sigkill_after_sending_leads_to_one_refund() {
+async fn sigkill_after_sending(backend: &'static str) {
     let wallet = PrivateKeySigner::random();
-    let mut app = refund_app("postgres", Some(&wallet), "").await;
+    let mut app = refund_app(backend, Some(&wallet), "").await;
     let (overpaid, _) = two_funds(&app).await;
     app.stop_server().await;
     let config = app.config_path.clone();
@@ -354,6 +371,16 @@ async fn a_sigkill_after_sending_leads_to_one_refund() {
     app.stop().await;
 }
 
+#[tokio::test]
+async fn a_sigkill_after_sending_leads_to_one_refund_sqlite() {
+    sigkill_after_sending("sqlite").await;
+}
+
+#[tokio::test]
+async fn a_sigkill_after_sending_leads_to_one_refund_postgres() {
+    sigkill_after_sending("postgres").await;
+}
+
 async fn refund_of_at(base: &str, fund: &Value) -> Value {
     let r = reqwest::Client::new()
         .post(format!("{base}/admin/funds/{}/refunds", fund["fund_id"].as_str().unwrap()))
@@ -368,9 +395,8 @@ async fn refund_of_at(base: &str, fund: &Value) -> Value {
 
 /// No refund key: the approved refund carries the transaction to sign; the test sends it with
 /// a key of its own, gives its hash back, and the refund is confirmed by its receipt.
-#[tokio::test]
-async fn without_a_refund_key_an_external_signers_transaction_confirms_the_refund() {
-    let app = refund_app("sqlite", None, "").await;
+async fn external_signer(backend: &'static str) {
+    let app = refund_app(backend, None, "").await;
     let (overpaid, _) = two_funds(&app).await;
     let to = PrivateKeySigner::random().address();
     let refund = refund_of(&app, &overpaid, None).await;
@@ -400,12 +426,21 @@ async fn without_a_refund_key_an_external_signers_transaction_confirms_the_refun
     app.stop().await;
 }
 
+#[tokio::test]
+async fn without_a_refund_key_an_external_signers_transaction_confirms_the_refund_sqlite() {
+    external_signer("sqlite").await;
+}
+
+#[tokio::test]
+async fn without_a_refund_key_an_external_signers_transaction_confirms_the_refund_postgres() {
+    external_signer("postgres").await;
+}
+
 /// A claim worth at most `auto_approve_usd` needs no operator: it is approved as claimed, sent
 /// and confirmed; one worth more waits, claimed.
-#[tokio::test]
-async fn a_claim_under_the_auto_approval_amount_is_sent_without_an_operator() {
+async fn auto_approval(backend: &'static str) {
     let wallet = PrivateKeySigner::random();
-    let app = refund_app("sqlite", Some(&wallet), "auto_approve_usd = \"1.8\"\n").await;
+    let app = refund_app(backend, Some(&wallet), "auto_approve_usd = \"1.8\"\n").await;
     let (overpaid, wrong) = two_funds(&app).await;
     let (small, to) = (refund_of(&app, &wrong, None).await, PrivateKeySigner::random().address());
     assert_eq!(small["refund"]["usd"], "1.5");
@@ -423,13 +458,22 @@ async fn a_claim_under_the_auto_approval_amount_is_sent_without_an_operator() {
     app.stop().await;
 }
 
+#[tokio::test]
+async fn a_claim_under_the_auto_approval_amount_is_sent_without_an_operator_sqlite() {
+    auto_approval("sqlite").await;
+}
+
+#[tokio::test]
+async fn a_claim_under_the_auto_approval_amount_is_sent_without_an_operator_postgres() {
+    auto_approval("postgres").await;
+}
+
 /// Where a reorg and a refund meet: the wrong-token payment behind a refund not sent yet leaves
 /// the chain (deeper than the confirmations). The refund is cancelled (failed, saying why, and
 /// announced), its fund keeps nothing, nothing of that money is left open, and a claim is refused.
-#[tokio::test]
-async fn a_refund_whose_money_a_reorg_takes_before_it_is_sent_is_cancelled() {
+async fn reorg_before_sending(backend: &'static str) {
     let wallet = PrivateKeySigner::random();
-    let app = refund_app("postgres", Some(&wallet), "").await;
+    let app = refund_app(backend, Some(&wallet), "").await;
     let (_, wrong) = two_funds(&app).await;
     let refund = refund_of(&app, &wrong, None).await;
     let id = refund["refund"]["refund_id"].as_str().unwrap();
@@ -459,4 +503,14 @@ async fn a_refund_whose_money_a_reorg_takes_before_it_is_sent_is_cancelled() {
         .unwrap();
     assert_eq!(announced, 1);
     app.stop().await;
+}
+
+#[tokio::test]
+async fn a_refund_whose_money_a_reorg_takes_before_it_is_sent_is_cancelled_sqlite() {
+    reorg_before_sending("sqlite").await;
+}
+
+#[tokio::test]
+async fn a_refund_whose_money_a_reorg_takes_before_it_is_sent_is_cancelled_postgres() {
+    reorg_before_sending("postgres").await;
 }

@@ -256,3 +256,51 @@ async fn a_sweep_running_elsewhere_keeps_another_from_starting() {
     assert_eq!(app.chain.balance_of(usdt, address).await, U256::ZERO);
     app.stop().await;
 }
+
+/// A sweep already confirmed that a reorg deeper than the confirmations takes (found by the
+/// soak on the second chain): the next run sees its block gone, drops it and sweeps again; the
+/// ledger and the treasury count the money once.
+async fn a_confirmed_sweep_reorged_out(backend: &'static str) {
+    use alloy::providers::ext::AnvilApi;
+    use alloy::rpc::types::anvil::ReorgOptions;
+    let app =
+        spawn_app(Options { backend, confirmations: 1, extra_config: signer_config(), ..Default::default() }).await;
+    let usdt = app.chain.token(Token::UsdtErc20);
+    let (_, order_id, address, owed) = app.create_crypto_app("USDT_ERC20", 1).await;
+    app.pay(Token::UsdtErc20, address, owed).await;
+    app.mine(2).await;
+    app.wait_order(&order_id, 20, |o| o["status"] == "paid").await;
+    let treasury_before = app.chain.balance_of(usdt, app.chain.treasury).await;
+    assert_eq!(sweep(&app).await["swept"], 1);
+    app.mine(1).await;
+    let settled = sweep(&app).await;
+    assert_eq!(settled["confirmed"], 1, "{settled}");
+    // Two blocks back: the sweep's block and the one after it.
+    app.chain.deployer.anvil_reorg(ReorgOptions { depth: 2, tx_block_pairs: vec![] }).await.unwrap();
+    assert_eq!(app.chain.balance_of(usdt, address).await, owed, "the reorg undid the confirmed sweep");
+    let again = sweep(&app).await;
+    assert_eq!((again["dropped"].as_u64(), again["swept"].as_u64()), (Some(1), Some(1)), "{again}");
+    app.mine(1).await;
+    sweep(&app).await;
+    let moved: Vec<String> = sqlx::query_scalar(
+        "SELECT moved_base FROM sweeps WHERE deposit_address = $1 AND state IN ('pending', 'confirmed')",
+    )
+    .bind(format!("{address:#x}"))
+    .fetch_all(app.db.store.pool())
+    .await
+    .unwrap();
+    assert_eq!(moved, [owed.to_string()], "the ledger moved it once");
+    assert_eq!(app.chain.balance_of(usdt, address).await, U256::ZERO);
+    assert_eq!(app.chain.balance_of(usdt, app.chain.treasury).await - treasury_before, owed, "received once");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_confirmed_sweep_a_deeper_reorg_takes_is_swept_again_once_sqlite() {
+    a_confirmed_sweep_reorged_out("sqlite").await;
+}
+
+#[tokio::test]
+async fn a_confirmed_sweep_a_deeper_reorg_takes_is_swept_again_once_postgres() {
+    a_confirmed_sweep_reorged_out("postgres").await;
+}

@@ -313,7 +313,8 @@ pub async fn check(soak: &mut Soak, last: bool) -> Result<(), Violation> {
         if deposit_rows != i64::from(o.status == "paid") {
             return violation("3: each period paid once", what(&format!("{deposit_rows} deposit rows")));
         }
-        if let Some(app_id) = &o.app_id {
+        // An app with extensions is judged across its orders (`ledgers`).
+        if let Some(app_id) = o.app_id.as_ref().filter(|a| !soak.extended_apps.contains(*a)) {
             let app =
                 rows(soak, &format!("SELECT status, start_time, end_time FROM apps WHERE app_id = '{app_id}'")).await;
             let (status, start, end): (String, Option<i64>, Option<i64>) =

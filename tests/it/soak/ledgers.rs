@@ -16,6 +16,9 @@ use super::{Soak, Violation};
 pub async fn check(soak: &mut Soak, last: bool) -> Result<(), Violation> {
     sweeps(soak).await?;
     cards(soak).await?;
+    for app_id in soak.extended_apps.clone() {
+        app_end(soak, &app_id).await?;
+    }
     webhooks(soak, last).await?;
     refunds(soak).await
 }
@@ -227,29 +230,55 @@ async fn cards(soak: &mut Soak) -> Result<(), Violation> {
         }
     }
     for app_id in soak.card_apps.clone() {
-        let app = rows(soak, &format!("SELECT status, start_time, end_time FROM apps WHERE app_id = '{app_id}'")).await;
-        let (status, start, end): (String, Option<i64>, Option<i64>) =
-            (app[0].get("status"), app[0].get("start_time"), app[0].get("end_time"));
-        let paid = rows(
-            soak,
-            &format!(
-                "SELECT d.app_end_time, o.period_months FROM deposits d JOIN orders o ON o.order_id = d.order_id \
-                 WHERE d.app_id = '{app_id}' ORDER BY d.app_end_time"
-            ),
-        )
-        .await;
-        let mut expected = start;
-        let mut steps = Vec::new();
-        for r in &paid {
-            expected = expected.map(|e| add_months(e, r.get::<i64, _>("period_months") as u32));
-            steps.push((r.get::<Option<i64>, _>("app_end_time"), expected));
-        }
-        if status != "active" || end != expected || steps.iter().any(|(had, want)| had != want) {
-            return violation(
-                "3: each app's end is its start plus every period paid, once",
-                format!("card app {app_id}: {status} {start:?}..{end:?}; deposits (end, expected): {steps:?}"),
-            );
-        }
+        app_end(soak, &app_id).await?;
+    }
+    Ok(())
+}
+
+/// 3 (apps paid more than once). The app's end is its start plus every period paid, in the
+/// order paid (each deposit row's end the previous one's plus its period), and it is active.
+/// An app whose payment a reorg reversed is left unjudged (a reversal takes back its own share
+/// and keeps later extensions: the ends no longer chain).
+async fn app_end(soak: &mut Soak, app_id: &str) -> Result<(), Violation> {
+    let reversed = rows(
+        soak,
+        &format!(
+            "SELECT COUNT(*) AS n FROM webhook_outbox WHERE event_type = 'payment.reversed' AND app_id = '{app_id}'"
+        ),
+    )
+    .await;
+    if reversed[0].get::<i64, _>("n") > 0 {
+        soak.count("audit: an app left unjudged (a payment reversed)");
+        return Ok(());
+    }
+    let app = rows(soak, &format!("SELECT status, start_time, end_time FROM apps WHERE app_id = '{app_id}'")).await;
+    let (status, start, end): (String, Option<i64>, Option<i64>) =
+        (app[0].get("status"), app[0].get("start_time"), app[0].get("end_time"));
+    let paid = rows(
+        soak,
+        &format!(
+            "SELECT d.app_end_time, o.period_months FROM deposits d JOIN orders o ON o.order_id = d.order_id \
+             WHERE d.app_id = '{app_id}' ORDER BY d.app_end_time"
+        ),
+    )
+    .await;
+    if paid.is_empty() {
+        return Ok(());
+    }
+    let mut expected = start;
+    let mut steps = Vec::new();
+    for r in &paid {
+        expected = expected.map(|e| add_months(e, r.get::<i64, _>("period_months") as u32));
+        steps.push((r.get::<Option<i64>, _>("app_end_time"), expected));
+    }
+    if status != "active" || end != expected || steps.iter().any(|(had, want)| had != want) {
+        return violation(
+            "3: each app's end is its start plus every period paid, once",
+            format!("app {app_id}: {status} {start:?}..{end:?}; deposits (end, expected): {steps:?}"),
+        );
+    }
+    if paid.len() > 1 {
+        soak.count("audit: apps paid more than once, their ends judged");
     }
     Ok(())
 }

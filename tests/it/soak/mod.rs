@@ -40,6 +40,9 @@ const WEBHOOK_ATTEMPTS: &str = "max_attempts = 1000";
 #[derive(Debug, Clone)]
 pub struct SoakOrder {
     pub order_id: String,
+    pub app_id: String,
+    /// An extension of its app (paid in tokens), not the app's first order.
+    pub extension: bool,
     pub pay_method: &'static str,
     pub address: alloy::primitives::Address,
     pub owed: alloy::primitives::U256,
@@ -68,6 +71,8 @@ pub struct Soak {
     pub receiver: Receiver,
     /// Apps paid by card at creation (the workload extends them by card).
     pub card_apps: Vec<String>,
+    /// Apps with a token extension order: their end is audited across their orders.
+    pub extended_apps: std::collections::BTreeSet<String>,
     /// Deposit addresses blacklisted by the first chain's USDT (their sweeps fail).
     pub blacklisted: Vec<alloy::primitives::Address>,
     /// The refund wallet paywatch sends refunds from.
@@ -151,6 +156,7 @@ impl Soak {
             issued: Vec::new(),
             receiver,
             card_apps: Vec::new(),
+            extended_apps: Default::default(),
             blacklisted: Vec::new(),
             treasury_start,
             refund_wallet: refund_wallet.address(),

@@ -64,6 +64,7 @@ pub async fn act(soak: &mut Soak) {
         90..=93 => ("card", Vec::new()),
         94..=95 => ("sweep", Vec::new()),
         96..=97 if !soak.card_apps.is_empty() => ("card extension", Vec::new()),
+        98..=99 if !order.extension => ("token extension", Vec::new()),
         _ => ("mine", Vec::new()),
     };
     match kind {
@@ -71,6 +72,7 @@ pub async fn act(soak: &mut Soak) {
         "refund a stray fund" => refund_fund(soak, pick).await,
         "several in one transaction" => several_in_one_transaction(soak, index, pick, payer).await,
         "card" => card_order(soak, card(pct), (pct % 3 + 1) as u32).await,
+        "token extension" => token_extension(soak, &order, (pct % 2 + 1) as u32).await,
         "card extension" => {
             let app_id = soak.card_apps[(pick % soak.card_apps.len() as u64) as usize].clone();
             card_extension(soak, &app_id, card(pct), (pct % 2 + 1) as u32).await;
@@ -147,6 +149,39 @@ async fn card_extension(soak: &mut Soak, app_id: &str, card_id: &'static str, pe
     card_answer(soak, "card extension", card_id, status, &answer);
 }
 
+/// An extension order of a paid app, in its own token: a new order the later payments may pay
+/// (its status and money audited like any order's, its app's end across its orders).
+async fn token_extension(soak: &mut Soak, order: &SoakOrder, period: u32) {
+    let path = format!("/v2alpha/teams/{}/orders/{}", soak.app.team_id, order.order_id);
+    let (status, view) = soak.call(reqwest::Method::GET, &path, None, false).await;
+    assert_eq!(status, 200, "{view}");
+    if view["status"] != "paid" {
+        return soak.count("token extension: the app is not paid");
+    }
+    let body = json!({"app_id": order.app_id, "period": period.to_string(), "pay_method": order.pay_method});
+    let (status, created) = soak.call(reqwest::Method::POST, "/v2alpha/create_extend_order", Some(&body), false).await;
+    if status != 200 {
+        // An open extension order already, say: the API says why.
+        assert!(status == 409 || status == 422, "create_extend_order answered {status}: {created}");
+        return soak.count("token extension: refused");
+    }
+    let path =
+        format!("/v2alpha/teams/{}/eth_order/{}?pay_method={}", soak.app.team_id, order.app_id, order.pay_method);
+    let (status, eth) = soak.call(reqwest::Method::GET, &path, None, false).await;
+    assert_eq!(status, 200, "GetEthOrder: {eth}");
+    assert_eq!(eth["order_id"], created["order_id"], "the extension is the app's open order");
+    soak.orders.push(SoakOrder {
+        order_id: eth["order_id"].as_str().unwrap().to_string(),
+        app_id: order.app_id.clone(),
+        extension: true,
+        pay_method: order.pay_method,
+        address: eth["address"].as_str().unwrap().parse().unwrap(),
+        owed: eth["payment_uri"].as_str().unwrap().rsplit("uint256=").next().unwrap().parse().unwrap(),
+    });
+    soak.extended_apps.insert(order.app_id.clone());
+    soak.count("token extension: order opened");
+}
+
 /// `paywatch sweep` (every chain), as an operator or the scheduled job runs it. Under a fault
 /// (the RPC down, say) it may fail and the next run goes on; at a quiet point it must not.
 pub async fn sweep(soak: &mut Soak, must: bool) {
@@ -180,6 +215,8 @@ async fn create_order(soak: &mut Soak, pay_method: &'static str, period: u32) {
     let owed = eth["payment_uri"].as_str().unwrap().rsplit("uint256=").next().unwrap().parse().unwrap();
     soak.orders.push(SoakOrder {
         order_id: eth["order_id"].as_str().unwrap().to_string(),
+        app_id,
+        extension: false,
         pay_method,
         address: eth["address"].as_str().unwrap().parse().unwrap(),
         owed,
