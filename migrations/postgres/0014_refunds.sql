@@ -16,6 +16,7 @@ CREATE TABLE refunds (
     raw_tx         TEXT,
     tx_hash        TEXT,
     block_number   BIGINT,
+    block_hash     TEXT,
     error          TEXT,
     created_at     BIGINT NOT NULL,
     claimed_at     BIGINT,

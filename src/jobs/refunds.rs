@@ -56,8 +56,29 @@ pub async fn pass(store: &Store, config: &Config) -> anyhow::Result<()> {
             send(store, config, &refund, signer.clone()).await?;
         }
     }
+    recheck_confirmed(store, config).await?;
     for refund in refunds::list(store.pool(), Some("sent"), 100).await? {
         follow(store, config, &refund).await?;
+    }
+    Ok(())
+}
+
+/// A refund confirmed in the last day whose block a deeper reorg took is `sent` again: the
+/// payer does not have it, and the same signed bytes go out again (an external signer's
+/// transaction waits for the operator to send it again).
+async fn recheck_confirmed(store: &Store, config: &Config) -> anyhow::Result<()> {
+    for refund in refunds::confirmed_since(store.pool(), crate::store::unix_now() - 86_400).await? {
+        let (Some(block), Some(hash)) = (refund.block_number, refund.block_hash.as_deref()) else { continue };
+        let (provider, _) = provider_for(config, refund.chain_id)?;
+        let canonical =
+            provider.get_block_by_number((block as u64).into()).await?.map(|b| format!("{:#x}", b.header.hash));
+        if canonical.as_deref() != Some(hash) && refunds::unconfirm(store.pool(), &refund.refund_id).await? {
+            tracing::error!(
+                refund_id = refund.refund_id,
+                block,
+                "a confirmed refund's block left the chain; following it again"
+            );
+        }
     }
     Ok(())
 }
@@ -141,8 +162,9 @@ async fn follow(store: &Store, config: &Config, refund: &Refund) -> anyhow::Resu
         return Ok(());
     };
     let block = receipt.block_number.context("a mined receipt has a block")?;
-    if refund.block_number != Some(block as i64) {
-        refunds::set_block(store.pool(), &refund.refund_id, Some(block as i64)).await?;
+    let block_hash = format!("{:#x}", receipt.block_hash.context("a mined receipt has a block hash")?);
+    if refund.block_number != Some(block as i64) || refund.block_hash.as_deref() != Some(block_hash.as_str()) {
+        refunds::set_block(store.pool(), &refund.refund_id, Some((block as i64, &block_hash))).await?;
     }
     let (token, to, amount) = transfer_of(refund)?;
     let moved = receipt.status()

@@ -30,6 +30,9 @@ pub struct Refund {
     pub nonce: Option<i64>,
     pub tx_hash: Option<String>,
     pub block_number: Option<i64>,
+    /// The block it was mined in, to see a reorg take it even once confirmed.
+    #[serde(skip)]
+    pub block_hash: Option<String>,
     pub error: Option<String>,
     pub created_at: i64,
     pub claimed_at: Option<i64>,
@@ -40,7 +43,7 @@ pub struct Refund {
 }
 
 const COLUMNS: &str = "refund_id, fund_id, team_id, chain_id, token_address, amount_base, usd, status, to_address, \
-                       from_address, nonce, raw_tx, tx_hash, block_number, error, created_at, claimed_at, approved_at, \
+                       from_address, nonce, raw_tx, tx_hash, block_number, block_hash, error, created_at, claimed_at, approved_at, \
                        confirmed_at";
 
 fn from_row(r: &sqlx::any::AnyRow) -> StoreResult<Refund> {
@@ -59,6 +62,7 @@ fn from_row(r: &sqlx::any::AnyRow) -> StoreResult<Refund> {
         raw_tx: r.try_get("raw_tx")?,
         tx_hash: r.try_get("tx_hash")?,
         block_number: r.try_get("block_number")?,
+        block_hash: r.try_get("block_hash")?,
         error: r.try_get("error")?,
         created_at: r.try_get("created_at")?,
         claimed_at: r.try_get("claimed_at")?,
@@ -189,14 +193,38 @@ pub async fn record_sent<'e>(db: impl AnyExecutor<'e>, refund_id: &str, intent: 
 }
 
 /// Where a sent refund's transaction is now (None: not on the chain, e.g. reorged out).
-pub async fn set_block<'e>(db: impl AnyExecutor<'e>, refund_id: &str, block: Option<i64>) -> StoreResult<()> {
-    sqlx::query("UPDATE refunds SET block_number = $2, updated_at = $3 WHERE refund_id = $1 AND status = 'sent'")
-        .bind(refund_id)
-        .bind(block)
-        .bind(unix_now())
-        .execute(db)
-        .await?;
+pub async fn set_block<'e>(db: impl AnyExecutor<'e>, refund_id: &str, block: Option<(i64, &str)>) -> StoreResult<()> {
+    sqlx::query(
+        "UPDATE refunds SET block_number = $2, block_hash = $3, updated_at = $4 WHERE refund_id = $1 AND status = 'sent'",
+    )
+    .bind(refund_id)
+    .bind(block.map(|b| b.0))
+    .bind(block.map(|b| b.1))
+    .bind(unix_now())
+    .execute(db)
+    .await?;
     Ok(())
+}
+
+/// Refunds confirmed since `since` (by when they were confirmed): a reorg deeper than the
+/// confirmations may still take one.
+pub async fn confirmed_since<'e>(db: impl AnyExecutor<'e>, since: i64) -> StoreResult<Vec<Refund>> {
+    let sql = format!("SELECT {COLUMNS} FROM refunds WHERE status = 'confirmed' AND confirmed_at >= $1");
+    let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(since).fetch_all(db).await?;
+    rows.iter().map(from_row).collect()
+}
+
+/// confirmed → sent again: its block left the chain (the job sends the same bytes again).
+pub async fn unconfirm<'e>(db: impl AnyExecutor<'e>, refund_id: &str) -> StoreResult<bool> {
+    let done = sqlx::query(
+        "UPDATE refunds SET status = 'sent', block_number = NULL, block_hash = NULL, confirmed_at = NULL, \
+         updated_at = $2 WHERE refund_id = $1 AND status = 'confirmed'",
+    )
+    .bind(refund_id)
+    .bind(unix_now())
+    .execute(db)
+    .await?;
+    Ok(done.rows_affected() == 1)
 }
 
 /// sent → confirmed or failed; false when it was not sent.

@@ -514,3 +514,46 @@ async fn a_refund_whose_money_a_reorg_takes_before_it_is_sent_is_cancelled_sqlit
 async fn a_refund_whose_money_a_reorg_takes_before_it_is_sent_is_cancelled_postgres() {
     reorg_before_sending("postgres").await;
 }
+
+/// A refund already confirmed whose block a reorg deeper than the confirmations takes: the
+/// payer no longer has it, so it is `sent` again, the same transaction goes out, and the payer
+/// ends with it once.
+async fn confirmed_refund_reorged_out(backend: &'static str) {
+    let wallet = PrivateKeySigner::random();
+    let app = refund_app(backend, Some(&wallet), "").await;
+    let (overpaid, _) = two_funds(&app).await;
+    let to = PrivateKeySigner::random().address();
+    let refund = refund_of(&app, &overpaid, None).await;
+    let id = refund["refund"]["refund_id"].as_str().unwrap();
+    assert_eq!(claim(&app, id, &format!("{to:#x}")).await.0, 200);
+    assert_eq!(approve(&app, id).await.0, 200);
+    let first = wait_refund(&app, id, "confirmed").await;
+    // The refund's block and everything after it (two confirmations: at most two blocks).
+    let head = app.chain.deployer.get_block_number().await.unwrap();
+    let depth = head - first["block_number"].as_u64().unwrap() + 1;
+    app.chain
+        .deployer
+        .anvil_reorg(alloy::rpc::types::anvil::ReorgOptions { depth, tx_block_pairs: vec![] })
+        .await
+        .unwrap();
+    assert_eq!(app.chain.balance_of(usdt(&app), to).await, U256::ZERO, "the reorg took the confirmed refund");
+    let started = Instant::now();
+    while app.chain.balance_of(usdt(&app), to).await.is_zero() {
+        assert!(started.elapsed() < Duration::from_secs(20), "the refund was never sent again");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let again = wait_refund(&app, id, "confirmed").await;
+    assert_eq!((&again["tx_hash"], &again["nonce"]), (&first["tx_hash"], &first["nonce"]), "the same transaction");
+    assert_eq!(app.chain.balance_of(usdt(&app), to).await, U256::from(2 * USDT), "received once");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_confirmed_refund_a_deeper_reorg_takes_is_sent_again_once_sqlite() {
+    confirmed_refund_reorged_out("sqlite").await;
+}
+
+#[tokio::test]
+async fn a_confirmed_refund_a_deeper_reorg_takes_is_sent_again_once_postgres() {
+    confirmed_refund_reorged_out("postgres").await;
+}
