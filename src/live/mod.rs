@@ -127,6 +127,13 @@ impl Recorder {
         };
         let view = settled(view, &self.config);
         let confirming = self.confirming.get_or_insert_with(HashSet::new);
+        // A payment above the head this pass was given: the watcher committed it after the
+        // heads were read (it moves the head first). Not recorded with 0 confirmations; the
+        // order is looked at again once the heads move, which they already have.
+        if view.payments.iter().any(|p| heads.get(&p.chain_id).is_some_and(|h| p.block_number > *h)) {
+            confirming.insert(order_id.to_string());
+            return Ok(false);
+        }
         if view.payments.iter().any(|p| p.confirmations < confirmation_cap(&self.config, p.chain_id)) {
             confirming.insert(order_id.to_string());
         } else {
