@@ -293,6 +293,11 @@ impl Watcher {
                     // that go on are the problem.
                     match &progress {
                         Progress::Retry(why) if retries >= RETRIES_BEFORE_UNREADY => {
+                            // Said once per run of retries: a watcher that stops moving must
+                            // say why where operators look, not only at debug.
+                            if retries == RETRIES_BEFORE_UNREADY {
+                                tracing::warn!(chain = self.name, why, retries, "the watcher keeps retrying a step");
+                            }
                             self.status.set_problem(Some(format!("waiting: {why}")))
                         }
                         Progress::Retry(_) => {}

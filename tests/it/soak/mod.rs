@@ -277,9 +277,21 @@ impl Soak {
                     break;
                 }
                 if started.elapsed() > Duration::from_secs(60) {
+                    // What each process says of its watchers (`/readyz` names what they wait on).
+                    let mut said = Vec::new();
+                    for server in &self.servers {
+                        let answer = self.http.get(format!("{}/readyz", server.base)).send().await;
+                        said.push(match answer {
+                            Ok(r) => r.text().await.unwrap_or_default(),
+                            Err(e) => format!("no answer: {e}"),
+                        });
+                    }
                     return Err(Violation {
                         invariant: "a watcher keeps up (the books can be audited)",
-                        detail: format!("chain {chain_id} stuck at {cursor:?}, head {} {}", head.number, head.hash),
+                        detail: format!(
+                            "chain {chain_id} stuck at {cursor:?}, head {} {}; /readyz: {said:?}",
+                            head.number, head.hash
+                        ),
                     });
                 }
                 tokio::time::sleep(Duration::from_millis(100)).await;
