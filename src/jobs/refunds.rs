@@ -63,11 +63,15 @@ pub async fn pass(store: &Store, config: &Config) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// A refund confirmed in the last day whose block a deeper reorg took is `sent` again: the
+/// How long after its confirmation a refund's block is still compared with the chain's (one
+/// header per such refund and pass: refunds are few, and deeper reorgs than an hour are not).
+const RECHECK_SECS: i64 = 3_600;
+
+/// A refund confirmed within `RECHECK_SECS` whose block a deeper reorg took is `sent` again: the
 /// payer does not have it, and the same signed bytes go out again (an external signer's
 /// transaction waits for the operator to send it again).
 async fn recheck_confirmed(store: &Store, config: &Config) -> anyhow::Result<()> {
-    for refund in refunds::confirmed_since(store.pool(), crate::store::unix_now() - 86_400).await? {
+    for refund in refunds::confirmed_since(store.pool(), crate::store::unix_now() - RECHECK_SECS).await? {
         let (Some(block), Some(hash)) = (refund.block_number, refund.block_hash.as_deref()) else { continue };
         let (provider, _) = provider_for(config, refund.chain_id)?;
         let canonical =

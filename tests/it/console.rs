@@ -156,6 +156,17 @@ async fn pictures(browser: &Browser, name: &str) {
     browser.client.set_window_size(1280, 900).await.unwrap();
 }
 
+/// Signs in with the admin token and waits for the session cookie (the form's answer sets it;
+/// a page opened before that would be sent back to sign-in).
+pub(crate) async fn signed_in(browser: &Browser, app: &TestApp) {
+    sign_in(browser, app, ADMIN_TOKEN).await;
+    let started = Instant::now();
+    while browser.client.get_named_cookie("paywatch_console").await.is_err() {
+        assert!(started.elapsed() < Duration::from_secs(20), "no session after signing in");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 pub(crate) async fn sign_in(browser: &Browser, app: &TestApp, token: &str) {
     browser.client.goto(&format!("{}/console/sign-in", app.base)).await.unwrap();
     find(browser, "#token").await.send_keys(token).await.unwrap();

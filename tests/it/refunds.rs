@@ -107,7 +107,7 @@ async fn refunds_through_claim_links(backend: &'static str) {
     let whole_id = whole["refund"]["refund_id"].as_str().unwrap().to_string();
     assert_eq!(whole["refund"]["amount_base"], (2 * USDT).to_string());
     let browser = crate::support::browser::Browser::start(1280, 900).await;
-    crate::console::sign_in(&browser, &app, "test-admin-token-0123456789").await;
+    crate::console::signed_in(&browser, &app).await;
     browser.client.goto(&format!("{}/console/funds", app.base)).await.unwrap();
     let fund_id = wrong["fund_id"].as_str().unwrap();
     crate::console::find(&browser, &format!("#refund-amount-{fund_id}")).await.send_keys("1").await.unwrap();

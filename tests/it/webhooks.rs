@@ -398,7 +398,7 @@ async fn a_410_disables_the_endpoint_until_the_console_re_enables_it() {
 
     // The console shows it and re-enables it.
     let browser = crate::support::browser::Browser::start(1280, 900).await;
-    crate::console::sign_in(&browser, &app, "test-admin-token-0123456789").await;
+    crate::console::signed_in(&browser, &app).await;
     browser.client.goto(&format!("{}/console/webhooks", app.base)).await.unwrap();
     let alert = crate::console::find(&browser, "#endpoint-disabled").await;
     assert!(alert.text().await.unwrap().contains("410 Gone"));
