@@ -335,20 +335,7 @@ async fn reopen(tx: &mut super::Tx, fund_id: &str, amount: U256) -> StoreResult<
                     .execute(&mut **tx)
                     .await?;
             }
-            None => {
-                sqlx::query(
-                    "INSERT INTO stray_funds (fund_id, order_id, team_id, chain_id, token_address, deposit_address, \
-                     reason, amount_base, status, created_at, updated_at) SELECT $2, order_id, team_id, chain_id, \
-                     token_address, deposit_address, reason, $3, 'unattributed', created_at, $4 FROM stray_funds \
-                     WHERE fund_id = $1",
-                )
-                .bind(fund_id)
-                .bind(uuid::Uuid::new_v4().to_string())
-                .bind(amount.to_string())
-                .bind(now)
-                .execute(&mut **tx)
-                .await?;
-            }
+            None => open_beside(tx, fund_id, amount).await?,
         }
     }
     sqlx::query("UPDATE stray_funds SET amount_base = '0', refund_tx = NULL, updated_at = $2 WHERE fund_id = $1")
@@ -444,19 +431,25 @@ pub async fn take_for_refund(tx: &mut super::Tx, fund_id: &str, units: U256, hel
         return Ok(false);
     }
     if units < held {
-        sqlx::query(
-            "INSERT INTO stray_funds (fund_id, order_id, team_id, chain_id, token_address, deposit_address, reason, \
-             amount_base, status, created_at, updated_at) SELECT $2, order_id, team_id, chain_id, token_address, \
-             deposit_address, reason, $3, 'unattributed', created_at, $4 FROM stray_funds WHERE fund_id = $1",
-        )
-        .bind(fund_id)
-        .bind(uuid::Uuid::new_v4().to_string())
-        .bind((held - units).to_string())
-        .bind(now)
-        .execute(&mut **tx)
-        .await?;
+        open_beside(tx, fund_id, held - units).await?;
     }
     Ok(true)
+}
+
+/// A new unattributed row of `amount` for the same order, chain, token and reason as `fund_id`.
+async fn open_beside(tx: &mut super::Tx, fund_id: &str, amount: U256) -> StoreResult<()> {
+    sqlx::query(
+        "INSERT INTO stray_funds (fund_id, order_id, team_id, chain_id, token_address, deposit_address, reason, \
+         amount_base, status, created_at, updated_at) SELECT $2, order_id, team_id, chain_id, token_address, \
+         deposit_address, reason, $3, 'unattributed', created_at, $4 FROM stray_funds WHERE fund_id = $1",
+    )
+    .bind(fund_id)
+    .bind(uuid::Uuid::new_v4().to_string())
+    .bind(amount.to_string())
+    .bind(unix_now())
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
 }
 
 /// The refund of this fund was confirmed by `tx_hash`.
