@@ -53,6 +53,17 @@ async fn two_funds(app: &TestApp) -> (Value, Value) {
     }
 }
 
+/// The overpaid fund of `two_funds`, refunded whole and claimed by a fresh address: (refund id,
+/// the address).
+async fn overpayment_claimed(app: &TestApp) -> (String, Address) {
+    let (overpaid, _) = two_funds(app).await;
+    let to = PrivateKeySigner::random().address();
+    let refund = refund_of(app, &overpaid, None).await;
+    let id = refund["refund"]["refund_id"].as_str().unwrap().to_string();
+    assert_eq!(claim(app, &id, &format!("{to:#x}")).await.0, 200);
+    (id, to)
+}
+
 async fn refund_of(app: &TestApp, fund: &Value, amount: Option<&str>) -> Value {
     let body = amount.map_or(json!({}), |a| json!({"amount": a}));
     let path = format!("/admin/funds/{}/refunds", fund["fund_id"].as_str().unwrap());
@@ -231,11 +242,8 @@ async fn stray_funds_are_refunded_through_claim_links_once_postgres() {
 async fn reorged_out_refund(backend: &'static str) {
     let wallet = PrivateKeySigner::random();
     let app = refund_app(backend, Some(&wallet), "").await;
-    let (overpaid, _) = two_funds(&app).await;
-    let to = PrivateKeySigner::random().address();
-    let refund = refund_of(&app, &overpaid, None).await;
-    let id = refund["refund"]["refund_id"].as_str().unwrap();
-    assert_eq!(claim(&app, id, &format!("{to:#x}")).await.0, 200);
+    let (id, to) = overpayment_claimed(&app).await;
+    let id = id.as_str();
     assert_eq!(approve(&app, id).await.0, 200);
     // Mined (automine) and seen in its block by the job, not yet deep.
     let started = Instant::now();
@@ -397,11 +405,8 @@ async fn refund_of_at(base: &str, fund: &Value) -> Value {
 /// a key of its own, gives its hash back, and the refund is confirmed by its receipt.
 async fn external_signer(backend: &'static str) {
     let app = refund_app(backend, None, "").await;
-    let (overpaid, _) = two_funds(&app).await;
-    let to = PrivateKeySigner::random().address();
-    let refund = refund_of(&app, &overpaid, None).await;
-    let id = refund["refund"]["refund_id"].as_str().unwrap();
-    assert_eq!(claim(&app, id, &format!("{to:#x}")).await.0, 200);
+    let (id, to) = overpayment_claimed(&app).await;
+    let id = id.as_str();
     let (status, approved) = approve(&app, id).await;
     assert_eq!(status, 200, "{approved}");
     let prepared = &approved["prepared_transaction"];
@@ -521,11 +526,8 @@ async fn a_refund_whose_money_a_reorg_takes_before_it_is_sent_is_cancelled_postg
 async fn confirmed_refund_reorged_out(backend: &'static str) {
     let wallet = PrivateKeySigner::random();
     let app = refund_app(backend, Some(&wallet), "").await;
-    let (overpaid, _) = two_funds(&app).await;
-    let to = PrivateKeySigner::random().address();
-    let refund = refund_of(&app, &overpaid, None).await;
-    let id = refund["refund"]["refund_id"].as_str().unwrap();
-    assert_eq!(claim(&app, id, &format!("{to:#x}")).await.0, 200);
+    let (id, to) = overpayment_claimed(&app).await;
+    let id = id.as_str();
     assert_eq!(approve(&app, id).await.0, 200);
     let first = wait_refund(&app, id, "confirmed").await;
     // The refund's block and everything after it (two confirmations: at most two blocks).
