@@ -76,7 +76,7 @@ pub async fn create(
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct RefundsQuery {
-    /// open, claimed, approved, sent, confirmed or failed.
+    /// open, claimed, approved, sent, refunded or failed.
     pub status: Option<String>,
 }
 
@@ -97,7 +97,7 @@ pub async fn list(
     _: Admin,
     ApiQuery(q): ApiQuery<RefundsQuery>,
 ) -> Result<axum::Json<RefundList>, ApiError> {
-    let known = ["open", "claimed", "approved", "sent", "confirmed", "failed"];
+    let known = ["open", "claimed", "approved", "sent", "refunded", "failed"];
     if let Some(s) = q.status.as_deref().filter(|s| !known.contains(s)) {
         return Err(ApiError::invalid("status", format!("{s:?} is none of {}", known.join(", "))));
     }
@@ -269,7 +269,7 @@ async fn render(
                     "claimed" => "Claimed: waiting for the merchant's approval.",
                     "approved" => "Approved: being sent.",
                     "sent" => "Sent: waiting for confirmations.",
-                    "confirmed" => "Refunded.",
+                    "refunded" => "Refunded.",
                     _ => "This refund could not be sent; the merchant has been told.",
                 }) }
                 @if let Some(to) = &p.to_address { p { "To " code { (to) } } }

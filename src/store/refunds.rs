@@ -1,6 +1,6 @@
 //! Refunds of stray funds: open (a claim link) → claimed (the payer gave an address) →
 //! approved (by the operator, or automatically under the configured amount) → sent (nonce,
-//! signed transaction and hash written before the broadcast) → confirmed at the chain's depth,
+//! signed transaction and hash written before the broadcast) → refunded (confirmed at the chain's depth),
 //! or failed (the transfer reverted; the fund is open again). Each step is a conditional
 //! update from the state before it, so a second claim or approval changes nothing.
 
@@ -21,7 +21,7 @@ pub struct Refund {
     pub amount_base: String,
     /// Its USD value when created (what the limits count).
     pub usd: String,
-    /// open, claimed, approved, sent, confirmed or failed.
+    /// open, claimed, approved, sent, refunded (confirmed at depth) or failed.
     pub status: String,
     /// Where the payer asked it sent.
     pub to_address: Option<String>,
@@ -144,10 +144,10 @@ pub async fn approve<'e>(db: impl AnyExecutor<'e>, refund_id: &str) -> StoreResu
     Ok(done.rows_affected() == 1)
 }
 
-/// USD of refunds approved since `since` (approved, sent, confirmed; not failed).
+/// USD of refunds approved since `since` (approved, sent, refunded; not failed).
 pub async fn approved_usd_since<'e>(db: impl AnyExecutor<'e>, since: i64) -> StoreResult<Vec<String>> {
     Ok(sqlx::query_scalar(
-        "SELECT usd FROM refunds WHERE approved_at >= $1 AND status IN ('approved', 'sent', 'confirmed')",
+        "SELECT usd FROM refunds WHERE approved_at >= $1 AND status IN ('approved', 'sent', 'refunded')",
     )
     .bind(since)
     .fetch_all(db)
@@ -209,16 +209,16 @@ pub async fn set_block<'e>(db: impl AnyExecutor<'e>, refund_id: &str, block: Opt
 /// Refunds confirmed since `since` (by when they were confirmed): a reorg deeper than the
 /// confirmations may still take one.
 pub async fn confirmed_since<'e>(db: impl AnyExecutor<'e>, since: i64) -> StoreResult<Vec<Refund>> {
-    let sql = format!("SELECT {COLUMNS} FROM refunds WHERE status = 'confirmed' AND confirmed_at >= $1");
+    let sql = format!("SELECT {COLUMNS} FROM refunds WHERE status = 'refunded' AND confirmed_at >= $1");
     let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(since).fetch_all(db).await?;
     rows.iter().map(from_row).collect()
 }
 
-/// confirmed → sent again: its block left the chain (the job sends the same bytes again).
+/// refunded → sent again: its block left the chain (the job sends the same bytes again).
 pub async fn unconfirm<'e>(db: impl AnyExecutor<'e>, refund_id: &str) -> StoreResult<bool> {
     let done = sqlx::query(
         "UPDATE refunds SET status = 'sent', block_number = NULL, block_hash = NULL, confirmed_at = NULL, \
-         updated_at = $2 WHERE refund_id = $1 AND status = 'confirmed'",
+         updated_at = $2 WHERE refund_id = $1 AND status = 'refunded'",
     )
     .bind(refund_id)
     .bind(unix_now())
@@ -227,7 +227,7 @@ pub async fn unconfirm<'e>(db: impl AnyExecutor<'e>, refund_id: &str) -> StoreRe
     Ok(done.rows_affected() == 1)
 }
 
-/// sent → confirmed or failed; false when it was not sent.
+/// sent → refunded (confirmed at depth) or failed; false when it was not sent.
 pub async fn settle<'e>(
     db: impl AnyExecutor<'e>,
     refund_id: &str,
@@ -236,11 +236,11 @@ pub async fn settle<'e>(
 ) -> StoreResult<bool> {
     let now = unix_now();
     let done = sqlx::query(
-        "UPDATE refunds SET status = $2, error = $3, confirmed_at = CASE WHEN $2 = 'confirmed' THEN $4 ELSE NULL END, \
+        "UPDATE refunds SET status = $2, error = $3, confirmed_at = CASE WHEN $2 = 'refunded' THEN $4 ELSE NULL END, \
          updated_at = $4 WHERE refund_id = $1 AND status = 'sent'",
     )
     .bind(refund_id)
-    .bind(if confirmed { "confirmed" } else { "failed" })
+    .bind(if confirmed { "refunded" } else { "failed" })
     .bind(error)
     .bind(now)
     .execute(db)

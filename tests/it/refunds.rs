@@ -186,16 +186,20 @@ async fn refunds_through_claim_links(backend: &'static str) {
         .click()
         .await
         .unwrap();
-    crate::console::find(&browser, &format!("#refunds tr[data-refund-id=\"{part_id}\"][data-status=\"approved\"], #refunds tr[data-refund-id=\"{part_id}\"][data-status=\"sent\"], #refunds tr[data-refund-id=\"{part_id}\"][data-status=\"confirmed\"]")).await;
+    crate::console::find(&browser, &format!("#refunds tr[data-refund-id=\"{part_id}\"][data-status=\"approved\"], #refunds tr[data-refund-id=\"{part_id}\"][data-status=\"sent\"], #refunds tr[data-refund-id=\"{part_id}\"][data-status=\"refunded\"]")).await;
     let (status, body) = approve(&app, whole_id).await;
     assert_eq!(status, 409, "{body}");
-    let done_whole = wait_refund(&app, whole_id, "confirmed").await;
-    let done_part = wait_refund(&app, part_id, "confirmed").await;
+    let done_whole = wait_refund(&app, whole_id, "refunded").await;
+    let done_part = wait_refund(&app, part_id, "refunded").await;
     assert_eq!(app.chain.balance_of(usdt(&app), first).await, U256::from(2 * USDT));
     assert_eq!(app.chain.balance_of(usdt(&app), second).await, U256::from(USDT));
     for (fund, done) in [(&overpaid, &done_whole), (&wrong, &done_part)] {
         let listed = funds(&app, "?status=refunded").await;
         let row = listed.iter().find(|f| f["fund_id"] == fund["fund_id"]).unwrap();
+        assert!(
+            done["tx_hash"].as_str().is_some_and(|h| h.len() == 66),
+            "the refund reads refunded with its hash: {done}"
+        );
         assert_eq!(row["refund_tx"], done["tx_hash"], "the fund reads refunded with the transaction");
         assert_eq!(done["from_address"], format!("{:#x}", wallet.address()));
     }
@@ -262,7 +266,7 @@ async fn reorged_out_refund(backend: &'static str) {
         .await
         .unwrap();
     assert_eq!(app.chain.balance_of(usdt(&app), to).await, U256::ZERO, "the reorg took the refund");
-    let done = wait_refund(&app, id, "confirmed").await;
+    let done = wait_refund(&app, id, "refunded").await;
     assert_eq!((&done["tx_hash"], &done["nonce"]), (&sent["tx_hash"], &sent["nonce"]), "the same transaction");
     assert_eq!(app.chain.balance_of(usdt(&app), to).await, U256::from(2 * USDT), "received once");
     let nonce = app.chain.deployer.get_transaction_count(wallet.address()).await.unwrap();
@@ -361,7 +365,7 @@ async fn sigkill_after_sending(backend: &'static str) {
             .fetch_one(app.db.store.pool())
             .await
             .unwrap();
-        if status == "confirmed" {
+        if status == "refunded" {
             break;
         }
         assert!(started.elapsed() < Duration::from_secs(30), "never confirmed after the restart: {status}");
@@ -425,7 +429,7 @@ async fn external_signer(backend: &'static str) {
     let (status, body) =
         admin(&app, reqwest::Method::POST, &format!("/admin/refunds/{id}/sent"), Some(json!({"tx_hash": hash}))).await;
     assert_eq!(status, 200, "{body}");
-    let done = wait_refund(&app, id, "confirmed").await;
+    let done = wait_refund(&app, id, "refunded").await;
     assert_eq!(done["tx_hash"], hash);
     assert_eq!(app.chain.balance_of(usdt(&app), to).await, U256::from(2 * USDT));
     app.stop().await;
@@ -453,7 +457,7 @@ async fn auto_approval(backend: &'static str) {
     let (status, claimed) = claim(&app, id, &format!("{to:#x}")).await;
     assert_eq!(status, 200, "{claimed}");
     assert_ne!(claimed["status"], "claimed", "1.5 USD is under 1.8: approved at once");
-    wait_refund(&app, id, "confirmed").await;
+    wait_refund(&app, id, "refunded").await;
     assert_eq!(app.chain.balance_of(usdt(&app), to).await, U256::from(3 * USDT / 2));
     let big = refund_of(&app, &overpaid, None).await;
     assert_eq!(big["refund"]["usd"], "2");
@@ -529,7 +533,7 @@ async fn confirmed_refund_reorged_out(backend: &'static str) {
     let (id, to) = overpayment_claimed(&app).await;
     let id = id.as_str();
     assert_eq!(approve(&app, id).await.0, 200);
-    let first = wait_refund(&app, id, "confirmed").await;
+    let first = wait_refund(&app, id, "refunded").await;
     // The refund's block and everything after it (two confirmations: at most two blocks).
     let head = app.chain.deployer.get_block_number().await.unwrap();
     let depth = head - first["block_number"].as_u64().unwrap() + 1;
@@ -544,7 +548,7 @@ async fn confirmed_refund_reorged_out(backend: &'static str) {
         assert!(started.elapsed() < Duration::from_secs(20), "the refund was never sent again");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let again = wait_refund(&app, id, "confirmed").await;
+    let again = wait_refund(&app, id, "refunded").await;
     assert_eq!((&again["tx_hash"], &again["nonce"]), (&first["tx_hash"], &first["nonce"]), "the same transaction");
     assert_eq!(app.chain.balance_of(usdt(&app), to).await, U256::from(2 * USDT), "received once");
     app.stop().await;

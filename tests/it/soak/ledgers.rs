@@ -24,7 +24,7 @@ pub async fn check(soak: &mut Soak, last: bool) -> Result<(), Violation> {
 }
 
 /// Refunds sent by paywatch: once every approved one is settled (blocks mined for its depth),
-/// each confirmed refund's address holds exactly its amount (each address is used once) and
+/// each refund that reads refunded: its address holds exactly its amount (each address is used once) and
 /// its fund carries its hash, an unsent one's holds nothing, and on each chain the refund
 /// wallet sent exactly one transaction per recorded intent (its nonce count).
 async fn refunds(soak: &mut Soak) -> Result<(), Violation> {
@@ -51,7 +51,7 @@ async fn refunds(soak: &mut Soak) -> Result<(), Violation> {
         .map(|r| (r.get("fund_id"), r.get("refund_tx")))
         .collect();
     let mut intents: BTreeMap<u64, u64> = BTreeMap::new();
-    let mut confirmed = 0;
+    let mut refunded = 0;
     for r in rows(soak, "SELECT refund_id, fund_id, chain_id, token_address, to_address, amount_base, status, tx_hash, nonce FROM refunds").await {
         let chain_id = r.get::<i64, _>("chain_id") as u64;
         let Some((_, chain)) = chains.iter().find(|(id, _)| *id == chain_id) else { continue };
@@ -59,17 +59,17 @@ async fn refunds(soak: &mut Soak) -> Result<(), Violation> {
         let status: String = r.get("status");
         let amount = u256(&r.get::<String, _>("amount_base"));
         let holds = chain.balance_of(r.get::<String, _>("token_address").parse().unwrap(), to.parse().unwrap()).await;
-        let expected = if status == "confirmed" { amount } else { U256::ZERO };
+        let expected = if status == "refunded" { amount } else { U256::ZERO };
         let tx_hash: Option<String> = r.get("tx_hash");
         let fund_id: String = r.get("fund_id");
         let refund_id: String = r.get("refund_id");
-        if holds != expected || (status == "confirmed" && funds.get(&fund_id).cloned().flatten() != tx_hash) {
+        if holds != expected || (status == "refunded" && funds.get(&fund_id).cloned().flatten() != tx_hash) {
             return violation(
-                "refunds: each confirmed refund reached its payer once, and only those",
+                "refunds: each refund that reads refunded reached its payer once, and only those",
                 format!("refund {refund_id} ({status}, {amount}) to {to} on {chain_id}: holds {holds}; fund {fund_id} {:?}, tx {tx_hash:?}", funds.get(&fund_id)),
             );
         }
-        confirmed += usize::from(status == "confirmed");
+        refunded += usize::from(status == "refunded");
         if r.get::<Option<i64>, _>("nonce").is_some() {
             *intents.entry(chain_id).or_default() += 1;
         }
@@ -85,7 +85,7 @@ async fn refunds(soak: &mut Soak) -> Result<(), Violation> {
             );
         }
     }
-    soak.counts.insert("audit: refunds confirmed (at the latest audit)".into(), confirmed as u64);
+    soak.counts.insert("audit: refunds refunded on chain (at the latest audit)".into(), refunded as u64);
     Ok(())
 }
 
