@@ -286,10 +286,13 @@ impl Soak {
                             Err(e) => format!("no answer: {e}"),
                         });
                     }
+                    // And who holds the chain's lease (PostgreSQL): a holder that does not
+                    // watch differs from a watcher that cannot move.
+                    let holder = paywatch::chain::leader::holder(&self.app.db.store, chain_id).await;
                     return Err(Violation {
                         invariant: "a watcher keeps up (the books can be audited)",
                         detail: format!(
-                            "chain {chain_id} stuck at {cursor:?}, head {} {}; /readyz: {said:?}",
+                            "chain {chain_id} stuck at {cursor:?}, head {} {}; lease holder {holder:?}; /readyz: {said:?}",
                             head.number, head.hash
                         ),
                     });
