@@ -34,7 +34,8 @@ pub fn bloom_holds(bloom: &Bloom, address: &Address, topics: &[B256]) -> bool {
 }
 
 /// One batch's answer: the logs of `from..=to` and the headers of both ends (None where the
-/// node that answered does not have the block).
+/// node that answered does not have the block). A `window` was asked without its first header
+/// on purpose: it is believed as a window above the cursor, which it cannot be linked to.
 #[derive(Debug, Clone)]
 pub struct TiedLook {
     pub from: u64,
@@ -42,14 +43,15 @@ pub struct TiedLook {
     pub logs: Vec<Log>,
     pub first: Option<BlockHead>,
     pub last: Option<BlockHead>,
+    pub window: bool,
 }
 
 /// A believed answer: the logs of the range (those that cannot be in their block dropped and
-/// counted) and the headers of its ends.
+/// counted) and the headers of its ends (no first one for a window).
 #[derive(Debug, Clone)]
 pub struct Believed {
     pub logs: Vec<Log>,
-    pub first: BlockHead,
+    pub first: Option<BlockHead>,
     pub last: BlockHead,
     pub removed: usize,
     pub outside_bloom: usize,
@@ -72,17 +74,24 @@ pub enum Verdict {
 const TRANSFER: B256 = alloy::primitives::b256!("ddf252ad1be2c89b69c2b068fc378daa952ba7f163c4a11628f55a4df523b3ef");
 
 /// Judges a tied look against the cursor's hash (None before the first step) and the head
-/// read this step (its hash must be the range's last block's when the range ends there).
+/// read this step (its hash must be the range's last block's when the range ends there). A
+/// window is judged by every rule but the link to the cursor.
 /// `tokens` are the contracts asked for: a last block whose bloom may hold one of their
 /// Transfers, with no log of it in the answer, is a node still indexing its newest block.
 pub fn verify(look: TiedLook, cursor: Option<B256>, head: &BlockHead, tokens: &[Address]) -> Verdict {
-    let (Some(first), Some(last)) = (look.first, look.last) else { return Verdict::NotKnown(look.to) };
+    let Some(last) = look.last else { return Verdict::NotKnown(look.to) };
+    if look.first.is_none() && !look.window {
+        return Verdict::NotKnown(look.to);
+    }
     if last.number == head.number && last.hash != head.hash {
         return Verdict::Retry("the chain moved while reading");
     }
-    if cursor.is_some_and(|c| c != first.parent) {
+    if let (Some(c), Some(first)) = (cursor, look.first)
+        && c != first.parent
+    {
         return Verdict::Unlinked;
     }
+    let first = look.first;
     let (mut removed, mut outside_bloom) = (0, 0);
     let mut logs = Vec::with_capacity(look.logs.len());
     for log in look.logs {
@@ -97,7 +106,7 @@ pub fn verify(look: TiedLook, cursor: Option<B256>, head: &BlockHead, tokens: &[
         if n < look.from || n > look.to {
             return Verdict::Retry("logs outside the asked range");
         }
-        let end = [first, last].into_iter().find(|h| h.number == n);
+        let end = [first, Some(last)].into_iter().flatten().find(|h| h.number == n);
         if let Some(end) = end {
             if end.hash != hash {
                 return Verdict::Retry("logs from another fork than the headers");
@@ -152,7 +161,7 @@ mod tests {
     }
 
     fn look(from: u64, to: u64, logs: Vec<Log>, bloom: Bloom) -> TiedLook {
-        TiedLook { from, to, logs, first: Some(head(from, bloom)), last: Some(head(to, bloom)) }
+        TiedLook { from, to, logs, first: Some(head(from, bloom)), last: Some(head(to, bloom)), window: false }
     }
 
     #[test]
@@ -193,6 +202,28 @@ mod tests {
         assert!(matches!(verify(answer(), Some(B256::repeat_byte(9)), &moved, &[token]), Verdict::Retry(_)));
         assert!(matches!(verify(answer(), Some(B256::repeat_byte(9)), &tip, &[token]), Verdict::Trusted(_)));
         assert!(matches!(verify(answer(), None, &tip, &[token]), Verdict::Trusted(_)), "the first step has no cursor");
+    }
+
+    #[test]
+    fn a_window_is_judged_by_every_rule_but_the_link() {
+        let token = Address::repeat_byte(7);
+        let tip = head(12, bloom_of(token));
+        let window = |logs| TiedLook { first: None, window: true, ..look(10, 12, logs, bloom_of(token)) };
+        // Not linked to the cursor (any cursor), yet believed: a node that has the head served it.
+        let Verdict::Trusted(b) =
+            verify(window(vec![log(token, 11), log(token, 12)]), Some(B256::ZERO), &tip, &[token])
+        else {
+            panic!("a window from a node that has its last block is believed")
+        };
+        assert_eq!((b.first, b.logs.len()), (None, 2));
+        // Its other rules hold: the last block's bloom, the last block being the head read.
+        assert!(matches!(verify(window(vec![log(token, 11)]), None, &tip, &[token]), Verdict::Retry(_)));
+        let mut moved = tip;
+        moved.hash = B256::repeat_byte(0xee);
+        assert!(matches!(verify(window(vec![log(token, 12)]), None, &moved, &[token]), Verdict::Retry(_)));
+        // A look that lacks its first header without being a window says nothing.
+        let headless = TiedLook { first: None, ..look(10, 12, vec![log(token, 12)], bloom_of(token)) };
+        assert!(matches!(verify(headless, None, &tip, &[token]), Verdict::NotKnown(12)));
     }
 
     #[test]

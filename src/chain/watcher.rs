@@ -76,6 +76,9 @@ pub struct Watcher {
     /// The last step reached the head (the next poll may ask for the new blocks' logs with
     /// the head).
     following: bool,
+    /// The last commit recorded a window above the cursor (seen transfers, the cursor kept):
+    /// the next poll links its range to the cursor.
+    window_open: bool,
     /// The configured factory and treasury: the factory's own treasury must be this one.
     deposits: Option<crate::config::DepositsConfig>,
     /// The last head read, and the chain's seconds per block seen between heads.
@@ -173,6 +176,7 @@ impl Watcher {
             prefetched: None,
             catch_up_log: Default::default(),
             following: false,
+            window_open: false,
             deposits: config.deposits.clone(),
             last_head: None,
             block_secs: None,
@@ -375,7 +379,10 @@ impl Watcher {
         // A failed read is an error, never "no cursor": that would restart from start_block.
         let stored = cursor::get(self.store.pool(), self.rules.chain_id).await.context("reading the cursor")?;
         let (head, quick) = match stored.filter(|c| self.next_block_due(c)) {
-            Some(c) => self.read_head_with_logs(c.block_number + 1, self.blocks_due(&c) > 1).await?,
+            // The first new block's header only when it links this poll (see `quick_look`).
+            Some(c) => {
+                self.read_head_with_logs(c.block_number + 1, self.window_open && self.blocks_due(&c) > 1).await?
+            }
             None => (self.read_head().await?, None),
         };
         let (from, to) = match self.plan(&head, stored).await? {
@@ -404,7 +411,7 @@ impl Watcher {
                 }
             },
         };
-        let to = look.to;
+        let (from, to) = (look.from, look.to);
         let (logs, first, last) = match verify(look, stored.map(|c| c.block_hash), &head, &self.tokens) {
             Verdict::Trusted(believed) => {
                 let Believed { logs, first, last, removed, outside_bloom } = *believed;
@@ -433,7 +440,7 @@ impl Watcher {
         };
         self.range.grow();
         self.prefetch_next(last.number, head.number);
-        let progress = self.commit(stored, head.number, first, last, logs).await?;
+        let progress = self.commit(stored, head.number, from, first, last, logs).await?;
         // At the head: the next poll may ask for the new blocks' logs with the head.
         self.following = matches!(progress, Progress::CaughtUp);
         Ok(progress)
@@ -502,15 +509,31 @@ impl Watcher {
     }
 
     /// The look at `from..=head` made of the logs asked with the head: its first block is the
-    /// head itself, the header that came in the same batch, or (the pace said one block but
-    /// more came) that header asked now, from a node that has it since it has the head.
+    /// head itself (one block came), or the header that came in the same batch. Without one it
+    /// is a window: believed as the head's node's blocks above the cursor, recorded as seen,
+    /// never credited, the cursor kept, and the next poll's range (from the same cursor, with
+    /// its first header) links it and judges it again. So only every other poll pays for the
+    /// link when several blocks come per poll. After a window, a link is due: the header is
+    /// asked now, from a node that has it since it has the head.
     async fn quick_look(&self, from: u64, head: &BlockHead, q: Quick) -> anyhow::Result<Option<TiedLook>> {
         let first = match q.first {
             _ if from == head.number => Some(*head),
             Some(first) if first.number == from => Some(first),
+            _ if !self.window_open => {
+                let window =
+                    TiedLook { from, to: head.number, logs: q.logs, first: None, last: Some(*head), window: true };
+                return Ok(Some(window));
+            }
             _ => self.header(from).await?,
         };
-        Ok(first.map(|first| TiedLook { from, to: head.number, logs: q.logs, first: Some(first), last: Some(*head) }))
+        Ok(first.map(|first| TiedLook {
+            from,
+            to: head.number,
+            logs: q.logs,
+            first: Some(first),
+            last: Some(*head),
+            window: false,
+        }))
     }
 
     async fn record_head(&mut self, head: &BlockHead) -> Result<(), StepError> {
@@ -596,35 +619,55 @@ impl Watcher {
 
     /// Matches the believed logs to orders, stamps each with its block's time and commits
     /// them with the cursor at `last`. Confirmations count from `last`, a block a node served
-    /// with its logs, never from the head number alone.
+    /// with its logs, never from the head number alone. A window (no `first`: not linked to
+    /// the cursor) records its transfers as seen and nothing more. Either way the answer is
+    /// the whole of `from..=last`: a transfer an earlier window recorded there that it lacks
+    /// is removed (and its order recomputed).
     async fn commit(
         &mut self,
         stored: Option<cursor::Cursor>,
         head: u64,
-        first: BlockHead,
+        from: u64,
+        first: Option<BlockHead>,
         last: BlockHead,
         logs: Vec<Log>,
     ) -> Result<Progress, StepError> {
-        let (from, to) = (first.number, last.number);
+        let to = last.number;
+        let linked = first.is_some();
         metrics::counter!(crate::telemetry::LOGS_SCANNED).increment(logs.len() as u64);
+        let answered = credit::Answered {
+            from,
+            to,
+            logs: logs.iter().filter_map(|l| Some((l.transaction_hash?, l.log_index?, l.block_hash?))).collect(),
+        };
         // Refreshed after the logs were fetched: any order whose address is paid in these logs
         // was committed before the payment was mined, so it is in the index now.
         self.index.refresh(&self.store, self.status.processed_time()).await?;
         let mut transfers = self.matching_transfers(&logs).await?;
-        let known: HashMap<u64, BlockHead> = [(from, first), (to, last)].into();
+        let known: HashMap<u64, BlockHead> = first.into_iter().chain([last]).map(|h| (h.number, h)).collect();
         match self.stamp_times(&mut transfers, known).await? {
             Stamped::All => {}
             Stamped::Missing => return Ok(Progress::Retry("a transfer's block is not served yet".into())),
         }
-        let step = Step {
-            from_cursor: stored,
-            transfers,
-            confirm_up_to: self.confirmed_block(self.confirmations, to).await?.map(|b| b.min(to)),
-            confirm_large_up_to: self.confirmed_large(to).await?.map(|b| b.min(to)),
-            cursor: Some(cursor::Cursor { block_number: to, block_hash: last.hash, block_time: last.time }),
-            blocks: [first, last].iter().map(link).collect(),
-            forget_blocks_below: to.saturating_sub(MAX_REORG_DEPTH),
-            at: self.chain_now(),
+        let step = match first {
+            Some(first) => Step {
+                from_cursor: stored,
+                transfers,
+                confirm_up_to: self.confirmed_block(self.confirmations, to).await?.map(|b| b.min(to)),
+                confirm_large_up_to: self.confirmed_large(to).await?.map(|b| b.min(to)),
+                cursor: Some(cursor::Cursor { block_number: to, block_hash: last.hash, block_time: last.time }),
+                blocks: [first, last].iter().map(link).collect(),
+                forget_blocks_below: to.saturating_sub(MAX_REORG_DEPTH),
+                at: self.chain_now(),
+                answered: Some(answered),
+            },
+            None => Step {
+                from_cursor: stored,
+                transfers,
+                at: self.chain_now(),
+                answered: Some(answered),
+                ..Default::default()
+            },
         };
         let mut tx = self.store.begin().await?;
         let outcome = match credit::commit_step(&mut tx, &self.rules, &step).await {
@@ -636,8 +679,26 @@ impl Watcher {
         };
         tx.commit().await.context("committing the step")?;
         self.status.committed();
-        self.status.set_processed(to);
-        self.status.set_processed_time(last.time);
+        self.window_open = !linked;
+        if linked {
+            self.status.set_processed(to);
+            self.status.set_processed_time(last.time);
+        }
+        if !outcome.removed.is_empty() {
+            let deep: Vec<_> =
+                outcome.removed.iter().filter(|r| r.confirmed).map(|r| (&r.order_id, &r.tx_hash)).collect();
+            tracing::warn!(
+                chain = self.name,
+                from,
+                to,
+                removed = outcome.removed.len(),
+                reversed = ?outcome.reversed,
+                "transfers recorded in a window left the chain before it was linked"
+            );
+            if !deep.is_empty() {
+                tracing::error!(removed = ?deep, "reorg deeper than the confirmations: confirmed transfers left the canonical chain");
+            }
+        }
         metrics::counter!(crate::telemetry::TRANSFERS_MATCHED).increment(outcome.recorded as u64);
         crate::telemetry::payments_credited("token", outcome.paid.len());
         if outcome.recorded > 0 || !outcome.paid.is_empty() {
@@ -927,7 +988,7 @@ async fn tied_look(
         let logs = provider.get_logs(&filter).await?;
         let first = header_of(from, provider.get_block_by_number(BlockNumberOrTag::Number(from)).await?);
         let last = header_of(to, provider.get_block_by_number(BlockNumberOrTag::Number(to)).await?);
-        return Ok(TiedLook { from, to, logs, first, last });
+        return Ok(TiedLook { from, to, logs, first, last, window: false });
     }
     // Headers first: a node answering a batch in order, and so having `to` when it answers
     // its header, has it when it answers the logs after it (a head only moves up).
@@ -947,7 +1008,7 @@ async fn tied_look(
         None => first,
     };
     let logs = logs.await.context("eth_getLogs")?;
-    Ok(TiedLook { from, to, logs, first, last })
+    Ok(TiedLook { from, to, logs, first, last, window: false })
 }
 
 fn head_of(number: u64, h: &alloy::rpc::types::Header) -> BlockHead {

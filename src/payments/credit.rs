@@ -81,6 +81,17 @@ pub struct Step {
     pub forget_blocks_below: u64,
     /// The time used to judge expiry (unix seconds).
     pub at: i64,
+    /// The range this step's answer covers whole, with every log it held: stored transfers in
+    /// it that the answer lacks left the chain (a window recorded above the cursor, read again).
+    pub answered: Option<Answered>,
+}
+
+/// A believed answer's range and its logs by (tx hash, log index, block hash).
+#[derive(Debug, Clone, Default)]
+pub struct Answered {
+    pub from: u64,
+    pub to: u64,
+    pub logs: Vec<(B256, u64, B256)>,
 }
 
 /// Orders whose state changed, and whether they became paid (or stopped being paid).
@@ -89,6 +100,8 @@ pub struct Outcome {
     pub recorded: usize,
     pub paid: Vec<String>,
     pub reversed: Vec<String>,
+    /// Stored transfers the step's answer no longer held (deleted; their orders recomputed).
+    pub removed: Vec<transfers::Stale>,
 }
 
 /// What recomputing one order did.
@@ -108,9 +121,15 @@ pub async fn commit_step(tx: &mut Tx, rules: &Rules, step: &Step) -> StoreResult
     if let Some(block) = step.confirm_up_to {
         due.extend(transfers::orders_seen_up_to(tx, rules.chain_id, block).await?);
     }
+    let stale = match &step.answered {
+        Some(a) => transfers::stale_in(tx, rules.chain_id, (a.from, a.to), &a.logs).await?,
+        None => Vec::new(),
+    };
+    due.extend(stale.iter().filter_map(|s| s.order_id.clone()));
     orders::lock_all(tx, &due).await?;
-    let mut touched = BTreeSet::new();
-    let mut outcome = Outcome::default();
+    let mut touched: BTreeSet<String> = stale.iter().filter_map(|s| s.order_id.clone()).collect();
+    transfers::remove(tx, rules.chain_id, &stale).await?;
+    let mut outcome = Outcome { removed: stale, ..Outcome::default() };
     for t in &step.transfers {
         if transfers::insert_seen(&mut **tx, t).await? {
             outcome.recorded += 1;

@@ -163,6 +163,64 @@ pub async fn orders_seen_up_to(db: &mut AnyConnection, chain_id: u64, block: u64
     Ok(orders.into_iter().flatten().collect())
 }
 
+/// A stored transfer a later answer for its block range no longer holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stale {
+    pub tx_hash: String,
+    pub log_index: i64,
+    pub order_id: Option<String>,
+    pub confirmed: bool,
+}
+
+/// The transfers stored in `from..=to` that are not among `kept` (tx hash, log index, block
+/// hash): read again, that range no longer holds them there. Only a window recorded above the
+/// cursor (see `chain::watcher`) leaves rows for a later answer to judge; without such rows
+/// this is one empty index range scan.
+pub async fn stale_in(
+    db: &mut AnyConnection,
+    chain_id: u64,
+    (from, to): (u64, u64),
+    kept: &[(B256, u64, B256)],
+) -> StoreResult<Vec<Stale>> {
+    let rows = sqlx::query(
+        "SELECT tx_hash, log_index, block_hash, order_id, state FROM chain_transfers \
+         WHERE chain_id = $1 AND block_number >= $2 AND block_number <= $3",
+    )
+    .bind(chain_id as i64)
+    .bind(from as i64)
+    .bind(to as i64)
+    .fetch_all(&mut *db)
+    .await?;
+    if rows.is_empty() {
+        return Ok(Vec::new());
+    }
+    let kept: std::collections::HashSet<&(B256, u64, B256)> = kept.iter().collect();
+    let mut stale = Vec::new();
+    for r in rows {
+        let (tx_hash, log_index): (String, i64) = (r.try_get("tx_hash")?, r.try_get("log_index")?);
+        let key =
+            (parsed(&r, "chain_transfers", "tx_hash")?, log_index as u64, parsed(&r, "chain_transfers", "block_hash")?);
+        if !kept.contains(&key) {
+            let state: String = r.try_get("state")?;
+            stale.push(Stale { tx_hash, log_index, order_id: r.try_get("order_id")?, confirmed: state == "confirmed" });
+        }
+    }
+    Ok(stale)
+}
+
+/// Deletes the stale transfers (their orders are recomputed by the caller).
+pub async fn remove(db: &mut AnyConnection, chain_id: u64, stale: &[Stale]) -> StoreResult<()> {
+    for s in stale {
+        sqlx::query("DELETE FROM chain_transfers WHERE chain_id = $1 AND tx_hash = $2 AND log_index = $3")
+            .bind(chain_id as i64)
+            .bind(&s.tx_hash)
+            .bind(s.log_index)
+            .execute(&mut *db)
+            .await?;
+    }
+    Ok(())
+}
+
 /// After a reorg: every transfer above `block` left the canonical chain, seen or confirmed,
 /// and is deleted (what stays on the new chain is read again). Returns the orders they
 /// belonged to and, of those, the (order id, tx hash) of confirmed ones: payments that may

@@ -760,13 +760,7 @@ async fn a_reorg_between_two_polls_is_seen_by_the_heads_batch() {
     // blocks due by the pace and asks for their logs with the head (a precondition of the
     // path under test, not a wait for a result).
     tokio::time::sleep(Duration::from_millis(2_200)).await;
-    let payer: Address = accounts::PAYER_KEY.parse::<PrivateKeySigner>().unwrap().address();
-    let call = paywatch::chain::contracts::IERC20::transferCall { to: address_in, value: owed_in };
-    let tx = alloy::rpc::types::TransactionRequest::default()
-        .from(payer)
-        .to(app.chain.token(Token::UsdtErc20))
-        .input(alloy::sol_types::SolCall::abi_encode(&call).into());
-    let put = alloy::rpc::types::anvil::TransactionData::JSON(tx);
+    let put = alloy::rpc::types::anvil::TransactionData::JSON(payer_usdt_transfer(&app, address_in, owed_in));
     app.chain.deployer.anvil_reorg(ReorgOptions { depth: 2, tx_block_pairs: vec![(put, 0)] }).await.unwrap();
     app.mine(3).await;
     app.mine(8).await;
@@ -776,6 +770,88 @@ async fn a_reorg_between_two_polls_is_seen_by_the_heads_batch() {
     assert_eq!(order["status"], "awaiting_payment", "the payment taken out by the reorg counts for nothing: {order:#}");
     assert_eq!(order["payments"].as_array().map(Vec::len), Some(0), "{order:#}");
     app.stop().await;
+}
+
+/// With several blocks per poll, every other poll records its blocks as a window above the
+/// cursor (seen, never credited; the link to the cursor is the next poll's). A reorg after the
+/// window and before its link, above the cursor, takes a payment the window recorded: the
+/// linked read of the same blocks must remove it. Kept, it would be confirmed at depth: a
+/// payment credited that is not on the chain.
+async fn a_window_a_reorg_changes_before_its_link(backend: &'static str) {
+    let app = spawn_app(Options { backend, confirmations: 3, poll_interval_ms: 1_000, ..Default::default() }).await;
+    let (_, order_id, address, owed) = app.create_crypto_app("USDT_ERC20", 1).await;
+    for _ in 0..4 {
+        app.mine(1).await;
+        wait_processed(&app, 20).await;
+    }
+    // As in the test above: whole seconds of the chain's clock pass after the head was read, so
+    // the next poll finds several blocks due by the pace (a precondition, not a wait for a result).
+    tokio::time::sleep(Duration::from_millis(2_200)).await;
+    // The payment and three more blocks at once: no poll can read the payment's block alone.
+    let tx = payer_usdt_transfer(&app, address, owed);
+    app.chain.deployer.anvil_set_auto_mine(false).await.unwrap();
+    let _: alloy::primitives::B256 = app.chain.deployer.raw_request("eth_sendTransaction".into(), (tx,)).await.unwrap();
+    app.chain.deployer.anvil_mine(Some(4), None).await.unwrap();
+    app.chain.deployer.anvil_set_auto_mine(true).await.unwrap();
+    let store = &app.db.store;
+    let chain_id = paywatch::devnet::CHAIN_ID;
+    let started = Instant::now();
+    let (recorded_at, cursor) = loop {
+        let row: Option<i64> = sqlx::query_scalar("SELECT block_number FROM chain_transfers WHERE order_id = $1")
+            .bind(&order_id)
+            .fetch_optional(store.pool())
+            .await
+            .unwrap();
+        let cursor = paywatch::store::cursor::get(store.pool(), chain_id).await.unwrap().unwrap();
+        if let Some(n) = row {
+            assert!(
+                n as u64 > cursor.block_number,
+                "the payment was linked at once, not recorded in a window (cursor {})",
+                cursor.block_number
+            );
+            break (n as u64, cursor.block_number);
+        }
+        assert!(started.elapsed() < Duration::from_secs(10), "the payment was never recorded");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let head = app.head().await;
+    // Every block from the payment's up, replaced by empty ones; the cursor's block stays.
+    let depth = head - recorded_at + 1;
+    assert!(head - depth >= cursor, "the reorg stays above the cursor");
+    app.chain.deployer.anvil_reorg(ReorgOptions { depth, tx_block_pairs: vec![] }).await.unwrap();
+    app.mine(6).await;
+    wait_processed(&app, 20).await;
+    let order = app.order(&order_id).await;
+    assert_eq!(order["status"], "awaiting_payment", "a payment the reorg took counts for nothing: {order:#}");
+    assert_eq!(order["payments"].as_array().map(Vec::len), Some(0), "{order:#}");
+    let rows: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM chain_transfers WHERE order_id = $1")
+        .bind(&order_id)
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
+    assert_eq!(rows, 0, "the window's transfer was removed when its blocks were read again");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_window_a_reorg_changes_before_its_link_credits_nothing_sqlite() {
+    a_window_a_reorg_changes_before_its_link("sqlite").await;
+}
+
+#[tokio::test]
+async fn a_window_a_reorg_changes_before_its_link_credits_nothing_postgres() {
+    a_window_a_reorg_changes_before_its_link("postgres").await;
+}
+
+/// The payer's USDT transfer as a transaction anvil signs for it (the payer's account is
+/// unlocked): for a reorg to put in, or a block mined with others.
+fn payer_usdt_transfer(app: &TestApp, to: Address, value: U256) -> alloy::rpc::types::TransactionRequest {
+    let payer: Address = accounts::PAYER_KEY.parse::<PrivateKeySigner>().unwrap().address();
+    let call = paywatch::chain::contracts::IERC20::transferCall { to, value };
+    alloy::rpc::types::TransactionRequest::default()
+        .from(payer)
+        .to(app.chain.token(Token::UsdtErc20))
+        .input(alloy::sol_types::SolCall::abi_encode(&call).into())
 }
 
 /// A step commits only onto the cursor it was read from. A process whose lease was lost (its
