@@ -3,6 +3,7 @@ FROM rust:1.95-bookworm AS build
 WORKDIR /src
 COPY Cargo.toml Cargo.lock rustfmt.toml ./
 COPY src src
+COPY crates crates
 COPY migrations migrations
 COPY contracts/out contracts/out
 RUN cargo build --release --locked --bin paywatch

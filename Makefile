@@ -1,6 +1,6 @@
 # paywatch: `make run` for the devnet demo, `make test` for the whole suite.
-# Both install what they need: anvil (npm, pinned in tools/), and for tests PostgreSQL and
-# headless Chromium (Debian's packages) when absent.
+# Both install what they need: anvil (npm, pinned in tools/), and for tests PostgreSQL,
+# headless Chromium and nginx (Debian's packages) when absent.
 
 TOOLS := $(CURDIR)/tools
 ANVIL := $(TOOLS)/node_modules/.bin/anvil
@@ -8,15 +8,25 @@ CARGO ?= cargo
 export ANVIL_BIN := $(ANVIL)
 export PAYWATCH_TEST_POSTGRES ?= postgres://postgres@127.0.0.1:5432/postgres
 
-.PHONY: run test soak bench bench-scale tools pytools postgres chromium contracts lint clean
+.PHONY: run test sim mutants soak bench bench-scale tools pytools postgres chromium nginx contracts lint clean
 
 ## Builds paywatch and runs the devnet demo (anvil + contracts + API on :8080).
 run: tools
 	$(CARGO) run --locked -- devnet --dir .devnet
 
 ## Every test, on SQLite and on PostgreSQL, against a real anvil (and headless Chromium).
-test: tools pytools postgres chromium
+test: tools pytools postgres chromium nginx
 	./scripts/test.sh
+
+## The deterministic simulator of the watcher (tests/sim): SIM_SEEDS seeds (default 10,000),
+## SIM_FIRST_SEED to start elsewhere, SIM_SEED to replay one. `make test` runs a short pass.
+sim:
+	SIM_SEEDS=$${SIM_SEEDS:-10000} $(CARGO) test --release --locked --test sim -- --nocapture
+
+## cargo-mutants over the pure core (crates/core) against its unit tests (installs it when absent).
+mutants:
+	command -v cargo-mutants >/dev/null || $(CARGO) install --locked cargo-mutants
+	$(CARGO) mutants --package paywatch-core --timeout 120
 
 ## The soak (tests/it/soak): a random workload with faults, the books audited against the chain.
 ## SOAK_SECS per backend (default 600), PAYWATCH_SOAK_SEED to replay, SOAK_BACKEND=sqlite|postgres
@@ -48,7 +58,10 @@ postgres:
 	./scripts/ensure-postgres.sh
 
 chromium:
-	./scripts/ensure-chromium.sh
+	./scripts/ensure-debian.sh "chromium chromedriver" "chromium chromium-driver"
+
+nginx:
+	./scripts/ensure-debian.sh "nginx" "nginx"
 
 ## schemathesis and openapi-spec-validator (PyPI, pinned in tools/requirements.txt).
 pytools:
@@ -60,7 +73,7 @@ contracts: tools
 
 lint:
 	$(CARGO) fmt --all -- --check
-	$(CARGO) clippy --locked --all-targets -- -D warnings
+	$(CARGO) clippy --locked --workspace --all-targets -- -D warnings
 
 clean:
 	rm -rf target .devnet

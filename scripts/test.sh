@@ -8,7 +8,7 @@ status=0
 # anvil processes already running (another suite, a devnet) are not this suite's.
 anvils() { pgrep -f 'anvil( |$)' | sort || true; }
 before=$(anvils)
-cargo test --locked --lib --tests "$@" 2>&1 | tee "$log" || status=$?
+cargo test --locked --workspace --lib --tests "$@" 2>&1 | tee "$log" || status=$?
 passed=$(grep -oE 'test result: [a-zA-Z]+\. [0-9]+ passed' "$log" | grep -oE '[0-9]+ passed' | awk '{s+=$1} END {print s+0}')
 failed=$(grep -oE '; [0-9]+ failed' "$log" | grep -oE '[0-9]+' | awk '{s+=$1} END {print s+0}')
 echo

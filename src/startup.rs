@@ -12,11 +12,11 @@ use tokio_util::sync::CancellationToken;
 use crate::api::{self, AppState};
 use crate::chain::rpc;
 use crate::chain::status::Chains;
-use crate::chain::watcher::Watcher;
 use crate::config::{CardProcessorKind, Config};
 use crate::jobs;
 use crate::payments::cards::{CardProcessor, Sandbox};
 use crate::store::Store;
+use crate::watcher::Watcher;
 
 /// Connects the store and migrates it.
 pub async fn connect_store(config: &Config) -> anyhow::Result<Store> {
@@ -67,6 +67,7 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
         keys: Arc::default(),
         shutdown: shutdown.clone(),
         trusted_proxies: Arc::new(config.server.trusted_proxy_nets()),
+        forwarded_header: config.server.forwarded_header,
         auth_throttle: Arc::default(),
     };
     let addr = listener.local_addr()?;

@@ -60,7 +60,10 @@ pub fn handle() -> &'static PrometheusHandle {
 fn register_descriptions() {
     metrics::describe_counter!(LOGS_SCANNED, "ERC20 Transfer logs read from the node");
     metrics::describe_counter!(TRANSFERS_MATCHED, "Transfers to a deposit address, recorded");
-    metrics::describe_counter!(UNTRUSTED_ANSWERS, "getLogs answers from a node without the range's last block");
+    metrics::describe_counter!(
+        UNTRUSTED_ANSWERS,
+        "getLogs answers that did not prove every block asked (a block whose bloom may hold a transfer without its logs)"
+    );
     metrics::describe_counter!(REFUSED_LOGS, "Logs refused: removed, or not in their block's bloom");
     metrics::describe_counter!(PAYMENTS_CREDITED, "Orders paid in full, by pay method");
     metrics::describe_counter!(WEBHOOK_DELIVERIES, "Webhook delivery attempts, by result");

@@ -3,7 +3,8 @@ pragma solidity ^0.8.20;
 
 /// A USDT-like token for devnets: 6 decimals, and like mainnet USDT its
 /// `transfer`, `transferFrom` and `approve` return nothing, and a blacklisted address cannot
-/// send (`addBlackList`, as on mainnet). Anyone may mint and blacklist.
+/// send (`addBlackList`, as on mainnet); `blockRecipient` marks an address that cannot receive
+/// (as USDC's blacklist does). Anyone may mint and blacklist.
 contract MockUSDT {
     string public constant name = "Tether USD (mock)";
     string public constant symbol = "USDT";
@@ -12,6 +13,7 @@ contract MockUSDT {
     mapping(address => uint256) public balanceOf;
     mapping(address => mapping(address => uint256)) public allowance;
     mapping(address => bool) public isBlackListed;
+    mapping(address => bool) public isBlockedRecipient;
 
     event Transfer(address indexed from, address indexed to, uint256 value);
     event Approval(address indexed owner, address indexed spender, uint256 value);
@@ -24,6 +26,10 @@ contract MockUSDT {
 
     function addBlackList(address who) external {
         isBlackListed[who] = true;
+    }
+
+    function blockRecipient(address who) external {
+        isBlockedRecipient[who] = true;
     }
 
     function removeBlackList(address who) external {
@@ -66,6 +72,7 @@ contract MockUSDT {
 
     function _move(address from, address to, uint256 value) internal {
         require(!isBlackListed[from], "blacklisted");
+        require(!isBlockedRecipient[to], "blocked recipient");
         require(balanceOf[from] >= value, "balance");
         balanceOf[from] -= value;
         balanceOf[to] += value;

@@ -1,8 +1,10 @@
 //! The client's address: the connection's peer, or, when that peer is one of `[server]
-//! trusted_proxies`, the address its `Forwarded` (RFC 7239) or `X-Forwarded-For` header gives.
-//! The list is read from the right (the nearest hop first), skipping trusted proxies: the first
-//! address not trusted is the client, since only the proxies we trust append truthfully and
-//! anything further left may be written by the client itself.
+//! trusted_proxies`, the address the one header `[server] forwarded_header` names gives
+//! (`X-Forwarded-For`, or `Forwarded` of RFC 7239). The other header is never read: a proxy
+//! that writes one passes a client's own copy of the other through. The list is read from the
+//! right (the nearest hop first), skipping trusted proxies: the first address not trusted is
+//! the client, since only the proxies we trust append truthfully and anything further left may
+//! be written by the client itself.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
@@ -12,6 +14,7 @@ use axum::http::request::Parts;
 use ipnet::IpNet;
 
 use super::AppState;
+use crate::config::ForwardedHeader;
 
 /// The client's address, for per-client caps and slowing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -31,17 +34,21 @@ impl ClientAddr {
             .extensions
             .get::<ConnectInfo<SocketAddr>>()
             .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |ConnectInfo(addr)| addr.ip());
-        ClientAddr(client_of(peer, &parts.headers, &state.trusted_proxies))
+        ClientAddr(client_of(peer, &parts.headers, &state.trusted_proxies, state.forwarded_header))
     }
 }
 
 /// The client behind `peer`; see the module's comment.
-pub fn client_of(peer: IpAddr, headers: &HeaderMap, trusted: &[IpNet]) -> IpAddr {
+pub fn client_of(peer: IpAddr, headers: &HeaderMap, trusted: &[IpNet], header: ForwardedHeader) -> IpAddr {
     let is_trusted = |ip: &IpAddr| trusted.iter().any(|net| net.contains(ip));
     if !is_trusted(&peer) {
         return peer;
     }
-    let hops = forwarded_for(headers).or_else(|| x_forwarded_for(headers)).unwrap_or_default();
+    let hops = match header {
+        ForwardedHeader::XForwardedFor => x_forwarded_for(headers),
+        ForwardedHeader::Forwarded => forwarded_for(headers),
+    };
+    let hops = hops.unwrap_or_default();
     let mut client = peer;
     for hop in hops.iter().rev() {
         match hop {
@@ -101,6 +108,7 @@ fn node_address(node: &str) -> Option<IpAddr> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ForwardedHeader::{Forwarded, XForwardedFor};
     use axum::http::HeaderValue;
 
     fn ip(s: &str) -> IpAddr {
@@ -122,8 +130,8 @@ mod tests {
     #[test]
     fn an_untrusted_peers_headers_are_ignored() {
         let h = headers(&[("x-forwarded-for", "203.0.113.9")]);
-        assert_eq!(client_of(ip("198.51.100.7"), &h, &nets(&["10.0.0.0/8"])), ip("198.51.100.7"));
-        assert_eq!(client_of(ip("10.0.0.2"), &h, &[]), ip("10.0.0.2"));
+        assert_eq!(client_of(ip("198.51.100.7"), &h, &nets(&["10.0.0.0/8"]), XForwardedFor), ip("198.51.100.7"));
+        assert_eq!(client_of(ip("10.0.0.2"), &h, &[], XForwardedFor), ip("10.0.0.2"));
     }
 
     #[test]
@@ -131,26 +139,37 @@ mod tests {
         let trusted = nets(&["10.0.0.0/8", "127.0.0.1"]);
         // The client wrote "1.2.3.4" itself; the proxy appended the address it saw.
         let h = headers(&[("x-forwarded-for", "1.2.3.4, 203.0.113.9")]);
-        assert_eq!(client_of(ip("127.0.0.1"), &h, &trusted), ip("203.0.113.9"));
+        assert_eq!(client_of(ip("127.0.0.1"), &h, &trusted, XForwardedFor), ip("203.0.113.9"));
         // Two trusted proxies in a row.
         let h = headers(&[("x-forwarded-for", "203.0.113.9, 10.1.1.1")]);
-        assert_eq!(client_of(ip("10.0.0.2"), &h, &trusted), ip("203.0.113.9"));
+        assert_eq!(client_of(ip("10.0.0.2"), &h, &trusted, XForwardedFor), ip("203.0.113.9"));
         // No header: the proxy itself.
-        assert_eq!(client_of(ip("10.0.0.2"), &HeaderMap::new(), &trusted), ip("10.0.0.2"));
+        assert_eq!(client_of(ip("10.0.0.2"), &HeaderMap::new(), &trusted, XForwardedFor), ip("10.0.0.2"));
     }
 
     #[test]
-    fn forwarded_is_read_before_x_forwarded_for() {
+    fn only_the_configured_header_is_read() {
         let trusted = nets(&["10.0.0.0/8"]);
-        let h = headers(&[
-            ("forwarded", "for=192.0.2.60;proto=http, For=\"[2001:db8:cafe::17]:4711\""),
-            ("x-forwarded-for", "198.51.100.1"),
-        ]);
-        assert_eq!(client_of(ip("10.0.0.2"), &h, &trusted), ip("2001:db8:cafe::17"));
+        // nginx's X-Forwarded-For beside a client's own Forwarded passed through: the client
+        // chose 192.0.2.60 and the proxy saw 198.51.100.1.
+        let h = headers(&[("forwarded", "for=192.0.2.60"), ("x-forwarded-for", "198.51.100.1")]);
+        assert_eq!(client_of(ip("10.0.0.2"), &h, &trusted, XForwardedFor), ip("198.51.100.1"));
+        // A Forwarded proxy with a client's own X-Forwarded-For passed through.
+        assert_eq!(client_of(ip("10.0.0.2"), &h, &trusted, Forwarded), ip("192.0.2.60"));
+        // Only the other header: the proxy itself, never the client's word.
+        let own = headers(&[("forwarded", "for=192.0.2.60")]);
+        assert_eq!(client_of(ip("10.0.0.2"), &own, &trusted, XForwardedFor), ip("10.0.0.2"));
+    }
+
+    #[test]
+    fn forwarded_elements_and_node_names_are_read() {
+        let trusted = nets(&["10.0.0.0/8"]);
+        let h = headers(&[("forwarded", "for=192.0.2.60;proto=http, For=\"[2001:db8:cafe::17]:4711\"")]);
+        assert_eq!(client_of(ip("10.0.0.2"), &h, &trusted, Forwarded), ip("2001:db8:cafe::17"));
         let h = headers(&[("forwarded", "for=\"192.0.2.43:47011\"")]);
-        assert_eq!(client_of(ip("10.0.0.2"), &h, &trusted), ip("192.0.2.43"));
+        assert_eq!(client_of(ip("10.0.0.2"), &h, &trusted, Forwarded), ip("192.0.2.43"));
         // A hop the proxy could not name: the nearest known address.
         let h = headers(&[("forwarded", "for=192.0.2.60, for=unknown")]);
-        assert_eq!(client_of(ip("10.0.0.2"), &h, &trusted), ip("10.0.0.2"));
+        assert_eq!(client_of(ip("10.0.0.2"), &h, &trusted, Forwarded), ip("10.0.0.2"));
     }
 }

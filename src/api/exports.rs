@@ -20,7 +20,8 @@ use super::error::ApiError;
 use super::extract::ApiQuery;
 use crate::config::Config;
 use crate::money::format_base_units;
-use crate::store::exports::{self, After, Book};
+use crate::store::exports::{self, After};
+use crate::store::refunds::Refund;
 use crate::store::stray_funds::Fund;
 use crate::store::{Store, StoreResult};
 
@@ -138,17 +139,19 @@ impl Export for Payments {
     }
 }
 
-/// Stray funds, or the refunded ones, with amounts in token units where the token is configured.
-struct Funds {
-    book: Book,
-    config: Arc<Config>,
+/// An amount in token units where the token is configured (else empty), and its token's asset.
+fn in_units(config: &Config, chain_id: i64, token: &str, base: &str) -> (String, String) {
+    let entry = token.parse::<Address>().ok().and_then(|a| config.token_book().at(chain_id as u64, a));
+    let amount = match (entry, base.parse::<U256>()) {
+        (Some(e), Ok(units)) => format_base_units(units, e.decimals),
+        _ => String::new(),
+    };
+    (amount, entry.map(|e| e.asset.clone()).unwrap_or_default())
 }
 
-impl Funds {
-    /// Refunds are ordered by when the refund was recorded, stray funds by when found.
-    fn time(&self, f: &Fund) -> i64 {
-        if self.book == Book::Refunds { f.updated_at } else { f.created_at }
-    }
+/// Stray funds, by when each was found.
+struct Funds {
+    config: Arc<Config>,
 }
 
 impl Export for Funds {
@@ -172,29 +175,24 @@ impl Export for Funds {
     ];
 
     async fn read(&self, store: &Store, from: i64, to: i64, after: Option<&After>) -> StoreResult<Vec<Self::Row>> {
-        exports::funds(store.pool(), self.book, from, to, after, PAGE).await
+        exports::funds(store.pool(), from, to, after, PAGE).await
     }
 
     fn key(&self, row: &Self::Row) -> After {
-        (self.time(row), row.fund_id.clone())
+        (row.created_at, row.fund_id.clone())
     }
 
     fn fields(&self, f: &Self::Row) -> Vec<String> {
-        let at = self.time(f);
-        let entry = f.token.parse::<Address>().ok().and_then(|a| self.config.token_book().at(f.chain_id as u64, a));
-        let amount = match (entry, f.amount_base.parse::<U256>()) {
-            (Some(e), Ok(units)) => format_base_units(units, e.decimals),
-            _ => String::new(),
-        };
+        let (amount, asset) = in_units(&self.config, f.chain_id, &f.token, &f.amount_base);
         vec![
-            utc(at),
-            at.to_string(),
+            utc(f.created_at),
+            f.created_at.to_string(),
             f.fund_id.clone(),
             f.order_id.clone(),
             f.team_id.clone(),
             f.chain_id.to_string(),
             f.token.clone(),
-            entry.map(|e| e.asset.clone()).unwrap_or_default(),
+            asset,
             f.deposit_address.clone(),
             f.reason.clone(),
             amount,
@@ -202,6 +200,75 @@ impl Export for Funds {
             f.status.clone(),
             f.applied_order_id.clone().unwrap_or_default(),
             f.refund_tx.clone().unwrap_or_default(),
+        ]
+    }
+}
+
+/// Refund records, one row each whatever its status, by when each was created. `refunded` and
+/// `refunded_base` are what left (confirmed at depth, or recorded as sent outside paywatch):
+/// the amount for a `refunded` row, 0 for every other status, so their sum is the money out.
+struct Refunds {
+    config: Arc<Config>,
+}
+
+impl Export for Refunds {
+    type Row = Refund;
+    const HEADER: &'static [&'static str] = &[
+        "at",
+        "at_unix",
+        "refund_id",
+        "fund_id",
+        "team_id",
+        "chain_id",
+        "token",
+        "asset",
+        "amount",
+        "amount_base",
+        "usd",
+        "status",
+        "refunded",
+        "refunded_base",
+        "to_address",
+        "from_address",
+        "transaction_hash",
+        "block_number",
+        "confirmed_at",
+        "error",
+    ];
+
+    async fn read(&self, store: &Store, from: i64, to: i64, after: Option<&After>) -> StoreResult<Vec<Self::Row>> {
+        exports::refunds(store.pool(), from, to, after, PAGE).await
+    }
+
+    fn key(&self, row: &Self::Row) -> After {
+        (row.created_at, row.refund_id.clone())
+    }
+
+    fn fields(&self, r: &Self::Row) -> Vec<String> {
+        let (amount, asset) = in_units(&self.config, r.chain_id, &r.token, &r.amount_base);
+        let left = r.status == "refunded";
+        let opt = |v: &Option<String>| v.clone().unwrap_or_default();
+        vec![
+            utc(r.created_at),
+            r.created_at.to_string(),
+            r.refund_id.clone(),
+            r.fund_id.clone(),
+            r.team_id.clone(),
+            r.chain_id.to_string(),
+            r.token.clone(),
+            asset,
+            amount.clone(),
+            r.amount_base.clone(),
+            r.usd.clone(),
+            r.status.clone(),
+            if left { amount } else { "0".into() },
+            if left { r.amount_base.clone() } else { "0".into() },
+            opt(&r.to_address),
+            opt(&r.from_address),
+            opt(&r.tx_hash),
+            r.block_number.map(|b| b.to_string()).unwrap_or_default(),
+            r.confirmed_at.map(utc).unwrap_or_default(),
+            opt(&r.error),
         ]
     }
 }
@@ -261,11 +328,11 @@ pub async fn payments_csv(
 
 /// One of the export files by name (the API and the console's downloads).
 pub async fn file(state: &AppState, name: &str, q: &Period) -> Result<Response, ApiError> {
-    let funds = |book| Funds { book, config: state.config.clone() };
+    let config = state.config.clone();
     match name {
         "payments.csv" => stream(state, Payments, q, name).await,
-        "stray_funds.csv" => stream(state, funds(Book::StrayFunds), q, name).await,
-        "refunds.csv" => stream(state, funds(Book::Refunds), q, name).await,
+        "stray_funds.csv" => stream(state, Funds { config }, q, name).await,
+        "refunds.csv" => stream(state, Refunds { config }, q, name).await,
         _ => Err(ApiError::NotFound("export")),
     }
 }
@@ -288,7 +355,7 @@ pub async fn stray_funds_csv(
 
 #[utoipa::path(
     get, path = "/admin/exports/refunds.csv", tag = "admin",
-    summary = "Stray funds refunded, by the time the refund was recorded in [from, to), as CSV (streamed)",
+    summary = "Refund records created in [from, to), every status, as CSV (streamed): `refunded_base` sums the money that left",
     params(Period),
     responses((status = 200, description = "CSV with a header row", content_type = "text/csv", body = String),
         super::error::responses::Admin),

@@ -13,10 +13,11 @@ use super::error::ApiError;
 use super::extract::{ApiJson, ApiPath, ApiQuery};
 use crate::chain::rpc::describe;
 use crate::jobs::reconcile::{self, Reconciliation};
-use crate::payments::credit::{self, Rules};
+use crate::payments::credit::Rules;
+use crate::payments::funds as ledger;
+use crate::store::orders;
 use crate::store::stray_funds::{self, Filter, Fund};
 use crate::store::sweeps::{self, SweepRow};
-use crate::store::{StoreError, cursor, orders, unix_now};
 
 /// A filter that must be one of `allowed` when given.
 fn one_of(field: &str, value: Option<&str>, allowed: &[&str]) -> Result<(), ApiError> {
@@ -98,44 +99,9 @@ pub async fn apply_fund(
 
 /// Counts stray funds in another open order of the same team and token (the API and the console).
 pub async fn apply_to_order(state: &AppState, fund_id: &str, order_id: &str) -> Result<AppliedFund, ApiError> {
-    let mut tx = state.store.begin().await?;
-    let fund = stray_funds::get(&mut *tx, fund_id).await?.ok_or(ApiError::NotFound("fund"))?;
-    let target = orders::get_any(&mut *tx, order_id).await?.ok_or(ApiError::NotFound("order"))?;
-    if target.new.team_id != fund.team_id {
-        return Err(ApiError::invalid("order_id", "belongs to another team than the funds"));
-    }
-    if target.order_id == fund.order_id {
-        return Err(ApiError::invalid("order_id", "is the order the funds are stray from"));
-    }
-    // The same token is the same contract on the same chain: one address can be two tokens of
-    // different decimals on two chains, and funds count in their own token's base units.
-    let same_token =
-        target.new.crypto.as_ref().is_some_and(|c| {
-            orders::address_text(&c.token_address) == fund.token && c.chain_id as i64 == fund.chain_id
-        });
-    if !same_token {
-        return Err(ApiError::invalid("order_id", "is not paid in the funds' token on the funds' chain"));
-    }
-    if !target.progress.status.is_open() {
-        return Err(ApiError::Conflict(format!("order {} is {}", target.order_id, target.progress.status.as_str())));
-    }
-    // Both orders' locks, in id order like the watcher's (no deadlock with another apply or a
-    // watcher step): the watcher settling the source order rewrites its unattributed rows, and
-    // waits for this apply to finish.
-    orders::lock_all(&mut tx, &[fund.order_id.clone(), target.order_id.clone()].into()).await?;
-    if !stray_funds::settle(&mut *tx, fund_id, Some(&target.order_id), None).await? {
-        return Err(ApiError::Conflict(format!("these funds are already {}", fund.status)));
-    }
-    // Judged at the chain's clock, like any payment.
-    let at = match cursor::chain_time(&mut *tx, &state.config.chain_ids()).await? {
-        0 => unix_now(),
-        t => t,
-    };
-    credit::settle_applied(&mut tx, &Rules::from_config(&state.config), &target.order_id, at).await?;
-    tx.commit().await.map_err(StoreError::from)?;
-    let fund = stray_funds::get(state.store.pool(), fund_id).await?.ok_or(ApiError::NotFound("fund"))?;
-    let order = orders::get_any(state.store.pool(), &target.order_id).await?.ok_or(ApiError::NotFound("order"))?;
-    Ok(AppliedFund { fund, order_status: order.progress.status.as_str() })
+    let rules = Rules::from_config(&state.config);
+    let (fund, status) = ledger::apply(&state.store, &rules, &state.config.chain_ids(), fund_id, order_id).await?;
+    Ok(AppliedFund { fund, order_status: status.as_str() })
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -163,13 +129,7 @@ pub async fn refunded_fund(
 
 /// Records the transaction that sent stray funds back (the API and the console).
 pub async fn mark_refunded(state: &AppState, fund_id: &str, tx_hash: &str) -> Result<Fund, ApiError> {
-    let hash: alloy::primitives::B256 =
-        tx_hash.trim().parse().map_err(|_| ApiError::invalid("tx_hash", "must be 0x and 64 hex digits"))?;
-    let fund = stray_funds::get(state.store.pool(), fund_id).await?.ok_or(ApiError::NotFound("fund"))?;
-    if !stray_funds::settle(state.store.pool(), fund_id, None, Some(&format!("{hash:#x}"))).await? {
-        return Err(ApiError::Conflict(format!("these funds are already {}", fund.status)));
-    }
-    stray_funds::get(state.store.pool(), fund_id).await?.ok_or(ApiError::NotFound("fund"))
+    Ok(ledger::mark_refunded(&state.store, &state.config, &state.prices, fund_id, tx_hash).await?)
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]

@@ -64,6 +64,8 @@ pub struct AppState {
     pub shutdown: tokio_util::sync::CancellationToken,
     /// `[server] trusted_proxies`, parsed (`client_addr`).
     pub trusted_proxies: Arc<Vec<ipnet::IpNet>>,
+    /// `[server] forwarded_header`: the one header those proxies write.
+    pub forwarded_header: crate::config::ForwardedHeader,
     /// Wrong admin tokens per client address (`auth_throttle`).
     pub auth_throttle: Arc<auth_throttle::AuthThrottle>,
 }
@@ -122,6 +124,8 @@ pub fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(refunds::list))
         .routes(routes!(refunds::get))
         .routes(routes!(refunds::approve))
+        .routes(routes!(refunds::cancel))
+        .routes(routes!(refunds::reject))
         .routes(routes!(refunds::sent))
         .routes(routes!(refunds::page, refunds::claim_json))
 }

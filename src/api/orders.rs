@@ -10,7 +10,7 @@ use super::error::ApiError;
 use super::extract::{ApiPath, ApiQuery, Team, parse_json};
 use super::idempotency::{Made, Once, run_once};
 use super::types::Period;
-use crate::payments::checkout::payment_uri;
+use crate::config::payment_link::payment_uri;
 use crate::payments::extension;
 use crate::payments::order_view::{self, OrderView};
 use crate::store::apps;

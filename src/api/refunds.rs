@@ -16,18 +16,19 @@ use super::admin::Admin;
 use super::error::ApiError;
 use super::extract::{ApiJson, ApiPath, ApiQuery};
 use crate::money::format_base_units;
-use crate::payments::refunds::{self as rules, RefundError};
+use crate::payments::LedgerError;
+use crate::payments::refunds as rules;
 use crate::store::refunds::{self, Refund};
 
-impl From<RefundError> for ApiError {
-    fn from(e: RefundError) -> Self {
+impl From<LedgerError> for ApiError {
+    fn from(e: LedgerError) -> Self {
         match e {
-            RefundError::NotFound(what) => ApiError::NotFound(what),
-            RefundError::Conflict(why) => ApiError::Conflict(why),
-            RefundError::Invalid { field, problem } => ApiError::invalid(field, problem),
-            RefundError::Limit(why) => ApiError::invalid("limit", why),
-            RefundError::Price(why) => ApiError::Unavailable(why),
-            RefundError::Store(e) => e.into(),
+            LedgerError::NotFound(what) => ApiError::NotFound(what),
+            LedgerError::Conflict(why) => ApiError::Conflict(why),
+            LedgerError::Invalid { field, problem } => ApiError::invalid(field, problem),
+            LedgerError::Limit(why) => ApiError::invalid("limit", why),
+            LedgerError::Price(why) | LedgerError::Unavailable(why) => ApiError::Unavailable(why),
+            LedgerError::Store(e) => e.into(),
         }
     }
 }
@@ -133,6 +134,49 @@ pub async fn approve(
     ApiPath(refund_id): ApiPath<String>,
 ) -> Result<axum::Json<RefundDetail>, ApiError> {
     let refund = rules::approve(&state.store, &state.config, &refund_id).await?;
+    Ok(axum::Json(detail(&state, refund)))
+}
+
+#[utoipa::path(
+    post, path = "/admin/refunds/{refund_id}/cancel", operation_id = "cancel_refund", tag = "admin",
+    summary = "Cancel a refund not sent yet (open, claimed or approved): it fails and its fund is open again",
+    params(("refund_id" = String, Path)),
+    responses((status = 200, body = RefundDetail), super::error::responses::Admin),
+    security(("admin_token" = []))
+)]
+pub async fn cancel(
+    State(state): State<AppState>,
+    _: Admin,
+    ApiPath(refund_id): ApiPath<String>,
+) -> Result<axum::Json<RefundDetail>, ApiError> {
+    let refund = rules::end_unsent(&state.store, &refund_id, "cancelled by the operator").await?;
+    Ok(axum::Json(detail(&state, refund)))
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+pub struct RejectBody {
+    /// Why the claim is refused (shown with the refund, and to the payer on its link).
+    pub reason: String,
+}
+
+#[utoipa::path(
+    post, path = "/admin/refunds/{refund_id}/reject", operation_id = "reject_refund", tag = "admin",
+    summary = "Refuse a claim (an address the operator will not pay, say): the refund fails and its fund is open again",
+    params(("refund_id" = String, Path)), request_body = RejectBody,
+    responses((status = 200, body = RefundDetail), super::error::responses::Admin),
+    security(("admin_token" = []))
+)]
+pub async fn reject(
+    State(state): State<AppState>,
+    _: Admin,
+    ApiPath(refund_id): ApiPath<String>,
+    ApiJson(body): ApiJson<RejectBody>,
+) -> Result<axum::Json<RefundDetail>, ApiError> {
+    let reason = body.reason.trim();
+    if reason.is_empty() || reason.len() > 500 {
+        return Err(ApiError::invalid("reason", "must be 1 to 500 characters"));
+    }
+    let refund = rules::end_unsent(&state.store, &refund_id, &format!("rejected by the operator: {reason}")).await?;
     Ok(axum::Json(detail(&state, refund)))
 }
 
@@ -315,10 +359,10 @@ async fn claim_form(
     }
     match rules::claim(&state.store, &state.config, &refund_id, &form.address).await {
         Ok(_) => Ok(Redirect::to(&format!("/refund/{refund_id}")).into_response()),
-        Err(RefundError::Invalid { problem, .. }) => {
+        Err(LedgerError::Invalid { problem, .. }) => {
             render(&state, &refund_id, Some(format!("That address {problem}.")), StatusCode::UNPROCESSABLE_ENTITY).await
         }
-        Err(RefundError::Conflict(why)) => render(&state, &refund_id, Some(why), StatusCode::CONFLICT).await,
+        Err(LedgerError::Conflict(why)) => render(&state, &refund_id, Some(why), StatusCode::CONFLICT).await,
         Err(e) => Err(e.into()),
     }
 }

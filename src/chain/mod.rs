@@ -1,17 +1,17 @@
 //! Everything that talks to the chain: contract bindings, deposit-address derivation, the RPC
-//! connection, deployment, sweeping, and the watcher with its parts.
+//! connection and its failover, deployment, sweeping, the deposit index, the lease and the
+//! status the watcher shares (the watcher itself is `crate::watcher`).
 
-pub mod completeness;
+pub use paywatch_core::{completeness, pace};
+
 pub mod contracts;
 pub mod deploy;
 pub mod deposit_address;
 pub mod deposit_index;
 pub mod failover;
 pub mod leader;
-pub mod progress;
 pub mod range;
 pub mod rpc;
 pub mod status;
 pub mod sweep;
 pub mod wake;
-pub mod watcher;

@@ -46,23 +46,7 @@ impl RpcError {
     }
 }
 
-/// `https://eth.example.com/v3/KEY` → `https://eth.example.com`: enough to tell endpoints
-/// apart, never the key in the path, query or user info.
-pub fn redact(url: &str) -> String {
-    match reqwest::Url::parse(url) {
-        Ok(u) => match (u.host_str(), u.port()) {
-            (Some(host), Some(port)) => format!("{}://{host}:{port}", u.scheme()),
-            (Some(host), None) => format!("{}://{host}", u.scheme()),
-            _ => format!("{}://", u.scheme()),
-        },
-        Err(_) => "<invalid url>".to_string(),
-    }
-}
-
-/// Redacted names of several endpoints, for messages.
-pub fn redact_all(urls: &[String]) -> String {
-    urls.iter().map(|u| redact(u)).collect::<Vec<_>>().join(", ")
-}
+pub use crate::redact::{redact, redact_all};
 
 fn client_over(urls: &[String], chain_id: Option<u64>) -> Result<(RpcClient, Failover), RpcError> {
     let http = reqwest::Client::builder()
@@ -227,23 +211,7 @@ pub async fn check_finality_tag(
     }
 }
 
-/// An RPC error's text for logs: its first line, with any URL reduced to scheme and host
-/// (reqwest puts the full request URL into its errors).
-pub fn describe(error: &str) -> String {
-    let first = error.lines().next().unwrap_or_default();
-    first
-        .split(' ')
-        .map(|word| {
-            let trimmed = word.trim_matches(|c| c == '(' || c == ')' || c == ',');
-            if ["http://", "https://", "ws://", "wss://"].iter().any(|scheme| trimmed.starts_with(scheme)) {
-                word.replace(trimmed, &redact(trimmed))
-            } else {
-                word.to_string()
-            }
-        })
-        .collect::<Vec<_>>()
-        .join(" ")
-}
+pub use crate::redact::describe;
 
 /// The deepest block that counts as confirmed under `confirmations` with the chain at `head`.
 pub async fn confirmed_block(

@@ -4,6 +4,10 @@
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 
+/// Blocks behind the head past which the watcher reports its catch-up progress and the console
+/// shows the chain as catching up.
+pub const FAR_BEHIND: u64 = 1_000;
+
 #[derive(Debug, Default)]
 pub struct ChainStatus {
     head: AtomicU64,

@@ -5,6 +5,7 @@
 mod decimal;
 mod load;
 mod networks;
+pub mod payment_link;
 mod validate;
 
 use std::collections::BTreeMap;
@@ -85,6 +86,11 @@ pub struct ServerConfig {
     /// failed sign-ins count that client, not the proxy. Empty: the headers are ignored.
     #[serde(default)]
     pub trusted_proxies: Vec<String>,
+    /// The one header the trusted proxies write: `x-forwarded-for` (nginx's
+    /// `$proxy_add_x_forwarded_for`, Caddy, most load balancers) or `forwarded` (RFC 7239).
+    /// The other is ignored, since a proxy passes a client's own copy of it through.
+    #[serde(default)]
+    pub forwarded_header: ForwardedHeader,
     /// A connection that has not sent a whole request header within this is closed.
     #[serde(default = "default_header_read_timeout_s")]
     pub header_read_timeout_s: u64,
@@ -100,9 +106,19 @@ impl Default for ServerConfig {
             max_streams_per_order: default_max_streams_per_order(),
             max_streams_per_client: default_max_streams_per_client(),
             trusted_proxies: Vec::new(),
+            forwarded_header: ForwardedHeader::default(),
             header_read_timeout_s: default_header_read_timeout_s(),
         }
     }
+}
+
+/// Which header names the client behind a trusted proxy (`[server] forwarded_header`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ForwardedHeader {
+    #[default]
+    XForwardedFor,
+    Forwarded,
 }
 
 impl ServerConfig {
@@ -200,7 +216,7 @@ pub struct ChainConfig {
     /// (`/static/arbitrum.svg`) or a `data:image/...` URI (the page loads nothing from elsewhere).
     pub icon: Option<String>,
     /// The link (and QR code) payers open in their wallet: "eip681" (default), "address", or a
-    /// template (see `payments::payment_link`).
+    /// template (see `config::payment_link`).
     #[serde(default = "default_payment_link")]
     pub payment_link: String,
     /// A public RPC URL wallets may add the network with (`wallet_addEthereumChain`); never
@@ -254,7 +270,7 @@ impl RpcUrls {
 
 impl std::fmt::Debug for RpcUrls {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&crate::chain::rpc::redact_all(&self.0))
+        f.write_str(&crate::redact::redact_all(&self.0))
     }
 }
 
@@ -582,6 +598,18 @@ pub struct RefundsConfig {
     /// Refunds approved within any 24 hours may not add up to more.
     #[serde(default = "default_max_per_day_usd")]
     pub max_per_day_usd: decimal::ExactDecimal,
+    /// A claim link not used within this many days (by the chain's clock) expires: the refund
+    /// ends and its fund is open again, so an old leaked link pays nobody.
+    #[serde(default = "default_claim_ttl_days")]
+    pub claim_ttl_days: u32,
+    /// Without a refund key: the Safe (or account) the external signer sends refunds from. When
+    /// set, a recorded hash must move the refund's tokens from it.
+    #[serde(default)]
+    pub external_sender: Option<alloy::primitives::Address>,
+    /// A refund wallet's transaction with no receipt this long is signed again with the same
+    /// nonce and higher fees (at least 1/8 more); whichever of them is mined counts, once.
+    #[serde(default = "default_bump_after_secs")]
+    pub bump_after_secs: u64,
 }
 
 impl Default for RefundsConfig {
@@ -591,12 +619,23 @@ impl Default for RefundsConfig {
             auto_approve_usd: decimal::ExactDecimal::default(),
             max_per_refund_usd: default_max_per_refund_usd(),
             max_per_day_usd: default_max_per_day_usd(),
+            claim_ttl_days: default_claim_ttl_days(),
+            external_sender: None,
+            bump_after_secs: default_bump_after_secs(),
         }
     }
 }
 
 fn default_max_per_refund_usd() -> decimal::ExactDecimal {
     decimal::ExactDecimal(rust_decimal::Decimal::from(500))
+}
+
+fn default_bump_after_secs() -> u64 {
+    180
+}
+
+fn default_claim_ttl_days() -> u32 {
+    30
 }
 
 fn default_max_per_day_usd() -> decimal::ExactDecimal {

@@ -22,7 +22,7 @@ impl Config {
                     "chain {}: rpc_http has one endpoint ({}): configure two or more providers so an outage or rate \
                      limit of one does not stop the watcher",
                     chain.name,
-                    crate::chain::rpc::redact(c.rpc_http.primary())
+                    crate::redact::redact(c.rpc_http.primary())
                 ));
             }
         }
@@ -131,6 +131,23 @@ impl Config {
             // Never echo the value: it is a key.
             return Err(ConfigError::key("signer.private_key", "is not a 32-byte hex private key"));
         }
+        // One key per job: sweeps and refunds sending from one account would take each other's
+        // nonces, and a refund could wait behind a sweep (or replace it).
+        let address = |k: &secrecy::SecretString| {
+            k.expose_secret().trim().parse::<alloy::signers::local::PrivateKeySigner>().ok().map(|s| s.address())
+        };
+        if let (Some(refunds), Some(signer)) = (&self.refunds.private_key, &self.signer)
+            && address(refunds).is_some()
+            && address(refunds) == address(&signer.private_key)
+        {
+            return Err(ConfigError::key(
+                "refunds.private_key",
+                "must not be the [signer] key (sweeps and refunds would compete for nonces)",
+            ));
+        }
+        if r.claim_ttl_days == 0 {
+            return Err(ConfigError::key("refunds.claim_ttl_days", "must be at least 1"));
+        }
         if let Some(t) = &self.auth.admin_token
             && t.expose_secret().len() < 16
         {
@@ -237,7 +254,7 @@ fn validate_chain(prefix: &str, chain: &super::ChainConfig) -> Result<(), Config
     {
         return Err(ConfigError::key(&format!("{prefix}.explorer"), "must be an http:// or https:// URL"));
     }
-    crate::payments::payment_link::PaymentLink::parse(&chain.payment_link)
+    crate::config::payment_link::PaymentLink::parse(&chain.payment_link)
         .map_err(|why| ConfigError::key(&format!("{prefix}.payment_link"), why))?;
     if let Some(rpc) = &chain.wallet_rpc
         && !(rpc.starts_with("https://") || rpc.starts_with("http://"))

@@ -6,7 +6,7 @@
 use serde_json::json;
 use sqlx::Row;
 
-use crate::store::{Store, StoreResult, cursor, outbox, unix_now};
+use crate::store::{Store, StoreResult, cursor, outbox};
 
 /// The time unpaid orders are judged by: the timestamp of the last block the watcher
 /// processed, the least over the chains (an order can be paid on any of them), so a payment
@@ -34,38 +34,15 @@ pub async fn expire_orders(store: &Store, now: i64) -> StoreResult<usize> {
     .await?;
     let mut expired = 0;
     for row in due {
-        let order_id: String = row.try_get("order_id")?;
-        let team_id: String = row.try_get("team_id")?;
-        let app_id: Option<String> = row.try_get("app_id")?;
-        let kind: String = row.try_get("kind")?;
-        let mut tx = store.begin().await?;
-        let done = sqlx::query(
-            "UPDATE orders SET status = 'expired', updated_at = $1 \
-             WHERE order_id = $2 AND status IN ('awaiting_payment', 'partially_paid') \
-             AND NOT EXISTS (SELECT 1 FROM chain_transfers t WHERE t.order_id = orders.order_id AND t.state = 'seen' \
-                 AND COALESCE(t.block_time, 0) <= orders.expires_at)",
-        )
-        .bind(unix_now())
-        .bind(&order_id)
-        .execute(&mut *tx)
-        .await?;
-        if done.rows_affected() == 0 {
-            continue; // paid (or expired elsewhere) since the read
+        let due = crate::payments::expiry::Due {
+            order_id: row.try_get("order_id")?,
+            team_id: row.try_get("team_id")?,
+            app_id: row.try_get("app_id")?,
+            kind: row.try_get("kind")?,
+        };
+        if crate::payments::expiry::expire(store, &due, now).await? {
+            expired += 1;
         }
-        let data = json!({"team_id": team_id, "app_id": app_id, "order_id": order_id});
-        outbox::emit(&mut *tx, "order.expired", app_id.as_deref(), data).await?;
-        if kind == "catalog" {
-            crate::store::products::return_reserved(&mut tx, &order_id, now).await?;
-        }
-        if let (Some(app_id), "create") = (&app_id, kind.as_str()) {
-            sqlx::query("UPDATE apps SET status = 'cancelled', updated_at = $1 WHERE app_id = $2 AND status = 'pending_payment'")
-                .bind(now)
-                .bind(app_id)
-                .execute(&mut *tx)
-                .await?;
-        }
-        tx.commit().await?;
-        expired += 1;
     }
     Ok(expired)
 }

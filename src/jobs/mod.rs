@@ -55,7 +55,7 @@ pub async fn run(
                     "card payments recovered"
                 ),
                 Ok(_) => {}
-                Err(e) => tracing::warn!(error = %e, "card recovery failed; next run retries"),
+                Err(e) => tracing::warn!(error = crate::redact::error(&e), "card recovery failed; next run retries"),
             }
         }
     })
@@ -66,7 +66,7 @@ pub async fn run(
         let (store, config, chains) = (s.clone(), c.clone(), all.clone());
         async move {
             if let Err(e) = run_expiry(&store, &config, chains.all_caught_up(), chains.least_now()).await {
-                tracing::warn!(error = %e, "expiry job failed; next run retries");
+                tracing::warn!(error = crate::redact::error(&e), "expiry job failed; next run retries");
             }
         }
     })
@@ -79,14 +79,16 @@ pub async fn run(
             match idempotency::purge_older_than(store.pool(), unix_now() - IDEMPOTENCY_KEEP_SECS).await {
                 Ok(n) if n > 0 => tracing::info!(purged = n, "old idempotency keys purged"),
                 Ok(_) => {}
-                Err(e) => tracing::warn!(error = %e, "idempotency purge failed; next run retries"),
+                Err(e) => {
+                    tracing::warn!(error = crate::redact::error(&e), "idempotency purge failed; next run retries")
+                }
             }
             match compact(&store, unix_now() - retention_secs).await {
                 Ok((events, views)) if events + views > 0 => {
                     tracing::info!(events, views, "delivered events and superseded order views compacted")
                 }
                 Ok(_) => {}
-                Err(e) => tracing::warn!(error = %e, "retention failed; next run retries"),
+                Err(e) => tracing::warn!(error = crate::redact::error(&e), "retention failed; next run retries"),
             }
         }
     })
@@ -105,7 +107,7 @@ pub async fn run(
                     )
                 }
                 Ok(r) => tracing::info!(checked = r.checked, block = r.block, "reconciliation: ledger and chain agree"),
-                Err(e) => tracing::warn!(error = format!("{e:#}"), "reconciliation failed; next run retries"),
+                Err(e) => tracing::warn!(error = crate::redact::error(&e), "reconciliation failed; next run retries"),
             }
         }
     })

@@ -91,7 +91,7 @@ pub async fn sweep_chains(store: &Store, config: &Config, chains: &[ChainRef<'_>
         let (report, error) = match result {
             Ok(r) => (Some(r), None),
             Err(e) => {
-                let said = crate::chain::rpc::describe(&format!("{e:#}"));
+                let said = crate::redact::error(&e);
                 tracing::warn!(chain = chain.name, error = said, "sweep failed on this chain; the others go on");
                 (None, Some(said))
             }
@@ -179,12 +179,12 @@ async fn sweep_held(
                         }
                         Ok(None) => tracing::warn!(%tx_hash, "sweep not mined yet; the next run checks it"),
                         Err(e) => {
-                            tracing::warn!(%tx_hash, error = %e, "sweep receipt unreadable; the next run checks it")
+                            tracing::warn!(%tx_hash, error = crate::redact::error(&e), "sweep receipt unreadable; the next run checks it")
                         }
                     }
                 }
                 Err(e) => {
-                    tracing::warn!(error = %e, %token, deposits = chunk.len(), "sweep transaction failed; the next run retries");
+                    tracing::warn!(error = crate::redact::error(&e), %token, deposits = chunk.len(), "sweep transaction failed; the next run retries");
                     report.failed_batches += 1;
                 }
             }

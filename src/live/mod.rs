@@ -18,10 +18,10 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 use crate::chain::status::{Chains, Heads};
-use crate::chain::watcher::UNSAFE_ZONE;
 use crate::config::{Config, Confirmations};
 use crate::payments::order_view::{self, OrderView};
 use crate::store::{Store, StoreResult, order_events};
+use crate::watcher::UNSAFE_ZONE;
 
 /// Changes looked at per pass; a full page makes the next pass start at once.
 const PAGE: i64 = 1_000;

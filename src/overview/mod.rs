@@ -15,9 +15,6 @@ use crate::store::{Store, StoreError, StoreResult, deposits, orders, outbox, swe
 
 pub mod terminal;
 
-/// Blocks behind the head past which the watcher reports its catch-up progress.
-pub const FAR_BEHIND: u64 = 1_000;
-
 /// One chain's watcher as an operator sees it.
 #[derive(Debug, Clone)]
 pub struct ChainLine {

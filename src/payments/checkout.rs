@@ -2,7 +2,6 @@
 //! in (USD, token amount, the price used, expiry) and, for tokens, gets its own deposit
 //! address derived from its id. Apps, extensions and catalog items all open orders here.
 
-use alloy::primitives::Address;
 use rust_decimal::Decimal;
 
 use super::prices::{PriceBook, PriceError};
@@ -125,11 +124,6 @@ pub async fn open_token_order(
 
 pub fn pay_method_of(token: Token) -> PayMethod {
     PayMethod::Token(token)
-}
-
-/// EIP-681: `ethereum:<token>@<chain_id>/transfer?address=<deposit>&uint256=<base units>`.
-pub fn payment_uri(token: Address, chain_id: u64, deposit: Address, amount_base: alloy::primitives::U256) -> String {
-    format!("ethereum:{token}@{chain_id}/transfer?address={deposit}&uint256={amount_base}")
 }
 
 /// Records a successful card charge as a paid order, inside the caller's transaction: the

@@ -82,7 +82,7 @@ pub struct Step {
     /// The time used to judge expiry (unix seconds).
     pub at: i64,
     /// The range this step's answer covers whole, with every log it held: stored transfers in
-    /// it that the answer lacks left the chain (a window recorded above the cursor, read again).
+    /// it that the answer lacks left the chain (rows an older version recorded above its cursor).
     pub answered: Option<Answered>,
 }
 
@@ -121,10 +121,17 @@ pub async fn commit_step(tx: &mut Tx, rules: &Rules, step: &Step) -> StoreResult
     if let Some(block) = step.confirm_up_to {
         due.extend(transfers::orders_seen_up_to(tx, rules.chain_id, block).await?);
     }
-    let stale = match &step.answered {
+    let mut stale = match &step.answered {
         Some(a) => transfers::stale_in(tx, rules.chain_id, (a.from, a.to), &a.logs).await?,
         None => Vec::new(),
     };
+    // The same log stored at another block (a reorg mined its transaction again elsewhere):
+    // the row moves to where this step found it, so it is recorded once, at the canonical one.
+    for moved in transfers::stored_elsewhere(tx, &step.transfers).await? {
+        if !stale.iter().any(|s| (&s.tx_hash, s.log_index) == (&moved.tx_hash, moved.log_index)) {
+            stale.push(moved);
+        }
+    }
     due.extend(stale.iter().filter_map(|s| s.order_id.clone()));
     orders::lock_all(tx, &due).await?;
     let mut touched: BTreeSet<String> = stale.iter().filter_map(|s| s.order_id.clone()).collect();

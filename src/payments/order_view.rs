@@ -5,10 +5,10 @@ use alloy::primitives::U256;
 use serde::{Deserialize, Serialize};
 
 use crate::chain::status::Heads;
+use crate::config::payment_link::payment_uri;
+use crate::config::payment_link::{LinkParts, PaymentLink};
 use crate::config::{Config, Confirmations};
 use crate::money::{convert_units, format_base_units};
-use crate::payments::checkout::payment_uri;
-use crate::payments::payment_link::{LinkParts, PaymentLink};
 use crate::store::orders::{self, Order};
 use crate::store::{Store, StoreResult, transfers};
 

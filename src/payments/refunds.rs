@@ -6,57 +6,32 @@
 
 use std::str::FromStr;
 
-use alloy::primitives::{Address, U256};
+use alloy::primitives::{Address, B256, U256};
 use rust_decimal::Decimal;
 use serde_json::json;
 
+use super::{LedgerError, invalid};
 use crate::config::Config;
 use crate::money::{format_base_units, to_base_units};
 use crate::payments::prices::PriceBook;
 use crate::store::refunds::{self, NewRefund, Refund};
-use crate::store::{Store, StoreError, outbox, stray_funds, unix_now};
+use crate::store::{Store, StoreError, orders, outbox, stray_funds, unix_now};
 
-#[derive(Debug, thiserror::Error)]
-pub enum RefundError {
-    #[error("{0} not found")]
-    NotFound(&'static str),
-    #[error("{0}")]
-    Conflict(String),
-    #[error("{field}: {problem}")]
-    Invalid { field: &'static str, problem: String },
-    /// A configured limit refuses it.
-    #[error("{0}")]
-    Limit(String),
-    #[error("no price to value the refund: {0}")]
-    Price(String),
-    #[error(transparent)]
-    Store(#[from] StoreError),
-}
-
-impl From<sqlx::Error> for RefundError {
-    fn from(e: sqlx::Error) -> Self {
-        RefundError::Store(e.into())
-    }
-}
-
-fn invalid(field: &'static str, problem: impl Into<String>) -> RefundError {
-    RefundError::Invalid { field, problem: problem.into() }
-}
-
-/// What a refund is worth in USD now (the limits count it), from the token's price.
-async fn usd_value(
+/// The token's USD price now (the limits count a refund's worth by it).
+pub(super) async fn usd_price(
     config: &Config,
     prices: &PriceBook,
     chain_id: u64,
     token: Address,
-    units: U256,
-) -> Result<Decimal, RefundError> {
+) -> Result<Decimal, LedgerError> {
     let entry =
         config.token_book().at(chain_id, token).ok_or_else(|| invalid("fund", "its token is no longer configured"))?;
-    let price =
-        prices.usd_price(config, entry.token, unix_now()).await.map_err(|e| RefundError::Price(e.to_string()))?;
-    let amount =
-        Decimal::from_str(&format_base_units(units, entry.decimals)).map_err(|_| invalid("amount", "too large"))?;
+    prices.usd_price(config, entry.token, unix_now()).await.map_err(|e| LedgerError::Price(e.to_string()))
+}
+
+/// What `units` of a token of `decimals` are worth at `price` USD, to the micro-dollar.
+pub(super) fn worth(units: U256, decimals: u8, price: Decimal) -> Result<Decimal, LedgerError> {
+    let amount = Decimal::from_str(&format_base_units(units, decimals)).map_err(|_| invalid("amount", "too large"))?;
     Ok((amount * price).round_dp(6))
 }
 
@@ -67,13 +42,21 @@ pub async fn create(
     prices: &PriceBook,
     fund_id: &str,
     amount: Option<&str>,
-) -> Result<Refund, RefundError> {
-    let fund = stray_funds::get(store.pool(), fund_id).await?.ok_or(RefundError::NotFound("fund"))?;
+) -> Result<Refund, LedgerError> {
+    // The fund's order is locked before the fund is read: a settle of that order (a payment
+    // arriving) rewrites its open rows, and must not read them half taken.
+    // The price is asked first, so no lock waits on a price source.
+    let first = stray_funds::get(store.pool(), fund_id).await?.ok_or(LedgerError::NotFound("fund"))?;
+    let token: Address = first.token.parse().map_err(|_| StoreError::Corrupt("fund token".into()))?;
+    let chain_id = first.chain_id as u64;
+    let price = usd_price(config, prices, chain_id, token).await?;
+    let mut tx = store.begin().await?;
+    let order_id = first.order_id;
+    orders::lock(&mut tx, &order_id).await?;
+    let fund = stray_funds::get(&mut *tx, fund_id).await?.ok_or(LedgerError::NotFound("fund"))?;
     if fund.status != "unattributed" {
-        return Err(RefundError::Conflict(format!("these funds are already {}", fund.status)));
+        return Err(LedgerError::Conflict(format!("these funds are already {}", fund.status)));
     }
-    let token: Address = fund.token.parse().map_err(|_| StoreError::Corrupt("fund token".into()))?;
-    let chain_id = fund.chain_id as u64;
     let decimals = config
         .token_book()
         .at(chain_id, token)
@@ -94,15 +77,14 @@ pub async fn create(
             format!("must be more than 0 and at most what the fund holds ({})", format_base_units(held, decimals)),
         ));
     }
-    let usd = usd_value(config, prices, chain_id, token, units).await?;
+    let usd = worth(units, decimals, price)?;
     let max = config.refunds.max_per_refund_usd.0;
     if usd > max {
-        return Err(RefundError::Limit(format!("{usd} USD is over the per-refund limit of {max} USD")));
+        return Err(LedgerError::Limit(format!("{usd} USD is over the per-refund limit of {max} USD")));
     }
-    let mut tx = store.begin().await?;
     // The fund is taken now: split when only part is refunded (the rest stays open).
     if !stray_funds::take_for_refund(&mut tx, fund_id, units, held).await? {
-        return Err(RefundError::Conflict("these funds were taken meanwhile".into()));
+        return Err(LedgerError::Conflict("these funds were taken meanwhile".into()));
     }
     let new = NewRefund {
         fund_id,
@@ -111,19 +93,23 @@ pub async fn create(
         token: &fund.token,
         amount_base: &units.to_string(),
         usd: &usd.to_string(),
+        chain_time: match crate::store::cursor::chain_time(&mut *tx, &config.chain_ids()).await? {
+            0 => unix_now(),
+            t => t,
+        },
     };
     let refund_id = refunds::insert(&mut *tx, &new).await?;
     tx.commit().await?;
     reread(store.pool(), &refund_id).await
 }
 
-async fn reread<'e>(db: impl sqlx::any::AnyExecutor<'e>, refund_id: &str) -> Result<Refund, RefundError> {
-    refunds::get(db, refund_id).await?.ok_or(RefundError::NotFound("refund"))
+async fn reread<'e>(db: impl sqlx::any::AnyExecutor<'e>, refund_id: &str) -> Result<Refund, LedgerError> {
+    refunds::get(db, refund_id).await?.ok_or(LedgerError::NotFound("refund"))
 }
 
 /// Where a refund may not go: nowhere (zero), back to a deposit address, to a token contract,
 /// the deposit factory or its treasury.
-async fn check_destination(store: &Store, config: &Config, text: &str) -> Result<Address, RefundError> {
+async fn check_destination(store: &Store, config: &Config, text: &str) -> Result<Address, LedgerError> {
     let text = text.trim();
     let hex = text.strip_prefix("0x").unwrap_or_default();
     if hex.len() != 40 || !hex.chars().all(|c| c.is_ascii_hexdigit()) {
@@ -154,17 +140,21 @@ async fn check_destination(store: &Store, config: &Config, text: &str) -> Result
 
 /// The payer's claim: where to send it. Approved at once when worth at most
 /// `auto_approve_usd` (and within the day's limit).
-pub async fn claim(store: &Store, config: &Config, refund_id: &str, address: &str) -> Result<Refund, RefundError> {
+pub async fn claim(store: &Store, config: &Config, refund_id: &str, address: &str) -> Result<Refund, LedgerError> {
     let refund = reread(store.pool(), refund_id).await?;
+    if refund.status == "open" && claim_expired(store, config, &refund).await? {
+        end_unsent(store, refund_id, CLAIM_EXPIRED).await?;
+        return Err(LedgerError::Conflict(format!("this refund was cancelled: {CLAIM_EXPIRED}")));
+    }
     match (refund.status.as_str(), &refund.error) {
         ("open", _) => {}
-        ("failed", Some(why)) => return Err(RefundError::Conflict(format!("this refund was cancelled: {why}"))),
-        _ => return Err(RefundError::Conflict("this refund was claimed already".into())),
+        ("failed", Some(why)) => return Err(LedgerError::Conflict(format!("this refund was cancelled: {why}"))),
+        _ => return Err(LedgerError::Conflict("this refund was claimed already".into())),
     }
     let to = check_destination(store, config, address).await?;
     let mut tx = store.begin().await?;
     if !refunds::claim(&mut *tx, refund_id, &crate::store::orders::address_text(&to)).await? {
-        return Err(RefundError::Conflict("this refund was claimed already".into()));
+        return Err(LedgerError::Conflict("this refund was claimed already".into()));
     }
     let now = reread(&mut *tx, refund_id).await?;
     announce(&mut tx, "refund.claimed", &now).await?;
@@ -173,21 +163,69 @@ pub async fn claim(store: &Store, config: &Config, refund_id: &str, address: &st
     if usd <= config.refunds.auto_approve_usd.0 {
         match approve(store, config, refund_id).await {
             // Over the day's limit: it waits for an operator, claimed.
-            Ok(_) | Err(RefundError::Limit(_)) => {}
+            Ok(_) | Err(LedgerError::Limit(_)) => {}
             Err(e) => return Err(e),
         }
     }
     reread(store.pool(), refund_id).await
 }
 
-/// The operator's approval, within the per-day limit (refunds approved in the last 24 hours).
-pub async fn approve(store: &Store, config: &Config, refund_id: &str) -> Result<Refund, RefundError> {
+const CLAIM_EXPIRED: &str = "the claim link expired";
+
+/// Whether `refund`'s claim link is past `[refunds] claim_ttl_days` by the chain's clock (the
+/// newest block the watchers processed; no verdict before any).
+async fn claim_expired(store: &Store, config: &Config, refund: &Refund) -> Result<bool, StoreError> {
+    let now = crate::store::cursor::chain_time(store.pool(), &config.chain_ids()).await?;
+    let made = refund.link_chain_time.unwrap_or(refund.created_at);
+    Ok(now > 0 && now - made > i64::from(config.refunds.claim_ttl_days) * 86_400)
+}
+
+/// Ends every open refund whose claim link expired (the refund job's pass); how many.
+pub async fn expire_claims(store: &Store, config: &Config) -> Result<usize, LedgerError> {
+    let mut ended = 0;
+    for refund in refunds::list(store.pool(), Some("open"), 1000).await? {
+        if claim_expired(store, config, &refund).await? {
+            match end_unsent(store, &refund.refund_id, CLAIM_EXPIRED).await {
+                Ok(_) => ended += 1,
+                Err(LedgerError::Conflict(_)) => {} // claimed or ended meanwhile
+                Err(e) => return Err(e),
+            }
+        }
+    }
+    Ok(ended)
+}
+
+/// Ends a refund not sent yet (open, claimed or approved) with `why`: `failed`, its money open
+/// again in its fund's order, announced as `refund.failed`. The operator's cancel and reject,
+/// and an expired claim link. Conflict when it was sent or settled already.
+pub async fn end_unsent(store: &Store, refund_id: &str, why: &str) -> Result<Refund, LedgerError> {
+    let refund = reread(store.pool(), refund_id).await?;
+    let fund = stray_funds::get(store.pool(), &refund.fund_id)
+        .await?
+        .ok_or_else(|| StoreError::Corrupt(format!("refund {refund_id} names no fund")))?;
     let mut tx = store.begin().await?;
+    orders::lock(&mut tx, &fund.order_id).await?;
+    if !refunds::cancel_unsent(&mut *tx, refund_id, why).await? {
+        let status = reread(&mut *tx, refund_id).await?.status;
+        return Err(LedgerError::Conflict(format!("this refund is {status}: only one not sent yet can be ended")));
+    }
+    stray_funds::refund_failed(&mut tx, &refund.fund_id).await?;
+    let ended = reread(&mut *tx, refund_id).await?;
+    announce(&mut tx, "refund.failed", &ended).await?;
+    tx.commit().await?;
+    Ok(ended)
+}
+
+/// The operator's approval, within the per-day limit (refunds approved in the last 24 hours).
+pub async fn approve(store: &Store, config: &Config, refund_id: &str) -> Result<Refund, LedgerError> {
+    let mut tx = store.begin().await?;
+    // The day's sum is read and added to under one lock, whichever process approves.
+    refunds::lock_the_day(&mut tx).await?;
     let refund = reread(&mut *tx, refund_id).await?;
     match refund.status.as_str() {
         "claimed" => {}
-        "open" => return Err(RefundError::Conflict("the payer has not claimed this refund yet".into())),
-        other => return Err(RefundError::Conflict(format!("this refund is {other} already"))),
+        "open" => return Err(LedgerError::Conflict("the payer has not claimed this refund yet".into())),
+        other => return Err(LedgerError::Conflict(format!("this refund is {other} already"))),
     }
     let usd = Decimal::from_str(&refund.usd).map_err(|_| StoreError::Corrupt("refund usd".into()))?;
     let day: Decimal = refunds::approved_usd_since(&mut *tx, unix_now() - 86_400)
@@ -197,42 +235,183 @@ pub async fn approve(store: &Store, config: &Config, refund_id: &str) -> Result<
         .sum();
     let max = config.refunds.max_per_day_usd.0;
     if day + usd > max {
-        return Err(RefundError::Limit(format!(
+        return Err(LedgerError::Limit(format!(
             "approving {usd} USD would pass the per-day limit of {max} USD ({day} USD approved in the last 24 hours)"
         )));
     }
     if !refunds::approve(&mut *tx, refund_id).await? {
-        return Err(RefundError::Conflict("this refund was approved already".into()));
+        return Err(LedgerError::Conflict("this refund was approved already".into()));
     }
     tx.commit().await?;
     reread(store.pool(), refund_id).await
 }
 
 /// The hash of a transaction an external signer sent for an approved refund (no refund key).
+/// Believed only when its chain knows it (a Safe's `safeTxHash` is not a transaction hash), no
+/// other refund names it, and, once mined, it moved the refund (its token, amount and
+/// destination, from `[refunds] external_sender` when set): an unrelated hash would otherwise
+/// fail the refund and reopen a fund the Safe did pay.
 pub async fn record_external(
     store: &Store,
     config: &Config,
     refund_id: &str,
     tx_hash: &str,
-) -> Result<Refund, RefundError> {
+) -> Result<Refund, LedgerError> {
     if config.refunds.private_key.is_some() {
-        return Err(RefundError::Conflict("refunds are sent by the configured refund key".into()));
+        return Err(LedgerError::Conflict("refunds are sent by the configured refund key".into()));
     }
-    let hash: alloy::primitives::B256 =
-        tx_hash.trim().parse().map_err(|_| invalid("tx_hash", "must be 0x and 64 hex digits"))?;
-    let hash = format!("{hash:#x}");
-    let intent = refunds::Intent { from: "external", nonce: None, raw_tx: None, tx_hash: &hash };
-    let mut tx = store.begin().await?;
-    if !refunds::record_sent(&mut *tx, refund_id, &intent).await? {
-        let status = reread(&mut *tx, refund_id).await?.status;
-        return Err(RefundError::Conflict(format!(
+    let hash: B256 = tx_hash.trim().parse().map_err(|_| invalid("tx_hash", "must be 0x and 64 hex digits"))?;
+    let refund = reread(store.pool(), refund_id).await?;
+    if refund.status != "approved" {
+        let status = refund.status;
+        return Err(LedgerError::Conflict(format!(
             "only an approved refund takes a transaction (this one is {status})"
         )));
     }
-    let now = reread(&mut *tx, refund_id).await?;
-    announce(&mut tx, "refund.sent", &now).await?;
-    tx.commit().await?;
+    let text = format!("{hash:#x}");
+    if let Some(other) = refunds::naming_hash(store.pool(), &text).await? {
+        return Err(LedgerError::Conflict(format!("transaction {text} is recorded for refund {other} already")));
+    }
+    check_on_chain(config, &refund, hash).await?;
+    let intent = refunds::Intent { from: "external", nonce: None, raw_tx: None, tx_hash: &text };
+    if !record_sent(store, refund_id, &intent).await? {
+        let status = reread(store.pool(), refund_id).await?.status;
+        return Err(LedgerError::Conflict(format!(
+            "only an approved refund takes a transaction (this one is {status})"
+        )));
+    }
     reread(store.pool(), refund_id).await
+}
+
+/// The external transaction as the refund's chain has it: known, and if mined, moving the refund.
+async fn check_on_chain(config: &Config, refund: &Refund, hash: B256) -> Result<(), LedgerError> {
+    use alloy::providers::Provider;
+    let chain = config
+        .chain_by_id(refund.chain_id as u64)
+        .ok_or_else(|| invalid("tx_hash", "the refund's chain is no longer configured"))?;
+    let unavailable = |e: &dyn std::fmt::Display| {
+        LedgerError::Unavailable(format!("the chain cannot be asked now: {}", crate::redact::error(e)))
+    };
+    let provider = crate::chain::rpc::provider(chain.config.rpc_http.urls()).map_err(|e| unavailable(&e))?;
+    if let Some(receipt) = provider.get_transaction_receipt(hash).await.map_err(|e| unavailable(&e))? {
+        if !moves_the_refund(config, refund, &receipt) {
+            return Err(invalid(
+                "tx_hash",
+                format!(
+                    "transaction {hash:#x} did not transfer this refund (its token, amount and address{})",
+                    match config.refunds.external_sender {
+                        Some(from) => format!(", from {from:#x}"),
+                        None => String::new(),
+                    }
+                ),
+            ));
+        }
+        return Ok(());
+    }
+    match provider.get_transaction_by_hash(hash).await.map_err(|e| unavailable(&e))? {
+        Some(_) => Ok(()), // pending: the job checks its receipt at depth
+        None => Err(invalid(
+            "tx_hash",
+            format!(
+                "chain {} knows no transaction {hash:#x} (a Safe's safeTxHash is not one: give the executed transaction's hash)",
+                refund.chain_id
+            ),
+        )),
+    }
+}
+
+/// Whether a receipt moved `refund`: succeeded, with a Transfer of its token and amount to its
+/// address, from its sender (the refund wallet's address, or `[refunds] external_sender`).
+pub fn moves_the_refund(config: &Config, refund: &Refund, receipt: &alloy::rpc::types::TransactionReceipt) -> bool {
+    use alloy::sol_types::SolEvent;
+    let (Ok(token), Some(Ok(to)), Ok(amount)) = (
+        refund.token.parse::<Address>(),
+        refund.to_address.as_deref().map(str::parse::<Address>),
+        refund.amount_base.parse::<U256>(),
+    ) else {
+        return false;
+    };
+    let sender = match refund.from_address.as_deref() {
+        Some("external") | None => config.refunds.external_sender,
+        Some(wallet) => wallet.parse().ok(),
+    };
+    receipt.status()
+        && receipt.inner.logs().iter().any(|log| {
+            log.address() == token
+                && crate::chain::contracts::IERC20::Transfer::decode_log(&log.inner)
+                    .is_ok_and(|t| t.to == to && t.value == amount && sender.is_none_or(|s| t.from == s))
+        })
+}
+
+/// approved → sent with its transaction (the refund wallet's, before broadcasting it, or an
+/// external signer's), announced; false when it was not approved.
+pub async fn record_sent(store: &Store, refund_id: &str, intent: &refunds::Intent<'_>) -> Result<bool, StoreError> {
+    let mut tx = store.begin().await?;
+    if !refunds::record_sent(&mut *tx, refund_id, intent).await? {
+        return Ok(false);
+    }
+    let sent = refunds::get(&mut *tx, refund_id).await?.ok_or_else(|| StoreError::Corrupt("refund gone".into()))?;
+    announce(&mut tx, "refund.sent", &sent).await?;
+    tx.commit().await?;
+    Ok(true)
+}
+
+/// Why an approved refund is not sent yet, shown to the operator (cleared once it is sent).
+pub async fn note_problem(store: &Store, refund_id: &str, problem: &str) -> Result<(), StoreError> {
+    refunds::note_problem(store.pool(), refund_id, problem).await
+}
+
+/// Where a sent refund's transaction is mined now (None: not on the chain, e.g. reorged out).
+pub async fn mined_at(store: &Store, refund_id: &str, block: Option<(i64, &str)>) -> Result<(), StoreError> {
+    refunds::set_block(store.pool(), refund_id, block).await
+}
+
+/// A sent refund's transaction replaced by a fee bump (same nonce); false when it changed
+/// meanwhile. The caller broadcasts the new bytes only after this.
+pub async fn record_bump(
+    store: &Store,
+    refund_id: &str,
+    old_hash: &str,
+    raw_tx: &str,
+    tx_hash: &str,
+) -> Result<bool, StoreError> {
+    refunds::record_bump(store.pool(), refund_id, old_hash, raw_tx, tx_hash).await
+}
+
+/// A replaced transaction of a sent refund is the one mined: the refund follows it.
+pub async fn mined_instead(store: &Store, refund_id: &str, tx_hash: &str) -> Result<(), StoreError> {
+    refunds::mined_instead(store.pool(), refund_id, tx_hash).await
+}
+
+/// A confirmed refund whose block a deeper reorg took is followed again, `sent`.
+pub async fn unconfirm(store: &Store, refund_id: &str) -> Result<bool, StoreError> {
+    refunds::unconfirm(store.pool(), refund_id).await
+}
+
+/// A sent refund's transaction at depth: it moved the tokens (`refunded`) or not (`failed`,
+/// its money open again), announced. Under the fund's order lock: a failed refund's money
+/// goes back into the order's open row, which an apply or a settle may be changing.
+pub async fn settle_sent(store: &Store, refund: &Refund, hash: &str, moved: bool) -> Result<(), StoreError> {
+    let fund = stray_funds::get(store.pool(), &refund.fund_id)
+        .await?
+        .ok_or_else(|| StoreError::Corrupt(format!("refund {} names no fund", refund.refund_id)))?;
+    let mut tx = store.begin().await?;
+    orders::lock(&mut tx, &fund.order_id).await?;
+    let error = (!moved).then_some("the transaction did not transfer the refund (reverted, or another transfer)");
+    if !refunds::settle(&mut *tx, &refund.refund_id, moved, error).await? {
+        return Ok(());
+    }
+    if moved {
+        stray_funds::refund_confirmed(&mut *tx, &refund.fund_id, hash).await?;
+    } else {
+        stray_funds::refund_failed(&mut tx, &refund.fund_id).await?;
+        tracing::error!(refund_id = refund.refund_id, hash, "a refund failed; its funds are open again");
+    }
+    let settled =
+        refunds::get(&mut *tx, &refund.refund_id).await?.ok_or_else(|| StoreError::Corrupt("refund gone".into()))?;
+    announce(&mut tx, if moved { "refund.confirmed" } else { "refund.failed" }, &settled).await?;
+    tx.commit().await?;
+    Ok(())
 }
 
 /// The transaction an external signer sends for `refund`: the token's `transfer`.

@@ -186,3 +186,15 @@ fn from_row(r: &AnyRow) -> StoreResult<App> {
         created_at: r.try_get("created_at")?,
     })
 }
+
+/// An app that never activated is cancelled (its order expired unpaid).
+pub async fn cancel_pending<'e>(db: impl AnyExecutor<'e>, app_id: &str, now: i64) -> StoreResult<()> {
+    sqlx::query(
+        "UPDATE apps SET status = 'cancelled', updated_at = $1 WHERE app_id = $2 AND status = 'pending_payment'",
+    )
+    .bind(now)
+    .bind(app_id)
+    .execute(db)
+    .await?;
+    Ok(())
+}

@@ -10,17 +10,6 @@ use super::StoreResult;
 /// Where the previous page ended: (time, id).
 pub type After = (i64, String);
 
-/// What is exported: each a table, its time column and its id column.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Book {
-    /// One row per credited payment (a paid order's deposit row), at the time it was paid.
-    Payments,
-    /// Money that credits no order, at the time it was found.
-    StrayFunds,
-    /// Stray funds sent back, at the time the refund was recorded.
-    Refunds,
-}
-
 /// A credited payment, as the books need it.
 #[derive(Debug, Clone)]
 pub struct PaymentLine {
@@ -90,32 +79,61 @@ pub async fn payments<'e>(
         .collect()
 }
 
-/// Stray funds (all, by the time found) or refunded ones (by the time the refund was recorded).
+/// Stray funds, by the time found (`created_at`, which never changes).
 pub async fn funds<'e>(
     db: impl AnyExecutor<'e>,
-    book: Book,
     from: i64,
     to: i64,
     after: Option<&After>,
     limit: i64,
 ) -> StoreResult<Vec<super::stray_funds::Fund>> {
-    let (time, only_refunded) = match book {
-        Book::Refunds => ("updated_at", "AND status = 'refunded'"),
-        _ => ("created_at", ""),
-    };
-    let (after_time, after_id) = after.cloned().unwrap_or((i64::MIN, String::new()));
-    let sql = format!(
-        "SELECT {} FROM stray_funds WHERE {time} >= $1 AND {time} < $2 {only_refunded} \
-         AND ({time}, fund_id) > ($3, $4) ORDER BY {time}, fund_id LIMIT $5",
-        super::stray_funds::COLUMNS
-    );
-    let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
-        .bind(from)
-        .bind(to)
-        .bind(after_time)
-        .bind(after_id)
-        .bind(limit)
-        .fetch_all(db)
-        .await?;
-    rows.iter().map(super::stray_funds::from_row).collect()
+    let book = Created { table: "stray_funds", id: "fund_id", columns: super::stray_funds::COLUMNS };
+    book.page(db, (from, to), after, limit, super::stray_funds::from_row).await
+}
+
+/// Refund records of every status, by the time each was created.
+pub async fn refunds<'e>(
+    db: impl AnyExecutor<'e>,
+    from: i64,
+    to: i64,
+    after: Option<&After>,
+    limit: i64,
+) -> StoreResult<Vec<super::refunds::Refund>> {
+    let book = Created { table: "refunds", id: "refund_id", columns: super::refunds::COLUMNS };
+    book.page(db, (from, to), after, limit, super::refunds::from_row).await
+}
+
+/// A book paged by (`created_at`, its id): a column that never changes, so a download during a
+/// change neither skips nor repeats a row.
+struct Created {
+    table: &'static str,
+    id: &'static str,
+    columns: &'static str,
+}
+
+impl Created {
+    async fn page<'e, T>(
+        &self,
+        db: impl AnyExecutor<'e>,
+        (from, to): (i64, i64),
+        after: Option<&After>,
+        limit: i64,
+        from_row: fn(&sqlx::any::AnyRow) -> StoreResult<T>,
+    ) -> StoreResult<Vec<T>> {
+        let Created { table, id, columns } = self;
+        let (after_time, after_id) = after.cloned().unwrap_or((i64::MIN, String::new()));
+        let sql = format!(
+            "SELECT {columns} FROM {table} WHERE created_at >= $1 AND created_at < $2 \
+             AND (created_at, {id}) > ($3, $4) ORDER BY created_at, {id} LIMIT $5"
+        );
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(from)
+            .bind(to)
+            .bind(after_time)
+            .bind(after_id)
+            .bind(limit)
+            .fetch_all(db)
+            .await?;
+        rows.iter().map(from_row).collect()
+    }
 }

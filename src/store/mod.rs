@@ -174,6 +174,10 @@ fn sqlite_url(rest: &str) -> StoreResult<String> {
     if path.is_empty() {
         return Err(StoreError::Url("sqlite: needs a file path".into()));
     }
+    if path == ":memory:" {
+        // One database per connection: only for a pool of one (the simulator's).
+        return Ok("sqlite::memory:".to_string());
+    }
     if path != ":memory:"
         && let Some(dir) = Path::new(path).parent().filter(|d| !d.as_os_str().is_empty())
     {

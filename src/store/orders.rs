@@ -20,13 +20,7 @@ pub enum OrderKind {
     Catalog,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum OrderStatus {
-    AwaitingPayment,
-    PartiallyPaid,
-    Paid,
-    Expired,
-}
+pub use paywatch_core::order_state::OrderStatus;
 
 macro_rules! text_enum {
     ($ty:ident { $($variant:ident => $text:literal),+ $(,)? }) => {
@@ -44,20 +38,12 @@ macro_rules! text_enum {
     };
 }
 
-text_enum!(OrderKind { Create => "create", Extend => "extend", Catalog => "catalog" });
-text_enum!(OrderStatus {
-    AwaitingPayment => "awaiting_payment",
-    PartiallyPaid => "partially_paid",
-    Paid => "paid",
-    Expired => "expired",
-});
-
-impl OrderStatus {
-    /// Still waiting for (more) money.
-    pub fn is_open(self) -> bool {
-        matches!(self, OrderStatus::AwaitingPayment | OrderStatus::PartiallyPaid)
-    }
+/// A stored order status, or the row is corrupt.
+fn order_status(text: &str) -> StoreResult<OrderStatus> {
+    OrderStatus::parse(text).ok_or_else(|| StoreError::Corrupt(format!("OrderStatus {text:?}")))
 }
+
+text_enum!(OrderKind { Create => "create", Extend => "extend", Catalog => "catalog" });
 
 /// The on-chain side of a crypto order, fixed when the order is created.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -220,7 +206,7 @@ fn from_row(r: &AnyRow) -> StoreResult<Order> {
             expires_at: r.try_get("expires_at")?,
         },
         progress: PaymentProgress {
-            status: OrderStatus::parse(&r.try_get::<String, _>("status")?)?,
+            status: order_status(&r.try_get::<String, _>("status")?)?,
             seen_base: units("seen_base")?,
             confirmed_base: units("confirmed_base")?,
             overpaid_base: units("overpaid_base")?,
@@ -319,6 +305,22 @@ impl PaymentProgress {
     }
 }
 
+/// awaiting_payment or partially_paid → expired, unless a transfer mined before its expiry is
+/// still confirming; false when it was not (paid, or expired elsewhere, since it was found).
+pub async fn expire_unpaid<'e>(db: impl AnyExecutor<'e>, order_id: &str) -> StoreResult<bool> {
+    let done = sqlx::query(
+        "UPDATE orders SET status = 'expired', updated_at = $1 \
+         WHERE order_id = $2 AND status IN ('awaiting_payment', 'partially_paid') \
+         AND NOT EXISTS (SELECT 1 FROM chain_transfers t WHERE t.order_id = orders.order_id AND t.state = 'seen' \
+             AND COALESCE(t.block_time, 0) <= orders.expires_at)",
+    )
+    .bind(unix_now())
+    .bind(order_id)
+    .execute(db)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
 /// Writes an order's recomputed sums, only if its status is still `from` (the state they were
 /// computed from): expiry and crediting never overwrite each other. `Conflict` when another
 /// writer got there first; the caller rolls back and recomputes.
@@ -415,7 +417,7 @@ pub async fn count_by_status<'e>(db: impl AnyExecutor<'e>) -> StoreResult<Vec<(&
             .map(|s| (s.as_str(), 0))
             .collect();
     for r in rows {
-        let status = OrderStatus::parse(&r.try_get::<String, _>("status")?)?;
+        let status = order_status(&r.try_get::<String, _>("status")?)?;
         let n: i64 = r.try_get("n")?;
         if let Some(entry) = counts.iter_mut().find(|(s, _)| *s == status.as_str()) {
             entry.1 = n;

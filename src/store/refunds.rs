@@ -40,13 +40,21 @@ pub struct Refund {
     pub confirmed_at: Option<i64>,
     #[serde(skip)]
     pub raw_tx: Option<String>,
+    /// The chain's time when the claim link was made (its age counts from it).
+    #[serde(skip)]
+    pub link_chain_time: Option<i64>,
+    /// When its current transaction was signed (a fee bump signs again).
+    pub sent_at: Option<i64>,
+    /// Earlier transactions of the same nonce a fee bump replaced, comma-separated: whichever
+    /// is mined is the refund's.
+    pub replaced_hashes: Option<String>,
 }
 
-const COLUMNS: &str = "refund_id, fund_id, team_id, chain_id, token_address, amount_base, usd, status, to_address, \
+pub(super) const COLUMNS: &str = "refund_id, fund_id, team_id, chain_id, token_address, amount_base, usd, status, to_address, \
                        from_address, nonce, raw_tx, tx_hash, block_number, block_hash, error, created_at, claimed_at, approved_at, \
-                       confirmed_at";
+                       confirmed_at, link_chain_time, sent_at, replaced_hashes";
 
-fn from_row(r: &sqlx::any::AnyRow) -> StoreResult<Refund> {
+pub(super) fn from_row(r: &sqlx::any::AnyRow) -> StoreResult<Refund> {
     Ok(Refund {
         refund_id: r.try_get("refund_id")?,
         fund_id: r.try_get("fund_id")?,
@@ -68,6 +76,9 @@ fn from_row(r: &sqlx::any::AnyRow) -> StoreResult<Refund> {
         claimed_at: r.try_get("claimed_at")?,
         approved_at: r.try_get("approved_at")?,
         confirmed_at: r.try_get("confirmed_at")?,
+        link_chain_time: r.try_get("link_chain_time")?,
+        sent_at: r.try_get("sent_at")?,
+        replaced_hashes: r.try_get("replaced_hashes")?,
     })
 }
 
@@ -78,6 +89,8 @@ pub struct NewRefund<'a> {
     pub token: &'a str,
     pub amount_base: &'a str,
     pub usd: &'a str,
+    /// The chain's time now (the claim link's age counts from it).
+    pub chain_time: i64,
 }
 
 /// A new refund (its id a random 128-bit capability).
@@ -86,7 +99,7 @@ pub async fn insert<'e>(db: impl AnyExecutor<'e>, new: &NewRefund<'_>) -> StoreR
     let now = unix_now();
     sqlx::query(
         "INSERT INTO refunds (refund_id, fund_id, team_id, chain_id, token_address, amount_base, usd, status, \
-         created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, 'open', $8, $8)",
+         created_at, updated_at, link_chain_time) VALUES ($1, $2, $3, $4, $5, $6, $7, 'open', $8, $8, $9)",
     )
     .bind(&refund_id)
     .bind(new.fund_id)
@@ -96,9 +109,41 @@ pub async fn insert<'e>(db: impl AnyExecutor<'e>, new: &NewRefund<'_>) -> StoreR
     .bind(new.amount_base)
     .bind(new.usd)
     .bind(now)
+    .bind(new.chain_time)
     .execute(db)
     .await?;
     Ok(refund_id)
+}
+
+/// A refund the operator sent outside paywatch, recorded by its transaction: `refunded` at
+/// once (it never counts in the approval limits: it was never approved here).
+pub async fn insert_recorded<'e>(db: impl AnyExecutor<'e>, new: &NewRefund<'_>, tx_hash: &str) -> StoreResult<String> {
+    let refund_id = uuid::Uuid::new_v4().simple().to_string();
+    sqlx::query(
+        "INSERT INTO refunds (refund_id, fund_id, team_id, chain_id, token_address, amount_base, usd, status, \
+         from_address, tx_hash, created_at, confirmed_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, 'refunded', 'external', $8, $9, $9, $9)",
+    )
+    .bind(&refund_id)
+    .bind(new.fund_id)
+    .bind(new.team_id)
+    .bind(new.chain_id as i64)
+    .bind(new.token)
+    .bind(new.amount_base)
+    .bind(new.usd)
+    .bind(tx_hash)
+    .bind(unix_now())
+    .execute(db)
+    .await?;
+    Ok(refund_id)
+}
+
+/// The refund whose transaction is `tx_hash`, if any (a hash pays one refund).
+pub async fn naming_hash<'e>(db: impl AnyExecutor<'e>, tx_hash: &str) -> StoreResult<Option<String>> {
+    Ok(sqlx::query_scalar("SELECT refund_id FROM refunds WHERE tx_hash = $1 LIMIT 1")
+        .bind(tx_hash)
+        .fetch_optional(db)
+        .await?)
 }
 
 pub async fn get<'e>(db: impl AnyExecutor<'e>, refund_id: &str) -> StoreResult<Option<Refund>> {
@@ -142,6 +187,18 @@ pub async fn approve<'e>(db: impl AnyExecutor<'e>, refund_id: &str) -> StoreResu
     .execute(db)
     .await?;
     Ok(done.rows_affected() == 1)
+}
+
+/// Holds the lock of the day's refund sum until the transaction ends: approvals read the sum
+/// and add to it one after the other, in every process (PostgreSQL: a transaction-scoped
+/// advisory lock; SQLite's write transactions are serialized already).
+pub async fn lock_the_day(tx: &mut super::Tx) -> StoreResult<()> {
+    /// "refunds" in ASCII, a key no other advisory lock of paywatch uses.
+    const KEY: i64 = 0x72_65_66_75_6e_64_73;
+    if tx.backend_name() == "PostgreSQL" {
+        sqlx::query("SELECT 1 FROM (SELECT pg_advisory_xact_lock($1)) AS held").bind(KEY).execute(&mut **tx).await?;
+    }
+    Ok(())
 }
 
 /// USD of refunds approved since `since` (approved, sent, refunded; not failed).
@@ -190,6 +247,42 @@ pub async fn record_sent<'e>(db: impl AnyExecutor<'e>, refund_id: &str, intent: 
     .execute(db)
     .await?;
     Ok(done.rows_affected() == 1)
+}
+
+/// A sent refund's transaction replaced by `raw_tx` (same nonce, higher fees); the old hash is
+/// kept among the replaced. False when its transaction is no longer `old_hash` (another pass
+/// bumped it, or it settled).
+pub async fn record_bump<'e>(
+    db: impl AnyExecutor<'e>,
+    refund_id: &str,
+    old_hash: &str,
+    raw_tx: &str,
+    tx_hash: &str,
+) -> StoreResult<bool> {
+    let done = sqlx::query(
+        "UPDATE refunds SET raw_tx = $3, tx_hash = $4, sent_at = $5, updated_at = $5, \
+         replaced_hashes = CASE WHEN replaced_hashes IS NULL THEN $2 ELSE replaced_hashes || ',' || $2 END \
+         WHERE refund_id = $1 AND status = 'sent' AND tx_hash = $2",
+    )
+    .bind(refund_id)
+    .bind(old_hash)
+    .bind(raw_tx)
+    .bind(tx_hash)
+    .bind(unix_now())
+    .execute(db)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// A sent refund's replaced transaction `tx_hash` is the one mined: it is the refund's again.
+pub async fn mined_instead<'e>(db: impl AnyExecutor<'e>, refund_id: &str, tx_hash: &str) -> StoreResult<()> {
+    sqlx::query("UPDATE refunds SET tx_hash = $2, updated_at = $3 WHERE refund_id = $1 AND status = 'sent'")
+        .bind(refund_id)
+        .bind(tx_hash)
+        .bind(unix_now())
+        .execute(db)
+        .await?;
+    Ok(())
 }
 
 /// Where a sent refund's transaction is now (None: not on the chain, e.g. reorged out).
@@ -243,6 +336,21 @@ pub async fn settle<'e>(
     .bind(if confirmed { "refunded" } else { "failed" })
     .bind(error)
     .bind(now)
+    .execute(db)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// open, claimed or approved → failed with why (nothing was sent); false when it was sent or
+/// settled already.
+pub async fn cancel_unsent<'e>(db: impl AnyExecutor<'e>, refund_id: &str, why: &str) -> StoreResult<bool> {
+    let done = sqlx::query(
+        "UPDATE refunds SET status = 'failed', error = $2, updated_at = $3 \
+         WHERE refund_id = $1 AND status IN ('open', 'claimed', 'approved')",
+    )
+    .bind(refund_id)
+    .bind(why)
+    .bind(unix_now())
     .execute(db)
     .await?;
     Ok(done.rows_affected() == 1)

@@ -290,15 +290,8 @@ async fn take_back_unsent_refunds(
         if left.is_zero() {
             break;
         }
-        let cancel = sqlx::query(
-            "UPDATE refunds SET status = 'failed', error = 'the money left the chain in a reorg before it was sent', \
-             updated_at = $2 WHERE refund_id = $1 AND status IN ('open', 'claimed', 'approved')",
-        )
-        .bind(&refund_id)
-        .bind(unix_now())
-        .execute(&mut **tx)
-        .await?;
-        if cancel.rows_affected() == 0 {
+        let why = "the money left the chain in a reorg before it was sent";
+        if !super::refunds::cancel_unsent(&mut **tx, &refund_id, why).await? {
             continue;
         }
         let amount = base_units(&amount, "stray_funds amount")?;
@@ -327,13 +320,18 @@ async fn reopen(tx: &mut super::Tx, fund_id: &str, amount: U256) -> StoreResult<
         .await?;
         match open {
             Some((open_id, open_amount)) => {
+                // Only while it is open: a row applied or refunded meanwhile is settled money, and
+                // growing it would pay its order what the operator never applied.
                 let sum = base_units(&open_amount, "stray_funds amount")? + amount;
-                sqlx::query("UPDATE stray_funds SET amount_base = $2, updated_at = $3 WHERE fund_id = $1")
-                    .bind(&open_id)
-                    .bind(sum.to_string())
-                    .bind(now)
-                    .execute(&mut **tx)
-                    .await?;
+                let grown = sqlx::query(
+                    "UPDATE stray_funds SET amount_base = $2, updated_at = $3 WHERE fund_id = $1 AND status = 'unattributed'",
+                )
+                .bind(&open_id)
+                .bind(sum.to_string())
+                .bind(now)
+                .execute(&mut **tx)
+                .await?;
+                still_unattributed(grown.rows_affected(), &open_id)?;
             }
             None => open_beside(tx, fund_id, amount).await?,
         }

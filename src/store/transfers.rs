@@ -173,9 +173,9 @@ pub struct Stale {
 }
 
 /// The transfers stored in `from..=to` that are not among `kept` (tx hash, log index, block
-/// hash): read again, that range no longer holds them there. Only a window recorded above the
-/// cursor (see `chain::watcher`) leaves rows for a later answer to judge; without such rows
-/// this is one empty index range scan.
+/// hash): read again, that range no longer holds them there. Only rows an older version
+/// recorded above its cursor (windows, before issue 34) are ever there for a later answer to
+/// judge; without such rows this is one empty index range scan.
 pub async fn stale_in(
     db: &mut AnyConnection,
     chain_id: u64,
@@ -203,6 +203,34 @@ pub async fn stale_in(
         if !kept.contains(&key) {
             let state: String = r.try_get("state")?;
             stale.push(Stale { tx_hash, log_index, order_id: r.try_get("order_id")?, confirmed: state == "confirmed" });
+        }
+    }
+    Ok(stale)
+}
+
+/// Of `found`, the transfers stored under the same (chain, tx hash, log index) in another
+/// block: the row is stale, the transfer is where it was found now.
+pub async fn stored_elsewhere(db: &mut AnyConnection, found: &[Transfer]) -> StoreResult<Vec<Stale>> {
+    let mut stale = Vec::new();
+    for t in found {
+        let row = sqlx::query(
+            "SELECT tx_hash, log_index, order_id, state FROM chain_transfers \
+             WHERE chain_id = $1 AND tx_hash = $2 AND log_index = $3 AND block_hash <> $4",
+        )
+        .bind(t.chain_id as i64)
+        .bind(format!("{:#x}", t.tx_hash))
+        .bind(t.log_index as i64)
+        .bind(format!("{:#x}", t.block_hash))
+        .fetch_optional(&mut *db)
+        .await?;
+        if let Some(r) = row {
+            let state: String = r.try_get("state")?;
+            stale.push(Stale {
+                tx_hash: r.try_get("tx_hash")?,
+                log_index: r.try_get("log_index")?,
+                order_id: r.try_get("order_id")?,
+                confirmed: state == "confirmed",
+            });
         }
     }
     Ok(stale)

@@ -6,6 +6,7 @@
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
+use futures_util::StreamExt;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::support::app::{Options, TestApp, spawn_app};
@@ -114,5 +115,93 @@ async fn wrong_admin_tokens_and_sign_ins_are_slowed_per_client() {
     assert_eq!(slowed.status().as_u16(), 429);
     assert!(slowed.headers().contains_key("retry-after"));
     assert!(slowed.text().await.unwrap().contains("Too many wrong tokens"));
+    app.stop().await;
+}
+
+/// Issue 35, measured: behind nginx's `X-Forwarded-For $proxy_add_x_forwarded_for` a client's
+/// own `Forwarded: for=…` passes through. Forty wrong admin tokens, each with its own
+/// `Forwarded` address, the proxy (here the test, a trusted peer) appending the one address it
+/// saw: the sixth is slowed, since only the configured header names the client. And forty
+/// addresses of one IPv6 /64 behind the proxy are one client.
+#[tokio::test]
+async fn a_clients_own_forwarded_header_and_a_64_of_addresses_change_nothing() {
+    let app = app_with("heartbeat_secs = 5\ntrusted_proxies = [\"127.0.0.1\"]").await;
+    let funds = format!("{}/admin/funds", app.base);
+    let wrong = |forwarded: String, x_forwarded_for: &'static str| {
+        let (http, url) = (app.http.clone(), funds.clone());
+        async move {
+            let r = http.get(url).bearer_auth("wrong-token").header("forwarded", forwarded);
+            r.header("x-forwarded-for", x_forwarded_for).send().await.unwrap().status().as_u16()
+        }
+    };
+    let mut answers = Vec::new();
+    for i in 0..40 {
+        answers.push(wrong(format!("for=198.18.{}.{}", i / 200, i % 200 + 1), "203.0.113.50").await);
+    }
+    assert_eq!(answers[..5], [401; 5], "five free tries: {answers:?}");
+    assert!(answers[5..].iter().all(|s| *s == 429), "the sixth on is slowed: {answers:?}");
+
+    let from_64 = |i: u32| {
+        let (http, url) = (app.http.clone(), funds.clone());
+        let address = format!("2001:db8:77:1:{:x}::{:x}", i * 7919 % 65_536, i + 1);
+        async move { http.get(url).bearer_auth("wrong-token").header("x-forwarded-for", address).send().await.unwrap() }
+    };
+    let mut answers = Vec::new();
+    for i in 0..40 {
+        answers.push(from_64(i).await.status().as_u16());
+    }
+    assert!(answers[5..].iter().all(|s| *s == 429), "one /64 is one client: {answers:?}");
+    app.stop().await;
+}
+
+/// Issue 35: behind a real nginx (configured as its docs show, `X-Forwarded-For
+/// $proxy_add_x_forwarded_for`; paywatch trusts the nginx host, 127.0.0.1, and a front proxy
+/// at 127.0.0.9, a CDN say). A client at 127.0.0.7 sends forty wrong admin tokens, each with
+/// its own `Forwarded` and `X-Forwarded-For` addresses: the sixth is slowed all the same. The
+/// operator signs in from an address that never failed. 100,000 distinct IPv6 addresses of one
+/// /64, forwarded by the front proxy, are one client: five tries in all.
+#[tokio::test]
+async fn behind_nginx_a_clients_own_headers_and_a_64_of_addresses_change_nothing() {
+    let app = app_with("heartbeat_secs = 5\ntrusted_proxies = [\"127.0.0.1\", \"127.0.0.9\"]").await;
+    let nginx = crate::support::nginx::Nginx::start(app.base.trim_start_matches("http://")).await;
+    let funds = format!("{}/admin/funds", nginx.base);
+    let client = client_from("127.0.0.7");
+    let mut answers = Vec::new();
+    for i in 0..40u32 {
+        let r = client
+            .get(&funds)
+            .bearer_auth("wrong-token")
+            .header("forwarded", format!("for=198.18.0.{}", i + 1))
+            .header("x-forwarded-for", format!("198.19.0.{}", i + 1))
+            .send()
+            .await
+            .unwrap();
+        answers.push(r.status().as_u16());
+    }
+    assert_eq!(answers[..5], [401; 5], "five free tries: {answers:?}");
+    assert!(answers[5..].iter().all(|s| *s == 429), "the sixth on is slowed: {answers:?}");
+    let operator = client_from("127.0.0.8").get(&funds).bearer_auth(ADMIN).send().await.unwrap();
+    assert_eq!(operator.status().as_u16(), 200, "the operator, from an address that never failed");
+
+    let front = client_from("127.0.0.9");
+    let tries = futures_util::stream::iter(0..100_000u32)
+        .map(|i| {
+            let (http, url) = (front.clone(), funds.clone());
+            let address = format!("2001:db8:77:1:{:x}:{:x}::{:x}", i >> 16, i & 0xffff, i % 251 + 1);
+            async move {
+                let r = http.get(url).bearer_auth("wrong-token").header("x-forwarded-for", address).send().await;
+                r.unwrap().status().as_u16()
+            }
+        })
+        .buffer_unordered(32)
+        .collect::<Vec<u16>>()
+        .await;
+    let unthrottled = tries.iter().filter(|s| **s == 401).count();
+    let slowed = tries.iter().filter(|s| **s == 429).count();
+    assert_eq!((unthrottled, slowed), (5, 99_995), "100,000 addresses of one /64: five tries in all");
+    let other =
+        front.get(&funds).bearer_auth(ADMIN).header("x-forwarded-for", "2001:db8:77:2::1").send().await.unwrap();
+    assert_eq!(other.status().as_u16(), 200, "the next /64 is another client");
+    drop(nginx);
     app.stop().await;
 }

@@ -212,12 +212,15 @@ async fn a_websocket_that_stays_open_and_silent_leaves_polling_to_credit() {
 
 #[tokio::test]
 async fn a_logs_answer_from_a_node_without_the_block_is_not_believed() {
-    // Every getLogs reaches a node a block behind the head; its answer for the newest block is
-    // empty, and only the tie to that node's headers tells "not known" from "no logs".
-    let app = spawn_app(Options { confirmations: 1, proxy: Some(Mode::StaleLogs), ..Default::default() }).await;
+    // Every eth_getLogs call reaches a node a block behind the head, even inside a batch whose
+    // headers a current node answers: its answer for the newest block is empty. The block's
+    // bloom says it may hold a transfer, so the empty answer is not believed (its receipts are).
+    // No block is mined after the payment's: the log node never has it, so only the receipts
+    // can credit it, and the refusal is certain rather than a race with the next block.
+    let mode = Mode::SplitLogs { lag: 1, percent: 100 };
+    let app = spawn_app(Options { confirmations: 1, proxy: Some(mode), ..Default::default() }).await;
     let (_, order_id, address, owed) = app.create_crypto_app("USDT_ERC20", 1).await;
     app.pay(Token::UsdtErc20, address, owed).await;
-    app.mine(1).await;
     app.wait_order(&order_id, 30, |o| o["status"] == "paid").await;
     let metrics = app.http.get(format!("{}/metrics", app.base)).send().await.unwrap().text().await.unwrap();
     assert!(
@@ -772,75 +775,168 @@ async fn a_reorg_between_two_polls_is_seen_by_the_heads_batch() {
     app.stop().await;
 }
 
-/// With several blocks per poll, every other poll records its blocks as a window above the
-/// cursor (seen, never credited; the link to the cursor is the next poll's). A reorg after the
-/// window and before its link, above the cursor, takes a payment the window recorded: the
-/// linked read of the same blocks must remove it. Kept, it would be confirmed at depth: a
-/// payment credited that is not on the chain.
-async fn a_window_a_reorg_changes_before_its_link(backend: &'static str) {
+/// Issue 34: a payment seen at one height, then the chain reorganised below it and the same
+/// transaction (same hash, same log index) mined again lower, on a shorter chain. The payment
+/// must end up recorded once, at its new height, and credited. (With the "window" polls of
+/// issue 25, the row kept at the old height made the new one a no-op insert, and a later poll
+/// deleted the old row: 2 of 4 such payments lost.) Four payments, each through the shape.
+async fn a_payment_mined_again_lower_after_a_reorg(backend: &'static str) {
+    use alloy::eips::eip2718::Encodable2718;
+    use alloy::network::NetworkTransactionBuilder as _;
+    use alloy::network::{EthereumWallet, TransactionBuilder};
     let app = spawn_app(Options { backend, confirmations: 3, poll_interval_ms: 1_000, ..Default::default() }).await;
-    let (_, order_id, address, owed) = app.create_crypto_app("USDT_ERC20", 1).await;
-    for _ in 0..4 {
-        app.mine(1).await;
-        wait_processed(&app, 20).await;
-    }
-    // As in the test above: whole seconds of the chain's clock pass after the head was read, so
-    // the next poll finds several blocks due by the pace (a precondition, not a wait for a result).
-    tokio::time::sleep(Duration::from_millis(2_200)).await;
-    // The payment and three more blocks at once: no poll can read the payment's block alone.
-    let tx = payer_usdt_transfer(&app, address, owed);
-    app.chain.deployer.anvil_set_auto_mine(false).await.unwrap();
-    let _: alloy::primitives::B256 = app.chain.deployer.raw_request("eth_sendTransaction".into(), (tx,)).await.unwrap();
-    app.chain.deployer.anvil_mine(Some(4), None).await.unwrap();
-    app.chain.deployer.anvil_set_auto_mine(true).await.unwrap();
-    let store = &app.db.store;
+    let payer_key: PrivateKeySigner = accounts::PAYER_KEY.parse().unwrap();
+    let wallet = EthereumWallet::from(payer_key.clone());
+    let node = &app.chain.deployer;
     let chain_id = paywatch::devnet::CHAIN_ID;
-    let started = Instant::now();
-    let (recorded_at, cursor) = loop {
-        let row: Option<i64> = sqlx::query_scalar("SELECT block_number FROM chain_transfers WHERE order_id = $1")
+    for round in 0..4 {
+        let (_, order_id, address, owed) = app.create_crypto_app("USDT_ERC20", 1).await;
+        // The chain's pace, as the watcher sees it between heads.
+        for _ in 0..3 {
+            app.mine(1).await;
+            wait_processed(&app, 20).await;
+        }
+        let c = app.head().await;
+        // The payment as raw signed bytes, so the reorg can mine the very same transaction.
+        let nonce = node.get_transaction_count(payer_key.address()).await.unwrap();
+        let request = payer_usdt_transfer(&app, address, owed)
+            .with_nonce(nonce)
+            .with_chain_id(chain_id)
+            .with_gas_limit(200_000)
+            .with_max_fee_per_gas(100_000_000_000)
+            .with_max_priority_fee_per_gas(1_000_000_000);
+        let raw = request.build(&wallet).await.unwrap().encoded_2718();
+        // Whole seconds of the chain's clock pass after the head was read, so the next poll
+        // finds several blocks due by the pace and asks for them with the head (the shape in
+        // which the earlier watcher recorded a window; a precondition, not a wait for a result).
+        tokio::time::sleep(Duration::from_millis(2_200)).await;
+        // Three empty blocks, then the payment at c+4, at once.
+        node.anvil_set_auto_mine(false).await.unwrap();
+        node.anvil_mine(Some(3), None).await.unwrap();
+        let hash = *node.send_raw_transaction(&raw).await.unwrap().tx_hash();
+        node.anvil_mine(Some(1), None).await.unwrap();
+        node.anvil_set_auto_mine(true).await.unwrap();
+        assert_eq!(app.head().await, c + 4, "round {round}: the payment is mined at c+4");
+        let seen_at = eventually_transfer_block(&app, &order_id).await;
+        assert_eq!(seen_at, c + 4, "round {round}: first seen at c+4");
+        // The chain reorganised from c: the payment again at c+1, the new head c+2.
+        node.anvil_rollback(Some(4)).await.unwrap();
+        assert_eq!(app.head().await, c, "round {round}: rolled back to c");
+        let again = node.send_raw_transaction(&raw).await.unwrap();
+        assert_eq!(*again.tx_hash(), hash, "the same transaction");
+        if app.head().await == c {
+            app.mine(1).await;
+        }
+        let receipt = node.get_transaction_receipt(hash).await.unwrap().expect("mined again");
+        assert_eq!(receipt.block_number, Some(c + 1), "round {round}: mined again at c+1");
+        app.mine(1).await;
+        // A poll reads the new chain's c+1..c+2 alone (the shape that lost the payment), then
+        // blocks past the depth: credited once, at c+1.
+        wait_processed(&app, 20).await;
+        app.mine(4).await;
+        let order = app.wait_order(&order_id, 30, |o| o["status"] == "paid").await;
+        assert_eq!(order["payments"].as_array().map(Vec::len), Some(1), "round {round}: once: {order:#}");
+        let rows: Vec<i64> = sqlx::query_scalar("SELECT block_number FROM chain_transfers WHERE order_id = $1")
             .bind(&order_id)
-            .fetch_optional(store.pool())
+            .fetch_all(app.db.store.pool())
             .await
             .unwrap();
-        let cursor = paywatch::store::cursor::get(store.pool(), chain_id).await.unwrap().unwrap();
+        assert_eq!(rows, vec![(c + 1) as i64], "round {round}: recorded once, at the canonical height");
+        assert_eq!(crate::support::db::deposits_for_order(&app.db.store, &order_id).await, 1, "round {round}");
+    }
+    app.stop().await;
+}
+
+/// The block at which the order's one transfer is stored, once it is.
+async fn eventually_transfer_block(app: &TestApp, order_id: &str) -> u64 {
+    let started = Instant::now();
+    loop {
+        let row: Option<i64> = sqlx::query_scalar("SELECT block_number FROM chain_transfers WHERE order_id = $1")
+            .bind(order_id)
+            .fetch_optional(app.db.store.pool())
+            .await
+            .unwrap();
         if let Some(n) = row {
-            assert!(
-                n as u64 > cursor.block_number,
-                "the payment was linked at once, not recorded in a window (cursor {})",
-                cursor.block_number
-            );
-            break (n as u64, cursor.block_number);
+            return n as u64;
         }
-        assert!(started.elapsed() < Duration::from_secs(10), "the payment was never recorded");
+        assert!(started.elapsed() < Duration::from_secs(20), "the payment was never recorded");
         tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_payment_mined_again_lower_after_a_reorg_is_credited_once_sqlite() {
+    a_payment_mined_again_lower_after_a_reorg("sqlite").await;
+}
+
+#[tokio::test]
+async fn a_payment_mined_again_lower_after_a_reorg_is_credited_once_postgres() {
+    a_payment_mined_again_lower_after_a_reorg("postgres").await;
+}
+
+/// A row stored at one height (left by an older version's window above its cursor) and the
+/// same log found at another by a proven step: one row, at the height found.
+async fn a_transfer_stored_at_another_height_moves_to_where_a_step_finds_it(backend: &'static str) {
+    use alloy::primitives::B256;
+    use paywatch::payments::credit::{self, Rules, Step};
+    use paywatch::store::cursor::{self, Cursor};
+    use paywatch::store::transfers::{self, Transfer};
+    let mut app = spawn_app(Options { backend, ..Default::default() }).await;
+    let (_, order_id, address, owed) = app.create_crypto_app("USDT_ERC20", 1).await;
+    app.stop_server().await;
+    let rules = Rules::from_config(&paywatch::config::Config::load(&app.config_path).unwrap());
+    let store = &app.db.store;
+    // The chain's clock near the order's creation (anvil's blocks carry the host's time).
+    let t0 = unix_now();
+    let at =
+        |n: u64, byte: u8| Cursor { block_number: n, block_hash: B256::repeat_byte(byte), block_time: t0 + n as i64 };
+    cursor::set(store.pool(), rules.chain_id, at(10, 0xaa)).await.unwrap();
+    let transfer = |n: u64, byte: u8| Transfer {
+        chain_id: rules.chain_id,
+        tx_hash: B256::repeat_byte(0x11),
+        log_index: 0,
+        block_number: n,
+        block_hash: B256::repeat_byte(byte),
+        token: app.chain.token(Token::UsdtErc20),
+        from: Address::repeat_byte(0x01),
+        to: address,
+        amount_base: owed,
+        order_id: Some(order_id.clone()),
+        block_time: Some(t0 + n as i64),
     };
-    let head = app.head().await;
-    // Every block from the payment's up, replaced by empty ones; the cursor's block stays.
-    let depth = head - recorded_at + 1;
-    assert!(head - depth >= cursor, "the reorg stays above the cursor");
-    app.chain.deployer.anvil_reorg(ReorgOptions { depth, tx_block_pairs: vec![] }).await.unwrap();
-    app.mine(6).await;
-    wait_processed(&app, 20).await;
-    let order = app.order(&order_id).await;
-    assert_eq!(order["status"], "awaiting_payment", "a payment the reorg took counts for nothing: {order:#}");
-    assert_eq!(order["payments"].as_array().map(Vec::len), Some(0), "{order:#}");
-    let rows: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM chain_transfers WHERE order_id = $1")
-        .bind(&order_id)
-        .fetch_one(store.pool())
-        .await
-        .unwrap();
-    assert_eq!(rows, 0, "the window's transfer was removed when its blocks were read again");
+    transfers::insert_seen(store.pool(), &transfer(14, 0xee)).await.unwrap();
+    let step = Step {
+        from_cursor: Some(at(10, 0xaa)),
+        transfers: vec![transfer(11, 0xbb)],
+        confirm_up_to: Some(12),
+        cursor: Some(at(12, 0xcc)),
+        at: t0 + 12,
+        answered: Some(credit::Answered {
+            from: 11,
+            to: 12,
+            logs: vec![(B256::repeat_byte(0x11), 0, B256::repeat_byte(0xbb))],
+        }),
+        ..Default::default()
+    };
+    let mut tx = store.begin().await.unwrap();
+    let outcome = credit::commit_step(&mut tx, &rules, &step).await.unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(outcome.recorded, 1, "recorded at the height found");
+    assert_eq!(outcome.paid, vec![order_id.clone()], "and credited");
+    let rows: Vec<(i64, String)> =
+        sqlx::query_as("SELECT block_number, state FROM chain_transfers").fetch_all(store.pool()).await.unwrap();
+    assert_eq!(rows, vec![(11, "confirmed".to_string())], "one row, at block 11");
     app.stop().await;
 }
 
 #[tokio::test]
-async fn a_window_a_reorg_changes_before_its_link_credits_nothing_sqlite() {
-    a_window_a_reorg_changes_before_its_link("sqlite").await;
+async fn a_transfer_stored_at_another_height_moves_to_where_a_step_finds_it_sqlite() {
+    a_transfer_stored_at_another_height_moves_to_where_a_step_finds_it("sqlite").await;
 }
 
 #[tokio::test]
-async fn a_window_a_reorg_changes_before_its_link_credits_nothing_postgres() {
-    a_window_a_reorg_changes_before_its_link("postgres").await;
+async fn a_transfer_stored_at_another_height_moves_to_where_a_step_finds_it_postgres() {
+    a_transfer_stored_at_another_height_moves_to_where_a_step_finds_it("postgres").await;
 }
 
 /// The payer's USDT transfer as a transaction anvil signs for it (the payer's account is

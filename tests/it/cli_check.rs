@@ -129,6 +129,17 @@ fn secrets_never_reach_the_error_line_or_debug_output() {
     assert!(!debug.contains("hunter2pass"), "database password in Debug");
 }
 
+#[test]
+fn the_refund_key_must_not_be_the_sweep_signer() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d";
+    let both = format!("[signer]\nprivate_key = \"{key}\"\n\n[refunds]\nprivate_key = \"{key}\"\n");
+    let (code, lines) = check(dir.path(), &config("http://127.0.0.1:1", 1, "sqlite://x.db", &both), &[]);
+    assert_eq!(code, 1, "{lines:?}");
+    assert!(lines[0].contains("refunds.private_key") && lines[0].contains("[signer]"), "{lines:?}");
+    assert!(!lines.join("\n").contains(&key[2..]), "the key leaked: {lines:?}");
+}
+
 #[tokio::test]
 async fn team_create_prints_a_key_that_reaches_the_team() {
     let dir = tempfile::tempdir().unwrap();

@@ -3,6 +3,7 @@
 
 mod support;
 
+mod architecture;
 mod behind_a_proxy;
 mod card_faults;
 mod cards_and_lists;
@@ -19,6 +20,7 @@ mod exports;
 mod flat_cost;
 mod isolation_and_fuzz;
 mod jobs;
+mod ledger_races;
 mod live;
 mod metrics;
 mod openapi;

@@ -59,6 +59,8 @@ const ROUTES: &[&str] = &[
     "GET /admin/refunds",
     "GET /admin/refunds/{refund_id}",
     "POST /admin/refunds/{refund_id}/approve",
+    "POST /admin/refunds/{refund_id}/cancel",
+    "POST /admin/refunds/{refund_id}/reject",
     "POST /admin/refunds/{refund_id}/sent",
     "GET /refund/{refund_id}",
     "POST /refund/{refund_id}",

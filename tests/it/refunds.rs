@@ -219,6 +219,19 @@ async fn refunds_through_claim_links(backend: &'static str) {
     for done in [&done_whole, &done_part] {
         assert!(csv.contains(done["tx_hash"].as_str().unwrap()), "{csv}");
     }
+    // One row per refund record with its status (the 0.25 still open); the days' sums of what
+    // the file says left equal what left the refund wallet on chain.
+    let rows: Vec<std::collections::HashMap<String, String>> =
+        csv::Reader::from_reader(csv.as_bytes()).deserialize().map(Result::unwrap).collect();
+    let status_of = |id: &str| rows.iter().find(|r| r["refund_id"] == id).map(|r| r["status"].clone());
+    assert_eq!(status_of(again_id).as_deref(), Some("open"), "{rows:?}");
+    assert_eq!((status_of(whole_id).as_deref(), status_of(part_id).as_deref()), (Some("refunded"), Some("refunded")));
+    let mut per_day = std::collections::BTreeMap::<String, U256>::new();
+    for row in rows.iter().filter(|r| r["token"] == format!("{:#x}", usdt(&app))) {
+        *per_day.entry(row["at"][..10].to_string()).or_default() += row["refunded_base"].parse::<U256>().unwrap();
+    }
+    let left = U256::from(1_000 * USDT) - app.chain.balance_of(usdt(&app), wallet.address()).await;
+    assert_eq!(per_day.values().copied().sum::<U256>(), left, "refunds.csv against the wallet: {per_day:?}");
     browser.close().await;
     let events: Vec<String> =
         sqlx::query_scalar("SELECT event_type FROM webhook_outbox WHERE event_type LIKE 'refund.%'")
@@ -405,10 +418,54 @@ async fn refund_of_at(base: &str, fund: &Value) -> Value {
     r.json().await.unwrap()
 }
 
-/// No refund key: the approved refund carries the transaction to sign; the test sends it with
-/// a key of its own, gives its hash back, and the refund is confirmed by its receipt.
+/// The operator's Safe, played by a key of the test's own: gas and 100 of each token.
+pub(crate) async fn fund_safe(app: &TestApp, safe: &PrivateKeySigner) {
+    app.chain.deployer.anvil_set_balance(safe.address(), U256::from(10u64).pow(U256::from(19u64))).await.unwrap();
+    paywatch::devnet::fund(&app.chain.deployer, &app.chain.deployment, safe.address(), 100).await.unwrap();
+}
+
+/// `safe` sends `amount` USDT to `to`; its hash. `doomed`: the Safe is blacklisted first and the
+/// transfer left pending with automine off (its gas fixed: an estimate would refuse it), so it
+/// is recorded while pending and reverts once mined; the caller turns automine back on.
+pub(crate) async fn safe_sends(
+    app: &TestApp,
+    safe: &PrivateKeySigner,
+    to: Address,
+    amount: U256,
+    doomed: bool,
+) -> alloy::primitives::B256 {
+    let token = usdt(app);
+    let data = paywatch::chain::contracts::IERC20::transferCall { to, value: amount };
+    let mut request = alloy::rpc::types::TransactionRequest::default()
+        .to(token)
+        .input(alloy::primitives::Bytes::from(alloy::sol_types::SolCall::abi_encode(&data)).into());
+    if doomed {
+        let payer = paywatch::chain::contracts::MockUSDT::new(token, app.payer.clone());
+        payer.addBlackList(safe.address()).send().await.unwrap().get_receipt().await.unwrap();
+        app.chain.deployer.anvil_set_auto_mine(false).await.unwrap();
+        request = request.gas_limit(200_000);
+    }
+    let signer = paywatch::chain::rpc::signing_provider(&app.chain.anvil.rpc_url(), safe.clone()).unwrap();
+    let pending = signer.send_transaction(request).await.unwrap();
+    let hash = *pending.tx_hash();
+    if !doomed {
+        pending.get_receipt().await.unwrap();
+    }
+    hash
+}
+
+async fn sent_hash(app: &TestApp, refund_id: &str, hash: &str) -> (u16, Value) {
+    admin(app, reqwest::Method::POST, &format!("/admin/refunds/{refund_id}/sent"), Some(json!({"tx_hash": hash}))).await
+}
+
+/// No refund key: the approved refund carries the transaction to sign; the test sends it from
+/// its Safe (`[refunds] external_sender`), gives its hash back, and the refund is confirmed by
+/// its receipt. Hashes that did not pay it are refused: one no chain knows (a safeTxHash), an
+/// unrelated mined one, the right transfer from another sender, and a hash another refund holds.
 async fn external_signer(backend: &'static str) {
-    let app = refund_app(backend, None, "").await;
+    let safe = PrivateKeySigner::random();
+    let app = refund_app(backend, None, &format!("external_sender = \"{:#x}\"\n", safe.address())).await;
+    fund_safe(&app, &safe).await;
     let (id, to) = overpayment_claimed(&app).await;
     let id = id.as_str();
     let (status, approved) = approve(&app, id).await;
@@ -416,22 +473,32 @@ async fn external_signer(backend: &'static str) {
     let prepared = &approved["prepared_transaction"];
     assert_eq!(prepared["to"], format!("{:#x}", usdt(&app)));
     assert_eq!(prepared["safe_transaction_builder"]["transactions"][0]["data"], prepared["data"]);
-    // The operator's Safe, played by a funded key of the test's own.
-    let safe = PrivateKeySigner::random();
-    app.chain.deployer.anvil_set_balance(safe.address(), U256::from(10u64).pow(U256::from(19u64))).await.unwrap();
-    paywatch::devnet::fund(&app.chain.deployer, &app.chain.deployment, safe.address(), 100).await.unwrap();
-    let signer = paywatch::chain::rpc::signing_provider(&app.chain.anvil.rpc_url(), safe).unwrap();
-    let request = alloy::rpc::types::TransactionRequest::default()
-        .to(prepared["to"].as_str().unwrap().parse().unwrap())
-        .input(alloy::primitives::Bytes::from(alloy::hex::decode(prepared["data"].as_str().unwrap()).unwrap()).into());
-    let receipt = signer.send_transaction(request).await.unwrap().get_receipt().await.unwrap();
-    let hash = format!("{:#x}", receipt.transaction_hash);
-    let (status, body) =
-        admin(&app, reqwest::Method::POST, &format!("/admin/refunds/{id}/sent"), Some(json!({"tx_hash": hash}))).await;
+    let amount = U256::from(2 * USDT);
+
+    let (status, body) = sent_hash(&app, id, &format!("{:#x}", alloy::primitives::B256::repeat_byte(7))).await;
+    assert_eq!(status, 422, "a hash no chain knows: {body}");
+    assert!(body["message"].as_str().unwrap().contains("safeTxHash"), "{body}");
+    let unrelated = app.pay(Token::UsdtErc20, PrivateKeySigner::random().address(), U256::from(USDT)).await;
+    let (status, body) = sent_hash(&app, id, &format!("{unrelated:#x}")).await;
+    assert_eq!(status, 422, "an unrelated transaction: {body}");
+    let elsewhere = app.pay(Token::UsdtErc20, to, amount).await;
+    let (status, body) = sent_hash(&app, id, &format!("{elsewhere:#x}")).await;
+    assert_eq!(status, 422, "the right transfer from another sender than the Safe: {body}");
+
+    let hash = format!("{:#x}", safe_sends(&app, &safe, to, amount, false).await);
+    let (status, body) = sent_hash(&app, id, &hash).await;
     assert_eq!(status, 200, "{body}");
     let done = wait_refund(&app, id, "refunded").await;
     assert_eq!(done["tx_hash"], hash);
-    assert_eq!(app.chain.balance_of(usdt(&app), to).await, U256::from(2 * USDT));
+    assert_eq!(app.chain.balance_of(usdt(&app), to).await, amount * U256::from(2), "the Safe's 2 and the payer's 2");
+
+    // The same hash for a second refund: refused, whatever it moved.
+    let wrong = funds(&app, "?status=unattributed").await.into_iter().next().expect("the wrong-token fund");
+    let second = refund_of(&app, &wrong, None).await["refund"]["refund_id"].as_str().unwrap().to_string();
+    assert_eq!(claim(&app, &second, &format!("{to:#x}")).await.0, 200);
+    assert_eq!(approve(&app, &second).await.0, 200);
+    let (status, body) = sent_hash(&app, &second, &hash).await;
+    assert_eq!(status, 409, "a hash pays one refund: {body}");
     app.stop().await;
 }
 
@@ -562,4 +629,355 @@ async fn a_confirmed_refund_a_deeper_reorg_takes_is_sent_again_once_sqlite() {
 #[tokio::test]
 async fn a_confirmed_refund_a_deeper_reorg_takes_is_sent_again_once_postgres() {
     confirmed_refund_reorged_out("postgres").await;
+}
+
+/// Issue 35, measured: three 60 USD refunds claimed at the same instant under a 150 USD day,
+/// each under the 100 USD of auto-approval, through two processes. A trigger holds every
+/// approval's transaction open for a moment after its write, so each approval reads the day's
+/// sum while the others are still uncommitted: at most two are approved; the third waits,
+/// claimed.
+#[tokio::test]
+async fn three_claims_at_once_never_pass_the_days_limit_postgres() {
+    let wallet = PrivateKeySigner::random();
+    let limits = "auto_approve_usd = \"100\"\nmax_per_refund_usd = \"100\"\nmax_per_day_usd = \"150\"\n";
+    let app = refund_app("postgres", Some(&wallet), limits).await;
+    let mut orders = Vec::new();
+    for _ in 0..3 {
+        let (_, order_id, address, owed) = app.create_crypto_app("USDT_ERC20", 1).await;
+        app.pay(Token::UsdtErc20, address, owed + U256::from(60 * USDT)).await;
+        orders.push(order_id);
+    }
+    app.mine(2).await;
+    for order_id in &orders {
+        app.wait_order(order_id, 20, |o| o["status"] == "paid").await;
+    }
+    let started = Instant::now();
+    let open = loop {
+        let open = funds(&app, "?status=unattributed").await;
+        if open.len() == 3 {
+            break open;
+        }
+        assert!(started.elapsed() < Duration::from_secs(20), "three overpaid funds: {open:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let mut ids = Vec::new();
+    for fund in &open {
+        let refund = refund_of(&app, fund, None).await;
+        let usd: rust_decimal::Decimal = refund["refund"]["usd"].as_str().unwrap().parse().unwrap();
+        assert_eq!(usd, rust_decimal::Decimal::from(60), "{refund}");
+        ids.push(refund["refund"]["refund_id"].as_str().unwrap().to_string());
+    }
+    sqlx::raw_sql(
+        "CREATE FUNCTION slow_approval() RETURNS trigger LANGUAGE plpgsql AS $$ \
+         BEGIN IF NEW.status = 'approved' THEN PERFORM pg_sleep(0.5); END IF; RETURN NEW; END $$; \
+         CREATE TRIGGER slow_approval AFTER UPDATE ON refunds FOR EACH ROW EXECUTE FUNCTION slow_approval();",
+    )
+    .execute(app.db.store.pool())
+    .await
+    .unwrap();
+    let second = crate::support::process::ServeProcess::start(&app.config_path, {
+        paywatch::devnet::anvil::free_port().unwrap()
+    })
+    .await;
+    let bases = [app.base.clone(), second.base.clone(), app.base.clone()];
+    let claims = ids.iter().zip(&bases).map(|(id, base)| {
+        let to = format!("{:#x}", PrivateKeySigner::random().address());
+        let (http, url) = (app.http.clone(), format!("{base}/refund/{id}"));
+        async move { http.post(url).json(&json!({"address": to, "confirm": true})).send().await.unwrap().status() }
+    });
+    for status in futures_util::future::join_all(claims).await {
+        assert_eq!(status, 200, "every claim is taken; the limit only decides the approval");
+    }
+    let mut statuses = Vec::new();
+    for id in &ids {
+        let (_, detail) = admin(&app, reqwest::Method::GET, &format!("/admin/refunds/{id}"), None).await;
+        statuses.push(detail["refund"]["status"].as_str().unwrap().to_string());
+    }
+    let approved = statuses.iter().filter(|s| matches!(s.as_str(), "approved" | "sent" | "refunded")).count();
+    assert!(approved <= 2, "three 60 USD refunds approved under a 150 USD day: {statuses:?}");
+    assert_eq!(approved, 2, "two fit in the day: {statuses:?}");
+    assert!(statuses.iter().any(|s| s == "claimed"), "the third waits for an operator: {statuses:?}");
+    second.kill9().await;
+    app.stop().await;
+}
+
+/// The open unattributed fund of the order `fund` came from.
+async fn open_fund_of(app: &TestApp, fund: &Value) -> Value {
+    let open = funds(app, "?status=unattributed").await;
+    open.into_iter().find(|f| f["order_id"] == fund["order_id"]).unwrap_or_else(|| panic!("no open fund of {fund}"))
+}
+
+async fn end(app: &TestApp, refund_id: &str, how: &str, body: Option<Value>) -> (u16, Value) {
+    admin(app, reqwest::Method::POST, &format!("/admin/refunds/{refund_id}/{how}"), body).await
+}
+
+/// Issue 35, ways out of a refund: the operator cancels an open refund and rejects a claimed
+/// one (each fails, its money open again, its link refuses a claim); a refund sent cannot be
+/// cancelled; a claim link unused for `claim_ttl_days` by the chain's clock expires (the host's
+/// clock never moves) and its fund is open again.
+async fn ways_out(backend: &'static str) {
+    let wallet = PrivateKeySigner::random();
+    let app = refund_app(backend, Some(&wallet), "claim_ttl_days = 2\n").await;
+    let (overpaid, wrong) = two_funds(&app).await;
+    let id_of = |r: &Value| r["refund"]["refund_id"].as_str().unwrap().to_string();
+
+    let cancelled = id_of(&refund_of(&app, &overpaid, None).await);
+    let (status, body) = end(&app, &cancelled, "cancel", None).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["refund"]["status"], "failed");
+    assert!(body["refund"]["error"].as_str().unwrap().contains("cancelled by the operator"), "{body}");
+    let reopened = open_fund_of(&app, &overpaid).await;
+    assert_eq!(reopened["amount_base"], (2 * USDT).to_string(), "the 2 USDT are open again");
+    let (status, body) = claim(&app, &cancelled, &format!("{:#x}", PrivateKeySigner::random().address())).await;
+    assert_eq!(status, 409, "a cancelled refund's link: {body}");
+    assert!(body["message"].as_str().unwrap().contains("cancelled"), "{body}");
+    assert_eq!(end(&app, &cancelled, "cancel", None).await.0, 409, "ended once");
+
+    let rejected = id_of(&refund_of(&app, &reopened, None).await);
+    assert_eq!(claim(&app, &rejected, &format!("{:#x}", PrivateKeySigner::random().address())).await.0, 200);
+    assert_eq!(end(&app, &rejected, "reject", Some(json!({"reason": " "}))).await.0, 422, "a reason is needed");
+    let (status, body) = end(&app, &rejected, "reject", Some(json!({"reason": "sanctioned address"}))).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body["refund"]["error"].as_str().unwrap().contains("rejected by the operator: sanctioned address"));
+    let reopened = open_fund_of(&app, &overpaid).await;
+    assert_eq!(reopened["amount_base"], (2 * USDT).to_string(), "open again after the rejection");
+
+    // Sent: too late to cancel.
+    let sent = id_of(&refund_of(&app, &wrong, None).await);
+    assert_eq!(claim(&app, &sent, &format!("{:#x}", PrivateKeySigner::random().address())).await.0, 200);
+    assert_eq!(approve(&app, &sent).await.0, 200);
+    let started = Instant::now();
+    loop {
+        let (_, detail) = admin(&app, reqwest::Method::GET, &format!("/admin/refunds/{sent}"), None).await;
+        if matches!(detail["refund"]["status"].as_str(), Some("sent" | "refunded")) {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(30), "never sent: {detail}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (status, body) = end(&app, &sent, "cancel", None).await;
+    assert_eq!(status, 409, "a sent refund: {body}");
+    wait_refund(&app, &sent, "refunded").await;
+
+    // The claim link expires by the chain's clock: three days pass on the chain only.
+    let expiring = id_of(&refund_of(&app, &reopened, None).await);
+    app.chain.deployer.anvil_increase_time(3 * 86_400).await.unwrap();
+    app.mine(1).await;
+    let started = Instant::now();
+    let detail = loop {
+        let (_, detail) = admin(&app, reqwest::Method::GET, &format!("/admin/refunds/{expiring}"), None).await;
+        if detail["refund"]["status"] == "failed" {
+            break detail;
+        }
+        assert!(started.elapsed() < Duration::from_secs(30), "the claim link never expired: {detail}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(detail["refund"]["error"].as_str().unwrap().contains("expired"), "{detail}");
+    assert_eq!(open_fund_of(&app, &overpaid).await["amount_base"], (2 * USDT).to_string());
+    let (status, body) = claim(&app, &expiring, &format!("{:#x}", PrivateKeySigner::random().address())).await;
+    assert_eq!(status, 409, "{body}");
+    assert!(body["message"].as_str().unwrap().contains("expired"), "{body}");
+    // A fresh link is claimable at the new chain time.
+    let fresh = id_of(&refund_of(&app, &open_fund_of(&app, &overpaid).await, None).await);
+    assert_eq!(claim(&app, &fresh, &format!("{:#x}", PrivateKeySigner::random().address())).await.0, 200);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn refunds_are_cancelled_rejected_and_their_claim_links_expire_sqlite() {
+    ways_out("sqlite").await;
+}
+
+#[tokio::test]
+async fn refunds_are_cancelled_rejected_and_their_claim_links_expire_postgres() {
+    ways_out("postgres").await;
+}
+
+/// Issue 35: a refund wallet with tokens and no coin for gas. The approved refund waits with
+/// the reason on it for the operator (not `sent` with a hash that never reaches the chain, and
+/// nothing queued behind it); once the wallet has gas money it is sent and confirmed once.
+async fn wallet_without_gas(backend: &'static str) {
+    let wallet = PrivateKeySigner::random();
+    let app = refund_app(backend, Some(&wallet), "").await;
+    app.chain.deployer.anvil_set_balance(wallet.address(), U256::ZERO).await.unwrap();
+    let (id, to) = overpayment_claimed(&app).await;
+    assert_eq!(approve(&app, &id).await.0, 200);
+    let started = Instant::now();
+    let waiting = loop {
+        let (_, detail) = admin(&app, reqwest::Method::GET, &format!("/admin/refunds/{id}"), None).await;
+        if detail["refund"]["error"].is_string() {
+            break detail["refund"].clone();
+        }
+        assert!(started.elapsed() < Duration::from_secs(30), "the refund never said why it waits: {detail}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(waiting["status"], "approved", "{waiting}");
+    assert!(waiting["tx_hash"].is_null(), "no transaction recorded: {waiting}");
+    let why = waiting["error"].as_str().unwrap().to_lowercase();
+    assert!(why.contains("holds 0 of the chain's coin for gas"), "the reason names the wallet's gas money: {why}");
+    assert_eq!(app.chain.deployer.get_transaction_count(wallet.address()).await.unwrap(), 0, "nothing queued");
+
+    app.chain.deployer.anvil_set_balance(wallet.address(), U256::from(10u64).pow(U256::from(18u64))).await.unwrap();
+    let done = wait_refund(&app, &id, "refunded").await;
+    assert!(done["error"].is_null(), "the reason is cleared once sent: {done}");
+    assert_eq!(app.chain.balance_of(usdt(&app), to).await, U256::from(2 * USDT));
+    assert_eq!(app.chain.deployer.get_transaction_count(wallet.address()).await.unwrap(), 1, "one transaction");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_wallet_without_gas_money_says_so_and_sends_once_funded_sqlite() {
+    wallet_without_gas("sqlite").await;
+}
+
+#[tokio::test]
+async fn a_wallet_without_gas_money_says_so_and_sends_once_funded_postgres() {
+    wallet_without_gas("postgres").await;
+}
+
+/// Issue 35: the refund job tries each refund on its own. With the first chain's RPC down, a
+/// refund on the second chain is sent and confirmed; the first chain's waits, approved, and
+/// goes once its RPC is back. Each reaches its payer once.
+#[tokio::test]
+async fn a_chain_down_stops_only_its_own_refunds() {
+    use crate::support::rpc_proxy::Mode;
+    let wallet = PrivateKeySigner::random();
+    let key = format!("[refunds]\nprivate_key = \"0x{}\"\n", alloy::hex::encode(wallet.to_bytes()));
+    let options = Options {
+        confirmations: 1,
+        l2_confirmations: Some(1),
+        proxy: Some(Mode::Honest),
+        extra_config: key,
+        ..Default::default()
+    };
+    let app = spawn_app(options).await;
+    for chain in [&app.chain, app.l2()] {
+        chain.deployer.anvil_set_balance(wallet.address(), U256::from(10u64).pow(U256::from(19u64))).await.unwrap();
+        paywatch::devnet::fund(&chain.deployer, &chain.deployment, wallet.address(), 1_000).await.unwrap();
+    }
+    let (_, first, a, owed_a) = app.create_crypto_app("USDT_ERC20", 1).await;
+    let (_, second, b, owed_b) = app.create_crypto_app("USDT_ERC20", 1).await;
+    app.pay(Token::UsdtErc20, a, owed_a + U256::from(2 * USDT)).await;
+    app.pay_l2(b, owed_b + U256::from(3 * USDT)).await;
+    app.mine(1).await;
+    for order in [&first, &second] {
+        app.wait_order(order, 30, |o| o["status"] == "paid").await;
+    }
+    let started = Instant::now();
+    let open = loop {
+        let open = funds(&app, "?status=unattributed").await;
+        if open.len() == 2 {
+            break open;
+        }
+        assert!(started.elapsed() < Duration::from_secs(30), "two overpaid funds: {open:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let (to_first, to_l2) = (PrivateKeySigner::random().address(), PrivateKeySigner::random().address());
+    let mut ids = Vec::new();
+    for (chain_id, to) in [(paywatch::devnet::CHAIN_ID, to_first), (paywatch::devnet::L2_CHAIN_ID, to_l2)] {
+        let fund = open.iter().find(|f| f["chain_id"] == chain_id).unwrap();
+        let id = refund_of(&app, fund, None).await["refund"]["refund_id"].as_str().unwrap().to_string();
+        assert_eq!(claim(&app, &id, &format!("{to:#x}")).await.0, 200);
+        ids.push(id);
+    }
+    app.proxy.as_ref().unwrap().set_mode(Mode::Down);
+    for id in &ids {
+        assert_eq!(approve(&app, id).await.0, 200);
+    }
+    let l2_usdt = app.l2().token(paywatch::devnet::L2_USDT);
+    let started = Instant::now();
+    while app.l2().balance_of(l2_usdt, to_l2).await != U256::from(3 * USDT) {
+        assert!(started.elapsed() < Duration::from_secs(30), "the second chain's refund never arrived");
+        app.l2().deployer.anvil_mine(Some(1), None).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let started = Instant::now();
+    loop {
+        let (_, detail) = admin(&app, reqwest::Method::GET, &format!("/admin/refunds/{}", ids[1]), None).await;
+        if detail["refund"]["status"] == "refunded" {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(30), "the second chain's refund never confirmed: {detail}");
+        app.l2().deployer.anvil_mine(Some(1), None).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (_, detail) = admin(&app, reqwest::Method::GET, &format!("/admin/refunds/{}", ids[0]), None).await;
+    assert_eq!(detail["refund"]["status"], "approved", "the first chain's waits while its RPC is down: {detail}");
+    assert_eq!(app.chain.balance_of(usdt(&app), to_first).await, U256::ZERO);
+
+    app.proxy.as_ref().unwrap().set_mode(Mode::Honest);
+    wait_refund(&app, &ids[0], "refunded").await;
+    assert_eq!(app.chain.balance_of(usdt(&app), to_first).await, U256::from(2 * USDT));
+    assert_eq!(app.l2().balance_of(l2_usdt, to_l2).await, U256::from(3 * USDT), "once each");
+    app.stop().await;
+}
+
+/// Issue 35: a refund whose transaction waits (a node took it and never passed it on) is signed
+/// again with the same nonce and higher fees after `bump_after_secs`; the new one is mined and
+/// the refund confirmed once. The first transaction can never be mined after it (its nonce is
+/// spent), and the refund keeps its hash among the replaced.
+#[tokio::test]
+async fn a_stuck_refund_is_bumped_and_confirmed_once() {
+    use crate::support::rpc_proxy::Mode;
+    let wallet = PrivateKeySigner::random();
+    let config =
+        format!("[refunds]\nprivate_key = \"0x{}\"\nbump_after_secs = 1\n", alloy::hex::encode(wallet.to_bytes()));
+    let options = Options { confirmations: 2, proxy: Some(Mode::Honest), extra_config: config, ..Default::default() };
+    let app = spawn_app(options).await;
+    app.chain.deployer.anvil_set_balance(wallet.address(), U256::from(10u64).pow(U256::from(19u64))).await.unwrap();
+    paywatch::devnet::fund(&app.chain.deployer, &app.chain.deployment, wallet.address(), 1_000).await.unwrap();
+    let (id, to) = overpayment_claimed(&app).await;
+    let proxy = app.proxy.as_ref().unwrap();
+    proxy.set_mode(Mode::SwallowTransactions { count: 1 });
+    assert_eq!(approve(&app, &id).await.0, 200);
+    let started = Instant::now();
+    let first = loop {
+        if let Some(raw) = proxy.swallowed().first() {
+            break raw.clone();
+        }
+        assert!(started.elapsed() < Duration::from_secs(30), "the refund was never sent");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let done = wait_refund(&app, &id, "refunded").await;
+    let first_hash = format!("{:#x}", alloy::primitives::keccak256(alloy::hex::decode(&first[2..]).unwrap()));
+    assert_ne!(done["tx_hash"], first_hash, "the bumped transaction is the one mined: {done}");
+    assert_eq!(done["replaced_hashes"], first_hash, "the stuck one is kept: {done}");
+    assert_eq!(app.chain.balance_of(usdt(&app), to).await, U256::from(2 * USDT));
+    assert_eq!(app.chain.deployer.get_transaction_count(wallet.address()).await.unwrap(), 1, "one nonce spent");
+    let late = app.chain.deployer.send_raw_transaction(&alloy::hex::decode(&first[2..]).unwrap()).await;
+    assert!(late.is_err(), "the stuck transaction can no longer be mined");
+    app.mine(2).await;
+    assert_eq!(app.chain.balance_of(usdt(&app), to).await, U256::from(2 * USDT), "received once");
+    app.stop().await;
+}
+
+/// Issue 35: a destination the token will not credit (USDC-like blacklist: the mock's
+/// `blockRecipient`). The wallet holds the float, so the revert is the token's refusal: the
+/// approved refund fails with why, nothing is sent, and its money is open again; a refund of it
+/// to another address goes through.
+#[tokio::test]
+async fn a_destination_the_token_refuses_fails_the_refund_and_reopens_its_fund() {
+    let wallet = PrivateKeySigner::random();
+    let app = refund_app("sqlite", Some(&wallet), "").await;
+    let (overpaid, _) = two_funds(&app).await;
+    let id = refund_of(&app, &overpaid, None).await["refund"]["refund_id"].as_str().unwrap().to_string();
+    let blocked = PrivateKeySigner::random().address();
+    let token = paywatch::chain::contracts::MockUSDT::new(usdt(&app), app.payer.clone());
+    token.blockRecipient(blocked).send().await.unwrap().get_receipt().await.unwrap();
+    assert_eq!(claim(&app, &id, &format!("{blocked:#x}")).await.0, 200);
+    assert_eq!(approve(&app, &id).await.0, 200);
+    let failed = wait_refund(&app, &id, "failed").await;
+    assert!(failed["error"].as_str().unwrap().contains("the token refuses this transfer"), "{failed}");
+    assert!(failed["tx_hash"].is_null(), "nothing was sent: {failed}");
+    assert_eq!(app.chain.deployer.get_transaction_count(wallet.address()).await.unwrap(), 0);
+    let reopened = open_fund_of(&app, &overpaid).await;
+    assert_eq!(reopened["amount_base"], (2 * USDT).to_string(), "the 2 USDT are open again");
+
+    let again = refund_of(&app, &reopened, None).await["refund"]["refund_id"].as_str().unwrap().to_string();
+    let to = PrivateKeySigner::random().address();
+    assert_eq!(claim(&app, &again, &format!("{to:#x}")).await.0, 200);
+    assert_eq!(approve(&app, &again).await.0, 200);
+    wait_refund(&app, &again, "refunded").await;
+    assert_eq!(app.chain.balance_of(usdt(&app), to).await, U256::from(2 * USDT));
+    app.stop().await;
 }

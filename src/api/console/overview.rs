@@ -9,7 +9,8 @@ use super::layout::error_page;
 use super::{Operator, chart};
 use crate::api::AppState;
 use crate::chain::leader;
-use crate::overview::{self, ChainLine, FAR_BEHIND, Overview};
+use crate::chain::status::FAR_BEHIND;
+use crate::overview::{self, ChainLine, Overview};
 use crate::store::unix_now;
 
 pub async fn page(State(state): State<AppState>, op: Operator) -> Response {

@@ -86,6 +86,8 @@ async fn refunds(soak: &mut Soak) -> Result<(), Violation> {
         }
     }
     soak.counts.insert("audit: refunds refunded on chain (at the latest audit)".into(), refunded as u64);
+    let expired = rows(soak, "SELECT refund_id FROM refunds WHERE error = 'the claim link expired'").await.len();
+    soak.counts.insert("audit: claim links expired (at the latest audit)".into(), expired as u64);
     Ok(())
 }
 

@@ -31,7 +31,9 @@ const CONFIRMATIONS: u64 = 3;
 const L2_CONFIRMATIONS: u64 = 2;
 
 /// No limit stands in the way of the workload's refunds.
-const REFUND_LIMITS: &str = "auto_approve_usd = \"1000000000000000000000000\"\nmax_per_refund_usd = \"1000000000000000000000000\"\nmax_per_day_usd = \"1000000000000000000000000000\"\n";
+/// Every claim approved at once; a claim link left unused expires after a day of the chains'
+/// clock, which the clock faults move by up to 25 hours.
+const REFUND_LIMITS: &str = "auto_approve_usd = \"1000000000000000000000000\"\nmax_per_refund_usd = \"1000000000000000000000000\"\nmax_per_day_usd = \"1000000000000000000000000000\"\nclaim_ttl_days = 1\n";
 
 /// Deliveries are retried until they land: the audit wants every event delivered.
 const WEBHOOK_ATTEMPTS: &str = "max_attempts = 1000";

@@ -285,11 +285,38 @@ async fn refund_fund(soak: &mut Soak, pick: u64) {
         other => panic!("refunds answered {other}: {body}"),
     }
     let refund_id = body["refund"]["refund_id"].as_str().unwrap().to_string();
+    // Now and then the operator cancels it before the payer claims it, or the payer never
+    // opens the link (it expires with the clock faults, and its money is open again).
+    match pick % 5 {
+        1 => return end_refund(soak, &refund_id, "cancel", None).await,
+        3 => return soak.count("refund: link left unclaimed (to expire)"),
+        _ => {}
+    }
     let to = alloy::primitives::Address::from_word(alloy::primitives::keccak256(format!("soak refund {pick}")));
     let claim = json!({"address": format!("{to:#x}"), "confirm": true});
     let (status, body) = soak.call(reqwest::Method::POST, &format!("/refund/{refund_id}"), Some(&claim), false).await;
-    assert_eq!(status, 200, "claim: {body}");
-    soak.count("refund: sent by paywatch (claimed)");
+    match status {
+        200 => soak.count("refund: sent by paywatch (claimed)"),
+        // A reorg took its money (the refund was cancelled) between creation and claim.
+        409 => return soak.count("refund: claim refused (cancelled meanwhile)"),
+        other => panic!("claim answered {other}: {body}"),
+    }
+    // Or rejects the claim: too late once the job sent it (auto-approved), a refusal, counted.
+    if pick % 5 == 2 {
+        end_refund(soak, &refund_id, "reject", Some(json!({"reason": "soak: rejected"}))).await;
+    }
+}
+
+/// The operator ends a refund not sent yet (`cancel` or `reject`): its money is open again.
+/// One already sent (or ended by a reorg) answers 409, counted.
+async fn end_refund(soak: &mut Soak, refund_id: &str, how: &str, body: Option<serde_json::Value>) {
+    let path = format!("/admin/refunds/{refund_id}/{how}");
+    let (status, answer) = soak.call(reqwest::Method::POST, &path, body.as_ref(), true).await;
+    match status {
+        200 => soak.count(if how == "cancel" { "refund: cancelled" } else { "refund: rejected" }),
+        409 => soak.count("refund: too late to end (sent or ended)"),
+        other => panic!("{how} answered {other}: {answer}"),
+    }
 }
 
 /// One unattributed fund (chosen by `pick`), if any.

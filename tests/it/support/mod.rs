@@ -4,6 +4,7 @@ pub mod app;
 pub mod browser;
 pub mod chain;
 pub mod db;
+pub mod nginx;
 pub mod process;
 pub mod rpc_proxy;
 pub mod sse;

@@ -31,8 +31,6 @@ pub enum Mode {
     /// call in them: the newest blocks' logs are missing (`toBlock` clamped to its own head)
     /// and so are their headers.
     LaggingLogs,
-    /// Every request holding an eth_getLogs reaches a node a block behind.
-    StaleLogs,
     /// One call in `every` answers HTTP 429 with `Retry-After`; others JSON-RPC rate errors.
     RateLimited {
         every: u64,
@@ -70,6 +68,20 @@ pub enum Mode {
     OutsideBloom,
     /// A node of another chain: eth_chainId answers 1.
     OtherChain,
+    /// Each call routed on its own, as aggregators and load balancers do, even within one
+    /// batch: `percent` of the eth_getLogs calls reach a log-serving pool `lag` blocks behind
+    /// (logs clamped to its head, `[]` by hash for blocks it lacks); every other call, the
+    /// headers of the same batch included, reaches a current node.
+    SplitLogs {
+        lag: u64,
+        percent: u64,
+    },
+    /// A node that accepts the first `count` distinct signed transactions (answering their
+    /// hashes, as a node does) and never passes them on, nor any copy of them sent again: the
+    /// stuck transaction of a congested mempool. Later ones go through.
+    SwallowTransactions {
+        count: usize,
+    },
 }
 
 struct Shared {
@@ -82,6 +94,8 @@ struct Shared {
     refusals: AtomicU64,
     /// JSON-RPC batches of two or more eth_getBlockByNumber calls.
     header_batches: AtomicU64,
+    /// The signed transactions `SwallowTransactions` kept from the chain.
+    swallowed: Mutex<Vec<String>>,
     /// Set when the proxy is dropped: connections still open are cut (a client sees its
     /// connection fail, then the port refuses new ones).
     closed: std::sync::atomic::AtomicBool,
@@ -115,6 +129,7 @@ impl RpcProxy {
             log_ranges: Mutex::new(Vec::new()),
             refusals: AtomicU64::new(0),
             header_batches: AtomicU64::new(0),
+            swallowed: Mutex::new(Vec::new()),
             closed: Default::default(),
         });
         let app = axum::Router::new().fallback(handle).with_state(shared.clone());
@@ -139,6 +154,11 @@ impl RpcProxy {
 
     pub fn log_ranges(&self) -> Vec<(u64, u64)> {
         self.shared.log_ranges.lock().unwrap().clone()
+    }
+
+    /// The signed transactions kept from the chain (`SwallowTransactions`).
+    pub fn swallowed(&self) -> Vec<String> {
+        self.shared.swallowed.lock().unwrap().clone()
     }
 
     /// Calls refused by a cap.
@@ -173,6 +193,7 @@ async fn handle(State(s): State<Arc<Shared>>, body: Bytes) -> Response {
     }
     let lag = request_lag(mode, n, &request);
     let Value::Array(items) = &request else {
+        let lag = call_lag(mode, n * 1_000, &request).or(lag);
         return one(&s, &request, mode, lag).await;
     };
     // A batch: each call meets the same backend behaviour as it would alone.
@@ -180,7 +201,8 @@ async fn handle(State(s): State<Arc<Shared>>, body: Bytes) -> Response {
         s.header_batches.fetch_add(1, Ordering::SeqCst);
     }
     let mut answers = Vec::with_capacity(items.len());
-    for item in items {
+    for (i, item) in items.iter().enumerate() {
+        let lag = call_lag(mode, n * 1_000 + i as u64, item).or(lag);
         let response = one(&s, item, mode, lag).await;
         let bytes = axum::body::to_bytes(response.into_body(), usize::MAX).await.unwrap_or_default();
         answers.push(serde_json::from_slice(&bytes).unwrap_or(Value::Null));
@@ -198,7 +220,6 @@ fn request_lag(mode: Mode, n: u64, request: &Value) -> Option<u64> {
     let has_logs = calls.iter().any(|c| method(c) == "eth_getLogs");
     match mode {
         Mode::LaggingLogs if has_logs && coin(n) => Some(1 + n % 3),
-        Mode::StaleLogs if has_logs => Some(1),
         Mode::FlappingHeads if coin(n) => Some(3),
         Mode::LaggingNode { lag } if coin(n) || coin(n ^ 0x5555) => Some(lag),
         Mode::LogsBehind { lag } if has_logs => Some(lag),
@@ -212,10 +233,34 @@ fn request_lag(mode: Mode, n: u64, request: &Value) -> Option<u64> {
     }
 }
 
+/// How far behind the node is that answers one call, when the mode routes each call on its own.
+fn call_lag(mode: Mode, n: u64, call: &Value) -> Option<u64> {
+    match mode {
+        Mode::SplitLogs { lag, percent } if call["method"] == "eth_getLogs" => {
+            // A fixed spread of the calls (deterministic per call number), not a coin per run.
+            let draw = n.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 57; // 0..127
+            (draw * 100 < percent * 128).then_some(lag)
+        }
+        _ => None,
+    }
+}
+
 /// One JSON-RPC call through the lagging, flapping, capping and lying behaviours; `lag` is the
 /// request's node when the mode picks one per request.
 async fn one(s: &Shared, request: &Value, mode: Mode, lag: Option<u64>) -> Response {
     let method = request["method"].as_str().unwrap_or("");
+    if let (Mode::SwallowTransactions { count }, "eth_sendRawTransaction") = (mode, method) {
+        let raw = request["params"][0].as_str().unwrap_or_default().to_string();
+        let mut swallowed = s.swallowed.lock().unwrap();
+        if swallowed.contains(&raw) || swallowed.len() < count {
+            let bytes = alloy::hex::decode(raw.trim_start_matches("0x")).unwrap_or_default();
+            let hash = alloy::primitives::keccak256(&bytes);
+            if !swallowed.contains(&raw) {
+                swallowed.push(raw);
+            }
+            return answer(request, json!(format!("{hash:#x}")));
+        }
+    }
     if let Some(lag) = lag {
         let head = upstream_head(s).await.saturating_sub(lag);
         match method {
@@ -242,6 +287,14 @@ async fn one(s: &Shared, request: &Value, mode: Mode, lag: Option<u64>) -> Respo
                     request,
                     if number.is_some_and(|b| b <= head) { block["result"].clone() } else { Value::Null },
                 );
+            }
+            "eth_getBlockReceipts" => {
+                let receipts = forward_json(s, request).await;
+                let number = receipts["result"][0]["blockNumber"].as_str().and_then(parse_quantity);
+                if number.is_none_or(|b| b > head) {
+                    return answer(request, Value::Null);
+                }
+                return axum::Json(receipts).into_response();
             }
             "eth_getLogs" if request["params"][0]["blockHash"].is_string() => {
                 let asked = json!({"jsonrpc": "2.0", "id": 1, "method": "eth_getBlockByHash", "params": [request["params"][0]["blockHash"], false]});

@@ -1,10 +1,41 @@
 //! How an order's status follows from what has been confirmed: one pure function, so every
 //! rule (partial, paid, tolerance, overpaid, late, too late) is tested without a chain.
 
-use alloy::primitives::U256;
+use alloy_primitives::U256;
 use rust_decimal::Decimal;
 
-use crate::store::orders::OrderStatus;
+/// Where an order stands; stored as its `as_str` text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OrderStatus {
+    AwaitingPayment,
+    PartiallyPaid,
+    Paid,
+    Expired,
+}
+
+impl OrderStatus {
+    pub const ALL: [OrderStatus; 4] =
+        [OrderStatus::AwaitingPayment, OrderStatus::PartiallyPaid, OrderStatus::Paid, OrderStatus::Expired];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OrderStatus::AwaitingPayment => "awaiting_payment",
+            OrderStatus::PartiallyPaid => "partially_paid",
+            OrderStatus::Paid => "paid",
+            OrderStatus::Expired => "expired",
+        }
+    }
+
+    /// Still waiting for (more) money.
+    pub fn is_open(self) -> bool {
+        matches!(self, OrderStatus::AwaitingPayment | OrderStatus::PartiallyPaid)
+    }
+
+    /// The status a stored text names; None for any other text.
+    pub fn parse(text: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|s| s.as_str() == text)
+    }
+}
 
 /// What the order asks for, fixed at creation.
 #[derive(Debug, Clone, Copy)]
@@ -73,6 +104,18 @@ pub fn after_confirmation(current: OrderStatus, terms: &Terms, confirmed: U256, 
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn each_status_is_stored_as_its_own_text_and_read_back() {
+        let texts: Vec<&str> = OrderStatus::ALL.iter().map(|s| s.as_str()).collect();
+        assert_eq!(texts, ["awaiting_payment", "partially_paid", "paid", "expired"]);
+        for status in OrderStatus::ALL {
+            assert_eq!(OrderStatus::parse(status.as_str()), Some(status));
+        }
+        assert_eq!(OrderStatus::parse("refunded"), None);
+        let open: Vec<bool> = OrderStatus::ALL.iter().map(|s| s.is_open()).collect();
+        assert_eq!(open, [true, true, false, false], "only orders waiting for money are open");
+    }
+
     use super::*;
     use std::str::FromStr;
 
@@ -110,6 +153,7 @@ mod tests {
     #[test]
     fn the_tolerance_forgives_a_fraction() {
         assert_eq!(paid_threshold(u(1_000_000), Decimal::from_str("0.01").unwrap()), u(990_000));
+        assert_eq!(paid_threshold(u(1_000_000), Decimal::from_str("0.025").unwrap()), u(975_000));
         let t = terms("0.01");
         assert_eq!(after_confirmation(OrderStatus::AwaitingPayment, &t, u(990_000), 1).status, OrderStatus::Paid);
         assert_eq!(

@@ -61,7 +61,7 @@ impl PaymentLink {
 
     pub fn render(&self, p: &LinkParts) -> String {
         match self {
-            Self::Eip681 => super::checkout::payment_uri(p.token, p.chain_id, p.to, p.amount_base),
+            Self::Eip681 => payment_uri(p.token, p.chain_id, p.to, p.amount_base),
             Self::Address => p.to.to_string(),
             Self::Template(t) => t
                 .replace("{address}", &p.to.to_string())
@@ -71,6 +71,11 @@ impl PaymentLink {
                 .replace("{amount}", &format_base_units(p.amount_base, p.decimals)),
         }
     }
+}
+
+/// EIP-681: `ethereum:<token>@<chain_id>/transfer?address=<deposit>&uint256=<base units>`.
+pub fn payment_uri(token: Address, chain_id: u64, deposit: Address, amount_base: U256) -> String {
+    format!("ethereum:{token}@{chain_id}/transfer?address={deposit}&uint256={amount_base}")
 }
 
 #[cfg(test)]

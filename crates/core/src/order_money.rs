@@ -11,11 +11,10 @@
 
 use std::collections::BTreeMap;
 
-use alloy::primitives::{Address, B256, U256};
+use alloy_primitives::{Address, B256, U256};
 
-use super::order_state::{Progress, Terms, after_confirmation, paid_threshold};
-use crate::money::convert_units;
-use crate::store::orders::OrderStatus;
+use crate::order_state::{OrderStatus, Progress, Terms, after_confirmation, paid_threshold};
+use crate::units::convert_units;
 
 /// A (chain id, token contract) pair: where money sits, in that token's base units.
 pub type Bucket = (u64, Address);
@@ -278,6 +277,36 @@ mod tests {
         assert_eq!((d.progress.status, d.progress.newly_paid, d.late), (OrderStatus::Paid, true, false));
         assert_eq!((d.paid_at, d.completing_tx), (Some(4_000), Some(B256::repeat_byte(1))));
         assert_eq!(open_of(&d, OWN).0, U256::ZERO);
+    }
+
+    #[test]
+    fn a_payment_in_the_very_second_of_expiry_is_on_time() {
+        let d = Case::new(vec![paid(OWN, u(100_000_000), EXP, 1)]).judge();
+        assert_eq!((d.progress.status, d.late), (OrderStatus::Paid, false));
+        let d = Case::new(vec![paid(OWN, u(100_000_000), EXP + 1, 1)]).judge();
+        assert_eq!((d.progress.status, d.late), (OrderStatus::Paid, true), "a second later it is late");
+    }
+
+    #[test]
+    fn funds_applied_beside_a_transfer_that_paid_keep_the_transfer_as_what_completed_it() {
+        let mut case = Case::new(vec![paid(OWN, u(100_000_000), 4_000, 7)]);
+        case.applied = u(5_000_000);
+        let d = case.judge();
+        assert_eq!(
+            (d.progress.status, d.completing_tx, d.paid_at),
+            (OrderStatus::Paid, Some(B256::repeat_byte(7)), Some(4_000))
+        );
+    }
+
+    #[test]
+    fn applied_funds_stay_until_the_last_second_of_the_late_window() {
+        let mut case = Case::new(vec![paid(OWN, u(40_000_000), 4_000, 1)]);
+        case.status = OrderStatus::Expired;
+        case.applied = u(10_000_000);
+        case.at = EXP + WINDOW;
+        assert!(!case.judge().release_applied, "the window's last second: they may still help pay it");
+        case.at = EXP + WINDOW + 1;
+        assert!(case.judge().release_applied, "closed for good: they go back");
     }
 
     #[test]

@@ -1,10 +1,10 @@
-//! While a watcher is far behind the head (more than `overview::FAR_BEHIND` blocks), an info
+//! While a watcher is far behind the head (more than `chain::status::FAR_BEHIND` blocks), an info
 //! line every 10 s: blocks behind, blocks per second since the last line, and the time it
 //! would take at that rate.
 
 use std::time::{Duration, Instant};
 
-use crate::overview::FAR_BEHIND;
+use crate::chain::status::FAR_BEHIND;
 
 pub const EVERY: Duration = Duration::from_secs(10);
 
