@@ -213,7 +213,8 @@ async fn console_end_to_end(backend: &'static str) {
     assert!(text(&browser, "#sign-in-error").await.contains("not the admin token"));
     assert!(browser.client.get_named_cookie("paywatch_console").await.is_err(), "no session for a wrong token");
     sign_in(&browser, &app, ADMIN_TOKEN).await;
-    wait_path(&browser, "/console").await;
+    // The overview's own part: the sign-in page's path starts with "/console" too.
+    find(&browser, "#order-counts").await;
     assert_eq!(text(&browser, "h1").await, "Overview");
     let session = browser.client.get_named_cookie("paywatch_console").await.expect("a session cookie");
     assert_eq!(session.http_only(), Some(true));
@@ -357,7 +358,11 @@ async fn console_end_to_end(backend: &'static str) {
     }
     find(&browser, &format!("tr[data-key-id=\"{}\"] button", owner.key_id)).await.click().await.unwrap();
     wait_path(&browser, "/console/teams").await;
-    assert!(text(&browser, &format!("tr[data-key-id=\"{}\"]", owner.key_id)).await.contains("revoked"));
+    let revoked = Instant::now();
+    while !text(&browser, &format!("tr[data-key-id=\"{}\"]", owner.key_id)).await.contains("revoked") {
+        assert!(revoked.elapsed() < Duration::from_secs(20), "the key never shows as revoked");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     let (status, _) = app.get(&format!("/v2alpha/teams/{}/orders/{}", app.team_id, state.paid_usdt)).await;
     assert_eq!(status, 401, "a revoked key is refused");
 
