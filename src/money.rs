@@ -38,6 +38,8 @@ impl Token {
     pub const UsdtErc20: Token = Token("USDT_ERC20");
     /// The devnet's second chain's USDT.
     pub const UsdtL2: Token = Token("USDT_L2");
+    /// The devnet's second chain's USDT0 (EIP-3009: gasless payments), of asset USDT.
+    pub const Usdt0L2: Token = Token("USDT0_L2");
 
     /// The token of a pay-method name: capital letters, digits and `_`, starting with a letter.
     /// The name is interned: for the configuration and stored rows only (what they hold is
@@ -57,7 +59,9 @@ impl Token {
     /// a request's name is checked before anything of it is kept.
     pub fn interned(name: &str) -> Result<Token, UnknownName> {
         let name = valid_name(name)?;
-        if let Some(t) = [Token::AnkrErc20, Token::UsdtErc20, Token::UsdtL2].into_iter().find(|t| t.0 == name) {
+        if let Some(t) =
+            [Token::AnkrErc20, Token::UsdtErc20, Token::UsdtL2, Token::Usdt0L2].into_iter().find(|t| t.0 == name)
+        {
             return Ok(t);
         }
         let names = NAMES.lock().unwrap_or_else(|e| e.into_inner());

@@ -96,6 +96,7 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
     tasks.spawn(jobs::run(store.clone(), config.clone(), chains.clone(), cards, shutdown.clone()));
     tasks.spawn(crate::webhooks::run(store.clone(), config.clone(), status.clone(), shutdown.clone()));
     tasks.spawn(jobs::refunds::run(store.clone(), config.clone(), status.clone(), shutdown.clone()));
+    tasks.spawn(jobs::gasless::run(store.clone(), config.clone(), status.clone(), shutdown.clone()));
     tasks.spawn(crate::live::run(store.clone(), config.clone(), chains.clone(), hub.clone(), shutdown.clone()));
     // New events appear at most once per watcher poll; asking the database more often is waste.
     let every = Duration::from_millis(config.chain.poll_interval_ms.clamp(100, 2_000));

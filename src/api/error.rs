@@ -211,4 +211,6 @@ pub mod responses {
         Admin = [BAD_REQUEST, NO_ADMIN, NOT_FOUND, SETTLED, INVALID, TOO_MANY_ATTEMPTS, DB_UNAVAILABLE]);
     kind!(/// A public route (no key).
         Public = [BAD_REQUEST, NOT_FOUND, INVALID, UNAVAILABLE]);
+    kind!(/// A public route that pays an order (no key: the order id is the capability).
+        PublicPayment = [BAD_REQUEST, NOT_FOUND, SETTLED, INVALID, UNAVAILABLE]);
 }

@@ -15,6 +15,7 @@ mod events;
 pub(crate) mod exports;
 mod extract;
 pub(crate) mod funds;
+mod gasless;
 mod health;
 mod idempotency;
 pub mod key_cache;
@@ -82,6 +83,7 @@ pub fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(checkout_page::page))
         .routes(routes!(checkout_page::script))
         .routes(routes!(checkout_page::style))
+        .routes(routes!(gasless::pay_with_authorization))
         .routes(routes!(events::public_order_events))
         .routes(routes!(quotes::acquire_pre_amount))
         .routes(routes!(apps::create_app))

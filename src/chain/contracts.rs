@@ -41,3 +41,64 @@ alloy::sol!(
     DepositForwarder,
     concat!(env!("CARGO_MANIFEST_DIR"), "/contracts/out/DepositForwarder.sol/DepositForwarder.json")
 );
+
+pub use eip3009::{IERC3009, IERC3009Bytes, MockUSDT0, TransferWithAuthorization};
+
+/// Gasless payments' bindings (their calls take nine arguments: too many for clippy's taste,
+/// but the standard's).
+#[allow(clippy::too_many_arguments)]
+mod eip3009 {
+    alloy::sol!(
+        #[sol(rpc)]
+        MockUSDT0,
+        concat!(env!("CARGO_MANIFEST_DIR"), "/contracts/out/MockUSDT0.sol/MockUSDT0.json")
+    );
+
+    alloy::sol! {
+        /// EIP-3009 as USDT0 and USDC have it: a transfer the payer signed, submitted by anyone.
+        #[sol(rpc)]
+        interface IERC3009 {
+            function name() external view returns (string);
+            function version() external view returns (string);
+            function DOMAIN_SEPARATOR() external view returns (bytes32);
+            function authorizationState(address authorizer, bytes32 nonce) external view returns (bool);
+            function balanceOf(address owner) external view returns (uint256);
+            function transferWithAuthorization(
+                address from,
+                address to,
+                uint256 value,
+                uint256 validAfter,
+                uint256 validBefore,
+                bytes32 nonce,
+                uint8 v,
+                bytes32 r,
+                bytes32 s
+            ) external;
+        }
+
+        /// The signature as bytes: a contract wallet's, checked by the token with EIP-1271.
+        #[sol(rpc)]
+        interface IERC3009Bytes {
+            function transferWithAuthorization(
+                address from,
+                address to,
+                uint256 value,
+                uint256 validAfter,
+                uint256 validBefore,
+                bytes32 nonce,
+                bytes signature
+            ) external;
+        }
+
+        /// The typed data the payer signs (EIP-712, under the token's domain).
+        #[derive(Debug)]
+        struct TransferWithAuthorization {
+            address from;
+            address to;
+            uint256 value;
+            uint256 validAfter;
+            uint256 validBefore;
+            bytes32 nonce;
+        }
+    }
+}

@@ -121,6 +121,11 @@ pub async fn deploy_mock_usdt(provider: &DynProvider) -> alloy::contract::Result
     Ok(*MockUSDT::deploy(provider.clone()).await?.address())
 }
 
+/// A USDT0-like token (6 decimals, EIP-3009 and EIP-2612 under its own EIP-712 domain).
+pub async fn deploy_mock_usdt0(provider: &DynProvider) -> alloy::contract::Result<Address> {
+    Ok(*crate::chain::contracts::MockUSDT0::deploy(provider.clone()).await?.address())
+}
+
 /// The factory, then (with `mocks`) an 18-decimal ANKR-like token, a no-return 6-decimal
 /// USDT-like token and an ANKR/USD feed.
 pub async fn deploy_all(provider: &DynProvider, treasury: Address, mocks: bool) -> Result<Deployment, DeployError> {
@@ -157,5 +162,5 @@ pub async fn mint_mock(
 
 /// The decimals of the devnet's mock for a token: 6 for USDT-like ones, else 18.
 pub fn mock_decimals(token: Token) -> u8 {
-    if token.default_asset() == "USDT" { 6 } else { 18 }
+    if token.default_asset().starts_with("USDT") { 6 } else { 18 }
 }

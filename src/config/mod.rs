@@ -3,6 +3,7 @@
 //! [`Config::load`] validates what serde cannot check, naming the offending key.
 
 mod decimal;
+pub mod gasless;
 mod load;
 mod networks;
 pub mod payment_link;
@@ -54,6 +55,8 @@ pub struct Config {
     pub signer: Option<SignerConfig>,
     #[serde(default)]
     pub refunds: RefundsConfig,
+    /// Gasless payments' relayer: submits payers' signed authorizations and pays their gas.
+    pub relayer: Option<gasless::RelayerConfig>,
     /// Every (chain, token) pair, built once from `chain`, `chains` and `tokens`.
     #[serde(skip)]
     book: std::sync::OnceLock<TokenBook>,
@@ -334,6 +337,12 @@ pub struct TokenConfig {
     /// What the token is worth (tokens of one asset pay the same orders); omitted: the name
     /// before its first `_` (`USDT_ERC20` → `USDT`).
     pub asset: Option<String>,
+    /// Gasless payments: `"eip3009"` when the token has `transferWithAuthorization`.
+    #[serde(default)]
+    pub authorization: Option<gasless::Authorization>,
+    /// Its EIP-712 domain's name and version, when not read from the contract.
+    #[serde(default)]
+    pub eip712: gasless::Eip712Names,
 }
 
 #[derive(Debug, Clone, Deserialize)]

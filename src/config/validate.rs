@@ -145,6 +145,30 @@ impl Config {
                 "must not be the [signer] key (sweeps and refunds would compete for nonces)",
             ));
         }
+        if self.relayer.is_none()
+            && let Some((token, _)) = self.tokens.iter().find(|(_, t)| t.authorization.is_some())
+        {
+            return Err(ConfigError::key(
+                &format!("tokens.{}.authorization", token.as_str()),
+                "needs a [relayer] to submit the payers' authorizations",
+            ));
+        }
+        if let Some(relayer) = &self.relayer {
+            let Some(own) = address(&relayer.private_key) else {
+                return Err(ConfigError::key("relayer.private_key", "is not a 32-byte hex private key"));
+            };
+            let others =
+                [("[signer]", self.signer.as_ref().map(|s| &s.private_key)), ("[refunds]", r.private_key.as_ref())];
+            if let Some((name, _)) = others.iter().find(|(_, k)| k.is_some_and(|k| address(k) == Some(own))) {
+                return Err(ConfigError::key(
+                    "relayer.private_key",
+                    format!("must not be the {name} key (each job keeps its own nonces)"),
+                ));
+            }
+            if relayer.max_fee_wei() == 0 {
+                return Err(ConfigError::key("relayer.max_fee_gwei", "must be positive"));
+            }
+        }
         if r.claim_ttl_days == 0 {
             return Err(ConfigError::key("refunds.claim_ttl_days", "must be at least 1"));
         }

@@ -122,10 +122,14 @@ discount = "0.78"
             poll = m.poll_interval_ms,
         ));
         for (token, address) in &m.deployment.tokens {
+            // USDT0 is USDT that also pays without gas (EIP-3009).
+            let (asset, authorization) = match *token {
+                super::L2_USDT0 => ("USDT", "authorization = \"eip3009\"\n"),
+                other => (other.default_asset(), ""),
+            };
             toml.push_str(&format!(
-                "\n[tokens.{token}]\nchain = \"{name}\"\naddress = \"{address}\"\ndecimals = {}\nasset = \"{}\"\n",
+                "\n[tokens.{token}]\nchain = \"{name}\"\naddress = \"{address}\"\ndecimals = {}\nasset = \"{asset}\"\n{authorization}",
                 super::token_decimals(*token),
-                token.default_asset(),
                 name = m.name,
             ));
         }

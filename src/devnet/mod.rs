@@ -29,6 +29,8 @@ pub const CHAIN_ID: u64 = 31337;
 pub const L2_NAME: &str = "l2";
 pub const L2_CHAIN_ID: u64 = 31338;
 pub const L2_USDT: Token = Token::UsdtL2;
+/// The second chain's USDT0: USDT that pays without gas (`[tokens.USDT0_L2] authorization`).
+pub const L2_USDT0: Token = Token::Usdt0L2;
 const L2_BLOCK_MS: u64 = 250;
 pub const CONFIRMATIONS: u64 = 2;
 /// What the payer starts with, in whole tokens of each kind.
@@ -149,7 +151,10 @@ async fn prepare(
     let deployment = deploy::deploy_all(&provider, treasury, true).await.context("deploying contracts")?;
     fund(&provider, &deployment, payer.address(), PAYER_FUNDS).await?;
     let l2_provider = rpc::signing_provider(&l2.rpc_url(), deployer)?;
-    let l2_deployment = deploy_l2(&l2_provider, treasury).await?;
+    let mut l2_deployment = deploy_l2(&l2_provider, treasury).await?;
+    l2_deployment
+        .tokens
+        .insert(L2_USDT0, deploy::deploy_mock_usdt0(&l2_provider).await.context("USDT0 on the second chain")?);
     anyhow::ensure!(
         l2_deployment.factory == deployment.factory,
         "the factory landed at another address on the second chain"
@@ -234,7 +239,8 @@ fn config_toml(
         admin_token: admin_token.to_string(),
         signer_key: Some(accounts::DEPLOYER_KEY.to_string()),
         more_chains,
-        extra: String::new(),
+        // The relayer of gasless payments: an anvil account of its own, funded with the chain's coin.
+        extra: format!("[relayer]\nprivate_key = \"{}\"\n", accounts::RELAYER_KEY),
     });
     format!("{header}{body}")
 }

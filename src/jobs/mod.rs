@@ -6,6 +6,7 @@
 //! once. Token prices need no job: feeds are read on demand with a short cache.
 
 pub mod expiry;
+pub mod gasless;
 pub mod reconcile;
 pub mod refunds;
 pub mod sweep;
@@ -189,4 +190,28 @@ pub async fn run_expiry(
         tracing::info!(orders, strays, apps, notices, "expiry");
     }
     Ok(())
+}
+
+/// Runs `pass` once per chain poll (at most every 5 s) while this process holds the first
+/// chain's lease, until shutdown: the refund and gasless jobs, which follow transactions.
+pub async fn each_poll_as_leader<F, Fut>(
+    config: &Config,
+    status: &ChainStatus,
+    shutdown: &CancellationToken,
+    mut pass: F,
+) -> anyhow::Result<()>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = ()>,
+{
+    let tick = Duration::from_millis(config.chain.poll_interval_ms.clamp(100, 5_000));
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return Ok(()),
+            _ = tokio::time::sleep(tick) => {}
+        }
+        if status.is_leader() {
+            pass().await;
+        }
+    }
 }

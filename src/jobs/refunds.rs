@@ -7,7 +7,6 @@
 //! so the chain can hold it once at most. Only the watcher-lease holder sends.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use alloy::eips::Encodable2718;
 use alloy::network::{EthereumWallet, NetworkTransactionBuilder, TransactionBuilder};
@@ -34,19 +33,12 @@ pub async fn run(
     status: Arc<ChainStatus>,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
-    let tick = Duration::from_millis(config.chain.poll_interval_ms.clamp(100, 5_000));
-    loop {
-        tokio::select! {
-            _ = shutdown.cancelled() => return Ok(()),
-            _ = tokio::time::sleep(tick) => {}
-        }
-        if !status.is_leader() {
-            continue;
-        }
+    super::each_poll_as_leader(&config, &status, &shutdown, || async {
         if let Err(e) = pass(&store, &config).await {
             tracing::warn!(error = crate::redact::error(&e), "refund pass failed; the next one retries");
         }
-    }
+    })
+    .await
 }
 
 /// Sends what is approved (with a refund key) and follows what is sent. Each refund is its own

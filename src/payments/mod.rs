@@ -16,6 +16,7 @@ pub mod credit;
 pub mod expiry;
 pub mod extension;
 pub mod funds;
+pub mod gasless;
 pub mod order_view;
 pub mod prices;
 pub mod pricing;

@@ -89,6 +89,10 @@ pub struct OrderView {
     /// Every configured (chain, token) of the order's asset, while it can be paid.
     pub options: Vec<PayOption>,
     pub payments: Vec<PaymentView>,
+    /// Payments the relayer sent for the payer's signed authorizations (sent, confirmed, or
+    /// failed with why); their Transfers are in `payments` once mined.
+    #[serde(default)]
+    pub gasless: Vec<crate::store::gasless::GaslessPayment>,
 }
 
 /// The order as a frontend shows it, with each payment's depth below `head`. The order and its
@@ -101,8 +105,10 @@ pub async fn load(
     team_id: Option<&str>,
     order_id: &str,
 ) -> StoreResult<Option<OrderView>> {
-    let found = orders::with_transfers(store.pool(), team_id, order_id).await?;
-    Ok(found.map(|(order, rows)| build(config, heads, order, rows)))
+    let Some((order, rows)) = orders::with_transfers(store.pool(), team_id, order_id).await? else { return Ok(None) };
+    let mut view = build(config, heads, order, rows);
+    view.gasless = crate::store::gasless::of_order(store.pool(), order_id).await?;
+    Ok(Some(view))
 }
 
 pub fn build(config: &Config, heads: &Heads, order: Order, rows: Vec<(transfers::Transfer, String)>) -> OrderView {
@@ -168,6 +174,7 @@ pub fn build(config: &Config, heads: &Heads, order: Order, rows: Vec<(transfers:
             .map(|c| payment_uri(c.token_address, c.chain_id, c.deposit_address, asked_base(c, remaining_base))),
         options,
         payments,
+        gasless: Vec::new(),
     }
 }
 

@@ -10,6 +10,7 @@ pub mod cursor;
 pub mod deposit_filter;
 pub mod deposits;
 pub mod exports;
+pub mod gasless;
 pub mod idempotency;
 pub mod job_leases;
 pub mod order_events;

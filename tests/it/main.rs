@@ -18,6 +18,7 @@ mod contracts;
 mod devnet;
 mod exports;
 mod flat_cost;
+mod gasless;
 mod isolation_and_fuzz;
 mod jobs;
 mod ledger_races;

@@ -55,6 +55,8 @@ pub struct Options {
     pub config_edits: Vec<(&'static str, &'static str)>,
     /// Also watch a second anvil as `[chains.l2]` (with `USDT_L2`), at these confirmations.
     pub l2_confirmations: Option<u64>,
+    /// The second chain also has USDT0 (`USDT0_L2`, EIP-3009), with a `[relayer]`.
+    pub gasless: bool,
 }
 
 impl Default for Options {
@@ -71,6 +73,7 @@ impl Default for Options {
             poll_interval_ms: 100,
             config_edits: Vec::new(),
             l2_confirmations: None,
+            gasless: false,
         }
     }
 }
@@ -110,7 +113,11 @@ pub fn config_text(
         admin_token: "test-admin-token-0123456789".into(),
         signer_key: None,
         more_chains,
-        extra: options.extra_config.clone(),
+        extra: if options.gasless {
+            format!("{}\n[relayer]\nprivate_key = \"{}\"\n", options.extra_config, accounts::RELAYER_KEY)
+        } else {
+            options.extra_config.clone()
+        },
     });
     options.config_edits.iter().fold(text, |text, (from, to)| {
         assert!(text.contains(from), "config edit: {from:?} is not in the test config");
@@ -133,10 +140,15 @@ pub async fn spawn_app(options: Options) -> TestApp {
     let dir = tempfile::tempdir().unwrap();
     let state = options.anvil_state.then(|| dir.path().join("anvil-state.json"));
     let chain = TestChain::start_with(paywatch::devnet::anvil::AnvilOptions { state, ..Default::default() }).await;
-    let l2 = match options.l2_confirmations {
+    let mut l2 = match options.l2_confirmations {
         Some(_) => Some(TestChain::start_l2(options.anvil_state.then(|| dir.path().join("anvil-l2-state.json"))).await),
         None => None,
     };
+    if options.gasless {
+        let l2 = l2.as_mut().expect("gasless payments are on the second chain (l2_confirmations)");
+        let usdt0 = paywatch::chain::deploy::deploy_mock_usdt0(&l2.deployer).await.unwrap();
+        l2.deployment.tokens.insert(paywatch::devnet::L2_USDT0, usdt0);
+    }
     let db = TestDb::by_backend(options.backend).await;
     let proxy = match options.proxy {
         Some(mode) => Some(RpcProxy::start(&chain.anvil.rpc_url(), mode).await),

@@ -1,0 +1,28 @@
+//! Follows the relayer's gasless payments to their chain's depth (`payments::gasless::follow`):
+//! one a crash or a reorg left unknown to the chain goes out again, the same bytes.
+
+use std::sync::Arc;
+
+use tokio_util::sync::CancellationToken;
+
+use crate::chain::status::ChainStatus;
+use crate::config::Config;
+use crate::store::Store;
+
+pub async fn run(
+    store: Store,
+    config: Arc<Config>,
+    status: Arc<ChainStatus>,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    if config.relayer.is_none() {
+        shutdown.cancelled().await;
+        return Ok(());
+    }
+    super::each_poll_as_leader(&config, &status, &shutdown, || async {
+        if let Err(e) = crate::payments::gasless::follow(&store, &config).await {
+            tracing::warn!(error = crate::redact::error(&e), "gasless pass failed; the next one retries");
+        }
+    })
+    .await
+}
