@@ -7,6 +7,7 @@
 //! replayable, their kinds and order are.
 
 mod audit;
+mod external;
 mod ledgers;
 mod workload;
 
@@ -77,8 +78,10 @@ pub struct Soak {
     pub extended_apps: std::collections::BTreeSet<String>,
     /// Deposit addresses blacklisted by the first chain's USDT (their sweeps fail).
     pub blacklisted: Vec<alloy::primitives::Address>,
-    /// The refund wallet paywatch sends refunds from.
+    /// The wallet refunds leave from: paywatch's refund key, or the external signer's.
     pub refund_wallet: alloy::primitives::Address,
+    /// The operator's external signer, when no refund key is configured (`external.rs`).
+    pub external: Option<external::ExternalSigner>,
     /// Chains paused by a fault: each task resumes its chain.
     paused: Vec<tokio::task::JoinHandle<()>>,
     /// Each (chain id, token)'s treasury balance before the workload: sweeps add to it.
@@ -95,13 +98,18 @@ pub struct Violation {
 impl Soak {
     pub async fn start(backend: &'static str, seed: u64) -> Self {
         let (receiver, hook_url) = Receiver::start(&[], 200).await;
-        // Refunds are approved as soon as claimed: the workload's refunds are sent at once.
+        // Refunds are approved as soon as claimed: the workload's refunds are sent at once, by
+        // paywatch's refund key or by the soak as the operator's external signer.
         let refund_wallet = alloy::signers::local::PrivateKeySigner::random();
+        let external = external::chosen(seed).then(|| external::ExternalSigner::new(refund_wallet.clone()));
+        let refunds = match external {
+            Some(_) => format!("external_sender = \"{:#x}\"", refund_wallet.address()),
+            None => format!("private_key = \"0x{}\"", alloy::hex::encode(refund_wallet.to_bytes())),
+        };
         let extra_config = format!(
-            "{}[signer]\nprivate_key = \"{}\"\n[cards]\nrecover_after_s = 1\n[refunds]\nprivate_key = \"0x{}\"\n{REFUND_LIMITS}",
+            "{}[signer]\nprivate_key = \"{}\"\n[cards]\nrecover_after_s = 1\n[refunds]\n{refunds}\n{REFUND_LIMITS}",
             webhook_config(&hook_url).replace("max_attempts = 5", WEBHOOK_ATTEMPTS),
             paywatch::devnet::anvil::accounts::DEPLOYER_KEY,
-            alloy::hex::encode(refund_wallet.to_bytes()),
         );
         let mut app = spawn_app(Options {
             backend,
@@ -162,6 +170,7 @@ impl Soak {
             blacklisted: Vec::new(),
             treasury_start,
             refund_wallet: refund_wallet.address(),
+            external,
             paused: Vec::new(),
         }
     }
@@ -246,6 +255,7 @@ impl Soak {
         self.app.proxy.as_ref().unwrap().set_mode(Mode::Honest);
         *self.receiver.fallback.lock().unwrap() = 200;
         self.align_clocks().await;
+        external::catch_up(self).await;
         self.app.mine(CONFIRMATIONS + 1).await;
         self.app.l2().deployer.anvil_mine(Some(L2_CONFIRMATIONS + 1), None).await.unwrap();
         self.wait_processed().await?;
@@ -408,11 +418,12 @@ impl Soak {
 
     pub fn summary(&self) -> String {
         let mut lines = vec![format!(
-            "soak seed {} on {}: {} steps, {} orders",
+            "soak seed {} on {}: {} steps, {} orders, refunds sent by {}",
             self.seed,
             self.backend,
             self.step,
-            self.orders.len()
+            self.orders.len(),
+            if self.external.is_some() { "an external signer" } else { "paywatch's refund key" }
         )];
         for (kind, n) in &self.counts {
             lines.push(format!("  {kind}: {n}"));

@@ -296,14 +296,19 @@ async fn refund_fund(soak: &mut Soak, pick: u64) {
     let claim = json!({"address": format!("{to:#x}"), "confirm": true});
     let (status, body) = soak.call(reqwest::Method::POST, &format!("/refund/{refund_id}"), Some(&claim), false).await;
     match status {
-        200 => soak.count("refund: sent by paywatch (claimed)"),
+        200 if soak.external.is_none() => soak.count("refund: sent by paywatch (claimed)"),
+        200 => soak.count("refund: claimed (for the external signer)"),
         // A reorg took its money (the refund was cancelled) between creation and claim.
         409 => return soak.count("refund: claim refused (cancelled meanwhile)"),
         other => panic!("claim answered {other}: {body}"),
     }
     // Or rejects the claim: too late once the job sent it (auto-approved), a refusal, counted.
     if pick % 5 == 2 {
-        end_refund(soak, &refund_id, "reject", Some(json!({"reason": "soak: rejected"}))).await;
+        return end_refund(soak, &refund_id, "reject", Some(json!({"reason": "soak: rejected"}))).await;
+    }
+    if soak.external.is_some() && body["status"] == "approved" {
+        let chain_id = body["chain_id"].as_u64().unwrap();
+        super::external::pay(soak, &refund_id, chain_id, token, to, part).await;
     }
 }
 
