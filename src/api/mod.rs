@@ -28,6 +28,7 @@ pub(crate) mod refunds;
 pub mod serve;
 pub mod stream_limits;
 mod types;
+mod x402;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -84,6 +85,7 @@ pub fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(checkout_page::script))
         .routes(routes!(checkout_page::style))
         .routes(routes!(gasless::pay_with_authorization))
+        .routes(routes!(x402::pay_with_x402))
         .routes(routes!(events::public_order_events))
         .routes(routes!(quotes::acquire_pre_amount))
         .routes(routes!(apps::create_app))

@@ -229,6 +229,9 @@ pub struct ChainConfig {
     /// The network's native currency symbol, for adding it to a wallet; default "ETH".
     #[serde(default = "default_native_symbol")]
     pub native_symbol: String,
+    /// The chain's name in x402 (`base`, `base-sepolia`, `polygon`, ...): x402 clients may pay
+    /// its orders' tokens that take authorizations (`GET /pay/{order_id}/x402`).
+    pub x402_network: Option<String>,
 }
 
 fn default_payment_link() -> String {

@@ -127,6 +127,13 @@ pub fn supports(config: &Config, chain_id: u64, token: Address) -> bool {
         .is_some_and(|t| t.authorization == Some(Authorization::Eip3009))
 }
 
+/// The x402 network name an x402 client pays (`chain_id`, `token`) under: its chain's
+/// `x402_network`, when the token takes authorizations.
+pub fn x402_network(config: &Config, chain_id: u64, token: Address) -> Option<String> {
+    let network = config.chain_by_id(chain_id)?.config.x402_network.clone()?;
+    supports(config, chain_id, token).then_some(network)
+}
+
 /// Checks `signed` against the order and the chain, records the relayer's transaction and
 /// broadcasts it. The same authorization again answers the payment recorded for it.
 pub async fn relay(
@@ -135,10 +142,9 @@ pub async fn relay(
     order: &OrderView,
     signed: &SignedAuthorization,
 ) -> Result<GaslessPayment, LedgerError> {
-    let relayer = config.relayer.as_ref().ok_or_else(|| {
-        LedgerError::Conflict("gasless payments are not enabled here (no [relayer] configured)".into())
-    })?;
-    let signer = relayer.signer().ok_or_else(|| LedgerError::Unavailable("the relayer's key is unreadable".into()))?;
+    if config.relayer.is_none() {
+        return Err(LedgerError::Conflict("gasless payments are not enabled here (no [relayer] configured)".into()));
+    }
     let auth = parse(&signed.authorization)?;
     let token_text = address_text(&signed.token);
     let payer_text = address_text(&auth.from);
@@ -151,17 +157,37 @@ pub async fn relay(
     let chain = config.chain_by_id(signed.chain_id).ok_or_else(|| invalid("chain_id", "is not a configured chain"))?;
     let provider = crate::chain::rpc::provider(chain.config.rpc_http.urls()).map_err(unavailable)?;
     check_terms(store, config, order, signed, &auth).await?;
-    if let Err(refused) = check_on_chain(config, &provider, signed, &auth).await {
-        // Used meanwhile by this very payment: another process recorded and sent it between
-        // the lookup above and the token's answer.
-        let known =
-            gasless::of_authorization(store.pool(), signed.chain_id as i64, &token_text, &payer_text, &nonce_text)
-                .await?;
-        return match known {
-            Some(known) => again(config, known).await,
-            None => Err(refused),
-        };
+    match send_new(store, config, &provider, order, signed, &auth).await {
+        Err(refused @ (LedgerError::Invalid { .. } | LedgerError::Conflict(_))) => {
+            // Refused because this very payment went ahead meanwhile: another process recorded
+            // and sent it between the lookup above and the token's answer.
+            let known =
+                gasless::of_authorization(store.pool(), signed.chain_id as i64, &token_text, &payer_text, &nonce_text)
+                    .await?;
+            match known {
+                Some(known) => again(config, known).await,
+                None => Err(refused),
+            }
+        }
+        other => other,
     }
+}
+
+/// An authorization not recorded yet: checked on chain, simulated, recorded, broadcast.
+async fn send_new(
+    store: &Store,
+    config: &Config,
+    provider: &DynProvider,
+    order: &OrderView,
+    signed: &SignedAuthorization,
+    auth: &TransferWithAuthorization,
+) -> Result<GaslessPayment, LedgerError> {
+    let relayer = config.relayer.as_ref().ok_or_else(|| LedgerError::Conflict("no [relayer] configured".into()))?;
+    let signer = relayer.signer().ok_or_else(|| LedgerError::Unavailable("the relayer's key is unreadable".into()))?;
+    let token_text = address_text(&signed.token);
+    let payer_text = address_text(&auth.from);
+    let nonce_text = format!("{:#x}", auth.nonce);
+    check_on_chain(config, provider, signed, auth).await?;
 
     // The call the relayer makes: v, r, s for an EOA's 65 bytes, the bytes overload otherwise.
     let signature = signature_bytes(&signed.signature)?;
@@ -258,7 +284,7 @@ pub async fn relay(
                     nonce,
                     "gasless payment relayed"
                 );
-                broadcast(&provider, &payment.raw_tx).await;
+                broadcast(provider, &payment.raw_tx).await;
                 return Ok(payment);
             }
             Err(e) if e.is_unique_violation() => {
@@ -292,7 +318,7 @@ async fn again(config: &Config, known: GaslessPayment) -> Result<GaslessPayment,
 }
 
 /// The order's side: an option of the order that takes authorizations, its deposit address,
-/// at most what remains (less what gasless payments on their way carry), before the order's
+/// at most what remains (less what gasless payments not yet seen carry), before the order's
 /// expiry plus its late window.
 async fn check_terms(
     store: &Store,
@@ -323,12 +349,15 @@ async fn check_terms(
         return Err(invalid("authorization.to", "must be the order's deposit address"));
     }
     let remaining: U256 = option.amount_base.parse().unwrap_or_default();
+    // Sent by the relayer and not yet among the order's transfers (once there, what remains
+    // counts it when confirmed; a transfer seen and not yet confirmed may let a payer overpay,
+    // never underpay).
+    let seen: std::collections::HashSet<&str> = order.payments.iter().map(|p| p.tx_hash.as_str()).collect();
     let on_the_way: U256 = gasless::of_order(store.pool(), &order.order_id)
         .await?
         .iter()
-        .filter(|p| {
-            p.status == "sent" && p.chain_id as u64 == signed.chain_id && p.token.parse().ok() == Some(signed.token)
-        })
+        .filter(|p| p.status == "sent" && !seen.contains(p.tx_hash.as_str()))
+        .filter(|p| p.chain_id as u64 == signed.chain_id && p.token.parse().ok() == Some(signed.token))
         .filter_map(|p| p.amount_base.parse::<U256>().ok())
         .fold(U256::ZERO, |a, b| a + b);
     let open = remaining.saturating_sub(on_the_way);

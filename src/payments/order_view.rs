@@ -88,6 +88,8 @@ pub struct OrderView {
     pub payment_uri: Option<String>,
     /// Every configured (chain, token) of the order's asset, while it can be paid.
     pub options: Vec<PayOption>,
+    /// Where an x402 client pays this order (`GET`), while one of its options takes x402.
+    pub x402_url: Option<String>,
     pub payments: Vec<PaymentView>,
     /// Payments the relayer sent for the payer's signed authorizations (sent, confirmed, or
     /// failed with why); their Transfers are in `payments` once mined.
@@ -149,7 +151,12 @@ pub fn build(config: &Config, heads: &Heads, order: Order, rows: Vec<(transfers:
         Some(c) if order.progress.status.is_open() => pay_options(config, c, remaining_base),
         _ => Vec::new(),
     };
+    let x402_url = options
+        .iter()
+        .any(|o| o.token.parse().is_ok_and(|t| super::gasless::x402_network(config, o.chain_id, t).is_some()))
+        .then(|| format!("/pay/{}/x402", order.order_id));
     OrderView {
+        x402_url,
         order_id: order.order_id.clone(),
         app_id: order.new.app_id.clone(),
         kind: order.new.kind.as_str().to_string(),

@@ -37,3 +37,4 @@ mod stray_funds;
 mod sweep;
 mod untrusted_rpc;
 mod webhooks;
+mod x402;

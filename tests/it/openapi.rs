@@ -21,6 +21,7 @@ const ROUTES: &[&str] = &[
     "GET /docs/docs.js",
     "GET /pay/{order_id}",
     "POST /pay/{order_id}/authorization",
+    "GET /pay/{order_id}/x402",
     "GET /pay/assets/checkout.js",
     "GET /pay/assets/checkout.css",
     "GET /pay/{order_id}/events",

@@ -57,6 +57,8 @@ pub struct Options {
     pub l2_confirmations: Option<u64>,
     /// The second chain also has USDT0 (`USDT0_L2`, EIP-3009), with a `[relayer]`.
     pub gasless: bool,
+    /// The second chain's id (default 31338).
+    pub l2_chain_id: Option<u64>,
 }
 
 impl Default for Options {
@@ -74,6 +76,7 @@ impl Default for Options {
             config_edits: Vec::new(),
             l2_confirmations: None,
             gasless: false,
+            l2_chain_id: None,
         }
     }
 }
@@ -141,7 +144,13 @@ pub async fn spawn_app(options: Options) -> TestApp {
     let state = options.anvil_state.then(|| dir.path().join("anvil-state.json"));
     let chain = TestChain::start_with(paywatch::devnet::anvil::AnvilOptions { state, ..Default::default() }).await;
     let mut l2 = match options.l2_confirmations {
-        Some(_) => Some(TestChain::start_l2(options.anvil_state.then(|| dir.path().join("anvil-l2-state.json"))).await),
+        Some(_) => Some(
+            TestChain::start_l2(
+                options.anvil_state.then(|| dir.path().join("anvil-l2-state.json")),
+                options.l2_chain_id,
+            )
+            .await,
+        ),
         None => None,
     };
     if options.gasless {

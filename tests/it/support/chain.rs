@@ -37,10 +37,11 @@ impl TestChain {
         (anvil, deployer, treasury)
     }
 
-    /// The L2-like second chain (chain id 31338): the factory, at the first chain's address,
-    /// and a USDT mock (`USDT_L2`), as `paywatch devnet` sets it up.
-    pub async fn start_l2(state: Option<std::path::PathBuf>) -> Self {
-        let options = AnvilOptions { chain_id: paywatch::devnet::L2_CHAIN_ID, state, ..Default::default() };
+    /// The L2-like second chain (chain id 31338 unless given): the factory, at the first
+    /// chain's address, and a USDT mock (`USDT_L2`), as `paywatch devnet` sets it up.
+    pub async fn start_l2(state: Option<std::path::PathBuf>, chain_id: Option<u64>) -> Self {
+        let chain_id = chain_id.unwrap_or(paywatch::devnet::L2_CHAIN_ID);
+        let options = AnvilOptions { chain_id, state, ..Default::default() };
         let (anvil, deployer, treasury) = Self::launch(options).await;
         let deployment = paywatch::devnet::deploy_l2(&deployer, treasury).await.expect("contracts deploy on anvil");
         Self { anvil, deployer, treasury, deployment }
