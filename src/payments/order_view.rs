@@ -60,6 +60,9 @@ pub struct PayOption {
     pub wallet_rpc: Option<String>,
     /// The network's native currency symbol (for adding it to a wallet).
     pub native_symbol: String,
+    /// The token takes EIP-3009 authorizations: the payer may sign and pay no gas
+    /// (`POST /pay/{order_id}/authorization`).
+    pub gasless: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
@@ -233,6 +236,7 @@ pub fn pay_options(config: &Config, c: &orders::CryptoTerms, remaining_base: U25
                 explorer: chain.explorer.clone(),
                 wallet_rpc: chain.wallet_rpc.clone(),
                 native_symbol: chain.native_symbol.clone(),
+                gasless: super::gasless::supports(config, e.chain_id, e.address),
             })
         })
         .collect()

@@ -1,8 +1,9 @@
 //! Issue 28: the checkout page pays with a browser wallet. Headless Chromium gets a small
 //! EIP-1193 provider announced through EIP-6963; its requests are answered from here: accounts,
 //! chain id, network switches (as a wallet that knows both devnet chains, or none), `eth_call`
-//! forwarded to anvil, and `eth_sendTransaction` signed with the payer's devnet key and sent
-//! raw to the anvil of the network the wallet is on.
+//! forwarded to anvil, `eth_sendTransaction` signed with the payer's devnet key and sent
+//! raw to the anvil of the network the wallet is on, and `eth_signTypedData_v4` signed by
+//! that anvil (the payer is one of its unlocked accounts).
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -53,6 +54,8 @@ struct Behaviour {
     decline_send: bool,
     /// Hold `eth_sendTransaction` until released (to see the page while it waits).
     hold_send: bool,
+    /// Answer `eth_signTypedData_v4` with 4001 (the payer declines to sign).
+    decline_sign: bool,
 }
 
 struct Wallet {
@@ -130,6 +133,11 @@ impl Wallet {
                             let hash = *provider.send_transaction(request).await.unwrap().tx_hash();
                             t.lock().unwrap().push((on, format!("{hash:#x}")));
                             Ok(json!(format!("{hash:#x}")))
+                        }
+                        "eth_signTypedData_v4" if behaviour.decline_sign => Err((4001, "User rejected the request.")),
+                        // anvil signs typed data for its unlocked accounts (the payer is one).
+                        "eth_signTypedData_v4" => {
+                            Ok(forward(url.as_deref().unwrap(), "eth_signTypedData_v4", &r["params"]).await)
                         }
                         _ => Err((4200, "Unsupported method")),
                     };
@@ -284,7 +292,13 @@ async fn a_browser_wallet_pays_what_remains_on_the_chosen_network() {
     shots(&browser, "checkout-wallet-before").await;
     let wallet = Wallet::inject(
         &browser,
-        Behaviour { on: L2_CHAIN_ID, knows: both_chains(&app), decline_send: false, hold_send: true },
+        Behaviour {
+            on: L2_CHAIN_ID,
+            knows: both_chains(&app),
+            decline_send: false,
+            hold_send: true,
+            decline_sign: false,
+        },
     )
     .await;
     click_pay(&browser).await;
@@ -308,7 +322,13 @@ async fn a_browser_wallet_pays_what_remains_on_the_chosen_network() {
     open(&app, &browser, &l2_order).await;
     let wallet = Wallet::inject(
         &browser,
-        Behaviour { on: CHAIN_ID, knows: both_chains(&app), decline_send: false, hold_send: false },
+        Behaviour {
+            on: CHAIN_ID,
+            knows: both_chains(&app),
+            decline_send: false,
+            hold_send: false,
+            decline_sign: false,
+        },
     )
     .await;
     choose_network(&browser, L2_CHAIN_ID).await;
@@ -330,7 +350,13 @@ async fn a_browser_wallet_pays_what_remains_on_the_chosen_network() {
     wait_text(&browser, "#status", "Partially paid").await;
     let wallet = Wallet::inject(
         &browser,
-        Behaviour { on: CHAIN_ID, knows: both_chains(&app), decline_send: false, hold_send: false },
+        Behaviour {
+            on: CHAIN_ID,
+            knows: both_chains(&app),
+            decline_send: false,
+            hold_send: false,
+            decline_sign: false,
+        },
     )
     .await;
     click_pay(&browser).await;
@@ -355,7 +381,13 @@ async fn a_declined_request_or_an_unknown_network_sends_nothing_and_says_so() {
     // The payer declines in the wallet.
     let wallet = Wallet::inject(
         &browser,
-        Behaviour { on: CHAIN_ID, knows: first_only.clone(), decline_send: true, hold_send: false },
+        Behaviour {
+            on: CHAIN_ID,
+            knows: first_only.clone(),
+            decline_send: true,
+            hold_send: false,
+            decline_sign: false,
+        },
     )
     .await;
     click_pay(&browser).await;
@@ -372,7 +404,13 @@ async fn a_declined_request_or_an_unknown_network_sends_nothing_and_says_so() {
     wait_text(&browser, "#status", "Waiting for payment").await;
     let wallet = Wallet::inject(
         &browser,
-        Behaviour { on: 999, knows: vec![(999, String::new())], decline_send: false, hold_send: false },
+        Behaviour {
+            on: 999,
+            knows: vec![(999, String::new())],
+            decline_send: false,
+            hold_send: false,
+            decline_sign: false,
+        },
     )
     .await;
     click_pay(&browser).await;
@@ -428,5 +466,88 @@ async fn a_chains_payment_link_template_and_name_are_what_payers_see() {
     let label = text(&browser, "#networks").await;
     assert!(label.contains("Arbitrum One") && !label.contains("31338"), "networks by name: {label}");
     browser.close().await;
+    app.stop().await;
+}
+
+async fn click(browser: &Browser, css: &str, label: &str) {
+    let started = Instant::now();
+    loop {
+        if let Ok(button) = browser.client.find(Locator::Css(css)).await
+            && button.text().await.unwrap_or_default().contains(label)
+            && button.is_displayed().await.unwrap_or(false)
+            && button.is_enabled().await.unwrap_or(false)
+        {
+            button.click().await.unwrap();
+            return;
+        }
+        assert!(started.elapsed() < Duration::from_secs(20), "no enabled {label:?} button");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Issue 36: "Pay without gas" where the chosen network's token takes authorizations. The
+/// wallet signs typed data (no transaction of its own); the page posts the signature and shows
+/// the relayer's hash, then the order turns paid. A payer who declines to sign is told in words
+/// and nothing is sent.
+#[tokio::test]
+async fn pay_without_gas_signs_and_the_relayer_pays_or_a_declined_signature_sends_nothing() {
+    let app =
+        spawn_app(Options { confirmations: 1, l2_confirmations: Some(1), gasless: true, ..Default::default() }).await;
+    let browser = Browser::start(1280, 900).await;
+    let sent_rows = || async {
+        sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM gasless_payments")
+            .fetch_one(app.db.store.pool())
+            .await
+            .unwrap()
+    };
+
+    // Declined: said in words, nothing signed or sent.
+    let (_, order_id, address, owed) = app.create_crypto_app("USDT_ERC20", 1).await;
+    open(&app, &browser, &order_id).await;
+    let wallet = Wallet::inject(
+        &browser,
+        Behaviour {
+            on: L2_CHAIN_ID,
+            knows: both_chains(&app),
+            decline_send: false,
+            hold_send: false,
+            decline_sign: true,
+        },
+    )
+    .await;
+    choose_network(&browser, L2_CHAIN_ID).await;
+    click(&browser, "button.pay-without-gas", "Pay without gas with Test Wallet").await;
+    wait_text(&browser, "#wallet-message", "You declined in your wallet. Nothing was sent.").await;
+    assert!(wallet.methods().contains(&"eth_signTypedData_v4".to_string()), "{:?}", wallet.methods());
+    assert!(!wallet.methods().contains(&"eth_sendTransaction".to_string()), "{:?}", wallet.methods());
+    assert_eq!(sent_rows().await, 0, "nothing relayed");
+
+    // Signed: the relayer's transaction pays the order; the wallet sent none.
+    wallet.behaviour.lock().unwrap().decline_sign = false;
+    click(&browser, "button.pay-without-gas", "Pay without gas with Test Wallet").await;
+    let hash = wait_text(&browser, "#wallet-tx-hash", "0x").await;
+    wait_text(&browser, "#wallet-message", "Sent without gas").await;
+    let usdt0 = app.l2().deployment.tokens[&paywatch::devnet::L2_USDT0];
+    assert_eq!(transfer_of(app.l2(), &hash).await, (usdt0, address, owed), "what remains, to the order's address");
+    let tx = app.l2().deployer.get_transaction_by_hash(hash.parse().unwrap()).await.unwrap().unwrap();
+    assert_eq!(
+        tx.inner.signer(),
+        accounts::RELAYER_KEY.parse::<PrivateKeySigner>().unwrap().address(),
+        "sent by the relayer"
+    );
+    assert!(
+        !wallet.methods().contains(&"eth_sendTransaction".to_string()),
+        "the wallet sent nothing: {:?}",
+        wallet.methods()
+    );
+    let started = Instant::now();
+    while app.order(&order_id).await["status"] != "paid" {
+        assert!(started.elapsed() < Duration::from_secs(60), "the order never turned paid");
+        alloy::providers::ext::AnvilApi::anvil_mine(&app.l2().deployer, Some(1), None).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    wait_text(&browser, "#status", "Paid").await;
+    accessible(&browser, "the checkout page paid without gas").await;
+    drop(wallet);
     app.stop().await;
 }

@@ -1,6 +1,8 @@
 // Keeps the checkout page's status live: renders the order view embedded in the page, then
 // every view the order's event stream sends, and counts down to expiry. No reloads. Offers
-// the browser wallets the page finds (EIP-6963, else window.ethereum) to pay what remains.
+// the browser wallets the page finds (EIP-6963, else window.ethereum) to pay what remains, by a
+// transfer or, where the token takes EIP-3009 authorizations, without gas (the wallet signs,
+// paywatch's relayer sends).
 (function () {
   "use strict";
   var order = JSON.parse(document.getElementById("order-state").textContent);
@@ -15,6 +17,15 @@
       if (options[i].chain_id === chosenChain) { return options[i]; }
     }
     return options[0] || null;
+  }
+  // The option on the chosen network whose token takes signed authorizations, if any.
+  function gaslessOption() {
+    var o = chosen();
+    var options = order.options || [];
+    for (var i = 0; i < options.length; i++) {
+      if (options[i].gasless && (!o || options[i].chain_id === o.chain_id)) { return options[i]; }
+    }
+    return null;
   }
   function unit() {
     var o = chosen();
@@ -71,6 +82,7 @@
     }
     // What remains follows each payment, on every network offered.
     if (document.getElementById("amount") && chosen()) { show(chosen()); }
+    if (typeof showGasless === "function") { showGasless(); }
     statusEl.textContent = text;
     statusEl.dataset.status = view.late && view.status === "paid" ? "paid" : view.status;
     detailEl.textContent = detail;
@@ -126,7 +138,7 @@
   document.querySelectorAll("input[name=network]").forEach(function (input) {
     if (input.checked) { chosenChain = Number(input.value); }
     input.addEventListener("change", function () {
-      if (input.checked) { chosenChain = Number(input.value); show(chosen()); }
+      if (input.checked) { chosenChain = Number(input.value); show(chosen()); showGasless(); }
     });
   });
 
@@ -160,7 +172,21 @@
     button.appendChild(document.createTextNode("Pay with " + (info.name || "browser wallet")));
     button.addEventListener("click", function () { pay(provider, button); });
     buttons.appendChild(button);
+    var gasless = document.createElement("button");
+    gasless.type = "button";
+    gasless.className = "pay-without-gas";
+    gasless.textContent = "Pay without gas with " + (info.name || "browser wallet");
+    gasless.title = "Your wallet signs; the fee is paid for you.";
+    gasless.addEventListener("click", function () { payWithoutGas(provider, button); });
+    buttons.appendChild(gasless);
+    showGasless();
     walletBox.hidden = false;
+  }
+  // "Pay without gas" only where the chosen network's token takes signed authorizations.
+  function showGasless() {
+    if (!buttons) { return; }
+    var g = gaslessOption();
+    buttons.querySelectorAll("button.pay-without-gas").forEach(function (b) { b.hidden = !g; });
   }
   window.addEventListener("eip6963:announceProvider", function (e) {
     if (e.detail && e.detail.provider && typeof e.detail.provider.request === "function") {
@@ -246,24 +272,119 @@
       var data = "0xa9059cbb" + word(order.address) + word(hex(o.amount_base));
       var hash = await provider.request({ method: "eth_sendTransaction", params: [{ from: from, to: o.token, data: data }] });
       say("Sent. The status below follows it on the chain.", "");
-      txEl.textContent = "Transaction ";
-      var code = document.createElement("code");
-      code.id = "wallet-tx-hash";
-      code.textContent = hash;
-      if (o.explorer) {
-        var link = document.createElement("a");
-        link.href = o.explorer.replace(/\/$/, "") + "/tx/" + hash;
-        link.rel = "noopener";
-        link.appendChild(code);
-        txEl.appendChild(link);
-      } else {
-        txEl.appendChild(code);
-      }
+      showHash(hash, o);
     } catch (e) {
       say(explain(e, o), "error");
     } finally {
       busy = false;
       buttons.querySelectorAll("button").forEach(function (b) { b.disabled = false; });
+    }
+  }
+
+  // Reads a string constant of the token (name(), version()) through the wallet.
+  async function readString(provider, token, selector) {
+    var raw = String(await provider.request({ method: "eth_call", params: [{ to: token, data: selector }, "latest"] }));
+    var body = raw.replace(/^0x/, "");
+    var length = parseInt(body.slice(64, 128), 16);
+    var bytes = body.slice(128, 128 + length * 2).match(/../g) || [];
+    return new TextDecoder().decode(new Uint8Array(bytes.map(function (b) { return parseInt(b, 16); })));
+  }
+
+  function randomNonce() {
+    var bytes = new Uint8Array(32);
+    window.crypto.getRandomValues(bytes);
+    return "0x" + Array.prototype.map.call(bytes, function (b) { return (b < 16 ? "0" : "") + b.toString(16); }).join("");
+  }
+
+  function showHash(hash, o) {
+    txEl.textContent = "Transaction ";
+    var code = document.createElement("code");
+    code.id = "wallet-tx-hash";
+    code.textContent = hash;
+    if (o.explorer) {
+      var link = document.createElement("a");
+      link.href = o.explorer.replace(/\/$/, "") + "/tx/" + hash;
+      link.rel = "noopener";
+      link.appendChild(code);
+      txEl.appendChild(link);
+    } else {
+      txEl.appendChild(code);
+    }
+  }
+
+  // The wallet signs a TransferWithAuthorization (EIP-712) of what remains to the order's
+  // address; paywatch checks it and its relayer sends it. A wallet that cannot sign typed data
+  // gets the usual transfer instead.
+  async function payWithoutGas(provider, transferButton) {
+    var o = gaslessOption();
+    if (busy || !o) { return; }
+    busy = true;
+    buttons.querySelectorAll("button").forEach(function (b) { b.disabled = true; });
+    txEl.textContent = "";
+    var fallBack = false;
+    try {
+      say("Waiting for the wallet: allow this page to see your account…", "wait");
+      var accounts = await provider.request({ method: "eth_requestAccounts" });
+      if (!accounts || accounts.length === 0) {
+        say("Your wallet shared no account. Unlock it, then try again. Nothing was sent.", "error");
+        return;
+      }
+      var from = accounts[0];
+      if (!(await onNetwork(provider, o))) { return; }
+      o = gaslessOption() || o;
+      var balance = await provider.request({ method: "eth_call", params: [{ to: o.token, data: "0x70a08231" + word(from) }, "latest"] });
+      if (BigInt(balance) < BigInt(o.amount_base)) {
+        say("This account holds less than " + o.value + " " + o.symbol + " on " + o.network + ". Nothing was sent.", "error");
+        return;
+      }
+      var name = await readString(provider, o.token, "0x06fdde03");
+      var version = await readString(provider, o.token, "0x54fd4d50");
+      var now = Math.floor(Date.now() / 1000);
+      var message = {
+        from: from, to: order.address, value: o.amount_base, validAfter: "0",
+        validBefore: String(Math.min(order.expires_at, now + 3600)), nonce: randomNonce()
+      };
+      var typed = {
+        types: {
+          EIP712Domain: [{ name: "name", type: "string" }, { name: "version", type: "string" },
+            { name: "chainId", type: "uint256" }, { name: "verifyingContract", type: "address" }],
+          TransferWithAuthorization: [{ name: "from", type: "address" }, { name: "to", type: "address" },
+            { name: "value", type: "uint256" }, { name: "validAfter", type: "uint256" },
+            { name: "validBefore", type: "uint256" }, { name: "nonce", type: "bytes32" }]
+        },
+        primaryType: "TransferWithAuthorization",
+        domain: { name: name, version: version, chainId: o.chain_id, verifyingContract: o.token },
+        message: message
+      };
+      say("Waiting for the wallet: sign paying " + o.value + " " + o.symbol + " on " + o.network + " (no fee for you)…", "wait");
+      var signature;
+      try {
+        signature = await provider.request({ method: "eth_signTypedData_v4", params: [from, JSON.stringify(typed)] });
+      } catch (e) {
+        if (e && (e.code === 4200 || e.code === -32601)) { fallBack = true; return; }
+        throw e;
+      }
+      say("Signed. Sending it for you…", "wait");
+      var answer = await fetch("/pay/" + encodeURIComponent(order.order_id) + "/authorization", {
+        method: "POST", headers: { "content-type": "application/json" },
+        body: JSON.stringify({ chain_id: o.chain_id, token: o.token, authorization: message, signature: signature })
+      });
+      var body = await answer.json().catch(function () { return {}; });
+      if (!answer.ok) {
+        say("The payment was refused: " + (body.message || answer.status) + ". Nothing was sent.", "error");
+        return;
+      }
+      say("Sent without gas. The status below follows it on the chain.", "");
+      showHash(body.tx_hash, o);
+    } catch (e) {
+      say(explain(e, o), "error");
+    } finally {
+      busy = false;
+      buttons.querySelectorAll("button").forEach(function (b) { b.disabled = false; });
+      if (fallBack) {
+        say("Your wallet cannot sign this; paying with a usual transfer instead…", "wait");
+        pay(provider, transferButton);
+      }
     }
   }
 
