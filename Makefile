@@ -38,6 +38,7 @@ soak: tools postgres
 ## Benchmarks (bench binaries, release build); the report goes to stdout.
 bench: tools
 	$(CARGO) bench --locked --bench sweep_gas
+	$(CARGO) bench --locked --bench gasless_gas
 	$(CARGO) bench --locked --bench catchup
 	$(CARGO) bench --locked --bench rpc_cost
 	$(CARGO) bench --locked --bench index_memory

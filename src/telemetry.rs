@@ -35,6 +35,8 @@ pub const RECONCILIATION_DIFFERENCES: &str = "paywatch_reconciliation_difference
 /// Sweeps whose receipt moved another amount than the ledger expected.
 pub const SWEEP_MISMATCHES: &str = "paywatch_sweep_mismatches_total";
 pub const HTTP_REQUESTS: &str = "paywatch_http_requests_total";
+/// The relayer's balance of each chain's coin (whole coins), by chain id.
+pub const RELAYER_BALANCE: &str = "paywatch_relayer_balance";
 pub const HTTP_DURATION: &str = "paywatch_http_request_duration_seconds";
 
 const HTTP_BUCKETS: &[f64] = &[0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
@@ -86,6 +88,10 @@ fn register_descriptions() {
     );
     metrics::describe_counter!(MALFORMED_LOGS, "Transfer logs to a deposit address without the ERC20 shape, skipped");
     metrics::describe_counter!(HTTP_REQUESTS, "HTTP requests, by route, method and status");
+    metrics::describe_gauge!(
+        RELAYER_BALANCE,
+        "The gasless payments' relayer's balance of the chain's coin (whole coins), by chain id"
+    );
     metrics::describe_histogram!(HTTP_DURATION, metrics::Unit::Seconds, "HTTP request latency, by route and method");
 }
 

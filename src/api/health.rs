@@ -45,6 +45,9 @@ pub struct Ready {
     pub chain_head: u64,
     /// Every chain's head.
     pub chains: Vec<ChainHead>,
+    /// What works less than it should while the service is ready (a relayer too poor to pay
+    /// gas: gasless payments are refused, wallet transfers go on).
+    pub warnings: Vec<String>,
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -115,5 +118,6 @@ pub async fn readyz(State(state): State<AppState>) -> Result<Json<Ready>, ApiErr
         .iter()
         .map(|c| ChainHead { name: c.name.clone(), chain_id: c.chain_id, head: c.status.head() })
         .collect();
-    Ok(Json(Ready { status: "ready", chain_head: state.chain.head(), chains }))
+    let warnings = crate::payments::gasless::relayer_warnings(&state.config);
+    Ok(Json(Ready { status: "ready", chain_head: state.chain.head(), chains, warnings }))
 }

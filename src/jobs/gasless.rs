@@ -23,6 +23,9 @@ pub async fn run(
         if let Err(e) = crate::payments::gasless::follow(&store, &config).await {
             tracing::warn!(error = crate::redact::error(&e), "gasless pass failed; the next one retries");
         }
+        if let Err(e) = crate::payments::gasless::look_at_relayer(&config).await {
+            tracing::warn!(error = crate::redact::error(&e), "the relayer's balance could not be read");
+        }
     })
     .await
 }

@@ -447,6 +447,49 @@ async fn broadcast(provider: &DynProvider, raw: &str) {
     }
 }
 
+/// Why the relayer cannot pay on a chain, by the chain's endpoints, as the last look found it.
+static LOW: Mutex<Vec<(String, String)>> = Mutex::new(Vec::new());
+
+/// What `/readyz` says about the relayer on `config`'s chains (read by the job, not on each
+/// poll: readiness polls make no RPC calls).
+pub fn relayer_warnings(config: &Config) -> Vec<String> {
+    let low = LOW.lock().unwrap_or_else(|e| e.into_inner());
+    let ours: Vec<String> = config.chains().iter().map(|c| c.config.rpc_http.urls().join(",")).collect();
+    low.iter().filter(|(endpoints, _)| ours.contains(endpoints)).map(|(_, why)| why.clone()).collect()
+}
+
+/// Reads the relayer's balance on every chain with a token that takes authorizations: a metric,
+/// and a warning while it is too low to relay.
+pub async fn look_at_relayer(config: &Config) -> anyhow::Result<()> {
+    let (Some(relayer), Some(signer)) = (&config.relayer, config.relayer.as_ref().and_then(|r| r.signer())) else {
+        return Ok(());
+    };
+    for chain in config.chains() {
+        let gasless = config.token_book().on_chain(chain.chain_id()).any(|e| supports(config, e.chain_id, e.address));
+        if !gasless {
+            continue;
+        }
+        let provider = crate::chain::rpc::provider(chain.config.rpc_http.urls())?;
+        let balance = provider.get_balance(signer.address()).await?;
+        let whole = crate::money::format_base_units(balance, 18);
+        metrics::gauge!(crate::telemetry::RELAYER_BALANCE, "chain_id" => chain.chain_id().to_string())
+            .set(whole.parse::<f64>().unwrap_or(0.0));
+        let endpoints = chain.config.rpc_http.urls().join(",");
+        let mut low = LOW.lock().unwrap_or_else(|e| e.into_inner());
+        low.retain(|(e, _)| *e != endpoints);
+        if balance < relayer.min_balance_wei() {
+            low.push((endpoints, format!(
+                "chain {} ({}): the relayer {:#x} holds {whole} of the chain's coin, below [relayer] min_balance ({}): gasless payments are refused until it is funded",
+                chain.name,
+                chain.chain_id(),
+                signer.address(),
+                relayer.min_balance.0
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// Follows each sent payment: sent again while the chain does not know it; at its chain's depth
 /// `confirmed` (with its gas) or `failed` (the chain refused it: the payer's balance or the
 /// authorization changed since), which the order then shows.

@@ -298,3 +298,52 @@ async fn two_processes_and_a_sigkill_send_one_transaction_per_authorization() {
     server.kill9().await;
     app.stop().await;
 }
+
+async fn readiness_warnings(app: &TestApp) -> Vec<String> {
+    let r = reqwest::get(format!("{}/readyz", app.base)).await.unwrap();
+    let body: Value = r.json().await.unwrap();
+    body["warnings"].as_array().unwrap().iter().map(|w| w.as_str().unwrap().to_string()).collect()
+}
+
+async fn wait_warnings(app: &TestApp, low: bool) -> Vec<String> {
+    let started = Instant::now();
+    loop {
+        let now = readiness_warnings(app).await;
+        if now.iter().any(|w| w.contains("relayer")) == low {
+            return now;
+        }
+        assert!(started.elapsed() < Duration::from_secs(30), "readyz warnings stayed {now:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// A relayer without the chain's coin: /readyz names it (the service stays ready: transfers go
+/// on), its balance is a metric, and an authorization is refused with why, nothing recorded;
+/// funded again, it relays.
+#[tokio::test]
+async fn a_relayer_without_gas_money_is_named_and_relays_nothing_until_funded() {
+    let app = gasless_app("sqlite").await;
+    let (_, order_id, address, owed) = app.create_crypto_app("USDT_ERC20", 1).await;
+    let owed: u64 = owed.to::<u64>();
+    let payer = payer_with(&app, owed).await;
+    app.l2().deployer.anvil_set_balance(relayer(), U256::ZERO).await.unwrap();
+    let warnings = wait_warnings(&app, true).await;
+    assert!(warnings.iter().any(|w| w.contains("min_balance")), "{warnings:?}");
+    let metrics = reqwest::get(format!("{}/metrics", app.base)).await.unwrap().text().await.unwrap();
+    // (Its value is not asserted: the metrics registry is this test process's, shared with
+    // other tests' relayers on chains of the same id.)
+    let gauge = format!("paywatch_relayer_balance{{chain_id=\"{}\"}}", paywatch::devnet::L2_CHAIN_ID);
+    assert!(metrics.contains(&gauge), "the relayer's balance is a metric: {gauge}");
+
+    let pay = body(&app, &authorization(&app, &payer, address, owed).await, &payer);
+    let (status, refused) = post_to(&app.base, &order_id, &pay).await;
+    assert_eq!(status, 503, "{refused}");
+    assert!(refused["message"].as_str().unwrap().contains("relayer's balance is too low"), "{refused}");
+    assert_eq!(recorded(&app).await, 0);
+
+    app.l2().deployer.anvil_set_balance(relayer(), U256::from(10u64).pow(U256::from(19u64))).await.unwrap();
+    wait_warnings(&app, false).await;
+    let (status, sent) = post_to(&app.base, &order_id, &pay).await;
+    assert_eq!(status, 200, "{sent}");
+    app.stop().await;
+}
