@@ -332,6 +332,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
                     );
                     deploy::check_treasury(&provider, d).await.with_context(|| format!("chain {}", c.name))?;
                 }
+                crate::payments::gasless::check_tokens(&config, c).await?;
             }
             let mut warnings = config.warnings();
             warnings.extend(down);

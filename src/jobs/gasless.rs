@@ -19,6 +19,16 @@ pub async fn run(
         shutdown.cancelled().await;
         return Ok(());
     }
+    // At start: a token configured for authorizations that does not take them (or under
+    // another domain) is named; `paywatch check` fails on it, `serve` goes on without it.
+    for chain in config.chains() {
+        if let Err(e) = crate::payments::gasless::check_tokens(&config, chain).await {
+            tracing::error!(
+                error = crate::redact::error(&e),
+                "a gasless token's check failed; its authorizations will be refused"
+            );
+        }
+    }
     super::each_poll_as_leader(&config, &status, &shutdown, || async {
         if let Err(e) = crate::payments::gasless::follow(&store, &config).await {
             tracing::warn!(error = crate::redact::error(&e), "gasless pass failed; the next one retries");

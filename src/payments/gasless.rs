@@ -127,6 +127,41 @@ pub fn supports(config: &Config, chain_id: u64, token: Address) -> bool {
         .is_some_and(|t| t.authorization == Some(Authorization::Eip3009))
 }
 
+/// That a token configured with `authorization` takes them on `chain`: it answers
+/// `authorizationState`, and its `DOMAIN_SEPARATOR` is the domain paywatch signs against
+/// (`[tokens.X] eip712`, or the contract's name and version). `paywatch check` and `serve`'s
+/// start run it.
+pub async fn check_tokens(config: &Config, chain: crate::config::ChainRef<'_>) -> anyhow::Result<()> {
+    let provider = crate::chain::rpc::provider(chain.config.rpc_http.urls())?;
+    for entry in config.token_book().on_chain(chain.chain_id()) {
+        if !supports(config, entry.chain_id, entry.address) {
+            continue;
+        }
+        let what = format!("chain {}: token {} at {:#x}", chain.name, entry.token.as_str(), entry.address);
+        let token = IERC3009::new(entry.address, &provider);
+        token.authorizationState(Address::ZERO, B256::ZERO).call().await.map_err(|e| {
+            anyhow::anyhow!(
+                "{what} does not answer authorizationState ({}): it takes no EIP-3009 authorizations; remove its `authorization`",
+                crate::redact::error(&e)
+            )
+        })?;
+        let on_chain =
+            token.DOMAIN_SEPARATOR().call().await.map_err(|e| {
+                anyhow::anyhow!("{what} does not answer DOMAIN_SEPARATOR ({})", crate::redact::error(&e))
+            })?;
+        let ours = domain(config, &provider, entry.chain_id, entry.address)
+            .await
+            .map_err(|e| anyhow::anyhow!("{what}: {e}"))?;
+        anyhow::ensure!(
+            ours.separator() == on_chain,
+            "{what}: its DOMAIN_SEPARATOR is not that of name {:?}, version {:?}: set `eip712 = {{ name, version }}` as the token has them",
+            ours.name.as_deref().unwrap_or_default(),
+            ours.version.as_deref().unwrap_or_default()
+        );
+    }
+    Ok(())
+}
+
 /// The x402 network name an x402 client pays (`chain_id`, `token`) under: its chain's
 /// `x402_network`, when the token takes authorizations.
 pub fn x402_network(config: &Config, chain_id: u64, token: Address) -> Option<String> {

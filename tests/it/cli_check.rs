@@ -396,3 +396,35 @@ payment_link = "safepal://send?to={address}&amount={amont}"
     let stderr: Vec<String> = String::from_utf8_lossy(&out.stderr).lines().map(str::to_string).collect();
     assert_one_line_failure((out.status.code().unwrap_or(-1), stderr), "chains.arbitrum.payment_link");
 }
+
+/// Issue 36: a token with `authorization = "eip3009"` is checked on its chain: one that does
+/// not answer `authorizationState` (Ethereum's USDT) is named; so is one whose domain is not the
+/// configured `eip712`; USDT0 passes. And the relayer key must be its own.
+#[tokio::test]
+async fn check_verifies_that_gasless_tokens_take_authorizations() {
+    let chain = TestChain::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}/paywatch.db", dir.path().display());
+    let usdt0 = paywatch::chain::deploy::deploy_mock_usdt0(&chain.deployer).await.unwrap();
+    let usdt = chain.token(paywatch::money::Token::UsdtErc20);
+    let relayer = format!("[relayer]\nprivate_key = \"{}\"\n", paywatch::devnet::anvil::accounts::RELAYER_KEY);
+    let token = |address: alloy::primitives::Address, eip712: &str| {
+        format!(
+            "[tokens.USDT0_ERC20]\naddress = \"{address}\"\ndecimals = 6\nasset = \"USDT\"\nauthorization = \"eip3009\"\n{eip712}\n{relayer}"
+        )
+    };
+    let text = |extra: String| config(&chain.anvil.rpc_url(), 31337, &db, &extra);
+
+    let (code, lines) = check(dir.path(), &text(token(usdt0, "")), &[]);
+    assert_eq!(code, 0, "USDT0 takes authorizations: {lines:?}");
+    assert_one_line_failure(check(dir.path(), &text(token(usdt, "")), &[]), "authorizationState");
+    let wrong = "eip712 = { name = \"USD Coin\", version = \"2\" }";
+    assert_one_line_failure(check(dir.path(), &text(token(usdt0, wrong)), &[]), "DOMAIN_SEPARATOR");
+    let without_relayer = text(token(usdt0, "").replace(&relayer, ""));
+    assert_one_line_failure(check(dir.path(), &without_relayer, &[]), "needs a [relayer]");
+    let same = format!("[signer]\nprivate_key = \"{}\"\n", paywatch::devnet::anvil::accounts::RELAYER_KEY);
+    assert_one_line_failure(
+        check(dir.path(), &text(format!("{}{same}", token(usdt0, ""))), &[]),
+        "relayer.private_key",
+    );
+}

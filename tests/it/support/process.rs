@@ -19,7 +19,8 @@ impl ServeProcess {
             .args(["serve", "--config"])
             .arg(config)
             .env("PAYWATCH__SERVER__LISTEN", format!("127.0.0.1:{port}"))
-            .env("PAYWATCH_LOG", "warn")
+            // PAYWATCH_SERVE_LOG raises it to follow a soak's processes (e.g. `info`).
+            .env("PAYWATCH_LOG", std::env::var("PAYWATCH_SERVE_LOG").unwrap_or_else(|_| "warn".into()))
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
             .kill_on_drop(true)
