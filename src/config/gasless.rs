@@ -37,6 +37,11 @@ pub struct RelayerConfig {
     pub min_balance: ExactDecimal,
 }
 
+fn gwei_to_wei(gwei: ExactDecimal) -> u128 {
+    let wei = gwei.0 * rust_decimal::Decimal::from(1_000_000_000u64);
+    rust_decimal::prelude::ToPrimitive::to_u128(&wei.trunc()).unwrap_or(0)
+}
+
 fn default_max_fee_gwei() -> ExactDecimal {
     ExactDecimal(rust_decimal::Decimal::from(200))
 }
@@ -53,8 +58,12 @@ impl RelayerConfig {
 
     /// `max_fee_gwei` in wei.
     pub fn max_fee_wei(&self) -> u128 {
-        let wei = self.max_fee_gwei.0 * rust_decimal::Decimal::from(1_000_000_000u64);
-        rust_decimal::prelude::ToPrimitive::to_u128(&wei.trunc()).unwrap_or(0)
+        gwei_to_wei(self.max_fee_gwei)
+    }
+
+    /// The cap on `chain`: its `relayer_max_fee_gwei`, else `max_fee_gwei`; in wei.
+    pub fn max_fee_wei_on(&self, chain: &super::ChainConfig) -> u128 {
+        chain.relayer_max_fee_gwei.map_or_else(|| self.max_fee_wei(), gwei_to_wei)
     }
 
     /// `min_balance` in wei.

@@ -232,6 +232,9 @@ pub struct ChainConfig {
     /// The chain's name in x402 (`base`, `base-sepolia`, `polygon`, ...): x402 clients may pay
     /// its orders' tokens that take authorizations (`GET /pay/{order_id}/x402`).
     pub x402_network: Option<String>,
+    /// The most the gasless relayer pays per gas on this chain, in gwei (default: `[relayer]
+    /// max_fee_gwei`).
+    pub relayer_max_fee_gwei: Option<decimal::ExactDecimal>,
 }
 
 fn default_payment_link() -> String {

@@ -263,10 +263,12 @@ async fn send_new(
     let gas = provider.estimate_gas(request.clone()).await.map_err(|e| refused_by_token(&e.to_string()))?;
     let gas = gas + gas / 5;
     let fees = provider.estimate_eip1559_fees().await.map_err(unavailable)?;
-    if fees.max_fee_per_gas > relayer.max_fee_wei() {
+    let cap =
+        config.chain_by_id(signed.chain_id).map_or_else(|| relayer.max_fee_wei(), |c| relayer.max_fee_wei_on(c.config));
+    if fees.max_fee_per_gas > cap {
         return Err(LedgerError::Unavailable(format!(
-            "gas costs {} gwei now, above [relayer] max_fee_gwei; try again later",
-            fees.max_fee_per_gas / 1_000_000_000
+            "gas costs {} wei now, above the relayer's cap on this chain ({cap} wei: relayer_max_fee_gwei or [relayer] max_fee_gwei); pay with a wallet transfer or try again later",
+            fees.max_fee_per_gas
         )));
     }
     let balance = provider.get_balance(from).await.map_err(unavailable)?;

@@ -347,3 +347,29 @@ async fn a_relayer_without_gas_money_is_named_and_relays_nothing_until_funded() 
     assert_eq!(status, 200, "{sent}");
     app.stop().await;
 }
+
+/// The relayer's gas cap is per chain: above it on the second chain, an authorization is refused
+/// with why (503, try again later) and nothing is recorded or sent.
+#[tokio::test]
+async fn above_the_chains_gas_cap_the_relayer_sends_nothing() {
+    let app = spawn_app(Options {
+        l2_confirmations: Some(1),
+        gasless: true,
+        config_edits: vec![(
+            "display_name = \"Local l2 devnet\"\n",
+            "display_name = \"Local l2 devnet\"\nrelayer_max_fee_gwei = \"0.000000001\"\n",
+        )],
+        ..Default::default()
+    })
+    .await;
+    let (_, order_id, address, owed) = app.create_crypto_app("USDT_ERC20", 1).await;
+    let owed: u64 = owed.to::<u64>();
+    let payer = payer_with(&app, owed).await;
+    let nonce_before = relayer_nonce(&app).await;
+    let (status, refused) =
+        post_to(&app.base, &order_id, &body(&app, &authorization(&app, &payer, address, owed).await, &payer)).await;
+    assert_eq!(status, 503, "{refused}");
+    assert!(refused["message"].as_str().unwrap().contains("above the relayer's cap"), "{refused}");
+    assert_eq!((recorded(&app).await, relayer_nonce(&app).await), (0, nonce_before), "nothing sent");
+    app.stop().await;
+}
