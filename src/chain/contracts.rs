@@ -42,12 +42,18 @@ alloy::sol!(
     concat!(env!("CARGO_MANIFEST_DIR"), "/contracts/out/DepositForwarder.sol/DepositForwarder.json")
 );
 
-pub use eip3009::{IERC3009, IERC3009Bytes, MockUSDT0, TransferWithAuthorization};
+pub use eip3009::{IERC3009, IERC3009Bytes, MockUSDT0, MockWallet1271, TransferWithAuthorization};
 
 /// Gasless payments' bindings (their calls take nine arguments: too many for clippy's taste,
 /// but the standard's).
 #[allow(clippy::too_many_arguments)]
 mod eip3009 {
+    alloy::sol!(
+        #[sol(rpc)]
+        MockWallet1271,
+        concat!(env!("CARGO_MANIFEST_DIR"), "/contracts/out/MockWallet1271.sol/MockWallet1271.json")
+    );
+
     alloy::sol!(
         #[sol(rpc)]
         MockUSDT0,

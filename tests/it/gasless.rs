@@ -373,3 +373,38 @@ async fn above_the_chains_gas_cap_the_relayer_sends_nothing() {
     assert_eq!((recorded(&app).await, relayer_nonce(&app).await), (0, nonce_before), "nothing sent");
     app.stop().await;
 }
+
+/// A contract wallet (EIP-1271) pays too: the token asks the wallet whether its owner signed;
+/// paywatch leaves that check to the token's simulated call, which refuses another signer.
+#[tokio::test]
+async fn a_contract_wallet_pays_by_eip1271_and_a_wrong_owner_is_refused() {
+    let app = gasless_app("sqlite").await;
+    let (_, order_id, address, owed) = app.create_crypto_app("USDT_ERC20", 1).await;
+    let owed: u64 = owed.to::<u64>();
+    let owner = PrivateKeySigner::random();
+    let wallet = *paywatch::chain::contracts::MockWallet1271::deploy(app.l2().deployer.clone(), owner.address())
+        .await
+        .unwrap()
+        .address();
+    MockUSDT0::new(usdt0(&app), app.l2().deployer.clone())
+        .mint(wallet, U256::from(owed))
+        .send()
+        .await
+        .unwrap()
+        .get_receipt()
+        .await
+        .unwrap();
+    let mut auth = authorization(&app, &owner, address, owed).await;
+    auth.from = wallet;
+
+    let (status, refused) = post_to(&app.base, &order_id, &body(&app, &auth, &PrivateKeySigner::random())).await;
+    assert_eq!(status, 422, "another signer than the wallet's owner: {refused}");
+    assert!(refused["message"].as_str().unwrap().contains("invalid signature"), "{refused}");
+    assert_eq!(recorded(&app).await, 0);
+
+    let (status, sent) = post_to(&app.base, &order_id, &body(&app, &auth, &owner)).await;
+    assert_eq!(status, 200, "{sent}");
+    assert_eq!(sent["payer"], format!("{wallet:#x}"));
+    wait_l2(&app, &order_id, |o| o["status"] == "paid" && gasless_settled(o)).await;
+    app.stop().await;
+}
