@@ -83,11 +83,27 @@ async fn receipt_view(soak: &Soak, (chain_id, tx_hash, log_index): &(u64, String
     )
 }
 
+/// Blocks per getLogs page of the audit's read of the chain.
+const LOG_PAGE: u64 = 500;
+
 pub(super) async fn transfers_on(chain: &TestChain) -> Vec<OnChain> {
     let tokens: Vec<Address> = chain.deployment.tokens.values().copied().collect();
     let chain_id = chain.anvil.chain_id();
-    let filter = Filter::new().from_block(0).address(tokens).event_signature(IERC20::Transfer::SIGNATURE_HASH);
-    let logs = chain.deployer.get_logs(&filter).await.unwrap();
+    // In pages of blocks: one getLogs from block 0 comes back cut short once the chain holds
+    // enough logs (a 30-minute run's audit missed the newest transfers that way).
+    let head = chain.deployer.get_block_number().await.unwrap();
+    let mut logs = Vec::new();
+    let mut from = 0;
+    while from <= head {
+        let to = (from + LOG_PAGE - 1).min(head);
+        let filter = Filter::new()
+            .from_block(from)
+            .to_block(to)
+            .address(tokens.clone())
+            .event_signature(IERC20::Transfer::SIGNATURE_HASH);
+        logs.extend(chain.deployer.get_logs(&filter).await.unwrap());
+        from = to + 1;
+    }
     let mut times = BTreeMap::new();
     let mut out = Vec::new();
     for log in logs {
