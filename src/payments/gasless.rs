@@ -187,7 +187,7 @@ pub async fn relay(
     if let Some(known) =
         gasless::of_authorization(store.pool(), signed.chain_id as i64, &token_text, &payer_text, &nonce_text).await?
     {
-        return again(config, known).await;
+        return again(config, order, &auth, known).await;
     }
     let chain = config.chain_by_id(signed.chain_id).ok_or_else(|| invalid("chain_id", "is not a configured chain"))?;
     let provider = crate::chain::rpc::provider(chain.config.rpc_http.urls()).map_err(unavailable)?;
@@ -200,7 +200,7 @@ pub async fn relay(
                 gasless::of_authorization(store.pool(), signed.chain_id as i64, &token_text, &payer_text, &nonce_text)
                     .await?;
             match known {
-                Some(known) => again(config, known).await,
+                Some(known) => again(config, order, &auth, known).await,
                 None => Err(refused),
             }
         }
@@ -334,7 +334,7 @@ async fn send_new(
                 )
                 .await?;
                 if let Some(known) = known {
-                    return again(config, known).await;
+                    return again(config, order, auth, known).await;
                 }
             }
             Err(e) => return Err(e.into()),
@@ -344,7 +344,18 @@ async fn send_new(
 }
 
 /// An authorization recorded before: its payment, its transaction sent again while unmined.
-async fn again(config: &Config, known: GaslessPayment) -> Result<GaslessPayment, LedgerError> {
+/// Only for the same order and amount: another authorization under a used nonce is refused.
+async fn again(
+    config: &Config,
+    order: &OrderView,
+    auth: &TransferWithAuthorization,
+    known: GaslessPayment,
+) -> Result<GaslessPayment, LedgerError> {
+    if known.order_id != order.order_id || known.amount_base != auth.value.to_string() {
+        return Err(LedgerError::Conflict(
+            "authorization.nonce: this payer's nonce was used for another payment".into(),
+        ));
+    }
     if known.status == "sent"
         && let Some(chain) = config.chain_by_id(known.chain_id as u64)
         && let Ok(provider) = crate::chain::rpc::provider(chain.config.rpc_http.urls())

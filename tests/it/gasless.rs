@@ -136,6 +136,11 @@ async fn pays_without_gas(backend: &'static str) {
     assert_eq!(sent["status"], "sent");
     let (status, again) = post_to(&app.base, &order_id, &first).await;
     assert_eq!((status, &again["tx_hash"]), (200, &sent["tx_hash"]), "the same authorization is the same payment");
+    let mut other = half.clone();
+    other.value = U256::from(owed / 4);
+    let (status, reused) = post_to(&app.base, &order_id, &body(&app, &other, &payer)).await;
+    assert_eq!(status, 409, "another authorization under a used nonce: {reused}");
+    assert!(reused["message"].as_str().unwrap().contains("authorization.nonce"), "{reused}");
     let order = wait_l2(&app, &order_id, |o| o["status"] == "partially_paid" && gasless_settled(o)).await;
     assert_eq!(order["gasless"][0]["status"], "confirmed", "{order:#}");
 
