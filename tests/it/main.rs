@@ -16,6 +16,7 @@ mod cli_check;
 mod console;
 mod contracts;
 mod devnet;
+mod docs;
 mod exports;
 mod flat_cost;
 mod gasless;
