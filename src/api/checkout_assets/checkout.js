@@ -247,6 +247,26 @@
     return true;
   }
 
+  // The wallet's account, on the option's network, holding what remains; null (the payer told
+  // why) when not. `current` reads the option again: what remains may change while it asks.
+  async function accountFor(provider, o, current) {
+    say("Waiting for the wallet: allow this page to see your account…", "wait");
+    var accounts = await provider.request({ method: "eth_requestAccounts" });
+    if (!accounts || accounts.length === 0) {
+      say("Your wallet shared no account. Unlock it, then try again. Nothing was sent.", "error");
+      return null;
+    }
+    var from = accounts[0];
+    if (!(await onNetwork(provider, o))) { return null; }
+    o = current();
+    var balance = await provider.request({ method: "eth_call", params: [{ to: o.token, data: "0x70a08231" + word(from) }, "latest"] });
+    if (BigInt(balance) < BigInt(o.amount_base)) {
+      say("This account holds less than " + o.value + " " + o.symbol + " on " + o.network + ". Nothing was sent.", "error");
+      return null;
+    }
+    return { from: from, option: o };
+  }
+
   async function pay(provider, button) {
     var o = chosen();
     if (busy || !o) { return; }
@@ -254,20 +274,10 @@
     buttons.querySelectorAll("button").forEach(function (b) { b.disabled = true; });
     txEl.textContent = "";
     try {
-      say("Waiting for the wallet: allow this page to see your account…", "wait");
-      var accounts = await provider.request({ method: "eth_requestAccounts" });
-      if (!accounts || accounts.length === 0) {
-        say("Your wallet shared no account. Unlock it, then try again. Nothing was sent.", "error");
-        return;
-      }
-      var from = accounts[0];
-      if (!(await onNetwork(provider, o))) { return; }
-      o = chosen(); // what remains may have changed while the wallet asked
-      var balance = await provider.request({ method: "eth_call", params: [{ to: o.token, data: "0x70a08231" + word(from) }, "latest"] });
-      if (BigInt(balance) < BigInt(o.amount_base)) {
-        say("This account holds less than " + o.value + " " + o.symbol + " on " + o.network + ". Nothing was sent.", "error");
-        return;
-      }
+      var ready = await accountFor(provider, o, chosen);
+      if (!ready) { return; }
+      var from = ready.from;
+      o = ready.option;
       say("Waiting for the wallet: confirm sending " + o.value + " " + o.symbol + " on " + o.network + "…", "wait");
       var data = "0xa9059cbb" + word(order.address) + word(hex(o.amount_base));
       var hash = await provider.request({ method: "eth_sendTransaction", params: [{ from: from, to: o.token, data: data }] });
@@ -323,20 +333,10 @@
     txEl.textContent = "";
     var fallBack = false;
     try {
-      say("Waiting for the wallet: allow this page to see your account…", "wait");
-      var accounts = await provider.request({ method: "eth_requestAccounts" });
-      if (!accounts || accounts.length === 0) {
-        say("Your wallet shared no account. Unlock it, then try again. Nothing was sent.", "error");
-        return;
-      }
-      var from = accounts[0];
-      if (!(await onNetwork(provider, o))) { return; }
-      o = gaslessOption() || o;
-      var balance = await provider.request({ method: "eth_call", params: [{ to: o.token, data: "0x70a08231" + word(from) }, "latest"] });
-      if (BigInt(balance) < BigInt(o.amount_base)) {
-        say("This account holds less than " + o.value + " " + o.symbol + " on " + o.network + ". Nothing was sent.", "error");
-        return;
-      }
+      var ready = await accountFor(provider, o, function () { return gaslessOption() || o; });
+      if (!ready) { return; }
+      var from = ready.from;
+      o = ready.option;
       var name = await readString(provider, o.token, "0x06fdde03");
       var version = await readString(provider, o.token, "0x54fd4d50");
       var now = Math.floor(Date.now() / 1000);
