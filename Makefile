@@ -72,7 +72,9 @@ pytools:
 contracts: tools
 	node contracts/build.mjs
 
+## Formatting, clippy, and no two files of src/ importing each other (scripts/module-cycles.py).
 lint:
+	python3 scripts/module-cycles.py
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --locked --workspace --all-targets -- -D warnings
 

@@ -12,7 +12,7 @@ cargo test --locked --workspace --lib --tests "$@" 2>&1 | tee "$log" || status=$
 passed=$(grep -oE 'test result: [a-zA-Z]+\. [0-9]+ passed' "$log" | grep -oE '[0-9]+ passed' | awk '{s+=$1} END {print s+0}')
 failed=$(grep -oE '; [0-9]+ failed' "$log" | grep -oE '[0-9]+' | awk '{s+=$1} END {print s+0}')
 echo
-echo "storage suite: $(grep -cE '^test storage::sqlite::.* ok$' "$log") passed on SQLite, $(grep -cE '^test storage::postgres::.* ok$' "$log") passed on PostgreSQL"
+echo "storage suite: $(grep -cE '^test storage::.*::sqlite ... ok$' "$log") passed on SQLite, $(grep -cE '^test storage::.*::postgres ... ok$' "$log") passed on PostgreSQL"
 echo "all tests: ${passed} passed, ${failed} failed"
 # Every anvil the suite started must be gone with it (a leak fills a developer's machine).
 for _ in $(seq 1 50); do

@@ -159,188 +159,224 @@ fn init_tracing(default_filter: &str) {
 
 async fn run(command: Command) -> anyhow::Result<()> {
     match command {
-        Command::Serve(c) => {
-            let config = Config::load(&c.config)?;
-            let listener = tokio::net::TcpListener::bind(config.server.listen)
-                .await
-                .with_context(|| format!("server.listen {}", config.server.listen))?;
-            let shutdown = CancellationToken::new();
-            startup::cancel_on_signal(shutdown.clone());
-            startup::run(config, listener, shutdown).await
-        }
+        Command::Serve(c) => serve(c).await,
         Command::Devnet { port, anvil_port, dir } => devnet::run(devnet::Options { port, anvil_port, dir }).await,
-        Command::Migrate(c) => {
-            let config = Config::load(&c.config)?;
-            let store = Store::connect(config.database_url()).await.context("database")?;
-            store.migrate().await.context("database")?;
-            println!("{}", serde_json::json!({"migrated": true}));
-            Ok(())
-        }
-        Command::Team { command: TeamCommand::Create { name, config } } => {
-            let config = Config::load(&config.config)?;
-            let store = Store::connect(config.database_url()).await.context("database")?;
-            store.migrate().await.context("database")?;
-            let (team, key) = teams::create_with_key(&store, &name).await?;
-            println!("{}", serde_json::json!({"team_id": team.team_id, "api_key": key.api_key, "key_id": key.key_id}));
-            Ok(())
-        }
-        Command::Catalog { command: CatalogCommand::Import { file, config } } => {
-            let config = Config::load(&config.config)?;
-            let text = std::fs::read_to_string(&file).with_context(|| format!("{}", file.display()))?;
-            let doc: crate::catalog::products::CatalogDocument =
-                serde_json::from_str(&text).with_context(|| format!("{}", file.display()))?;
-            let store = Store::connect(config.database_url()).await.context("database")?;
-            store.migrate().await.context("database")?;
-            let result = crate::catalog::import::import(&store, &doc).await;
-            store.close().await;
-            let (first_groups, groups, products) = result.map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
-            println!("{}", serde_json::json!({"first_groups": first_groups, "groups": groups, "products": products}));
-            Ok(())
-        }
+        Command::Migrate(c) => migrate(c).await,
+        Command::Team { command: TeamCommand::Create { name, config } } => team_create(name, config).await,
+        Command::Catalog { command: CatalogCommand::Import { file, config } } => catalog_import(file, config).await,
         Command::Contracts { command: ContractsCommand::Deploy { config, mocks, treasury, chain } } => {
-            let config = Config::load(&config.config)?;
-            let signer = rpc::signer_key(&config)?;
-            // Fixed for good at deployment: never picked silently.
-            let treasury = match treasury.or_else(|| config.deposits.as_ref().map(|d| d.treasury)) {
-                Some(t) => t,
-                None if mocks => {
-                    eprintln!(
-                        "paywatch: no treasury named (--treasury or [deposits] treasury): --mocks uses the \
-                         signer's address {}",
-                        signer.address()
-                    );
-                    signer.address()
-                }
-                None => anyhow::bail!(
-                    "contracts deploy: name the treasury sweeps go to, fixed for good at deployment \
-                     (--treasury ADDRESS or [deposits] treasury)"
-                ),
-            };
-            // The first chain's deployment at the top (as with one chain), every chain's below.
-            let mut out: Option<serde_json::Value> = None;
-            let mut per_chain = serde_json::Map::new();
-            for c in config.select_chains(chain.as_deref())? {
-                let provider = rpc::signing_provider(c.config.rpc_http.primary(), signer.clone())?;
-                rpc::check_chain_id(&provider, &c.config.rpc_http.urls()[..1], c.chain_id()).await?;
-                let deployment = deploy::deploy_all(&provider, treasury, mocks)
-                    .await
-                    .with_context(|| format!("deploy on {}", c.name))?;
-                let value = serde_json::to_value(&deployment)?;
-                out.get_or_insert_with(|| value.clone());
-                per_chain.insert(c.name.to_string(), value);
-            }
-            let mut out = out.unwrap_or_default();
-            out["chains"] = serde_json::Value::Object(per_chain);
-            println!("{out}");
-            Ok(())
+            contracts_deploy(config, mocks, treasury, chain).await
         }
-        Command::Status(c) => {
-            let config = Config::load(&c.config)?;
-            let store = startup::connect_store(&config).await?;
-            let status = crate::overview::terminal::status(&store, &config).await;
-            store.close().await;
-            let status = status?;
-            print!("{}", status.text);
-            anyhow::ensure!(status.alarms.is_empty(), "{}", status.alarms.join("; "));
-            Ok(())
-        }
-        Command::Reconcile(c) => {
-            let config = Config::load(&c.config)?;
-            let (store, _) = startup::connect(&config).await?;
-            let mut chains = Vec::new();
-            for c in config.chains() {
-                let provider = rpc::provider(c.config.rpc_http.urls())?;
-                rpc::check_chain_id(&provider, c.config.rpc_http.urls(), c.chain_id()).await?;
-                chains.push((c.chain_id(), provider));
-            }
-            let result = crate::jobs::reconcile::reconcile_all(&store, &chains).await;
-            store.close().await;
-            let result = result?;
-            println!("{}", serde_json::to_string(&result)?);
-            anyhow::ensure!(
-                result.differences.is_empty(),
-                "{} deposit address(es) differ from the ledger at block {}",
-                result.differences.len(),
-                result.block
+        Command::Status(c) => status(c).await,
+        Command::Reconcile(c) => reconcile(c).await,
+        Command::Sweep(c) => sweep(c).await,
+        Command::Check(c) => check(c).await,
+    }
+}
+
+/// `serve`: the API, a watcher per chain and the jobs until SIGINT/SIGTERM.
+async fn serve(c: ConfigArg) -> anyhow::Result<()> {
+    let config = Config::load(&c.config)?;
+    let listener = tokio::net::TcpListener::bind(config.server.listen)
+        .await
+        .with_context(|| format!("server.listen {}", config.server.listen))?;
+    let shutdown = CancellationToken::new();
+    startup::cancel_on_signal(shutdown.clone());
+    startup::run(config, listener, shutdown).await
+}
+
+/// `migrate`: applies the migrations and exits.
+async fn migrate(c: ConfigArg) -> anyhow::Result<()> {
+    let config = Config::load(&c.config)?;
+    let store = Store::connect(config.database_url()).await.context("database")?;
+    store.migrate().await.context("database")?;
+    println!("{}", serde_json::json!({"migrated": true}));
+    Ok(())
+}
+
+/// `team create`: a team and its first key (shown once).
+async fn team_create(name: String, config: ConfigArg) -> anyhow::Result<()> {
+    let config = Config::load(&config.config)?;
+    let store = Store::connect(config.database_url()).await.context("database")?;
+    store.migrate().await.context("database")?;
+    let (team, key) = teams::create_with_key(&store, &name).await?;
+    println!("{}", serde_json::json!({"team_id": team.team_id, "api_key": key.api_key, "key_id": key.key_id}));
+    Ok(())
+}
+
+/// `catalog import`: a whole catalog document, saved in one transaction.
+async fn catalog_import(file: PathBuf, config: ConfigArg) -> anyhow::Result<()> {
+    let config = Config::load(&config.config)?;
+    let text = std::fs::read_to_string(&file).with_context(|| format!("{}", file.display()))?;
+    let doc: crate::catalog::products::CatalogDocument =
+        serde_json::from_str(&text).with_context(|| format!("{}", file.display()))?;
+    let store = Store::connect(config.database_url()).await.context("database")?;
+    store.migrate().await.context("database")?;
+    let result = crate::catalog::import::import(&store, &doc).await;
+    store.close().await;
+    let (first_groups, groups, products) = result.map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+    println!("{}", serde_json::json!({"first_groups": first_groups, "groups": groups, "products": products}));
+    Ok(())
+}
+
+/// `contracts deploy`: the deposit factory (and mocks) on each selected chain.
+async fn contracts_deploy(
+    config: ConfigArg,
+    mocks: bool,
+    treasury: Option<Address>,
+    chain: Option<String>,
+) -> anyhow::Result<()> {
+    let config = Config::load(&config.config)?;
+    let signer = rpc::signer_key(&config)?;
+    // Fixed for good at deployment: never picked silently.
+    let treasury = match treasury.or_else(|| config.deposits.as_ref().map(|d| d.treasury)) {
+        Some(t) => t,
+        None if mocks => {
+            eprintln!(
+                "paywatch: no treasury named (--treasury or [deposits] treasury): --mocks uses the \
+                 signer's address {}",
+                signer.address()
             );
-            Ok(())
+            signer.address()
         }
-        Command::Sweep(c) => {
-            let config = Config::load(&c.config.config)?;
-            let chains = config.select_chains(c.chain.as_deref())?;
-            rpc::signer_key(&config)?;
-            let store = startup::connect_store(&config).await?;
-            let runs = crate::jobs::sweep::sweep_chains(&store, &config, &chains).await;
-            store.close().await;
-            println!("{}", serde_json::json!({ "chains": runs }));
-            let failed: Vec<String> =
-                runs.iter().filter_map(|(name, r)| r.error.as_ref().map(|e| format!("{name}: {e}"))).collect();
-            anyhow::ensure!(failed.is_empty(), "sweep failed on {}", failed.join("; "));
-            Ok(())
-        }
-        Command::Check(c) => {
-            let config = Config::load(&c.config)?;
-            if c.offline {
-                println!("{}", serde_json::json!({"config": "ok", "database": "not checked", "rpc": "not checked"}));
-                return Ok(());
+        None => anyhow::bail!(
+            "contracts deploy: name the treasury sweeps go to, fixed for good at deployment \
+             (--treasury ADDRESS or [deposits] treasury)"
+        ),
+    };
+    // The first chain's deployment at the top (as with one chain), every chain's below.
+    let mut out: Option<serde_json::Value> = None;
+    let mut per_chain = serde_json::Map::new();
+    for c in config.select_chains(chain.as_deref())? {
+        let provider = rpc::signing_provider(c.config.rpc_http.primary(), signer.clone())?;
+        rpc::check_chain_id(&provider, &c.config.rpc_http.urls()[..1], c.chain_id()).await?;
+        let deployment =
+            deploy::deploy_all(&provider, treasury, mocks).await.with_context(|| format!("deploy on {}", c.name))?;
+        let value = serde_json::to_value(&deployment)?;
+        out.get_or_insert_with(|| value.clone());
+        per_chain.insert(c.name.to_string(), value);
+    }
+    let mut out = out.unwrap_or_default();
+    out["chains"] = serde_json::Value::Object(per_chain);
+    println!("{out}");
+    Ok(())
+}
+
+/// `status`: the overview in a terminal; an alarm fails it.
+async fn status(c: ConfigArg) -> anyhow::Result<()> {
+    let config = Config::load(&c.config)?;
+    let store = startup::connect_store(&config).await?;
+    let status = crate::overview::terminal::status(&store, &config).await;
+    store.close().await;
+    let status = status?;
+    print!("{}", status.text);
+    anyhow::ensure!(status.alarms.is_empty(), "{}", status.alarms.join("; "));
+    Ok(())
+}
+
+/// `reconcile`: every chain's deposit balances against the ledger; a difference fails it.
+async fn reconcile(c: ConfigArg) -> anyhow::Result<()> {
+    let config = Config::load(&c.config)?;
+    let (store, _) = startup::connect(&config).await?;
+    let mut chains = Vec::new();
+    for c in config.chains() {
+        let provider = rpc::provider(c.config.rpc_http.urls())?;
+        rpc::check_chain_id(&provider, c.config.rpc_http.urls(), c.chain_id()).await?;
+        chains.push((c.chain_id(), provider));
+    }
+    let result = crate::jobs::reconcile::reconcile_all(&store, &chains).await;
+    store.close().await;
+    let result = result?;
+    println!("{}", serde_json::to_string(&result)?);
+    anyhow::ensure!(
+        result.differences.is_empty(),
+        "{} deposit address(es) differ from the ledger at block {}",
+        result.differences.len(),
+        result.block
+    );
+    Ok(())
+}
+
+/// `sweep`: every selected chain swept; a chain that fails fails it, after the others.
+async fn sweep(c: ChainArgs) -> anyhow::Result<()> {
+    let config = Config::load(&c.config.config)?;
+    let chains = config.select_chains(c.chain.as_deref())?;
+    rpc::signer_key(&config)?;
+    let store = startup::connect_store(&config).await?;
+    let runs = crate::jobs::sweep::sweep_chains(&store, &config, &chains).await;
+    store.close().await;
+    println!("{}", serde_json::json!({ "chains": runs }));
+    let failed: Vec<String> =
+        runs.iter().filter_map(|(name, r)| r.error.as_ref().map(|e| format!("{name}: {e}"))).collect();
+    anyhow::ensure!(failed.is_empty(), "sweep failed on {}", failed.join("; "));
+    Ok(())
+}
+
+/// `check`: the config, the database and every chain's endpoints, factory and tokens.
+async fn check(c: CheckArgs) -> anyhow::Result<()> {
+    let config = Config::load(&c.config)?;
+    if c.offline {
+        println!("{}", serde_json::json!({"config": "ok", "database": "not checked", "rpc": "not checked"}));
+        return Ok(());
+    }
+    let store = startup::connect_store(&config).await?;
+    store.close().await;
+    let mut down = Vec::new();
+    for c in config.chains() {
+        down.extend(check_chain(&config, c).await?);
+    }
+    let mut warnings = config.warnings();
+    warnings.extend(down);
+    for w in &warnings {
+        eprintln!("paywatch: warning: {w}");
+    }
+    println!("{}", serde_json::json!({"config": "ok", "database": "ok", "rpc": "ok", "warnings": warnings}));
+    Ok(())
+}
+
+/// One chain of `check`: each endpoint's chain id on its own, the finality tag, the factory and
+/// its treasury, the gasless tokens. Returns the endpoints that did not answer (a warning while
+/// another does).
+async fn check_chain(config: &Config, c: crate::config::ChainRef<'_>) -> anyhow::Result<Vec<String>> {
+    let urls = c.config.rpc_http.urls();
+    let mut unreachable = Vec::new();
+    // Each endpoint alone: a fallback would answer for the first that works.
+    for (url, check) in urls.iter().zip(rpc::check_endpoints(urls, c.chain_id()).await?) {
+        match check {
+            rpc::EndpointCheck::Serves => {}
+            rpc::EndpointCheck::WrongChain(actual) => anyhow::bail!(
+                "chain {}: the RPC at {} serves chain id {actual}, but {}.chain_id is {} (remove it \
+                 from rpc_http; serve leaves it out)",
+                c.name,
+                rpc::redact(url),
+                if c.chain_id() == config.first_chain().chain_id() {
+                    "chain".to_string()
+                } else {
+                    format!("chains.{}", c.name)
+                },
+                c.chain_id()
+            ),
+            rpc::EndpointCheck::Unreachable(reason) => {
+                unreachable.push(format!("chain {}: rpc: cannot reach {}: {reason}", c.name, rpc::redact(url)))
             }
-            let store = startup::connect_store(&config).await?;
-            store.close().await;
-            let mut down = Vec::new();
-            for c in config.chains() {
-                let urls = c.config.rpc_http.urls();
-                let mut unreachable = Vec::new();
-                // Each endpoint alone: a fallback would answer for the first that works.
-                for (url, check) in urls.iter().zip(rpc::check_endpoints(urls, c.chain_id()).await?) {
-                    match check {
-                        rpc::EndpointCheck::Serves => {}
-                        rpc::EndpointCheck::WrongChain(actual) => anyhow::bail!(
-                            "chain {}: the RPC at {} serves chain id {actual}, but {}.chain_id is {} (remove it \
-                             from rpc_http; serve leaves it out)",
-                            c.name,
-                            rpc::redact(url),
-                            if c.chain_id() == config.first_chain().chain_id() {
-                                "chain".to_string()
-                            } else {
-                                format!("chains.{}", c.name)
-                            },
-                            c.chain_id()
-                        ),
-                        rpc::EndpointCheck::Unreachable(reason) => unreachable.push(format!(
-                            "chain {}: rpc: cannot reach {}: {reason}",
-                            c.name,
-                            rpc::redact(url)
-                        )),
-                    }
-                }
-                // One endpoint down is a warning (failover); all of them is a failure.
-                if unreachable.len() >= urls.len() {
-                    anyhow::bail!("{}", unreachable.join("; "));
-                }
-                down.extend(unreachable);
-                let provider = rpc::provider(urls)?;
-                rpc::check_finality_tag(&provider, c.config.confirmations)
-                    .await
-                    .with_context(|| format!("chain {}", c.name))?;
-                if let Some(d) = &config.deposits {
-                    anyhow::ensure!(
-                        deploy::has_code(&provider, d.factory).await?,
-                        "chain {}: no deposit factory at {} (run `paywatch contracts deploy --chain {}`)",
-                        c.name,
-                        d.factory,
-                        c.name
-                    );
-                    deploy::check_treasury(&provider, d).await.with_context(|| format!("chain {}", c.name))?;
-                }
-                crate::payments::gasless::check_tokens(&config, c).await?;
-            }
-            let mut warnings = config.warnings();
-            warnings.extend(down);
-            for w in &warnings {
-                eprintln!("paywatch: warning: {w}");
-            }
-            println!("{}", serde_json::json!({"config": "ok", "database": "ok", "rpc": "ok", "warnings": warnings}));
-            Ok(())
         }
     }
+    // One endpoint down is a warning (failover); all of them is a failure.
+    if unreachable.len() >= urls.len() {
+        anyhow::bail!("{}", unreachable.join("; "));
+    }
+    let provider = rpc::provider(urls)?;
+    rpc::check_finality_tag(&provider, c.config.confirmations).await.with_context(|| format!("chain {}", c.name))?;
+    if let Some(d) = &config.deposits {
+        anyhow::ensure!(
+            deploy::has_code(&provider, d.factory).await?,
+            "chain {}: no deposit factory at {} (run `paywatch contracts deploy --chain {}`)",
+            c.name,
+            d.factory,
+            c.name
+        );
+        deploy::check_treasury(&provider, d).await.with_context(|| format!("chain {}", c.name))?;
+    }
+    crate::payments::gasless::check_tokens(config, c).await?;
+    Ok(unreachable)
 }

@@ -1,9 +1,6 @@
 //! CreateApp (`POST /v2alpha/app/v2/app`) and app status
 //! (`GET /v2alpha/teams/{team_id}/apps/{app_id}`).
 
-use crate::config::Config;
-use crate::money::Token;
-
 use axum::Json;
 use axum::extract::State;
 use serde::{Deserialize, Serialize};
@@ -13,8 +10,7 @@ use super::cards::{pay_by_card, required_card};
 use super::error::ApiError;
 use super::extract::{ApiPath, Team, parse_json};
 use super::idempotency::{Made, Once, run_once};
-use super::types::{Period, text_field};
-use crate::money::PayMethod;
+use super::types::{Period, pay_method as parse_pay_method, text_field};
 use crate::payments::checkout::{self, OrderFor};
 use crate::store::apps::{self, App, AppSpec};
 use crate::store::card_charges::Purpose;
@@ -120,26 +116,6 @@ impl CreateAppRequest {
             storage_limit: self.storage_limit,
         }
     }
-}
-
-/// CREDIT_CARD or a pay method of the configuration (the seed's two names are always known:
-/// unconfigured, they answer that token payments are unavailable rather than "invalid").
-pub fn parse_pay_method(config: &Config, field: &str, value: &str) -> Result<PayMethod, ApiError> {
-    match PayMethod::known(value) {
-        Ok(PayMethod::CreditCard) => Ok(PayMethod::CreditCard),
-        Ok(PayMethod::Token(t)) if known_token(config, t) => Ok(PayMethod::Token(t)),
-        _ => Err(ApiError::invalid(field, format!("must be one of CREDIT_CARD, {}", token_names(config)))),
-    }
-}
-
-pub fn known_token(config: &Config, t: Token) -> bool {
-    config.tokens.contains_key(&t) || t == Token::AnkrErc20 || t == Token::UsdtErc20
-}
-
-/// The configured pay methods, comma-separated (the seed's two when none is configured).
-pub fn token_names(config: &Config) -> String {
-    let names: Vec<&str> = config.tokens.keys().map(|t| t.as_str()).collect();
-    if names.is_empty() { "ANKR_ERC20, USDT_ERC20".to_string() } else { names.join(", ") }
 }
 
 /// CreateApp, at most once per Idempotency-Key.

@@ -9,11 +9,11 @@ use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 
 use super::AppState;
-use super::apps::parse_pay_method;
 use super::error::ApiError;
 use super::extract::{ApiPath, Team, parse_json};
 use super::idempotency::{Made, Once, run_once};
 use super::types::Period;
+use super::types::pay_method as parse_pay_method;
 use crate::money::PayMethod;
 use crate::payments::card_payment::{self, CardPayError, CardPayment, Recorded};
 use crate::payments::cards::CardError;

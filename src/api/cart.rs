@@ -13,11 +13,11 @@ use serde_json::Value;
 
 use super::AppState;
 use super::admin::Admin;
-use super::apps::parse_pay_method;
 use super::cards::{pay_by_card, required_card};
 use super::error::ApiError;
 use super::extract::{ApiJson, ApiPath, ApiQuery, Team, parse_json};
 use super::idempotency::{Made, Once, run_once};
+use super::types::pay_method as parse_pay_method;
 use crate::catalog::cart::{self, PricedSelection, Selection};
 use crate::catalog::config_view::{self, Currency};
 use crate::catalog::import::{self, ProductPart, SaveError};

@@ -59,13 +59,14 @@ pub async fn page(State(state): State<AppState>, ApiPath(order_id): ApiPath<Stri
         );
         return Ok((StatusCode::NOT_FOUND, Html(body)).into_response());
     };
-    Ok(([(CONTENT_SECURITY_POLICY, CSP)], Html(render(&view))).into_response())
+    Ok(([(CONTENT_SECURITY_POLICY, csp())], Html(render(&view))).into_response())
 }
 
 /// Only paywatch's own script, style and pictures; the page talks to nothing but paywatch
-/// (a browser wallet is an extension, outside the page's policy).
-const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
-    connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
+/// (a browser wallet is an extension, outside the page's policy); it posts no form.
+fn csp() -> String {
+    super::page::Csp { scripts: true, images: true, connect: true, forms: false }.header_value()
+}
 
 fn render(view: &OrderView) -> String {
     let state_json = serde_json::to_string(view).expect("an order view serializes").replace("</", "<\\/");
@@ -181,24 +182,9 @@ fn icon(src: Option<&str>) -> String {
 }
 
 fn layout(title: &str, body: &str) -> String {
-    format!(
-        r#"<!doctype html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>{title} · paywatch</title>
-<link rel="stylesheet" href="/pay/assets/checkout.css">
-</head>
-<body>
-<main>
-<h1>{title}</h1>
-{body}
-</main>
-</body>
-</html>"#,
-        title = escape(title)
-    )
+    let frame =
+        super::page::Shell { site: "paywatch", stylesheet: "/pay/assets/checkout.css", script: None, header: None };
+    super::page::shell(frame, title, maud::PreEscaped(body.to_string())).into_string()
 }
 
 /// EIP-55 mixed case, which wallets check when an address is pasted.

@@ -15,7 +15,6 @@ use crate::chain::rpc::describe;
 use crate::jobs::reconcile::{self, Reconciliation};
 use crate::payments::credit::Rules;
 use crate::payments::funds as ledger;
-use crate::store::orders;
 use crate::store::stray_funds::{self, Filter, Fund};
 use crate::store::sweeps::{self, SweepRow};
 
@@ -58,7 +57,7 @@ pub async fn list_funds(
 ) -> Result<Json<FundList>, ApiError> {
     one_of("status", q.status.as_deref(), &["unattributed", "applied", "refunded"])?;
     let token = match &q.token {
-        Some(t) => Some(orders::address_text(
+        Some(t) => Some(crate::store::columns::address_text(
             &t.parse::<alloy::primitives::Address>().map_err(|_| ApiError::invalid("token", "must be an address"))?,
         )),
         None => None,

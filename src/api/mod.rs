@@ -23,6 +23,7 @@ mod lists;
 mod metrics;
 mod openapi;
 mod orders;
+mod page;
 mod quotes;
 pub(crate) mod refunds;
 pub mod serve;

@@ -5,11 +5,11 @@ use axum::extract::State;
 use serde::{Deserialize, Serialize};
 
 use super::AppState;
-use super::apps::parse_pay_method;
 use super::error::ApiError;
 use super::extract::{ApiPath, ApiQuery, Team, parse_json};
 use super::idempotency::{Made, Once, run_once};
 use super::types::Period;
+use super::types::pay_method as parse_pay_method;
 use crate::config::payment_link::payment_uri;
 use crate::payments::extension;
 use crate::payments::order_view::{self, OrderView};
@@ -80,10 +80,7 @@ pub async fn eth_order(
     team.owns(&team_id)?;
     let pay_method = parse_pay_method(&state.config, "pay_method", &q.pay_method)?;
     if pay_method.token().is_none() {
-        return Err(ApiError::invalid(
-            "pay_method",
-            format!("must be one of {}", super::apps::token_names(&state.config)),
-        ));
+        return Err(ApiError::invalid("pay_method", format!("must be one of {}", state.config.token_names())));
     }
     // One query on the hot path: an order found is the team's app's; only a miss asks which.
     let Some(order) = orders::current_for_app(state.store.pool(), &team_id, &app_id, pay_method).await? else {
@@ -94,10 +91,10 @@ pub async fn eth_order(
     // After a partial payment the request asks for what remains, as the options do.
     let remaining = c.amount_base.saturating_sub(order.progress.confirmed_base);
     Ok(Json(EthOrderResponse {
-        address: orders::address_text(&c.deposit_address),
+        address: crate::store::columns::address_text(&c.deposit_address),
         value: order.new.amount.normalize().to_string(),
         order_id: order.order_id.clone(),
-        token: orders::address_text(&c.token_address),
+        token: crate::store::columns::address_text(&c.token_address),
         chain_id: c.chain_id,
         expires_at: order.new.expires_at,
         status: order.progress.status.as_str(),
@@ -205,7 +202,7 @@ fn extend_order_response(order: &orders::Order) -> ExtendOrderResponse {
     ExtendOrderResponse {
         amount: order.new.amount.normalize().to_string(),
         usd: order.new.usd.normalize().to_string(),
-        address: order.new.crypto.as_ref().map(|c| orders::address_text(&c.deposit_address)),
+        address: order.new.crypto.as_ref().map(|c| crate::store::columns::address_text(&c.deposit_address)),
         order_id: Some(order.order_id.clone()),
     }
 }

@@ -35,8 +35,8 @@ pub struct QuoteResponse {
 pub fn parse_quote_type(config: &crate::config::Config, t: &str) -> Result<PayMethod, ApiError> {
     match (t, PayMethod::known(t)) {
         ("USD", _) => Ok(PayMethod::CreditCard),
-        (_, Ok(PayMethod::Token(token))) if super::apps::known_token(config, token) => Ok(PayMethod::Token(token)),
-        _ => Err(ApiError::invalid("type", format!("must be one of USD, {}", super::apps::token_names(config)))),
+        (_, Ok(PayMethod::Token(token))) if config.knows_token(token) => Ok(PayMethod::Token(token)),
+        _ => Err(ApiError::invalid("type", format!("must be one of USD, {}", config.token_names()))),
     }
 }
 

@@ -8,7 +8,7 @@ use axum::http::StatusCode;
 use axum::http::header::CONTENT_SECURITY_POLICY;
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::post;
-use maud::{DOCTYPE, Markup, html};
+use maud::{Markup, html};
 use serde::{Deserialize, Serialize};
 
 use super::AppState;
@@ -266,7 +266,10 @@ pub async fn claim_json(
     Ok(axum::Json(public(&state, &refund)))
 }
 
-const CSP: &str = "default-src 'none'; style-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
+/// The claim page: its style sheet and its own form, nothing else.
+fn csp() -> String {
+    super::page::Csp { forms: true, ..Default::default() }.header_value()
+}
 
 #[utoipa::path(
     get, path = "/refund/{refund_id}", operation_id = "refund_page", tag = "checkout",
@@ -290,7 +293,9 @@ async fn render(
     let Some(refund) = refunds::get(state.store.pool(), refund_id).await? else {
         let body =
             layout("Refund not found", html! { p { "No refund has this link. Check the address you were given." } });
-        return Ok((StatusCode::NOT_FOUND, [(CONTENT_SECURITY_POLICY, CSP)], Html(body.into_string())).into_response());
+        return Ok(
+            (StatusCode::NOT_FOUND, [(CONTENT_SECURITY_POLICY, csp())], Html(body.into_string())).into_response()
+        );
     };
     let p = public(state, &refund);
     let body = html! {
@@ -323,22 +328,13 @@ async fn render(
             }
         }
     };
-    Ok((status, [(CONTENT_SECURITY_POLICY, CSP)], Html(layout("Your refund", body).into_string())).into_response())
+    Ok((status, [(CONTENT_SECURITY_POLICY, csp())], Html(layout("Your refund", body).into_string())).into_response())
 }
 
 fn layout(title: &str, body: Markup) -> Markup {
-    html! {
-        (DOCTYPE)
-        html lang="en" {
-            head {
-                meta charset="utf-8";
-                meta name="viewport" content="width=device-width, initial-scale=1";
-                title { (title) " · paywatch" }
-                link rel="stylesheet" href="/pay/assets/checkout.css";
-            }
-            body { main { h1 { (title) } (body) } }
-        }
-    }
+    let frame =
+        super::page::Shell { site: "paywatch", stylesheet: "/pay/assets/checkout.css", script: None, header: None };
+    super::page::shell(frame, title, body)
 }
 
 #[derive(Debug, Deserialize)]

@@ -2,6 +2,17 @@
 
 use serde::{Deserialize, Deserializer};
 
+use super::error::ApiError;
+use crate::config::Config;
+use crate::money::PayMethod;
+
+/// The request's `field` as a pay method of this config (422 naming the choices otherwise).
+pub fn pay_method(config: &Config, field: &str, value: &str) -> Result<PayMethod, ApiError> {
+    config
+        .pay_method(value)
+        .ok_or_else(|| ApiError::invalid(field, format!("must be one of CREDIT_CARD, {}", config.token_names())))
+}
+
 /// A period in months, sent as a number (`3`) or, as in the extend seeds, a string (`"3"`).
 /// Its range (1..=12) is checked by the pricing rules, which name the field.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

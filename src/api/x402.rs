@@ -153,7 +153,7 @@ async fn requirements(state: &AppState, order: &OrderView, resource: &str) -> Re
     let mut accepts = Vec::new();
     for option in &order.options {
         let Ok(token) = option.token.parse::<Address>() else { continue };
-        let Some(network) = gasless::x402_network(&state.config, option.chain_id, token) else { continue };
+        let Some(network) = state.config.x402_network(option.chain_id, token) else { continue };
         let Some(chain) = state.config.chain_by_id(option.chain_id) else { continue };
         let provider = crate::chain::rpc::provider(chain.config.rpc_http.urls())
             .map_err(|e| ApiError::Unavailable(crate::redact::error(&e)))?;

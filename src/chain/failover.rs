@@ -183,7 +183,7 @@ impl Service<RequestPacket> for Failover {
                         return Ok(answer);
                     }
                     Err(e) if endpoint_failed(&e) => {
-                        this.rest(i, &super::rpc::describe(&e.to_string()));
+                        this.rest(i, &crate::redact::describe(&e.to_string()));
                         last = Some(e);
                     }
                     Err(e) => return Err(e),

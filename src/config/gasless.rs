@@ -71,3 +71,20 @@ impl RelayerConfig {
         crate::money::to_base_units(self.min_balance.0, 18).unwrap_or_default()
     }
 }
+
+impl super::Config {
+    /// Whether the token at (`chain_id`, `token`) takes authorizations.
+    pub fn takes_authorizations(&self, chain_id: u64, token: alloy::primitives::Address) -> bool {
+        self.token_book()
+            .at(chain_id, token)
+            .and_then(|e| self.tokens.get(&e.token))
+            .is_some_and(|t| t.authorization == Some(Authorization::Eip3009))
+    }
+
+    /// The x402 network name an x402 client pays (`chain_id`, `token`) under: its chain's
+    /// `x402_network`, when the token takes authorizations.
+    pub fn x402_network(&self, chain_id: u64, token: alloy::primitives::Address) -> Option<String> {
+        let network = self.chain_by_id(chain_id)?.config.x402_network.clone()?;
+        self.takes_authorizations(chain_id, token).then_some(network)
+    }
+}

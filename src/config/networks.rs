@@ -5,7 +5,7 @@
 use alloy::primitives::{Address, U256};
 
 use super::{ChainConfig, Config};
-use crate::money::{Token, convert_units};
+use crate::money::{PayMethod, Token, convert_units};
 
 /// The first chain's name when `[chain] name` does not give one.
 pub const FIRST_CHAIN: &str = "main";
@@ -84,6 +84,27 @@ impl TokenBook {
 }
 
 impl Config {
+    /// Whether `token` is a pay method here: a configured token, or one of the seed's two
+    /// (`ANKR_ERC20`, `USDT_ERC20`), which the seed's endpoints name even when not configured.
+    pub fn knows_token(&self, token: Token) -> bool {
+        self.tokens.contains_key(&token) || token == Token::AnkrErc20 || token == Token::UsdtErc20
+    }
+
+    /// The token pay methods, comma-separated, for an error message (the seed's two when none
+    /// is configured).
+    pub fn token_names(&self) -> String {
+        let names: Vec<&str> = self.tokens.keys().map(|t| t.as_str()).collect();
+        if names.is_empty() { "ANKR_ERC20, USDT_ERC20".to_string() } else { names.join(", ") }
+    }
+
+    /// `text` as a pay method of this config: `CREDIT_CARD` or a token it knows.
+    pub fn pay_method(&self, text: &str) -> Option<PayMethod> {
+        match PayMethod::known(text) {
+            Ok(PayMethod::Token(t)) if !self.knows_token(t) => None,
+            known => known.ok(),
+        }
+    }
+
     /// The first chain, then `[chains]` by name.
     pub fn chains(&self) -> Vec<ChainRef<'_>> {
         let first = ChainRef { name: self.chain.name.as_deref().unwrap_or(FIRST_CHAIN), config: &self.chain };

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::chain::contracts::IERC20;
 use crate::config::Config;
-use crate::store::{Store, cursor, orders, sweeps, unix_now};
+use crate::store::{Store, cursor, sweeps, unix_now};
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct Difference {
@@ -77,8 +77,8 @@ async fn chain_differences(
             tracing::warn!(%address, %token, %ledger, %on_chain, block, "a deposit address holds another amount than the ledger says");
             differences.push(Difference {
                 chain_id,
-                address: orders::address_text(address),
-                token: orders::address_text(token),
+                address: crate::store::columns::address_text(address),
+                token: crate::store::columns::address_text(token),
                 ledger: ledger.to_string(),
                 on_chain: on_chain.to_string(),
             });

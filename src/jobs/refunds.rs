@@ -23,7 +23,7 @@ use crate::chain::rpc;
 use crate::chain::status::ChainStatus;
 use crate::config::Config;
 use crate::payments::refunds;
-use crate::store::orders::address_text;
+use crate::store::columns::address_text;
 use crate::store::refunds::{Intent, Refund};
 use crate::store::{Store, refunds as refund_rows};
 

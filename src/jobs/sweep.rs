@@ -148,7 +148,7 @@ async fn sweep_held(
         let (failures, last_failure) =
             sweeps::failures_since_success(store.pool(), chain_id, &c.address, &c.token).await?;
         if failures >= STUCK_AFTER {
-            report.stuck.push(orders::address_text(&c.address));
+            report.stuck.push(crate::store::columns::address_text(&c.address));
             // Each attempt costs gas: a stuck address is tried again only every few hours.
             if last_failure.is_some_and(|at| unix_now() - at < STUCK_RETRY_SECS) {
                 continue;
@@ -215,7 +215,7 @@ async fn apply_receipt(
         };
         sweeps::record_outcome(store.pool(), &receipt.tx_hash, address, state, moved, block, error).await?;
         if failed {
-            report.failed_addresses.push(orders::address_text(address));
+            report.failed_addresses.push(crate::store::columns::address_text(address));
             metrics::counter!(crate::telemetry::SWEEP_FAILURES).increment(1);
             continue;
         }
@@ -223,8 +223,8 @@ async fn apply_receipt(
             tracing::warn!(%address, %token, expected = %want, %moved, "a sweep moved another amount than the ledger expected");
             metrics::counter!(crate::telemetry::SWEEP_MISMATCHES).increment(1);
             report.mismatches.push(Mismatch {
-                address: orders::address_text(address),
-                token: orders::address_text(&token),
+                address: crate::store::columns::address_text(address),
+                token: crate::store::columns::address_text(&token),
                 expected: want.to_string(),
                 moved: moved.to_string(),
             });

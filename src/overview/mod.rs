@@ -100,7 +100,9 @@ pub async fn gather(store: &Store, config: &Config, now: i64) -> StoreResult<Ove
             Unswept {
                 chain: entry.map(|e| e.chain.clone()).unwrap_or_else(|| chain_id.to_string()),
                 chain_id,
-                token: entry.map(|e| e.token.as_str().to_string()).unwrap_or_else(|| orders::address_text(&token)),
+                token: entry
+                    .map(|e| e.token.as_str().to_string())
+                    .unwrap_or_else(|| crate::store::columns::address_text(&token)),
                 amount: entry.map(|e| format_base_units(units, e.decimals)).unwrap_or_else(|| units.to_string()),
                 addresses,
             }

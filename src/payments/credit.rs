@@ -11,12 +11,13 @@ use rust_decimal::Decimal;
 use serde_json::json;
 
 use super::calendar::add_months;
-use super::order_money::{OrderMoney, Received, judge};
+use super::order_money::{OrderMoney, Received, Stray, judge};
 use super::order_state::Terms;
 use crate::config::{ChainRef, TokenBook};
 use crate::money::format_base_units;
 use crate::store::apps::{self, AppStatus};
 use crate::store::orders::{self, CryptoTerms, Order, OrderKind, OrderStatus, PaymentProgress};
+use crate::store::stray_funds::StrayAt;
 use crate::store::transfers::{self, Transfer};
 use crate::store::{StoreError, StoreResult, Tx, cursor, deposits, outbox, products, stray_funds};
 
@@ -256,7 +257,7 @@ pub async fn settle(tx: &mut Tx, rules: &Rules, order_id: &str, at: i64) -> Stor
         paid_at: decision.paid_at,
     };
     orders::update_progress(&mut **tx, order_id, order.progress.status, &update).await?;
-    super::stray::write(tx, rules, &order, &decision.stray).await?;
+    write_stray(tx, rules, &order, &decision.stray).await?;
     // Funds applied elsewhere whose money a reorg took back: the orders they paid lose them.
     for s in decision.stray.iter().filter(|s| !s.overdrawn.is_zero()) {
         let (chain_id, token) = s.bucket;
@@ -281,7 +282,7 @@ pub async fn settle(tx: &mut Tx, rules: &Rules, order_id: &str, at: i64) -> Stor
         let paid = Paid {
             amount: format_base_units(decision.confirmed, decimals),
             late: decision.progress.late,
-            address: Some(orders::address_text(&crypto.deposit_address)),
+            address: Some(crate::store::columns::address_text(&crypto.deposit_address)),
             transaction_hash: decision.completing_tx.map(|h| format!("{h:#x}")),
             card_id: None,
         };
@@ -301,6 +302,27 @@ pub async fn settle(tx: &mut Tx, rules: &Rules, order_id: &str, at: i64) -> Stor
         outbox::emit(&mut **tx, "order.partially_paid", order.new.app_id.as_deref(), data).await?;
     }
     Ok(Settled::Unchanged)
+}
+
+/// Writes the order's unattributed rows as the money model decided them (`Decision::stray`):
+/// each row stays where the money is, to be swept or refunded there. A new or grown row is
+/// announced.
+async fn write_stray(tx: &mut Tx, rules: &Rules, order: &Order, stray: &[Stray]) -> StoreResult<()> {
+    let Some(crypto) = &order.new.crypto else { return Ok(()) };
+    for s in stray {
+        let (chain_id, token) = s.bucket;
+        let at_address = StrayAt { order, chain_id, token, reason: s.reason, amount: s.open };
+        if let Some(fund_id) = stray_funds::set_unattributed(tx, &at_address).await? {
+            let decimals = rules.decimals(chain_id, token);
+            let data = json!({
+                "fund_id": fund_id, "team_id": order.new.team_id, "order_id": order.order_id, "chain_id": chain_id,
+                "token": crate::store::columns::address_text(&token), "deposit_address": crate::store::columns::address_text(&crypto.deposit_address),
+                "reason": s.reason, "amount": format_base_units(s.open, decimals), "amount_base": s.open.to_string(),
+            });
+            outbox::emit(&mut **tx, "funds.unattributed", None, data).await?;
+        }
+    }
+    Ok(())
 }
 
 /// How a paid order was paid, for its deposit row and event.

@@ -38,10 +38,9 @@ pub async fn apply(
     }
     // The same token is the same contract on the same chain: one address can be two tokens of
     // different decimals on two chains, and funds count in their own token's base units.
-    let same_token =
-        target.new.crypto.as_ref().is_some_and(|c| {
-            orders::address_text(&c.token_address) == fund.token && c.chain_id as i64 == fund.chain_id
-        });
+    let same_token = target.new.crypto.as_ref().is_some_and(|c| {
+        crate::store::columns::address_text(&c.token_address) == fund.token && c.chain_id as i64 == fund.chain_id
+    });
     if !same_token {
         return Err(invalid("order_id", "is not paid in the funds' token on the funds' chain"));
     }

@@ -20,10 +20,9 @@ use super::LedgerError;
 use super::order_view::OrderView;
 use crate::chain::contracts::{IERC3009, IERC3009Bytes, TransferWithAuthorization};
 use crate::config::Config;
-use crate::config::gasless::Authorization;
 use crate::store::Store;
+use crate::store::columns::address_text;
 use crate::store::gasless::{self, GaslessPayment};
-use crate::store::orders::address_text;
 
 /// A payment needs this long before its authorization lapses, to be mined in time.
 const MIN_VALIDITY_SECS: u64 = 30;
@@ -118,15 +117,6 @@ pub async fn domain(
     Ok(Eip712Domain::new(Some(name.into()), Some(version.into()), Some(U256::from(chain_id)), Some(token), None))
 }
 
-/// Whether the token at (`chain_id`, `token`) takes authorizations.
-pub fn supports(config: &Config, chain_id: u64, token: Address) -> bool {
-    config
-        .token_book()
-        .at(chain_id, token)
-        .and_then(|e| config.tokens.get(&e.token))
-        .is_some_and(|t| t.authorization == Some(Authorization::Eip3009))
-}
-
 /// That a token configured with `authorization` takes them on `chain`: it answers
 /// `authorizationState`, and its `DOMAIN_SEPARATOR` is the domain paywatch signs against
 /// (`[tokens.X] eip712`, or the contract's name and version). `paywatch check` and `serve`'s
@@ -134,7 +124,7 @@ pub fn supports(config: &Config, chain_id: u64, token: Address) -> bool {
 pub async fn check_tokens(config: &Config, chain: crate::config::ChainRef<'_>) -> anyhow::Result<()> {
     let provider = crate::chain::rpc::provider(chain.config.rpc_http.urls())?;
     for entry in config.token_book().on_chain(chain.chain_id()) {
-        if !supports(config, entry.chain_id, entry.address) {
+        if !config.takes_authorizations(entry.chain_id, entry.address) {
             continue;
         }
         let what = format!("chain {}: token {} at {:#x}", chain.name, entry.token.as_str(), entry.address);
@@ -160,13 +150,6 @@ pub async fn check_tokens(config: &Config, chain: crate::config::ChainRef<'_>) -
         );
     }
     Ok(())
-}
-
-/// The x402 network name an x402 client pays (`chain_id`, `token`) under: its chain's
-/// `x402_network`, when the token takes authorizations.
-pub fn x402_network(config: &Config, chain_id: u64, token: Address) -> Option<String> {
-    let network = config.chain_by_id(chain_id)?.config.x402_network.clone()?;
-    supports(config, chain_id, token).then_some(network)
 }
 
 /// Checks `signed` against the order and the chain, records the relayer's transaction and
@@ -383,7 +366,7 @@ async fn check_terms(
         .iter()
         .find(|o| o.chain_id == signed.chain_id && o.token.parse::<Address>().ok() == Some(signed.token))
         .ok_or_else(|| invalid("token", "is not one of the order's pay options on that chain"))?;
-    if !supports(config, signed.chain_id, signed.token) {
+    if !config.takes_authorizations(signed.chain_id, signed.token) {
         return Err(invalid(
             "token",
             format!(
@@ -513,7 +496,8 @@ pub async fn look_at_relayer(config: &Config) -> anyhow::Result<()> {
         return Ok(());
     };
     for chain in config.chains() {
-        let gasless = config.token_book().on_chain(chain.chain_id()).any(|e| supports(config, e.chain_id, e.address));
+        let gasless =
+            config.token_book().on_chain(chain.chain_id()).any(|e| config.takes_authorizations(e.chain_id, e.address));
         if !gasless {
             continue;
         }

@@ -128,8 +128,8 @@ pub fn build(config: &Config, heads: &Heads, order: Order, rows: Vec<(transfers:
             log_index: t.log_index,
             block_number: t.block_number,
             block_time: t.block_time,
-            from: orders::address_text(&t.from),
-            token: orders::address_text(&t.token),
+            from: crate::store::columns::address_text(&t.from),
+            token: crate::store::columns::address_text(&t.token),
             amount: format_base_units(t.amount_base, book.at(t.chain_id, t.token).map_or(decimals, |e| e.decimals)),
             state: st,
             confirmations: (heads.get(&t.chain_id).copied().unwrap_or(0) + 1).saturating_sub(t.block_number),
@@ -156,7 +156,7 @@ pub fn build(config: &Config, heads: &Heads, order: Order, rows: Vec<(transfers:
     };
     let x402_url = options
         .iter()
-        .any(|o| o.token.parse().is_ok_and(|t| super::gasless::x402_network(config, o.chain_id, t).is_some()))
+        .any(|o| o.token.parse().is_ok_and(|t| config.x402_network(o.chain_id, t).is_some()))
         .then(|| format!("/pay/{}/x402", order.order_id));
     OrderView {
         x402_url,
@@ -173,8 +173,8 @@ pub fn build(config: &Config, heads: &Heads, order: Order, rows: Vec<(transfers:
         overpaid: format_base_units(order.progress.overpaid_base, decimals),
         remaining: format_base_units(remaining_base, decimals),
         late: order.progress.late,
-        address: crypto.map(|c| orders::address_text(&c.deposit_address)),
-        token: crypto.map(|c| orders::address_text(&c.token_address)),
+        address: crypto.map(|c| crate::store::columns::address_text(&c.deposit_address)),
+        token: crypto.map(|c| crate::store::columns::address_text(&c.token_address)),
         chain_id: crypto.map(|c| c.chain_id),
         confirmations_required,
         expires_at: order.new.expires_at,
@@ -224,7 +224,7 @@ pub fn pay_options(config: &Config, c: &orders::CryptoTerms, remaining_base: U25
                 chain: e.chain.clone(),
                 chain_id: e.chain_id,
                 pay_method: e.token.as_str().to_string(),
-                token: orders::address_text(&e.address),
+                token: crate::store::columns::address_text(&e.address),
                 value: format_base_units(units, e.decimals),
                 payment_uri: payment_uri(e.address, e.chain_id, c.deposit_address, units),
                 network: chain.display_name.clone().unwrap_or_else(|| e.chain.clone()),
@@ -236,7 +236,7 @@ pub fn pay_options(config: &Config, c: &orders::CryptoTerms, remaining_base: U25
                 explorer: chain.explorer.clone(),
                 wallet_rpc: chain.wallet_rpc.clone(),
                 native_symbol: chain.native_symbol.clone(),
-                gasless: super::gasless::supports(config, e.chain_id, e.address),
+                gasless: config.takes_authorizations(e.chain_id, e.address),
             })
         })
         .collect()

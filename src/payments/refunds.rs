@@ -153,7 +153,7 @@ pub async fn claim(store: &Store, config: &Config, refund_id: &str, address: &st
     }
     let to = check_destination(store, config, address).await?;
     let mut tx = store.begin().await?;
-    if !refunds::claim(&mut *tx, refund_id, &crate::store::orders::address_text(&to)).await? {
+    if !refunds::claim(&mut *tx, refund_id, &crate::store::columns::address_text(&to)).await? {
         return Err(LedgerError::Conflict("this refund was claimed already".into()));
     }
     let now = reread(&mut *tx, refund_id).await?;

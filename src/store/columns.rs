@@ -9,6 +9,12 @@ use sqlx::any::AnyRow;
 
 use super::{StoreError, StoreResult};
 
+/// How an address is written into a text column: lowercase hex with `0x`, so lookups by
+/// address compare equal whatever case a caller had.
+pub fn address_text(a: &alloy::primitives::Address) -> String {
+    format!("{a:#x}")
+}
+
 /// A text column parsed as `T` (a hash, an address, a U256 of base units, a decimal).
 pub fn parsed<T: FromStr>(row: &AnyRow, table: &str, column: &str) -> StoreResult<T> {
     let text: String = row.try_get(column)?;

@@ -103,7 +103,7 @@ pub async fn count_for_team<'e>(db: impl AnyExecutor<'e>, team_id: &str) -> Stor
 }
 
 /// A deposit with what the lists show of its app.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, sqlx::FromRow)]
 pub struct DepositRow {
     pub app_id: Option<String>,
     pub deposit_time: i64,
@@ -114,11 +114,15 @@ pub struct DepositRow {
     pub address: Option<String>,
     pub transaction_hash: Option<String>,
     pub card_id: Option<String>,
+    #[sqlx(rename = "name")]
     pub app_name: Option<String>,
     pub chart_name: Option<String>,
+    #[sqlx(rename = "chart_icon_url")]
     pub icon_url: Option<String>,
     pub app_created_at: Option<i64>,
+    #[sqlx(rename = "start_time")]
     pub app_start_time: Option<i64>,
+    #[sqlx(rename = "end_time")]
     pub app_current_end: Option<i64>,
 }
 
@@ -131,7 +135,6 @@ pub async fn list_for_team<'e>(
     limit: Option<i64>,
     offset: i64,
 ) -> StoreResult<Vec<DepositRow>> {
-    use sqlx::Row;
     let rows = sqlx::query(
         "SELECT d.app_id, d.deposit_time, d.app_end_time, d.usd, d.amount, d.pay_method, d.address, \
          d.transaction_hash, d.card_id, a.name, a.chart_name, a.chart_icon_url, a.created_at AS app_created_at, \
@@ -143,27 +146,7 @@ pub async fn list_for_team<'e>(
     .bind(offset)
     .fetch_all(db)
     .await?;
-    rows.iter()
-        .map(|r| {
-            Ok(DepositRow {
-                app_id: r.try_get("app_id")?,
-                deposit_time: r.try_get("deposit_time")?,
-                app_end_time: r.try_get("app_end_time")?,
-                usd: r.try_get("usd")?,
-                amount: r.try_get("amount")?,
-                pay_method: r.try_get("pay_method")?,
-                address: r.try_get("address")?,
-                transaction_hash: r.try_get("transaction_hash")?,
-                card_id: r.try_get("card_id")?,
-                app_name: r.try_get("name")?,
-                chart_name: r.try_get("chart_name")?,
-                icon_url: r.try_get("chart_icon_url")?,
-                app_created_at: r.try_get("app_created_at")?,
-                app_start_time: r.try_get("start_time")?,
-                app_current_end: r.try_get("end_time")?,
-            })
-        })
-        .collect()
+    rows.iter().map(|r| Ok(<DepositRow as sqlx::FromRow<_>>::from_row(r)?)).collect()
 }
 
 /// Records a sweep mined in `block`; a deposit is marked only by a sweep later than the one

@@ -7,11 +7,12 @@ use sqlx::any::AnyExecutor;
 
 use super::{StoreResult, unix_now};
 
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema, sqlx::FromRow)]
 pub struct GaslessPayment {
     pub payment_id: String,
     pub order_id: String,
     pub chain_id: i64,
+    #[sqlx(rename = "token_address")]
     pub token: String,
     /// Who signed the authorization (the tokens leave this address).
     pub payer: String,
@@ -38,23 +39,7 @@ const COLUMNS: &str = "payment_id, order_id, chain_id, token_address, payer, aut
                        relayer_nonce, raw_tx, tx_hash, status, error, gas_used, created_at";
 
 fn from_row(r: &sqlx::any::AnyRow) -> StoreResult<GaslessPayment> {
-    Ok(GaslessPayment {
-        payment_id: r.try_get("payment_id")?,
-        order_id: r.try_get("order_id")?,
-        chain_id: r.try_get("chain_id")?,
-        token: r.try_get("token_address")?,
-        payer: r.try_get("payer")?,
-        auth_nonce: r.try_get("auth_nonce")?,
-        amount_base: r.try_get("amount_base")?,
-        relayer: r.try_get("relayer")?,
-        relayer_nonce: r.try_get("relayer_nonce")?,
-        raw_tx: r.try_get("raw_tx")?,
-        tx_hash: r.try_get("tx_hash")?,
-        status: r.try_get("status")?,
-        error: r.try_get("error")?,
-        gas_used: r.try_get("gas_used")?,
-        created_at: r.try_get("created_at")?,
-    })
+    Ok(<GaslessPayment as sqlx::FromRow<_>>::from_row(r)?)
 }
 
 /// The intent before its broadcast. Fails with a unique violation when the authorization is

@@ -2,13 +2,12 @@
 //! (`created_at`, `order_id`) so the millionth page costs what the first does; and a search by
 //! order id, app id, deposit address or transaction hash.
 
-use sqlx::Row;
 use sqlx::any::{AnyExecutor, AnyRow};
 
 use super::StoreResult;
 
 /// One row of the table.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct OrderRow {
     pub order_id: String,
     pub team_id: String,
@@ -152,16 +151,5 @@ pub async fn search<'e>(db: impl AnyExecutor<'e>, term: &str, limit: i64) -> Sto
 }
 
 fn row_of(r: &AnyRow) -> StoreResult<OrderRow> {
-    Ok(OrderRow {
-        order_id: r.try_get("order_id")?,
-        team_id: r.try_get("team_id")?,
-        app_id: r.try_get("app_id")?,
-        kind: r.try_get("kind")?,
-        pay_method: r.try_get("pay_method")?,
-        status: r.try_get("status")?,
-        usd: r.try_get("usd")?,
-        amount: r.try_get("amount")?,
-        deposit_address: r.try_get("deposit_address")?,
-        created_at: r.try_get("created_at")?,
-    })
+    Ok(<OrderRow as sqlx::FromRow<_>>::from_row(r)?)
 }

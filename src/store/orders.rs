@@ -9,7 +9,7 @@ use sqlx::Row;
 use sqlx::any::{AnyExecutor, AnyRow};
 use uuid::Uuid;
 
-use super::columns::{parsed, parsed_opt};
+use super::columns::{address_text, parsed, parsed_opt};
 use super::{StoreError, StoreResult, unix_now};
 use crate::money::{PayMethod, parse_base_units};
 
@@ -82,10 +82,6 @@ pub struct Order {
 const COLUMNS: &str = "order_id, team_id, app_id, kind, pay_method, period_months, usd, amount, amount_base, \
     token_price_usd, token_address, chain_id, salt, deposit_address, status, seen_base, confirmed_base, \
     overpaid_base, late, card_id, paid_at, expires_at, created_at";
-
-pub fn address_text(a: &Address) -> String {
-    format!("{a:#x}")
-}
 
 /// A fresh order id; crypto orders need it before insertion, as their salt derives from it.
 pub fn new_order_id() -> String {

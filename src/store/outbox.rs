@@ -39,7 +39,7 @@ pub async fn types_for_app<'e>(db: impl AnyExecutor<'e>, app_id: &str) -> StoreR
 }
 
 /// An event waiting for delivery.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, sqlx::FromRow)]
 pub struct PendingEvent {
     pub event_id: String,
     pub payload: String,
@@ -51,7 +51,6 @@ pub struct PendingEvent {
 /// Events due at `now`, oldest first, at most one per app: an app's later event waits until
 /// its earlier ones are delivered (or given up), so a receiver sees each app's events in order.
 pub async fn due<'e>(db: impl AnyExecutor<'e>, now: i64, limit: i64) -> StoreResult<Vec<PendingEvent>> {
-    use sqlx::Row;
     let rows = sqlx::query(
         "SELECT o.event_id, o.payload, o.attempts, o.attempts_before_redelivery FROM webhook_outbox o \
          WHERE o.delivered_at IS NULL AND o.failed_at IS NULL AND o.next_attempt_at <= $1 \
@@ -63,16 +62,7 @@ pub async fn due<'e>(db: impl AnyExecutor<'e>, now: i64, limit: i64) -> StoreRes
     .bind(limit)
     .fetch_all(db)
     .await?;
-    rows.iter()
-        .map(|r| {
-            Ok(PendingEvent {
-                event_id: r.try_get("event_id")?,
-                payload: r.try_get("payload")?,
-                attempts: r.try_get("attempts")?,
-                attempts_before_redelivery: r.try_get("attempts_before_redelivery")?,
-            })
-        })
-        .collect()
+    rows.iter().map(|r| Ok(<PendingEvent as sqlx::FromRow<_>>::from_row(r)?)).collect()
 }
 
 /// What one attempt came to.

@@ -4,18 +4,18 @@
 //! or failed (the transfer reverted; the fund is open again). Each step is a conditional
 //! update from the state before it, so a second claim or approval changes nothing.
 
-use sqlx::Row;
 use sqlx::any::AnyExecutor;
 
 use super::{StoreResult, unix_now};
 
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema, sqlx::FromRow)]
 pub struct Refund {
     /// Also the claim link's capability: `/refund/{refund_id}`.
     pub refund_id: String,
     pub fund_id: String,
     pub team_id: String,
     pub chain_id: i64,
+    #[sqlx(rename = "token_address")]
     pub token: String,
     /// Base units of the token.
     pub amount_base: String,
@@ -55,31 +55,7 @@ pub(super) const COLUMNS: &str = "refund_id, fund_id, team_id, chain_id, token_a
                        confirmed_at, link_chain_time, sent_at, replaced_hashes";
 
 pub(super) fn from_row(r: &sqlx::any::AnyRow) -> StoreResult<Refund> {
-    Ok(Refund {
-        refund_id: r.try_get("refund_id")?,
-        fund_id: r.try_get("fund_id")?,
-        team_id: r.try_get("team_id")?,
-        chain_id: r.try_get("chain_id")?,
-        token: r.try_get("token_address")?,
-        amount_base: r.try_get("amount_base")?,
-        usd: r.try_get("usd")?,
-        status: r.try_get("status")?,
-        to_address: r.try_get("to_address")?,
-        from_address: r.try_get("from_address")?,
-        nonce: r.try_get("nonce")?,
-        raw_tx: r.try_get("raw_tx")?,
-        tx_hash: r.try_get("tx_hash")?,
-        block_number: r.try_get("block_number")?,
-        block_hash: r.try_get("block_hash")?,
-        error: r.try_get("error")?,
-        created_at: r.try_get("created_at")?,
-        claimed_at: r.try_get("claimed_at")?,
-        approved_at: r.try_get("approved_at")?,
-        confirmed_at: r.try_get("confirmed_at")?,
-        link_chain_time: r.try_get("link_chain_time")?,
-        sent_at: r.try_get("sent_at")?,
-        replaced_hashes: r.try_get("replaced_hashes")?,
-    })
+    Ok(<Refund as sqlx::FromRow<_>>::from_row(r)?)
 }
 
 pub struct NewRefund<'a> {

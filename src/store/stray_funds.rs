@@ -4,19 +4,19 @@
 //! refund that sent it back. Applied and refunded rows are settled and never change again.
 
 use alloy::primitives::{Address, U256};
-use sqlx::Row;
 use sqlx::any::AnyExecutor;
 
+use super::columns::address_text;
 use super::columns::base_units;
-use super::orders::address_text;
 use super::{StoreError, StoreResult, unix_now};
 
-#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema, sqlx::FromRow)]
 pub struct Fund {
     pub fund_id: String,
     pub order_id: String,
     pub team_id: String,
     pub chain_id: i64,
+    #[sqlx(rename = "token_address")]
     pub token: String,
     pub deposit_address: String,
     /// wrong_token, overpaid, partial_on_expired_order or after_late_window.
@@ -35,21 +35,7 @@ pub(super) const COLUMNS: &str = "fund_id, order_id, team_id, chain_id, token_ad
                        status, applied_order_id, refund_tx, created_at, updated_at";
 
 pub(super) fn from_row(r: &sqlx::any::AnyRow) -> StoreResult<Fund> {
-    Ok(Fund {
-        fund_id: r.try_get("fund_id")?,
-        order_id: r.try_get("order_id")?,
-        team_id: r.try_get("team_id")?,
-        chain_id: r.try_get("chain_id")?,
-        token: r.try_get("token_address")?,
-        deposit_address: r.try_get("deposit_address")?,
-        reason: r.try_get("reason")?,
-        amount_base: r.try_get("amount_base")?,
-        status: r.try_get("status")?,
-        applied_order_id: r.try_get("applied_order_id")?,
-        refund_tx: r.try_get("refund_tx")?,
-        created_at: r.try_get("created_at")?,
-        updated_at: r.try_get("updated_at")?,
-    })
+    Ok(<Fund as sqlx::FromRow<_>>::from_row(r)?)
 }
 
 /// The sum of base-unit amounts read from the ledger.

@@ -7,8 +7,8 @@ use alloy::primitives::{Address, B256, U256};
 use sqlx::Row;
 use sqlx::any::AnyExecutor;
 
+use super::columns::address_text;
 use super::columns::{base_units, parsed};
-use super::orders::address_text;
 use super::{StoreError, StoreResult, unix_now};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -248,12 +248,15 @@ pub async fn drop_transaction<'e>(db: impl AnyExecutor<'e>, tx_hash: &B256) -> S
 }
 
 /// Rows of a sweep transaction (tests and the admin view).
-#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema, sqlx::FromRow)]
 pub struct SweepRow {
     pub tx_hash: String,
+    #[sqlx(rename = "token_address")]
     pub token: String,
     pub deposit_address: String,
+    #[sqlx(rename = "expected_base")]
     pub expected: String,
+    #[sqlx(rename = "moved_base")]
     pub moved: String,
     pub state: String,
     pub block_number: Option<i64>,
@@ -270,21 +273,7 @@ pub async fn list<'e>(db: impl AnyExecutor<'e>, state: Option<&str>, limit: i64)
     .bind(limit)
     .fetch_all(db)
     .await?;
-    rows.iter()
-        .map(|r| {
-            Ok(SweepRow {
-                tx_hash: r.try_get("tx_hash")?,
-                token: r.try_get("token_address")?,
-                deposit_address: r.try_get("deposit_address")?,
-                expected: r.try_get("expected_base")?,
-                moved: r.try_get("moved_base")?,
-                state: r.try_get("state")?,
-                block_number: r.try_get("block_number")?,
-                error: r.try_get("error")?,
-                created_at: r.try_get("created_at")?,
-            })
-        })
-        .collect()
+    rows.iter().map(|r| Ok(<SweepRow as sqlx::FromRow<_>>::from_row(r)?)).collect()
 }
 
 /// The (address, expected amount) rows of one sweep transaction that are still open.

@@ -6,8 +6,8 @@ use sqlx::AnyConnection;
 use sqlx::Row;
 use sqlx::any::{AnyExecutor, AnyRow};
 
+use super::columns::address_text;
 use super::columns::parsed;
-use super::orders::address_text;
 use super::{StoreError, StoreResult, unix_now};
 use crate::money::parse_base_units;
 

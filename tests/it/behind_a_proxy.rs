@@ -11,7 +11,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::support::app::{Options, TestApp, spawn_app};
 
-const ADMIN: &str = "test-admin-token-0123456789";
+use crate::support::app::ADMIN_TOKEN as ADMIN;
 
 /// The app with `server` (the `[server]` lines, heartbeat_secs first) as its server section.
 async fn app_with(server: &'static str) -> TestApp {

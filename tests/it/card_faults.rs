@@ -12,8 +12,8 @@ use paywatch::payments::calendar::add_months;
 use paywatch::store::unix_now;
 use serde_json::{Value, json};
 
-use crate::products::{gpu_order, stock, with_demo_catalog};
 use crate::support::app::{Options, TestApp, create_app_body, spawn_app};
+use crate::support::catalog::{gpu_order, stock, with_demo_catalog};
 use crate::support::process::ServeProcess;
 
 const RECOVERY: Duration = Duration::from_secs(120);
@@ -134,15 +134,7 @@ async fn faults_between_charge_and_record_in_process(backend: &'static str) {
     app.stop().await;
 }
 
-#[tokio::test]
-async fn faults_between_charge_and_record_charge_once_and_record_sqlite() {
-    faults_between_charge_and_record_in_process("sqlite").await;
-}
-
-#[tokio::test]
-async fn faults_between_charge_and_record_charge_once_and_record_postgres() {
-    faults_between_charge_and_record_in_process("postgres").await;
-}
+on_both_backends!(faults_between_charge_and_record_charge_once_and_record => faults_between_charge_and_record_in_process);
 
 /// SIGKILL of `paywatch serve` mid-charge: after a restart, the charged CreateApp is recorded
 /// by the recovery job and the cart order whose card was never charged gives its stock back.
@@ -229,15 +221,7 @@ async fn a_sigkill_mid_charge(backend: &'static str) {
     app.stop().await;
 }
 
-#[tokio::test]
-async fn a_sigkill_mid_charge_is_recorded_or_given_up_after_restart_sqlite() {
-    a_sigkill_mid_charge("sqlite").await;
-}
-
-#[tokio::test]
-async fn a_sigkill_mid_charge_is_recorded_or_given_up_after_restart_postgres() {
-    a_sigkill_mid_charge("postgres").await;
-}
+on_both_backends!(a_sigkill_mid_charge_is_recorded_or_given_up_after_restart => a_sigkill_mid_charge);
 
 async fn retries_charge_once(backend: &'static str) {
     let app = with_demo_catalog(Options { backend, ..Default::default() }).await;
@@ -298,15 +282,7 @@ async fn retries_charge_once(backend: &'static str) {
     app.stop().await;
 }
 
-#[tokio::test]
-async fn extensions_and_cart_orders_retried_charge_once_sqlite() {
-    retries_charge_once("sqlite").await;
-}
-
-#[tokio::test]
-async fn extensions_and_cart_orders_retried_charge_once_postgres() {
-    retries_charge_once("postgres").await;
-}
+on_both_backends!(extensions_and_cart_orders_retried_charge_once => retries_charge_once);
 
 /// Eight identical ExtendApp calls without a key at the same instant: one charge, one month;
 /// every answer is that extension or a 409 while it is in progress.
@@ -332,12 +308,4 @@ async fn concurrent_identical_extensions(backend: &'static str) {
     app.stop().await;
 }
 
-#[tokio::test]
-async fn concurrent_identical_extensions_charge_once_sqlite() {
-    concurrent_identical_extensions("sqlite").await;
-}
-
-#[tokio::test]
-async fn concurrent_identical_extensions_charge_once_postgres() {
-    concurrent_identical_extensions("postgres").await;
-}
+on_both_backends!(concurrent_identical_extensions_charge_once => concurrent_identical_extensions);

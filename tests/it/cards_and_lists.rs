@@ -95,15 +95,7 @@ async fn a_card_pays_activates_and_extends(backend: &'static str) {
     app.stop().await;
 }
 
-#[tokio::test]
-async fn a_card_pays_activates_and_extends_on_sqlite() {
-    a_card_pays_activates_and_extends("sqlite").await;
-}
-
-#[tokio::test]
-async fn a_card_pays_activates_and_extends_on_postgres() {
-    a_card_pays_activates_and_extends("postgres").await;
-}
+on_both_backends!(a_card_pays_activates_and_extends_on => a_card_pays_activates_and_extends);
 
 #[tokio::test]
 async fn declined_and_unknown_cards_leave_nothing_behind() {
@@ -177,15 +169,7 @@ async fn payment_list_matches_deposit_list(backend: &'static str) {
     app.stop().await;
 }
 
-#[tokio::test]
-async fn the_payment_list_adds_up_and_matches_the_deposit_list_on_sqlite() {
-    payment_list_matches_deposit_list("sqlite").await;
-}
-
-#[tokio::test]
-async fn the_payment_list_adds_up_and_matches_the_deposit_list_on_postgres() {
-    payment_list_matches_deposit_list("postgres").await;
-}
+on_both_backends!(the_payment_list_adds_up_and_matches_the_deposit_list_on => payment_list_matches_deposit_list);
 
 #[tokio::test]
 async fn deposit_list_pages_are_bounded() {
@@ -252,20 +236,12 @@ async fn idempotent_creates_make_one_app(backend: &'static str) {
     app.stop().await;
 }
 
-#[tokio::test]
-async fn twenty_parallel_creates_with_one_key_make_one_app_on_sqlite() {
-    idempotent_creates_make_one_app("sqlite").await;
-}
-
-#[tokio::test]
-async fn twenty_parallel_creates_with_one_key_make_one_app_on_postgres() {
-    idempotent_creates_make_one_app("postgres").await;
-}
+on_both_backends!(twenty_parallel_creates_with_one_key_make_one_app_on => idempotent_creates_make_one_app);
 
 #[tokio::test]
 async fn admin_creates_teams_and_revokes_keys() {
     let app = spawn_app(Options::default()).await;
-    let admin = |req: reqwest::RequestBuilder| req.bearer_auth("test-admin-token-0123456789");
+    let admin = |req: reqwest::RequestBuilder| req.bearer_auth(crate::support::app::ADMIN_TOKEN);
     let r =
         admin(app.http.post(format!("{}/admin/teams", app.base))).json(&json!({"name": "beta"})).send().await.unwrap();
     assert_eq!(r.status(), 200);
@@ -335,7 +311,7 @@ async fn a_revoked_key_is_refused_at_once_here_and_within_a_second_elsewhere() {
     let other =
         crate::support::process::ServeProcess::start(&app.config_path, paywatch::devnet::anvil::free_port().unwrap())
             .await;
-    let admin = |req: reqwest::RequestBuilder| req.bearer_auth("test-admin-token-0123456789");
+    let admin = |req: reqwest::RequestBuilder| req.bearer_auth(crate::support::app::ADMIN_TOKEN);
     let team: Value = admin(app.http.post(format!("{}/admin/teams", app.base)))
         .json(&json!({"name": "cached"}))
         .send()
@@ -419,14 +395,14 @@ async fn a_card_charge_whose_order_cannot_be_recorded_is_refunded() {
     .await
     .unwrap();
     let refunds = |s: &prometheus_parse::Scrape| {
-        crate::metrics::value(s, "paywatch_card_refunds_total", &[("result", "refunded")])
+        crate::support::metrics::value(s, "paywatch_card_refunds_total", &[("result", "refunded")])
     };
-    let before = refunds(&crate::metrics::scrape(&app).await);
+    let before = refunds(&crate::support::metrics::scrape(&app).await);
 
     let (status, answer) = app.post("/v2alpha/app/v2/app", &card_app_body("pm_card_visa", 1)).await;
     assert_eq!(status, 503, "{answer}");
     assert!(answer["message"].as_str().unwrap().contains("refunded"), "{answer}");
-    assert!(refunds(&crate::metrics::scrape(&app).await) >= before + 1.0, "the refund is counted");
+    assert!(refunds(&crate::support::metrics::scrape(&app).await) >= before + 1.0, "the refund is counted");
     let (apps, orders) = (count(&app, "apps").await, count(&app, "orders").await);
     assert_eq!((apps, orders), (0, 0), "the app and its order were rolled back with the record");
     // The processor's own ledger: charged once and refunded; the intent says refunded.

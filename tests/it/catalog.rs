@@ -5,7 +5,7 @@ use serde_json::{Value, json};
 
 use crate::support::app::{Options, spawn_app};
 
-const ADMIN: &str = "test-admin-token-0123456789";
+use crate::support::app::ADMIN_TOKEN as ADMIN;
 
 fn seed_update() -> Value {
     json!({

@@ -8,7 +8,7 @@ use alloy::providers::Provider;
 use alloy::providers::ext::AnvilApi;
 use alloy::rpc::types::anvil::ReorgOptions;
 use alloy::signers::local::PrivateKeySigner;
-use paywatch::chain::contracts::{MockERC20, MockUSDT};
+use paywatch::chain::contracts::MockERC20;
 use paywatch::chain::rpc;
 use paywatch::devnet::anvil::{accounts, free_port};
 use paywatch::money::Token;
@@ -17,148 +17,17 @@ use paywatch::store::{outbox, unix_now};
 use serde_json::{Value, json};
 
 use crate::support::app::{Options, TestApp, spawn_app};
+use crate::support::chain::Mined;
 use crate::support::process::ServeProcess;
 use crate::support::rpc_proxy::{CapStyle, Mode, RpcProxy, silent_websocket};
+use crate::support::thirty_payments::thirty_payments_on;
+use crate::support::watch::{readyz, wait_processed, wait_ready};
 use crate::support::webhook_receiver::{Receiver, webhook_config};
-
-/// How an order is paid in the 30-payment runs.
-#[derive(Debug, Clone, Copy)]
-enum Shape {
-    Whole,
-    /// Half, then the rest in a second transaction.
-    Partial,
-    /// Half and the rest as two transfers in one transaction.
-    TwoInOneTx,
-}
-
-struct Paying {
-    app_id: String,
-    order_id: String,
-    transfers: i64,
-}
-
-/// Two transfers to `to` in one transaction (the mock tokens' multiTransfer).
-async fn pay_twice_in_one_tx(app: &TestApp, token: Token, to: Address, first: U256, second: U256) {
-    let payer =
-        rpc::signing_provider(&app.chain.anvil.rpc_url(), accounts::PAYER_KEY.parse::<PrivateKeySigner>().unwrap())
-            .unwrap();
-    let address = app.chain.token(token);
-    // Both mocks have this multiTransfer, returning nothing.
-    let pending = MockUSDT::new(address, payer).multiTransfer(vec![to, to], vec![first, second]).send().await;
-    assert!(pending.unwrap().get_receipt().await.unwrap().status(), "multiTransfer succeeded");
-}
 
 async fn thirty_payments_each_credited_once(mode: Mode) {
     let app =
         spawn_app(Options { confirmations: 2, proxy: Some(mode), poll_interval_ms: 200, ..Default::default() }).await;
     thirty_payments_on(app, &format!("{mode:?}"), 0).await;
-}
-
-/// 30 payments of both tokens, partials and two transfers in one transaction among them: each
-/// order credited exactly once. `mode` names the endpoint's behaviour in failure messages;
-/// `lag` is how many blocks the node answering logs stays behind (the blocks mined after the
-/// payments so that it has them).
-pub(crate) async fn thirty_payments_on(app: TestApp, mode: &str, lag: u64) {
-    let mut paying = Vec::new();
-    for i in 0..30 {
-        let (token, method) =
-            if i % 2 == 0 { (Token::AnkrErc20, "ANKR_ERC20") } else { (Token::UsdtErc20, "USDT_ERC20") };
-        let shape = match i % 5 {
-            0 => Shape::Partial,
-            1 => Shape::TwoInOneTx,
-            _ => Shape::Whole,
-        };
-        let (app_id, order_id, address, owed) = app.create_crypto_app(method, 1).await;
-        let half = owed / U256::from(2);
-        let transfers = match shape {
-            Shape::Whole => {
-                app.pay(token, address, owed).await;
-                1
-            }
-            Shape::Partial => {
-                app.pay(token, address, half).await;
-                app.pay(token, address, owed - half).await;
-                2
-            }
-            Shape::TwoInOneTx => {
-                pay_twice_in_one_tx(&app, token, address, half, owed - half).await;
-                2
-            }
-        };
-        paying.push(Paying { app_id, order_id, transfers });
-    }
-    app.mine(2 + lag).await;
-    for p in &paying {
-        app.wait_order(&p.order_id, 120, |o| {
-            o["status"] == "paid" && o["payments"].as_array().unwrap().len() as i64 == p.transfers
-        })
-        .await;
-    }
-    // Settled: nothing more may arrive. Go past the depth and let the watcher catch up.
-    app.mine(3).await;
-    wait_processed_to(&app, app.head().await - lag, 120).await;
-    let pool = app.db.store.pool();
-    for p in &paying {
-        let status = app.app_status(&p.app_id).await;
-        let start = status["app_start_time"].as_i64().unwrap();
-        assert_eq!(status["app_end_time"].as_i64().unwrap(), add_months(start, 1), "{mode:?}: {} one period", p.app_id);
-        assert_eq!(
-            crate::support::db::deposits_for_order(&app.db.store, &p.order_id).await,
-            1,
-            "{mode:?}: {} once",
-            p.order_id
-        );
-        // A partial payment confirmed before its rest says so once; the rest is written once.
-        let events = outbox::types_for_app(pool, &p.app_id).await.unwrap();
-        let partial = events.iter().filter(|e| *e == "order.partially_paid").count();
-        let settled: Vec<&String> = events.iter().filter(|e| *e != "order.partially_paid").collect();
-        assert!(
-            partial <= 1 && settled == ["order.paid", "app.activated"],
-            "{mode:?}: {} events: {events:?}",
-            p.app_id
-        );
-        let order = app.order(&p.order_id).await;
-        assert_eq!(order["confirmed"], order["expected"], "{mode:?}: {order:#}");
-        assert!(order["payments"].as_array().unwrap().iter().all(|t| t["block_time"].as_i64().is_some()));
-    }
-    let transfers: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM chain_transfers").fetch_one(pool).await.unwrap();
-    assert_eq!(transfers, paying.iter().map(|p| p.transfers).sum::<i64>(), "{mode:?}: each transfer recorded once");
-    app.stop().await;
-}
-
-/// Waits until the watcher has processed the current head.
-pub(crate) async fn wait_processed(app: &TestApp, secs: u64) {
-    wait_processed_to(app, app.head().await, secs).await
-}
-
-/// Waits until the watcher has processed `head`.
-pub(crate) async fn wait_processed_to(app: &TestApp, head: u64, secs: u64) {
-    let started = Instant::now();
-    loop {
-        let r: Value = app.http.get(format!("{}/healthz", app.base)).send().await.unwrap().json().await.unwrap();
-        if r["processed_block"].as_u64().unwrap_or(0) >= head {
-            return;
-        }
-        assert!(started.elapsed() < Duration::from_secs(secs), "watcher stuck below {head}: {r}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-pub(crate) async fn readyz(app: &TestApp) -> (u16, Value) {
-    let r = app.http.get(format!("{}/readyz", app.base)).send().await.unwrap();
-    (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))
-}
-
-pub(crate) async fn wait_ready(app: &TestApp, secs: u64) {
-    let started = Instant::now();
-    loop {
-        let (status, body) = readyz(app).await;
-        if status == 200 {
-            return;
-        }
-        assert!(started.elapsed() < Duration::from_secs(secs), "never ready: {body}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }
 
 #[tokio::test]
@@ -329,8 +198,7 @@ async fn busy_history(app: &mut TestApp) -> Vec<(String, String)> {
         } else {
             recipients[0] = Address::with_last_byte(1);
         }
-        let receipt =
-            token.multiTransfer(recipients.clone(), values).send().await.unwrap().get_receipt().await.unwrap();
+        let receipt = token.multiTransfer(recipients.clone(), values).mined().await;
         assert!(receipt.status());
         app.mine(9).await;
     }
@@ -377,15 +245,7 @@ async fn a_catch_up_under_a_result_cap_follows_the_hinted_ranges() {
     app.stop().await;
 }
 
-#[tokio::test]
-async fn a_payment_mined_before_expiry_and_read_after_it_is_on_time_sqlite() {
-    payment_mined_before_expiry_is_on_time("sqlite").await;
-}
-
-#[tokio::test]
-async fn a_payment_mined_before_expiry_and_read_after_it_is_on_time_postgres() {
-    payment_mined_before_expiry_is_on_time("postgres").await;
-}
+on_both_backends!(a_payment_mined_before_expiry_and_read_after_it_is_on_time => payment_mined_before_expiry_is_on_time);
 
 async fn payment_mined_before_expiry_is_on_time(backend: &'static str) {
     let mut app = spawn_app(Options {
@@ -475,15 +335,7 @@ async fn an_order_written_by_a_clock_an_hour_ahead_hides_no_later_order() {
     app.stop().await;
 }
 
-#[tokio::test]
-async fn a_credited_payment_reorged_out_deep_is_reversed_and_credits_once_when_re_mined_sqlite() {
-    deep_reorg_reverses_and_re_mined_credits_once("sqlite").await;
-}
-
-#[tokio::test]
-async fn a_credited_payment_reorged_out_deep_is_reversed_and_credits_once_when_re_mined_postgres() {
-    deep_reorg_reverses_and_re_mined_credits_once("postgres").await;
-}
+on_both_backends!(a_credited_payment_reorged_out_deep_is_reversed_and_credits_once_when_re_mined => deep_reorg_reverses_and_re_mined_credits_once);
 
 async fn deep_reorg_reverses_and_re_mined_credits_once(backend: &'static str) {
     let (receiver, url) = Receiver::start(&[], 200).await;
@@ -864,15 +716,7 @@ async fn eventually_transfer_block(app: &TestApp, order_id: &str) -> u64 {
     }
 }
 
-#[tokio::test]
-async fn a_payment_mined_again_lower_after_a_reorg_is_credited_once_sqlite() {
-    a_payment_mined_again_lower_after_a_reorg("sqlite").await;
-}
-
-#[tokio::test]
-async fn a_payment_mined_again_lower_after_a_reorg_is_credited_once_postgres() {
-    a_payment_mined_again_lower_after_a_reorg("postgres").await;
-}
+on_both_backends!(a_payment_mined_again_lower_after_a_reorg_is_credited_once => a_payment_mined_again_lower_after_a_reorg);
 
 /// A row stored at one height (left by an older version's window above its cursor) and the
 /// same log found at another by a proven step: one row, at the height found.
@@ -929,15 +773,7 @@ async fn a_transfer_stored_at_another_height_moves_to_where_a_step_finds_it(back
     app.stop().await;
 }
 
-#[tokio::test]
-async fn a_transfer_stored_at_another_height_moves_to_where_a_step_finds_it_sqlite() {
-    a_transfer_stored_at_another_height_moves_to_where_a_step_finds_it("sqlite").await;
-}
-
-#[tokio::test]
-async fn a_transfer_stored_at_another_height_moves_to_where_a_step_finds_it_postgres() {
-    a_transfer_stored_at_another_height_moves_to_where_a_step_finds_it("postgres").await;
-}
+on_both_backends!(a_transfer_stored_at_another_height_moves_to_where_a_step_finds_it);
 
 /// The payer's USDT transfer as a transaction anvil signs for it (the payer's account is
 /// unlocked): for a reorg to put in, or a block mined with others.
@@ -1008,12 +844,4 @@ async fn a_step_read_from_a_cursor_another_process_moved_is_refused(backend: &'s
     app.stop().await;
 }
 
-#[tokio::test]
-async fn a_step_read_from_a_cursor_another_process_moved_is_refused_sqlite() {
-    a_step_read_from_a_cursor_another_process_moved_is_refused("sqlite").await;
-}
-
-#[tokio::test]
-async fn a_step_read_from_a_cursor_another_process_moved_is_refused_postgres() {
-    a_step_read_from_a_cursor_another_process_moved_is_refused("postgres").await;
-}
+on_both_backends!(a_step_read_from_a_cursor_another_process_moved_is_refused);

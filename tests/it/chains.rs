@@ -115,15 +115,7 @@ async fn paid_on_the_second_chain_and_split_across_both(backend: &'static str) {
     app.stop().await;
 }
 
-#[tokio::test]
-async fn usdt_paid_on_the_second_chain_or_split_across_both_is_credited_once_sqlite() {
-    paid_on_the_second_chain_and_split_across_both("sqlite").await;
-}
-
-#[tokio::test]
-async fn usdt_paid_on_the_second_chain_or_split_across_both_is_credited_once_postgres() {
-    paid_on_the_second_chain_and_split_across_both("postgres").await;
-}
+on_both_backends!(usdt_paid_on_the_second_chain_or_split_across_both_is_credited_once => paid_on_the_second_chain_and_split_across_both);
 
 async fn a_reorg_of_the_second_chain_rewinds_only_it(backend: &'static str) {
     // The second chain waits for 5 confirmations, so its payment stays seen while reorged.
@@ -157,15 +149,7 @@ async fn a_reorg_of_the_second_chain_rewinds_only_it(backend: &'static str) {
     app.stop().await;
 }
 
-#[tokio::test]
-async fn a_reorg_of_the_second_chain_rewinds_only_it_sqlite() {
-    a_reorg_of_the_second_chain_rewinds_only_it("sqlite").await;
-}
-
-#[tokio::test]
-async fn a_reorg_of_the_second_chain_rewinds_only_it_postgres() {
-    a_reorg_of_the_second_chain_rewinds_only_it("postgres").await;
-}
+on_both_backends!(a_reorg_of_the_second_chain_rewinds_only_it);
 
 async fn the_first_chain_down_does_not_stop_the_second(backend: &'static str) {
     let mut app = spawn_app(Options { anvil_state: true, ..two_chains(backend, 1, 2) }).await;
@@ -192,15 +176,7 @@ async fn the_first_chain_down_does_not_stop_the_second(backend: &'static str) {
     app.stop().await;
 }
 
-#[tokio::test]
-async fn the_first_chain_down_does_not_stop_the_second_and_resumes_by_itself_sqlite() {
-    the_first_chain_down_does_not_stop_the_second("sqlite").await;
-}
-
-#[tokio::test]
-async fn the_first_chain_down_does_not_stop_the_second_and_resumes_by_itself_postgres() {
-    the_first_chain_down_does_not_stop_the_second("postgres").await;
-}
+on_both_backends!(the_first_chain_down_does_not_stop_the_second_and_resumes_by_itself => the_first_chain_down_does_not_stop_the_second);
 
 /// Per chain id, which of `servers` watches it; fails when two watch one chain at once.
 async fn watchers(servers: &[&ServeProcess]) -> std::collections::BTreeMap<u64, Vec<usize>> {
@@ -312,15 +288,7 @@ async fn sweeps_move_each_chains_deposits_on_that_chain(backend: &'static str) {
     app.stop().await;
 }
 
-#[tokio::test]
-async fn sweeps_move_each_chains_confirmed_deposits_to_the_treasury_on_that_chain_sqlite() {
-    sweeps_move_each_chains_deposits_on_that_chain("sqlite").await;
-}
-
-#[tokio::test]
-async fn sweeps_move_each_chains_confirmed_deposits_to_the_treasury_on_that_chain_postgres() {
-    sweeps_move_each_chains_deposits_on_that_chain("postgres").await;
-}
+on_both_backends!(sweeps_move_each_chains_confirmed_deposits_to_the_treasury_on_that_chain => sweeps_move_each_chains_deposits_on_that_chain);
 
 /// Issue 26, item 1: the first chain's ANKR and the second's USDT_L2 share a contract address.
 /// A wrong-token payment on the first chain and an overpayment on the second leave two open
@@ -350,7 +318,7 @@ async fn stray_funds_of_one_address_on_two_chains(backend: &'static str) {
     let r = app
         .http
         .get(format!("{}/admin/funds?status=unattributed", app.base))
-        .bearer_auth("test-admin-token-0123456789")
+        .bearer_auth(crate::support::app::ADMIN_TOKEN)
         .send()
         .await
         .unwrap();
@@ -367,15 +335,7 @@ async fn stray_funds_of_one_address_on_two_chains(backend: &'static str) {
     app.stop().await;
 }
 
-#[tokio::test]
-async fn stray_funds_of_one_address_on_two_chains_sqlite() {
-    stray_funds_of_one_address_on_two_chains("sqlite").await;
-}
-
-#[tokio::test]
-async fn stray_funds_of_one_address_on_two_chains_postgres() {
-    stray_funds_of_one_address_on_two_chains("postgres").await;
-}
+on_both_backends!(stray_funds_of_one_address_on_two_chains);
 
 /// Issue 26, item 11: an order's sums add transfers of two tokens on two chains, which together
 /// can pass what a uint256 holds (each token's supply cannot). 2^255 USDT on each chain to one
@@ -420,7 +380,8 @@ async fn a_fund_is_never_applied_to_an_order_of_another_chains_token_at_the_same
     let one_ankr = U256::from(10u64).pow(U256::from(18u64));
     app.pay(Token::AnkrErc20, address, one_ankr).await;
     let admin = |method: reqwest::Method, path: String, body: Option<Value>| {
-        let mut r = app.http.request(method, format!("{}{path}", app.base)).bearer_auth("test-admin-token-0123456789");
+        let mut r =
+            app.http.request(method, format!("{}{path}", app.base)).bearer_auth(crate::support::app::ADMIN_TOKEN);
         if let Some(body) = body {
             r = r.json(&body);
         }

@@ -16,9 +16,10 @@ use serde_json::Value;
 
 use crate::support::app::{Options, TestApp, spawn_app};
 use crate::support::browser::{Browser, accessible};
+use crate::support::browser::{find, path, sign_in};
 use crate::support::webhook_receiver::{Receiver, webhook_config};
 
-const ADMIN_TOKEN: &str = "test-admin-token-0123456789";
+use crate::support::app::ADMIN_TOKEN;
 const EXPLORER: &str = "https://explorer.example";
 const PAGES: [&str; 6] =
     ["/console", "/console/orders", "/console/webhooks", "/console/sweeps", "/console/teams", "/console/funds"];
@@ -87,13 +88,6 @@ async fn make_state(app: &TestApp, receiver: &Receiver) -> State {
     }
 }
 
-pub(crate) async fn find(browser: &Browser, css: &str) -> fantoccini::elements::Element {
-    match browser.client.wait().at_most(Duration::from_secs(20)).for_element(Locator::Css(css)).await {
-        Ok(el) => el,
-        Err(e) => panic!("{css} on {}: {e}", path(browser).await),
-    }
-}
-
 /// A form post as a browser would send it, off the browser (to forge what a browser would not).
 fn form(request: reqwest::RequestBuilder, fields: &[(&str, &str)]) -> reqwest::RequestBuilder {
     let body: Vec<String> = fields.iter().map(|(k, v)| format!("{k}={}", v.replace('/', "%2F"))).collect();
@@ -117,14 +111,6 @@ async fn text(browser: &Browser, css: &str) -> String {
 
 async fn all(browser: &Browser, css: &str) -> Vec<fantoccini::elements::Element> {
     browser.client.find_all(Locator::Css(css)).await.unwrap()
-}
-
-async fn path(browser: &Browser) -> String {
-    let url = browser.client.current_url().await.unwrap();
-    match url.query() {
-        Some(q) => format!("{}?{q}", url.path()),
-        None => url.path().to_string(),
-    }
 }
 
 /// Waits until the browser is at a path starting with `prefix` (after a form's see-other).
@@ -154,23 +140,6 @@ async fn pictures(browser: &Browser, name: &str) {
     assert_eq!(fits.await.unwrap(), Value::Bool(true), "{name}: no sideways scrolling on a phone");
     browser.screenshot(&format!("console-{name}-phone")).await;
     browser.client.set_window_size(1280, 900).await.unwrap();
-}
-
-/// Signs in with the admin token and waits for the session cookie (the form's answer sets it;
-/// a page opened before that would be sent back to sign-in).
-pub(crate) async fn signed_in(browser: &Browser, app: &TestApp) {
-    sign_in(browser, app, ADMIN_TOKEN).await;
-    let started = Instant::now();
-    while browser.client.get_named_cookie("paywatch_console").await.is_err() {
-        assert!(started.elapsed() < Duration::from_secs(20), "no session after signing in");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-pub(crate) async fn sign_in(browser: &Browser, app: &TestApp, token: &str) {
-    browser.client.goto(&format!("{}/console/sign-in", app.base)).await.unwrap();
-    find(browser, "#token").await.send_keys(token).await.unwrap();
-    find(browser, "form.sign-in button").await.click().await.unwrap();
 }
 
 async fn console_end_to_end(backend: &'static str) {
@@ -418,15 +387,7 @@ async fn console_end_to_end(backend: &'static str) {
     app.stop().await;
 }
 
-#[tokio::test]
-async fn the_console_shows_and_acts_on_a_devnet_like_state_sqlite() {
-    console_end_to_end("sqlite").await;
-}
-
-#[tokio::test]
-async fn the_console_shows_and_acts_on_a_devnet_like_state_postgres() {
-    console_end_to_end("postgres").await;
-}
+on_both_backends!(the_console_shows_and_acts_on_a_devnet_like_state => console_end_to_end);
 
 /// `paywatch status` prints the overview; with the node unreachable it says so and exits 1.
 #[tokio::test]

@@ -8,6 +8,7 @@ use paywatch::chain::deposit_address::{DepositAddresses, salt_for_order};
 use paywatch::chain::sweep::sweep_batch;
 use paywatch::money::Token;
 
+use crate::support::chain::Mined;
 use crate::support::chain::TestChain;
 
 #[tokio::test]
@@ -26,7 +27,7 @@ async fn the_off_chain_deposit_address_is_the_factorys_answer_and_where_the_forw
         let predicted = off_chain.address_of(salt);
         assert_eq!(factory.addressOf(salt).call().await.unwrap(), predicted, "addressOf({order_id})");
         assert!(chain.deployer.get_code_at(predicted).await.unwrap().is_empty(), "nothing deployed yet");
-        factory.deployForwarder(salt).send().await.unwrap().get_receipt().await.unwrap();
+        factory.deployForwarder(salt).mined().await;
         let code = chain.deployer.get_code_at(predicted).await.unwrap();
         assert!(!code.is_empty(), "the forwarder for {order_id} landed at the predicted address");
     }
@@ -85,7 +86,7 @@ async fn only_the_factory_may_move_a_forwarders_funds() {
     let chain = TestChain::start().await;
     let factory = DepositFactory::new(chain.deployment.factory, chain.deployer.clone());
     let salt = salt_for_order("guarded");
-    factory.deployForwarder(salt).send().await.unwrap().get_receipt().await.unwrap();
+    factory.deployForwarder(salt).mined().await;
     let forwarder = DepositForwarder::new(factory.addressOf(salt).call().await.unwrap(), chain.deployer.clone());
     let attacker: Address = chain.deployer.get_accounts().await.unwrap()[0];
     let attempt = forwarder.sweep(chain.token(Token::AnkrErc20), attacker).call().await;

@@ -1,7 +1,7 @@
 //! `paywatch devnet` as a newcomer runs it: it comes up, writes a usable devnet.json, answers
 //! /healthz, and on SIGTERM stops anvil with it.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use alloy::primitives::{Address, U256};
 use alloy::providers::Provider;
@@ -14,24 +14,7 @@ use serde_json::Value;
 #[tokio::test]
 async fn devnet_comes_up_with_a_usable_devnet_json_and_leaves_no_anvil_behind() {
     let dir = tempfile::tempdir().unwrap();
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_paywatch"))
-        .args(["devnet", "--port", "0", "--anvil-port", "0", "--dir"])
-        .arg(dir.path())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("paywatch devnet starts");
-
-    let info_path = dir.path().join("devnet.json");
-    let started = Instant::now();
-    while !info_path.exists() {
-        assert!(child.try_wait().unwrap().is_none(), "devnet exited before writing devnet.json");
-        assert!(started.elapsed() < Duration::from_secs(120), "devnet.json not written within two minutes");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    tokio::time::sleep(Duration::from_millis(200)).await; // the file is written in one call; let it land
-    let info: Value = serde_json::from_str(&std::fs::read_to_string(&info_path).unwrap()).unwrap();
+    let (devnet, info) = crate::support::process::spawn_devnet(dir.path()).await;
 
     let api = info["api_url"].as_str().unwrap();
     let health = reqwest::get(format!("{api}/healthz")).await.expect("API answers");
@@ -93,9 +76,7 @@ async fn devnet_comes_up_with_a_usable_devnet_json_and_leaves_no_anvil_behind() 
     store.close().await;
 
     // SIGTERM stops the server and anvil.
-    let pid = child.id().unwrap() as i32;
-    unsafe { libc::kill(pid, libc::SIGTERM) };
-    let status = tokio::time::timeout(Duration::from_secs(20), child.wait()).await.expect("devnet stops").unwrap();
+    let status = devnet.stop().await;
     assert!(status.success(), "devnet exits cleanly on SIGTERM: {status}");
     assert!(provider.get_chain_id().await.is_err(), "anvil is gone after devnet stopped");
     assert!(l2_provider.get_chain_id().await.is_err(), "the second anvil is gone too");

@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 
 use crate::support::app::{Options, TestApp, spawn_app};
 
-const ADMIN: &str = "test-admin-token-0123456789";
+use crate::support::app::ADMIN_TOKEN as ADMIN;
 
 /// The export's rows as header → value maps.
 async fn export(app: &TestApp, path: &str) -> Vec<std::collections::HashMap<String, String>> {
@@ -96,7 +96,7 @@ async fn exports_match_the_books(backend: &'static str) {
     // Stray funds: the overpayment and the wrong token; one refunded by hand shows in refunds.
     // The wrong-token payment pays no order, so nothing above waited for its step.
     let started = std::time::Instant::now();
-    while crate::stray_funds::funds(&app, "").await.len() < 2 {
+    while crate::support::admin::funds(&app, "").await.len() < 2 {
         assert!(started.elapsed() < std::time::Duration::from_secs(20), "the wrong-token fund never recorded");
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
@@ -145,12 +145,4 @@ async fn exports_match_the_books(backend: &'static str) {
     app.stop().await;
 }
 
-#[tokio::test]
-async fn exports_parse_and_add_up_to_the_payment_list_sqlite() {
-    exports_match_the_books("sqlite").await;
-}
-
-#[tokio::test]
-async fn exports_parse_and_add_up_to_the_payment_list_postgres() {
-    exports_match_the_books("postgres").await;
-}
+on_both_backends!(exports_parse_and_add_up_to_the_payment_list => exports_match_the_books);

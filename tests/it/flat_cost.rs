@@ -13,8 +13,8 @@ use paywatch::store::orders::{self, insert_order};
 use paywatch::store::transfers::{self, Transfer};
 use paywatch::store::{Store, apps, order_events};
 
-use crate::storage::{crypto_order, spec, team};
 use crate::support::db::TestDb;
+use crate::support::db::{crypto_order, spec, team};
 use crate::support::write_file;
 
 /// Orders settled long ago, each with a confirmed transfer and its final event recorded.
@@ -212,15 +212,7 @@ async fn the_index_finds_new_orders_and_old_addresses(backend: &str) {
     db.cleanup().await;
 }
 
-#[tokio::test]
-async fn the_index_finds_new_orders_and_old_addresses_sqlite() {
-    the_index_finds_new_orders_and_old_addresses("sqlite").await;
-}
-
-#[tokio::test]
-async fn the_index_finds_new_orders_and_old_addresses_postgres() {
-    the_index_finds_new_orders_and_old_addresses("postgres").await;
-}
+on_both_backends!(the_index_finds_new_orders_and_old_addresses);
 
 /// The test chain's head at `n`.
 fn heads(n: u64) -> paywatch::chain::status::Heads {

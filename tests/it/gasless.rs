@@ -16,6 +16,7 @@ use paywatch::devnet::anvil::accounts;
 use serde_json::{Value, json};
 
 use crate::support::app::{Options, TestApp, spawn_app};
+use crate::support::chain::Mined;
 use crate::support::process::ServeProcess;
 
 async fn gasless_app(backend: &'static str) -> TestApp {
@@ -34,7 +35,7 @@ fn relayer() -> Address {
 async fn payer_with(app: &TestApp, units: u64) -> PrivateKeySigner {
     let payer = PrivateKeySigner::random();
     let token = MockUSDT0::new(usdt0(app), app.l2().deployer.clone());
-    token.mint(payer.address(), U256::from(units)).send().await.unwrap().get_receipt().await.unwrap();
+    token.mint(payer.address(), U256::from(units)).mined().await;
     assert_eq!(app.l2().deployer.get_balance(payer.address()).await.unwrap(), U256::ZERO, "the payer has no gas money");
     payer
 }
@@ -166,15 +167,7 @@ async fn pays_without_gas(backend: &'static str) {
     app.stop().await;
 }
 
-#[tokio::test]
-async fn a_payer_without_gas_pays_by_signed_authorizations_sqlite() {
-    pays_without_gas("sqlite").await;
-}
-
-#[tokio::test]
-async fn a_payer_without_gas_pays_by_signed_authorizations_postgres() {
-    pays_without_gas("postgres").await;
-}
+on_both_backends!(a_payer_without_gas_pays_by_signed_authorizations => pays_without_gas);
 
 /// Every bad input answers its 4xx naming the field, and nothing is recorded or sent.
 #[tokio::test]
@@ -238,12 +231,8 @@ async fn each_bad_authorization_is_refused_by_name_and_nothing_is_sent() {
             used.nonce,
             sig.as_bytes().to_vec().into(),
         )
-        .send()
-        .await
-        .unwrap()
-        .get_receipt()
-        .await
-        .unwrap();
+        .mined()
+        .await;
     cases.push(("a used nonce", body(&app, &used, &payer), 409, "authorization.nonce"));
 
     for (what, request, want, field) in cases {
@@ -391,14 +380,7 @@ async fn a_contract_wallet_pays_by_eip1271_and_a_wrong_owner_is_refused() {
         .await
         .unwrap()
         .address();
-    MockUSDT0::new(usdt0(&app), app.l2().deployer.clone())
-        .mint(wallet, U256::from(owed))
-        .send()
-        .await
-        .unwrap()
-        .get_receipt()
-        .await
-        .unwrap();
+    MockUSDT0::new(usdt0(&app), app.l2().deployer.clone()).mint(wallet, U256::from(owed)).mined().await;
     let mut auth = authorization(&app, &owner, address, owed).await;
     auth.from = wallet;
 

@@ -233,7 +233,7 @@ async fn generated_bodies_never_get_a_5xx_from_any_post_route() {
     for (path, valid, admin) in &routes {
         for i in 0..150 {
             let body = mutate(&mut rng, valid);
-            let token = if *admin { "test-admin-token-0123456789" } else { app.api_key.as_str() };
+            let token = if *admin { crate::support::app::ADMIN_TOKEN } else { app.api_key.as_str() };
             let mut req = app
                 .http
                 .post(format!("{}{path}", app.base))

@@ -21,15 +21,7 @@ async fn unpaid_order_expires_and_app_is_cancelled(backend: &'static str) {
     app.stop().await;
 }
 
-#[tokio::test]
-async fn an_unpaid_order_expires_and_its_app_is_cancelled_on_sqlite() {
-    unpaid_order_expires_and_app_is_cancelled("sqlite").await;
-}
-
-#[tokio::test]
-async fn an_unpaid_order_expires_and_its_app_is_cancelled_on_postgres() {
-    unpaid_order_expires_and_app_is_cancelled("postgres").await;
-}
+on_both_backends!(an_unpaid_order_expires_and_its_app_is_cancelled_on => unpaid_order_expires_and_app_is_cancelled);
 
 #[tokio::test]
 async fn a_payment_within_the_late_window_still_activates_marked_late() {

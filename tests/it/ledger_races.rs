@@ -13,7 +13,7 @@ use alloy::signers::local::PrivateKeySigner;
 use paywatch::money::Token;
 use serde_json::{Value, json};
 
-use crate::stray_funds::{admin, funds};
+use crate::support::admin::{admin, funds};
 use crate::support::app::{Options, TestApp, spawn_app};
 
 const USDT: u64 = 1_000_000;
@@ -105,7 +105,7 @@ async fn a_settle_racing_a_refunds_creation_counts_the_money_once_postgres() {
     let refund = tokio::spawn({
         let (http, url) = (app.http.clone(), format!("{}{path}", app.base));
         async move {
-            let r = http.post(url).bearer_auth("test-admin-token-0123456789").json(&json!({})).send().await.unwrap();
+            let r = http.post(url).bearer_auth(crate::support::app::ADMIN_TOKEN).json(&json!({})).send().await.unwrap();
             (r.status().as_u16(), r.json::<Value>().await.unwrap_or(Value::Null))
         }
     });
@@ -145,7 +145,7 @@ async fn a_settle_racing_a_refunds_creation_counts_the_money_once_postgres() {
 async fn a_failed_refund_racing_an_apply_reopens_beside_it_postgres() {
     let app = spawn_app(Options { backend: "postgres", confirmations: 2, ..Default::default() }).await;
     let safe = PrivateKeySigner::random();
-    crate::refunds::fund_safe(&app, &safe).await;
+    crate::support::admin::fund_safe(&app, &safe).await;
     let (order_id, _, fund) = overpaid(&app, 3).await;
     let path = format!("/admin/funds/{}/refunds", fund["fund_id"].as_str().unwrap());
     let (status, refund) = admin(&app, reqwest::Method::POST, &path, Some(json!({"amount": "1"}))).await;
@@ -168,13 +168,13 @@ async fn a_failed_refund_racing_an_apply_reopens_beside_it_postgres() {
         let http = app.http.clone();
         let body = json!({"order_id": target});
         async move {
-            let r = http.post(url).bearer_auth("test-admin-token-0123456789").json(&body).send().await.unwrap();
+            let r = http.post(url).bearer_auth(crate::support::app::ADMIN_TOKEN).json(&body).send().await.unwrap();
             (r.status().as_u16(), r.json::<Value>().await.unwrap_or(Value::Null))
         }
     });
     wait_for(&app, "the apply held at the gate", false, async || waiting_on(&app, "Timeout").await > 0).await;
     // The Safe's transfer, recorded while pending, reverts once mined: the refund fails.
-    let hash = crate::refunds::safe_sends(&app, &safe, to.parse().unwrap(), U256::from(USDT), true).await;
+    let hash = crate::support::admin::safe_sends(&app, &safe, to.parse().unwrap(), U256::from(USDT), true).await;
     let sent = json!({"tx_hash": format!("{hash:#x}")});
     let (status, body) =
         admin(&app, reqwest::Method::POST, &format!("/admin/refunds/{refund_id}/sent"), Some(sent)).await;

@@ -101,15 +101,7 @@ async fn streams_an_order(backend: &'static str) {
     waiting.ends(10).await;
 }
 
-#[tokio::test]
-async fn order_events_stream_and_resume_sqlite() {
-    streams_an_order("sqlite").await;
-}
-
-#[tokio::test]
-async fn order_events_stream_and_resume_postgres() {
-    streams_an_order("postgres").await;
-}
+on_both_backends!(order_events_stream_and_resume => streams_an_order);
 
 #[tokio::test]
 async fn event_streams_refuse_what_they_cannot_serve() {

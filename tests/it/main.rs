@@ -1,6 +1,7 @@
 //! paywatch's integration tests: one binary, real parts only (anvil, SQLite files, PostgreSQL).
 //! A part that cannot be reached fails the test with its name; nothing is skipped in silence.
 
+#[macro_use]
 mod support;
 
 mod architecture;

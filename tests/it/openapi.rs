@@ -9,7 +9,7 @@ use serde_json::Value;
 
 use crate::support::app::{Options, TestApp, spawn_app};
 
-const ADMIN_TOKEN: &str = "test-admin-token-0123456789";
+use crate::support::app::ADMIN_TOKEN;
 
 /// Every route the server answers, as "METHOD path".
 const ROUTES: &[&str] = &[

@@ -11,6 +11,7 @@ use paywatch::payments::calendar::add_months;
 use serde_json::{Value, json};
 
 use crate::support::app::{Options, create_app_body, spawn_app};
+use crate::support::chain::Mined;
 
 fn token_of(pay_method: &str) -> Token {
     pay_method.parse().unwrap()
@@ -138,8 +139,7 @@ async fn two_transfers_in_one_transaction_pay_two_orders() {
     let (_, first, a, owed_a) = app.create_crypto_app("ANKR_ERC20", 1).await;
     let (_, second, b, owed_b) = app.create_crypto_app("ANKR_ERC20", 3).await;
     let token = MockERC20::new(app.chain.token(Token::AnkrErc20), app.payer.clone());
-    let receipt =
-        token.multiTransfer(vec![a, b], vec![owed_a, owed_b]).send().await.unwrap().get_receipt().await.unwrap();
+    let receipt = token.multiTransfer(vec![a, b], vec![owed_a, owed_b]).mined().await;
     assert!(receipt.status());
     let one = app.wait_order(&first, 20, |o| o["status"] == "paid").await;
     let two = app.wait_order(&second, 20, |o| o["status"] == "paid").await;
@@ -155,14 +155,7 @@ async fn the_wrong_token_is_shown_but_never_credited() {
     let app = spawn_app(Options { confirmations: 1, ..Default::default() }).await;
     let (app_id, order_id, address, owed) = app.create_crypto_app("ANKR_ERC20", 1).await;
     // USDT worth far more than the order, to the ANKR order's address.
-    MockUSDT::new(app.chain.token(Token::UsdtErc20), app.payer.clone())
-        .transfer(address, owed)
-        .send()
-        .await
-        .unwrap()
-        .get_receipt()
-        .await
-        .unwrap();
+    MockUSDT::new(app.chain.token(Token::UsdtErc20), app.payer.clone()).transfer(address, owed).mined().await;
     app.mine(3).await;
     let shown = app.wait_order(&order_id, 20, |o| o["payments"].as_array().is_some_and(|p| p.len() == 1)).await;
     app.wait_order(&order_id, 20, |o| o["payments"][0]["state"] == "confirmed").await;
@@ -315,7 +308,7 @@ async fn a_transfer_log_without_the_erc20_shape_is_skipped_not_fatal() {
     let app = spawn_app(Options { confirmations: 1, ..Default::default() }).await;
     let (_, order_id, address, owed) = app.create_crypto_app("USDT_ERC20", 1).await;
     let usdt = MockUSDT::new(app.chain.token(Token::UsdtErc20), app.payer.clone());
-    let odd = usdt.emitOddTransfer(address, owed).send().await.unwrap().get_receipt().await.unwrap();
+    let odd = usdt.emitOddTransfer(address, owed).mined().await;
     assert_eq!(odd.inner.logs()[0].topics().len(), 4, "the odd log has four topics");
     app.pay(Token::UsdtErc20, address, owed).await;
     let paid = app.wait_order(&order_id, 20, |o| o["status"] == "paid").await;

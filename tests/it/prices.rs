@@ -7,6 +7,7 @@ use paywatch::store::unix_now;
 use serde_json::json;
 
 use crate::support::app::{Options, TestApp, create_app_body, spawn_app};
+use crate::support::chain::Mined;
 
 fn quote_body() -> serde_json::Value {
     json!({"cluster_id": "c", "chart_name": "boinc", "cpu_limit": 1000, "mem_limit": 2048, "storage_limit": 20480, "period": 1})
@@ -14,13 +15,7 @@ fn quote_body() -> serde_json::Value {
 
 async fn set_feed(app: &TestApp, answer: i64, updated_at: u64) {
     let feed = MockPriceFeed::new(app.chain.deployment.price_feed.unwrap(), app.chain.deployer.clone());
-    feed.setAnswer(I256::try_from(answer).unwrap(), U256::from(updated_at))
-        .send()
-        .await
-        .unwrap()
-        .get_receipt()
-        .await
-        .unwrap();
+    feed.setAnswer(I256::try_from(answer).unwrap(), U256::from(updated_at)).mined().await;
 }
 
 #[tokio::test]

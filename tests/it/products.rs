@@ -10,22 +10,14 @@ use paywatch::money::Token;
 use serde_json::{Value, json};
 
 use crate::support::app::{Options, TestApp, spawn_app};
+use crate::support::catalog::{gpu_order, stock, with_demo_catalog};
 
-const ADMIN: &str = "test-admin-token-0123456789";
+use crate::support::app::ADMIN_TOKEN as ADMIN;
 
 async fn admin_post(app: &TestApp, path: &str, body: &Value) -> (u16, Value) {
     let r = app.http.post(format!("{}{path}", app.base)).bearer_auth(ADMIN).json(body).send().await.unwrap();
     let status = r.status().as_u16();
     (status, r.json().await.unwrap_or(Value::Null))
-}
-
-pub(crate) async fn with_demo_catalog(options: Options) -> TestApp {
-    let app = spawn_app(options).await;
-    let doc: Value = serde_json::from_str(paywatch::devnet::DEMO_CATALOG).unwrap();
-    let (status, body) = admin_post(&app, "/admin/catalog/import", &doc).await;
-    assert_eq!(status, 200, "{body}");
-    assert_eq!(body, json!({"first_groups": 1, "groups": 1, "products": 2}));
-    app
 }
 
 async fn public_get(app: &TestApp, path: &str) -> (u16, Value) {
@@ -283,14 +275,6 @@ async fn cart_price_and_admin_writes() {
     app.stop().await;
 }
 
-pub(crate) fn gpu_order(pay_method: &str) -> Value {
-    json!({"product_id": 2, "billingcycle": "monthly", "pay_method": pay_method})
-}
-
-pub(crate) async fn stock(app: &TestApp, product_id: i64) -> i64 {
-    paywatch::store::products::stock(app.db.store.pool(), product_id).await.unwrap().unwrap()
-}
-
 async fn twenty_parallel_orders_take_exactly_the_stock(backend: &'static str) {
     let app = with_demo_catalog(Options { backend, ..Default::default() }).await;
     assert_eq!(stock(&app, 2).await, 5);
@@ -305,15 +289,7 @@ async fn twenty_parallel_orders_take_exactly_the_stock(backend: &'static str) {
     app.stop().await;
 }
 
-#[tokio::test]
-async fn twenty_parallel_orders_take_exactly_the_stock_sqlite() {
-    twenty_parallel_orders_take_exactly_the_stock("sqlite").await;
-}
-
-#[tokio::test]
-async fn twenty_parallel_orders_take_exactly_the_stock_postgres() {
-    twenty_parallel_orders_take_exactly_the_stock("postgres").await;
-}
+on_both_backends!(twenty_parallel_orders_take_exactly_the_stock);
 
 #[tokio::test]
 async fn a_catalog_order_paid_in_tokens_becomes_paid_like_an_app_order() {

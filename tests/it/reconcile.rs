@@ -9,9 +9,9 @@ use alloy::sol_types::SolValue;
 use paywatch::money::Token;
 use serde_json::Value;
 
-use crate::chain_truth::wait_processed;
 use crate::support::app::{Options, TestApp, spawn_app};
 use crate::support::paywatch_beside_server;
+use crate::support::watch::wait_processed;
 
 async fn reconcile_cli(app: &TestApp) -> (bool, Value) {
     let out = paywatch_beside_server(&["reconcile", "--config", app.config_path.to_str().unwrap()]).await;
@@ -24,7 +24,7 @@ async fn admin_reconciliation(app: &TestApp, query: &str) -> (u16, Value) {
     let r = app
         .http
         .get(format!("{}/admin/reconciliation{query}", app.base))
-        .bearer_auth("test-admin-token-0123456789")
+        .bearer_auth(crate::support::app::ADMIN_TOKEN)
         .send()
         .await
         .unwrap();
@@ -85,12 +85,4 @@ async fn reports_a_difference_made_on_purpose(backend: &'static str) {
     app.stop().await;
 }
 
-#[tokio::test]
-async fn reconciliation_reports_a_difference_made_on_purpose_and_nothing_when_clean_sqlite() {
-    reports_a_difference_made_on_purpose("sqlite").await;
-}
-
-#[tokio::test]
-async fn reconciliation_reports_a_difference_made_on_purpose_and_nothing_when_clean_postgres() {
-    reports_a_difference_made_on_purpose("postgres").await;
-}
+on_both_backends!(reconciliation_reports_a_difference_made_on_purpose_and_nothing_when_clean => reports_a_difference_made_on_purpose);

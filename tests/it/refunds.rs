@@ -11,8 +11,10 @@ use alloy::signers::local::PrivateKeySigner;
 use paywatch::money::Token;
 use serde_json::{Value, json};
 
-use crate::stray_funds::{admin, funds};
+use crate::support::admin::{admin, funds};
+use crate::support::admin::{fund_safe, safe_sends};
 use crate::support::app::{Options, TestApp, spawn_app};
+use crate::support::chain::Mined;
 
 const USDT: u64 = 1_000_000;
 
@@ -118,16 +120,16 @@ async fn refunds_through_claim_links(backend: &'static str) {
     let whole_id = whole["refund"]["refund_id"].as_str().unwrap().to_string();
     assert_eq!(whole["refund"]["amount_base"], (2 * USDT).to_string());
     let browser = crate::support::browser::Browser::start(1280, 900).await;
-    crate::console::signed_in(&browser, &app).await;
+    crate::support::browser::signed_in(&browser, &app).await;
     browser.client.goto(&format!("{}/console/funds", app.base)).await.unwrap();
     let fund_id = wrong["fund_id"].as_str().unwrap();
-    crate::console::find(&browser, &format!("#refund-amount-{fund_id}")).await.send_keys("1").await.unwrap();
-    crate::console::find(&browser, &format!("tr[data-fund-id=\"{fund_id}\"] form.refund button"))
+    crate::support::browser::find(&browser, &format!("#refund-amount-{fund_id}")).await.send_keys("1").await.unwrap();
+    crate::support::browser::find(&browser, &format!("tr[data-fund-id=\"{fund_id}\"] form.refund button"))
         .await
         .click()
         .await
         .unwrap();
-    let row = crate::console::find(
+    let row = crate::support::browser::find(
         &browser,
         &format!("#refunds tr[data-status=\"open\"]:not([data-refund-id=\"{whole_id}\"])"),
     )
@@ -146,12 +148,12 @@ async fn refunds_through_claim_links(backend: &'static str) {
     // Both claimed by the payer in the browser, through their links.
     for (id, to, shows) in [(&whole_id, first, "2 USDT"), (&part_id, second, "1 USDT")] {
         browser.client.goto(&format!("{}/refund/{id}", app.base)).await.unwrap();
-        assert!(crate::console::find(&browser, "#refund-amount").await.text().await.unwrap().contains(shows));
+        assert!(crate::support::browser::find(&browser, "#refund-amount").await.text().await.unwrap().contains(shows));
         crate::support::browser::accessible(&browser, "refund claim").await;
-        crate::console::find(&browser, "#address").await.send_keys(&to.to_checksum(None)).await.unwrap();
-        crate::console::find(&browser, "#confirm").await.click().await.unwrap();
-        crate::console::find(&browser, "form.claim button").await.click().await.unwrap();
-        let said = crate::console::find(&browser, "#refund-status").await.text().await.unwrap();
+        crate::support::browser::find(&browser, "#address").await.send_keys(&to.to_checksum(None)).await.unwrap();
+        crate::support::browser::find(&browser, "#confirm").await.click().await.unwrap();
+        crate::support::browser::find(&browser, "form.claim button").await.click().await.unwrap();
+        let said = crate::support::browser::find(&browser, "#refund-status").await.text().await.unwrap();
         assert!(said.contains("Claimed"), "{said}");
     }
     let (whole_id, part_id) = (whole_id.as_str(), part_id.as_str());
@@ -181,12 +183,12 @@ async fn refunds_through_claim_links(backend: &'static str) {
     // Approved: sent from the refund wallet, confirmed at depth; a second approval changes nothing.
     assert_eq!(approve(&app, whole_id).await.0, 200);
     browser.client.goto(&format!("{}/console/funds", app.base)).await.unwrap();
-    crate::console::find(&browser, &format!("#refunds tr[data-refund-id=\"{part_id}\"] button"))
+    crate::support::browser::find(&browser, &format!("#refunds tr[data-refund-id=\"{part_id}\"] button"))
         .await
         .click()
         .await
         .unwrap();
-    crate::console::find(&browser, &format!("#refunds tr[data-refund-id=\"{part_id}\"][data-status=\"approved\"], #refunds tr[data-refund-id=\"{part_id}\"][data-status=\"sent\"], #refunds tr[data-refund-id=\"{part_id}\"][data-status=\"refunded\"]")).await;
+    crate::support::browser::find(&browser, &format!("#refunds tr[data-refund-id=\"{part_id}\"][data-status=\"approved\"], #refunds tr[data-refund-id=\"{part_id}\"][data-status=\"sent\"], #refunds tr[data-refund-id=\"{part_id}\"][data-status=\"refunded\"]")).await;
     let (status, body) = approve(&app, whole_id).await;
     assert_eq!(status, 409, "{body}");
     let done_whole = wait_refund(&app, whole_id, "refunded").await;
@@ -244,15 +246,7 @@ async fn refunds_through_claim_links(backend: &'static str) {
     app.stop().await;
 }
 
-#[tokio::test]
-async fn stray_funds_are_refunded_through_claim_links_once_sqlite() {
-    refunds_through_claim_links("sqlite").await;
-}
-
-#[tokio::test]
-async fn stray_funds_are_refunded_through_claim_links_once_postgres() {
-    refunds_through_claim_links("postgres").await;
-}
+on_both_backends!(stray_funds_are_refunded_through_claim_links_once => refunds_through_claim_links);
 
 /// The refund's transaction leaves the chain before it is deep: the same transaction (nonce,
 /// hash) is sent again, and the payer receives the refund once.
@@ -287,15 +281,7 @@ async fn reorged_out_refund(backend: &'static str) {
     app.stop().await;
 }
 
-#[tokio::test]
-async fn a_refund_reorged_out_is_sent_again_and_received_once_sqlite() {
-    reorged_out_refund("sqlite").await;
-}
-
-#[tokio::test]
-async fn a_refund_reorged_out_is_sent_again_and_received_once_postgres() {
-    reorged_out_refund("postgres").await;
-}
+on_both_backends!(a_refund_reorged_out_is_sent_again_and_received_once => reorged_out_refund);
 
 /// Per refund and per day: a refund over the one is refused when created, an approval past the
 /// other is refused with the day's total in its message, and the refund waits, claimed.
@@ -325,15 +311,7 @@ async fn refund_limits(backend: &'static str) {
     app.stop().await;
 }
 
-#[tokio::test]
-async fn the_refund_limits_refuse_with_a_clear_error_sqlite() {
-    refund_limits("sqlite").await;
-}
-
-#[tokio::test]
-async fn the_refund_limits_refuse_with_a_clear_error_postgres() {
-    refund_limits("postgres").await;
-}
+on_both_backends!(the_refund_limits_refuse_with_a_clear_error => refund_limits);
 
 /// SIGKILL of the process that sent a refund, the moment the payer's balance shows it (before
 /// it could record the receipt): the next process follows the same transaction, and the payer
@@ -359,7 +337,7 @@ async fn sigkill_after_sending(backend: &'static str) {
     assert_eq!(r.status(), 200);
     let r = http
         .post(format!("{}/admin/refunds/{id}/approve", server.base))
-        .bearer_auth("test-admin-token-0123456789")
+        .bearer_auth(crate::support::app::ADMIN_TOKEN)
         .send()
         .await
         .unwrap();
@@ -396,62 +374,18 @@ async fn sigkill_after_sending(backend: &'static str) {
     app.stop().await;
 }
 
-#[tokio::test]
-async fn a_sigkill_after_sending_leads_to_one_refund_sqlite() {
-    sigkill_after_sending("sqlite").await;
-}
-
-#[tokio::test]
-async fn a_sigkill_after_sending_leads_to_one_refund_postgres() {
-    sigkill_after_sending("postgres").await;
-}
+on_both_backends!(a_sigkill_after_sending_leads_to_one_refund => sigkill_after_sending);
 
 async fn refund_of_at(base: &str, fund: &Value) -> Value {
     let r = reqwest::Client::new()
         .post(format!("{base}/admin/funds/{}/refunds", fund["fund_id"].as_str().unwrap()))
-        .bearer_auth("test-admin-token-0123456789")
+        .bearer_auth(crate::support::app::ADMIN_TOKEN)
         .json(&json!({}))
         .send()
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
     r.json().await.unwrap()
-}
-
-/// The operator's Safe, played by a key of the test's own: gas and 100 of each token.
-pub(crate) async fn fund_safe(app: &TestApp, safe: &PrivateKeySigner) {
-    app.chain.deployer.anvil_set_balance(safe.address(), U256::from(10u64).pow(U256::from(19u64))).await.unwrap();
-    paywatch::devnet::fund(&app.chain.deployer, &app.chain.deployment, safe.address(), 100).await.unwrap();
-}
-
-/// `safe` sends `amount` USDT to `to`; its hash. `doomed`: the Safe is blacklisted first and the
-/// transfer left pending with automine off (its gas fixed: an estimate would refuse it), so it
-/// is recorded while pending and reverts once mined; the caller turns automine back on.
-pub(crate) async fn safe_sends(
-    app: &TestApp,
-    safe: &PrivateKeySigner,
-    to: Address,
-    amount: U256,
-    doomed: bool,
-) -> alloy::primitives::B256 {
-    let token = usdt(app);
-    let data = paywatch::chain::contracts::IERC20::transferCall { to, value: amount };
-    let mut request = alloy::rpc::types::TransactionRequest::default()
-        .to(token)
-        .input(alloy::primitives::Bytes::from(alloy::sol_types::SolCall::abi_encode(&data)).into());
-    if doomed {
-        let payer = paywatch::chain::contracts::MockUSDT::new(token, app.payer.clone());
-        payer.addBlackList(safe.address()).send().await.unwrap().get_receipt().await.unwrap();
-        app.chain.deployer.anvil_set_auto_mine(false).await.unwrap();
-        request = request.gas_limit(200_000);
-    }
-    let signer = paywatch::chain::rpc::signing_provider(&app.chain.anvil.rpc_url(), safe.clone()).unwrap();
-    let pending = signer.send_transaction(request).await.unwrap();
-    let hash = *pending.tx_hash();
-    if !doomed {
-        pending.get_receipt().await.unwrap();
-    }
-    hash
 }
 
 async fn sent_hash(app: &TestApp, refund_id: &str, hash: &str) -> (u16, Value) {
@@ -502,15 +436,7 @@ async fn external_signer(backend: &'static str) {
     app.stop().await;
 }
 
-#[tokio::test]
-async fn without_a_refund_key_an_external_signers_transaction_confirms_the_refund_sqlite() {
-    external_signer("sqlite").await;
-}
-
-#[tokio::test]
-async fn without_a_refund_key_an_external_signers_transaction_confirms_the_refund_postgres() {
-    external_signer("postgres").await;
-}
+on_both_backends!(without_a_refund_key_an_external_signers_transaction_confirms_the_refund => external_signer);
 
 /// A claim worth at most `auto_approve_usd` needs no operator: it is approved as claimed, sent
 /// and confirmed; one worth more waits, claimed.
@@ -534,15 +460,7 @@ async fn auto_approval(backend: &'static str) {
     app.stop().await;
 }
 
-#[tokio::test]
-async fn a_claim_under_the_auto_approval_amount_is_sent_without_an_operator_sqlite() {
-    auto_approval("sqlite").await;
-}
-
-#[tokio::test]
-async fn a_claim_under_the_auto_approval_amount_is_sent_without_an_operator_postgres() {
-    auto_approval("postgres").await;
-}
+on_both_backends!(a_claim_under_the_auto_approval_amount_is_sent_without_an_operator => auto_approval);
 
 /// Where a reorg and a refund meet: the wrong-token payment behind a refund not sent yet leaves
 /// the chain (deeper than the confirmations). The refund is cancelled (failed, saying why, and
@@ -581,15 +499,7 @@ async fn reorg_before_sending(backend: &'static str) {
     app.stop().await;
 }
 
-#[tokio::test]
-async fn a_refund_whose_money_a_reorg_takes_before_it_is_sent_is_cancelled_sqlite() {
-    reorg_before_sending("sqlite").await;
-}
-
-#[tokio::test]
-async fn a_refund_whose_money_a_reorg_takes_before_it_is_sent_is_cancelled_postgres() {
-    reorg_before_sending("postgres").await;
-}
+on_both_backends!(a_refund_whose_money_a_reorg_takes_before_it_is_sent_is_cancelled => reorg_before_sending);
 
 /// A refund already confirmed whose block a reorg deeper than the confirmations takes: the
 /// payer no longer has it, so it is `sent` again, the same transaction goes out, and the payer
@@ -621,15 +531,7 @@ async fn confirmed_refund_reorged_out(backend: &'static str) {
     app.stop().await;
 }
 
-#[tokio::test]
-async fn a_confirmed_refund_a_deeper_reorg_takes_is_sent_again_once_sqlite() {
-    confirmed_refund_reorged_out("sqlite").await;
-}
-
-#[tokio::test]
-async fn a_confirmed_refund_a_deeper_reorg_takes_is_sent_again_once_postgres() {
-    confirmed_refund_reorged_out("postgres").await;
-}
+on_both_backends!(a_confirmed_refund_a_deeper_reorg_takes_is_sent_again_once => confirmed_refund_reorged_out);
 
 /// Issue 35, measured: three 60 USD refunds claimed at the same instant under a 150 USD day,
 /// each under the 100 USD of auto-approval, through two processes. A trigger holds every
@@ -783,15 +685,7 @@ async fn ways_out(backend: &'static str) {
     app.stop().await;
 }
 
-#[tokio::test]
-async fn refunds_are_cancelled_rejected_and_their_claim_links_expire_sqlite() {
-    ways_out("sqlite").await;
-}
-
-#[tokio::test]
-async fn refunds_are_cancelled_rejected_and_their_claim_links_expire_postgres() {
-    ways_out("postgres").await;
-}
+on_both_backends!(refunds_are_cancelled_rejected_and_their_claim_links_expire => ways_out);
 
 /// Issue 35: a refund wallet with tokens and no coin for gas. The approved refund waits with
 /// the reason on it for the operator (not `sent` with a hash that never reaches the chain, and
@@ -825,15 +719,7 @@ async fn wallet_without_gas(backend: &'static str) {
     app.stop().await;
 }
 
-#[tokio::test]
-async fn a_wallet_without_gas_money_says_so_and_sends_once_funded_sqlite() {
-    wallet_without_gas("sqlite").await;
-}
-
-#[tokio::test]
-async fn a_wallet_without_gas_money_says_so_and_sends_once_funded_postgres() {
-    wallet_without_gas("postgres").await;
-}
+on_both_backends!(a_wallet_without_gas_money_says_so_and_sends_once_funded => wallet_without_gas);
 
 /// Issue 35: the refund job tries each refund on its own. With the first chain's RPC down, a
 /// refund on the second chain is sent and confirmed; the first chain's waits, approved, and
@@ -963,7 +849,7 @@ async fn a_destination_the_token_refuses_fails_the_refund_and_reopens_its_fund()
     let id = refund_of(&app, &overpaid, None).await["refund"]["refund_id"].as_str().unwrap().to_string();
     let blocked = PrivateKeySigner::random().address();
     let token = paywatch::chain::contracts::MockUSDT::new(usdt(&app), app.payer.clone());
-    token.blockRecipient(blocked).send().await.unwrap().get_receipt().await.unwrap();
+    token.blockRecipient(blocked).mined().await;
     assert_eq!(claim(&app, &id, &format!("{blocked:#x}")).await.0, 200);
     assert_eq!(approve(&app, &id).await.0, 200);
     let failed = wait_refund(&app, &id, "failed").await;

@@ -4,40 +4,19 @@ use std::str::FromStr;
 
 use alloy::primitives::{Address, B256, U256};
 use paywatch::money::PayMethod;
-use paywatch::store::apps::{AppSpec, AppStatus, get_app, insert_app, set_lifetime};
+use paywatch::store::apps::{AppStatus, get_app, insert_app, set_lifetime};
 use paywatch::store::catalog::{GoodsSpecification, SpecCell, SpecPicture};
 use paywatch::store::idempotency::{self, Claim};
-use paywatch::store::orders::{
-    CryptoTerms, NewOrder, OrderKind, OrderStatus, find_by_deposit_address, get_order, insert_order,
-};
+use paywatch::store::orders::{OrderStatus, find_by_deposit_address, get_order, insert_order};
 use paywatch::store::transfers::{self, Transfer};
 use paywatch::store::{Store, catalog, cursor, orders, teams};
 use rust_decimal::Decimal;
 
 use crate::support::db::TestDb;
-
-macro_rules! on_both_backends {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(#[tokio::test]
-            async fn $name() {
-                let db = crate::support::db::TestDb::by_backend("sqlite").await;
-                super::$name(&db.store).await;
-                db.cleanup().await;
-            })*
-        }
-        mod postgres {
-            $(#[tokio::test]
-            async fn $name() {
-                let db = crate::support::db::TestDb::by_backend("postgres").await;
-                super::$name(&db.store).await;
-                db.cleanup().await;
-            })*
-        }
-    };
-}
+use crate::support::db::{crypto_order, spec, team};
 
 on_both_backends!(
+    store:
     migrations_apply_again_without_change,
     a_key_finds_its_team_until_it_is_revoked,
     apps_and_orders_keep_exact_money_and_large_base_units,
@@ -57,45 +36,6 @@ on_both_backends!(
 
 fn d(s: &str) -> Decimal {
     Decimal::from_str(s).unwrap()
-}
-
-pub(crate) async fn team(store: &Store) -> String {
-    teams::create_team(store.pool(), "acme").await.unwrap().team_id
-}
-
-pub(crate) fn spec() -> AppSpec {
-    AppSpec {
-        name: "xyh421--boinc-5".into(),
-        cluster_id: "cls-a91a7dbc-1a23-42f6-a66f-876094349f03".into(),
-        chart_name: "boinc".into(),
-        custom_values: r#"[{"key":"ankrCustomValues.ncpu","value":"1"}]"#.into(),
-        cpu_limit: 1000,
-        mem_limit: 2000,
-        storage_limit: 20000,
-        ..Default::default()
-    }
-}
-
-pub(crate) fn crypto_order(team_id: &str, app_id: &str, deposit: Address, salt: u8) -> NewOrder {
-    NewOrder {
-        team_id: team_id.into(),
-        app_id: Some(app_id.into()),
-        kind: OrderKind::Create,
-        pay_method: PayMethod::AnkrErc20,
-        period_months: 3,
-        usd: d("33.30"),
-        amount: d("123456789.123456789123456789"),
-        crypto: Some(CryptoTerms {
-            amount_base: U256::from_str("123456789123456789123456789").unwrap(),
-            token_price_usd: d("0.025"),
-            token_address: Address::repeat_byte(0xaa),
-            chain_id: 31337,
-            salt: B256::repeat_byte(salt),
-            deposit_address: deposit,
-        }),
-        card_id: None,
-        expires_at: 1_900_000_000,
-    }
 }
 
 async fn migrations_apply_again_without_change(store: &Store) {

@@ -9,31 +9,15 @@ use paywatch::devnet::anvil::accounts;
 use paywatch::money::Token;
 use serde_json::{Value, json};
 
-use crate::chain_truth::wait_processed;
+use crate::support::admin::{admin, funds};
 use crate::support::app::{Options, TestApp, spawn_app};
 use crate::support::paywatch_beside_server;
-
-const ADMIN: &str = "test-admin-token-0123456789";
+use crate::support::watch::wait_processed;
 
 /// Orders raced at once in the concurrency tests, each apply holding a connection in its window.
 const RACES: usize = 20;
 /// A pool with room for every raced apply and the watcher.
 const ROOMY_POOL: (&str, &str) = ("[database]\n", "[database]\nmax_connections = 40\n");
-
-pub(crate) async fn admin(app: &TestApp, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
-    let mut r = app.http.request(method, format!("{}{path}", app.base)).bearer_auth(ADMIN);
-    if let Some(body) = body {
-        r = r.json(&body);
-    }
-    let r = r.send().await.unwrap();
-    (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))
-}
-
-pub(crate) async fn funds(app: &TestApp, query: &str) -> Vec<Value> {
-    let (status, body) = admin(app, reqwest::Method::GET, &format!("/admin/funds{query}"), None).await;
-    assert_eq!(status, 200, "{body}");
-    body["funds"].as_array().unwrap().clone()
-}
 
 /// Runs the expiry job as the scheduler would, by the chain's clock.
 async fn run_expiry(app: &TestApp) {
@@ -170,15 +154,7 @@ async fn stray_funds_are_listed_swept_and_applied(backend: &'static str) {
     app.stop().await;
 }
 
-#[tokio::test]
-async fn stray_funds_are_listed_swept_and_applied_sqlite() {
-    stray_funds_are_listed_swept_and_applied("sqlite").await;
-}
-
-#[tokio::test]
-async fn stray_funds_are_listed_swept_and_applied_postgres() {
-    stray_funds_are_listed_swept_and_applied("postgres").await;
-}
+on_both_backends!(stray_funds_are_listed_swept_and_applied);
 
 /// Issue 26, item 5: an order paid in part and also sent another token expires; once its late
 /// window closes its partial payment is listed, beside the wrong-token fund it already had (an
@@ -218,15 +194,7 @@ async fn a_partial_beside_a_wrong_token_fund_is_listed_when_the_window_closes(ba
     app.stop().await;
 }
 
-#[tokio::test]
-async fn a_partial_beside_a_wrong_token_fund_is_listed_when_the_window_closes_sqlite() {
-    a_partial_beside_a_wrong_token_fund_is_listed_when_the_window_closes("sqlite").await;
-}
-
-#[tokio::test]
-async fn a_partial_beside_a_wrong_token_fund_is_listed_when_the_window_closes_postgres() {
-    a_partial_beside_a_wrong_token_fund_is_listed_when_the_window_closes("postgres").await;
-}
+on_both_backends!(a_partial_beside_a_wrong_token_fund_is_listed_when_the_window_closes);
 
 /// Issue 26, item 3 (PostgreSQL): two stray funds applied to one order at the same moment, each
 /// less than the order and both together more. A trigger holds each apply open between its fund
@@ -340,15 +308,7 @@ async fn funds_applied_to_an_order_that_closes_unpaid_are_unattributed_again(bac
     app.stop().await;
 }
 
-#[tokio::test]
-async fn funds_applied_to_an_order_that_closes_unpaid_are_unattributed_again_sqlite() {
-    funds_applied_to_an_order_that_closes_unpaid_are_unattributed_again("sqlite").await;
-}
-
-#[tokio::test]
-async fn funds_applied_to_an_order_that_closes_unpaid_are_unattributed_again_postgres() {
-    funds_applied_to_an_order_that_closes_unpaid_are_unattributed_again("postgres").await;
-}
+on_both_backends!(funds_applied_to_an_order_that_closes_unpaid_are_unattributed_again);
 
 /// Until all RACES applies sleep in their trigger on an `UPDATE <table>`: each inside its window.
 async fn all_in_their_window(app: &TestApp, table: &str) {
@@ -572,15 +532,7 @@ async fn a_fund_whose_money_a_reorg_takes_is_taken_back_from_the_order_it_paid(b
     app.stop().await;
 }
 
-#[tokio::test]
-async fn a_fund_whose_money_a_reorg_takes_is_taken_back_from_the_order_it_paid_sqlite() {
-    a_fund_whose_money_a_reorg_takes_is_taken_back_from_the_order_it_paid("sqlite").await;
-}
-
-#[tokio::test]
-async fn a_fund_whose_money_a_reorg_takes_is_taken_back_from_the_order_it_paid_postgres() {
-    a_fund_whose_money_a_reorg_takes_is_taken_back_from_the_order_it_paid("postgres").await;
-}
+on_both_backends!(a_fund_whose_money_a_reorg_takes_is_taken_back_from_the_order_it_paid);
 
 /// Issue 26, item 11: stray-fund lateness is judged by the chain's clock. The chain runs 2 hours
 /// ahead of the host: an order's late window (0 here) has closed by the chain's clock though not
@@ -618,12 +570,4 @@ async fn stray_lateness_follows_the_chains_clock_not_the_hosts(backend: &'static
     app.stop().await;
 }
 
-#[tokio::test]
-async fn stray_lateness_follows_the_chains_clock_not_the_hosts_sqlite() {
-    stray_lateness_follows_the_chains_clock_not_the_hosts("sqlite").await;
-}
-
-#[tokio::test]
-async fn stray_lateness_follows_the_chains_clock_not_the_hosts_postgres() {
-    stray_lateness_follows_the_chains_clock_not_the_hosts("postgres").await;
-}
+on_both_backends!(stray_lateness_follows_the_chains_clock_not_the_hosts);

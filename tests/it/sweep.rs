@@ -8,6 +8,7 @@ use paywatch::money::Token;
 use serde_json::Value;
 
 use crate::support::app::{Options, TestApp, spawn_app};
+use crate::support::chain::Mined;
 use crate::support::paywatch_beside_server;
 
 fn signer_config() -> String {
@@ -137,7 +138,7 @@ async fn one_blacklisted_address_in_ten(backend: &'static str) {
         app.wait_order(order_id, 30, |o| o["status"] == "paid").await;
     }
     let (_, bad, bad_amount) = paid[3].clone();
-    MockUSDT::new(usdt, app.payer.clone()).addBlackList(bad).send().await.unwrap().get_receipt().await.unwrap();
+    MockUSDT::new(usdt, app.payer.clone()).addBlackList(bad).mined().await;
     let treasury_before = app.chain.balance_of(usdt, app.chain.treasury).await;
 
     let report = sweep(&app).await;
@@ -165,7 +166,7 @@ async fn one_blacklisted_address_in_ten(backend: &'static str) {
     assert!(rows.iter().all(|(state, _)| state == "failed"), "{rows:?}");
 
     // Unblacklisted, and the stuck address's retry time has come (its failures made 7 h ago).
-    MockUSDT::new(usdt, app.payer.clone()).removeBlackList(bad).send().await.unwrap().get_receipt().await.unwrap();
+    MockUSDT::new(usdt, app.payer.clone()).removeBlackList(bad).mined().await;
     sqlx::query("UPDATE sweeps SET created_at = created_at - 7 * 3600 WHERE state = 'failed'")
         .execute(app.db.store.pool())
         .await
@@ -178,15 +179,7 @@ async fn one_blacklisted_address_in_ten(backend: &'static str) {
     app.stop().await;
 }
 
-#[tokio::test]
-async fn one_blacklisted_address_in_ten_does_not_block_the_other_nine_sqlite() {
-    one_blacklisted_address_in_ten("sqlite").await;
-}
-
-#[tokio::test]
-async fn one_blacklisted_address_in_ten_does_not_block_the_other_nine_postgres() {
-    one_blacklisted_address_in_ten("postgres").await;
-}
+on_both_backends!(one_blacklisted_address_in_ten_does_not_block_the_other_nine => one_blacklisted_address_in_ten);
 
 /// A sweep is pending until `confirmations` deep; one a reorg takes out is dropped, the address
 /// is swept again, and the treasury receives the money once.
@@ -225,15 +218,7 @@ async fn a_reorged_sweep(backend: &'static str) {
     app.stop().await;
 }
 
-#[tokio::test]
-async fn a_sweep_reorged_out_is_pending_again_and_swept_again_once_sqlite() {
-    a_reorged_sweep("sqlite").await;
-}
-
-#[tokio::test]
-async fn a_sweep_reorged_out_is_pending_again_and_swept_again_once_postgres() {
-    a_reorged_sweep("postgres").await;
-}
+on_both_backends!(a_sweep_reorged_out_is_pending_again_and_swept_again_once => a_reorged_sweep);
 
 /// Runs never overlap across processes: while another holds the sweep's lease, `paywatch
 /// sweep` does nothing and says so; once it is free, the sweep runs.
@@ -295,12 +280,4 @@ async fn a_confirmed_sweep_reorged_out(backend: &'static str) {
     app.stop().await;
 }
 
-#[tokio::test]
-async fn a_confirmed_sweep_a_deeper_reorg_takes_is_swept_again_once_sqlite() {
-    a_confirmed_sweep_reorged_out("sqlite").await;
-}
-
-#[tokio::test]
-async fn a_confirmed_sweep_a_deeper_reorg_takes_is_swept_again_once_postgres() {
-    a_confirmed_sweep_reorged_out("postgres").await;
-}
+on_both_backends!(a_confirmed_sweep_a_deeper_reorg_takes_is_swept_again_once => a_confirmed_sweep_reorged_out);

@@ -10,10 +10,11 @@ use paywatch::devnet::anvil::free_port;
 use paywatch::money::Token;
 use paywatch::payments::calendar::add_months;
 
-use crate::chain_truth::{thirty_payments_on, wait_processed};
 use crate::support::app::{Options, TestApp, spawn_app};
 use crate::support::process::ServeProcess;
 use crate::support::rpc_proxy::{Mode, RpcProxy};
+use crate::support::thirty_payments::thirty_payments_on;
+use crate::support::watch::wait_processed;
 use crate::support::write_file;
 
 async fn thirty_payments_through(mode: Mode, lag: u64, backend: &'static str) {
@@ -229,12 +230,4 @@ async fn a_restart_300_blocks_behind_a_split_log_pool_100_behind(backend: &'stat
     app.stop().await;
 }
 
-#[tokio::test]
-async fn a_restart_300_blocks_behind_a_split_log_pool_100_behind_credits_each_payment_once_sqlite() {
-    a_restart_300_blocks_behind_a_split_log_pool_100_behind("sqlite").await;
-}
-
-#[tokio::test]
-async fn a_restart_300_blocks_behind_a_split_log_pool_100_behind_credits_each_payment_once_postgres() {
-    a_restart_300_blocks_behind_a_split_log_pool_100_behind("postgres").await;
-}
+on_both_backends!(a_restart_300_blocks_behind_a_split_log_pool_100_behind_credits_each_payment_once => a_restart_300_blocks_behind_a_split_log_pool_100_behind);

@@ -67,7 +67,7 @@ async fn a_400_is_not_retried_and_can_be_redelivered_by_the_admin() {
     assert_eq!(first.answered, 400);
     assert_eq!(receiver.seen().iter().filter(|r| r.event_id == first.event_id).count(), 1, "no retry after a 400");
 
-    let admin = |req: reqwest::RequestBuilder| req.bearer_auth("test-admin-token-0123456789");
+    let admin = |req: reqwest::RequestBuilder| req.bearer_auth(crate::support::app::ADMIN_TOKEN);
     let list: Value =
         admin(app.http.get(format!("{}/admin/webhooks", app.base))).send().await.unwrap().json().await.unwrap();
     let failed: Vec<&Value> =
@@ -118,7 +118,7 @@ async fn deliveries(app: &crate::support::app::TestApp) -> Vec<Value> {
     let r = app
         .http
         .get(format!("{}/admin/webhooks", app.base))
-        .bearer_auth("test-admin-token-0123456789")
+        .bearer_auth(crate::support::app::ADMIN_TOKEN)
         .send()
         .await
         .unwrap();
@@ -170,7 +170,7 @@ async fn a_redelivered_event_is_retried_after_a_transient_failure() {
     let r = app
         .http
         .post(format!("{}/admin/webhooks/{event_id}/redeliver", app.base))
-        .bearer_auth("test-admin-token-0123456789")
+        .bearer_auth(crate::support::app::ADMIN_TOKEN)
         .send()
         .await
         .unwrap();
@@ -352,7 +352,7 @@ async fn the_deprecated_paywatch_signature_is_sent_when_configured() {
 
 /// Delivery passes held back because the endpoint is disabled (this process's counter).
 async fn held_passes(app: &crate::support::app::TestApp) -> f64 {
-    let scrape = crate::metrics::scrape(app).await;
+    let scrape = crate::support::metrics::scrape(app).await;
     scrape
         .samples
         .iter()
@@ -398,12 +398,12 @@ async fn a_410_disables_the_endpoint_until_the_console_re_enables_it() {
 
     // The console shows it and re-enables it.
     let browser = crate::support::browser::Browser::start(1280, 900).await;
-    crate::console::signed_in(&browser, &app).await;
+    crate::support::browser::signed_in(&browser, &app).await;
     browser.client.goto(&format!("{}/console/webhooks", app.base)).await.unwrap();
-    let alert = crate::console::find(&browser, "#endpoint-disabled").await;
+    let alert = crate::support::browser::find(&browser, "#endpoint-disabled").await;
     assert!(alert.text().await.unwrap().contains("410 Gone"));
     crate::support::browser::accessible(&browser, "webhooks with the endpoint disabled").await;
-    crate::console::find(&browser, "#endpoint-disabled button").await.click().await.unwrap();
+    crate::support::browser::find(&browser, "#endpoint-disabled button").await.click().await.unwrap();
     let delivered = receiver.wait_delivered(4).await;
     let types: Vec<String> = delivered
         .iter()
@@ -417,6 +417,6 @@ async fn a_410_disables_the_endpoint_until_the_console_re_enables_it() {
 
 async fn admin_get(app: &crate::support::app::TestApp, path: &str) -> (u16, Value) {
     let r =
-        app.http.get(format!("{}{path}", app.base)).bearer_auth("test-admin-token-0123456789").send().await.unwrap();
+        app.http.get(format!("{}{path}", app.base)).bearer_auth(crate::support::app::ADMIN_TOKEN).send().await.unwrap();
     (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))
 }

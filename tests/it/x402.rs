@@ -12,6 +12,7 @@ use paywatch::chain::contracts::MockUSDT0;
 use serde_json::Value;
 
 use crate::support::app::{Options, TestApp, spawn_app};
+use crate::support::chain::Mined;
 
 const BASE_SEPOLIA: u64 = 84_532;
 
@@ -63,14 +64,7 @@ async fn pays_with_the_x402_client(backend: &'static str) {
     let (_, order_id, address, owed) = app.create_crypto_app("USDT_ERC20", 1).await;
     let usdt0: Address = app.l2().deployment.tokens[&paywatch::devnet::L2_USDT0];
     let payer = PrivateKeySigner::random();
-    MockUSDT0::new(usdt0, app.l2().deployer.clone())
-        .mint(payer.address(), owed)
-        .send()
-        .await
-        .unwrap()
-        .get_receipt()
-        .await
-        .unwrap();
+    MockUSDT0::new(usdt0, app.l2().deployer.clone()).mint(payer.address(), owed).mined().await;
 
     let order = app.order(&order_id).await;
     let path = order["x402_url"].as_str().unwrap_or_else(|| panic!("the order names its x402 link: {order:#}"));
@@ -108,15 +102,7 @@ async fn pays_with_the_x402_client(backend: &'static str) {
     app.stop().await;
 }
 
-#[tokio::test]
-async fn the_x402_client_pays_an_order_sqlite() {
-    pays_with_the_x402_client("sqlite").await;
-}
-
-#[tokio::test]
-async fn the_x402_client_pays_an_order_postgres() {
-    pays_with_the_x402_client("postgres").await;
-}
+on_both_backends!(the_x402_client_pays_an_order => pays_with_the_x402_client);
 
 /// A bad X-PAYMENT answers 402 with the reason and the requirements; nothing is sent.
 #[tokio::test]

@@ -2,7 +2,7 @@
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use maud::{DOCTYPE, Markup, html};
+use maud::{Markup, html};
 use time::OffsetDateTime;
 
 use super::session::Operator;
@@ -19,43 +19,37 @@ const SECTIONS: [(&str, &str); 6] = [
 
 /// A whole page; `current` is the navigation entry it belongs to.
 pub fn page(operator: Option<&Operator>, current: &str, title: &str, body: Markup) -> Markup {
-    html! {
-        (DOCTYPE)
-        html lang="en" {
-            head {
-                meta charset="utf-8";
-                meta name="viewport" content="width=device-width, initial-scale=1";
-                title { (title) " · paywatch console" }
-                link rel="stylesheet" href="/console/assets/console.css";
-                script src="/console/assets/console.js" defer {}
-            }
-            body {
-                header class="top" {
-                    span class="brand" { "paywatch" }
-                    @if let Some(op) = operator {
-                        nav aria-label="Console sections" {
-                            ul {
-                                @for (href, name) in SECTIONS {
-                                    li {
-                                        @if href == current {
-                                            a href=(href) aria-current="page" { (name) }
-                                        } @else {
-                                            a href=(href) { (name) }
-                                        }
-                                    }
+    let header = html! {
+        header class="top" {
+            span class="brand" { "paywatch" }
+            @if let Some(op) = operator {
+                nav aria-label="Console sections" {
+                    ul {
+                        @for (href, name) in SECTIONS {
+                            li {
+                                @if href == current {
+                                    a href=(href) aria-current="page" { (name) }
+                                } @else {
+                                    a href=(href) { (name) }
                                 }
                             }
                         }
-                        form method="post" action="/console/sign-out" class="sign-out" {
-                            (csrf_field(op))
-                            button type="submit" { "Sign out" }
-                        }
                     }
                 }
-                main id="main" { h1 { (title) } (body) }
+                form method="post" action="/console/sign-out" class="sign-out" {
+                    (csrf_field(op))
+                    button type="submit" { "Sign out" }
+                }
             }
         }
-    }
+    };
+    let frame = crate::api::page::Shell {
+        site: "paywatch console",
+        stylesheet: "/console/assets/console.css",
+        script: Some("/console/assets/console.js"),
+        header: Some(header),
+    };
+    crate::api::page::shell(frame, title, body)
 }
 
 pub fn csrf_field(op: &Operator) -> Markup {
@@ -104,14 +98,4 @@ pub fn error_page(operator: Option<&Operator>, e: ApiError) -> Response {
 /// A short notice page (an action's outcome) with a link on.
 pub fn notice(operator: &Operator, current: &str, title: &str, body: Markup) -> Response {
     (StatusCode::OK, page(Some(operator), current, title, body)).into_response()
-}
-
-/// Percent-encodes a query value (everything but unreserved characters).
-pub fn encode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }

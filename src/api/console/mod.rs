@@ -4,6 +4,7 @@
 //! functions the admin API uses and act through the same handlers' logic.
 
 mod chart;
+mod encoding;
 mod funds;
 mod layout;
 mod orders;
@@ -34,8 +35,9 @@ use layout::page;
 pub use session::Operator;
 
 /// Scripts, styles and images from paywatch only; no inline script; forms post here only.
-const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
-    connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+fn console_csp() -> String {
+    crate::api::page::Csp { scripts: true, images: true, connect: true, forms: true }.header_value()
+}
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -60,7 +62,10 @@ pub fn routes() -> Router<AppState> {
         .route("/console/exports/{name}", get(funds::export))
         .route("/console/assets/console.css", get(style))
         .route("/console/assets/console.js", get(script))
-        .layer(SetResponseHeaderLayer::overriding(CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP)))
+        .layer(SetResponseHeaderLayer::overriding(
+            CONTENT_SECURITY_POLICY,
+            HeaderValue::from_str(&console_csp()).expect("a CSP is a header value"),
+        ))
         .layer(SetResponseHeaderLayer::overriding(
             axum::http::header::X_CONTENT_TYPE_OPTIONS,
             HeaderValue::from_static("nosniff"),

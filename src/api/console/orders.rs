@@ -8,7 +8,8 @@ use serde::Deserialize;
 use time::Date;
 use time::macros::format_description;
 
-use super::layout::{encode, error_page, page, when};
+use super::encoding::encode;
+use super::layout::{error_page, page, when};
 use super::{Operator, webhooks};
 use crate::api::AppState;
 use crate::api::error::ApiError;
@@ -54,7 +55,7 @@ impl ListQuery {
         }
         let pay_method = given(&self.pay_method);
         if let Some(m) = &pay_method {
-            crate::api::apps::parse_pay_method(&state.config, "pay_method", m)?;
+            crate::api::types::pay_method(&state.config, "pay_method", m)?;
         }
         let after = match given(&self.after) {
             None => None,

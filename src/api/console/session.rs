@@ -115,7 +115,7 @@ impl Operator {
 /// See-other to the sign-in page, remembering where the operator was going.
 pub fn to_sign_in(parts: &Parts) -> Response {
     let next = parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/console");
-    let target = format!("{SIGN_IN}?next={}", super::layout::encode(next));
+    let target = format!("{SIGN_IN}?next={}", super::encoding::encode(next));
     (StatusCode::SEE_OTHER, [(LOCATION, target)]).into_response()
 }
 

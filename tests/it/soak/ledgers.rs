@@ -137,7 +137,7 @@ async fn sweeps(soak: &mut Soak) -> Result<(), Violation> {
                         &format!(
                             "SELECT tx_hash, state, expected_base, moved_base, block_number, block_hash FROM sweeps \
                              WHERE chain_id = {chain_id} AND deposit_address = '{}'",
-                            paywatch::store::orders::address_text(address)
+                            paywatch::store::columns::address_text(address)
                         ),
                     )
                     .await;

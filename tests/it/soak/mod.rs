@@ -26,7 +26,7 @@ use crate::support::process::ServeProcess;
 use crate::support::rpc_proxy::Mode;
 use crate::support::webhook_receiver::{Receiver, webhook_config};
 
-const ADMIN_TOKEN: &str = "test-admin-token-0123456789";
+use crate::support::app::ADMIN_TOKEN;
 /// The first chain's depth (a reorg of up to 5 blocks goes within and beyond it) and the second's.
 const CONFIRMATIONS: u64 = 3;
 const L2_CONFIRMATIONS: u64 = 2;

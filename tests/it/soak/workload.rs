@@ -9,6 +9,7 @@ use serde_json::json;
 
 use super::{Soak, SoakOrder};
 use crate::support::app::{create_app_body, pay_on};
+use crate::support::chain::Mined;
 
 const PAY_METHODS: [&str; 2] = ["ANKR_ERC20", "USDT_ERC20"];
 
@@ -244,7 +245,7 @@ async fn several_in_one_transaction(soak: &mut Soak, index: usize, pick: u64, pa
     )
     .unwrap();
     let token = paywatch::chain::contracts::MockERC20::new(soak.app.chain.token(Token::AnkrErc20), signer);
-    let receipt = token.multiTransfer(to, amounts).send().await.unwrap().get_receipt().await.unwrap();
+    let receipt = token.multiTransfer(to, amounts).mined().await;
     assert!(receipt.status(), "multiTransfer succeeded");
     soak.count("payment: several in one transaction");
 }

@@ -19,6 +19,9 @@ use super::db::TestDb;
 use super::rpc_proxy::{Mode, RpcProxy};
 use super::write_file;
 
+/// The admin token of every test config.
+pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789";
+
 pub struct TestApp {
     pub base: String,
     pub team_id: String,
@@ -113,7 +116,7 @@ pub fn config_text(
         deployment: &chain.deployment,
         treasury: chain.treasury,
         chainlink_max_age: options.chainlink_max_age,
-        admin_token: "test-admin-token-0123456789".into(),
+        admin_token: ADMIN_TOKEN.into(),
         signer_key: None,
         more_chains,
         extra: if options.gasless {

@@ -3,8 +3,10 @@
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use fantoccini::{Client, ClientBuilder};
+use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::{Value, json};
+
+use super::app::{ADMIN_TOKEN, TestApp};
 
 pub struct Browser {
     pub client: Client,
@@ -101,5 +103,38 @@ pub async fn accessible(browser: &Browser, what: &str) {
 impl Drop for Browser {
     fn drop(&mut self) {
         let _ = self.driver.kill();
+    }
+}
+
+pub async fn find(browser: &Browser, css: &str) -> fantoccini::elements::Element {
+    match browser.client.wait().at_most(Duration::from_secs(20)).for_element(Locator::Css(css)).await {
+        Ok(el) => el,
+        Err(e) => panic!("{css} on {}: {e}", path(browser).await),
+    }
+}
+
+/// Signs in with the admin token and waits for the session cookie (the form's answer sets it;
+/// a page opened before that would be sent back to sign-in).
+pub async fn signed_in(browser: &Browser, app: &TestApp) {
+    sign_in(browser, app, ADMIN_TOKEN).await;
+    let started = Instant::now();
+    while browser.client.get_named_cookie("paywatch_console").await.is_err() {
+        assert!(started.elapsed() < Duration::from_secs(20), "no session after signing in");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+pub async fn sign_in(browser: &Browser, app: &TestApp, token: &str) {
+    browser.client.goto(&format!("{}/console/sign-in", app.base)).await.unwrap();
+    find(browser, "#token").await.send_keys(token).await.unwrap();
+    find(browser, "form.sign-in button").await.click().await.unwrap();
+}
+
+/// The page's path and query.
+pub async fn path(browser: &Browser) -> String {
+    let url = browser.client.current_url().await.unwrap();
+    match url.query() {
+        Some(q) => format!("{}?{q}", url.path()),
+        None => url.path().to_string(),
     }
 }

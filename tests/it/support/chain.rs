@@ -59,3 +59,14 @@ impl TestChain {
             .expect("balanceOf answers")
     }
 }
+
+/// A contract call sent and waited for: the test's transaction must land (`.mined().await`).
+pub trait Mined {
+    fn mined(self) -> impl std::future::Future<Output = alloy::rpc::types::TransactionReceipt>;
+}
+
+impl<P: alloy::providers::Provider, D: alloy::contract::CallDecoder> Mined for alloy::contract::CallBuilder<P, D> {
+    async fn mined(self) -> alloy::rpc::types::TransactionReceipt {
+        self.send().await.unwrap().get_receipt().await.unwrap()
+    }
+}

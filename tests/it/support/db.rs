@@ -1,7 +1,14 @@
 //! Fresh databases for tests: a SQLite file in a temp folder, or a new PostgreSQL database
 //! on the server named by PAYWATCH_TEST_POSTGRES (default: the local trust-auth server).
 
-use paywatch::store::Store;
+use std::str::FromStr;
+
+use alloy::primitives::{Address, B256, U256};
+use paywatch::money::PayMethod;
+use paywatch::store::apps::AppSpec;
+use paywatch::store::orders::{CryptoTerms, NewOrder, OrderKind};
+use paywatch::store::{Store, teams};
+use rust_decimal::Decimal;
 
 pub const DEFAULT_POSTGRES: &str = "postgres://postgres@127.0.0.1:5432/postgres";
 
@@ -87,4 +94,46 @@ pub async fn deposits_for_order(store: &paywatch::store::Store, order_id: &str) 
         .fetch_one(store.pool())
         .await
         .unwrap()
+}
+
+/// A team for store-level tests.
+pub async fn team(store: &Store) -> String {
+    teams::create_team(store.pool(), "acme").await.unwrap().team_id
+}
+
+/// An app's spec as the seed's example has it.
+pub fn spec() -> AppSpec {
+    AppSpec {
+        name: "xyh421--boinc-5".into(),
+        cluster_id: "cls-a91a7dbc-1a23-42f6-a66f-876094349f03".into(),
+        chart_name: "boinc".into(),
+        custom_values: r#"[{"key":"ankrCustomValues.ncpu","value":"1"}]"#.into(),
+        cpu_limit: 1000,
+        mem_limit: 2000,
+        storage_limit: 20000,
+        ..Default::default()
+    }
+}
+
+/// A 3-month ANKR order of `team_id`'s app at `deposit` (salt `salt`).
+pub fn crypto_order(team_id: &str, app_id: &str, deposit: Address, salt: u8) -> NewOrder {
+    NewOrder {
+        team_id: team_id.into(),
+        app_id: Some(app_id.into()),
+        kind: OrderKind::Create,
+        pay_method: PayMethod::AnkrErc20,
+        period_months: 3,
+        usd: Decimal::from_str("33.30").unwrap(),
+        amount: Decimal::from_str("123456789.123456789123456789").unwrap(),
+        crypto: Some(CryptoTerms {
+            amount_base: U256::from_str("123456789123456789123456789").unwrap(),
+            token_price_usd: Decimal::from_str("0.025").unwrap(),
+            token_address: Address::repeat_byte(0xaa),
+            chain_id: 31337,
+            salt: B256::repeat_byte(salt),
+            deposit_address: deposit,
+        }),
+        card_id: None,
+        expires_at: 1_900_000_000,
+    }
 }

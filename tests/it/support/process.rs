@@ -1,4 +1,5 @@
-//! `paywatch serve` as a separate process, for tests that kill it.
+//! `paywatch serve` and `paywatch devnet` as separate processes, for tests that kill them or
+//! talk to them as a newcomer would.
 
 use std::path::Path;
 use std::process::Stdio;
@@ -69,5 +70,55 @@ impl ServeProcess {
     pub async fn kill9(mut self) {
         self.child.start_kill().unwrap();
         self.child.wait().await.unwrap();
+    }
+}
+
+/// `paywatch devnet` in `dir` (free ports), once its devnet.json is written; returned with it.
+pub struct Devnet {
+    pub child: Child,
+}
+
+pub async fn spawn_devnet(dir: &Path) -> (Devnet, Value) {
+    let child = Command::new(env!("CARGO_BIN_EXE_paywatch"))
+        .args(["devnet", "--port", "0", "--anvil-port", "0", "--dir"])
+        .arg(dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("paywatch devnet starts");
+    let mut devnet = Devnet { child };
+    let info_path = dir.join("devnet.json");
+    let info = super::eventually("devnet.json written", Duration::from_secs(120), Duration::from_millis(200), || {
+        assert!(devnet.child.try_wait().unwrap().is_none(), "devnet exited before writing devnet.json");
+        // Written in one call once the API listens: a partial read is retried.
+        let read = std::fs::read_to_string(&info_path).ok().and_then(|t| serde_json::from_str::<Value>(&t).ok());
+        async move { read }
+    })
+    .await;
+    (devnet, info)
+}
+
+impl Devnet {
+    /// SIGTERM (the devnet stops its anvils with it); waits for the exit.
+    pub async fn stop(mut self) -> std::process::ExitStatus {
+        self.terminate();
+        tokio::time::timeout(Duration::from_secs(20), self.child.wait()).await.expect("devnet stops").unwrap()
+    }
+
+    fn terminate(&self) {
+        if let Some(pid) = self.child.id() {
+            unsafe { libc::kill(pid as i32, libc::SIGTERM) };
+        }
+    }
+}
+
+impl Drop for Devnet {
+    /// A failing test still stops the anvils: SIGTERM, never SIGKILL (which would orphan them).
+    fn drop(&mut self) {
+        self.terminate();
+        let started = Instant::now();
+        while self.child.try_wait().ok().flatten().is_none() && started.elapsed() < Duration::from_secs(20) {
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
 }
