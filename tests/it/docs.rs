@@ -72,6 +72,36 @@ fn every_metric_is_documented() {
     assert!(missing.is_empty(), "metrics in the code that no doc names: {missing:?}");
 }
 
+/// The webhook event types the code emits: string literals `"order.…"`, `"app.…"`, `"funds.…"`,
+/// `"payment.…"` and `"refund.…"` in `src/`.
+fn event_types() -> Vec<String> {
+    let mut files = Vec::new();
+    rust_files(&root().join("src"), &mut files);
+    let mut types = Vec::new();
+    for file in files {
+        let text = std::fs::read_to_string(&file).unwrap();
+        for piece in text.split('"').skip(1).step_by(2) {
+            let Some((kind, name)) = piece.split_once('.') else { continue };
+            let known = ["order", "app", "funds", "payment", "refund"].contains(&kind);
+            if known && !name.is_empty() && name.chars().all(|c| c.is_ascii_lowercase() || c == '_') {
+                types.push(piece.to_string());
+            }
+        }
+    }
+    types.sort();
+    types.dedup();
+    types
+}
+
+#[test]
+fn every_event_type_is_in_the_api_doc() {
+    let types = event_types();
+    assert!(types.len() >= 10 && types.contains(&"order.stock_short".to_string()), "the reader finds them: {types:?}");
+    let api = std::fs::read_to_string(root().join("docs/API.md")).unwrap();
+    let missing: Vec<&String> = types.iter().filter(|t| !api.contains(&format!("`{t}`"))).collect();
+    assert!(missing.is_empty(), "event types the code emits that docs/API.md does not name: {missing:?}");
+}
+
 /// Every key the config structs accept (`deny_unknown_fields` structs and enums of
 /// `src/config/`), as `(type, key)`; the top-level `Config`'s keys are its sections.
 fn config_keys() -> Vec<(String, String)> {

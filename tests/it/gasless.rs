@@ -181,6 +181,35 @@ async fn each_bad_authorization_is_refused_by_name_and_nothing_is_sent() {
     let now = chain_time(&app).await;
     let late_end = order["expires_at"].as_i64().unwrap() as u64 + 24 * 3_600;
 
+    // Used elsewhere: someone else submitted this authorization to the token first. It pays
+    // the order 1 base unit: once the watcher has confirmed it, every case below is built against
+    // what then remains (were it seen mid-way, a case would fail on the amount first).
+    let used = authorization(&app, &payer, address, 1).await;
+    let sig = {
+        let domain = Eip712Domain::new(
+            Some("USDT0".into()),
+            Some("1".into()),
+            Some(U256::from(paywatch::devnet::L2_CHAIN_ID)),
+            Some(usdt0(&app)),
+            None,
+        );
+        payer.sign_hash_sync(&used.eip712_signing_hash(&domain)).unwrap()
+    };
+    MockUSDT0::new(usdt0(&app), app.l2().deployer.clone())
+        .transferWithAuthorization_0(
+            used.from,
+            used.to,
+            used.value,
+            used.validAfter,
+            used.validBefore,
+            used.nonce,
+            sig.as_bytes().to_vec().into(),
+        )
+        .mined()
+        .await;
+    let counted = |o: &Value| o["payments"].as_array().is_some_and(|p| p.len() == 1 && p[0]["state"] == "confirmed");
+    app.wait_order(&order_id, 30, counted).await;
+    let owed = owed - 1;
     let mut cases: Vec<(&str, Value, u16, &str)> = Vec::new();
     let good = authorization(&app, &payer, address, owed).await;
     let mut wrong_to = good.clone();
@@ -209,30 +238,6 @@ async fn each_bad_authorization_is_refused_by_name_and_nothing_is_sent() {
     let mut broken = body(&app, &good, &payer);
     broken["signature"] = json!("0x1234");
     cases.push(("a signature that is not 65 bytes", broken, 422, "signature"));
-    // Used elsewhere: someone else submitted this authorization to the token first.
-    let used = authorization(&app, &payer, address, 1).await;
-    let sig = {
-        let domain = Eip712Domain::new(
-            Some("USDT0".into()),
-            Some("1".into()),
-            Some(U256::from(paywatch::devnet::L2_CHAIN_ID)),
-            Some(usdt0(&app)),
-            None,
-        );
-        payer.sign_hash_sync(&used.eip712_signing_hash(&domain)).unwrap()
-    };
-    MockUSDT0::new(usdt0(&app), app.l2().deployer.clone())
-        .transferWithAuthorization_0(
-            used.from,
-            used.to,
-            used.value,
-            used.validAfter,
-            used.validBefore,
-            used.nonce,
-            sig.as_bytes().to_vec().into(),
-        )
-        .mined()
-        .await;
     cases.push(("a used nonce", body(&app, &used, &payer), 409, "authorization.nonce"));
 
     for (what, request, want, field) in cases {
