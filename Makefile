@@ -47,7 +47,7 @@ bench: tools
 bench-scale: tools postgres
 	$(CARGO) bench --locked --bench scale
 
-## anvil (and solc, for `make contracts`) from npm, pinned by tools/package-lock.json.
+## anvil and cast (and solc, for `make contracts`) from npm, pinned by tools/package-lock.json.
 tools: $(ANVIL)
 
 $(ANVIL): $(TOOLS)/package.json $(TOOLS)/package-lock.json

@@ -11,9 +11,9 @@ use alloy::signers::local::PrivateKeySigner;
 use paywatch::money::Token;
 use serde_json::{Value, json};
 
-use crate::support::admin::{admin, funds};
-use crate::support::admin::{fund_safe, safe_sends};
+use crate::support::admin::{admin, fund_safe, funds, safe_sends};
 use crate::support::app::{Options, TestApp, spawn_app};
+use crate::support::browser::{find, signed_in};
 use crate::support::chain::Mined;
 
 const USDT: u64 = 1_000_000;
@@ -120,20 +120,12 @@ async fn refunds_through_claim_links(backend: &'static str) {
     let whole_id = whole["refund"]["refund_id"].as_str().unwrap().to_string();
     assert_eq!(whole["refund"]["amount_base"], (2 * USDT).to_string());
     let browser = crate::support::browser::Browser::start(1280, 900).await;
-    crate::support::browser::signed_in(&browser, &app).await;
+    signed_in(&browser, &app).await;
     browser.client.goto(&format!("{}/console/funds", app.base)).await.unwrap();
     let fund_id = wrong["fund_id"].as_str().unwrap();
-    crate::support::browser::find(&browser, &format!("#refund-amount-{fund_id}")).await.send_keys("1").await.unwrap();
-    crate::support::browser::find(&browser, &format!("tr[data-fund-id=\"{fund_id}\"] form.refund button"))
-        .await
-        .click()
-        .await
-        .unwrap();
-    let row = crate::support::browser::find(
-        &browser,
-        &format!("#refunds tr[data-status=\"open\"]:not([data-refund-id=\"{whole_id}\"])"),
-    )
-    .await;
+    find(&browser, &format!("#refund-amount-{fund_id}")).await.send_keys("1").await.unwrap();
+    find(&browser, &format!("tr[data-fund-id=\"{fund_id}\"] form.refund button")).await.click().await.unwrap();
+    let row = find(&browser, &format!("#refunds tr[data-status=\"open\"]:not([data-refund-id=\"{whole_id}\"])")).await;
     let part_id = row.attr("data-refund-id").await.unwrap().unwrap();
     crate::support::browser::accessible(&browser, "stray funds and refunds").await;
     let open = funds(&app, "?status=unattributed").await;
@@ -148,12 +140,12 @@ async fn refunds_through_claim_links(backend: &'static str) {
     // Both claimed by the payer in the browser, through their links.
     for (id, to, shows) in [(&whole_id, first, "2 USDT"), (&part_id, second, "1 USDT")] {
         browser.client.goto(&format!("{}/refund/{id}", app.base)).await.unwrap();
-        assert!(crate::support::browser::find(&browser, "#refund-amount").await.text().await.unwrap().contains(shows));
+        assert!(find(&browser, "#refund-amount").await.text().await.unwrap().contains(shows));
         crate::support::browser::accessible(&browser, "refund claim").await;
-        crate::support::browser::find(&browser, "#address").await.send_keys(&to.to_checksum(None)).await.unwrap();
-        crate::support::browser::find(&browser, "#confirm").await.click().await.unwrap();
-        crate::support::browser::find(&browser, "form.claim button").await.click().await.unwrap();
-        let said = crate::support::browser::find(&browser, "#refund-status").await.text().await.unwrap();
+        find(&browser, "#address").await.send_keys(&to.to_checksum(None)).await.unwrap();
+        find(&browser, "#confirm").await.click().await.unwrap();
+        find(&browser, "form.claim button").await.click().await.unwrap();
+        let said = find(&browser, "#refund-status").await.text().await.unwrap();
         assert!(said.contains("Claimed"), "{said}");
     }
     let (whole_id, part_id) = (whole_id.as_str(), part_id.as_str());
@@ -183,12 +175,8 @@ async fn refunds_through_claim_links(backend: &'static str) {
     // Approved: sent from the refund wallet, confirmed at depth; a second approval changes nothing.
     assert_eq!(approve(&app, whole_id).await.0, 200);
     browser.client.goto(&format!("{}/console/funds", app.base)).await.unwrap();
-    crate::support::browser::find(&browser, &format!("#refunds tr[data-refund-id=\"{part_id}\"] button"))
-        .await
-        .click()
-        .await
-        .unwrap();
-    crate::support::browser::find(&browser, &format!("#refunds tr[data-refund-id=\"{part_id}\"][data-status=\"approved\"], #refunds tr[data-refund-id=\"{part_id}\"][data-status=\"sent\"], #refunds tr[data-refund-id=\"{part_id}\"][data-status=\"refunded\"]")).await;
+    find(&browser, &format!("#refunds tr[data-refund-id=\"{part_id}\"] button")).await.click().await.unwrap();
+    find(&browser, &format!("#refunds tr[data-refund-id=\"{part_id}\"][data-status=\"approved\"], #refunds tr[data-refund-id=\"{part_id}\"][data-status=\"sent\"], #refunds tr[data-refund-id=\"{part_id}\"][data-status=\"refunded\"]")).await;
     let (status, body) = approve(&app, whole_id).await;
     assert_eq!(status, 409, "{body}");
     let done_whole = wait_refund(&app, whole_id, "refunded").await;

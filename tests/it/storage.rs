@@ -12,8 +12,7 @@ use paywatch::store::transfers::{self, Transfer};
 use paywatch::store::{Store, catalog, cursor, orders, teams};
 use rust_decimal::Decimal;
 
-use crate::support::db::TestDb;
-use crate::support::db::{crypto_order, spec, team};
+use crate::support::db::{TestDb, crypto_order, spec, team};
 
 on_both_backends!(
     store:

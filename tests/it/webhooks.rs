@@ -9,6 +9,7 @@ use paywatch::webhooks::sign;
 use serde_json::{Value, json};
 
 use crate::support::app::{Options, spawn_app};
+use crate::support::browser::{find, signed_in};
 use crate::support::process::ServeProcess;
 use crate::support::webhook_receiver::{Receiver, SECRET, webhook_config};
 
@@ -398,12 +399,12 @@ async fn a_410_disables_the_endpoint_until_the_console_re_enables_it() {
 
     // The console shows it and re-enables it.
     let browser = crate::support::browser::Browser::start(1280, 900).await;
-    crate::support::browser::signed_in(&browser, &app).await;
+    signed_in(&browser, &app).await;
     browser.client.goto(&format!("{}/console/webhooks", app.base)).await.unwrap();
-    let alert = crate::support::browser::find(&browser, "#endpoint-disabled").await;
+    let alert = find(&browser, "#endpoint-disabled").await;
     assert!(alert.text().await.unwrap().contains("410 Gone"));
     crate::support::browser::accessible(&browser, "webhooks with the endpoint disabled").await;
-    crate::support::browser::find(&browser, "#endpoint-disabled button").await.click().await.unwrap();
+    find(&browser, "#endpoint-disabled button").await.click().await.unwrap();
     let delivered = receiver.wait_delivered(4).await;
     let types: Vec<String> = delivered
         .iter()
