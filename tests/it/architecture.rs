@@ -2,7 +2,7 @@
 //! path in `src/` (outside `#[cfg(test)]` code) names a module of a lower layer, or its own
 //! top module. A new import against the drawing fails here with the file and the path.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 /// Lowest first; a path prefix takes the layer of its longest listed prefix. Leaves import
 /// nothing of the crate.
@@ -58,22 +58,11 @@ fn crate_paths(code: &str) -> Vec<String> {
     found
 }
 
-fn rust_files(dir: &Path, into: &mut Vec<PathBuf>) {
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.is_dir() {
-            rust_files(&path, into);
-        } else if path.extension().is_some_and(|e| e == "rs") {
-            into.push(path);
-        }
-    }
-}
-
 #[test]
 fn every_import_follows_the_layer_drawing() {
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
     let mut files = Vec::new();
-    rust_files(&src, &mut files);
+    crate::support::rust_files(&src, &mut files);
     let mut against = Vec::new();
     let mut checked = 0;
     for file in &files {
@@ -223,7 +212,7 @@ fn only_the_ledger_writes_the_books() {
         writers.push((*module, names));
     }
     let mut files = Vec::new();
-    rust_files(&src, &mut files);
+    crate::support::rust_files(&src, &mut files);
     let mut against = Vec::new();
     for file in &files {
         let module = module_path(&src, file);

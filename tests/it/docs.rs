@@ -2,7 +2,7 @@
 //! registers is documented, every config key it reads is in docs/OPERATIONS.md's reference, and
 //! the README's five-step walk-through pays an order on a devnet when run as written.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -18,22 +18,11 @@ fn section(file: &str, heading: &str) -> String {
     body[..end].to_string()
 }
 
-fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.is_dir() {
-            rust_files(&path, out);
-        } else if path.extension().is_some_and(|e| e == "rs") {
-            out.push(path);
-        }
-    }
-}
-
 /// The metric names in the code: `telemetry.rs` constants and names written straight into a
 /// `gauge!`, `counter!` or `histogram!` call.
 fn metric_names() -> Vec<String> {
     let mut files = Vec::new();
-    rust_files(&root().join("src"), &mut files);
+    crate::support::rust_files(&root().join("src"), &mut files);
     let mut names = Vec::new();
     for file in files {
         let text = std::fs::read_to_string(&file).unwrap();
@@ -76,7 +65,7 @@ fn every_metric_is_documented() {
 /// `"payment.…"` and `"refund.…"` in `src/`.
 fn event_types() -> Vec<String> {
     let mut files = Vec::new();
-    rust_files(&root().join("src"), &mut files);
+    crate::support::rust_files(&root().join("src"), &mut files);
     let mut types = Vec::new();
     for file in files {
         let text = std::fs::read_to_string(&file).unwrap();
@@ -107,7 +96,7 @@ fn every_event_type_is_in_the_api_doc() {
 fn config_keys() -> Vec<(String, String)> {
     let mut keys = Vec::new();
     let mut files = Vec::new();
-    rust_files(&root().join("src/config"), &mut files);
+    crate::support::rust_files(&root().join("src/config"), &mut files);
     for file in files {
         let text = std::fs::read_to_string(&file).unwrap();
         let lines: Vec<&str> = text.lines().collect();

@@ -110,3 +110,15 @@ pub async fn eventually<T, F: Future<Output = Option<T>>>(
         tokio::time::sleep(every).await;
     }
 }
+
+/// Every `.rs` file below `dir` (the docs and architecture tests read the sources).
+pub fn rust_files(dir: &Path, into: &mut Vec<PathBuf>) {
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            rust_files(&path, into);
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            into.push(path);
+        }
+    }
+}
