@@ -2,7 +2,7 @@
 //! connection and its failover, deployment, sweeping, the deposit index, the lease and the
 //! status the watcher shares (the watcher itself is `crate::watcher`).
 
-pub use paywatch_core::{completeness, pace};
+pub use paywatch_core::{completeness, one_node, pace};
 
 pub mod contracts;
 pub mod deploy;

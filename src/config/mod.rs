@@ -200,6 +200,11 @@ pub struct ChainConfig {
     pub chain_id: u64,
     /// One URL or a list: calls go to the best answering one (see `chain::rpc`).
     pub rpc_http: RpcUrls,
+    /// How the endpoints route a JSON-RPC batch: "any" (default: each call may reach its own
+    /// backend, as aggregators and load balancers do) or "one_node" (the operator's own node:
+    /// the watcher may believe one batch's two headers and logs for a whole range).
+    #[serde(default)]
+    pub rpc_batches: RpcBatches,
     pub rpc_ws: Option<String>,
     #[serde(default = "default_confirmations")]
     pub confirmations: Confirmations,
@@ -300,6 +305,17 @@ impl<'de> Deserialize<'de> for RpcUrls {
         }
         Ok(Self(urls))
     }
+}
+
+/// What the operator declares of how `rpc_http` routes the calls of one batch.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RpcBatches {
+    /// Each call may reach its own backend: every block's header is read (`completeness`).
+    #[default]
+    Any,
+    /// Every call of a batch reaches one node: a range's two end headers are enough (`one_node`).
+    OneNode,
 }
 
 /// How deep a transfer must be to count: a block count, or the node's `safe` or `finalized` tag.

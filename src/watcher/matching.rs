@@ -1,5 +1,7 @@
 //! From believed logs to transfers into deposit addresses, each stamped with its block's time
-//! (the chain's clock for the payment rules) from the believed header of its block.
+//! (the chain's clock for the payment rules) from the believed header of its block, or, where
+//! the rule believed the range on its two end headers (`one_node`), from its block's header
+//! read by number and taken only with the hash the log carries.
 
 use std::collections::BTreeMap;
 
@@ -8,6 +10,7 @@ use alloy::rpc::types::Log;
 use alloy::sol_types::SolEvent;
 use anyhow::Context;
 
+use super::reader::Reader;
 use crate::chain::completeness::BlockHead;
 use crate::chain::contracts::IERC20;
 use crate::chain::deposit_index::DepositIndex;
@@ -64,4 +67,24 @@ pub async fn transfers(
     out.sort_by_key(|t| (t.block_number, t.log_index));
     out.dedup_by_key(|t| (t.tx_hash, t.log_index));
     Ok(out)
+}
+
+/// Stamps the transfers whose block header the range's answer did not hold (a block between
+/// a tied range's ends): each header read once, believed only when its hash is the one the
+/// transfer's log names. Err: a node answered another block (or none); the step asks again.
+pub async fn stamp_times(reader: &Reader, transfers: &mut [Transfer]) -> anyhow::Result<Result<(), String>> {
+    let mut missing: Vec<u64> = transfers.iter().filter(|t| t.block_time.is_none()).map(|t| t.block_number).collect();
+    missing.dedup();
+    if missing.is_empty() {
+        return Ok(Ok(()));
+    }
+    let heads = reader.headers(&missing).await?;
+    for t in transfers.iter_mut().filter(|t| t.block_time.is_none()) {
+        let head = missing.iter().position(|n| *n == t.block_number).and_then(|i| heads[i]);
+        match head {
+            Some(h) if h.hash == t.block_hash => t.block_time = Some(h.time),
+            _ => return Ok(Err(format!("block {}'s header is not the block its transfer names", t.block_number))),
+        }
+    }
+    Ok(Ok(()))
 }

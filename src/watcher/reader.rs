@@ -109,6 +109,27 @@ impl Reader {
         Ok(Look { from, to, headers, logs: logs.context("eth_getLogs")?, ..Default::default() })
     }
 
+    /// One batch: the first and last headers of `from..=to` and its `eth_getLogs`, for an
+    /// endpoint declared to keep a batch on one node (`one_node::verify_tied` judges it).
+    pub async fn tied_range(&self, from: u64, to: u64) -> anyhow::Result<Look> {
+        let mut batch = BatchRequest::new(self.provider.client());
+        let ends: Vec<u64> = if from == to { vec![from] } else { vec![from, to] };
+        let mut waiters = Vec::new();
+        for n in &ends {
+            let params = (BlockNumberOrTag::Number(*n), false);
+            waiters.push(batch.add_call::<_, Option<HeadFields>>("eth_getBlockByNumber", &params)?);
+        }
+        let logs = batch.add_call::<_, Vec<Log>>("eth_getLogs", &(self.filter().from_block(from).to_block(to),))?;
+        batch.send().await.context("a batch of a range's end headers and eth_getLogs")?;
+        let mut headers = BTreeMap::new();
+        for (n, waiter) in ends.iter().zip(waiters) {
+            if let Some(b) = waiter.await.with_context(|| format!("eth_getBlockByNumber({n})"))? {
+                headers.insert(b.number, BlockHead::from(b));
+            }
+        }
+        Ok(Look { from, to, headers, logs: logs.await.context("eth_getLogs")?, ..Default::default() })
+    }
+
     /// Fills in the headers of `look`'s range that no answer had yet (asked once more).
     pub async fn complete_headers(&self, look: &mut Look) -> anyhow::Result<()> {
         let missing: Vec<u64> = (look.from..=look.to).filter(|n| !look.headers.contains_key(n)).collect();

@@ -18,11 +18,12 @@ use super::matching;
 use super::reader::Reader;
 use crate::chain::completeness::{self, Believed, BlockHead, Look, Verdict, verify};
 use crate::chain::deposit_index::DepositIndex;
+use crate::chain::one_node::verify_tied;
 use crate::chain::pace::Pace;
 use crate::chain::range::{AdaptiveRange, Failure, classify};
 use crate::chain::rpc;
 use crate::chain::status::ChainStatus;
-use crate::config::{ChainRef, Config, Confirmations};
+use crate::config::{ChainRef, Config, Confirmations, RpcBatches};
 use crate::payments::credit::{self, Rules, Step};
 use crate::store::{Store, StoreError, cursor, unix_now};
 
@@ -56,6 +57,9 @@ pub struct Watcher {
     pub(super) catch_up_log: super::progress::CatchUpLog,
     /// The last step reached the head: the next poll asks for the new blocks' logs with it.
     following: bool,
+    /// `rpc_batches = "one_node"`: a range is believed on one batch's two end headers and logs
+    /// (`one_node::verify_tied`) instead of a header per block (`completeness::verify`).
+    tied: bool,
     /// The configured factory and treasury: the factory's own treasury must be this one.
     pub(super) deposits: Option<crate::config::DepositsConfig>,
     pace: Pace,
@@ -117,6 +121,7 @@ impl Watcher {
             failover: None,
             catch_up_log: Default::default(),
             following: false,
+            tied: c.rpc_batches == RpcBatches::OneNode,
             deposits: config.deposits.clone(),
             pace: Pace::default(),
         }
@@ -161,9 +166,11 @@ impl Watcher {
             Ok(range) => range,
             Err(progress) => return Ok(progress),
         };
-        let look = match quick.filter(|q| q.from == from && q.to == to) {
+        // Tied, the head's poll stands for the range only with the first block's header in it.
+        let quick = quick.filter(|q| q.from == from && q.to == to && (!self.tied || q.headers.contains_key(&from)));
+        let look = match quick {
             Some(look) => look,
-            None => match self.reader.range(from, to).await {
+            None => match self.read_range(from, to).await {
                 Ok(look) => look,
                 Err(e) => return self.refused(e, to - from + 1),
             },
@@ -183,15 +190,23 @@ impl Watcher {
     async fn read_head(&mut self, stored: Option<cursor::Cursor>) -> Result<(BlockHead, Option<Look>), StepError> {
         let due = stored.filter(|_| self.following).map(|c| (c, self.pace.blocks_due(c.block_time, self.chain_now())));
         let (head, look) = match due {
-            // The head is the last new block: one header fewer than the blocks due.
+            // The head is the last new block: one header fewer than the blocks due (tied, only
+            // the first new block's, which links the range to the cursor).
             Some((c, due)) if due >= 1 => {
-                let poll = self.reader.head_with_logs(c.block_number + 1, due - 1).await?;
+                let extra = if self.tied { (due - 1).min(1) } else { due - 1 };
+                let poll = self.reader.head_with_logs(c.block_number + 1, extra).await?;
                 (poll.head, poll.look)
             }
             _ => (self.reader.head().await?, None),
         };
         self.record_head(&head).await?;
         Ok((head, look))
+    }
+
+    /// The range's logs and the headers its rule needs: its two ends in one batch when tied,
+    /// else every header beside the logs.
+    async fn read_range(&self, from: u64, to: u64) -> anyhow::Result<Look> {
+        if self.tied { self.reader.tied_range(from, to).await } else { self.reader.range(from, to).await }
     }
 
     /// A refused `eth_getLogs`: a range or result cap asks for less; anything else is an error.
@@ -214,8 +229,14 @@ impl Watcher {
         stored: Option<cursor::Cursor>,
         head: &BlockHead,
     ) -> Result<Result<Believed, Progress>, StepError> {
-        self.reader.complete_headers(&mut look).await?;
-        let judge = |look: &Look| verify(look, stored.map(|c| c.block_hash), head, &self.tokens);
+        let cursor = stored.map(|c| c.block_hash);
+        let judge = |look: &Look| match self.tied {
+            true => verify_tied(look, cursor, head, &self.tokens),
+            false => verify(look, cursor, head, &self.tokens),
+        };
+        if !self.tied {
+            self.reader.complete_headers(&mut look).await?;
+        }
         let mut verdict = judge(&look);
         let wanted = self.unproven(&look, &verdict);
         if !wanted.is_empty() {
@@ -392,8 +413,11 @@ impl Watcher {
         // was committed before the payment was mined, so it is in the index now.
         self.index.refresh(&self.store, self.status.processed_time()).await?;
         let headers: BTreeMap<u64, BlockHead> = b.headers.iter().map(|h| (h.number, *h)).collect();
-        let transfers =
+        let mut transfers =
             matching::transfers(self.rules.chain_id, &self.tokens, &self.index, &self.store, &b.logs, &headers).await?;
+        if let Err(why) = matching::stamp_times(&self.reader, &mut transfers).await? {
+            return Ok(Progress::Retry(why));
+        }
         let step = Step {
             from_cursor: stored,
             transfers,

@@ -171,7 +171,7 @@ pub fn verify(look: &Look, cursor: Option<B256>, head: &BlockHead, tokens: &[Add
 
 /// The tokens' Transfer logs of block `h` from its receipts, when they prove themselves: every
 /// log carries the block's hash and their blooms add up to the header's bloom.
-fn receipts_logs<'a>(look: &'a Look, h: &BlockHead, tokens: &[Address]) -> Option<Vec<&'a Log>> {
+pub(crate) fn receipts_logs<'a>(look: &'a Look, h: &BlockHead, tokens: &[Address]) -> Option<Vec<&'a Log>> {
     let all = look.receipts.get(&h.hash)?.as_ref()?;
     let mut bloom = Bloom::default();
     for log in all {
@@ -188,20 +188,21 @@ fn receipts_logs<'a>(look: &'a Look, h: &BlockHead, tokens: &[Address]) -> Optio
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod fixtures {
+    //! Headers and logs of made-up chains, for the trust rules' unit tests.
     use super::*;
     use alloy_primitives::LogData;
 
-    const TOKEN: Address = Address::repeat_byte(7);
+    pub const TOKEN: Address = Address::repeat_byte(7);
 
-    fn hash(n: u64, fork: u8) -> B256 {
+    pub fn hash(n: u64, fork: u8) -> B256 {
         let mut b = [fork; 32];
         b[..8].copy_from_slice(&n.to_be_bytes());
         B256::from(b)
     }
 
     /// A chain of headers from..=to on `fork`, the first one's parent being hash(from-1, 0).
-    fn chain(from: u64, to: u64, fork: u8, paying: &[u64]) -> BTreeMap<u64, BlockHead> {
+    pub fn chain(from: u64, to: u64, fork: u8, paying: &[u64]) -> BTreeMap<u64, BlockHead> {
         (from..=to)
             .map(|n| {
                 let parent = if n == from { hash(n - 1, 0) } else { hash(n - 1, fork) };
@@ -211,13 +212,13 @@ mod tests {
             .collect()
     }
 
-    fn bloom_of(logs: &[Log]) -> Bloom {
+    pub fn bloom_of(logs: &[Log]) -> Bloom {
         let mut b = Bloom::default();
         logs.iter().for_each(|l| b.accrue_log(&l.inner));
         b
     }
 
-    fn log(n: u64, fork: u8) -> Log {
+    pub fn log(n: u64, fork: u8) -> Log {
         Log {
             inner: alloy_primitives::Log {
                 address: TOKEN,
@@ -228,6 +229,13 @@ mod tests {
             ..Default::default()
         }
     }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fixtures::*;
+    use super::*;
+    use alloy_primitives::LogData;
 
     fn look(from: u64, to: u64, paying: &[u64], logs: Vec<Log>) -> Look {
         Look { from, to, headers: chain(from, to, 0, paying), logs, receipts: HashMap::new() }
