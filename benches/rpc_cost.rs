@@ -94,10 +94,15 @@ struct Window {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let mut windows = Vec::new();
-    for (name, block_every) in
-        [("one block per 2 s", Duration::from_secs(2)), ("four blocks a second", Duration::from_millis(250))]
-    {
-        windows.push(measure(name, block_every).await?);
+    // Each pace with the default rule (any routing: a header per block) and on an endpoint
+    // declared one node (the tie: a range's two end headers in one batch with its logs).
+    for (name, block_every, one_node) in [
+        ("one block per 2 s", Duration::from_secs(2), false),
+        ("four blocks a second", Duration::from_millis(250), false),
+        ("one block per 2 s, one node", Duration::from_secs(2), true),
+        ("four blocks a second, one node", Duration::from_millis(250), true),
+    ] {
+        windows.push(measure(name, block_every, one_node).await?);
     }
     println!(
         "## RPC cost of following the head (2 s poll, {} s per pace, {PAYMENTS} payments each)\n",
@@ -145,8 +150,9 @@ async fn main() -> anyhow::Result<()> {
 }
 
 /// One pace: a fresh anvil mined by this bench every `block_every`, paywatch behind the
-/// counting proxy, counted over `WINDOW` once it follows the head.
-async fn measure(name: &'static str, block_every: Duration) -> anyhow::Result<Window> {
+/// counting proxy (declared one node when `one_node`), counted over `WINDOW` once it follows
+/// the head.
+async fn measure(name: &'static str, block_every: Duration, one_node: bool) -> anyhow::Result<Window> {
     let anvil = Anvil::spawn(AnvilOptions::default()).await?;
     let deployer = rpc::signing_provider(&anvil.rpc_url(), accounts::DEPLOYER_KEY.parse()?)?;
     let treasury = accounts::TREASURY_KEY.parse::<PrivateKeySigner>()?.address();
@@ -170,7 +176,7 @@ async fn measure(name: &'static str, block_every: Duration) -> anyhow::Result<Wi
     let proxy_task = tokio::spawn(async move { axum::serve(listener, app).await });
 
     let dir = tempfile::tempdir()?;
-    let through = Through { rpc_url: proxy_url, poll_interval_ms: POLL_MS, confirmations: 2 };
+    let through = Through { rpc_url: proxy_url, poll_interval_ms: POLL_MS, confirmations: 2, one_node };
     let (config, store) = setup(&anvil, &deployment, None, dir.path(), "rpc-cost", false, Some(&through)).await?;
     let orders = open_orders(&config, &store, PAYMENTS).await?;
     // Transactions wait for the bench's own blocks, as on a chain with a block time.

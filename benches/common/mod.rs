@@ -16,6 +16,8 @@ pub struct Through {
     pub rpc_url: String,
     pub poll_interval_ms: u64,
     pub confirmations: u64,
+    /// The endpoint declared to keep a batch on one node (`rpc_batches = "one_node"`).
+    pub one_node: bool,
 }
 
 pub async fn setup(
@@ -56,12 +58,27 @@ pub async fn setup(
             .collect(),
         extra: String::new(),
     });
+    let text = if through.is_some_and(|t| t.one_node) { declare_one_node(&text) } else { text };
     let path = dir.join(format!("{name}.toml"));
     std::fs::write(&path, text)?;
     let config = Config::load(&path)?;
     let store = Store::connect(config.database_url()).await?;
     store.migrate().await?;
     Ok((config, store))
+}
+
+/// The config text with the first chain's endpoint declared to keep a batch on one node.
+pub fn declare_one_node(text: &str) -> String {
+    assert!(text.contains("[chain]\n"), "the config has a [chain] section");
+    text.replacen("[chain]\n", "[chain]\nrpc_batches = \"one_node\"\n", 1)
+}
+
+/// The config `setup` wrote as `name`, loaded again with its endpoint declared one node.
+pub fn one_node_config(dir: &std::path::Path, name: &str) -> anyhow::Result<Config> {
+    let text = declare_one_node(&std::fs::read_to_string(dir.join(format!("{name}.toml")))?);
+    let path = dir.join(format!("{name}-one-node.toml"));
+    std::fs::write(&path, text)?;
+    Ok(Config::load(&path)?)
 }
 
 /// `n` USDT orders for one app each; returns (deposit address, base units owed, order id).

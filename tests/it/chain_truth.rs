@@ -633,10 +633,19 @@ async fn a_reorg_between_two_polls_is_seen_by_the_heads_batch() {
 /// issue 25, the row kept at the old height made the new one a no-op insert, and a later poll
 /// deleted the old row: 2 of 4 such payments lost.) Four payments, each through the shape.
 async fn a_payment_mined_again_lower_after_a_reorg(backend: &'static str) {
+    a_payment_mined_again_lower_after_a_reorg_with(backend, vec![]).await
+}
+
+/// The same with these `config_edits` (an endpoint declared to keep a batch on one node).
+pub(crate) async fn a_payment_mined_again_lower_after_a_reorg_with(
+    backend: &'static str,
+    config_edits: Vec<(&'static str, &'static str)>,
+) {
     use alloy::eips::eip2718::Encodable2718;
     use alloy::network::NetworkTransactionBuilder as _;
     use alloy::network::{EthereumWallet, TransactionBuilder};
-    let app = spawn_app(Options { backend, confirmations: 3, poll_interval_ms: 1_000, ..Default::default() }).await;
+    let options = Options { backend, confirmations: 3, poll_interval_ms: 1_000, config_edits, ..Default::default() };
+    let app = spawn_app(options).await;
     let payer_key: PrivateKeySigner = accounts::PAYER_KEY.parse().unwrap();
     let wallet = EthereumWallet::from(payer_key.clone());
     let node = &app.chain.deployer;

@@ -26,6 +26,7 @@ mod jobs;
 mod ledger_races;
 mod live;
 mod metrics;
+mod one_node;
 mod openapi;
 mod payments;
 mod prices;
