@@ -135,6 +135,8 @@ mod tests {
         // A paying end block with no log in the answer: unproven (its receipts are asked).
         assert!(matches!(judge(&tied(10, 20, &[20], vec![])), Verdict::Unproven(h) if h.number == 20));
         assert!(matches!(judge(&tied(10, 20, &[10], vec![])), Verdict::Unproven(h) if h.number == 10));
+        // A log of another block is no answer for the end block.
+        assert!(matches!(judge(&tied(10, 20, &[20], vec![log(15, 0)])), Verdict::Unproven(h) if h.number == 20));
         // ... and its receipts prove it.
         let mut l = tied(10, 20, &[20], vec![]);
         l.receipts.insert(hash(20, 0), Some(vec![log(20, 0)]));
