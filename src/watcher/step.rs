@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use alloy::primitives::{Address, B256};
+use alloy::primitives::Address;
 use alloy::providers::DynProvider;
 use anyhow::Context;
 
@@ -238,7 +238,7 @@ impl Watcher {
             self.reader.complete_headers(&mut look).await?;
         }
         let mut verdict = judge(&look);
-        let wanted = self.unproven(&look, &verdict);
+        let wanted = completeness::receipts_wanted(&look, &verdict, &self.tokens, RECEIPTS_PER_STEP);
         if !wanted.is_empty() {
             // The logs answered did not prove every block they were asked for.
             metrics::counter!(crate::telemetry::UNTRUSTED_ANSWERS).increment(1);
@@ -281,31 +281,6 @@ impl Watcher {
             Verdict::Unlinked => Err(self.check_cursor(stored).await?),
             Verdict::Retry(why) => Err(Progress::Retry(why.into())),
         })
-    }
-
-    /// The hashes of the bloom-positive blocks whose logs the answer left unproven, in order:
-    /// every such block of the range when `verify` stopped at one (a few per step).
-    fn unproven(&self, look: &Look, verdict: &Verdict) -> Vec<B256> {
-        let stop = match verdict {
-            Verdict::Trusted { unproven: Some(h), .. } | Verdict::Unproven(h) => h.number,
-            _ => return Vec::new(),
-        };
-        // Blocks some log of this chain answered for (a log of another fork's block is no answer).
-        let mut answered: Vec<u64> = look
-            .logs
-            .iter()
-            .filter(|l| l.block_number.and_then(|n| look.headers.get(&n)).is_some_and(|h| l.block_hash == Some(h.hash)))
-            .filter_map(|l| l.block_number)
-            .collect();
-        answered.sort_unstable();
-        look.headers
-            .range(stop..)
-            .map(|(_, h)| h)
-            .filter(|h| completeness::may_hold(&h.bloom, &self.tokens, &completeness::TRANSFER))
-            .filter(|h| answered.binary_search(&h.number).is_err() && !look.receipts.contains_key(&h.hash))
-            .take(RECEIPTS_PER_STEP)
-            .map(|h| h.hash)
-            .collect()
     }
 
     async fn record_head(&mut self, head: &BlockHead) -> Result<(), StepError> {

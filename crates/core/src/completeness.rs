@@ -187,6 +187,31 @@ pub(crate) fn receipts_logs<'a>(look: &'a Look, h: &BlockHead, tokens: &[Address
     })
 }
 
+/// The hashes of the bloom-positive blocks whose logs `look` left unproven, in order, at most
+/// `limit`: from the block where the verdict stopped, each block with no log of its own (a log
+/// of another fork's block is no answer) and no receipts asked yet. Their receipts by hash are
+/// what the watcher asks next; nothing when the verdict stopped nowhere.
+pub fn receipts_wanted(look: &Look, verdict: &Verdict, tokens: &[Address], limit: usize) -> Vec<B256> {
+    let stop = match verdict {
+        Verdict::Trusted { unproven: Some(h), .. } | Verdict::Unproven(h) => h.number,
+        _ => return Vec::new(),
+    };
+    let answered: std::collections::HashSet<u64> = look
+        .logs
+        .iter()
+        .filter(|l| l.block_number.and_then(|n| look.headers.get(&n)).is_some_and(|h| l.block_hash == Some(h.hash)))
+        .filter_map(|l| l.block_number)
+        .collect();
+    look.headers
+        .range(stop..)
+        .map(|(_, h)| h)
+        .filter(|h| may_hold(&h.bloom, tokens, &TRANSFER))
+        .filter(|h| !answered.contains(&h.number) && !look.receipts.contains_key(&h.hash))
+        .take(limit)
+        .map(|h| h.hash)
+        .collect()
+}
+
 #[cfg(test)]
 pub(crate) mod fixtures {
     //! Headers and logs of made-up chains, for the trust rules' unit tests.
@@ -358,5 +383,25 @@ mod tests {
         let v = judge(&look(10, 12, &[11], vec![log(11, 4)]));
         assert_eq!(proven_to(&v), Some(10));
         assert!(matches!(judge(&look(10, 12, &[], vec![log(13, 0)])), Verdict::Retry(_)));
+    }
+
+    #[test]
+    fn the_receipts_wanted_are_the_unproven_bloom_positive_blocks_from_where_the_verdict_stopped() {
+        // Blocks 11-17 may pay; 11 answered, 13 answered only by another fork's log, 15's
+        // receipts already asked.
+        let mut l = look(10, 18, &[11, 13, 15, 16, 17], vec![log(11, 0), log(13, 4)]);
+        l.receipts.insert(hash(15, 0), None);
+        let v = judge(&l);
+        assert_eq!(proven_to(&v), Some(12));
+        let wanted = receipts_wanted(&l, &v, &[TOKEN], 8);
+        assert_eq!(wanted, vec![hash(13, 0), hash(16, 0), hash(17, 0)]);
+        assert_eq!(receipts_wanted(&l, &v, &[TOKEN], 2), vec![hash(13, 0), hash(16, 0)]);
+        // Stopped at the first block: from there.
+        let first = look(10, 12, &[10, 12], vec![]);
+        assert_eq!(receipts_wanted(&first, &judge(&first), &[TOKEN], 8), vec![hash(10, 0), hash(12, 0)]);
+        // Every block proven, or the look not judged on its logs: nothing to ask.
+        let all = look(10, 12, &[11], vec![log(11, 0)]);
+        assert!(receipts_wanted(&all, &judge(&all), &[TOKEN], 8).is_empty());
+        assert!(receipts_wanted(&l, &Verdict::Unlinked, &[TOKEN], 8).is_empty());
     }
 }
