@@ -1,5 +1,8 @@
 //! Finding and running anvil, for `paywatch devnet` and the tests. The child dies with us:
 //! it is killed on drop, and on Linux also when this process dies (parent-death signal).
+//! Each anvil gets its own `HOME` in a temporary folder removed on drop: anvil writes states it
+//! pushes out of memory under `$HOME/.foundry/anvil/tmp` and a killed anvil leaves them there
+//! (17 GB after one catch-up bench, a full disk after a few).
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -64,6 +67,8 @@ fn native_binary(launcher: &Path) -> Option<PathBuf> {
 
 pub struct Anvil {
     child: Child,
+    /// The child's `HOME`; declared after `child`, so removed after the kill is sent.
+    home: tempfile::TempDir,
     port: u16,
     chain_id: u64,
     options: AnvilOptions,
@@ -90,8 +95,9 @@ impl Anvil {
     pub async fn spawn(mut options: AnvilOptions) -> anyhow::Result<Self> {
         let port = if options.port == 0 { free_port()? } else { options.port };
         options.port = port;
-        let child = Self::start_child(&options)?;
-        let mut anvil = Self { child, port, chain_id: options.chain_id, options };
+        let home = tempfile::Builder::new().prefix("paywatch-anvil-home-").tempdir().context("anvil's HOME")?;
+        let child = Self::start_child(&options, home.path())?;
+        let mut anvil = Self { child, home, port, chain_id: options.chain_id, options };
         anvil.wait_ready().await?;
         Ok(anvil)
     }
@@ -101,7 +107,7 @@ impl Anvil {
         self.child.id()
     }
 
-    fn start_child(options: &AnvilOptions) -> anyhow::Result<Child> {
+    fn start_child(options: &AnvilOptions, home: &Path) -> anyhow::Result<Child> {
         let bin = find()?;
         let port = options.port;
         let mut cmd = Command::new(&bin);
@@ -109,6 +115,7 @@ impl Anvil {
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
+            .env("HOME", home)
             .kill_on_drop(true);
         if let Some(ms) = options.block_time_ms {
             cmd.args(["--block-time", &format!("{}.{:03}", ms / 1000, ms % 1000)]);
@@ -141,7 +148,7 @@ impl Anvil {
 
     /// Starts a paused anvil again on the same port, from its state.
     pub async fn resume(&mut self) -> anyhow::Result<()> {
-        self.child = Self::start_child(&self.options)?;
+        self.child = Self::start_child(&self.options, self.home.path())?;
         self.wait_ready().await
     }
 

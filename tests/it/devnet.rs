@@ -81,3 +81,29 @@ async fn devnet_comes_up_with_a_usable_devnet_json_and_leaves_no_anvil_behind() 
     assert!(provider.get_chain_id().await.is_err(), "anvil is gone after devnet stopped");
     assert!(l2_provider.get_chain_id().await.is_err(), "the second anvil is gone too");
 }
+
+/// The HOME an anvil process was started with, read from /proc.
+fn home_of(pid: u32) -> std::path::PathBuf {
+    let environ = std::fs::read(format!("/proc/{pid}/environ")).expect("anvil's environment");
+    let home = environ.split(|b| *b == 0).find_map(|kv| kv.strip_prefix(b"HOME=")).expect("anvil has a HOME");
+    std::path::PathBuf::from(String::from_utf8(home.to_vec()).unwrap())
+}
+
+#[tokio::test]
+async fn a_killed_anvil_leaves_no_state_files_behind() {
+    let anvil = paywatch::devnet::anvil::Anvil::spawn(Default::default()).await.unwrap();
+    let home = home_of(anvil.pid().unwrap());
+    assert_ne!(Some(home.as_os_str()), std::env::var_os("HOME").as_deref(), "anvil runs with a HOME of its own");
+    // Enough blocks that anvil pushes states out of memory, to its HOME.
+    let provider = rpc::http_provider(&anvil.rpc_url()).unwrap();
+    let states = home.join(".foundry/anvil/tmp");
+    for _ in 0..40 {
+        if std::fs::read_dir(&states).is_ok_and(|mut d| d.next().is_some()) {
+            break;
+        }
+        let _: Value = provider.raw_request("anvil_mine".into(), ("0x40",)).await.unwrap();
+    }
+    assert!(std::fs::read_dir(&states).is_ok_and(|mut d| d.next().is_some()), "anvil wrote states under {states:?}");
+    drop(anvil); // killed, not stopped: anvil removes nothing itself
+    assert!(!home.exists(), "{home:?} removed with the anvil");
+}

@@ -18,7 +18,7 @@
 //! `verify` believes the longest prefix of the range in which every block has that evidence;
 //! the cursor moves only to its end. Blocks after it are asked again (their receipts first).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use alloy_primitives::{Address, B256, Bloom, BloomInput};
 use alloy_rpc_types_eth::Log;
@@ -196,7 +196,7 @@ pub fn receipts_wanted(look: &Look, verdict: &Verdict, tokens: &[Address], limit
         Verdict::Trusted { unproven: Some(h), .. } | Verdict::Unproven(h) => h.number,
         _ => return Vec::new(),
     };
-    let answered: std::collections::HashSet<u64> = look
+    let answered: HashSet<u64> = look
         .logs
         .iter()
         .filter(|l| l.block_number.and_then(|n| look.headers.get(&n)).is_some_and(|h| l.block_hash == Some(h.hash)))
