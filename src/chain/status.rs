@@ -1,8 +1,8 @@
 //! What the watcher knows, shared with the API (confirmations, readiness) and the jobs (the
 //! chain's clock) without holding a lock across an await.
 
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
 
 /// Blocks behind the head past which the watcher reports its catch-up progress and the console
 /// shows the chain as catching up.
@@ -15,8 +15,13 @@ pub struct ChainStatus {
     /// Timestamp of the last processed block: the clock of the payment rules.
     processed_time: AtomicI64,
     /// The newest block timestamp seen (the head's, or on standby the processed block's) and
-    /// when it was seen: the chain's clock now, without the host's clock (`chain_now`).
-    seen_time: Mutex<Option<(i64, std::time::Instant)>>,
+    /// when it was seen (milliseconds of `elapsed_ms`): the chain's clock now, without the
+    /// host's clock (`chain_now`).
+    seen_time: Mutex<Option<(i64, i64)>>,
+    /// None: time between heads passes on the host's monotonic clock; Some: on a clock in
+    /// milliseconds that a simulator moves (`with_simulated_clock`), so a seeded run stays
+    /// the same run whatever the host's speed.
+    simulated_clock: Option<Arc<AtomicI64>>,
     caught_up: AtomicBool,
     /// The node answered with the configured chain id (this process asked it).
     verified: AtomicBool,
@@ -135,19 +140,33 @@ impl ChainStatus {
     pub fn blocks_per_second(&self) -> Option<f64> {
         self.lag.lock().unwrap_or_else(|e| e.into_inner()).blocks_per_second()
     }
+    /// A status whose time between heads is `clock` (milliseconds), moved by its owner.
+    pub fn with_simulated_clock(clock: Arc<AtomicI64>) -> Self {
+        Self { simulated_clock: Some(clock), ..Self::default() }
+    }
+    /// Milliseconds on the monotonic clock between heads (see `simulated_clock`).
+    fn elapsed_ms(&self) -> i64 {
+        static START: OnceLock<std::time::Instant> = OnceLock::new();
+        match &self.simulated_clock {
+            Some(clock) => clock.load(Ordering::Relaxed),
+            None => START.get_or_init(std::time::Instant::now).elapsed().as_millis() as i64,
+        }
+    }
     /// A block timestamp just read (the head's). The same head read again keeps the moment it
     /// was first seen: the chain's clock goes on from there, not from each poll.
     pub fn set_head_time(&self, t: i64) {
+        let now = self.elapsed_ms();
         let mut seen = self.seen_time.lock().unwrap_or_else(|e| e.into_inner());
         if seen.is_none_or(|(old, _)| old != t) {
-            *seen = Some((t, std::time::Instant::now()));
+            *seen = Some((t, now));
         }
     }
     /// The chain's clock now: the newest block timestamp seen plus the time elapsed since (a
     /// duration, so a host clock set hours off changes nothing). None before any block is seen.
     pub fn chain_now(&self) -> Option<i64> {
+        let now = self.elapsed_ms();
         let seen = *self.seen_time.lock().unwrap_or_else(|e| e.into_inner());
-        seen.map(|(t, at)| t + at.elapsed().as_secs() as i64)
+        seen.map(|(t, at)| t + (now - at).max(0) / 1_000)
     }
     pub fn processed_time(&self) -> i64 {
         self.processed_time.load(Ordering::Relaxed)

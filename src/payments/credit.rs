@@ -128,7 +128,9 @@ pub async fn commit_step(tx: &mut Tx, rules: &Rules, step: &Step) -> StoreResult
     };
     // The same log stored at another block (a reorg mined its transaction again elsewhere):
     // the row moves to where this step found it, so it is recorded once, at the canonical one.
-    for moved in transfers::stored_elsewhere(tx, &step.transfers).await? {
+    // Only a proven answer (one with `answered`) moves a row; a window's leaves it.
+    let moves = if step.answered.is_some() { transfers::stored_elsewhere(tx, &step.transfers).await? } else { vec![] };
+    for moved in moves {
         if !stale.iter().any(|s| (&s.tx_hash, s.log_index) == (&moved.tx_hash, moved.log_index)) {
             stale.push(moved);
         }

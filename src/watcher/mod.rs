@@ -1,8 +1,9 @@
 //! The chain watcher, above `chain` (the RPC connection, contracts, status) and `payments` (the
 //! books it commits to): `step` is one step (plan → fetch → verify → match → commit),
-//! `reader` its RPC calls, `matching` logs to transfers, `reorg` the walk-back, `supervisor`
-//! the loop around steps, `progress` the catch-up log line. The trust rule and the pace are pure,
-//! in `paywatch-core` (`chain::completeness`, `chain::pace`).
+//! `reader` its RPC calls, `matching` logs to transfers, `reorg` the walk-back, `window` a tied
+//! endpoint's unlinked head poll (recorded as seen only), `supervisor` the loop around steps,
+//! `progress` the catch-up log line. The trust rule and the pace are pure, in `paywatch-core`
+//! (`chain::completeness`, `chain::one_node`, `chain::pace`).
 
 pub mod matching;
 pub mod progress;
@@ -10,5 +11,6 @@ pub mod reader;
 pub mod reorg;
 pub mod step;
 pub mod supervisor;
+mod window;
 
 pub use step::{UNSAFE_ZONE, Watcher};

@@ -49,7 +49,7 @@ pub struct Watcher {
     large_confirmations: Option<Confirmations>,
     start_block: u64,
     range: AdaptiveRange,
-    index: DepositIndex,
+    pub(super) index: DepositIndex,
     pub(super) status: Arc<ChainStatus>,
     /// The endpoints behind the provider, when the watcher may leave one out (another chain).
     pub(super) failover: Option<crate::chain::failover::Failover>,
@@ -59,10 +59,12 @@ pub struct Watcher {
     following: bool,
     /// `rpc_batches = "one_node"`: a range is believed on one batch's two end headers and logs
     /// (`one_node::verify_tied`) instead of a header per block (`completeness::verify`).
-    tied: bool,
+    pub(super) tied: bool,
     /// The configured factory and treasury: the factory's own treasury must be this one.
     pub(super) deposits: Option<crate::config::DepositsConfig>,
     pace: Pace,
+    /// Tied, the last poll was a window (`one_node::window_due`): the next one links.
+    pub(super) last_was_window: bool,
 }
 
 /// What a step asks of the loop. Every outcome but `MoreToDo` waits before the next step.
@@ -124,6 +126,7 @@ impl Watcher {
             tied: c.rpc_batches == RpcBatches::OneNode,
             deposits: config.deposits.clone(),
             pace: Pace::default(),
+            last_was_window: false,
         }
     }
 
@@ -166,6 +169,9 @@ impl Watcher {
             Ok(range) => range,
             Err(progress) => return Ok(progress),
         };
+        if let Some(progress) = self.window(stored, quick.as_ref(), from, &head).await? {
+            return Ok(progress);
+        }
         // Tied, the head's poll stands for the range only with the first block's header in it.
         let quick = quick.filter(|q| q.from == from && q.to == to && (!self.tied || q.headers.contains_key(&from)));
         let look = match quick {
@@ -181,6 +187,7 @@ impl Watcher {
         };
         self.range.grow();
         let progress = self.commit(stored, head.number, believed).await?;
+        self.last_was_window = false;
         self.following = matches!(progress, Progress::CaughtUp);
         Ok(progress)
     }
@@ -191,9 +198,10 @@ impl Watcher {
         let due = stored.filter(|_| self.following).map(|c| (c, self.pace.blocks_due(c.block_time, self.chain_now())));
         let (head, look) = match due {
             // The head is the last new block: one header fewer than the blocks due (tied, only
-            // the first new block's, which links the range to the cursor).
+            // the first new block's, which links the range to the cursor, and not in a window).
             Some((c, due)) if due >= 1 => {
-                let extra = if self.tied { (due - 1).min(1) } else { due - 1 };
+                let window = crate::chain::one_node::window_due(due, self.last_was_window);
+                let extra = if !self.tied { due - 1 } else { u64::from(due >= 2 && !window) };
                 let poll = self.reader.head_with_logs(c.block_number + 1, extra).await?;
                 (poll.head, poll.look)
             }

@@ -727,8 +727,8 @@ async fn eventually_transfer_block(app: &TestApp, order_id: &str) -> u64 {
 
 on_both_backends!(a_payment_mined_again_lower_after_a_reorg_is_credited_once => a_payment_mined_again_lower_after_a_reorg);
 
-/// A row stored at one height (left by an older version's window above its cursor) and the
-/// same log found at another by a proven step: one row, at the height found.
+/// A row stored at one height (left by a window above the cursor) and the same log found at
+/// another by a proven step: one row, at the height found; a window moves nothing.
 async fn a_transfer_stored_at_another_height_moves_to_where_a_step_finds_it(backend: &'static str) {
     use alloy::primitives::B256;
     use paywatch::payments::credit::{self, Rules, Step};
@@ -779,6 +779,21 @@ async fn a_transfer_stored_at_another_height_moves_to_where_a_step_finds_it(back
     let rows: Vec<(i64, String)> =
         sqlx::query_as("SELECT block_number, state FROM chain_transfers").fetch_all(store.pool()).await.unwrap();
     assert_eq!(rows, vec![(11, "confirmed".to_string())], "one row, at block 11");
+    // A window (a tied endpoint's head poll without the link to the cursor) that sees the same
+    // log at another height proves nothing: the credited row stays where the proven step put it.
+    let window = Step {
+        from_cursor: Some(at(12, 0xcc)),
+        transfers: vec![transfer(14, 0xee)],
+        at: t0 + 14,
+        ..Default::default()
+    };
+    let mut tx = store.begin().await.unwrap();
+    let outcome = credit::commit_step(&mut tx, &rules, &window).await.unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!((outcome.recorded, outcome.removed.len(), outcome.reversed.len()), (0, 0, 0), "{outcome:?}");
+    let rows: Vec<(i64, String)> =
+        sqlx::query_as("SELECT block_number, state FROM chain_transfers").fetch_all(store.pool()).await.unwrap();
+    assert_eq!(rows, vec![(11, "confirmed".to_string())], "still one row, at block 11, confirmed");
     app.stop().await;
 }
 

@@ -25,6 +25,7 @@ mod node;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Instant;
 
 use alloy::primitives::{Address, B256, U256, keccak256};
@@ -162,6 +163,9 @@ struct World {
     rng: StdRng,
     tokens: Vec<Address>,
     steps: u64,
+    /// The watcher's clock between heads (milliseconds): the canonical chain's newest block
+    /// time, so a step after k new blocks finds k blocks due (the pace's head polls).
+    clock: Arc<AtomicI64>,
 }
 
 /// What went wrong, at which step.
@@ -194,8 +198,10 @@ async fn world(config: &Config, seed: u64) -> World {
     .unwrap();
     let orders = open_orders(config, &store, &provider).await;
     let tokens = config.token_book().on_chain(CHAIN_ID).map(|t| t.address).collect();
-    let watcher = Watcher::new(config, store.clone(), provider, Arc::new(ChainStatus::default()));
-    World { transport, watcher, store, orders, rng: StdRng::seed_from_u64(seed ^ 0xa11ce), tokens, steps: 0 }
+    let clock = Arc::new(AtomicI64::new(genesis.time * 1_000));
+    let status = Arc::new(ChainStatus::with_simulated_clock(clock.clone()));
+    let watcher = Watcher::new(config, store.clone(), provider, status);
+    World { transport, watcher, store, orders, rng: StdRng::seed_from_u64(seed ^ 0xa11ce), tokens, steps: 0, clock }
 }
 
 async fn open_orders(config: &Config, store: &Store, provider: &alloy::providers::DynProvider) -> Vec<SimOrder> {
@@ -240,6 +246,13 @@ async fn open_orders(config: &Config, store: &Store, provider: &alloy::providers
 }
 
 impl World {
+    /// One watcher step, the clock first moved to the chain's newest block.
+    async fn step(&mut self) -> anyhow::Result<Result<bool, String>> {
+        let newest = self.transport.0.lock().unwrap().chain.head().time;
+        self.clock.fetch_max(newest * 1_000, Ordering::Relaxed);
+        self.watcher.step_once().await
+    }
+
     fn apply(&mut self, action: &Action) {
         let mut s = self.transport.0.lock().unwrap();
         match action {
@@ -383,7 +396,7 @@ impl World {
         }
         let head = self.transport.0.lock().unwrap().chain.head();
         for _ in 0..200 {
-            let done = matches!(self.watcher.step_once().await, Ok(Ok(true)));
+            let done = matches!(self.step().await, Ok(Ok(true)));
             let c = cursor::get(self.store.pool(), CHAIN_ID).await.unwrap().unwrap();
             if done && c.block_hash == head.hash {
                 break;
@@ -481,7 +494,7 @@ async fn run(config: &Config, seed: u64, trace: &[Action]) -> (Result<(), Violat
     let mut w = world(config, seed).await;
     for (step, action) in trace.iter().enumerate() {
         w.apply(action);
-        let _ = w.watcher.step_once().await;
+        let _ = w.step().await;
         if let Err(v) = w.check(step).await {
             return (Err(v), step + 1);
         }

@@ -13,6 +13,7 @@
 //! this rule can lose payments; that is why it is a declaration and not the default.
 
 use alloy_primitives::{Address, B256};
+use alloy_rpc_types_eth::Log;
 
 use crate::completeness::{Believed, BlockHead, Look, TRANSFER, Verdict, bloom_holds, may_hold, receipts_logs};
 
@@ -31,29 +32,10 @@ pub fn verify_tied(look: &Look, cursor: Option<B256>, head: &BlockHead, tokens: 
         return Verdict::Retry("the chain moved while reading");
     }
     let ends: Vec<BlockHead> = if look.from == look.to { vec![first] } else { vec![first, last] };
-    let (mut logs, mut removed, mut outside_bloom) = (Vec::new(), 0, 0);
-    for log in &look.logs {
-        if log.removed {
-            removed += 1;
-            continue;
-        }
-        let Some(n) = log.block_number.filter(|_| log.block_hash.is_some()) else {
-            return Verdict::Retry("a log without its block");
-        };
-        if !(look.from..=look.to).contains(&n) {
-            return Verdict::Retry("logs outside the asked range");
-        }
-        if let Some(end) = ends.iter().find(|h| h.number == n) {
-            if log.block_hash != Some(end.hash) {
-                return Verdict::Retry("logs of another fork than the range's ends");
-            }
-            if !bloom_holds(&end.bloom, &log.address(), log.topics()) {
-                outside_bloom += 1;
-                continue;
-            }
-        }
-        logs.push(log.clone());
-    }
+    let EndChecked { mut logs, removed, outside_bloom } = match end_checked(look, &ends) {
+        Ok(checked) => checked,
+        Err(why) => return Verdict::Retry(why),
+    };
     // An end block that may hold a transfer and that no log answered for: a false positive of
     // its bloom, or logs behind the headers. Only its receipts by hash can tell.
     for end in &ends {
@@ -69,6 +51,65 @@ pub fn verify_tied(look: &Look, cursor: Option<B256>, head: &BlockHead, tokens: 
     Verdict::Trusted { believed: Box::new(believed), unproven: None }
 }
 
+/// A window: on a tied endpoint, every other head poll that finds more than one new block
+/// leaves out the first new block's header (the link to the cursor) and so costs the floor's
+/// two calls, the head and `eth_getLogs` from the cursor to it. Its transfers are recorded as
+/// seen and nothing more: no confirmation, no cursor move, no stored row moved or removed on
+/// its word. The next poll is linked and reads the same blocks again from the cursor; its
+/// proven answer removes what the window recorded in blocks it lacks and moves a transfer
+/// found at another height (`payments::credit::commit_step`).
+///
+/// Whether this poll may be a window: more than one block is due and the last poll was not.
+pub fn window_due(blocks_due: u64, last_was_window: bool) -> bool {
+    blocks_due >= 2 && !last_was_window
+}
+
+/// The logs of a window's look (`from..=head`, the head's header only), as far as the head's
+/// header can check them: a log of the head's block must carry its hash and lie in its bloom.
+pub fn window_logs(look: &Look, head: &BlockHead) -> Result<Vec<Log>, &'static str> {
+    if look.to != head.number {
+        return Err("the window does not end at the head");
+    }
+    end_checked(look, &[*head]).map(|checked| checked.logs)
+}
+
+struct EndChecked {
+    logs: Vec<Log>,
+    removed: usize,
+    outside_bloom: usize,
+}
+
+/// The look's logs checked against the headers of its `ends`: removed logs and logs outside an
+/// end's bloom dropped and counted; a log without its block, outside the range or of another
+/// fork than an end refuses the answer.
+fn end_checked(look: &Look, ends: &[BlockHead]) -> Result<EndChecked, &'static str> {
+    let mut checked = EndChecked { logs: Vec::new(), removed: 0, outside_bloom: 0 };
+    for log in &look.logs {
+        if log.removed {
+            checked.removed += 1;
+            continue;
+        }
+        let Some(n) = log.block_number.filter(|_| log.block_hash.is_some()) else {
+            return Err("a log without its block");
+        };
+        if !(look.from..=look.to).contains(&n) {
+            return Err("logs outside the asked range");
+        }
+        if let Some(end) = ends.iter().find(|h| h.number == n) {
+            if log.block_hash != Some(end.hash) {
+                return Err("logs of another fork than the range's ends");
+            }
+            if !bloom_holds(&end.bloom, &log.address(), log.topics()) {
+                checked.outside_bloom += 1;
+                continue;
+            }
+        }
+        checked.logs.push(log.clone());
+    }
+    checked.logs.sort_by_key(|l| (l.block_number, l.log_index));
+    Ok(checked)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -76,7 +117,7 @@ mod tests {
     use std::collections::BTreeMap;
 
     /// One batch's look at from..=to on fork 0: the two end headers and `logs`.
-    fn tied(from: u64, to: u64, paying: &[u64], logs: Vec<alloy_rpc_types_eth::Log>) -> Look {
+    fn tied(from: u64, to: u64, paying: &[u64], logs: Vec<Log>) -> Look {
         let all = chain(from, to, 0, paying);
         let headers: BTreeMap<u64, BlockHead> = [(from, all[&from]), (to, all[&to])].into();
         Look { from, to, headers, logs, ..Default::default() }
@@ -156,5 +197,40 @@ mod tests {
         let mut blockless = log(15, 0);
         blockless.block_hash = None;
         assert!(matches!(judge(&tied(10, 20, &[], vec![blockless])), Verdict::Retry(_)));
+    }
+
+    /// A window's look at from..=to on fork 0: the head's header and `logs`.
+    fn window(from: u64, to: u64, paying: &[u64], logs: Vec<Log>) -> (Look, BlockHead) {
+        let head = chain(from, to, 0, paying)[&to];
+        (Look { from, to, headers: [(to, head)].into(), logs, ..Default::default() }, head)
+    }
+
+    #[test]
+    fn a_window_comes_every_other_multi_block_poll() {
+        assert!(window_due(2, false));
+        assert!(!window_due(2, true), "after a window, a linked poll");
+        assert!(!window_due(1, false), "one block links through the head's own parent");
+        assert!(!window_due(0, false));
+    }
+
+    #[test]
+    fn a_window_keeps_the_logs_its_head_can_check() {
+        let (look, head) = window(10, 20, &[20], vec![log(20, 0), log(13, 0)]);
+        let logs = window_logs(&look, &head).unwrap();
+        let at: Vec<_> = logs.iter().map(|l| l.block_number.unwrap()).collect();
+        assert_eq!(at, vec![13, 20], "every log, in block order");
+        // The head's block on another fork than the head read: the chain moved.
+        let (look, head) = window(10, 20, &[20], vec![log(20, 4)]);
+        assert!(window_logs(&look, &head).is_err());
+        // A log at the head outside its bloom is dropped; removed logs too.
+        let mut removed = log(15, 0);
+        removed.removed = true;
+        let (look, head) = window(10, 20, &[], vec![log(20, 0), removed]);
+        assert!(window_logs(&look, &head).unwrap().is_empty());
+        // Outside the range, or a look that does not end at the head.
+        let (look, head) = window(10, 20, &[], vec![log(21, 0)]);
+        assert!(window_logs(&look, &head).is_err());
+        let (look, _) = window(10, 20, &[], vec![]);
+        assert!(window_logs(&look, &chain(10, 21, 0, &[])[&21]).is_err());
     }
 }
