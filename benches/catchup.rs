@@ -16,30 +16,26 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use alloy::primitives::{Address, U256};
+use alloy::primitives::U256;
 use alloy::providers::Provider;
-use alloy::providers::ext::AnvilApi;
-use alloy::rpc::types::Filter;
 use alloy::signers::local::PrivateKeySigner;
-use alloy::sol_types::SolEvent;
 use anyhow::Context;
-use paywatch::chain::contracts::{IERC20, MockUSDT};
+use paywatch::chain::contracts::MockUSDT;
 use paywatch::chain::status::ChainStatus;
 use paywatch::chain::{deploy, rpc};
 use paywatch::devnet::anvil::{Anvil, AnvilOptions, accounts};
 use paywatch::money::Token;
+use paywatch::store::orders;
 use paywatch::store::orders::OrderStatus;
-use paywatch::store::{Store, orders};
 use paywatch::watcher::Watcher;
 
 mod common;
+use common::workload::{anvil_head, generate, median, ms, raw_fetch, reset};
 use common::{one_node_config, open_orders, setup};
 use tokio_util::sync::CancellationToken;
 
 const TOTAL_LOGS: usize = 50_000;
-const PER_TX: usize = 500;
 const DEPOSIT_SHARE: usize = 100; // one log in 100 pays an order
-const EMPTY_BLOCKS: u64 = 5_000;
 const RUNS: usize = 3;
 const LATENCY_SAMPLES: usize = 15;
 
@@ -65,12 +61,13 @@ async fn main() -> anyhow::Result<()> {
     paywatch::devnet::fund(&l2_deployer, &l2_deployment, payer_address, 1_000_000_000_000).await?;
 
     eprintln!("generating {TOTAL_LOGS} transfers…");
-    let (first_block, last_block) = generate(&anvil, usdt, &deposits).await?;
+    let (first_block, last_block) = generate(&anvil, usdt, &deposits, TOTAL_LOGS).await?;
     let blocks = last_block - first_block + 1;
 
-    let raw =
-        median(RUNS, || raw_fetch(&deployer, usdt, deployment.tokens[&Token::AnkrErc20], first_block, last_block))
-            .await?;
+    let raw = median(RUNS, || {
+        raw_fetch(&deployer, TOTAL_LOGS, usdt, deployment.tokens[&Token::AnkrErc20], first_block, last_block)
+    })
+    .await?;
     // As paywatch runs by default: every header of each range beside its logs (the trust rule
     // of issue 34); and on an endpoint declared one node: each range's two end headers and its
     // logs in one batch (the tie). Run in turns, so both meet the node in the same state.
@@ -131,7 +128,8 @@ async fn main() -> anyhow::Result<()> {
     // Two chains: the second chain pays orders of its own (same store, same asset).
     let l2_deposits = open_orders(&config, &store, orders_n).await?;
     eprintln!("generating {TOTAL_LOGS} transfers on the second chain…");
-    let (l2_first, _) = generate(&l2, l2_deployment.tokens[&paywatch::devnet::L2_USDT], &l2_deposits).await?;
+    let (l2_first, _) =
+        generate(&l2, l2_deployment.tokens[&paywatch::devnet::L2_USDT], &l2_deposits, TOTAL_LOGS).await?;
     let starts = [(31337, first_block - 1, &deployer), (paywatch::devnet::L2_CHAIN_ID, l2_first - 1, &l2_deployer)];
     let chains = config.chains();
     let watcher_on = |i: usize| -> anyhow::Result<Watcher> {
@@ -192,113 +190,6 @@ async fn timed_catch_up(mut watcher: Watcher) -> anyhow::Result<Duration> {
     let started = Instant::now();
     watcher.catch_up().await?;
     Ok(started.elapsed())
-}
-
-/// `TOTAL_LOGS` USDT Transfer logs on `anvil`, one in `DEPOSIT_SHARE` paying one of `deposits`,
-/// among empty blocks; returns the first and last block of the range.
-async fn generate(anvil: &Anvil, usdt: Address, deposits: &[(Address, U256, String)]) -> anyhow::Result<(u64, u64)> {
-    let deployer = rpc::signing_provider(&anvil.rpc_url(), accounts::DEPLOYER_KEY.parse()?)?;
-    let payer = rpc::signing_provider(&anvil.rpc_url(), accounts::PAYER_KEY.parse()?)?;
-    let first_block = anvil_head(&deployer).await? + 1;
-    let token = MockUSDT::new(usdt, payer);
-    let mut d = 0;
-    for tx in 0..TOTAL_LOGS / PER_TX {
-        let mut to = Vec::with_capacity(PER_TX);
-        let mut values = Vec::with_capacity(PER_TX);
-        for i in 0..PER_TX {
-            if i % DEPOSIT_SHARE == 0 {
-                to.push(deposits[d].0);
-                values.push(deposits[d].1);
-                d += 1;
-            } else {
-                to.push(Address::from_word(alloy::primitives::keccak256(format!("noise-{tx}-{i}"))));
-                values.push(U256::from(1u8));
-            }
-        }
-        token.multiTransfer(to, values).gas(25_000_000).send().await?.get_receipt().await?;
-        if tx % 10 == 0 {
-            deployer.anvil_mine(Some(EMPTY_BLOCKS / 10), None).await?;
-        }
-    }
-    Ok((first_block, anvil_head(&deployer).await?))
-}
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1000.0
-}
-
-async fn anvil_head(p: &alloy::providers::DynProvider) -> anyhow::Result<u64> {
-    Ok(p.get_block_number().await?)
-}
-
-async fn median<F, Fut>(runs: usize, mut f: F) -> anyhow::Result<Duration>
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = anyhow::Result<Duration>>,
-{
-    let mut times = Vec::new();
-    for _ in 0..runs.max(1) {
-        times.push(f().await?);
-    }
-    times.sort();
-    Ok(times[times.len() / 2])
-}
-
-/// The baseline: the same filter over the same range in 1,000-block chunks, logs dropped.
-async fn raw_fetch(
-    p: &alloy::providers::DynProvider,
-    usdt: Address,
-    ankr: Address,
-    from: u64,
-    to: u64,
-) -> anyhow::Result<Duration> {
-    let started = Instant::now();
-    let mut n = 0;
-    let mut start = from;
-    while start <= to {
-        let end = to.min(start + 999);
-        let filter = Filter::new()
-            .address(vec![ankr, usdt])
-            .event_signature(IERC20::Transfer::SIGNATURE_HASH)
-            .from_block(start)
-            .to_block(end);
-        n += p.get_logs(&filter).await?.len();
-        start = end + 1;
-    }
-    anyhow::ensure!(n >= TOTAL_LOGS, "raw fetch saw {n} logs");
-    Ok(started.elapsed())
-}
-
-/// Forgets everything the watcher did, so each run catches up from the same place.
-/// Each chain of `starts` (chain id, the block before its range, a provider on it) starts there.
-async fn reset(store: &Store, starts: &[(u64, u64, &alloy::providers::DynProvider)]) -> anyhow::Result<()> {
-    let mut tx = store.begin().await?;
-    for sql in [
-        "DELETE FROM deposits",
-        "DELETE FROM chain_transfers",
-        "DELETE FROM webhook_outbox",
-        "DELETE FROM chain_blocks",
-        "DELETE FROM chain_cursor",
-        "UPDATE orders SET status = 'awaiting_payment', seen_base = '0', confirmed_base = '0', overpaid_base = '0', paid_at = NULL",
-        "UPDATE apps SET status = 'pending_payment', start_time = NULL, end_time = NULL",
-    ] {
-        sqlx::query(sql).execute(&mut *tx).await?;
-    }
-    tx.commit().await?;
-    for (chain_id, before_first, p) in starts {
-        let block = p.get_block_by_number((*before_first).into()).await?.context("block")?;
-        paywatch::store::cursor::set(
-            store.pool(),
-            *chain_id,
-            paywatch::store::cursor::Cursor {
-                block_number: *before_first,
-                block_hash: block.header.hash,
-                block_time: block.header.timestamp as i64,
-            },
-        )
-        .await?;
-    }
-    Ok(())
 }
 
 /// Mined-to-paid latency of single payments with a running server.

@@ -1,0 +1,201 @@
+//! The catch-up of the code before issue 34 and of this code, timed in one process against one
+//! anvil holding one workload (`run.sh`). The catch-up bench times each code in its own process
+//! against its own anvil; between two such processes the raw fetch alone moved 1.8x, more than
+//! the codes differ. Here every turn meets the same node in the same state: each round runs the
+//! raw eth_getLogs baseline, the old watcher, this watcher (default rule) and this watcher on an
+//! endpoint declared one node, in an order rotated every round, and the report gives the median
+//! of each and the ratio of this code's time to the old code's in the same round.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use alloy::primitives::U256;
+use alloy::providers::DynProvider;
+use alloy::signers::local::PrivateKeySigner;
+use paywatch::chain::{deploy, rpc};
+use paywatch::devnet::anvil::{Anvil, AnvilOptions, accounts};
+use paywatch::money::Token;
+
+#[path = "../../../benches/common/mod.rs"]
+mod common;
+mod old_common;
+
+use common::workload::{forget_progress, generate, ms, raw_fetch, reset};
+
+const TOTAL_LOGS: usize = 50_000;
+/// Orders each store opens; both sets are paid in the same workload, so each watcher matches
+/// 500 payments among 50,000 logs (the catch-up bench's share) and passes over the other 500.
+const ORDERS: usize = 500;
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Turn {
+    Raw,
+    Before,
+    Default,
+    OneNode,
+    /// This code's reads alone (the default rule's), no matching or writing.
+    FetchDefault,
+    /// The same for the tie's reads.
+    FetchOneNode,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let rounds: usize = std::env::args().nth(1).map_or(Ok(7), |r| r.parse())?;
+    let anvil = Anvil::spawn(AnvilOptions::default()).await?;
+    let deployer = rpc::signing_provider(&anvil.rpc_url(), accounts::DEPLOYER_KEY.parse()?)?;
+    let treasury = accounts::TREASURY_KEY.parse::<PrivateKeySigner>()?.address();
+    let deployment = deploy::deploy_all(&deployer, treasury, true).await?;
+    let (usdt, ankr) = (deployment.tokens[&Token::UsdtErc20], deployment.tokens[&Token::AnkrErc20]);
+    let dir = tempfile::tempdir()?;
+
+    // This code's config and store; the old code reads the same config with its own database.
+    let (config, store) = common::setup(&anvil, &deployment, None, dir.path(), "now", false, None).await?;
+    let one_node = common::one_node_config(dir.path(), "now")?;
+    let text = std::fs::read_to_string(dir.path().join("now.toml"))?.replace("now.db", "before.db");
+    anyhow::ensure!(text.contains("before.db"), "the config names its database file");
+    std::fs::write(dir.path().join("before.toml"), text)?;
+    let old_config = old::config::Config::load(&dir.path().join("before.toml"))?;
+    let old_store = old::store::Store::connect(old_config.database_url()).await?;
+    old_store.migrate().await?;
+
+    let mut deposits = common::open_orders(&config, &store, ORDERS).await?;
+    let old_deposits = old_common::open_orders(&old_config, &old_store, ORDERS).await?;
+    // Interleaved, so both codes' payments lie spread over the same blocks.
+    deposits = deposits.into_iter().zip(old_deposits).flat_map(|(a, b)| [a, b]).collect();
+    let distinct: std::collections::HashSet<_> = deposits.iter().map(|d| d.0).collect();
+    anyhow::ensure!(distinct.len() == 2 * ORDERS, "the two stores' deposit addresses overlap");
+    let payer = accounts::PAYER_KEY.parse::<PrivateKeySigner>()?.address();
+    deploy::mint_mock(&deployer, Token::UsdtErc20, usdt, payer, U256::from(10u64).pow(U256::from(30))).await?;
+    eprintln!("generating {TOTAL_LOGS} transfers…");
+    let (first, last) = generate(&anvil, usdt, &deposits, TOTAL_LOGS).await?;
+
+    let mut times: Vec<(Turn, Duration)> = Vec::new();
+    let order = [Turn::Raw, Turn::Before, Turn::Default, Turn::OneNode, Turn::FetchDefault, Turn::FetchOneNode];
+    let reader = paywatch::watcher::reader::Reader::new(rpc::http_provider(&anvil.rpc_url())?, vec![ankr, usdt]);
+    for round in 0..rounds {
+        for k in 0..order.len() {
+            let turn = order[(round + k) % order.len()];
+            let took = match turn {
+                Turn::Raw => raw_fetch(&deployer, TOTAL_LOGS, usdt, ankr, first, last).await?,
+                Turn::Before => before(&old_config, &old_store, &deployer, &anvil, first - 1).await?,
+                Turn::Default => now(&config, &store, &deployer, &anvil, first - 1).await?,
+                Turn::OneNode => now(&one_node, &store, &deployer, &anvil, first - 1).await?,
+                Turn::FetchDefault => fetch_only(&reader, false, first, last).await?,
+                Turn::FetchOneNode => fetch_only(&reader, true, first, last).await?,
+            };
+            eprintln!("round {round}: {turn:?} {:.0} ms", ms(took));
+            times.push((turn, took));
+        }
+    }
+    report(&times, rounds, last - first + 1);
+    anvil.stop().await
+}
+
+/// This code's catch-up from `start`.
+async fn now(
+    config: &paywatch::config::Config,
+    store: &paywatch::store::Store,
+    p: &DynProvider,
+    anvil: &Anvil,
+    start: u64,
+) -> anyhow::Result<Duration> {
+    reset(store, &[(anvil.chain_id(), start, p)]).await?;
+    let provider = rpc::http_provider(&anvil.rpc_url())?;
+    let mut watcher = paywatch::watcher::Watcher::new(config, store.clone(), provider, Arc::default());
+    timed(watcher.catch_up(), store.pool()).await
+}
+
+/// The code before issue 34 from `start`: its own watcher and store, the same node and workload.
+async fn before(
+    config: &old::config::Config,
+    store: &old::store::Store,
+    p: &DynProvider,
+    anvil: &Anvil,
+    start: u64,
+) -> anyhow::Result<Duration> {
+    use alloy::providers::Provider;
+    forget_progress(store.pool()).await?;
+    let block = p.get_block_by_number(start.into()).await?.ok_or_else(|| anyhow::anyhow!("no block {start}"))?;
+    let cursor = old::store::cursor::Cursor {
+        block_number: start,
+        block_hash: block.header.hash,
+        block_time: block.header.timestamp as i64,
+    };
+    old::store::cursor::set(store.pool(), anvil.chain_id(), cursor).await?;
+    let provider = old::chain::rpc::http_provider(&anvil.rpc_url())?;
+    let mut watcher = old::chain::watcher::Watcher::new(config, store.clone(), provider, Arc::default());
+    timed(watcher.catch_up(), store.pool()).await
+}
+
+/// This code's reads of `first..=last` alone, in ranges sized as its catch-up sizes them (from
+/// 1,000 blocks, doubling up to the watcher's 5,000): where a catch-up's time goes.
+async fn fetch_only(
+    reader: &paywatch::watcher::reader::Reader,
+    tied: bool,
+    first: u64,
+    last: u64,
+) -> anyhow::Result<Duration> {
+    let mut range = paywatch::chain::range::AdaptiveRange::new(1_000, 5_000);
+    let (started, mut from, mut logs) = (Instant::now(), first, 0);
+    while from <= last {
+        let to = last.min(from + range.get() - 1);
+        let mut look = if tied { reader.tied_range(from, to).await? } else { reader.range(from, to).await? };
+        if !tied {
+            reader.complete_headers(&mut look).await?;
+            anyhow::ensure!(look.headers.len() as u64 == to - from + 1, "headers of {from}..={to} missing");
+        }
+        logs += look.logs.len();
+        from = to + 1;
+        range.grow();
+    }
+    anyhow::ensure!(logs >= TOTAL_LOGS, "the reads saw {logs} logs");
+    Ok(started.elapsed())
+}
+
+/// How long a catch-up took, once it has credited every order of its store.
+async fn timed(catch_up: impl Future<Output = anyhow::Result<()>>, pool: &sqlx::AnyPool) -> anyhow::Result<Duration> {
+    let started = Instant::now();
+    catch_up.await?;
+    let took = started.elapsed();
+    let paid: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM orders WHERE status = 'paid'").fetch_one(pool).await?;
+    anyhow::ensure!(paid as usize == ORDERS, "catch-up credited {paid} of {ORDERS} orders");
+    Ok(took)
+}
+
+fn report(times: &[(Turn, Duration)], rounds: usize, blocks: u64) {
+    let of = |turn: Turn| -> Vec<Duration> { times.iter().filter(|(t, _)| *t == turn).map(|(_, d)| *d).collect() };
+    let median = |mut v: Vec<Duration>| {
+        v.sort();
+        v[v.len() / 2]
+    };
+    // This code's time over the old code's, round by round (the same node state, minutes apart at most).
+    let per_round = |turn: Turn| -> Vec<f64> {
+        of(turn).iter().zip(of(Turn::Before)).map(|(a, b)| a.as_secs_f64() / b.as_secs_f64()).collect()
+    };
+    let raw = median(of(Turn::Raw));
+    println!(
+        "## Catch-up before issue 34 and now, one process, one anvil ({blocks} blocks, {TOTAL_LOGS} Transfer logs, \
+         {ORDERS} paying each code's orders; median of {rounds} rounds)\n"
+    );
+    println!("| | median | ratio to raw fetch | this code / before, per round (min, median, max) |");
+    println!("|---|---:|---:|---|");
+    for (turn, label) in [
+        (Turn::Raw, "raw eth_getLogs (baseline)"),
+        (Turn::Before, "before issue 34 (7158f6e, its default: each range tied to two headers)"),
+        (Turn::Default, "this code, default rule (every header of each range)"),
+        (Turn::OneNode, "this code, endpoint declared one node (the tie)"),
+        (Turn::FetchDefault, "this code's reads alone, default rule (logs and every header)"),
+        (Turn::FetchOneNode, "this code's reads alone, the tie (logs and two headers a range)"),
+    ] {
+        let m = median(of(turn));
+        let ratios = if matches!(turn, Turn::Default | Turn::OneNode) {
+            let mut r = per_round(turn);
+            r.sort_by(f64::total_cmp);
+            format!("{:.2}x, {:.2}x, {:.2}x", r[0], r[r.len() / 2], r[r.len() - 1])
+        } else {
+            String::new()
+        };
+        println!("| {label} | {:.0} ms | {:.2}x | {ratios} |", ms(m), m.as_secs_f64() / raw.as_secs_f64());
+    }
+}
