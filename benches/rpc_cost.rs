@@ -9,24 +9,21 @@
 //! the last one.
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use alloy::providers::Provider;
 use alloy::providers::ext::AnvilApi;
 use alloy::signers::local::PrivateKeySigner;
 use anyhow::Context;
-use axum::body::Bytes;
-use axum::extract::State;
 use paywatch::chain::contracts::MockUSDT;
 use paywatch::chain::{deploy, rpc};
 use paywatch::devnet::anvil::{Anvil, AnvilOptions, accounts};
 use paywatch::money::Token;
 use paywatch::store::orders::{self, OrderStatus};
-use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
 mod common;
+use common::counting_proxy::Proxy;
 use common::{Through, open_orders, setup};
 
 const POLL_MS: u64 = 2_000;
@@ -42,42 +39,6 @@ const UNITS: &[(&str, u64)] = &[
 ];
 const UNKNOWN_UNITS: u64 = 26;
 const FLOOR_PER_POLL: f64 = 80.0;
-
-#[derive(Default)]
-struct Counts {
-    by_method: BTreeMap<String, u64>,
-    requests: u64,
-}
-
-struct Proxy {
-    upstream: String,
-    http: reqwest::Client,
-    counts: Mutex<Counts>,
-}
-
-async fn forward(State(p): State<Arc<Proxy>>, body: Bytes) -> axum::response::Response {
-    use axum::response::IntoResponse;
-    if let Ok(request) = serde_json::from_slice::<Value>(&body) {
-        let calls = match &request {
-            Value::Array(items) => items.clone(),
-            one => vec![one.clone()],
-        };
-        let mut counts = p.counts.lock().unwrap();
-        counts.requests += 1;
-        for c in calls {
-            *counts.by_method.entry(c["method"].as_str().unwrap_or("?").to_string()).or_default() += 1;
-        }
-    }
-    match p.http.post(&p.upstream).header("content-type", "application/json").body(body).send().await {
-        Ok(r) => {
-            let status = r.status().as_u16();
-            let bytes = r.bytes().await.unwrap_or_default();
-            (axum::http::StatusCode::from_u16(status).unwrap_or(axum::http::StatusCode::BAD_GATEWAY), bytes)
-                .into_response()
-        }
-        Err(_) => axum::http::StatusCode::BAD_GATEWAY.into_response(),
-    }
-}
 
 fn units(method: &str) -> u64 {
     UNITS.iter().find(|(m, _)| *m == method).map_or(UNKNOWN_UNITS, |(_, u)| *u)
@@ -169,11 +130,7 @@ async fn measure(name: &'static str, block_every: Duration, one_node: bool) -> a
     )
     .await?;
 
-    let proxy = Arc::new(Proxy { upstream: anvil.rpc_url(), http: reqwest::Client::new(), counts: Mutex::default() });
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let proxy_url = format!("http://{}", listener.local_addr()?);
-    let app = axum::Router::new().fallback(forward).with_state(proxy.clone());
-    let proxy_task = tokio::spawn(async move { axum::serve(listener, app).await });
+    let (proxy, proxy_url, proxy_task) = Proxy::spawn(anvil.rpc_url()).await?;
 
     let dir = tempfile::tempdir()?;
     let through = Through { rpc_url: proxy_url, poll_interval_ms: POLL_MS, confirmations: 2, one_node };
@@ -205,7 +162,7 @@ async fn measure(name: &'static str, block_every: Duration, one_node: bool) -> a
         let p = p.clone();
         async move { anyhow::Ok(p.get_block_number().await?) }
     };
-    *proxy.counts.lock().unwrap() = Counts::default();
+    proxy.take();
     let first = head(&payer).await?;
     let started = Instant::now();
     let token = MockUSDT::new(usdt, payer.clone());
@@ -216,7 +173,7 @@ async fn measure(name: &'static str, block_every: Duration, one_node: bool) -> a
     }
     tokio::time::sleep(WINDOW.saturating_sub(started.elapsed())).await;
     let elapsed = started.elapsed();
-    let counted = std::mem::take(&mut *proxy.counts.lock().unwrap());
+    let counted = proxy.take();
     let blocks = head(&payer).await? - first;
     for (_, _, order_id) in &orders {
         let deadline = Instant::now() + Duration::from_secs(30);

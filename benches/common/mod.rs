@@ -1,6 +1,7 @@
 //! What the bench binaries share: a config and store beside an anvil, and open orders.
 #![allow(dead_code)] // each bench binary uses its part
 
+pub mod counting_proxy;
 pub mod workload;
 
 use alloy::primitives::{Address, U256};

@@ -20,6 +20,7 @@ use paywatch::money::Token;
 mod common;
 mod old_common;
 
+use common::counting_proxy::Proxy;
 use common::workload::{forget_progress, generate, ms, raw_fetch, reset};
 
 const TOTAL_LOGS: usize = 50_000;
@@ -70,6 +71,7 @@ async fn main() -> anyhow::Result<()> {
     eprintln!("generating {TOTAL_LOGS} transfers…");
     let (first, last) = generate(&anvil, usdt, &deposits, TOTAL_LOGS).await?;
 
+    let node = Node { chain_id: anvil.chain_id(), url: anvil.rpc_url() };
     let mut times: Vec<(Turn, Duration)> = Vec::new();
     let order = [Turn::Raw, Turn::Before, Turn::Default, Turn::OneNode, Turn::FetchDefault, Turn::FetchOneNode];
     let reader = paywatch::watcher::reader::Reader::new(rpc::http_provider(&anvil.rpc_url())?, vec![ankr, usdt]);
@@ -78,9 +80,9 @@ async fn main() -> anyhow::Result<()> {
             let turn = order[(round + k) % order.len()];
             let took = match turn {
                 Turn::Raw => raw_fetch(&deployer, TOTAL_LOGS, usdt, ankr, first, last).await?,
-                Turn::Before => before(&old_config, &old_store, &deployer, &anvil, first - 1).await?,
-                Turn::Default => now(&config, &store, &deployer, &anvil, first - 1).await?,
-                Turn::OneNode => now(&one_node, &store, &deployer, &anvil, first - 1).await?,
+                Turn::Before => before(&old_config, &old_store, &deployer, &node, first - 1).await?,
+                Turn::Default => now(&config, &store, &deployer, &node, first - 1).await?,
+                Turn::OneNode => now(&one_node, &store, &deployer, &node, first - 1).await?,
                 Turn::FetchDefault => fetch_only(&reader, false, first, last).await?,
                 Turn::FetchOneNode => fetch_only(&reader, true, first, last).await?,
             };
@@ -89,7 +91,40 @@ async fn main() -> anyhow::Result<()> {
         }
     }
     report(&times, rounds, last - first + 1);
+
+    // One more catch-up of each code through a counting proxy: what it asked of the node, and
+    // how long the node took to answer, against the catch-up's own time.
+    let (proxy, url, proxy_task) = Proxy::spawn(anvil.rpc_url()).await?;
+    let counted = Node { chain_id: anvil.chain_id(), url };
+    println!("\n## What each catch-up asked of the node (one catch-up each, through a counting proxy)\n");
+    println!(
+        "| | catch-up | node's answering time, summed | HTTP requests | calls by method |\n|---|---:|---:|---:|---|"
+    );
+    for turn in [Turn::Before, Turn::Default, Turn::OneNode] {
+        let took = match turn {
+            Turn::Before => before(&old_config, &old_store, &deployer, &counted, first - 1).await?,
+            Turn::Default => now(&config, &store, &deployer, &counted, first - 1).await?,
+            _ => now(&one_node, &store, &deployer, &counted, first - 1).await?,
+        };
+        let c = proxy.take();
+        let methods: Vec<String> = c.by_method.iter().map(|(m, n)| format!("{m} {n}")).collect();
+        println!(
+            "| {turn:?} | {:.0} ms | {:.0} ms | {} | {} |",
+            ms(took),
+            ms(c.waited),
+            c.requests,
+            methods.join(", ")
+        );
+    }
+    proxy_task.abort();
     anvil.stop().await
+}
+
+/// The node a watcher reads: the chain's id and the URL it is reached at (anvil's own, or a
+/// counting proxy's in front of it).
+struct Node {
+    chain_id: u64,
+    url: String,
 }
 
 /// This code's catch-up from `start`.
@@ -97,11 +132,11 @@ async fn now(
     config: &paywatch::config::Config,
     store: &paywatch::store::Store,
     p: &DynProvider,
-    anvil: &Anvil,
+    node: &Node,
     start: u64,
 ) -> anyhow::Result<Duration> {
-    reset(store, &[(anvil.chain_id(), start, p)]).await?;
-    let provider = rpc::http_provider(&anvil.rpc_url())?;
+    reset(store, &[(node.chain_id, start, p)]).await?;
+    let provider = rpc::http_provider(&node.url)?;
     let mut watcher = paywatch::watcher::Watcher::new(config, store.clone(), provider, Arc::default());
     timed(watcher.catch_up(), store.pool()).await
 }
@@ -111,7 +146,7 @@ async fn before(
     config: &old::config::Config,
     store: &old::store::Store,
     p: &DynProvider,
-    anvil: &Anvil,
+    node: &Node,
     start: u64,
 ) -> anyhow::Result<Duration> {
     use alloy::providers::Provider;
@@ -122,8 +157,8 @@ async fn before(
         block_hash: block.header.hash,
         block_time: block.header.timestamp as i64,
     };
-    old::store::cursor::set(store.pool(), anvil.chain_id(), cursor).await?;
-    let provider = old::chain::rpc::http_provider(&anvil.rpc_url())?;
+    old::store::cursor::set(store.pool(), node.chain_id, cursor).await?;
+    let provider = old::chain::rpc::http_provider(&node.url)?;
     let mut watcher = old::chain::watcher::Watcher::new(config, store.clone(), provider, Arc::default());
     timed(watcher.catch_up(), store.pool()).await
 }
