@@ -4,9 +4,12 @@
 //! the codes differ. Here every turn meets the same node in the same state: each round runs the
 //! raw eth_getLogs baseline, the old watcher, this watcher (default rule) and this watcher on an
 //! endpoint declared one node, in an order rotated every round, and the report gives the median
-//! of each and the ratio of this code's time to the old code's in the same round.
+//! of each and the ratio of this code's time to the old code's in the same round. Then one
+//! catch-up of each through a counting proxy, with sqlx's statement events tallied: where the
+//! time goes (the node's answers, SQL) and what differs between the codes.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use alloy::primitives::U256;
@@ -43,6 +46,12 @@ enum Turn {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let rounds: usize = std::env::args().nth(1).map_or(Ok(7), |r| r.parse())?;
+    {
+        use tracing_subscriber::prelude::*;
+        let only_statements =
+            tracing_subscriber::filter::Targets::new().with_target("sqlx::query", tracing::Level::DEBUG);
+        tracing_subscriber::registry().with((&SQL).with_filter(only_statements)).init();
+    }
     let anvil = Anvil::spawn(AnvilOptions::default()).await?;
     let deployer = rpc::signing_provider(&anvil.rpc_url(), accounts::DEPLOYER_KEY.parse()?)?;
     let treasury = accounts::TREASURY_KEY.parse::<PrivateKeySigner>()?.address();
@@ -80,9 +89,9 @@ async fn main() -> anyhow::Result<()> {
             let turn = order[(round + k) % order.len()];
             let took = match turn {
                 Turn::Raw => raw_fetch(&deployer, TOTAL_LOGS, usdt, ankr, first, last).await?,
-                Turn::Before => before(&old_config, &old_store, &deployer, &node, first - 1).await?,
-                Turn::Default => now(&config, &store, &deployer, &node, first - 1).await?,
-                Turn::OneNode => now(&one_node, &store, &deployer, &node, first - 1).await?,
+                Turn::Before => before(&old_config, &old_store, &deployer, &node, first - 1).await?.0,
+                Turn::Default => now(&config, &store, &deployer, &node, first - 1).await?.0,
+                Turn::OneNode => now(&one_node, &store, &deployer, &node, first - 1).await?.0,
                 Turn::FetchDefault => fetch_only(&reader, false, first, last).await?,
                 Turn::FetchOneNode => fetch_only(&reader, true, first, last).await?,
             };
@@ -92,16 +101,18 @@ async fn main() -> anyhow::Result<()> {
     }
     report(&times, rounds, last - first + 1);
 
-    // One more catch-up of each code through a counting proxy: what it asked of the node, and
-    // how long the node took to answer, against the catch-up's own time.
+    // One more catch-up of each code through a counting proxy: what it asked of the node, how
+    // long the node took to answer, and the SQL it ran, against the catch-up's own time.
     let (proxy, url, proxy_task) = Proxy::spawn(anvil.rpc_url()).await?;
     let counted = Node { chain_id: anvil.chain_id(), url };
     println!("\n## What each catch-up asked of the node (one catch-up each, through a counting proxy)\n");
     println!(
-        "| | catch-up | node's answering time, summed | HTTP requests | calls by method |\n|---|---:|---:|---:|---|"
+        "| | catch-up | node's answering time, summed | HTTP requests | calls by method | SQL statements | their time, \
+         summed |\n|---|---:|---:|---:|---|---:|---:|"
     );
     for turn in [Turn::Before, Turn::Default, Turn::OneNode] {
-        let took = match turn {
+        proxy.take();
+        let (took, (statements, sql_time)) = match turn {
             Turn::Before => before(&old_config, &old_store, &deployer, &counted, first - 1).await?,
             Turn::Default => now(&config, &store, &deployer, &counted, first - 1).await?,
             _ => now(&one_node, &store, &deployer, &counted, first - 1).await?,
@@ -109,15 +120,50 @@ async fn main() -> anyhow::Result<()> {
         let c = proxy.take();
         let methods: Vec<String> = c.by_method.iter().map(|(m, n)| format!("{m} {n}")).collect();
         println!(
-            "| {turn:?} | {:.0} ms | {:.0} ms | {} | {} |",
+            "| {turn:?} | {:.0} ms | {:.0} ms | {} | {} | {statements} | {:.0} ms |",
             ms(took),
             ms(c.waited),
             c.requests,
-            methods.join(", ")
+            methods.join(", "),
+            ms(sql_time)
         );
     }
     proxy_task.abort();
     anvil.stop().await
+}
+
+/// sqlx's statement events (target `sqlx::query`, one at debug level for each statement run,
+/// with its time), counted and their times summed; `timed` takes them around a catch-up.
+struct SqlTally {
+    statements: AtomicU64,
+    nanos: AtomicU64,
+}
+
+static SQL: SqlTally = SqlTally { statements: AtomicU64::new(0), nanos: AtomicU64::new(0) };
+
+impl SqlTally {
+    /// The statements and their time since the last take.
+    fn take(&self) -> (u64, Duration) {
+        (self.statements.swap(0, Ordering::Relaxed), Duration::from_nanos(self.nanos.swap(0, Ordering::Relaxed)))
+    }
+}
+
+impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for &'static SqlTally {
+    fn on_event(&self, event: &tracing::Event<'_>, _: tracing_subscriber::layer::Context<'_, S>) {
+        struct Elapsed(f64);
+        impl tracing::field::Visit for Elapsed {
+            fn record_f64(&mut self, field: &tracing::field::Field, value: f64) {
+                if field.name() == "elapsed_secs" {
+                    self.0 = value;
+                }
+            }
+            fn record_debug(&mut self, _: &tracing::field::Field, _: &dyn std::fmt::Debug) {}
+        }
+        let mut elapsed = Elapsed(0.0);
+        event.record(&mut elapsed);
+        self.statements.fetch_add(1, Ordering::Relaxed);
+        self.nanos.fetch_add((elapsed.0 * 1e9) as u64, Ordering::Relaxed);
+    }
 }
 
 /// The node a watcher reads: the chain's id and the URL it is reached at (anvil's own, or a
@@ -134,7 +180,7 @@ async fn now(
     p: &DynProvider,
     node: &Node,
     start: u64,
-) -> anyhow::Result<Duration> {
+) -> anyhow::Result<(Duration, (u64, Duration))> {
     reset(store, &[(node.chain_id, start, p)]).await?;
     let provider = rpc::http_provider(&node.url)?;
     let mut watcher = paywatch::watcher::Watcher::new(config, store.clone(), provider, Arc::default());
@@ -148,7 +194,7 @@ async fn before(
     p: &DynProvider,
     node: &Node,
     start: u64,
-) -> anyhow::Result<Duration> {
+) -> anyhow::Result<(Duration, (u64, Duration))> {
     use alloy::providers::Provider;
     forget_progress(store.pool()).await?;
     let block = p.get_block_by_number(start.into()).await?.ok_or_else(|| anyhow::anyhow!("no block {start}"))?;
@@ -188,14 +234,20 @@ async fn fetch_only(
     Ok(started.elapsed())
 }
 
-/// How long a catch-up took, once it has credited every order of its store.
-async fn timed(catch_up: impl Future<Output = anyhow::Result<()>>, pool: &sqlx::AnyPool) -> anyhow::Result<Duration> {
+/// How long a catch-up took, and the SQL statements it ran (count, summed time), once it has
+/// credited every order of its store.
+async fn timed(
+    catch_up: impl Future<Output = anyhow::Result<()>>,
+    pool: &sqlx::AnyPool,
+) -> anyhow::Result<(Duration, (u64, Duration))> {
+    SQL.take();
     let started = Instant::now();
     catch_up.await?;
     let took = started.elapsed();
+    let statements = SQL.take();
     let paid: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM orders WHERE status = 'paid'").fetch_one(pool).await?;
     anyhow::ensure!(paid as usize == ORDERS, "catch-up credited {paid} of {ORDERS} orders");
-    Ok(took)
+    Ok((took, statements))
 }
 
 fn report(times: &[(Turn, Duration)], rounds: usize, blocks: u64) {
