@@ -82,6 +82,8 @@ async fn main() -> anyhow::Result<()> {
 
     let node = Node { chain_id: anvil.chain_id(), url: anvil.rpc_url() };
     let mut times: Vec<(Turn, Duration)> = Vec::new();
+    // The trust rule's own time over each read-alone turn's answers: default rule, tie.
+    let mut judged: [Vec<Duration>; 2] = Default::default();
     let order = [Turn::Raw, Turn::Before, Turn::Default, Turn::OneNode, Turn::FetchDefault, Turn::FetchOneNode];
     let reader = paywatch::watcher::reader::Reader::new(rpc::http_provider(&anvil.rpc_url())?, vec![ankr, usdt]);
     for round in 0..rounds {
@@ -92,14 +94,23 @@ async fn main() -> anyhow::Result<()> {
                 Turn::Before => before(&old_config, &old_store, &deployer, &node, first - 1).await?.0,
                 Turn::Default => now(&config, &store, &deployer, &node, first - 1).await?.0,
                 Turn::OneNode => now(&one_node, &store, &deployer, &node, first - 1).await?.0,
-                Turn::FetchDefault => fetch_only(&reader, false, first, last).await?,
-                Turn::FetchOneNode => fetch_only(&reader, true, first, last).await?,
+                Turn::FetchDefault => fetch_only(&reader, &[ankr, usdt], false, first, last, &mut judged[0]).await?,
+                Turn::FetchOneNode => fetch_only(&reader, &[ankr, usdt], true, first, last, &mut judged[1]).await?,
             };
             eprintln!("round {round}: {turn:?} {:.0} ms", ms(took));
             times.push((turn, took));
         }
     }
     report(&times, rounds, last - first + 1);
+    let [default_rule, tie] = judged.map(|mut v| {
+        v.sort();
+        v[v.len() / 2]
+    });
+    println!(
+        "\nThe trust rule alone over the same answers (median): `verify` {:.1} ms, `verify_tied` {:.1} ms.",
+        ms(default_rule),
+        ms(tie)
+    );
 
     // One more catch-up of each code through a counting proxy: what it asked of the node, how
     // long the node took to answer, and the SQL it ran, against the catch-up's own time.
@@ -210,28 +221,47 @@ async fn before(
 }
 
 /// This code's reads of `first..=last` alone, in ranges sized as its catch-up sizes them (from
-/// 1,000 blocks, doubling up to the watcher's 5,000): where a catch-up's time goes.
+/// 1,000 blocks, doubling up to the watcher's 5,000): where a catch-up's time goes. Each range's
+/// answer is then judged by the trust rule the watcher applies (`verify`, or `verify_tied`),
+/// timed apart and not counted in the reads' time; it must be believed whole.
 async fn fetch_only(
     reader: &paywatch::watcher::reader::Reader,
+    tokens: &[alloy::primitives::Address],
     tied: bool,
     first: u64,
     last: u64,
+    verified: &mut Vec<Duration>,
 ) -> anyhow::Result<Duration> {
+    use paywatch::chain::completeness::{Verdict, verify};
+    use paywatch::chain::one_node::verify_tied;
+    let head = reader.header(last).await?.ok_or_else(|| anyhow::anyhow!("no header {last}"))?;
+    let mut cursor = reader.header(first - 1).await?.map(|h| h.hash);
     let mut range = paywatch::chain::range::AdaptiveRange::new(1_000, 5_000);
-    let (started, mut from, mut logs) = (Instant::now(), first, 0);
+    let (mut read, mut judged, mut from, mut logs) = (Duration::ZERO, Duration::ZERO, first, 0);
     while from <= last {
         let to = last.min(from + range.get() - 1);
+        let started = Instant::now();
         let mut look = if tied { reader.tied_range(from, to).await? } else { reader.range(from, to).await? };
         if !tied {
             reader.complete_headers(&mut look).await?;
-            anyhow::ensure!(look.headers.len() as u64 == to - from + 1, "headers of {from}..={to} missing");
         }
-        logs += look.logs.len();
+        read += started.elapsed();
+        let started = Instant::now();
+        let verdict =
+            if tied { verify_tied(&look, cursor, &head, tokens) } else { verify(&look, cursor, &head, tokens) };
+        judged += started.elapsed();
+        let Verdict::Trusted { believed, unproven: None } = verdict else {
+            anyhow::bail!("{from}..={to} not believed whole");
+        };
+        anyhow::ensure!(believed.last().number == to, "{from}..={to} believed only to {}", believed.last().number);
+        logs += believed.logs.len();
+        cursor = Some(believed.last().hash);
         from = to + 1;
         range.grow();
     }
     anyhow::ensure!(logs >= TOTAL_LOGS, "the reads saw {logs} logs");
-    Ok(started.elapsed())
+    verified.push(judged);
+    Ok(read)
 }
 
 /// How long a catch-up took, and the SQL statements it ran (count, summed time), once it has
