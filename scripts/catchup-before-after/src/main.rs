@@ -8,6 +8,7 @@
 //! catch-up of each through a counting proxy, with sqlx's statement events tallied: where the
 //! time goes (the node's answers, SQL) and what differs between the codes.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -82,8 +83,7 @@ async fn main() -> anyhow::Result<()> {
 
     let node = Node { chain_id: anvil.chain_id(), url: anvil.rpc_url() };
     let mut times: Vec<(Turn, Duration)> = Vec::new();
-    // The trust rule's own time over each read-alone turn's answers: default rule, tie.
-    let mut judged: [Vec<Duration>; 2] = Default::default();
+    let mut judged = Judged::default();
     let order = [Turn::Raw, Turn::Before, Turn::Default, Turn::OneNode, Turn::FetchDefault, Turn::FetchOneNode];
     let reader = paywatch::watcher::reader::Reader::new(rpc::http_provider(&anvil.rpc_url())?, vec![ankr, usdt]);
     for round in 0..rounds {
@@ -94,22 +94,26 @@ async fn main() -> anyhow::Result<()> {
                 Turn::Before => before(&old_config, &old_store, &deployer, &node, first - 1).await?.0,
                 Turn::Default => now(&config, &store, &deployer, &node, first - 1).await?.0,
                 Turn::OneNode => now(&one_node, &store, &deployer, &node, first - 1).await?.0,
-                Turn::FetchDefault => fetch_only(&reader, &[ankr, usdt], false, first, last, &mut judged[0]).await?,
-                Turn::FetchOneNode => fetch_only(&reader, &[ankr, usdt], true, first, last, &mut judged[1]).await?,
+                Turn::FetchDefault => fetch_only(&reader, &[ankr, usdt], false, first, last, &mut judged).await?,
+                Turn::FetchOneNode => fetch_only(&reader, &[ankr, usdt], true, first, last, &mut judged).await?,
             };
             eprintln!("round {round}: {turn:?} {:.0} ms", ms(took));
             times.push((turn, took));
         }
     }
     report(&times, rounds, last - first + 1);
-    let [default_rule, tie] = judged.map(|mut v| {
+    let median = |mut v: Vec<Duration>| {
         v.sort();
         v[v.len() / 2]
-    });
+    };
     println!(
-        "\nThe trust rule alone over the same answers (median): `verify` {:.1} ms, `verify_tied` {:.1} ms.",
-        ms(default_rule),
-        ms(tie)
+        "\nThe trust rule alone over the same answers (median): `verify` {:.1} ms, `verify_tied` {:.1} ms. \
+         Every log checked against its block's bloom: {:.1} ms as `bloom_holds` does it (each input hashed), \
+         {:.1} ms with each distinct address and topic hashed once a range.",
+        ms(median(judged.verify)),
+        ms(median(judged.verify_tied)),
+        ms(median(judged.bloom)),
+        ms(median(judged.bloom_once))
     );
 
     // One more catch-up of each code through a counting proxy: what it asked of the node, how
@@ -230,14 +234,15 @@ async fn fetch_only(
     tied: bool,
     first: u64,
     last: u64,
-    verified: &mut Vec<Duration>,
+    judged: &mut Judged,
 ) -> anyhow::Result<Duration> {
     use paywatch::chain::completeness::{Verdict, verify};
     use paywatch::chain::one_node::verify_tied;
     let head = reader.header(last).await?.ok_or_else(|| anyhow::anyhow!("no header {last}"))?;
     let mut cursor = reader.header(first - 1).await?.map(|h| h.hash);
     let mut range = paywatch::chain::range::AdaptiveRange::new(1_000, 5_000);
-    let (mut read, mut judged, mut from, mut logs) = (Duration::ZERO, Duration::ZERO, first, 0);
+    let (mut read, mut verified, mut from, mut logs) = (Duration::ZERO, Duration::ZERO, first, 0);
+    let (mut bloom, mut bloom_once) = (Duration::ZERO, Duration::ZERO);
     while from <= last {
         let to = last.min(from + range.get() - 1);
         let started = Instant::now();
@@ -249,7 +254,12 @@ async fn fetch_only(
         let started = Instant::now();
         let verdict =
             if tied { verify_tied(&look, cursor, &head, tokens) } else { verify(&look, cursor, &head, tokens) };
-        judged += started.elapsed();
+        verified += started.elapsed();
+        if !tied {
+            let (each, once) = bloom_checks(&look);
+            bloom += each;
+            bloom_once += once;
+        }
         let Verdict::Trusted { believed, unproven: None } = verdict else {
             anyhow::bail!("{from}..={to} not believed whole");
         };
@@ -260,8 +270,54 @@ async fn fetch_only(
         range.grow();
     }
     anyhow::ensure!(logs >= TOTAL_LOGS, "the reads saw {logs} logs");
-    verified.push(judged);
+    if tied {
+        judged.verify_tied.push(verified);
+    } else {
+        judged.verify.push(verified);
+        judged.bloom.push(bloom);
+        judged.bloom_once.push(bloom_once);
+    }
     Ok(read)
+}
+
+/// The trust rule's own time over each read-alone turn's answers, and the part of it that checks
+/// every log against its block's bloom, done two ways.
+#[derive(Default)]
+struct Judged {
+    verify: Vec<Duration>,
+    verify_tied: Vec<Duration>,
+    bloom: Vec<Duration>,
+    bloom_once: Vec<Duration>,
+}
+
+/// Every log of `look` checked against its block's bloom: as the core's `bloom_holds` does it
+/// (address and topics hashed for every log), and with each distinct one hashed once.
+fn bloom_checks(look: &paywatch::chain::completeness::Look) -> (Duration, Duration) {
+    use alloy::primitives::{Address, B256, BloomInput, keccak256};
+    use paywatch::chain::completeness::bloom_holds;
+    let bloom_of = |log: &alloy::rpc::types::Log| look.headers[&log.block_number.unwrap()].bloom;
+    let started = Instant::now();
+    let held = look.logs.iter().filter(|l| bloom_holds(&bloom_of(l), &l.address(), l.topics())).count();
+    let each = started.elapsed();
+    let started = Instant::now();
+    let (mut addresses, mut topics) = (HashMap::<Address, B256>::new(), HashMap::<B256, B256>::new());
+    let held_once = look
+        .logs
+        .iter()
+        .filter(|l| {
+            let bloom = bloom_of(l);
+            let a = *addresses.entry(l.address()).or_insert_with(|| keccak256(l.address()));
+            bloom.contains_input(BloomInput::Hash(a))
+                && l.topics().iter().all(|t| {
+                    let h = *topics.entry(*t).or_insert_with(|| keccak256(t));
+                    bloom.contains_input(BloomInput::Hash(h))
+                })
+        })
+        .count();
+    let once = started.elapsed();
+    assert_eq!(held, held_once, "both checks agree");
+    assert_eq!(held, look.logs.len(), "every log in its block's bloom");
+    (each, once)
 }
 
 /// How long a catch-up took, and the SQL statements it ran (count, summed time), once it has
