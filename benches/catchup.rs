@@ -25,8 +25,7 @@ use paywatch::chain::status::ChainStatus;
 use paywatch::chain::{deploy, rpc};
 use paywatch::devnet::anvil::{Anvil, AnvilOptions, accounts};
 use paywatch::money::Token;
-use paywatch::store::orders;
-use paywatch::store::orders::OrderStatus;
+use paywatch::store::orders::{self, OrderStatus};
 use paywatch::watcher::Watcher;
 
 mod common;

@@ -9,7 +9,7 @@ use axum::body::Bytes;
 use axum::extract::State;
 use serde_json::Value;
 
-#[derive(Default, Clone)]
+#[derive(Default)]
 pub struct Counts {
     pub by_method: BTreeMap<String, u64>,
     pub requests: u64,

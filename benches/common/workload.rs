@@ -18,7 +18,7 @@ use paywatch::store::Store;
 /// Transfers a multiTransfer carries.
 const PER_TX: usize = 500;
 /// Empty blocks mined among the transfers, in ten runs.
-pub const EMPTY_BLOCKS: u64 = 5_000;
+const EMPTY_BLOCKS: u64 = 5_000;
 
 /// `total_logs` USDT Transfer logs on `anvil`, spread evenly, one paying each of `deposits`,
 /// among empty blocks; returns the first and last block of the range.

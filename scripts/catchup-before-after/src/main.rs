@@ -102,10 +102,6 @@ async fn main() -> anyhow::Result<()> {
         }
     }
     report(&times, rounds, last - first + 1);
-    let median = |mut v: Vec<Duration>| {
-        v.sort();
-        v[v.len() / 2]
-    };
     println!(
         "\nThe trust rule alone over the same answers (median): `verify` {:.1} ms, `verify_tied` {:.1} ms. \
          Every log checked against its block's bloom: {:.1} ms as `bloom_holds` does it (each input hashed), \
@@ -336,12 +332,13 @@ async fn timed(
     Ok((took, statements))
 }
 
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
 fn report(times: &[(Turn, Duration)], rounds: usize, blocks: u64) {
     let of = |turn: Turn| -> Vec<Duration> { times.iter().filter(|(t, _)| *t == turn).map(|(_, d)| *d).collect() };
-    let median = |mut v: Vec<Duration>| {
-        v.sort();
-        v[v.len() / 2]
-    };
     // This code's time over the old code's, round by round (the same node state, minutes apart at most).
     let per_round = |turn: Turn| -> Vec<f64> {
         of(turn).iter().zip(of(Turn::Before)).map(|(a, b)| a.as_secs_f64() / b.as_secs_f64()).collect()
