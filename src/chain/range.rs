@@ -63,6 +63,13 @@ impl AdaptiveRange {
         self.current = self.current.min(span);
     }
 
+    /// The range after one more `grow` (what the next step will ask, when this one succeeds).
+    pub fn grown(&self) -> u64 {
+        let mut next = *self;
+        next.grow();
+        next.get()
+    }
+
     pub fn grow(&mut self) {
         if self.hold > 0 {
             self.hold -= 1;

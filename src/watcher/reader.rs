@@ -100,6 +100,12 @@ impl Reader {
         Ok(HeadPoll { head, look: Some(Look { from, to: head.number, headers, logs, ..Default::default() }) })
     }
 
+    /// A range's logs and the headers its rule needs: its two ends in one batch when `tied`,
+    /// else every header beside the logs.
+    pub async fn look(&self, tied: bool, from: u64, to: u64) -> anyhow::Result<Look> {
+        if tied { self.tied_range(from, to).await } else { self.range(from, to).await }
+    }
+
     /// `eth_getLogs(from, to)` and every header of the range, asked at once.
     pub async fn range(&self, from: u64, to: u64) -> anyhow::Result<Look> {
         let filter = self.filter().from_block(from).to_block(to);

@@ -14,7 +14,7 @@ use alloy::primitives::Address;
 use alloy::providers::DynProvider;
 use anyhow::Context;
 
-use super::matching;
+use super::ahead;
 use super::reader::Reader;
 use crate::chain::completeness::{self, Believed, BlockHead, Look, Verdict, verify};
 use crate::chain::deposit_index::DepositIndex;
@@ -25,7 +25,7 @@ use crate::chain::rpc;
 use crate::chain::status::ChainStatus;
 use crate::config::{ChainRef, Config, Confirmations, RpcBatches};
 use crate::payments::credit::{self, Rules, Step};
-use crate::store::{Store, StoreError, cursor, unix_now};
+use crate::store::{Store, cursor, unix_now};
 
 /// How deep a `safe` or `finalized` tag is taken to be when shown as a count of confirmations.
 pub const UNSAFE_ZONE: u64 = 64;
@@ -65,6 +65,8 @@ pub struct Watcher {
     pace: Pace,
     /// Tied, the last poll was a window (`one_node::window_due`): the next one links.
     pub(super) last_was_window: bool,
+    /// Catching up, the next range's answer, read while the last step committed (`ahead`).
+    ahead: Option<Look>,
 }
 
 /// What a step asks of the loop. Every outcome but `MoreToDo` waits before the next step.
@@ -127,6 +129,7 @@ impl Watcher {
             deposits: config.deposits.clone(),
             pace: Pace::default(),
             last_was_window: false,
+            ahead: None,
         }
     }
 
@@ -164,6 +167,8 @@ impl Watcher {
     pub(super) async fn step(&mut self) -> Result<Progress, StepError> {
         // A failed read is an error, never "no cursor": that would restart from start_block.
         let stored = cursor::get(self.store.pool(), self.rules.chain_id).await.context("reading the cursor")?;
+        // An answer read ahead serves the step right after the one that read it, or none.
+        let ahead = self.ahead.take();
         let (head, quick) = self.read_head(stored).await?;
         let (from, to) = match self.plan(&head, stored).await? {
             Ok(range) => range,
@@ -174,14 +179,30 @@ impl Watcher {
         }
         // Tied, the head's poll stands for the range only with the first block's header in it.
         let quick = quick.filter(|q| q.from == from && q.to == to && (!self.tied || q.headers.contains_key(&from)));
-        let look = match quick {
+        let look = match quick.or_else(|| ahead::take_for(ahead, from, to)) {
             Some(look) => look,
-            None => match self.read_range(from, to).await {
+            None => match self.reader.look(self.tied, from, to).await {
                 Ok(look) => look,
                 Err(e) => return self.refused(e, to - from + 1),
             },
         };
-        let believed = match self.believe(look, stored, &head).await? {
+        // Catching up, the next range is read while this one is judged and committed.
+        let next = (!self.following).then(|| ahead::next_range(look.to, head.number, self.range.grown())).flatten();
+        let reader = self.reader.clone();
+        let (read_ahead, progress) =
+            tokio::join!(ahead::read(&reader, self.tied, next), self.believe_and_commit(look, stored, &head));
+        self.ahead = read_ahead.filter(|_| matches!(progress, Ok(Progress::MoreToDo)));
+        progress
+    }
+
+    /// Verify → match → commit of one look: the part of a step the next range's read overlaps.
+    async fn believe_and_commit(
+        &mut self,
+        look: Look,
+        stored: Option<cursor::Cursor>,
+        head: &BlockHead,
+    ) -> Result<Progress, StepError> {
+        let believed = match self.believe(look, stored, head).await? {
             Ok(believed) => believed,
             Err(progress) => return Ok(progress),
         };
@@ -209,12 +230,6 @@ impl Watcher {
         };
         self.record_head(&head).await?;
         Ok((head, look))
-    }
-
-    /// The range's logs and the headers its rule needs: its two ends in one batch when tied,
-    /// else every header beside the logs.
-    async fn read_range(&self, from: u64, to: u64) -> anyhow::Result<Look> {
-        if self.tied { self.reader.tied_range(from, to).await } else { self.reader.range(from, to).await }
     }
 
     /// A refused `eth_getLogs`: a range or result cap asks for less; anything else is an error.
@@ -355,13 +370,7 @@ impl Watcher {
             at: self.chain_now(),
             ..Default::default()
         };
-        let mut tx = self.store.begin().await?;
-        let outcome = match credit::commit_step(&mut tx, &self.rules, &step).await {
-            Err(StoreError::Conflict(_)) => return Ok(()), // the next poll recomputes
-            other => other?,
-        };
-        tx.commit().await?;
-        self.status.committed();
+        let Some(outcome) = self.commit_books(&step).await? else { return Ok(()) };
         crate::telemetry::payments_credited("token", outcome.paid.len());
         Ok(())
     }
@@ -392,15 +401,11 @@ impl Watcher {
             to,
             logs: b.logs.iter().filter_map(|l| Some((l.transaction_hash?, l.log_index?, l.block_hash?))).collect(),
         };
-        // Refreshed after the logs were fetched: any order whose address is paid in these logs
-        // was committed before the payment was mined, so it is in the index now.
-        self.index.refresh(&self.store, self.status.processed_time()).await?;
         let headers: BTreeMap<u64, BlockHead> = b.headers.iter().map(|h| (h.number, *h)).collect();
-        let mut transfers =
-            matching::transfers(self.rules.chain_id, &self.tokens, &self.index, &self.store, &b.logs, &headers).await?;
-        if let Err(why) = matching::stamp_times(&self.reader, &mut transfers).await? {
-            return Ok(Progress::Retry(why));
-        }
+        let transfers = match self.matched(&b.logs, &headers).await? {
+            Ok(transfers) => transfers,
+            Err(why) => return Ok(Progress::Retry(why)),
+        };
         let step = Step {
             from_cursor: stored,
             transfers,
@@ -412,16 +417,9 @@ impl Watcher {
             at: self.chain_now(),
             answered: Some(answered),
         };
-        let mut tx = self.store.begin().await?;
-        let outcome = match credit::commit_step(&mut tx, &self.rules, &step).await {
-            Err(StoreError::Conflict(why)) => {
-                tracing::info!(why, "an order changed under the step; recomputing");
-                return Ok(Progress::Retry("an order changed under the step".into()));
-            }
-            other => other?,
+        let Some(outcome) = self.commit_books(&step).await? else {
+            return Ok(Progress::Retry("an order changed under the step".into()));
         };
-        tx.commit().await.context("committing the step")?;
-        self.status.committed();
         self.status.set_processed(to);
         self.status.set_processed_time(last.time);
         if !outcome.removed.is_empty() {

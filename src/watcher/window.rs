@@ -5,12 +5,11 @@
 
 use std::collections::BTreeMap;
 
-use super::matching;
 use super::step::{Progress, StepError, Watcher};
 use crate::chain::completeness::{BlockHead, Look};
 use crate::chain::one_node::window_logs;
-use crate::payments::credit::{self, Step};
-use crate::store::{StoreError, cursor};
+use crate::payments::credit::Step;
+use crate::store::cursor;
 
 impl Watcher {
     /// Tied, a head poll from the cursor without the first new block's header is a window when
@@ -38,22 +37,16 @@ impl Watcher {
             Ok(logs) => logs,
             Err(why) => return Ok(Progress::Retry(why.into())),
         };
-        self.index.refresh(&self.store, self.status.processed_time()).await?;
         let headers = BTreeMap::from([(head.number, *head)]);
-        let mut transfers =
-            matching::transfers(self.rules.chain_id, &self.tokens, &self.index, &self.store, &logs, &headers).await?;
-        if let Err(why) = matching::stamp_times(&self.reader, &mut transfers).await? {
-            return Ok(Progress::Retry(why));
-        }
+        let transfers = match self.matched(&logs, &headers).await? {
+            Ok(transfers) => transfers,
+            Err(why) => return Ok(Progress::Retry(why)),
+        };
         // No confirmation, no cursor, no `answered`: nothing proven, so nothing moved or removed.
         let step = Step { from_cursor: Some(c), transfers, at: self.chain_now(), ..Default::default() };
-        let mut tx = self.store.begin().await?;
-        let outcome = match credit::commit_step(&mut tx, &self.rules, &step).await {
-            Err(StoreError::Conflict(_)) => return Ok(Progress::Retry("an order changed under the window".into())),
-            other => other?,
+        let Some(outcome) = self.commit_books(&step).await? else {
+            return Ok(Progress::Retry("an order changed under the window".into()));
         };
-        tx.commit().await?;
-        self.status.committed();
         self.last_was_window = true;
         metrics::counter!(crate::telemetry::TRANSFERS_MATCHED).increment(outcome.recorded as u64);
         Ok(Progress::CaughtUp)

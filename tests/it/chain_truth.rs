@@ -801,7 +801,7 @@ on_both_backends!(a_transfer_stored_at_another_height_moves_to_where_a_step_find
 
 /// The payer's USDT transfer as a transaction anvil signs for it (the payer's account is
 /// unlocked): for a reorg to put in, or a block mined with others.
-fn payer_usdt_transfer(app: &TestApp, to: Address, value: U256) -> alloy::rpc::types::TransactionRequest {
+pub(crate) fn payer_usdt_transfer(app: &TestApp, to: Address, value: U256) -> alloy::rpc::types::TransactionRequest {
     let payer: Address = accounts::PAYER_KEY.parse::<PrivateKeySigner>().unwrap().address();
     let call = paywatch::chain::contracts::IERC20::transferCall { to, value };
     alloy::rpc::types::TransactionRequest::default()

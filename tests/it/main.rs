@@ -31,6 +31,7 @@ mod openapi;
 mod payments;
 mod prices;
 mod products;
+mod read_ahead;
 mod reconcile;
 mod refunds;
 mod resilience;
