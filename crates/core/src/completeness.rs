@@ -20,7 +20,7 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
-use alloy_primitives::{Address, B256, Bloom, BloomInput};
+use alloy_primitives::{Address, B256, Bloom, BloomInput, keccak256};
 use alloy_rpc_types_eth::Log;
 
 /// What the watcher keeps of a block header.
@@ -47,6 +47,26 @@ pub fn may_hold(bloom: &Bloom, tokens: &[Address], topic: &B256) -> bool {
 pub fn bloom_holds(bloom: &Bloom, address: &Address, topics: &[B256]) -> bool {
     bloom.contains_input(BloomInput::Raw(address.as_slice()))
         && topics.iter().all(|t| bloom.contains_input(BloomInput::Raw(t.as_slice())))
+}
+
+/// `bloom_holds` with each distinct address and topic hashed once: a catch-up checks tens of
+/// thousands of logs, most of them sharing the token's address and the Transfer topic, and the
+/// hashing (four a log) was most of `verify`'s time.
+#[derive(Default)]
+pub struct BloomHashes {
+    addresses: HashMap<Address, B256>,
+    topics: HashMap<B256, B256>,
+}
+
+impl BloomHashes {
+    pub fn holds(&mut self, bloom: &Bloom, address: &Address, topics: &[B256]) -> bool {
+        let address = *self.addresses.entry(*address).or_insert_with(|| keccak256(address));
+        bloom.contains_input(BloomInput::Hash(address))
+            && topics.iter().all(|t| {
+                let topic = *self.topics.entry(*t).or_insert_with(|| keccak256(t));
+                bloom.contains_input(BloomInput::Hash(topic))
+            })
+    }
 }
 
 /// Everything answered about `from..=to`, whichever nodes answered it.
@@ -137,6 +157,7 @@ pub fn verify(look: &Look, cursor: Option<B256>, head: &BlockHead, tokens: &[Add
     let mut logs = Vec::new();
     let mut proven = 0;
     let mut unproven = None;
+    let mut hashes = BloomHashes::default();
     for h in &chained {
         let answered = by_block.remove(&h.number).unwrap_or_default();
         let (ours, theirs): (Vec<&Log>, Vec<&Log>) = answered.into_iter().partition(|l| l.block_hash == Some(h.hash));
@@ -153,7 +174,7 @@ pub fn verify(look: &Look, cursor: Option<B256>, head: &BlockHead, tokens: &[Add
             }
         };
         for log in block_logs {
-            if bloom_holds(&h.bloom, &log.address(), log.topics()) {
+            if hashes.holds(&h.bloom, &log.address(), log.topics()) {
                 logs.push(log.clone());
             } else {
                 outside_bloom += 1;
@@ -284,6 +305,35 @@ mod tests {
         assert!(may_hold(&bloom, &[TOKEN], &TRANSFER));
         assert!(!may_hold(&Bloom::default(), &[TOKEN], &TRANSFER));
         assert!(!may_hold(&bloom, &[Address::repeat_byte(8)], &TRANSFER));
+    }
+
+    #[test]
+    fn the_bloom_check_hashing_each_input_once_answers_as_hashing_every_time() {
+        let (a, b) = (Address::repeat_byte(1), Address::repeat_byte(2));
+        let (t, u, v) = (TRANSFER, B256::repeat_byte(3), B256::repeat_byte(4));
+        let mut of_a = Bloom::default();
+        of_a.accrue_raw_log(a, &[t, u]);
+        let mut of_b = Bloom::default();
+        of_b.accrue_raw_log(b, &[t, v]);
+        let blooms = [of_a, of_b, Bloom::default()];
+        let inputs: [(Address, Vec<B256>); 6] =
+            [(a, vec![t, u]), (a, vec![t, v]), (b, vec![t, v]), (b, vec![t, u]), (a, vec![]), (b, vec![v, t])];
+        // The same inputs against each bloom in turn: the hashes are kept, never the answers.
+        let mut hashes = BloomHashes::default();
+        let mut held = Vec::new();
+        for bloom in &blooms {
+            for (address, topics) in &inputs {
+                let once = hashes.holds(bloom, address, topics);
+                assert_eq!(once, bloom_holds(bloom, address, topics), "{address} {topics:?}");
+                held.push(once);
+            }
+        }
+        let expected = [
+            [true, false, false, false, true, false],
+            [false, false, true, false, false, true],
+            [false, false, false, false, false, false],
+        ];
+        assert_eq!(held, expected.concat());
     }
 
     #[test]
