@@ -56,11 +56,7 @@ async fn an_answer_read_ahead_across_a_reorg_ends_credited_once_at_the_canonical
     let hash = *node.send_raw_transaction(&raw).await.unwrap().tx_hash();
     app.mine(4).await;
     assert_eq!(app.head().await, c + 1_016);
-    let mined_at = |hash| async move {
-        let receipt = app.chain.deployer.get_transaction_receipt(hash).await.unwrap().expect("mined");
-        receipt.block_number.unwrap()
-    };
-    assert_eq!(mined_at(hash).await, c + 1_012, "the payment first at c+1,012");
+    assert_eq!(mined_at(node, hash).await, c + 1_012, "the payment first at c+1,012");
 
     let provider = rpc::http_provider(&app.chain.anvil.rpc_url()).unwrap();
     let mut watcher = Watcher::new(&config, store.clone(), provider, Arc::new(ChainStatus::default()));
@@ -73,7 +69,7 @@ async fn an_answer_read_ahead_across_a_reorg_ends_credited_once_at_the_canonical
     if app.head().await == c + 1_010 {
         app.mine(1).await;
     }
-    assert_eq!(mined_at(hash).await, c + 1_011, "mined again one block lower");
+    assert_eq!(mined_at(node, hash).await, c + 1_011, "mined again one block lower");
     app.mine(6).await;
 
     assert_eq!(watcher.step_once().await.unwrap(), Ok(false), "the range read ahead, more to do");
@@ -105,6 +101,10 @@ async fn an_answer_read_ahead_across_a_reorg_ends_credited_once_at_the_canonical
 }
 
 on_both_backends!(an_answer_read_ahead_across_a_reorg_ends_credited_once => an_answer_read_ahead_across_a_reorg_ends_credited_once_at_the_canonical_height);
+
+async fn mined_at(node: &alloy::providers::DynProvider, hash: alloy::primitives::TxHash) -> u64 {
+    node.get_transaction_receipt(hash).await.unwrap().expect("mined").block_number.unwrap()
+}
 
 async fn cursor_at(store: &paywatch::store::Store, chain_id: u64) -> u64 {
     cursor::get(store.pool(), chain_id).await.unwrap().unwrap().block_number
