@@ -641,15 +641,9 @@ pub(crate) async fn a_payment_mined_again_lower_after_a_reorg_with(
     backend: &'static str,
     config_edits: Vec<(&'static str, &'static str)>,
 ) {
-    use alloy::eips::eip2718::Encodable2718;
-    use alloy::network::NetworkTransactionBuilder as _;
-    use alloy::network::{EthereumWallet, TransactionBuilder};
     let options = Options { backend, confirmations: 3, poll_interval_ms: 1_000, config_edits, ..Default::default() };
     let app = spawn_app(options).await;
-    let payer_key: PrivateKeySigner = accounts::PAYER_KEY.parse().unwrap();
-    let wallet = EthereumWallet::from(payer_key.clone());
     let node = &app.chain.deployer;
-    let chain_id = paywatch::devnet::CHAIN_ID;
     for round in 0..4 {
         let (_, order_id, address, owed) = app.create_crypto_app("USDT_ERC20", 1).await;
         // The chain's pace, as the watcher sees it between heads.
@@ -659,14 +653,7 @@ pub(crate) async fn a_payment_mined_again_lower_after_a_reorg_with(
         }
         let c = app.head().await;
         // The payment as raw signed bytes, so the reorg can mine the very same transaction.
-        let nonce = node.get_transaction_count(payer_key.address()).await.unwrap();
-        let request = payer_usdt_transfer(&app, address, owed)
-            .with_nonce(nonce)
-            .with_chain_id(chain_id)
-            .with_gas_limit(200_000)
-            .with_max_fee_per_gas(100_000_000_000)
-            .with_max_priority_fee_per_gas(1_000_000_000);
-        let raw = request.build(&wallet).await.unwrap().encoded_2718();
+        let raw = signed_payer_usdt_transfer(&app, address, owed).await;
         // Whole seconds of the chain's clock pass after the head was read, so the next poll
         // finds several blocks due by the pace and asks for them with the head (the shape in
         // which the earlier watcher recorded a window; a precondition, not a wait for a result).
@@ -808,6 +795,26 @@ pub(crate) fn payer_usdt_transfer(app: &TestApp, to: Address, value: U256) -> al
         .from(payer)
         .to(app.chain.token(Token::UsdtErc20))
         .input(alloy::sol_types::SolCall::abi_encode(&call).into())
+}
+
+/// The payer's USDT transfer signed by the test with the payer's next nonce, as raw bytes: a
+/// reorg can mine the very same transaction (same hash) again.
+pub(crate) async fn signed_payer_usdt_transfer(app: &TestApp, to: Address, value: U256) -> Vec<u8> {
+    use alloy::eips::eip2718::Encodable2718;
+    use alloy::network::NetworkTransactionBuilder as _;
+    use alloy::network::{EthereumWallet, TransactionBuilder};
+    let payer: PrivateKeySigner = accounts::PAYER_KEY.parse().unwrap();
+    let nonce = app.chain.deployer.get_transaction_count(payer.address()).await.unwrap();
+    payer_usdt_transfer(app, to, value)
+        .with_nonce(nonce)
+        .with_chain_id(paywatch::devnet::CHAIN_ID)
+        .with_gas_limit(200_000)
+        .with_max_fee_per_gas(100_000_000_000)
+        .with_max_priority_fee_per_gas(1_000_000_000)
+        .build(&EthereumWallet::from(payer))
+        .await
+        .unwrap()
+        .encoded_2718()
 }
 
 /// A step commits only onto the cursor it was read from. A process whose lease was lost (its

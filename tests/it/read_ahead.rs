@@ -4,20 +4,15 @@
 
 use std::sync::Arc;
 
-use alloy::eips::eip2718::Encodable2718;
-use alloy::network::NetworkTransactionBuilder as _;
-use alloy::network::{EthereumWallet, TransactionBuilder};
 use alloy::providers::Provider;
 use alloy::providers::ext::AnvilApi;
-use alloy::signers::local::PrivateKeySigner;
 use paywatch::chain::rpc;
 use paywatch::chain::status::ChainStatus;
 use paywatch::config::Config;
-use paywatch::devnet::anvil::accounts;
 use paywatch::store::cursor;
 use paywatch::watcher::Watcher;
 
-use crate::chain_truth::payer_usdt_transfer;
+use crate::chain_truth::signed_payer_usdt_transfer;
 use crate::support::app::{Options, spawn_app};
 use crate::support::watch::wait_processed;
 
@@ -41,18 +36,7 @@ async fn an_answer_read_ahead_across_a_reorg_ends_credited_once_at_the_canonical
     let node = &app.chain.deployer;
     app.mine(c + 1_011 - app.head().await).await;
     // The payment as raw signed bytes, so the reorg can mine the very same transaction.
-    let payer: PrivateKeySigner = accounts::PAYER_KEY.parse().unwrap();
-    let nonce = node.get_transaction_count(payer.address()).await.unwrap();
-    let raw = payer_usdt_transfer(&app, address, owed)
-        .with_nonce(nonce)
-        .with_chain_id(chain_id)
-        .with_gas_limit(200_000)
-        .with_max_fee_per_gas(100_000_000_000)
-        .with_max_priority_fee_per_gas(1_000_000_000)
-        .build(&EthereumWallet::from(payer))
-        .await
-        .unwrap()
-        .encoded_2718();
+    let raw = signed_payer_usdt_transfer(&app, address, owed).await;
     let hash = *node.send_raw_transaction(&raw).await.unwrap().tx_hash();
     app.mine(4).await;
     assert_eq!(app.head().await, c + 1_016);
